@@ -1,0 +1,75 @@
+import * as path from 'node:path';
+import type { InspectReport } from '../engine/inspect';
+
+/** 1234567 -> "1.23 M". */
+export function si(n: number): string {
+  const units: Array<[number, string]> = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
+  for (const [v, u] of units) if (Math.abs(n) >= v) return `${(n / v).toFixed(2)} ${u}`;
+  return String(n);
+}
+
+/** Bytes as MB/kB. */
+export function bytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} kB`;
+}
+
+function table(rows: string[][]): string {
+  const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(w[c]!) : cell.padStart(w[c]!))).join('  ')).join('\n');
+}
+
+/** Human-readable `optin inspect` output. */
+export function formatInspect(r: InspectReport): string {
+  const s = r.structure;
+  const lines = [
+    `model   ${path.basename(r.path)}  (${bytes(r.fileBytes)}${r.usesExternalData ? ' + external data' : ''}, ${si(r.parameters)} parameters)`,
+    `arch    ${s.architecture}, ${s.modality}, ${s.norm}-LN, hidden ${s.hidden}, ${s.layers.length} layers, opset ${s.opset}, ${s.producer || 'unknown producer'}`,
+    `inputs  ${s.inputs.map((i) => `${i.name} (${i.role}, ${i.dtype} [${i.shape.join(', ')}])`).join('; ')}`,
+    `MACs at sequence length ${r.macs.seqLen}${s.visionTokens ? ' (patches + class tokens)' : ''}:`,
+    '',
+  ];
+  const rows = [['layer', 'heads x size', 'qkv', 'ffn', 'activation', 'head MACs', 'ffn MACs', 'total']];
+  s.layers.forEach((l, i) => {
+    const a = l.attention;
+    const m = r.macs.layers[i]!;
+    rows.push([
+      String(i),
+      `${a.heads} x ${a.headSize}${a.vHeadSize !== a.headSize ? `/${a.vHeadSize}` : ''}`,
+      a.qkv.kind,
+      String(l.ffn?.width ?? 0),
+      l.ffn?.activation ?? '-',
+      si(m.heads),
+      si(m.ffn),
+      si(m.total),
+    ]);
+  });
+  rows.push(['total', '', '', '', '', si(r.macs.layers.reduce((x, m) => x + m.heads, 0)), si(r.macs.layers.reduce((x, m) => x + m.ffn, 0)), si(r.macs.total)]);
+  return lines.join('\n') + table(rows);
+}
+
+/** The machine-readable form of `optin inspect --json`. */
+export function inspectJson(r: InspectReport): object {
+  const s = r.structure;
+  return {
+    path: r.path,
+    architecture: s.architecture,
+    modality: s.modality,
+    hidden: s.hidden,
+    norm: s.norm,
+    parameters: r.parameters,
+    inputs: s.inputs,
+    outputs: s.outputs,
+    ...(s.visionTokens ? { visionTokens: s.visionTokens } : {}),
+    ...(s.maxPositions ? { maxPositions: s.maxPositions } : {}),
+    layers: s.layers.map((l, i) => ({
+      heads: l.attention.heads,
+      headSize: l.attention.headSize,
+      ...(l.attention.vHeadSize !== l.attention.headSize ? { vHeadSize: l.attention.vHeadSize } : {}),
+      ffn: l.ffn?.width ?? 0,
+      qkv: l.attention.qkv.kind,
+      activation: l.ffn?.activation ?? null,
+      macs: r.macs.layers[i]!.total,
+    })),
+    macs: { seqLen: r.macs.seqLen, total: r.macs.total },
+  };
+}

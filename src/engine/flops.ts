@@ -1,0 +1,44 @@
+import type { EncoderLayer, ModelStructure } from './structure/types';
+
+/**
+ * MACs of one attention head at sequence length s (OPTIN.md section 3):
+ * Q/K/V projections, QK^T and PV, and its rows of the output projection.
+ * With dq = dv = d this is 3*s*D*d + 2*s^2*d + s*d*D.
+ */
+export function headMacs(s: number, hidden: number, dq: number, dv: number = dq): number {
+  return s * hidden * (2 * dq + dv) + s * s * (dq + dv) + s * dv * hidden;
+}
+
+/** MACs of one FFN neuron at sequence length s: 2*s*D. */
+export function neuronMacs(s: number, hidden: number): number {
+  return 2 * s * hidden;
+}
+
+/** MACs of one layer split into its heads and its FFN neurons. */
+export interface LayerMacs {
+  perHead: number;
+  perNeuron: number;
+  heads: number;
+  ffn: number;
+  total: number;
+}
+
+/** Per-layer and total MACs of the prunable parts (embeddings, norms, softmax, biases, classifier excluded). */
+export interface MacReport {
+  seqLen: number;
+  layers: LayerMacs[];
+  total: number;
+}
+
+/** MACs of one layer with `heads` heads and `neurons` FFN neurons kept. */
+export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention.heads, neurons = l.ffn?.width ?? 0): LayerMacs {
+  const perHead = headMacs(s, hidden, l.attention.headSize, l.attention.vHeadSize);
+  const perNeuron = neuronMacs(s, hidden);
+  return { perHead, perNeuron, heads: heads * perHead, ffn: neurons * perNeuron, total: heads * perHead + neurons * perNeuron };
+}
+
+/** MAC model of a whole structure at sequence length s. */
+export function modelMacs(st: ModelStructure, s: number): MacReport {
+  const layers = st.layers.map((l) => layerMacs(l, s, st.hidden));
+  return { seqLen: s, layers, total: layers.reduce((a, l) => a + l.total, 0) };
+}

@@ -1,0 +1,224 @@
+import type { NodeProto } from '../onnx/schema';
+import { GraphIndex, attrInt, attrInts } from '../onnx/graph';
+import { tensorShape } from '../onnx/tensor';
+import { OptinError } from '../errors';
+import { nodeId } from './linear';
+import { evalShape, type ShapeElem } from './shapeEval';
+import { LinearIndex, traceBackToLinear, traceForwardToLinear } from './trace';
+import type { AttentionBlock, Linear, QkvLayout, ShapeSite } from './types';
+
+const SCORE_OPS = new Set(['Add', 'Sub', 'Div', 'Mul', 'Where', 'Cast', 'Identity']);
+
+function findScoresMatMul(ix: GraphIndex, value: string, depth = 0): NodeProto | undefined {
+  if (depth > 6) return undefined;
+  const p = ix.producer.get(value);
+  if (!p) return undefined;
+  if ((p.opType === 'MatMul' || p.opType === 'FusedMatMul') && p.input.every((i) => !ix.constant(i))) return p;
+  if (!SCORE_OPS.has(p.opType)) return undefined;
+  for (const i of p.input) {
+    if (!i || ix.constant(i)) continue;
+    const hit = findScoresMatMul(ix, i, depth + 1);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+function siteKind(ix: GraphIndex, reshape: NodeProto, e: ShapeElem): ShapeSite['kind'] {
+  if (e.computedFrom) return 'computed';
+  return ix.constant(reshape.input[1]!) ? 'reshape-literal' : 'concat-constant';
+}
+
+function isShared(ix: GraphIndex, holder: string): boolean {
+  const uses = ix.uses(holder);
+  return uses.length > 1;
+}
+
+function site(ix: GraphIndex, reshape: NodeProto, e: ShapeElem, meaning: ShapeSite['meaning'], value: number): ShapeSite | undefined {
+  const holder = e.computedFrom?.holder ?? e.holder;
+  if (holder === undefined) return undefined;
+  return {
+    node: nodeId(reshape), kind: siteKind(ix, reshape, e), holder, index: e.computedFrom ? 0 : (e.index ?? 0),
+    meaning, value, shared: isShared(ix, holder),
+  };
+}
+
+interface HeadGeometry { heads: number; headSize: number; sites: ShapeSite[]; packedOrder?: 'qkv-heads' | 'heads-qkv' }
+
+/** Read heads and head size from the Reshape that splits a projection into heads. */
+function headsFromPath(ix: GraphIndex, path: NodeProto[], width: number, packed: boolean): HeadGeometry | undefined {
+  for (const r of path) {
+    if (r.opType !== 'Reshape') continue;
+    const shape = evalShape(ix, r.input[1]!);
+    if (!shape || shape.length < 4) continue;
+    let hE: ShapeElem, dE: ShapeElem, order: HeadGeometry['packedOrder'];
+    const tail = shape.slice(-3);
+    if (packed && shape.length === 5) {
+      if (tail[0]!.value === 3) { order = 'qkv-heads'; hE = tail[1]!; dE = tail[2]!; }
+      else if (tail[1]!.value === 3) { order = 'heads-qkv'; hE = tail[0]!; dE = tail[2]!; }
+      else continue;
+    } else {
+      hE = shape[shape.length - 2]!;
+      dE = shape[shape.length - 1]!;
+    }
+    const unit = packed ? width / 3 : width;
+    let h = hE.value, d = dE.value;
+    if (h !== null && h > 0 && d === null) d = unit / h;
+    if (d !== null && d > 0 && h === null) h = unit / d;
+    if (h === null && d === null && dE.computedFrom?.op === 'Div') { h = dE.computedFrom.constant; d = unit / h; }
+    if (h === null || d === null || !Number.isInteger(h) || !Number.isInteger(d) || h * d !== unit) continue;
+    const sites = [site(ix, r, hE, 'heads', h), site(ix, r, dE, 'headSize', d)].filter((s): s is ShapeSite => !!s);
+    return { heads: h, headSize: d, sites, ...(order ? { packedOrder: order } : {}) };
+  }
+  return undefined;
+}
+
+function mergeSites(ix: GraphIndex, path: NodeProto[], width: number): ShapeSite[] {
+  const out: ShapeSite[] = [];
+  for (const r of path) {
+    if (r.opType !== 'Reshape') continue;
+    const shape = evalShape(ix, r.input[1]!);
+    if (!shape) continue;
+    const last = shape[shape.length - 1];
+    if (last && last.value === width) {
+      const s = site(ix, r, last, 'width', width);
+      if (s) out.push(s);
+    }
+  }
+  return out;
+}
+
+/** Detect an attention block around an unfused Softmax. */
+export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: NodeProto): AttentionBlock | undefined {
+  const qk = findScoresMatMul(ix, softmax.input[0]!);
+  if (!qk) return undefined;
+  let probs = softmax.output[0]!;
+  for (let hop = 0; hop < 3; hop++) {
+    const u = ix.uses(probs);
+    if (u.length === 1 && ['Dropout', 'Cast', 'Identity'].includes(u[0]!.opType)) probs = u[0]!.output[0]!;
+    else break;
+  }
+  const pv = ix.uses(probs).find((u) => u.opType === 'MatMul' && u.input[0] === probs);
+  if (!pv) return undefined;
+  const q = traceBackToLinear(ix, li, qk.input[0]!);
+  const k = traceBackToLinear(ix, li, qk.input[1]!);
+  const v = traceBackToLinear(ix, li, pv.input[1]!);
+  if (!q || !k || !v) return undefined;
+  const out = traceForwardToLinear(ix, li.all, pv.output[0]!);
+  if (!out) return undefined;
+  const packed = q.linear === k.linear && k.linear === v.linear;
+  let qkv: QkvLayout;
+  let geom: HeadGeometry | undefined;
+  if (packed) {
+    geom = headsFromPath(ix, q.path, q.linear.outFeatures, true) ?? headsFromPath(ix, v.path, v.linear.outFeatures, true);
+    if (!geom) {
+      const perPart = headsFromPath(ix, q.path, q.linear.outFeatures / 3, false);
+      if (perPart) geom = { ...perPart, packedOrder: 'qkv-heads' };
+    }
+    qkv = { kind: 'packed', qkv: q.linear, order: geom?.packedOrder ?? 'qkv-heads' };
+  } else {
+    if (q.linear === k.linear || k.linear === v.linear || q.linear === v.linear) return undefined;
+    geom = headsFromPath(ix, q.path, q.linear.outFeatures, false);
+    const vGeom = headsFromPath(ix, v.path, v.linear.outFeatures, false);
+    const kGeom = headsFromPath(ix, k.path, k.linear.outFeatures, false);
+    if (geom) geom = { ...geom, sites: [...geom.sites, ...(kGeom?.sites ?? []), ...(vGeom?.sites ?? [])] };
+    qkv = { kind: 'separate', q: q.linear, k: k.linear, v: v.linear };
+  }
+  if (!geom) {
+    throw new OptinError(
+      'unsupported',
+      `attention at ${ix.label(softmax)}: cannot tell the number of heads (no Reshape into [batch, seq, heads, head_size] found on the query path)`,
+    );
+  }
+  const ctxWidth = out.linear.inFeatures;
+  return {
+    heads: geom.heads,
+    headSize: geom.headSize,
+    vHeadSize: ctxWidth / geom.heads,
+    qkv,
+    output: out.linear,
+    input: q.linear.input,
+    context: out.linear.input,
+    core: nodeId(softmax),
+    shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
+  };
+}
+
+function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads: number): { linear: Linear & { einsum?: boolean }; sites: ShapeSite[] } | undefined {
+  const direct = traceForwardToLinear(ix, li.all, value);
+  if (direct) return { linear: direct.linear, sites: mergeSites(ix, direct.path, direct.linear.inFeatures) };
+  const uses = ix.uses(value);
+  const r = uses.length === 1 && uses[0]!.opType === 'Reshape' ? uses[0]! : undefined;
+  const e = r ? ix.uses(r.output[0]!).find((u) => u.opType === 'Einsum') : undefined;
+  const w = e ? ix.constant(e.input[1]!) : undefined;
+  if (!r || !e || !w || w.dims.length !== 3) return undefined;
+  const [h, d, D] = tensorShape(w) as [number, number, number];
+  if (h !== heads) return undefined;
+  const addU = ix.uses(e.output[0]!);
+  const add = addU.length === 1 && addU[0]!.opType === 'Add' ? addU[0]! : undefined;
+  const bias = add?.input.find((i) => { const c = ix.constant(i); return c && c.dims.length === 1 && Number(c.dims[0]) === D; });
+  const shape = evalShape(ix, r.input[1]!) ?? [];
+  const sites = [
+    shape[shape.length - 2] ? site(ix, r, shape[shape.length - 2]!, 'heads', h) : undefined,
+    shape[shape.length - 1] ? site(ix, r, shape[shape.length - 1]!, 'headSize', d) : undefined,
+  ].filter((s): s is ShapeSite => !!s);
+  return {
+    linear: {
+      node: nodeId(e), op: 'MatMul', input: value, weight: e.input[1]!, transposed: false, inFeatures: h * d, outFeatures: D,
+      ...(bias && add ? { bias, biasNode: nodeId(add) } : {}), output: add && bias ? add.output[0]! : e.output[0]!, einsum: true,
+    },
+    sites,
+  };
+}
+
+/** Detect a fused com.microsoft Attention block. */
+export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto): AttentionBlock {
+  const heads = attrInt(n, 'num_heads', 0);
+  const w = ix.constant(n.input[1]!);
+  if (!w || w.dims.length !== 2 || heads <= 0) {
+    throw new OptinError('unsupported', `${ix.label(n)}: fused Attention without constant 2-D weights or num_heads is not supported`);
+  }
+  if (attrInt(n, 'unidirectional', 0) === 1) {
+    throw new OptinError('decoder', `${ix.label(n)} is unidirectional (causal) attention: decoder-only models are not supported`);
+  }
+  const [D, total] = tensorShape(w) as [number, number];
+  const sizes = attrInts(n, 'qkv_hidden_sizes');
+  const [qh, kh, vh] = sizes && sizes.length === 3 ? (sizes as [number, number, number]) : [total / 3, total / 3, total / 3];
+  if (qh + kh + vh !== total || qh % heads || vh % heads) {
+    throw new OptinError('unsupported', `${ix.label(n)}: qkv widths ${qh}/${kh}/${vh} do not split into ${heads} heads`);
+  }
+  const out = outputProjection(ix, li, n.output[0]!, heads);
+  if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
+  const sites: ShapeSite[] = [{ node: nodeId(n), kind: 'attribute', holder: 'num_heads', index: 0, meaning: 'heads', value: heads, shared: false }];
+  if (sizes) sites.push({ node: nodeId(n), kind: 'attribute', holder: 'qkv_hidden_sizes', index: 0, meaning: 'width', value: qh, shared: false });
+  void D;
+  const bias = n.input[2] && ix.constant(n.input[2]) ? n.input[2] : undefined;
+  return {
+    heads, headSize: qh / heads, vHeadSize: vh / heads,
+    qkv: { kind: 'fused-attention', node: nodeId(n), weight: n.input[1]!, ...(bias ? { bias } : {}), qkvHiddenSizes: [qh, kh, vh] },
+    output: out.linear, input: n.input[0]!, context: n.output[0]!, core: nodeId(n), shapeSites: [...sites, ...out.sites],
+  };
+}
+
+/** Detect a com.microsoft MultiHeadAttention block with separate Q/K/V projections. */
+export function attentionFromMha(ix: GraphIndex, li: LinearIndex, n: NodeProto): AttentionBlock {
+  const heads = attrInt(n, 'num_heads', 0);
+  if (attrInt(n, 'unidirectional', 0) === 1) {
+    throw new OptinError('decoder', `${ix.label(n)} is causal attention: decoder-only models are not supported`);
+  }
+  const [qv, kv, vv] = [n.input[0], n.input[1], n.input[2]];
+  const q = qv ? traceBackToLinear(ix, li, qv) : undefined;
+  const k = kv ? traceBackToLinear(ix, li, kv) : undefined;
+  const v = vv ? traceBackToLinear(ix, li, vv) : undefined;
+  if (!q || !k || !v || heads <= 0) {
+    throw new OptinError('unsupported', `${ix.label(n)}: MultiHeadAttention needs separate query/key/value projections and num_heads`);
+  }
+  const out = outputProjection(ix, li, n.output[0]!, heads);
+  if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
+  const packedBias = n.input[3] && ix.constant(n.input[3]) ? n.input[3] : undefined;
+  return {
+    heads, headSize: q.linear.outFeatures / heads, vHeadSize: v.linear.outFeatures / heads,
+    qkv: { kind: 'mha', node: nodeId(n), q: q.linear, k: k.linear, v: v.linear, ...(packedBias ? { packedBias } : {}) },
+    output: out.linear, input: q.linear.input, context: n.output[0]!, core: nodeId(n),
+    shapeSites: [{ node: nodeId(n), kind: 'attribute', holder: 'num_heads', index: 0, meaning: 'heads', value: heads, shared: false }, ...out.sites],
+  };
+}

@@ -1,0 +1,37 @@
+import type { GraphIndex } from '../onnx/graph';
+import { DataType } from '../onnx/schema';
+import { tensorBytes, tensorShape } from '../onnx/tensor';
+
+/** Why a graph looks like a causal decoder, or undefined when it does not. */
+export function causalEvidence(ix: GraphIndex): string | undefined {
+  for (const v of [...ix.graph.input, ...ix.graph.output]) {
+    if (/past|present|cache/i.test(v.name)) return `it has key/value-cache ${ix.graph.input.includes(v) ? 'input' : 'output'} "${v.name}"`;
+  }
+  for (const n of ix.graph.node) {
+    if (n.opType === 'Trilu') return `${ix.label(n)} builds a triangular (causal) mask`;
+  }
+  for (const t of ix.graph.initializer.concat(
+    ix.graph.node.filter((n) => n.opType === 'Constant').flatMap((n) => n.attribute.filter((a) => a.t).map((a) => a.t!)),
+  )) {
+    if (t.dims.length < 2) continue;
+    const shape = tensorShape(t);
+    const n = shape[shape.length - 1]!;
+    if (n < 2 || shape[shape.length - 2] !== n || n * n > 1 << 22) continue;
+    if (isLowerTriangular(t.dataType, tensorBytes(t, ix.ext), n)) return `constant "${t.name}" is a ${n}x${n} lower-triangular (causal) mask`;
+  }
+  return undefined;
+}
+
+function isLowerTriangular(dt: number, bytes: Uint8Array, n: number): boolean {
+  const width = dt === DataType.FLOAT ? 4 : dt === DataType.UINT8 || dt === DataType.BOOL || dt === DataType.INT8 ? 1 : 0;
+  if (!width || bytes.byteLength < n * n * width) return false;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const at = (i: number, j: number): number => (width === 4 ? dv.getFloat32((i * n + j) * 4, true) : dv.getUint8(i * n + j));
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const v = at(i, j);
+      if (j > i ? v !== 0 : v !== 1) return false;
+    }
+  }
+  return true;
+}

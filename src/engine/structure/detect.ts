@@ -1,0 +1,188 @@
+import type { OnnxModel } from '../onnx/model';
+import { GraphIndex } from '../onnx/graph';
+import { tensorShape } from '../onnx/tensor';
+import { OptinError } from '../errors';
+import { findLinears } from './linear';
+import { LinearIndex } from './trace';
+import { attentionFromFused, attentionFromMha, attentionFromSoftmax } from './attention';
+import { ffnFromDown } from './ffn';
+import { modelInputs } from './inputs';
+import { causalEvidence } from './decoder';
+import { normAfter, normProducing } from './norms';
+import { visionTokenCount } from './vision';
+import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelStructure } from './types';
+
+function attentionLinears(a: AttentionBlock): Linear[] {
+  const q = a.qkv;
+  const l: Linear[] = [a.output];
+  if (q.kind === 'separate' || q.kind === 'mha') l.push(q.q, q.k, q.v);
+  if (q.kind === 'packed') l.push(q.qkv);
+  return l;
+}
+
+/** Residual add after a sublayer output: returns the skip input and the add's output. */
+function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out: string } | undefined {
+  const v = sub.biasNode && ix.producer.get(sub.output)?.opType !== 'SkipLayerNormalization' ? sub.output : sub.output;
+  for (const u of ix.uses(v)) {
+    if (u.opType === 'Add') {
+      const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
+      if (!ix.constant(skip)) return { skip, out: u.output[0]! };
+    }
+    if (u.opType === 'SkipLayerNormalization') {
+      const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
+      return { skip, out: u.output[0]! };
+    }
+  }
+  return undefined;
+}
+
+/** An FFN sits in the residual stream: its output is added back to its own input (post-LN) or to the value its input norm reads (pre-LN). */
+function inResidualStream(ix: GraphIndex, f: FfnBlock): boolean {
+  const r = residualAfter(ix, f.down);
+  if (!r) return false;
+  if (r.skip === f.up.input) return true;
+  return normAfter(ix, r.skip)?.output === f.up.input;
+}
+
+function order(ix: GraphIndex, name: string): number {
+  const n = ix.graph.node.find((x) => (x.name || x.output[0]) === name);
+  return n ? ix.order.get(n)! : -1;
+}
+
+function family(model: OnnxModel, vision: boolean): string {
+  if (vision) return 'vit';
+  const names = model.proto.graph!.initializer.slice(0, 40).map((t) => t.name).join(' ').toLowerCase();
+  if (names.includes('distilbert')) return 'distilbert';
+  if (names.includes('roberta')) return 'roberta';
+  if (names.includes('tf_bert') || model.proto.producerName === 'keras2onnx') return 'tf-bert';
+  return 'bert';
+}
+
+/**
+ * Find every encoder layer of a transformer graph: Q/K/V and output projections, FFN, LayerNorms,
+ * residual stream, head geometry and the places it is baked in.
+ * @throws OptinError('decoder'|'not-transformer'|'unsupported') with the model path and the reason.
+ */
+export function detectStructure(model: OnnxModel): ModelStructure {
+  const g = model.proto.graph!;
+  const ix = new GraphIndex(g, model.ext);
+  const where = model.path;
+  const causal = causalEvidence(ix);
+  if (causal) {
+    throw new OptinError('decoder', `${where}: decoder-only (causal) models are not supported: ${causal}. OPTIN prunes encoders (BERT, ViT...)`);
+  }
+  const inputs = modelInputs(ix);
+  const half = inputs.find((i) => i.dtype === 'float16');
+  if (half) throw new OptinError('unsupported', `${where}: input "${half.name}" is float16; OPTIN needs a float32 model`);
+  let li: LinearIndex;
+  try {
+    li = new LinearIndex([...findLinears(ix).values()]);
+  } catch (e) {
+    if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
+    throw e;
+  }
+  const attns: AttentionBlock[] = [];
+  for (const n of g.node) {
+    try {
+      if (n.opType === 'Softmax') {
+        const a = attentionFromSoftmax(ix, li, n);
+        if (a) attns.push(a);
+      } else if (n.opType === 'Attention' && n.domain === 'com.microsoft') attns.push(attentionFromFused(ix, li, n));
+      else if (n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') attns.push(attentionFromMha(ix, li, n));
+    } catch (e) {
+      if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
+      throw e;
+    }
+  }
+  if (attns.length === 0) {
+    throw new OptinError(
+      'not-transformer',
+      `${where}: no multi-head attention found (no Softmax between query-key and value MatMuls fed by projections, no fused Attention); this does not look like a transformer encoder`,
+    );
+  }
+  const taken = new Set<Linear>(attns.flatMap(attentionLinears));
+  const ffns: FfnBlock[] = [];
+  for (const l of li.all) {
+    if (taken.has(l)) continue;
+    const f = ffnFromDown(ix, li, l, taken);
+    if (f && inResidualStream(ix, f)) {
+      ffns.push(f);
+      taken.add(f.up).add(f.down);
+    }
+  }
+  const coreOrder = attns.map((a) => order(ix, a.core));
+  const hidden = attns[0]!.output.outFeatures;
+  const layers: EncoderLayer[] = attns.map((attention, i) => {
+    const lo = coreOrder[i]!;
+    const hi = i + 1 < attns.length ? coreOrder[i + 1]! : Infinity;
+    const mine = ffns.filter((f) => { const o = order(ix, f.up.node); return o > lo && o < hi; });
+    if (mine.length > 1) throw new OptinError('unsupported', `${where}: layer ${i} has ${mine.length} feed-forward blocks; expected one`);
+    return { index: i, attention, ffn: mine[0] ?? null, input: attention.input, output: '', feature: '' };
+  });
+  for (const l of layers) {
+    if (l.attention.output.outFeatures !== hidden) {
+      throw new OptinError('unsupported', `${where}: layer ${l.index} projects to width ${l.attention.output.outFeatures}, layer 0 to ${hidden}`);
+    }
+  }
+  const res0 = residualAfter(ix, layers[0]!.attention.output);
+  const norm: 'pre' | 'post' = !res0 || res0.skip === layers[0]!.attention.input ? 'post' : 'pre';
+  layers.forEach((l, i) => {
+    const next = layers[i + 1];
+    const resA = residualAfter(ix, l.attention.output);
+    const ffnRes = l.ffn ? residualAfter(ix, l.ffn.down) : undefined;
+    if (norm === 'post') {
+      l.input = l.attention.input;
+      const n1 = l.ffn ? normProducing(ix, l.ffn.up.input) : resA ? normAfter(ix, resA.out) ?? normProducing(ix, resA.out) : undefined;
+      if (n1) l.norm1 = n1;
+      const after = ffnRes ?? resA;
+      const n2 = next ? normProducing(ix, next.attention.input) : after ? normAfter(ix, after.out) ?? normProducing(ix, after.out) : undefined;
+      if (n2) l.norm2 = n2;
+      l.output = next ? next.attention.input : (l.norm2?.output ?? after?.out ?? l.attention.output.output);
+      l.feature = l.ffn ? l.ffn.down.output : l.attention.output.output;
+    } else {
+      l.input = resA?.skip ?? l.attention.input;
+      const n1 = normProducing(ix, l.attention.input);
+      if (n1) l.norm1 = n1;
+      const n2 = l.ffn ? normProducing(ix, l.ffn.up.input) : undefined;
+      if (n2) l.norm2 = n2;
+      l.output = next ? (residualAfter(ix, next.attention.output)?.skip ?? next.attention.input) : (ffnRes?.out ?? resA?.out ?? l.attention.output.output);
+      l.feature = l.attention.input;
+    }
+  });
+  const pixel = inputs.find((i) => i.role === 'pixel_values');
+  const ids = inputs.find((i) => i.role === 'input_ids');
+  const modality = pixel ? 'vision' : ids ? 'text' : 'hidden-states';
+  const s: ModelStructure = {
+    architecture: family(model, !!pixel),
+    modality,
+    hidden,
+    norm,
+    layers,
+    inputs,
+    outputs: g.output.map((o) => o.name),
+    opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0),
+    producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
+  };
+  if (pixel) {
+    const t = visionTokenCount(ix, pixel, hidden);
+    if (t) s.visionTokens = t;
+  }
+  if (ids) {
+    const p = maxPositions(ix, ids.name, hidden, ids.shape[1]);
+    if (p) s.maxPositions = p;
+  }
+  return s;
+}
+
+function maxPositions(ix: GraphIndex, idsName: string, hidden: number, seqDim: number | string | undefined): number | undefined {
+  if (typeof seqDim === 'number' && seqDim > 0) return seqDim;
+  let best: number | undefined;
+  for (const n of ix.graph.node) {
+    if (n.opType !== 'Gather' || n.input[1] === idsName) continue;
+    const t = ix.constant(n.input[0]!);
+    if (!t || t.dims.length !== 2 || Number(t.dims[1]) !== hidden) continue;
+    const rows = tensorShape(t)[0]!;
+    if (rows > 16 && (best === undefined || rows < best)) best = rows;
+  }
+  return best;
+}

@@ -1,0 +1,127 @@
+/** A dense projection y = x W (+ b) found in the graph. */
+export interface Linear {
+  /** The MatMul or Gemm node name (or output name when unnamed). */
+  node: string;
+  op: 'MatMul' | 'Gemm';
+  /** Activation input value. */
+  input: string;
+  /** Initializer holding the weight. */
+  weight: string;
+  /** Weight stored as [out, in] (Gemm transB=1) instead of [in, out]. */
+  transposed: boolean;
+  inFeatures: number;
+  outFeatures: number;
+  /** Bias initializer, when the bias is a separate Add or a Gemm C input. */
+  bias?: string;
+  /** Where the bias lives: an Add node, the Gemm, or a fused consumer (BiasGelu, SkipLayerNormalization...). */
+  biasNode?: string;
+  /** Value after the bias (or after the MatMul when there is none). */
+  output: string;
+}
+
+/** A place in the graph where a head count, head size or per-head width is a literal. */
+export interface ShapeSite {
+  /** Node that consumes the shape (Reshape, or the fused op for attributes). */
+  node: string;
+  /** Where the number is stored. */
+  kind: 'reshape-literal' | 'concat-constant' | 'computed' | 'attribute';
+  /** Constant tensor (or attribute name) holding the number. */
+  holder: string;
+  /** Index of the element inside that constant. */
+  index: number;
+  /** What the number means. */
+  meaning: 'heads' | 'headSize' | 'width';
+  /** Value found. */
+  value: number;
+  /** Constant shared with other layers (must be un-shared before per-layer edits). */
+  shared: boolean;
+}
+
+/** How Q, K and V are projected. */
+export type QkvLayout =
+  | { kind: 'separate'; q: Linear; k: Linear; v: Linear }
+  | { kind: 'packed'; qkv: Linear; order: 'qkv-heads' | 'heads-qkv' }
+  | { kind: 'fused-attention'; node: string; weight: string; bias?: string; qkvHiddenSizes: [number, number, number] }
+  | { kind: 'mha'; node: string; q: Linear; k: Linear; v: Linear; packedBias?: string };
+
+/** One multi-head attention block. */
+export interface AttentionBlock {
+  heads: number;
+  /** Head size of Q and K. */
+  headSize: number;
+  /** Head size of V (equal to headSize except for qkv_hidden_sizes graphs). */
+  vHeadSize: number;
+  qkv: QkvLayout;
+  /** Output projection; `einsum` when the weight is [heads, headSize, hidden]. */
+  output: Linear & { einsum?: boolean };
+  /** Value entering the Q/K/V projections. */
+  input: string;
+  /** Per-head context tensor [batch, seq, heads*vHeadSize] before the output projection. */
+  context: string;
+  /** Softmax node (unfused graphs) or the fused attention node. */
+  core: string;
+  shapeSites: ShapeSite[];
+}
+
+/** Activation between the two FFN matrices. */
+export type Activation = 'gelu-erf' | 'gelu-tanh' | 'gelu' | 'fast-gelu' | 'bias-gelu' | 'relu' | 'silu' | 'quick-gelu' | 'unknown';
+
+/** Position-wise feed-forward block. */
+export interface FfnBlock {
+  up: Linear;
+  down: Linear;
+  activation: Activation;
+  /** Neuron activations [batch, seq, I] right before the second matrix. */
+  hidden: string;
+  width: number;
+}
+
+/** A LayerNorm, fused or decomposed. */
+export interface NormInfo {
+  kind: 'LayerNormalization' | 'SkipLayerNormalization' | 'decomposed';
+  /** Node that produces the normalised value (the last node of a decomposed chain). */
+  node: string;
+  output: string;
+}
+
+/** One encoder layer. */
+export interface EncoderLayer {
+  index: number;
+  attention: AttentionBlock;
+  ffn: FfnBlock | null;
+  /** Residual stream entering the layer. */
+  input: string;
+  /** Residual stream leaving the layer. */
+  output: string;
+  /** LayerNorm before attention (pre-LN) or after the attention residual (post-LN). */
+  norm1?: NormInfo;
+  norm2?: NormInfo;
+  /** Value used as this layer's OPTIN feature (see OPTIN.md section 2). */
+  feature: string;
+}
+
+/** A model input and the role it plays. */
+export interface ModelInput {
+  name: string;
+  role: 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids' | 'pixel_values' | 'hidden_states' | 'other';
+  dtype: 'int64' | 'int32' | 'float32' | 'float16' | 'other';
+  /** Dimensions; strings are symbolic, -1 unknown. */
+  shape: Array<number | string>;
+}
+
+/** Everything later steps need to mask, measure and slice a transformer encoder. */
+export interface ModelStructure {
+  architecture: string;
+  modality: 'text' | 'vision' | 'hidden-states';
+  hidden: number;
+  norm: 'pre' | 'post';
+  layers: EncoderLayer[];
+  inputs: ModelInput[];
+  outputs: string[];
+  /** Token count for vision models (patches + class/distillation tokens). */
+  visionTokens?: number;
+  /** Length of the position-embedding table for text models, when found. */
+  maxPositions?: number;
+  opset: number;
+  producer: string;
+}
