@@ -24,6 +24,8 @@ if (args.has('--tests')) {
   if (unit.length) builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: unit, outdir: 'out/test/unit', external: nodeExternal });
   const suite = list('test/suite');
   if (suite.length) builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: suite, outdir: 'out/test/suite', external: nodeExternal });
+  const e2e = list('test/e2e');
+  if (e2e.length) builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: ['test/e2e/run.ts'], outdir: 'out/test/e2e', external: nodeExternal });
   const electron = list('test/electron');
   if (electron.length) builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: electron, outdir: 'out/test/electron', external: [...nodeExternal, '@vscode/test-electron'] });
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one test command: installs everything, builds, runs every suite and prints "N passed, N failed".
+# Suites: typecheck, unit tests (mocha + onnxruntime), extension tests in a real VS Code (code-server +
+# Playwright + Debian chromium), and a smoke test of the packaged linux-x64 VSIX installed into that VS Code.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export ONNXRUNTIME_NODE_INSTALL=skip
+mkdir -p test-output
+passed=0
+failed=0
+add() { passed=$((passed + $1)); failed=$((failed + $2)); echo "== $3: $1 passed, $2 failed"; }
+die() { echo "setup failed: $*" >&2; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+
+echo "== install (npm ci)"
+npm ci --no-audit --no-fund --loglevel=error || die "npm ci"
+echo "== build"
+node scripts/build.mjs --tests || die "build"
+
+echo "== typecheck"
+if npx tsc -p . --noEmit; then add 1 0 typecheck; else add 0 1 typecheck; fi
+
+echo "== unit tests"
+npx mocha --config test/.mocharc.json 2>&1 | tee test-output/unit.log
+p=$(grep -Eo '^\s+[0-9]+ passing' test-output/unit.log | grep -Eo '[0-9]+' || echo 0)
+f=$(grep -Eo '^\s+[0-9]+ failing' test-output/unit.log | grep -Eo '[0-9]+' || echo 0)
+[[ "$p" == 0 && "$f" == 0 ]] && f=1
+add "$p" "$f" "unit"
+
+if [[ "${OPTIN_SKIP_E2E:-}" == 1 ]]; then
+  echo "== real-VS-Code tests skipped (OPTIN_SKIP_E2E=1)"
+else
+  echo "== real VS Code: install tools"
+  tools="$(bash test/e2e/install.sh | tail -n 1)" || die "e2e tools install"
+  export OPTIN_E2E_TOOLS="$tools" OPTIN_TEST_OUTPUT="$PWD/test-output"
+  echo "== real VS Code: extension suite + workbench UI"
+  node out/test/e2e/run.js 2>&1 | tee test-output/e2e.log
+  line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' test-output/e2e.log | tail -n 1)
+  if [[ -n "$line" ]]; then add "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')" "e2e"; else add 0 1 e2e; fi
+
+  echo "== package linux-x64 VSIX and smoke-test the installed package"
+  if node scripts/package.mjs linux-x64 > test-output/package.log 2>&1; then
+    tail -n 1 test-output/package.log
+    node out/test/e2e/run.js --vsix dist/vsix/optin-vscode-linux-x64-*.vsix 2>&1 | tee test-output/vsix.log
+    line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' test-output/vsix.log | tail -n 1)
+    if [[ -n "$line" ]]; then add "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')" "vsix"; else add 0 1 vsix; fi
+  else
+    cat test-output/package.log
+    add 0 1 package
+  fi
+fi
+
+echo "$passed passed, $failed failed"
+[[ "$failed" == 0 ]]

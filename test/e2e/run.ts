@@ -1,0 +1,141 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import type { Browser } from 'playwright-core';
+import { CodeServer, launchBrowser, openWorkbench, tools, type Tools } from './harness';
+import { screenshot } from './ui';
+import { devTests, vsixTests, type UiTest } from './uiTests';
+
+/**
+ * Real-VS-Code test runner: starts code-server, runs the extension's mocha suite inside the
+ * real extension host, then drives the workbench with Playwright. Prints "N passed, N failed".
+ * Usage: node out/test/e2e/run.js [--vsix path/to.vsix]
+ */
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const FIX = path.join(ROOT, 'test', 'fixtures', 'models');
+
+interface Tally { passed: number; failed: number; failures: string[] }
+
+function makeWorkspace(): string {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-ws-'));
+  fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset17.onnx'), path.join(ws, 'bert-tiny.onnx'));
+  fs.copyFileSync(path.join(FIX, 'gpt2-decoder', 'model.onnx'), path.join(ws, 'gpt2-decoder.onnx'));
+  fs.writeFileSync(path.join(ws, 'notes.txt'), 'not a model\n');
+  return ws;
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`${what} timed out after ${ms / 1000} s`)), ms); });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function extensionSuite(t: Tools, browser: Browser, ws: string): Promise<Tally> {
+  const cs = await CodeServer.start(t);
+  const resultFile = path.join(cs.tmp, 'result.json');
+  try {
+    const env = { OPTIN_TEST_RESULT: resultFile, ...(process.env.OPTIN_TEST_GREP ? { OPTIN_TEST_GREP: process.env.OPTIN_TEST_GREP } : {}) };
+    const url = cs.url(ws, [
+      ['extensionDevelopmentPath', cs.remote(ROOT)],
+      ['extensionTestsPath', cs.remote(path.join(ROOT, 'out', 'test', 'suite', 'index'))],
+      ['extensionEnvironment', JSON.stringify(env)],
+    ]);
+    const page = await browser.newPage();
+    const exit = new Promise<number>((resolve) => {
+      void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code));
+    });
+    await page.exposeFunction('codeAutomationLog', (type: string, args: unknown[]) => {
+      if (process.env.OPTIN_E2E_VERBOSE) console.log(`[host ${type}]`, ...args);
+    });
+    await page.goto(url);
+    const code = await withTimeout(exit, 10 * 60_000, 'extension test suite');
+    if (!fs.existsSync(resultFile)) {
+      return { passed: 0, failed: 1, failures: [`extension suite exited with ${code} without results; code-server log tail:\n${fs.readFileSync(cs.logFile, 'utf8').slice(-2000)}`] };
+    }
+    const r = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as Tally;
+    return r;
+  } finally {
+    cs.stop();
+  }
+}
+
+async function uiSuite(t: Tools, browser: Browser, ws: string, tests: UiTest[], opts: { extensionsDir?: string; dev: boolean }): Promise<Tally> {
+  const cs = await CodeServer.start(t, opts.extensionsDir ? { extensionsDir: opts.extensionsDir } : {});
+  const tally: Tally = { passed: 0, failed: 0, failures: [] };
+  try {
+    const url = cs.url(ws, opts.dev ? [['extensionDevelopmentPath', cs.remote(ROOT)]] : undefined);
+    const page = await openWorkbench(browser, url);
+    await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
+    for (const test of tests) {
+      try {
+        await withTimeout(test.run(page), 180_000, test.name);
+        tally.passed++;
+        console.log(`  ✔ ${test.name}`);
+      } catch (e) {
+        tally.failed++;
+        const msg = `${test.name}: ${e instanceof Error ? e.message : String(e)}`;
+        tally.failures.push(msg);
+        console.log(`  ✘ ${msg}`);
+        await screenshot(page, `FAILED-${test.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => undefined);
+      }
+      await page.keyboard.press('Escape').catch(() => undefined);
+    }
+  } finally {
+    cs.stop();
+  }
+  return tally;
+}
+
+function installVsix(t: Tools, vsix: string): string {
+  const ext = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-vsix-ext-'));
+  const r = spawnSync(t.node24, [t.codeServer, '--extensions-dir', ext, '--install-extension', path.resolve(vsix)], {
+    encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: path.join(ext, '.xdg') },
+  });
+  if (r.status !== 0) throw new Error(`installing ${vsix} failed:\n${r.stdout}\n${r.stderr}`);
+  return ext;
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const vsixIdx = args.indexOf('--vsix');
+  const vsix = vsixIdx >= 0 ? args[vsixIdx + 1] : undefined;
+  const t = tools();
+  const ws = makeWorkspace();
+  const browser = await launchBrowser(t);
+  const total: Tally = { passed: 0, failed: 0, failures: [] };
+  const add = (name: string, r: Tally): void => {
+    console.log(`${name}: ${r.passed} passed, ${r.failed} failed`);
+    for (const f of r.failures) console.log(`  FAIL ${f}`);
+    total.passed += r.passed;
+    total.failed += r.failed;
+  };
+  try {
+    if (vsix) {
+      add('vsix smoke', await uiSuite(t, browser, ws, vsixTests, { extensionsDir: installVsix(t, vsix), dev: false }));
+    } else {
+      console.log('extension host suite (mocha in a real VS Code):');
+      add('extension host', await extensionSuite(t, browser, ws));
+      console.log('workbench UI tests (Playwright):');
+      add('workbench UI', await uiSuite(t, browser, ws, devTests, { dev: true }));
+    }
+  } finally {
+    await browser.close();
+    fs.rmSync(ws, { recursive: true, force: true });
+  }
+  console.log(`e2e: ${total.passed} passed, ${total.failed} failed`);
+  return total.failed > 0 || total.passed === 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`e2e runner failed: ${e instanceof Error ? e.stack : String(e)}`);
+    console.log('e2e: 0 passed, 1 failed');
+    process.exit(1);
+  },
+);

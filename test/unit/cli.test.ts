@@ -1,0 +1,67 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ROOT, fixture, tempDir } from './helpers';
+
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('optin CLI', () => {
+  before(() => assert.ok(fs.existsSync(CLI), 'run the build first (dist/cli.js)'));
+
+  it('inspect prints the per-layer table', () => {
+    const r = optin('inspect', fixture('bert-sst2/model-opset17.onnx'), '--seq-len', '64');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /bert, text, post-LN, hidden 256, 4 layers/);
+    assert.match(r.stdout, /MACs at sequence length 64/);
+    assert.equal(r.stdout.split('\n').filter((l) => /^\d\s+8 x 32\s+separate\s+1024\s+gelu-erf/.test(l)).length, 4);
+  });
+
+  it('inspect --json has the documented fields', () => {
+    const r = optin('inspect', fixture('vit-digits/model-opset17.onnx'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.architecture, 'vit');
+    assert.equal(j.hidden, 64);
+    assert.equal(j.norm, 'pre');
+    assert.deepEqual(j.layers.map((l: { heads: number; headSize: number; ffn: number }) => [l.heads, l.headSize, l.ffn]), [[4, 16, 256], [4, 16, 256], [4, 16, 256], [4, 16, 256]]);
+    assert.equal(j.macs.seqLen, 17);
+    const perLayer = 4 * (3 * 17 * 64 * 16 + 2 * 17 * 17 * 16 + 17 * 16 * 64) + 256 * 2 * 17 * 64;
+    assert.equal(j.macs.total, 4 * perLayer);
+  });
+
+  const refusals: Array<[string, () => string, RegExp]> = [
+    ['a decoder', () => fixture('gpt2-decoder/model.onnx'), /decoder-only/],
+    ['a graph onnxruntime refuses', () => fixture('pt14-bert-squad-refused/model.onnx'), /onnxruntime cannot load/],
+    ['a truncated file', () => {
+      const p = path.join(tempDir(), 'cut.onnx');
+      fs.writeFileSync(p, fs.readFileSync(fixture('ort-bert-toy/model.onnx')).subarray(0, 5000));
+      return p;
+    }, /cut\.onnx is not a readable ONNX protobuf/],
+    ['a missing file', () => '/nonexistent/model.onnx', /cannot read \/nonexistent\/model\.onnx: ENOENT/],
+  ];
+  for (const [what, file, re] of refusals) {
+    it(`refuses ${what} with exit 2 and one line on stderr`, () => {
+      const r = optin('inspect', file());
+      assert.equal(r.code, 2);
+      assert.equal(r.stdout, '');
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, /^optin: /);
+      assert.match(lines[0]!, re);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    });
+  }
+
+  it('rejects unknown options and commands', () => {
+    assert.equal(optin('inspect', fixture('ort-bert-toy/model.onnx'), '--bogus').code, 2);
+    const r = optin('frobnicate');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command "frobnicate"/);
+  });
+});

@@ -1,0 +1,74 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import * as ort from 'onnxruntime-node';
+import { OptinError } from '../../src/engine/errors';
+
+/** Repository root (tests run from out/test/unit). */
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+/** The fixtures copied into the repo. */
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+
+/** Path of a fixture model. */
+export function fixture(rel: string): string {
+  return path.join(FIXTURES, 'models', rel);
+}
+
+const temps: string[] = [];
+process.on('exit', () => { for (const d of temps) fs.rmSync(d, { recursive: true, force: true }); });
+ort.env.logLevel = 'error';
+
+/** A fresh temporary folder removed after the process ends. */
+export function tempDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-test-'));
+  temps.push(d);
+  return d;
+}
+
+/** sha256 of a file. */
+export function sha256(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** Assert that `fn` throws an OptinError with `code` whose message matches every pattern. */
+export async function expectOptinError(fn: () => unknown, code: string, ...patterns: RegExp[]): Promise<OptinError> {
+  let err: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    err = e;
+  }
+  if (!(err instanceof OptinError)) throw new Error(`expected OptinError(${code}), got ${err === undefined ? 'no error' : String(err)}`);
+  if (err.code !== code) throw new Error(`expected code ${code}, got ${err.code}: ${err.message}`);
+  for (const p of patterns) if (!p.test(err.message)) throw new Error(`message "${err.message}" does not match ${p}`);
+  return err;
+}
+
+/** Deterministic feeds for every input of a session (ids in [0, vocab), masks of ones, noise images). */
+export function feedsFor(session: ort.InferenceSession, batch = 2, seq = 5, vocab = 2): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  let seed = 7;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const meta = session.inputMetadata as unknown as Array<{ name: string; isTensor: boolean; type: string; shape: Array<number | string> }>;
+  for (const m of meta) {
+    const dims = m.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? batch : seq));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const mask = /mask/i.test(m.name);
+    if (m.type === 'int64') feeds[m.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(mask ? 1 : Math.floor(rnd() * vocab))), dims);
+    else if (m.type === 'int32') feeds[m.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => (mask ? 1 : Math.floor(rnd() * vocab))), dims);
+    else feeds[m.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => rnd() * 2 - 1), dims);
+  }
+  return feeds;
+}
+
+/** Run a model (path or bytes) on feeds and return every output as a plain array. */
+export async function runModel(model: string | Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, number[]>> {
+  const s = typeof model === 'string' ? await ort.InferenceSession.create(model) : await ort.InferenceSession.create(model);
+  try {
+    const out = await s.run(feeds);
+    return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, Array.from(t.data as Float32Array, Number)]));
+  } finally {
+    await s.release();
+  }
+}
