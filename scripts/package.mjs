@@ -23,6 +23,6 @@ for (const t of wanted) {
   writeFileSync(ignore, `${base}!node_modules/onnxruntime-node/bin/napi-v6/${dir}/**\n`);
   const out = join('dist', 'vsix', `${pkg.name}-${t}-${pkg.version}.vsix`);
   rmSync(out, { force: true });
-  execFileSync(process.execPath, ['node_modules/@vscode/vsce/vsce', 'package', '--target', t, '--ignoreFile', ignore, '--out', out, '--allow-missing-repository', '--skip-license'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(process.execPath, ['node_modules/@vscode/vsce/vsce', 'package', '--target', t, '--ignoreFile', ignore, '--out', out, '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links'], { stdio: ['ignore', 'inherit', 'inherit'] });
   console.log(`${t}: ${out} ${(statSync(out).size / 1048576).toFixed(1)} MB`);
 }

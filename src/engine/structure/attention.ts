@@ -138,6 +138,7 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     output: out.linear,
     input: q.linear.input,
     context: out.linear.input,
+    perHead: pv.output[0]!,
     core: nodeId(softmax),
     shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
   };

@@ -58,6 +58,8 @@ export interface AttentionBlock {
   input: string;
   /** Per-head context tensor [batch, seq, heads*vHeadSize] before the output projection. */
   context: string;
+  /** Per-head context [batch, heads, seq, vHeadSize] (the P*V MatMul output) in unfused graphs. */
+  perHead?: string;
   /** Softmax node (unfused graphs) or the fused attention node. */
   core: string;
   shapeSites: ShapeSite[];

@@ -1,0 +1,76 @@
+import { clone } from '@bufbuild/protobuf';
+import { GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type GraphProto, type ModelProto } from '../onnx/schema';
+import { DataType } from '../onnx/schema';
+import { valueInfo } from './builder';
+
+/** Copy a model's protobuf without copying tensor bytes (initializers are shared by reference). */
+export function shallowCopyModel(proto: ModelProto): ModelProto {
+  const g = proto.graph!;
+  const inits = g.initializer;
+  g.initializer = [];
+  let copy: ModelProto;
+  try {
+    copy = clone(ModelProtoSchema, proto);
+  } finally {
+    g.initializer = inits;
+  }
+  copy.graph!.initializer = [...inits];
+  return copy;
+}
+
+/** Redirect every consumer of `from` (except `except`) to read `to`, including graph outputs. */
+export function rewire(g: GraphProto, from: string, to: string, except: Set<string> = new Set()): void {
+  for (const n of g.node) {
+    if (except.has(n.name)) continue;
+    n.input = n.input.map((i) => (i === from ? to : i));
+  }
+}
+
+/** The node opset version of the default domain. */
+export function defaultOpset(proto: ModelProto): number {
+  return Number(proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
+}
+
+/**
+ * Keep only the nodes needed to compute `outputs`, treating `cuts` as new float graph inputs
+ * (dims given) instead of computing them. Original inputs that remain needed are kept.
+ */
+export function extractSubgraph(g: GraphProto, cuts: Map<string, Array<number | string>>, outputs: string[]): GraphProto {
+  const producer = new Map<string, number>();
+  g.node.forEach((n, i) => n.output.forEach((o) => producer.set(o, i)));
+  const needed = new Set<number>();
+  const seen = new Set<string>();
+  const stack = [...outputs];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (!v || seen.has(v)) continue;
+    seen.add(v);
+    if (cuts.has(v)) continue;
+    const p = producer.get(v);
+    if (p === undefined || needed.has(p)) continue;
+    needed.add(p);
+    for (const i of g.node[p]!.input) stack.push(i);
+  }
+  const [nodes, inits] = [g.node, g.initializer];
+  g.node = [];
+  g.initializer = [];
+  let sub: GraphProto;
+  try {
+    sub = clone(GraphProtoSchema, g);
+  } finally {
+    g.node = nodes;
+    g.initializer = inits;
+  }
+  sub.node = nodes.filter((_, i) => needed.has(i)).map((n) => clone(NodeProtoSchema, n));
+  const used = new Set(sub.node.flatMap((n) => n.input));
+  for (const o of outputs) used.add(o);
+  sub.initializer = inits.filter((t) => used.has(t.name));
+  sub.input = [
+    ...g.input.filter((i) => used.has(i.name) && !cuts.has(i.name) && !inits.some((t) => t.name === i.name)),
+    ...[...cuts.entries()].filter(([c]) => used.has(c)).map(([c, dims]) => valueInfo(c, dims, DataType.FLOAT)),
+  ];
+  sub.output = g.output.filter((o) => outputs.includes(o.name));
+  for (const o of outputs) if (!sub.output.some((x) => x.name === o)) sub.output.push(valueInfo(o, undefined, DataType.FLOAT));
+  sub.valueInfo = [];
+  return sub;
+}

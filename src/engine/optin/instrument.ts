@@ -1,0 +1,67 @@
+import type { OnnxModel } from '../onnx/model';
+import type { ModelProto } from '../onnx/schema';
+import type { EncoderLayer, ModelStructure } from '../structure/types';
+import { GraphBuilder } from '../graph/builder';
+import { defaultOpset, extractSubgraph, rewire, shallowCopyModel } from '../graph/surgery';
+import { OptinError } from '../errors';
+
+/** Name of the head-mask input of layer l. */
+export const headMaskName = (l: number): string => `optin_head_mask_${l}`;
+/** Name of the neuron-mask input of layer l. */
+export const neuronMaskName = (l: number): string => `optin_neuron_mask_${l}`;
+
+/** How a layer's head mask is shaped: per-head tensor [N,H,S,dv] gets [N,H,1,1]; merged [N,S,H*dv] gets [N,1,H*dv]. */
+export function headMaskDims(l: EncoderLayer): { dims: Array<number | string>; repeat: number } {
+  const a = l.attention;
+  return a.perHead ? { dims: ['n', a.heads, 1, 1], repeat: 1 } : { dims: ['n', 1, a.heads * a.vHeadSize], repeat: a.vHeadSize };
+}
+
+/** Options for {@link instrument}. */
+export interface InstrumentOptions {
+  /** Layers that get head and neuron mask inputs. */
+  maskLayers: number[];
+  /** Extra values exposed as graph outputs (features, residual stream). */
+  outputs: string[];
+  /** Keep only the graph from this layer's residual input on (that value becomes an input). */
+  cutAt?: number;
+  /** Replace the graph outputs with exactly these (default: original outputs + `outputs`). */
+  onlyOutputs?: boolean;
+}
+
+function insertMul(b: GraphBuilder, value: string, mask: string): void {
+  const g = b.graph;
+  const idx = g.node.findIndex((n) => n.output.includes(value));
+  const producer = idx >= 0 ? g.node[idx] : undefined;
+  const out = b.nodeAfter(producer, 'Mul', [value, mask], 'mask');
+  rewire(g, value, out, new Set([out]));
+  for (const o of g.output) if (o.name === value) o.name = out;
+}
+
+/**
+ * An in-memory copy of the model with mask inputs and extra outputs; the user's file is never
+ * touched. Masks multiply each head's context vector and each FFN neuron's activation.
+ */
+export function instrument(model: OnnxModel, st: ModelStructure, opts: InstrumentOptions): ModelProto {
+  const proto = shallowCopyModel(model.proto);
+  const g = proto.graph!;
+  const b = new GraphBuilder(g, defaultOpset(proto));
+  for (const l of opts.maskLayers) {
+    const layer = st.layers[l]!;
+    const hm = headMaskDims(layer);
+    b.input(headMaskName(l), hm.dims);
+    insertMul(b, layer.attention.perHead ?? layer.attention.context, headMaskName(l));
+    if (layer.ffn) {
+      b.input(neuronMaskName(l), ['n', 1, layer.ffn.width]);
+      insertMul(b, layer.ffn.hidden, neuronMaskName(l));
+    }
+  }
+  const outputs = [...(opts.onlyOutputs ? [] : st.outputs), ...opts.outputs];
+  for (const o of outputs) b.output(o);
+  if (opts.onlyOutputs) g.output = g.output.filter((o) => outputs.includes(o.name));
+  if (opts.cutAt !== undefined) {
+    const layer = st.layers[opts.cutAt];
+    if (!layer) throw new OptinError('usage', `no layer ${opts.cutAt}`);
+    proto.graph = extractSubgraph(g, new Map([[layer.input, ['n', 's', st.hidden]]]), outputs);
+  }
+  return proto;
+}
