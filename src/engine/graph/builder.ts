@@ -60,7 +60,7 @@ export class GraphBuilder {
   /** Float32 initializer. */
   floats(data: Float32Array, dims: number[], hint = 'const'): string {
     const name = this.name(hint);
-    const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    const bytes = new Uint8Array(Float32Array.from(data).buffer);
     this.graph.initializer.push(create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: DataType.FLOAT, rawData: bytes }));
     return name;
   }

@@ -170,6 +170,8 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   if (ids) {
     const p = maxPositions(ix, ids.name, hidden, ids.shape[1]);
     if (p) s.maxPositions = p;
+    const word = ix.uses(ids.name).map((u) => (u.opType === 'Gather' ? ix.constant(u.input[0]!) : undefined)).find((t) => t && t.dims.length === 2);
+    if (word) s.vocabSize = Number(word.dims[0]);
   }
   return s;
 }

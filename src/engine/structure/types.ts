@@ -122,6 +122,8 @@ export interface ModelStructure {
   outputs: string[];
   /** Token count for vision models (patches + class/distillation tokens). */
   visionTokens?: number;
+  /** Rows of the word-embedding table read by input_ids, when found. */
+  vocabSize?: number;
   /** Length of the position-embedding table for text models, when found. */
   maxPositions?: number;
   opset: number;

@@ -1,0 +1,121 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { OptinError } from '../errors';
+import type { ModelStructure } from '../structure/types';
+import type { CalibrationBatch } from './calibration';
+
+/** Image preprocessing from a Hugging Face preprocessor_config.json. */
+export interface Preprocessor {
+  width: number;
+  height: number;
+  rescale: number;
+  mean: number[];
+  std: number[];
+}
+
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff']);
+
+/** Read preprocessor_config.json (or defaults from the graph's input size). */
+export function readPreprocessor(file: string, st: ModelStructure): Preprocessor {
+  const px = st.inputs.find((i) => i.role === 'pixel_values');
+  const gh = typeof px?.shape[2] === 'number' ? px.shape[2] : 224;
+  const gw = typeof px?.shape[3] === 'number' ? px.shape[3] : 224;
+  if (!fs.existsSync(file)) return { width: gw, height: gh, rescale: 1 / 255, mean: [0.5], std: [0.5] };
+  let c: Record<string, unknown>;
+  try {
+    c = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new OptinError('data', `cannot parse ${file}: ${(e as Error).message}`);
+  }
+  const size = (c.size ?? {}) as Record<string, number>;
+  const nums = (v: unknown, d: number[]): number[] => (Array.isArray(v) ? v.map(Number) : typeof v === 'number' ? [v] : d);
+  return {
+    width: size.width ?? size.shortest_edge ?? gw,
+    height: size.height ?? size.shortest_edge ?? gh,
+    rescale: c.do_rescale === false ? 1 : Number(c.rescale_factor ?? 1 / 255),
+    mean: c.do_normalize === false ? [0] : nums(c.image_mean, [0.5]),
+    std: c.do_normalize === false ? [1] : nums(c.image_std, [0.5]),
+  };
+}
+
+/** Image files of a folder: ImageFolder (one subfolder per class, label = sorted index) or flat. */
+export function listImages(dir: string): Array<{ file: string; label?: number }> {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    throw new OptinError('data', `cannot read image folder ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const classes = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const out: Array<{ file: string; label?: number }> = [];
+  if (classes.length) {
+    classes.forEach((c, label) => {
+      for (const f of fs.readdirSync(path.join(dir, c)).sort()) if (IMAGE_EXT.has(path.extname(f).toLowerCase())) out.push({ file: path.join(dir, c, f), label });
+    });
+  } else {
+    for (const e of entries.map((x) => x.name).sort()) if (IMAGE_EXT.has(path.extname(e).toLowerCase())) out.push({ file: path.join(dir, e) });
+  }
+  if (!out.length) throw new OptinError('data', `${dir} holds no images (.png, .jpg, ...)`);
+  return out;
+}
+
+/** Interleave classes so the first N images cover every class. */
+function roundRobin<T extends { label?: number }>(items: T[]): T[] {
+  const groups = new Map<number, T[]>();
+  for (const it of items) {
+    const k = it.label ?? 0;
+    const g = groups.get(k);
+    if (g) g.push(it);
+    else groups.set(k, [it]);
+  }
+  const lists = [...groups.values()];
+  const out: T[] = [];
+  for (let i = 0; out.length < items.length; i++) for (const l of lists) if (i < l.length) out.push(l[i]!);
+  return out;
+}
+
+/**
+ * Decode, resize and normalise images into pixel_values [N, C, H, W] with the graph's channel count.
+ * @throws OptinError('data') for unreadable images or a folder without images
+ */
+export async function readImages(dir: string, st: ModelStructure, samples: number, preprocessorFile: string): Promise<CalibrationBatch> {
+  const px = st.inputs.find((i) => i.role === 'pixel_values');
+  if (!px) throw new OptinError('data', 'the model has no image input');
+  const channels = typeof px.shape[1] === 'number' ? px.shape[1] : 3;
+  if (channels !== 1 && channels !== 3) throw new OptinError('data', `input "${px.name}" expects ${channels} channels; only 1 (grayscale) or 3 (RGB) are supported`);
+  const pre = readPreprocessor(preprocessorFile, st);
+  const files = roundRobin(listImages(dir)).slice(0, samples);
+  const { default: sharp } = await import('sharp');
+  const N = files.length;
+  const plane = pre.width * pre.height;
+  const data = new Float32Array(N * channels * plane);
+  for (let n = 0; n < N; n++) {
+    const f = files[n]!.file;
+    let raw: Buffer;
+    try {
+      let img = sharp(f).resize(pre.width, pre.height, { fit: 'fill' }).removeAlpha();
+      img = channels === 1 ? img.grayscale() : img.toColourspace('srgb');
+      raw = await img.raw().toBuffer();
+    } catch (e) {
+      throw new OptinError('data', `cannot decode image ${f}: ${(e as Error).message}`);
+    }
+    if (raw.length !== plane * channels) throw new OptinError('data', `image ${f} decoded to ${raw.length / plane} channels; the model expects ${channels}`);
+    for (let c = 0; c < channels; c++) {
+      const mean = pre.mean[c] ?? pre.mean[0]!;
+      const std = pre.std[c] ?? pre.std[0]!;
+      for (let i = 0; i < plane; i++) data[(n * channels + c) * plane + i] = (raw[i * channels + c]! * pre.rescale - mean) / std;
+    }
+  }
+  const tokens = st.visionTokens ?? 1;
+  const labels = files.every((f) => f.label !== undefined) ? files.map((f) => f.label!) : undefined;
+  return {
+    kind: 'images',
+    feeds: { [px.name]: { type: 'float32', dims: [N, channels, pre.height, pre.width], data } },
+    batch: N,
+    seqLen: tokens,
+    tokenMask: new Uint8Array(N * tokens).fill(1),
+    meanLength: tokens,
+    ...(labels ? { labels } : {}),
+    source: dir,
+  };
+}

@@ -1,0 +1,91 @@
+import { GraphBuilder } from '../graph/builder';
+
+/** Teacher-side constants of the loss subgraph. */
+export interface LossConstants {
+  /** Sampled real-token rows (indices into batch*seq). */
+  rows: number[];
+  /** Tokens per example in the batch (seq length after padding). */
+  tokensPerVariant: number;
+  hidden: number;
+  /** Teacher features of the sampled rows per layer: raw [K, D], unit-normalised [K, D], norms [K]. */
+  teacherRows: Map<number, { raw: Float32Array; normalised: Float32Array; norms: Float32Array }>;
+  /** Logit rows per example and classes. */
+  logitRows: number;
+  classes: number;
+  /** softmax(teacher logits) and its log, [logitRows, classes]; or raw logits for regression. */
+  teacherProbs: Float32Array;
+  teacherLogProbs: Float32Array;
+  /** The same in double precision, for the KL computed in JavaScript. */
+  teacherProbs64: Float64Array;
+  teacherLogProbs64: Float64Array;
+  regression: boolean;
+}
+
+/**
+ * Append the manifold-distillation loss to a scoring graph so onnxruntime computes it per variant:
+ * md[v] = sum_k ||G_T[k] - G_S[k]||^2 over the compared layers.
+ * The Gram difference is formed as F_T D^T + D F_T^T + D D^T with D = F_S - F_T, which keeps
+ * float32 accuracy for the tiny differences single elements cause.
+ */
+export function appendManifoldLoss(b: GraphBuilder, features: Map<number, string>, c: LossConstants, batch: number): string {
+  const K = c.rows.length;
+  const D = c.hidden;
+  const idx = b.ints(c.rows, [K], 'rows');
+  let md: string | undefined;
+  for (const [k, value] of features) {
+    const f3 = b.reshape(value, [-1, batch * c.tokensPerVariant, D], 'feat');
+    const g = b.node('Gather', [f3, idx], { axis: 1 }, 'rows');
+    const t = c.teacherRows.get(k)!;
+    const ft = b.floats(t.raw, [1, K, D], `teacher${k}`);
+    const fnT = b.floats(t.normalised, [1, K, D], `teacherNorm${k}`);
+    const nT = b.floats(t.norms, [1, K, 1], `teacherNorms${k}`);
+    // delta = F_S/|F_S| - F_T/|F_T| from d = F_S - F_T, so tiny differences keep their precision.
+    const d = b.node('Sub', [g, ft], {}, 'd');
+    const nS = b.node('Sqrt', [b.reduceSum(b.node('Mul', [g, g]), [2], 1, 'ns2')], {}, 'ns');
+    const q = b.reduceSum(b.node('Mul', [d, b.node('Add', [b.node('Add', [ft, ft]), d])]), [2], 1, 'q');
+    const dn = b.node('Div', [q, b.node('Add', [nT, nS])], {}, 'dnorm');
+    const corr = b.node('Mul', [fnT, b.node('Div', [dn, nS])], {}, 'corr');
+    const delta = b.node('Sub', [b.node('Div', [d, nS]), corr], {}, 'delta');
+    const ftN = fnT;
+    const deltaT = b.node('Transpose', [delta], { perm: [0, 2, 1] });
+    const a = b.node('MatMul', [ftN, deltaT], {}, 'cross');
+    const aT = b.node('Transpose', [a], { perm: [0, 2, 1] });
+    const dd = b.node('MatMul', [delta, deltaT], {}, 'dd');
+    const diff = b.node('Add', [b.node('Add', [a, aT]), dd], {}, 'gdiff');
+    const term = b.reduceSum(b.node('Mul', [diff, diff]), [1, 2], 0, `md${k}`);
+    md = md ? b.node('Add', [md, term], {}, 'md') : term;
+  }
+  if (!md) throw new Error('no layer to compare');
+  return md;
+}
+
+/**
+ * Output loss of each variant in double precision: T^2 * sum KL(softmax(z_T) || softmax(z_S)) over
+ * the batch (logits are not divided by T, as in the reference), or the squared error for a single
+ * output. `student` holds `variants` stacked copies of the teacher's logit layout.
+ */
+export function outputLoss(student: Float32Array, variants: number, c: LossConstants, temperature: number): number[] {
+  const per = c.logitRows * c.classes;
+  const out: number[] = [];
+  for (let v = 0; v < variants; v++) {
+    let s = 0;
+    for (let r = 0; r < c.logitRows; r++) {
+      const o = v * per + r * c.classes;
+      if (c.regression) {
+        for (let j = 0; j < c.classes; j++) s += (student[o + j]! - c.teacherProbs[r * c.classes + j]!) ** 2;
+        continue;
+      }
+      let mx = -Infinity;
+      for (let j = 0; j < c.classes; j++) mx = Math.max(mx, student[o + j]!);
+      let sum = 0;
+      for (let j = 0; j < c.classes; j++) sum += Math.exp(student[o + j]! - mx);
+      const lse = mx + Math.log(sum);
+      for (let j = 0; j < c.classes; j++) {
+        const t = r * c.classes + j;
+        s += c.teacherProbs64[t]! * (c.teacherLogProbs64[t]! - (student[o + j]! - lse));
+      }
+    }
+    out.push(c.regression ? s : temperature ** 2 * s);
+  }
+  return out;
+}

@@ -1,0 +1,203 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import type { ModelStructure } from '../structure/types';
+import type { CalibrationBatch, TensorData } from '../data/calibration';
+import type { EpChoice } from '../runtime/providers';
+import { GraphBuilder } from '../graph/builder';
+import { defaultOpset } from '../graph/surgery';
+import { OptinError } from '../errors';
+import { headMaskDims, headMaskName, instrument, neuronMaskName } from './instrument';
+import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph';
+import { runTeacher, sessionFor, toOrt, type TeacherRun } from './teacher';
+import { sampleIndices } from './random';
+import { balance } from './balance';
+import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type ScoreProgress, type Scores } from './types';
+
+/** Options for {@link scoreModel}. */
+export interface ScoreOptions {
+  ep?: EpChoice;
+  constants?: Partial<OptinConstants>;
+  /** Token rows per onnxruntime run (variants are stacked along the batch axis up to this). */
+  chunkTokens?: number;
+  onProgress?: (p: ScoreProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** Layers whose features the trajectory of an element in layer l compares (k > l; k = l for the last). */
+export function comparedLayers(l: number, layers: number): number[] {
+  if (l === layers - 1) return [l];
+  return Array.from({ length: layers - l - 1 }, (_, i) => l + 1 + i);
+}
+
+function teacherRowsOf(f: Float32Array, rows: number[], D: number): { raw: Float32Array; normalised: Float32Array; norms: Float32Array } {
+  const raw = new Float32Array(rows.length * D);
+  const normalised = new Float32Array(rows.length * D);
+  const norms = new Float32Array(rows.length);
+  rows.forEach((r, i) => {
+    let s = 0;
+    for (let j = 0; j < D; j++) s += f[r * D + j]! ** 2;
+    const n = Math.max(Math.sqrt(s), 1e-12);
+    norms[i] = n;
+    for (let j = 0; j < D; j++) {
+      raw[i * D + j] = f[r * D + j]!;
+      normalised[i * D + j] = f[r * D + j]! / n;
+    }
+  });
+  return { raw, normalised, norms };
+}
+
+/** Sampled real-token rows of the batch: same rows for teacher and student and for every element. */
+export function tokenRows(batch: CalibrationBatch, k: number, seed: number): number[] {
+  const real: number[] = [];
+  batch.tokenMask.forEach((m, i) => { if (m) real.push(i); });
+  if (!real.length) throw new OptinError('data', 'the calibration batch has no real tokens');
+  return sampleIndices(real.length, k, seed).map((i) => real[i]!);
+}
+
+/** Teacher-side constants of the loss graph. */
+export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teacher: TeacherRun, c: OptinConstants): LossConstants {
+  const rows = tokenRows(batch, c.tokenSample, c.seed);
+  const D = st.hidden;
+  const teacherRows = new Map<number, ReturnType<typeof teacherRowsOf>>();
+  teacher.features.forEach((f, k) => teacherRows.set(k, teacherRowsOf(f, rows, D)));
+  const classes = teacher.logitsDims[teacher.logitsDims.length - 1]!;
+  const logitRows = teacher.logits.length / classes / batch.batch;
+  const regression = classes === 1;
+  const probs = new Float64Array(teacher.logits.length);
+  const logProbs = new Float64Array(teacher.logits.length);
+  if (regression) probs.set(teacher.logits);
+  else {
+    for (let r = 0; r < teacher.logits.length / classes; r++) {
+      let mx = -Infinity;
+      for (let j = 0; j < classes; j++) mx = Math.max(mx, teacher.logits[r * classes + j]!);
+      let s = 0;
+      for (let j = 0; j < classes; j++) s += Math.exp(teacher.logits[r * classes + j]! - mx);
+      const lse = mx + Math.log(s);
+      for (let j = 0; j < classes; j++) {
+        const lp = teacher.logits[r * classes + j]! - lse;
+        logProbs[r * classes + j] = lp;
+        probs[r * classes + j] = Math.exp(lp);
+      }
+    }
+  }
+  return {
+    rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, logitRows: logitRows * batch.batch, classes,
+    teacherProbs: Float32Array.from(probs), teacherLogProbs: Float32Array.from(logProbs), teacherProbs64: probs, teacherLogProbs64: logProbs, regression,
+  };
+}
+
+function tile(t: TensorData, m: number): TensorData {
+  const n = t.data.length;
+  const data = new (t.data.constructor as { new (n: number): typeof t.data })(n * m);
+  for (let i = 0; i < m; i++) (data as Float32Array).set(t.data as Float32Array, i * n);
+  return { type: t.type, dims: [t.dims[0]! * m, ...t.dims.slice(1)], data };
+}
+
+interface Element { kind: 'head' | 'neuron'; index: number }
+
+function checkCancelled(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new OptinError('cancelled', 'scoring was cancelled');
+}
+
+/**
+ * Exact OPTIN scores (OPTIN.md section 2) with the layers before l run once and reused: for each
+ * layer a suffix graph from its residual input computes, per masked variant stacked along the batch
+ * axis, the manifold-distillation and KL terms inside onnxruntime.
+ */
+export async function scoreModel(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, opts: ScoreOptions = {}): Promise<Scores> {
+  const c: OptinConstants = { ...OPTIN_DEFAULTS, ...opts.constants };
+  const ep = opts.ep ?? 'cpu';
+  const t0 = performance.now();
+  const elapsed = (): number => (performance.now() - t0) / 1000;
+  checkCancelled(opts.signal);
+  const L = st.layers.length;
+  const total = st.layers.reduce((a, l) => a + l.attention.heads + (l.ffn?.width ?? 0), 0);
+  opts.onProgress?.({ phase: 'teacher', done: 0, total, elapsed: 0 });
+  const teacher = await runTeacher(model, st, batch, ep);
+  const lc = lossConstants(st, batch, teacher, c);
+  const B = batch.batch;
+  const S = batch.seqLen;
+  const perVariant = B * S;
+  const m = Math.max(1, Math.floor((opts.chunkTokens ?? 8192) / perVariant));
+  const rawHeads: RawLosses[] = [];
+  const rawNeurons: RawLosses[] = [];
+  let done = 0;
+  let provider = 'cpu';
+  let workDone = 0;
+  let workTotal = 0;
+  st.layers.forEach((l, i) => { workTotal += (L - i) * (l.attention.heads + (l.ffn?.width ?? 0)); });
+  for (let l = 0; l < L; l++) {
+    checkCancelled(opts.signal);
+    const layer = st.layers[l]!;
+    const compared = comparedLayers(l, L);
+    const proto = instrument(model, st, { maskLayers: [l], outputs: [st.outputs[0]!, ...compared.map((k) => st.layers[k]!.feature)], cutAt: l, onlyOutputs: true });
+    const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
+    const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
+    const logitsName = st.outputs[0]!;
+    proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
+    b.output(mdName);
+    const s = await sessionFor(model, proto, `${model.path} (layer ${l} suffix)`, ep);
+    provider = s.provider;
+    const inputs = new Set(proto.graph!.input.map((i) => i.name));
+    const elements: Element[] = [
+      ...Array.from({ length: layer.attention.heads }, (_, index) => ({ kind: 'head' as const, index })),
+      ...Array.from({ length: layer.ffn?.width ?? 0 }, (_, index) => ({ kind: 'neuron' as const, index })),
+    ];
+    const hd = headMaskDims(layer);
+    const H = layer.attention.heads;
+    const hWidth = H * hd.repeat;
+    const I = layer.ffn?.width ?? 0;
+    const md = new Array<number>(elements.length);
+    const kl = new Array<number>(elements.length);
+    const cut: TensorData = { type: 'float32', dims: [B, S, st.hidden], data: teacher.layerInputs[l]! };
+    try {
+      for (let start = 0; start < elements.length; start += m) {
+        checkCancelled(opts.signal);
+        const chunk = elements.slice(start, start + m);
+        const v = chunk.length;
+        const feeds: Record<string, ort.Tensor> = {};
+        const tiled = toOrt({ [layer.input]: tile(cut, v) });
+        Object.assign(feeds, tiled);
+        for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = toOrt({ [name]: tile(t, v) })[name]!;
+        const hm = new Float32Array(v * B * hWidth).fill(1);
+        const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
+        chunk.forEach((e, j) => {
+          for (let r = j * B; r < (j + 1) * B; r++) {
+            if (e.kind === 'head') hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
+            else nm[r * I + e.index] = 0;
+          }
+        });
+        feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * B : d)) as number[]);
+        if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, [v * B, 1, I]);
+        const out = await s.session.run(feeds);
+        const mdv = out[mdName]!.data as Float32Array;
+        const klv = outputLoss(out[logitsName]!.data as Float32Array, v, lc, c.temperature);
+        for (let j = 0; j < v; j++) {
+          md[start + j] = mdv[j]!;
+          kl[start + j] = klv[j]!;
+        }
+        done += v;
+        workDone += v * (L - l);
+        const el = elapsed();
+        opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta: (el / workDone) * (workTotal - workDone) });
+      }
+    } finally {
+      await s.session.release();
+    }
+    rawHeads.push({ md: md.slice(0, H), kl: kl.slice(0, H) });
+    rawNeurons.push({ md: md.slice(H), kl: kl.slice(H) });
+    const partialHeads = balance([...rawHeads.slice(0, l).map(() => ({ md: [], kl: [] })), rawHeads[l]!], 'head', c)[l]!;
+    opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial: { layer: l, heads: partialHeads, neurons: rawNeurons[l]!.md } });
+  }
+  return {
+    heads: balance(rawHeads, 'head', c),
+    neurons: balance(rawNeurons, 'neuron', c),
+    raw: { heads: rawHeads, neurons: rawNeurons },
+    outputLoss: lc.regression ? 'squared-error' : 'kl',
+    tokenRows: lc.rows.length,
+    calibration: { examples: B, seqLen: S, meanLength: batch.meanLength, source: batch.source, ...(batch.warning ? { warning: batch.warning } : {}) },
+    mode: 'exact',
+    provider,
+    seconds: elapsed(),
+  };
+}

@@ -1,0 +1,56 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import type { ModelProto } from '../onnx/schema';
+import { serializeModel } from '../onnx/writer';
+import type { ModelStructure } from '../structure/types';
+import type { CalibrationBatch, TensorData } from '../data/calibration';
+import { createSession, type Session } from '../runtime/session';
+import type { EpChoice } from '../runtime/providers';
+import { instrument } from './instrument';
+
+/** Serialize an in-memory variant of a model and open it in onnxruntime. */
+export async function sessionFor(model: OnnxModel, proto: ModelProto, label: string, ep: EpChoice = 'cpu', threads = 0): Promise<Session> {
+  const bytes = serializeModel({ ...model, proto });
+  return createSession(bytes, { ep, threads, label });
+}
+
+/** Convert plain tensors to onnxruntime tensors. */
+export function toOrt(feeds: Record<string, TensorData>): Record<string, ort.Tensor> {
+  return Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data, t.dims)]));
+}
+
+/** Dense-model outputs OPTIN compares every masked variant against. */
+export interface TeacherRun {
+  logits: Float32Array;
+  logitsDims: number[];
+  /** Feature of every layer, [batch, seq, D]. */
+  features: Float32Array[];
+  featureDims: number[][];
+  /** Residual-stream input of every layer, [batch, seq, D]. */
+  layerInputs: Float32Array[];
+}
+
+/** Run the dense model once, exposing every layer's input and feature. */
+export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<TeacherRun> {
+  const outputs = [...new Set([...st.layers.map((l) => l.input), ...st.layers.map((l) => l.feature)])];
+  const proto = instrument(model, st, { maskLayers: [], outputs });
+  const s = await sessionFor(model, proto, `${model.path} (teacher)`, ep);
+  try {
+    const r = await s.session.run(toOrt(batch.feeds));
+    const get = (name: string): ort.Tensor => {
+      const t = r[name];
+      if (!t) throw new Error(`teacher run did not return ${name}`);
+      return t;
+    };
+    const logits = get(st.outputs[0]!);
+    return {
+      logits: logits.data as Float32Array,
+      logitsDims: [...logits.dims],
+      features: st.layers.map((l) => get(l.feature).data as Float32Array),
+      featureDims: st.layers.map((l) => [...get(l.feature).dims]),
+      layerInputs: st.layers.map((l) => get(l.input).data as Float32Array),
+    };
+  } finally {
+    await s.session.release();
+  }
+}

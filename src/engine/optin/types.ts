@@ -1,0 +1,47 @@
+/** Progress of a scoring run. */
+export interface ScoreProgress {
+  phase: 'teacher' | 'layer';
+  layer?: number;
+  done: number;
+  total: number;
+  /** Seconds since scoring started. */
+  elapsed: number;
+  /** Estimated seconds left (undefined until the first run finished). */
+  eta?: number;
+  /** Scores of the layer just finished (to fill heatmaps live). */
+  partial?: { layer: number; heads: number[]; neurons: number[] };
+}
+
+/** Raw OPTIN losses before balancing: MD and T^2-scaled KL (or squared error) per element. */
+export interface RawLosses {
+  md: number[];
+  kl: number[];
+}
+
+/** Importance of every head and FFN neuron (larger = more important). */
+export interface Scores {
+  heads: number[][];
+  neurons: number[][];
+  raw: { heads: RawLosses[]; neurons: RawLosses[] };
+  /** 'kl' for classifiers, 'squared-error' for single-output (regression) heads. */
+  outputLoss: 'kl' | 'squared-error';
+  /** Token rows sampled for the manifold-distillation term. */
+  tokenRows: number;
+  calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string };
+  mode: 'exact';
+  provider: string;
+  seconds: number;
+}
+
+/** Method constants of OPTIN.md section 2. */
+export interface OptinConstants {
+  temperature: number;
+  lambda: number;
+  tokenSample: number;
+  seed: number;
+  headDecay: number;
+  lastLayerDecay: number;
+}
+
+/** The paper's defaults. */
+export const OPTIN_DEFAULTS: OptinConstants = { temperature: 4, lambda: 10, tokenSample: 768, seed: 0, headDecay: 0.5, lastLayerDecay: 0.5 };
