@@ -13,8 +13,8 @@ const builds = [
   { ...common, platform: 'node', format: 'cjs', entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', external: nodeExternal },
   { ...common, platform: 'browser', format: 'iife', target: 'es2022', entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js' },
 ];
-if (existsSync('src/extension/worker/engineWorker.ts')) {
-  builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: ['src/extension/worker/engineWorker.ts'], outfile: 'dist/engineWorker.js', external: nodeExternal });
+{
+  builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: ['src/engine/worker/entry.ts'], outfile: 'dist/engineWorker.js', external: nodeExternal });
 }
 
 if (args.has('--tests')) {

@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 import { isOptinError, OptinError } from '../engine/errors';
 import { runInspect } from './inspectCommand';
+import { runScore } from './scoreCommand';
+import { runPlan } from './planCommand';
 
 const USAGE = `usage: optin <command> [options]
 
 commands:
   inspect <model.onnx> [--seq-len N] [--json]   detected transformer structure and MACs
+  score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--ep E] --out scores.json
+                                                OPTIN importance of every head and FFN neuron
+  plan <scores.json> --budget C --out plan.json  heads/neurons to keep at a MAC budget (C in (0,1])
 
 Exit codes: 0 ok, 1 internal error, 2 refused input (reason on stderr).`;
 
@@ -14,6 +19,10 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'inspect':
       return runInspect(rest);
+    case 'score':
+      return runScore(rest);
+    case 'plan':
+      return runPlan(rest);
     case undefined:
     case '-h':
     case '--help':

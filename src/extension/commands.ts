@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { OptinPanel } from './panel';
-import type { EngineClient } from './worker/client';
+import type { EngineClient } from '../engine/worker/client';
 import type { Log } from './log';
 
 /** Pick the .onnx the command is about: the clicked file, the active editor's file, or ask. */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { HostMessage, ModelSummary, WebviewMessage } from '../shared/protocol';
 import type { InspectReport } from '../engine/inspect';
-import type { EngineClient } from './worker/client';
+import type { EngineClient } from '../engine/worker/client';
 import type { Log } from './log';
 
 /** Turn an engine report into the panel's summary message payload. */

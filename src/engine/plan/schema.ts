@@ -1,0 +1,71 @@
+/** Version of the scores and plan file formats (bumped on incompatible changes). */
+export const SCHEMA_VERSION = 1;
+
+/** Per-layer geometry stored with scores and plans, enough to re-plan without the model. */
+export interface LayerGeometry {
+  heads: number;
+  headSize: number;
+  vHeadSize: number;
+  ffn: number;
+}
+
+/** Identity of the model scores and plans belong to. */
+export interface ModelRef {
+  path: string;
+  sha256: string;
+  architecture: string;
+  modality: string;
+  hidden: number;
+  norm: 'pre' | 'post';
+  layers: LayerGeometry[];
+}
+
+/**
+ * `optin score` output (schema "optin-scores", version 1). `heads[l][h]` and `neurons[l][j]` are
+ * OPTIN importances, larger = more important.
+ */
+export interface ScoresFile {
+  schema: 'optin-scores';
+  version: number;
+  tool: { name: string; version: string };
+  created: string;
+  model: ModelRef;
+  mode: 'exact';
+  outputLoss: 'kl' | 'squared-error';
+  provider: string;
+  seconds: number;
+  calibration: { source: string; examples: number; seqLen: number; meanLength: number; tokenRows: number; warning?: string };
+  /** Sequence length of the MAC model (mean unpadded calibration length for text; tokens for vision). */
+  macSeqLen: number;
+  heads: number[][];
+  neurons: number[][];
+  raw: { heads: Array<{ md: number[]; kl: number[] }>; neurons: Array<{ md: number[]; kl: number[] }> };
+}
+
+/** Kept elements and cost of one layer in a plan. */
+export interface PlanLayer {
+  heads: number;
+  neurons: number;
+  macs: number;
+}
+
+/**
+ * `optin plan` output (schema "optin-plan", version 1): which heads and neurons to keep under a
+ * MAC budget, with the scores it was made from.
+ */
+export interface PlanFile {
+  schema: 'optin-plan';
+  version: number;
+  tool: { name: string; version: string };
+  created: string;
+  model: ModelRef;
+  /** Fraction of MACs kept, in (0, 1]. */
+  budget: number;
+  macs: { seqLen: number; baseline: number; kept: number; ratio: number };
+  /** Kept head indices and kept neuron indices per layer (sorted). */
+  keep: { heads: number[][]; neurons: number[][] };
+  layers: PlanLayer[];
+  /** Sum of kept scores (the search's objective). */
+  importance: number;
+  scores: { heads: number[][]; neurons: number[][]; mode: string; calibration: ScoresFile['calibration'] };
+}

@@ -1,0 +1,26 @@
+import type { InspectReport } from '../inspect';
+import type { ScoreProgress } from '../optin/types';
+import type { ScoresFile } from '../plan/schema';
+import type { DataOptions } from '../data/calibration';
+import type { EpChoice } from '../runtime/providers';
+
+/** Arguments of a scoring job. */
+export interface ScoreJob {
+  model: string;
+  data: DataOptions;
+  ep: EpChoice;
+  mode: 'exact';
+  seqLen?: number;
+}
+
+/** Host -> engine worker. */
+export type WorkerRequest =
+  | { id: number; kind: 'inspect'; path: string; seqLen?: number }
+  | { id: number; kind: 'score'; job: ScoreJob }
+  | { id: number; kind: 'cancel' };
+
+/** Engine worker -> host: progress while a job runs, then exactly one result. */
+export type WorkerReply =
+  | { id: number; kind: 'progress'; progress: ScoreProgress; warning?: string }
+  | { id: number; kind: 'result'; ok: true; inspect?: InspectReport; scores?: ScoresFile }
+  | { id: number; kind: 'result'; ok: false; code: string; message: string };
