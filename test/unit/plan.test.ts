@@ -1,0 +1,78 @@
+import * as assert from 'node:assert/strict';
+import { searchMasks } from '../../src/engine/plan/search';
+import { makePlan } from '../../src/engine/plan/files';
+import { headMacs, neuronMacs } from '../../src/engine/flops';
+import type { ScoresFile } from '../../src/engine/plan/schema';
+import { expectOptinError } from './helpers';
+
+const geometry = [
+  { heads: 2, headSize: 4, vHeadSize: 4, ffn: 4 },
+  { heads: 2, headSize: 4, vHeadSize: 4, ffn: 4 },
+];
+const D = 8;
+const S = 3;
+const hm = headMacs(S, D, 4);
+const nm = neuronMacs(S, D);
+
+/** Exhaustive version of OPTIN.md section 3, for checking the fast search. */
+function bruteForce(heads: number[][], neurons: number[][], budget: number): number {
+  const base = 4 * hm + 8 * nm;
+  const hs = heads.flat().sort((a, b) => b - a);
+  const ns = neurons.flat().sort((a, b) => b - a);
+  let best = -Infinity;
+  for (let n = 1; n <= hs.length; n++) {
+    const left = budget * base - n * hm;
+    if (left < 0) break;
+    const k = Math.min(ns.length, Math.floor(left / nm + 1e-9));
+    best = Math.max(best, hs.slice(0, n).reduce((a, b) => a + b, 0) + ns.slice(0, k).reduce((a, b) => a + b, 0));
+  }
+  return best;
+}
+
+describe('mask search (OPTIN.md section 3)', () => {
+  const heads = [[5, 1], [3, 0.5]];
+  const neurons = [[9, 0.1, 0.2, 4], [0.3, 2, 0.05, 1]];
+
+  it('keeps everything at budget 1', () => {
+    const r = searchMasks(geometry, D, S, heads, neurons, 1);
+    assert.deepEqual(r.heads, [[true, true], [true, true]]);
+    assert.equal(r.kept, r.baseline);
+  });
+
+  for (const budget of [0.9, 0.7, 0.5, 0.35]) {
+    it(`at budget ${budget} matches the exhaustive search and respects the MAC capacity`, () => {
+      const r = searchMasks(geometry, D, S, heads, neurons, budget);
+      assert.ok(r.kept <= budget * r.baseline + 1e-6, `${r.kept} > ${budget * r.baseline}`);
+      assert.ok(Math.abs(r.importance - bruteForce(heads, neurons, budget)) < 1e-12);
+      const keptNeurons = r.neurons.flatMap((row, l) => row.flatMap((k, j) => (k ? [neurons[l]![j]!] : [])));
+      const dropped = r.neurons.flatMap((row, l) => row.flatMap((k, j) => (k ? [] : [neurons[l]![j]!])));
+      if (keptNeurons.length && dropped.length) assert.ok(Math.min(...keptNeurons) >= Math.max(...dropped), 'neurons are kept in rank order');
+    });
+  }
+
+  it('may empty a whole layer', () => {
+    const r = searchMasks(geometry, D, S, [[5, 4], [0, 0]], [[9, 9, 9, 9], [0, 0, 0, 0]], 0.5);
+    assert.equal(r.neurons[1]!.filter(Boolean).length, 0);
+  });
+
+  it('refuses budgets outside (0, 1] and budgets below one head', async () => {
+    for (const b of [0, -0.1, 1.5, NaN]) await expectOptinError(() => searchMasks(geometry, D, S, heads, neurons, b), 'usage', /outside \(0, 1\]/);
+    await expectOptinError(() => searchMasks(geometry, D, S, heads, neurons, 0.01), 'usage', /less than one attention head/);
+  });
+
+  it('re-plans from a saved scores file in well under a second (BERT-base size)', () => {
+    const layers = Array.from({ length: 12 }, () => ({ heads: 12, headSize: 64, vHeadSize: 64, ffn: 3072 }));
+    let x = 1;
+    const rnd = (): number => ((x = (x * 16807) % 2147483647) / 2147483647);
+    const s = {
+      model: { layers, hidden: 768 }, macSeqLen: 64, mode: 'exact', calibration: {},
+      heads: layers.map((g) => Array.from({ length: g.heads }, rnd)), neurons: layers.map((g) => Array.from({ length: g.ffn }, rnd)),
+    } as unknown as ScoresFile;
+    const t = performance.now();
+    const plan = makePlan(s, 0.6);
+    const ms = performance.now() - t;
+    assert.ok(plan.macs.ratio <= 0.6 && plan.macs.ratio > 0.59);
+    assert.equal(plan.keep.heads.length, 12);
+    assert.ok(ms < 1000, `took ${ms} ms`);
+  });
+});
