@@ -17,6 +17,11 @@ const builds = [
   builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: ['src/engine/worker/entry.ts'], outfile: 'dist/engineWorker.js', external: nodeExternal });
 }
 
+if (args.has('--bench')) {
+  const bench = readdirSync('bench').filter((f) => f.endsWith('.ts')).map((f) => join('bench', f));
+  builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: bench, outdir: 'out/bench', external: nodeExternal });
+}
+
 if (args.has('--tests')) {
   rmSync('out', { recursive: true, force: true });
   const list = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f)) : []);

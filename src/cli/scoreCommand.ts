@@ -7,11 +7,11 @@ import { checkFlags, intFlag, parseArgs } from './args';
 import { ProgressBar } from './progress';
 
 const EPS: EpChoice[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml'];
-const USAGE = 'usage: optin score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--max-length N] [--mode exact] [--ep auto|cpu|cuda|dml|coreml] [--seq-len N] --out scores.json';
+const USAGE = 'usage: optin score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--max-length N] [--mode exact] [--ep auto|cpu|cuda|dml|coreml] [--seq-len N] [--features auto|ffn-output|attention-input] --out scores.json';
 
 /** `optin score`: OPTIN importance of every head and FFN neuron, written as JSON. */
 export async function runScore(argv: string[]): Promise<number> {
-  const valued = ['data', 'tokenizer', 'samples', 'max-length', 'mode', 'ep', 'seq-len', 'out', 'preprocessor'];
+  const valued = ['data', 'tokenizer', 'samples', 'max-length', 'mode', 'ep', 'seq-len', 'out', 'preprocessor', 'features'];
   const args = parseArgs(argv, valued);
   checkFlags(args, [...valued, 'quiet'], 'score');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
@@ -22,6 +22,8 @@ export async function runScore(argv: string[]): Promise<number> {
   const ep = (args.flags.get('ep') ?? 'cpu') as EpChoice;
   if (!EPS.includes(ep)) throw new OptinError('usage', `--ep must be one of ${EPS.join(', ')}`);
   const str = (k: string): string | undefined => { const v = args.flags.get(k); return typeof v === 'string' ? v : undefined; };
+  const features = (args.flags.get('features') ?? 'auto') as 'auto' | 'ffn-output' | 'attention-input';
+  if (!['auto', 'ffn-output', 'attention-input'].includes(features)) throw new OptinError('usage', '--features must be auto, ffn-output or attention-input');
   const samples = intFlag(args, 'samples');
   const maxLength = intFlag(args, 'max-length');
   const seqLen = intFlag(args, 'seq-len');
@@ -34,7 +36,7 @@ export async function runScore(argv: string[]): Promise<number> {
     const scores = await engine.score({
       model: args.positional[0]!,
       data: { ...(str('data') ? { data: str('data')! } : {}), ...(str('tokenizer') ? { tokenizer: str('tokenizer')! } : {}), ...(samples ? { samples } : {}), ...(maxLength ? { maxLength } : {}), ...(str('preprocessor') ? { preprocessor: str('preprocessor')! } : {}) },
-      ep, mode: 'exact', ...(seqLen ? { seqLen } : {}),
+      ep, mode: 'exact', features, ...(seqLen ? { seqLen } : {}),
     }, (p, warning) => {
       if (warning) process.stderr.write(`optin: warning: ${warning}\n`);
       bar?.update(p);

@@ -17,10 +17,32 @@ import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type ScoreProgress
 export interface ScoreOptions {
   ep?: EpChoice;
   constants?: Partial<OptinConstants>;
-  /** Token rows per onnxruntime run (variants are stacked along the batch axis up to this). */
+  /** Token rows per onnxruntime run: variants are stacked along the batch axis up to this (default 1024; measured: moderate stacking helps small runs, large stacks are slower on CPU). */
   chunkTokens?: number;
   onProgress?: (p: ScoreProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Layer features for the manifold term: 'auto' = the paper's defaults (post-LN: output of the
+   * second FFN linear; pre-LN: output of the first LayerNorm), or force one of them.
+   */
+  features?: FeatureChoice;
+  /** Run the layers before l once and reuse them (default true; false = full model per run, for benchmarks). */
+  reusePrefix?: boolean;
+}
+
+/** Which value of each layer the manifold-distillation term compares. */
+export type FeatureChoice = 'auto' | 'ffn-output' | 'attention-input';
+
+/** The structure with each layer's feature set per the choice. */
+export function withFeatures(st: ModelStructure, choice: FeatureChoice): ModelStructure {
+  if (choice === 'auto') return st;
+  return {
+    ...st,
+    layers: st.layers.map((l) => ({
+      ...l,
+      feature: choice === 'attention-input' ? l.attention.input : (l.ffn?.down.output ?? l.attention.output.output),
+    })),
+  };
 }
 
 /** Layers whose features the trajectory of an element in layer l compares (k > l; k = l for the last). */
@@ -104,7 +126,8 @@ function checkCancelled(signal?: AbortSignal): void {
  * layer a suffix graph from its residual input computes, per masked variant stacked along the batch
  * axis, the manifold-distillation and KL terms inside onnxruntime.
  */
-export async function scoreModel(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, opts: ScoreOptions = {}): Promise<Scores> {
+export async function scoreModel(model: OnnxModel, structure: ModelStructure, batch: CalibrationBatch, opts: ScoreOptions = {}): Promise<Scores> {
+  const st = withFeatures(structure, opts.features ?? 'auto');
   const c: OptinConstants = { ...OPTIN_DEFAULTS, ...opts.constants };
   const ep = opts.ep ?? 'cpu';
   const t0 = performance.now();
@@ -118,7 +141,7 @@ export async function scoreModel(model: OnnxModel, st: ModelStructure, batch: Ca
   const B = batch.batch;
   const S = batch.seqLen;
   const perVariant = B * S;
-  const m = Math.max(1, Math.floor((opts.chunkTokens ?? 8192) / perVariant));
+  const m = Math.max(1, Math.floor((opts.chunkTokens ?? 1024) / perVariant));
   const rawHeads: RawLosses[] = [];
   const rawNeurons: RawLosses[] = [];
   let done = 0;
@@ -130,7 +153,8 @@ export async function scoreModel(model: OnnxModel, st: ModelStructure, batch: Ca
     checkCancelled(opts.signal);
     const layer = st.layers[l]!;
     const compared = comparedLayers(l, L);
-    const proto = instrument(model, st, { maskLayers: [l], outputs: [st.outputs[0]!, ...compared.map((k) => st.layers[k]!.feature)], cutAt: l, onlyOutputs: true });
+    const reuse = opts.reusePrefix ?? true;
+    const proto = instrument(model, st, { maskLayers: [l], outputs: [st.outputs[0]!, ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
     const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
     const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
     const logitsName = st.outputs[0]!;
@@ -156,8 +180,7 @@ export async function scoreModel(model: OnnxModel, st: ModelStructure, batch: Ca
         const chunk = elements.slice(start, start + m);
         const v = chunk.length;
         const feeds: Record<string, ort.Tensor> = {};
-        const tiled = toOrt({ [layer.input]: tile(cut, v) });
-        Object.assign(feeds, tiled);
+        if (reuse) Object.assign(feeds, toOrt({ [layer.input]: tile(cut, v) }));
         for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = toOrt({ [name]: tile(t, v) })[name]!;
         const hm = new Float32Array(v * B * hWidth).fill(1);
         const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);

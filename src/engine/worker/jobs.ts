@@ -16,7 +16,7 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const st = detectStructure(model);
   const batch = await loadCalibration(model.path, st, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
-  const scores = await scoreModel(model, st, batch, { ep: job.ep, onProgress, signal });
+  const scores = await scoreModel(model, st, batch, { ep: job.ep, onProgress, signal, features: job.features ?? 'auto' });
   const macSeqLen = job.seqLen ?? (st.modality === 'text' ? batch.meanLength : batch.seqLen);
   return scoresFile(modelRef(model.path, sha256File(model.path), st), scores, macSeqLen);
 }

@@ -11,6 +11,7 @@ export interface ScoreJob {
   ep: EpChoice;
   mode: 'exact';
   seqLen?: number;
+  features?: 'auto' | 'ffn-output' | 'attention-input';
 }
 
 /** Host -> engine worker. */
