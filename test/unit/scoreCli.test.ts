@@ -84,7 +84,9 @@ describe('optin score / optin plan', () => {
         (e: unknown) => e instanceof OptinError && e.code === 'cancelled',
       );
       assert.ok(cancelledAt > 0);
-      assert.ok(runsAfterCancel <= 1, `${runsAfterCancel} runs finished after cancel`);
+      // At most the run in progress when the worker saw the cancel, plus one whose progress message
+      // was already in flight when the caller aborted.
+      assert.ok(runsAfterCancel <= 2, `${runsAfterCancel} runs finished after cancel`);
     } finally {
       await engine.dispose();
     }

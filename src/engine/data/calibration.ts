@@ -166,6 +166,10 @@ function synthetic(st: ModelStructure, samples: number, opts: DataOptions): Cali
     const dims = i.shape.map((d, k) => (typeof d === 'number' && d > 0 ? d : k === 0 ? samples : 16));
     dims[0] = samples;
     const n = dims.reduce((a, b) => a * b, 1);
+    if ((i.dtype === 'int64' || i.dtype === 'int32') && i.role === 'attention_mask') {
+      feeds[i.name] = intTensor(i, dims, new Array<number>(n).fill(1));
+      continue;
+    }
     if (i.dtype !== 'float32') throw new OptinError('data', `cannot synthesise input "${i.name}" of type ${i.dtype}; give --data`);
     feeds[i.name] = { type: 'float32', dims, data: Float32Array.from({ length: n }, () => gaussian(rnd)) };
     if (i.role === 'hidden_states') tokens = dims[1] ?? 1;

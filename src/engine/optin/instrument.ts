@@ -1,5 +1,5 @@
 import type { OnnxModel } from '../onnx/model';
-import type { ModelProto } from '../onnx/schema';
+import type { GraphProto, ModelProto } from '../onnx/schema';
 import type { EncoderLayer, ModelStructure } from '../structure/types';
 import { GraphBuilder } from '../graph/builder';
 import { defaultOpset, extractSubgraph, rewire, shallowCopyModel } from '../graph/surgery';
@@ -28,6 +28,16 @@ export interface InstrumentOptions {
   onlyOutputs?: boolean;
 }
 
+/** Make the batch axis of graph inputs/outputs symbolic so masked variants can be stacked along it. */
+function freeBatchAxis(g: GraphProto): void {
+  for (const v of [...g.input, ...g.output]) {
+    const t = v.type?.value;
+    if (v.type?.value.case !== 'tensorType' || !t) continue;
+    const dim0 = (t.value as { shape?: { dim: Array<{ value: { case: string; value: unknown } }> } }).shape?.dim[0];
+    if (dim0 && dim0.value.case === 'dimValue') dim0.value = { case: 'dimParam', value: 'optin_batch' };
+  }
+}
+
 function insertMul(b: GraphBuilder, value: string, mask: string): void {
   const g = b.graph;
   const idx = g.node.findIndex((n) => n.output.includes(value));
@@ -45,6 +55,7 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
   const proto = shallowCopyModel(model.proto);
   const g = proto.graph!;
   const b = new GraphBuilder(g, defaultOpset(proto));
+  freeBatchAxis(g);
   for (const l of opts.maskLayers) {
     const layer = st.layers[l]!;
     const hm = headMaskDims(layer);

@@ -85,7 +85,8 @@ export function outputLoss(student: Float32Array, variants: number, c: LossConst
         s += c.teacherProbs64[t]! * (c.teacherLogProbs64[t]! - (student[o + j]! - lse));
       }
     }
-    out.push(c.regression ? s : temperature ** 2 * s);
+    // KL is non-negative; values a hair below 0 are double rounding when nothing changed.
+    out.push(Math.max(0, c.regression ? s : temperature ** 2 * s));
   }
   return out;
 }

@@ -6,6 +6,7 @@ import type { EpChoice } from '../runtime/providers';
 import { GraphBuilder } from '../graph/builder';
 import { defaultOpset } from '../graph/surgery';
 import { OptinError } from '../errors';
+import { runSession } from '../runtime/session';
 import { headMaskDims, headMaskName, instrument, neuronMaskName } from './instrument';
 import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph';
 import { runTeacher, sessionFor, toOrt, type TeacherRun } from './teacher';
@@ -192,7 +193,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
         });
         feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * B : d)) as number[]);
         if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, [v * B, 1, I]);
-        const out = await s.session.run(feeds);
+        const out = await runSession(s.session, feeds, `${model.path} (layer ${l})`);
         const mdv = out[mdName]!.data as Float32Array;
         const klv = outputLoss(out[logitsName]!.data as Float32Array, v, lc, c.temperature);
         for (let j = 0; j < v; j++) {

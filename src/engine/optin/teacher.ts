@@ -4,7 +4,7 @@ import type { ModelProto } from '../onnx/schema';
 import { serializeModel } from '../onnx/writer';
 import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch, TensorData } from '../data/calibration';
-import { createSession, type Session } from '../runtime/session';
+import { createSession, runSession, type Session } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
 import { instrument } from './instrument';
 
@@ -36,7 +36,7 @@ export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: Ca
   const proto = instrument(model, st, { maskLayers: [], outputs });
   const s = await sessionFor(model, proto, `${model.path} (teacher)`, ep);
   try {
-    const r = await s.session.run(toOrt(batch.feeds));
+    const r = await runSession(s.session, toOrt(batch.feeds), `${model.path} (dense run)`);
     const get = (name: string): ort.Tensor => {
       const t = r[name];
       if (!t) throw new Error(`teacher run did not return ${name}`);

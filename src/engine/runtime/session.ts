@@ -67,3 +67,13 @@ export async function checkLoadable(model: string | Uint8Array, label: string): 
   const s = await createSession(model, { ep: 'cpu', label });
   await s.session.release();
 }
+
+/** Run a session, turning onnxruntime's multi-line errors into one OptinError line. */
+export async function runSession(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>, label: string): Promise<ort.InferenceSession.OnnxValueMapType> {
+  try {
+    return await s.run(feeds);
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ').slice(0, 500);
+    throw new OptinError('runtime', `${label}: onnxruntime failed: ${msg}`);
+  }
+}
