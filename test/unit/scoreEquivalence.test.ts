@@ -6,7 +6,6 @@ import { loadCalibration, type CalibrationBatch } from '../../src/engine/data/ca
 import { scoreModel, tokenRows } from '../../src/engine/optin/scorer';
 import { headMaskDims, headMaskName, instrument, neuronMaskName } from '../../src/engine/optin/instrument';
 import { serializeModel } from '../../src/engine/onnx/writer';
-import { OPTIN_DEFAULTS } from '../../src/engine/optin/types';
 import type { ModelStructure } from '../../src/engine/structure/types';
 import type { OnnxModel } from '../../src/engine/onnx/model';
 import { FIXTURES, fixture } from './helpers';
@@ -139,7 +138,6 @@ describe('exact OPTIN scores: suffix reuse + batched variants equal the naive me
       assertClose(fast.neurons, naive.neurons, 'neuron');
       assert.equal(fast.heads.length, st.layers.length);
       assert.ok(fast.neurons.flat().some((x) => x > 0), 'scores are not all zero');
-      void OPTIN_DEFAULTS;
     });
   }
 });

@@ -3,18 +3,22 @@ import { GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type GraphProto, t
 import { DataType } from '../onnx/schema';
 import { valueInfo } from './builder';
 
+/** Clone a message while the graph's listed array fields are temporarily emptied (they are not copied). */
+function cloneWithout<T>(g: GraphProto, fields: Array<'node' | 'initializer'>, cloneFn: () => T): T {
+  const saved = fields.map((f) => g[f]);
+  for (const f of fields) g[f] = [];
+  try {
+    return cloneFn();
+  } finally {
+    fields.forEach((f, i) => { (g[f] as unknown) = saved[i]; });
+  }
+}
+
 /** Copy a model's protobuf without copying tensor bytes (initializers are shared by reference). */
 export function shallowCopyModel(proto: ModelProto): ModelProto {
   const g = proto.graph!;
-  const inits = g.initializer;
-  g.initializer = [];
-  let copy: ModelProto;
-  try {
-    copy = clone(ModelProtoSchema, proto);
-  } finally {
-    g.initializer = inits;
-  }
-  copy.graph!.initializer = [...inits];
+  const copy = cloneWithout(g, ['initializer'], () => clone(ModelProtoSchema, proto));
+  copy.graph!.initializer = [...g.initializer];
   return copy;
 }
 
@@ -52,15 +56,7 @@ export function extractSubgraph(g: GraphProto, cuts: Map<string, Array<number | 
     for (const i of g.node[p]!.input) stack.push(i);
   }
   const [nodes, inits] = [g.node, g.initializer];
-  g.node = [];
-  g.initializer = [];
-  let sub: GraphProto;
-  try {
-    sub = clone(GraphProtoSchema, g);
-  } finally {
-    g.node = nodes;
-    g.initializer = inits;
-  }
+  const sub = cloneWithout(g, ['node', 'initializer'], () => clone(GraphProtoSchema, g));
   sub.node = nodes.filter((_, i) => needed.has(i)).map((n) => clone(NodeProtoSchema, n));
   const used = new Set(sub.node.flatMap((n) => n.input));
   for (const o of outputs) used.add(o);

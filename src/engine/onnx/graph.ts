@@ -1,7 +1,6 @@
 import { AttributeType, type AttributeProto, type GraphProto, type NodeProto, type TensorProto } from './schema';
 import { tensorFloat32, tensorInts } from './tensor';
 import type { ExternalDataContext } from './externalData';
-import { dataTypeName } from './tensor';
 import { DataType } from './schema';
 
 /** Value of a node attribute, decoded to JS types. */
@@ -75,16 +74,6 @@ export class GraphIndex {
     const t = this.constant(value);
     if (!t || t.dataType !== DataType.FLOAT) return undefined;
     return tensorFloat32(t, this.ext);
-  }
-
-  /** Weight tensor for a MatMul/Gemm/Add input; follows a Transpose or Cast-free identity chain. */
-  weight(value: string): TensorProto | undefined {
-    return this.constant(value);
-  }
-
-  /** Element type name of a constant (for error messages). */
-  typeName(t: TensorProto): string {
-    return dataTypeName(t.dataType);
   }
 }
 

@@ -2,31 +2,10 @@ import { DataLocation, DataType, type TensorProto } from './schema';
 import { OptinError } from '../errors';
 import { readExternal, type ExternalDataContext } from './externalData';
 
-const ELEMENT_BYTES: Partial<Record<DataType, number>> = {
-  [DataType.FLOAT]: 4,
-  [DataType.UINT8]: 1,
-  [DataType.INT8]: 1,
-  [DataType.UINT16]: 2,
-  [DataType.INT16]: 2,
-  [DataType.INT32]: 4,
-  [DataType.INT64]: 8,
-  [DataType.BOOL]: 1,
-  [DataType.FLOAT16]: 2,
-  [DataType.DOUBLE]: 8,
-  [DataType.UINT32]: 4,
-  [DataType.UINT64]: 8,
-  [DataType.BFLOAT16]: 2,
-};
-
 /** Human name of an ONNX element type, e.g. "float16". */
 export function dataTypeName(dt: number): string {
   const name = DataType[dt as DataType];
   return name ? name.toLowerCase() : `type ${dt}`;
-}
-
-/** Bytes per element of a fixed-size ONNX element type, or undefined. */
-export function elementBytes(dt: number): number | undefined {
-  return ELEMENT_BYTES[dt as DataType];
 }
 
 /** Number of elements of a tensor from its dims (int64 dims checked against 2^53). */
@@ -59,7 +38,6 @@ export function normalizeToRaw(t: TensorProto): boolean {
   else if (dt === DataType.UINT32 && t.uint64Data.length)
     bytes = u8(Uint32Array.from(t.uint64Data, (v) => Number(v)));
   else if (t.int32Data.length) {
-    const n = t.int32Data.length;
     switch (dt) {
       case DataType.INT32: bytes = u8(Int32Array.from(t.int32Data)); break;
       case DataType.INT16: bytes = u8(Int16Array.from(t.int32Data)); break;
@@ -67,7 +45,6 @@ export function normalizeToRaw(t: TensorProto): boolean {
         bytes = u8(Uint16Array.from(t.int32Data)); break;
       case DataType.INT8: bytes = u8(Int8Array.from(t.int32Data)); break;
       case DataType.UINT8: case DataType.BOOL: bytes = u8(Uint8Array.from(t.int32Data)); break;
-      default: void n;
     }
   }
   if (!bytes) return false;

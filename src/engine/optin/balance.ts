@@ -6,9 +6,9 @@ import type { OptinConstants, RawLosses } from './types';
  * heads and last-layer elements are decayed. Elements are visited layer by layer, one scale
  * history for heads and one for neurons.
  */
-export function balance(raw: RawLosses[], kind: 'head' | 'neuron', c: OptinConstants): number[][] {
+export function balance(raw: RawLosses[], kind: 'head' | 'neuron', c: OptinConstants, layers = raw.length): number[][] {
   const scales: number[] = [];
-  const L = raw.length;
+  const L = layers;
   return raw.map((r, l) =>
     r.md.map((md, i) => {
       const kl = r.kl[i]!;

@@ -31,10 +31,9 @@ export interface InstrumentOptions {
 /** Make the batch axis of graph inputs/outputs symbolic so masked variants can be stacked along it. */
 function freeBatchAxis(g: GraphProto): void {
   for (const v of [...g.input, ...g.output]) {
-    const t = v.type?.value;
-    if (v.type?.value.case !== 'tensorType' || !t) continue;
-    const dim0 = (t.value as { shape?: { dim: Array<{ value: { case: string; value: unknown } }> } }).shape?.dim[0];
-    if (dim0 && dim0.value.case === 'dimValue') dim0.value = { case: 'dimParam', value: 'optin_batch' };
+    if (v.type?.value.case !== 'tensorType') continue;
+    const dim0 = v.type.value.value.shape?.dim[0];
+    if (dim0?.value.case === 'dimValue') dim0.value = { case: 'dimParam', value: 'optin_batch' };
   }
 }
 

@@ -210,8 +210,8 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     }
     rawHeads.push({ md: md.slice(0, H), kl: kl.slice(0, H) });
     rawNeurons.push({ md: md.slice(H), kl: kl.slice(H) });
-    const partialHeads = balance([...rawHeads.slice(0, l).map(() => ({ md: [], kl: [] })), rawHeads[l]!], 'head', c)[l]!;
-    opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial: { layer: l, heads: partialHeads, neurons: rawNeurons[l]!.md } });
+    const partial = { layer: l, heads: balance(rawHeads, 'head', c, L)[l]!, neurons: balance(rawNeurons, 'neuron', c, L)[l]! };
+    opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial });
   }
   return {
     heads: balance(rawHeads, 'head', c),

@@ -50,14 +50,6 @@ export function readScores(file: string): ScoresFile {
   return s;
 }
 
-/** Read and validate a plan file. */
-export function readPlan(file: string): PlanFile {
-  const j = readJson(file, 'plan file');
-  if (j.schema !== 'optin-plan') throw new OptinError('data', `${file} is not an OPTIN plan file (schema "${String(j.schema)}")`);
-  if (j.version !== SCHEMA_VERSION) throw new OptinError('data', `${file} has plan schema version ${String(j.version)}; this tool reads version ${SCHEMA_VERSION}`);
-  return j as unknown as PlanFile;
-}
-
 /** Plan at a budget from scores (no model needed: this is instant). */
 export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen): PlanFile {
   const r = searchMasks(s.model.layers, s.model.hidden, seqLen, s.heads, s.neurons, budget);

@@ -1,5 +1,3 @@
-import * as ort from 'onnxruntime-node';
-
 /** Execution provider requested by the user. */
 export type EpChoice = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml';
 
@@ -8,9 +6,4 @@ export function gpuCandidates(platform: NodeJS.Platform = process.platform): Arr
   if (platform === 'win32') return ['cuda', 'dml'];
   if (platform === 'darwin') return ['coreml'];
   return ['cuda'];
-}
-
-/** Providers the installed onnxruntime-node binary was built with. */
-export function builtProviders(): string[] {
-  return ort.listSupportedBackends().map((b) => b.name);
 }

@@ -181,7 +181,7 @@ export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto
   if (attrInt(n, 'unidirectional', 0) === 1) {
     throw new OptinError('decoder', `${ix.label(n)} is unidirectional (causal) attention: decoder-only models are not supported`);
   }
-  const [D, total] = tensorShape(w) as [number, number];
+  const total = tensorShape(w)[1]!;
   const sizes = attrInts(n, 'qkv_hidden_sizes');
   const [qh, kh, vh] = sizes && sizes.length === 3 ? (sizes as [number, number, number]) : [total / 3, total / 3, total / 3];
   if (qh + kh + vh !== total || qh % heads || vh % heads) {
@@ -191,7 +191,6 @@ export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto
   if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
   const sites: ShapeSite[] = [{ node: nodeId(n), kind: 'attribute', holder: 'num_heads', index: 0, meaning: 'heads', value: heads, shared: false }];
   if (sizes) sites.push({ node: nodeId(n), kind: 'attribute', holder: 'qkv_hidden_sizes', index: 0, meaning: 'width', value: qh, shared: false });
-  void D;
   const bias = n.input[2] && ix.constant(n.input[2]) ? n.input[2] : undefined;
   return {
     heads, headSize: qh / heads, vHeadSize: vh / heads,

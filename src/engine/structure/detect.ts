@@ -22,7 +22,7 @@ function attentionLinears(a: AttentionBlock): Linear[] {
 
 /** Residual add after a sublayer output: returns the skip input and the add's output. */
 function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out: string } | undefined {
-  const v = sub.biasNode && ix.producer.get(sub.output)?.opType !== 'SkipLayerNormalization' ? sub.output : sub.output;
+  const v = sub.output;
   for (const u of ix.uses(v)) {
     if (u.opType === 'Add') {
       const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
@@ -44,10 +44,6 @@ function inResidualStream(ix: GraphIndex, f: FfnBlock): boolean {
   return normAfter(ix, r.skip)?.output === f.up.input;
 }
 
-function order(ix: GraphIndex, name: string): number {
-  const n = ix.graph.node.find((x) => (x.name || x.output[0]) === name);
-  return n ? ix.order.get(n)! : -1;
-}
 
 function family(model: OnnxModel, vision: boolean): string {
   if (vision) return 'vit';
@@ -110,12 +106,14 @@ export function detectStructure(model: OnnxModel): ModelStructure {
       taken.add(f.up).add(f.down);
     }
   }
-  const coreOrder = attns.map((a) => order(ix, a.core));
+  const position = new Map(g.node.map((n, i) => [n.name || n.output[0]!, i]));
+  const order = (name: string): number => position.get(name) ?? -1;
+  const coreOrder = attns.map((a) => order(a.core));
   const hidden = attns[0]!.output.outFeatures;
   const layers: EncoderLayer[] = attns.map((attention, i) => {
     const lo = coreOrder[i]!;
     const hi = i + 1 < attns.length ? coreOrder[i + 1]! : Infinity;
-    const mine = ffns.filter((f) => { const o = order(ix, f.up.node); return o > lo && o < hi; });
+    const mine = ffns.filter((f) => { const o = order(f.up.node); return o > lo && o < hi; });
     if (mine.length > 1) throw new OptinError('unsupported', `${where}: layer ${i} has ${mine.length} feed-forward blocks; expected one`);
     return { index: i, attention, ffn: mine[0] ?? null, input: attention.input, output: '', feature: '' };
   });

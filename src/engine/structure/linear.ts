@@ -104,11 +104,3 @@ export function findLinears(ix: GraphIndex): Map<string, Linear> {
   }
   return out;
 }
-
-/** Find the linear whose MatMul output or biased output is `value`. */
-export function linearProducing(linears: Map<string, Linear>, value: string): Linear | undefined {
-  const direct = linears.get(value);
-  if (direct) return direct;
-  for (const l of linears.values()) if (l.output === value) return l;
-  return undefined;
-}

@@ -1,4 +1,4 @@
-import { GraphIndex, attrInt, attrInts } from '../onnx/graph';
+import { GraphIndex, attrInts } from '../onnx/graph';
 
 /** One element of a partially known integer vector, with the constant that supplies it. */
 export interface ShapeElem {
@@ -68,11 +68,6 @@ export function evalShape(ix: GraphIndex, value: string, depth = 0): ShapeElem[]
         return [{ value: null, computedFrom: { node: n.name || n.output[0]!, holder: k.holder, op: n.opType, constant: k.value } }];
       }
       return [{ value: null }];
-    }
-    case 'Shape': {
-      const start = attrInt(n, 'start', 0);
-      void start;
-      return undefined;
     }
     default:
       return undefined;

@@ -6,6 +6,9 @@ import type { ScoreProgress } from '../optin/types';
 import type { ScoresFile } from '../plan/schema';
 import type { ScoreJob, WorkerReply, WorkerRequest } from './protocol';
 
+/** A job request before the client assigns its id. */
+type JobRequest = { kind: 'inspect'; path: string; seqLen?: number } | { kind: 'score'; job: ScoreJob };
+
 type Pending = { resolve: (r: Extract<WorkerReply, { kind: 'result' }>) => void; reject: (e: Error) => void; progress?: (p: ScoreProgress, warning?: string) => void };
 
 /**
@@ -45,7 +48,7 @@ export class EngineClient {
     this.pending.clear();
   }
 
-  private async request(req: Exclude<WorkerRequest, { kind: 'cancel' } | { id: number }> | Record<string, unknown>, progress?: Pending['progress'], signal?: AbortSignal): Promise<Extract<WorkerReply, { kind: 'result'; ok: true }>> {
+  private async request(req: JobRequest, progress?: Pending['progress'], signal?: AbortSignal): Promise<Extract<WorkerReply, { kind: 'result'; ok: true }>> {
     const id = this.nextId++;
     const w = this.ensure();
     const r = await new Promise<Extract<WorkerReply, { kind: 'result' }>>((resolve, reject) => {
