@@ -3,6 +3,10 @@ import { isOptinError, OptinError } from '../engine/errors';
 import { runInspect } from './inspectCommand';
 import { runScore } from './scoreCommand';
 import { runPlan } from './planCommand';
+import { runApply } from './applyCommand';
+import { runEval } from './evalCommand';
+import { runBench } from './benchCommand';
+import { runPruneCommand } from './pruneCommand';
 
 const USAGE = `usage: optin <command> [options]
 
@@ -11,6 +15,14 @@ commands:
   score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--ep E] --out scores.json
                                                 OPTIN importance of every head and FFN neuron
   plan <scores.json> --budget C --out plan.json  heads/neurons to keep at a MAC budget (C in (0,1])
+  apply <model.onnx> --plan plan.json [--tune] [--data PATH] [--out PATH]
+                                                write the physically pruned model, verified
+  prune <model.onnx> --budget C [--data PATH] [--tune] [--eval PATH] [--ranking optin|magnitude] [--out PATH]
+                                                score + plan + apply + verify + eval + bench, with a report
+  eval <model.onnx> --data PATH [--reference model.onnx]
+                                                accuracy on labelled data, agreement with a reference
+  bench <a.onnx> <b.onnx> [--batch B] [--seq-len S]
+                                                interleaved median latency and speedup
 
 Exit codes: 0 ok, 1 internal error, 2 refused input (reason on stderr).`;
 
@@ -23,6 +35,14 @@ async function main(argv: string[]): Promise<number> {
       return runScore(rest);
     case 'plan':
       return runPlan(rest);
+    case 'apply':
+      return runApply(rest);
+    case 'prune':
+      return runPruneCommand(rest);
+    case 'eval':
+      return runEval(rest);
+    case 'bench':
+      return runBench(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -70,3 +70,63 @@ export function extractSubgraph(g: GraphProto, cuts: Map<string, Array<number | 
   sub.valueInfo = [];
   return sub;
 }
+
+/** Drop nodes whose outputs no graph output needs, then initializers (and IR<4 inputs) nobody reads. */
+export function removeDeadNodes(g: GraphProto): void {
+  const producer = new Map<string, number>();
+  g.node.forEach((n, i) => n.output.forEach((o) => producer.set(o, i)));
+  const needed = new Set<number>();
+  const stack = g.output.map((o) => o.name);
+  const seen = new Set<string>();
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (!v || seen.has(v)) continue;
+    seen.add(v);
+    const p = producer.get(v);
+    if (p === undefined || needed.has(p)) continue;
+    needed.add(p);
+    for (const i of g.node[p]!.input) stack.push(i);
+  }
+  g.node = g.node.filter((_, i) => needed.has(i));
+  const used = new Set([...g.node.flatMap((n) => n.input), ...g.output.map((o) => o.name)]);
+  const dropped = new Set(g.initializer.filter((t) => !used.has(t.name)).map((t) => t.name));
+  g.initializer = g.initializer.filter((t) => !dropped.has(t.name));
+  g.input = g.input.filter((i) => !dropped.has(i.name));
+}
+
+/**
+ * Order nodes so every value is produced before it is read (Kahn's algorithm, stable for nodes
+ * already in order).
+ * @throws Error on a cycle (a bug in the caller's surgery).
+ */
+export function topoSort(g: GraphProto): void {
+  const producer = new Map<string, number>();
+  g.node.forEach((n, i) => n.output.forEach((o) => { if (o) producer.set(o, i); }));
+  const state = new Uint8Array(g.node.length);
+  const out: typeof g.node = [];
+  const visit = (root: number): void => {
+    const stack: Array<[number, number]> = [[root, 0]];
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const [i, k] = top;
+      if (k === 0) {
+        if (state[i] === 2) { stack.pop(); continue; }
+        state[i] = 1;
+      }
+      const ins = g.node[i]!.input;
+      if (k < ins.length) {
+        top[1]++;
+        const p = producer.get(ins[k]!);
+        if (p === undefined || state[p] === 2) continue;
+        if (state[p] === 1) throw new Error(`graph surgery made a cycle at ${g.node[p]!.name}`);
+        stack.push([p, 0]);
+        continue;
+      }
+      state[i] = 2;
+      out.push(g.node[i]!);
+      stack.pop();
+    }
+  };
+  for (let i = 0; i < g.node.length; i++) if (state[i] !== 2) visit(i);
+  g.node = out;
+}

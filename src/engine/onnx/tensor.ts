@@ -73,7 +73,7 @@ export function tensorBytes(t: TensorProto, ext?: ExternalDataContext): Uint8Arr
 
 function aligned(bytes: Uint8Array, width: number): Uint8Array {
   if (bytes.byteOffset % width === 0) return bytes;
-  return bytes.slice();
+  return new Uint8Array(bytes);
 }
 
 function checkType(t: TensorProto, expected: DataType[]): void {

@@ -28,7 +28,8 @@ export interface Scores {
   /** Token rows sampled for the manifold-distillation term. */
   tokenRows: number;
   calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string };
-  mode: 'exact';
+  /** 'exact' OPTIN trajectory scores, or the 'magnitude' weight-norm baseline. */
+  mode: 'exact' | 'magnitude';
   provider: string;
   seconds: number;
 }

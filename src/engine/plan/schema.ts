@@ -30,7 +30,7 @@ export interface ScoresFile {
   tool: { name: string; version: string };
   created: string;
   model: ModelRef;
-  mode: 'exact';
+  mode: 'exact' | 'magnitude';
   outputLoss: 'kl' | 'squared-error';
   provider: string;
   seconds: number;

@@ -21,7 +21,7 @@ function attentionLinears(a: AttentionBlock): Linear[] {
 }
 
 /** Residual add after a sublayer output: returns the skip input and the add's output. */
-function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out: string } | undefined {
+export function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out: string } | undefined {
   const v = sub.output;
   for (const u of ix.uses(v)) {
     if (u.opType === 'Add') {
@@ -70,42 +70,7 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   const inputs = modelInputs(ix);
   const half = inputs.find((i) => i.dtype === 'float16');
   if (half) throw new OptinError('unsupported', `${where}: input "${half.name}" is float16; OPTIN needs a float32 model`);
-  let li: LinearIndex;
-  try {
-    li = new LinearIndex([...findLinears(ix).values()]);
-  } catch (e) {
-    if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
-    throw e;
-  }
-  const attns: AttentionBlock[] = [];
-  for (const n of g.node) {
-    try {
-      if (n.opType === 'Softmax') {
-        const a = attentionFromSoftmax(ix, li, n);
-        if (a) attns.push(a);
-      } else if (n.opType === 'Attention' && n.domain === 'com.microsoft') attns.push(attentionFromFused(ix, li, n));
-      else if (n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') attns.push(attentionFromMha(ix, li, n));
-    } catch (e) {
-      if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
-      throw e;
-    }
-  }
-  if (attns.length === 0) {
-    throw new OptinError(
-      'not-transformer',
-      `${where}: no multi-head attention found (no Softmax between query-key and value MatMuls fed by projections, no fused Attention); this does not look like a transformer encoder`,
-    );
-  }
-  const taken = new Set<Linear>(attns.flatMap(attentionLinears));
-  const ffns: FfnBlock[] = [];
-  for (const l of li.all) {
-    if (taken.has(l)) continue;
-    const f = ffnFromDown(ix, li, l, taken);
-    if (f && inResidualStream(ix, f)) {
-      ffns.push(f);
-      taken.add(f.up).add(f.down);
-    }
-  }
+  const { attns, ffns } = findBlocks(ix, where);
   const position = new Map(g.node.map((n, i) => [n.name || n.output[0]!, i]));
   const order = (name: string): number => position.get(name) ?? -1;
   const coreOrder = attns.map((a) => order(a.core));
@@ -185,4 +150,46 @@ function maxPositions(ix: GraphIndex, idsName: string, hidden: number, seqDim: n
     if (rows > 16 && (best === undefined || rows < best)) best = rows;
   }
   return best;
+}
+
+/** Attention blocks and residual FFN blocks of a graph, in node order, without assigning layers. */
+export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlock[]; ffns: FfnBlock[] } {
+  const g = ix.graph;
+  let li: LinearIndex;
+  try {
+    li = new LinearIndex([...findLinears(ix).values()]);
+  } catch (e) {
+    if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
+    throw e;
+  }
+  const attns: AttentionBlock[] = [];
+  for (const n of g.node) {
+    try {
+      if (n.opType === 'Softmax') {
+        const a = attentionFromSoftmax(ix, li, n);
+        if (a) attns.push(a);
+      } else if (n.opType === 'Attention' && n.domain === 'com.microsoft') attns.push(attentionFromFused(ix, li, n));
+      else if (n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') attns.push(attentionFromMha(ix, li, n));
+    } catch (e) {
+      if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
+      throw e;
+    }
+  }
+  if (attns.length === 0) {
+    throw new OptinError(
+      'not-transformer',
+      `${where}: no multi-head attention found (no Softmax between query-key and value MatMuls fed by projections, no fused Attention); this does not look like a transformer encoder`,
+    );
+  }
+  const taken = new Set<Linear>(attns.flatMap(attentionLinears));
+  const ffns: FfnBlock[] = [];
+  for (const l of li.all) {
+    if (taken.has(l)) continue;
+    const f = ffnFromDown(ix, li, l, taken);
+    if (f && inResidualStream(ix, f)) {
+      ffns.push(f);
+      taken.add(f.up).add(f.down);
+    }
+  }
+  return { attns, ffns };
 }

@@ -69,6 +69,9 @@ export function evalShape(ix: GraphIndex, value: string, depth = 0): ShapeElem[]
       }
       return [{ value: null }];
     }
+    case 'ReduceProd':
+    case 'ReduceSum':
+      return [{ value: null }];
     default:
       return undefined;
   }

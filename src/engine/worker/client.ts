@@ -5,11 +5,15 @@ import type { InspectReport } from '../inspect';
 import type { ScoreProgress } from '../optin/types';
 import type { ScoresFile } from '../plan/schema';
 import type { ScoreJob, WorkerReply, WorkerRequest } from './protocol';
+import type { ApplyReport, ApplyRequest } from '../prune/applyPlan';
+import type { EvalOptions, EvalReport } from '../eval/evaluate';
+import type { BenchOptions, BenchReport } from '../eval/bench';
 
 /** A job request before the client assigns its id. */
-type JobRequest = { kind: 'inspect'; path: string; seqLen?: number } | { kind: 'score'; job: ScoreJob };
+type JobRequest = DistributiveOmit<Exclude<WorkerRequest, { kind: 'cancel' }>, 'id'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-type Pending = { resolve: (r: Extract<WorkerReply, { kind: 'result' }>) => void; reject: (e: Error) => void; progress?: (p: ScoreProgress, warning?: string) => void };
+type Pending = { resolve: (r: Extract<WorkerReply, { kind: 'result' }>) => void; reject: (e: Error) => void; progress?: (p: ScoreProgress, warning?: string) => void; step?: (s: string) => void };
 
 /**
  * Runs engine jobs in a worker thread (dist/engineWorker.js next to the caller's bundle), so
@@ -29,6 +33,7 @@ export class EngineClient {
       const p = this.pending.get(r.id);
       if (!p) return;
       if (r.kind === 'progress') p.progress?.(r.progress, r.warning);
+      else if (r.kind === 'step') p.step?.(r.step);
       else {
         this.pending.delete(r.id);
         p.resolve(r);
@@ -48,11 +53,11 @@ export class EngineClient {
     this.pending.clear();
   }
 
-  private async request(req: JobRequest, progress?: Pending['progress'], signal?: AbortSignal): Promise<Extract<WorkerReply, { kind: 'result'; ok: true }>> {
+  private async request(req: JobRequest, progress?: Pending['progress'], signal?: AbortSignal, step?: Pending['step']): Promise<Extract<WorkerReply, { kind: 'result'; ok: true }>> {
     const id = this.nextId++;
     const w = this.ensure();
     const r = await new Promise<Extract<WorkerReply, { kind: 'result' }>>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, ...(progress ? { progress } : {}) });
+      this.pending.set(id, { resolve, reject, ...(progress ? { progress } : {}), ...(step ? { step } : {}) });
       const cancel = (): void => w.postMessage({ id, kind: 'cancel' } satisfies WorkerRequest);
       if (signal?.aborted) cancel();
       signal?.addEventListener('abort', cancel, { once: true });
@@ -70,6 +75,21 @@ export class EngineClient {
   /** Score a model; `signal` cancels within one onnxruntime run. */
   async score(job: ScoreJob, progress?: (p: ScoreProgress, warning?: string) => void, signal?: AbortSignal): Promise<ScoresFile> {
     return (await this.request({ kind: 'score', job }, progress, signal)).scores!;
+  }
+
+  /** Tune, cut, verify and write a pruned model; `step` reports each phase. */
+  async apply(job: ApplyRequest, step?: (s: string) => void, signal?: AbortSignal): Promise<ApplyReport> {
+    return (await this.request({ kind: 'apply', job }, undefined, signal, step)).apply!;
+  }
+
+  /** Accuracy on labelled data (and agreement with a reference model). */
+  async evaluate(model: string, options: Omit<EvalOptions, 'signal'>, signal?: AbortSignal): Promise<EvalReport> {
+    return (await this.request({ kind: 'eval', model, options }, undefined, signal)).evaluation!;
+  }
+
+  /** Interleaved latency benchmark of models on one synthetic batch. */
+  async bench(models: string[], options: Omit<BenchOptions, 'signal'>, signal?: AbortSignal): Promise<BenchReport> {
+    return (await this.request({ kind: 'bench', models, options }, undefined, signal)).bench!;
   }
 
   /** Stop the worker. */

@@ -2,6 +2,9 @@ import { parentPort } from 'node:worker_threads';
 import { inspectModel } from '../inspect';
 import { isOptinError } from '../errors';
 import { runScoreJob } from './jobs';
+import { applyPlan } from '../prune/applyPlan';
+import { evaluate } from '../eval/evaluate';
+import { benchModels } from '../eval/bench';
 import type { WorkerReply, WorkerRequest } from './protocol';
 
 /** Engine worker: every onnxruntime call runs here, never on the caller's thread. */
@@ -21,10 +24,26 @@ async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<
   const ac = new AbortController();
   controllers.set(req.id, ac);
   try {
-    if (req.kind === 'inspect') send({ id: req.id, kind: 'result', ok: true, inspect: await inspectModel(req.path, req.seqLen) });
-    else {
-      const scores = await runScoreJob(req.job, (progress, warning) => send({ id: req.id, kind: 'progress', progress, ...(warning ? { warning } : {}) }), ac.signal);
-      send({ id: req.id, kind: 'result', ok: true, scores });
+    switch (req.kind) {
+      case 'inspect':
+        send({ id: req.id, kind: 'result', ok: true, inspect: await inspectModel(req.path, req.seqLen) });
+        break;
+      case 'score': {
+        const scores = await runScoreJob(req.job, (progress, warning) => send({ id: req.id, kind: 'progress', progress, ...(warning ? { warning } : {}) }), ac.signal);
+        send({ id: req.id, kind: 'result', ok: true, scores });
+        break;
+      }
+      case 'apply': {
+        const apply = await applyPlan(req.job, ac.signal, (step) => send({ id: req.id, kind: 'step', step }));
+        send({ id: req.id, kind: 'result', ok: true, apply });
+        break;
+      }
+      case 'eval':
+        send({ id: req.id, kind: 'result', ok: true, evaluation: await evaluate(req.model, { ...req.options, signal: ac.signal }) });
+        break;
+      case 'bench':
+        send({ id: req.id, kind: 'result', ok: true, bench: await benchModels(req.models, { ...req.options, signal: ac.signal }) });
+        break;
     }
   } catch (e) {
     send({ id: req.id, kind: 'result', ok: false, code: isOptinError(e) ? e.code : 'internal', message: e instanceof Error ? e.message : String(e) });

@@ -3,6 +3,9 @@ import type { ScoreProgress } from '../optin/types';
 import type { ScoresFile } from '../plan/schema';
 import type { DataOptions } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
+import type { ApplyReport, ApplyRequest } from '../prune/applyPlan';
+import type { EvalOptions, EvalReport } from '../eval/evaluate';
+import type { BenchOptions, BenchReport } from '../eval/bench';
 
 /** Arguments of a scoring job. */
 export interface ScoreJob {
@@ -10,6 +13,8 @@ export interface ScoreJob {
   data: DataOptions;
   ep: EpChoice;
   mode: 'exact';
+  /** 'optin' (default) or the weight-magnitude baseline. */
+  ranking?: 'optin' | 'magnitude';
   seqLen?: number;
   features?: 'auto' | 'ffn-output' | 'attention-input';
 }
@@ -18,10 +23,14 @@ export interface ScoreJob {
 export type WorkerRequest =
   | { id: number; kind: 'inspect'; path: string; seqLen?: number }
   | { id: number; kind: 'score'; job: ScoreJob }
+  | { id: number; kind: 'apply'; job: ApplyRequest }
+  | { id: number; kind: 'eval'; model: string; options: Omit<EvalOptions, 'signal'> }
+  | { id: number; kind: 'bench'; models: string[]; options: Omit<BenchOptions, 'signal'> }
   | { id: number; kind: 'cancel' };
 
 /** Engine worker -> host: progress while a job runs, then exactly one result. */
 export type WorkerReply =
   | { id: number; kind: 'progress'; progress: ScoreProgress; warning?: string }
-  | { id: number; kind: 'result'; ok: true; inspect?: InspectReport; scores?: ScoresFile }
+  | { id: number; kind: 'step'; step: string }
+  | { id: number; kind: 'result'; ok: true; inspect?: InspectReport; scores?: ScoresFile; apply?: ApplyReport; evaluation?: EvalReport; bench?: BenchReport }
   | { id: number; kind: 'result'; ok: false; code: string; message: string };

@@ -1,0 +1,66 @@
+import * as path from 'node:path';
+import { OptinError } from '../engine/errors';
+import { EngineClient } from '../engine/worker/client';
+import type { DataOptions } from '../engine/data/calibration';
+import type { EpChoice } from '../engine/runtime/providers';
+import { intFlag, type Args } from './args';
+
+const EPS: EpChoice[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml'];
+
+/** Flags every data-reading command accepts. */
+export const DATA_FLAGS = ['data', 'tokenizer', 'samples', 'max-length', 'preprocessor'] as const;
+
+/** A string flag, or undefined. */
+export function str(args: Args, k: string): string | undefined {
+  const v = args.flags.get(k);
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Calibration/evaluation data options from --data/--tokenizer/--samples/--max-length/--preprocessor. */
+export function dataOptions(args: Args, dataFlag = 'data'): DataOptions {
+  const samples = intFlag(args, 'samples');
+  const maxLength = intFlag(args, 'max-length');
+  const o: DataOptions = {};
+  if (str(args, dataFlag)) o.data = str(args, dataFlag)!;
+  if (str(args, 'tokenizer')) o.tokenizer = str(args, 'tokenizer')!;
+  if (samples) o.samples = samples;
+  if (maxLength) o.maxLength = maxLength;
+  if (str(args, 'preprocessor')) o.preprocessor = str(args, 'preprocessor')!;
+  return o;
+}
+
+/** --ep, validated. */
+export function epFlag(args: Args): EpChoice {
+  const ep = (args.flags.get('ep') ?? 'cpu') as EpChoice;
+  if (!EPS.includes(ep)) throw new OptinError('usage', `--ep must be one of ${EPS.join(', ')}`);
+  return ep;
+}
+
+/** A budget in (0, 1]. */
+export function budgetFlag(args: Args): number {
+  const b = args.flags.get('budget');
+  if (typeof b !== 'string') throw new OptinError('usage', '--budget C is required (fraction of MACs kept, e.g. 0.6 = 40% fewer)');
+  const n = Number(b);
+  if (!Number.isFinite(n) || !(n > 0 && n <= 1)) throw new OptinError('usage', `--budget ${b} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = 40% fewer)`);
+  return n;
+}
+
+/** Run with an engine worker; Ctrl-C cancels the job (exit 130, nothing written). */
+export async function withEngine(fn: (engine: EngineClient, signal: AbortSignal) => Promise<number>): Promise<number> {
+  const engine = new EngineClient(path.join(__dirname, 'engineWorker.js'));
+  const ac = new AbortController();
+  const onSigint = (): void => { process.stderr.write('\ncancelling...\n'); ac.abort(); };
+  process.once('SIGINT', onSigint);
+  try {
+    return await fn(engine, ac.signal);
+  } catch (e) {
+    if (e instanceof OptinError && e.code === 'cancelled') {
+      process.stderr.write('optin: cancelled; nothing was written\n');
+      return 130;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await engine.dispose();
+  }
+}

@@ -1,0 +1,24 @@
+import { OptinError } from '../engine/errors';
+import { checkFlags, intFlag, parseArgs } from './args';
+import { DATA_FLAGS, dataOptions, epFlag, str, withEngine } from './common';
+
+const USAGE = 'usage: optin eval <model.onnx> --data <labelled data> [--reference <model.onnx>] [--tokenizer DIR] [--samples N] [--batch N] [--ep E] [--json]';
+
+/** `optin eval`: accuracy on labelled data and agreement with a reference model. */
+export async function runEval(argv: string[]): Promise<number> {
+  const valued = [...DATA_FLAGS, 'reference', 'batch', 'ep'];
+  const args = parseArgs(argv, valued);
+  checkFlags(args, [...valued, 'json'], 'eval');
+  if (args.positional.length !== 1 || !str(args, 'data')) throw new OptinError('usage', USAGE);
+  const data = { ...dataOptions(args), data: str(args, 'data')! };
+  const batch = intFlag(args, 'batch');
+  return withEngine(async (engine, signal) => {
+    const r = await engine.evaluate(args.positional[0]!, { data, ep: epFlag(args), ...(str(args, 'reference') ? { reference: str(args, 'reference')! } : {}), ...(batch ? { batchSize: batch } : {}) }, signal);
+    if (args.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
+    else {
+      process.stdout.write(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.examples} examples of ${r.data}\n`);
+      if (r.reference) process.stdout.write(`reference ${(100 * r.reference.accuracy).toFixed(2)}%; predictions agree on ${(100 * r.reference.agreement).toFixed(2)}%\n`);
+    }
+    return 0;
+  });
+}

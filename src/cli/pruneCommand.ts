@@ -1,0 +1,46 @@
+import { OptinError } from '../engine/errors';
+import { readScores } from '../engine/plan/files';
+import { runPrune } from '../engine/worker/pipeline';
+import { checkFlags, intFlag, parseArgs } from './args';
+import { DATA_FLAGS, budgetFlag, dataOptions, epFlag, str, withEngine } from './common';
+import { ProgressBar } from './progress';
+import { formatPrune } from './report';
+
+const USAGE = `usage: optin prune <model.onnx> --budget C [--data PATH] [--tokenizer DIR] [--samples N] [--tune]
+         [--ranking optin|magnitude] [--scores scores.json] [--eval <labelled data>] [--out PATH]
+         [--no-bench] [--bench-batch B] [--bench-seq-len S] [--ep E] [--json]`;
+
+/** `optin prune`: score, plan, apply, verify, evaluate and benchmark in one go. */
+export async function runPruneCommand(argv: string[]): Promise<number> {
+  const valued = [...DATA_FLAGS, 'budget', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
+  const args = parseArgs(argv, valued);
+  checkFlags(args, [...valued, 'tune', 'no-bench', 'json', 'quiet'], 'prune');
+  if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
+  const budget = budgetFlag(args);
+  const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude';
+  if (ranking !== 'optin' && ranking !== 'magnitude') throw new OptinError('usage', '--ranking must be optin or magnitude');
+  const data = dataOptions(args);
+  const evalPath = str(args, 'eval');
+  const quiet = args.flags.has('json') || args.flags.has('quiet');
+  const bar = quiet ? undefined : new ProgressBar();
+  return withEngine(async (engine, signal) => {
+    try {
+      const r = await runPrune(engine, {
+        model: args.positional[0]!, budget, data, ep: epFlag(args), ranking,
+        ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
+        ...(args.flags.has('tune') ? { tune: true } : {}),
+        ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
+        ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : {}),
+        bench: args.flags.has('no-bench') ? false : { batch: intFlag(args, 'bench-batch') ?? 32, seqLen: intFlag(args, 'bench-seq-len') ?? 48, runs: intFlag(args, 'bench-runs') ?? 20 },
+      }, {
+        progress: (p, warning) => { if (warning) process.stderr.write(`optin: warning: ${warning}\n`); bar?.update(p); },
+        step: (s) => { bar?.done(); if (!quiet) process.stderr.write(`${s}...\n`); },
+      }, signal);
+      bar?.done();
+      process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');
+      return 0;
+    } finally {
+      bar?.done();
+    }
+  });
+}

@@ -1,0 +1,45 @@
+import * as path from 'node:path';
+import type { ApplyReport } from '../engine/prune/applyPlan';
+import type { PruneReport } from '../engine/worker/pipeline';
+import { bytes, si, table } from './format';
+
+/** Kept elements, MACs, parameters, size and verification of an applied plan. */
+export function formatApply(a: ApplyReport): string {
+  const rows = [['layer', 'heads', 'neurons']];
+  a.kept.heads.forEach((h, i) => rows.push([String(i), `${h}/${a.total.heads[i]}`, `${a.kept.neurons[i]}/${a.total.neurons[i]}`]));
+  const pct = (x: number, y: number): string => `${((100 * x) / y).toFixed(1)}%`;
+  const v = a.verification;
+  const lines = [
+    table(rows),
+    '',
+    `MACs        ${si(a.macs.before)} -> ${si(a.macs.after)} (${pct(a.macs.after, a.macs.before)} kept, sequence length ${a.macs.seqLen.toFixed(1)}; recounted from the pruned graph)`,
+    `parameters  ${si(a.parameters.before)} -> ${si(a.parameters.after)} (${pct(a.parameters.after, a.parameters.before)})`,
+    `file size   ${bytes(a.fileBytes.before)} -> ${bytes(a.fileBytes.after)}`,
+    `verified    max |pruned - masked original| = ${v.maxAbsDiff.toExponential(2)} (tolerance ${v.tolerance.toExponential(2)})${v.argmaxAgreement !== undefined ? `, same prediction on ${pct(v.argmaxAgreement, 1)} of the calibration batch` : ''}`,
+  ];
+  if (a.tuning) {
+    const used = a.tuning.filter((t) => !t.rejected);
+    const gain = used.reduce((s, t) => s + t.before, 0) > 0 ? 1 - used.reduce((s, t) => s + t.after, 0) / used.reduce((s, t) => s + t.before, 0) : 0;
+    lines.push(`tuned       ${used.length}/${a.tuning.length} sublayers rescaled (reconstruction error -${(100 * gain).toFixed(1)}%)${a.tuning.some((t) => t.rejected) ? `; rejected: ${a.tuning.filter((t) => t.rejected).map((t) => `layer ${t.layer} ${t.part} (${t.rejected})`).join(', ')}` : ''}`);
+  }
+  lines.push(`wrote       ${a.files.join(', ')}`);
+  return lines.join('\n');
+}
+
+/** The `optin prune` report. */
+export function formatPrune(r: PruneReport): string {
+  const lines = [
+    `${path.basename(r.apply.input)}: budget ${r.plan.budget} (${(100 * (1 - r.plan.budget)).toFixed(0)}% fewer MACs), ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s)`}${r.apply.tuning ? ', mask tuning' : ''}`,
+    '',
+    formatApply(r.apply),
+  ];
+  if (r.bench) {
+    const [a, b] = r.bench.models;
+    lines.push(`speed       ${a!.medianMs.toFixed(2)} ms -> ${b!.medianMs.toFixed(2)} ms median at batch ${r.bench.batch} x ${r.bench.seqLen} (${r.bench.provider}): ${r.bench.speedup[1]!.toFixed(2)}x measured, ${r.idealSpeedup.toFixed(2)}x ideal from MACs`);
+  }
+  if (r.evaluation) {
+    const e = r.evaluation;
+    lines.push(`accuracy    ${(100 * e.reference!.accuracy).toFixed(2)}% -> ${(100 * e.accuracy).toFixed(2)}% on ${e.examples} examples (${path.basename(e.data)}); predictions agree on ${(100 * e.reference!.agreement).toFixed(2)}%`);
+  }
+  return lines.join('\n');
+}

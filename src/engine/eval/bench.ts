@@ -1,0 +1,92 @@
+import * as ort from 'onnxruntime-node';
+import { loadModel } from '../onnx/model';
+import { detectStructure } from '../structure/detect';
+import type { ModelStructure } from '../structure/types';
+import { createSession, runSession, type Session } from '../runtime/session';
+import type { EpChoice } from '../runtime/providers';
+import { mulberry32 } from '../optin/random';
+import { OptinError } from '../errors';
+
+/** Latency of several models measured side by side. */
+export interface BenchReport {
+  batch: number;
+  seqLen: number;
+  runs: number;
+  provider: string;
+  models: Array<{ model: string; medianMs: number; p10Ms: number; p90Ms: number }>;
+  /** medianMs of the first model divided by each model's medianMs (speedup over the first). */
+  speedup: number[];
+}
+
+/** Options for {@link benchModels}. */
+export interface BenchOptions {
+  batch?: number;
+  seqLen?: number;
+  runs?: number;
+  warmup?: number;
+  ep?: EpChoice;
+  threads?: number;
+  signal?: AbortSignal;
+}
+
+function inputs(st: ModelStructure, batch: number, seqLen: number): Record<string, ort.Tensor> {
+  const rnd = mulberry32(42);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const i of st.inputs) {
+    const dims = i.shape.map((d, k) => (k === 0 ? batch : typeof d === 'number' && d > 0 ? d : seqLen));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const vocab = Math.max(2, Math.min(st.vocabSize ?? 100, 30000));
+    const ints = (f: () => number): ort.Tensor => (i.dtype === 'int32'
+      ? new ort.Tensor('int32', Int32Array.from({ length: n }, f), dims)
+      : new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(f())), dims));
+    switch (i.role) {
+      case 'input_ids': feeds[i.name] = ints(() => 1 + Math.floor(rnd() * (vocab - 1))); break;
+      case 'attention_mask': feeds[i.name] = ints(() => 1); break;
+      case 'token_type_ids': feeds[i.name] = ints(() => 0); break;
+      case 'position_ids': feeds[i.name] = ints(() => 0); break;
+      default:
+        if (i.dtype !== 'float32') throw new OptinError('unsupported', `cannot make benchmark data for input "${i.name}" (${i.dtype})`);
+        feeds[i.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => rnd() * 2 - 1), dims);
+    }
+  }
+  return feeds;
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+/**
+ * Median latency of each model on the same synthetic batch, runs interleaved (a, b, c, b, a, ...)
+ * in one process so machine noise hits every model alike; speedups are relative to the first.
+ */
+export async function benchModels(paths: string[], opts: BenchOptions = {}): Promise<BenchReport> {
+  if (paths.length < 1) throw new OptinError('usage', 'bench needs at least one model');
+  const batch = opts.batch ?? 32, seqLen = opts.seqLen ?? 48, runs = opts.runs ?? 20, warmup = opts.warmup ?? 3;
+  const sessions: Session[] = [];
+  const feeds: Array<Record<string, ort.Tensor>> = [];
+  try {
+    for (const p of paths) {
+      const m = loadModel(p);
+      const st = detectStructure(m);
+      const fixed = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
+      sessions.push(await createSession(m.path, { ep: opts.ep ?? 'cpu', label: m.path, ...(opts.threads ? { threads: opts.threads } : {}) }));
+      feeds.push(inputs(st, typeof fixed === 'number' ? fixed : batch, seqLen));
+    }
+    const times: number[][] = paths.map(() => []);
+    for (let r = -warmup; r < runs; r++) {
+      const order = r % 2 === 0 ? paths.map((_, i) => i) : paths.map((_, i) => paths.length - 1 - i);
+      for (const i of order) {
+        if (opts.signal?.aborted) throw new OptinError('cancelled', 'benchmark cancelled');
+        const t0 = performance.now();
+        await runSession(sessions[i]!.session, feeds[i]!, paths[i]!);
+        if (r >= 0) times[i]!.push(performance.now() - t0);
+      }
+    }
+    const models = paths.map((model, i) => ({ model, medianMs: quantile(times[i]!, 0.5), p10Ms: quantile(times[i]!, 0.1), p90Ms: quantile(times[i]!, 0.9) }));
+    return { batch, seqLen, runs, provider: sessions[0]!.provider, models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
+  } finally {
+    for (const s of sessions) await s.session.release();
+  }
+}

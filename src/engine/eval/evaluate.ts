@@ -1,0 +1,81 @@
+import * as ort from 'onnxruntime-node';
+import { loadModel } from '../onnx/model';
+import { detectStructure } from '../structure/detect';
+import { loadCalibration, type CalibrationBatch, type DataOptions } from '../data/calibration';
+import { chunks, fixedBatch } from '../data/batches';
+import { createSession, runSession } from '../runtime/session';
+import { toOrt } from '../optin/teacher';
+import type { EpChoice } from '../runtime/providers';
+import { OptinError } from '../errors';
+
+/** Accuracy of a classifier on labelled data, and agreement with a reference model. */
+export interface EvalReport {
+  model: string;
+  data: string;
+  examples: number;
+  accuracy: number;
+  reference?: { model: string; accuracy: number; agreement: number };
+  seconds: number;
+}
+
+/** Options for {@link evaluate}. */
+export interface EvalOptions {
+  data: DataOptions & { data: string };
+  reference?: string;
+  /** Examples per onnxruntime run (default 64). */
+  batchSize?: number;
+  ep?: EpChoice;
+  signal?: AbortSignal;
+}
+
+/** Predicted class (argmax of the first output) of every example. */
+export async function predict(modelPath: string, batch: CalibrationBatch, batchSize: number, ep: EpChoice = 'cpu', signal?: AbortSignal): Promise<number[]> {
+  const model = loadModel(modelPath);
+  const st = detectStructure(model);
+  const s = await createSession(model.path, { ep, label: model.path });
+  const out: number[] = [];
+  try {
+    const size = fixedBatch(st) ?? batchSize;
+    if (batch.batch % size !== 0 && fixedBatch(st)) throw new OptinError('data', `${model.path} takes batches of exactly ${size}; ${batch.batch} examples do not split evenly`);
+    for (const c of chunks(batch.feeds, batch.batch, size)) {
+      if (signal?.aborted) throw new OptinError('cancelled', 'evaluation cancelled');
+      const r = await runSession(s.session, toOrt(c.feeds), model.path);
+      const y = r[st.outputs[0]!] as ort.Tensor;
+      if (y.dims.length !== 2) throw new OptinError('unsupported', `${model.path}: first output "${st.outputs[0]}" has shape [${y.dims}]; evaluation needs class logits [batch, classes]`);
+      const [n, k] = [y.dims[0]!, y.dims[1]!];
+      const d = y.data as Float32Array;
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let j = 1; j < k; j++) if (d[i * k + j]! > d[i * k + best]!) best = j;
+        out.push(best);
+      }
+    }
+  } finally {
+    await s.session.release();
+  }
+  return out;
+}
+
+/**
+ * Accuracy of `modelPath` on labelled data (text .tsv/.csv/.jsonl with a label column, or an
+ * ImageFolder), and, with a reference model, the reference's accuracy and how often the two agree.
+ * @throws OptinError('data') when the data has no labels
+ */
+export async function evaluate(modelPath: string, opts: EvalOptions): Promise<EvalReport> {
+  const t0 = performance.now();
+  const model = loadModel(modelPath);
+  const st = detectStructure(model);
+  const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...opts.data });
+  if (!batch.labels) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
+  const labels = batch.labels;
+  const size = opts.batchSize ?? 64;
+  const pred = await predict(modelPath, batch, size, opts.ep, opts.signal);
+  const acc = (p: number[]): number => p.reduce((a, x, i) => a + (x === labels[i] ? 1 : 0), 0) / p.length;
+  const report: EvalReport = { model: model.path, data: opts.data.data, examples: pred.length, accuracy: acc(pred), seconds: 0 };
+  if (opts.reference) {
+    const ref = await predict(opts.reference, batch, size, opts.ep, opts.signal);
+    report.reference = { model: opts.reference, accuracy: acc(ref), agreement: ref.reduce((a, x, i) => a + (x === pred[i] ? 1 : 0), 0) / ref.length };
+  }
+  report.seconds = (performance.now() - t0) / 1000;
+  return report;
+}

@@ -1,0 +1,213 @@
+import { create } from '@bufbuild/protobuf';
+import { AttributeProtoSchema, AttributeType, StringStringEntryProtoSchema, type ModelProto, type NodeProto } from '../onnx/schema';
+import type { OnnxModel } from '../onnx/model';
+import { GraphIndex } from '../onnx/graph';
+import { GraphBuilder, valueInfo } from '../graph/builder';
+import { defaultOpset, removeDeadNodes, rewire, shallowCopyModel, topoSort } from '../graph/surgery';
+import { residualAfter } from '../structure/detect';
+import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelStructure } from '../structure/types';
+import { OptinError } from '../errors';
+import { ReshapeFixer, type WidthChange } from './shapes';
+import { TensorStore, headColumns, scaleAlong, take } from './tensors';
+
+/** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
+export interface KeepSet {
+  heads: number[][];
+  neurons: number[][];
+  /** Scale per kept head / kept neuron (same order as the indices), folded into W_O / W2 rows. */
+  scales?: { heads: number[][]; neurons: number[][] };
+}
+
+/** Options for {@link applyKeep}. */
+export interface ApplyOptions {
+  /** Key/value pairs added to the model's metadata_props. */
+  metadata?: Record<string, string>;
+}
+
+class Pruner {
+  readonly proto: ModelProto;
+  private readonly ix: GraphIndex;
+  private readonly b: GraphBuilder;
+  private readonly store: TensorStore;
+  private readonly fixer: ReshapeFixer;
+  private readonly nodes = new Map<string, NodeProto>();
+
+  constructor(private readonly model: OnnxModel) {
+    this.proto = shallowCopyModel(model.proto);
+    const g = this.proto.graph!;
+    this.ix = new GraphIndex(g, model.ext);
+    this.b = new GraphBuilder(g, defaultOpset(this.proto));
+    this.store = new TensorStore(g, model.ext);
+    this.fixer = new ReshapeFixer(this.ix, this.b, this.store);
+    for (const n of g.node) this.nodes.set(n.name || n.output[0]!, n);
+  }
+
+  private node(id: string): NodeProto {
+    const n = this.nodes.get(id);
+    if (!n) throw new OptinError('unsupported', `${this.model.path}: node "${id}" from the structure is missing`);
+    return n;
+  }
+
+  private replaceInput(n: NodeProto, from: string, to: string): void {
+    n.input = n.input.map((i) => (i === from ? to : i));
+  }
+
+  private matmulOut(lin: Linear): string {
+    return this.node(lin.node).output[0]!;
+  }
+
+  /** Keep only output features `cols` of a projection (weight columns and bias entries). */
+  sliceOut(lin: Linear, cols: number[]): void {
+    const w = this.store.read(lin.weight);
+    this.replaceInput(this.node(lin.node), lin.weight, this.store.write(lin.weight, take(w, lin.transposed ? 0 : 1, cols)));
+    if (lin.bias && lin.biasNode) this.sliceBias(this.node(lin.biasNode), lin.bias, cols);
+  }
+
+  private sliceBias(n: NodeProto, bias: string, idx: number[]): void {
+    const c = this.ix.constant(bias);
+    const t = this.store.read(bias, c);
+    this.replaceInput(n, bias, this.store.write(bias, take(t, 0, idx)));
+  }
+
+  /** Keep only input features `rows` of a projection, scaling each kept row group when asked. */
+  sliceIn(lin: Linear & { einsum?: boolean }, rows: number[], groups?: { size: number; scales: number[] }): void {
+    const w = this.store.read(lin.weight, this.ix.constant(lin.weight));
+    let cut;
+    if (lin.einsum) {
+      const heads = rows.filter((_, i) => i % w.dims[1]! === 0).map((r) => r / w.dims[1]!);
+      cut = take(w, 0, heads);
+      if (groups) scaleAlong(cut, 0, groups.scales);
+    } else {
+      const axis = lin.transposed ? 1 : 0;
+      cut = take(w, axis, rows);
+      if (groups) scaleAlong(cut, axis, rows.map((_, i) => groups.scales[Math.floor(i / groups.size)]!));
+    }
+    this.replaceInput(this.node(lin.node), lin.weight, this.store.write(lin.weight, cut));
+  }
+
+  /** Replace a sublayer that keeps nothing by its output bias (zeros shaped like the residual). */
+  dropSublayer(lin: Linear, where: string): void {
+    const r = residualAfter(this.ix, lin);
+    if (!r) throw new OptinError('unsupported', `${where}: cannot remove the whole sublayer: no residual connection found after ${lin.node}`);
+    if (this.b.opset < 9) throw new OptinError('unsupported', `${where}: removing a whole sublayer needs opset >= 9 (model has ${this.b.opset})`);
+    const zeros = this.b.node('ConstantOfShape', [this.b.node('Shape', [r.skip], {}, 'residual_shape')], {}, 'zeros');
+    const mm = this.matmulOut(lin);
+    const includesBias = lin.bias !== undefined && (lin.op === 'Gemm' || lin.output !== mm);
+    const value = includesBias ? this.b.node('Add', [zeros, lin.bias!], {}, 'bias_only') : zeros;
+    rewire(this.proto.graph!, lin.output, value);
+  }
+
+  setAttr(n: NodeProto, name: string, v: number | number[]): void {
+    const a = n.attribute.find((x) => x.name === name);
+    const next = Array.isArray(v)
+      ? create(AttributeProtoSchema, { name, type: AttributeType.INTS, ints: v.map(BigInt) })
+      : create(AttributeProtoSchema, { name, type: AttributeType.INT, i: BigInt(v) });
+    if (a) n.attribute[n.attribute.indexOf(a)] = next;
+    else n.attribute.push(next);
+  }
+
+  attention(a: AttentionBlock, keep: number[], scales: number[] | undefined, where: string): void {
+    const H = a.heads, dq = a.headSize, dv = a.vHeadSize, k = keep.length;
+    if (k === H && !scales) return;
+    if (k === 0) return this.dropSublayer(a.output, `${where} attention`);
+    const qCols = headColumns(keep, dq), vCols = headColumns(keep, dv);
+    const change = (d: number): WidthChange => ({ heads: H, newHeads: k, headSize: d, width: H * d, newWidth: k * d });
+    const q = a.qkv;
+    if (k < H) {
+      switch (q.kind) {
+        case 'separate':
+        case 'mha':
+          this.sliceOut(q.q, qCols);
+          this.sliceOut(q.k, qCols);
+          this.sliceOut(q.v, vCols);
+          for (const [lin, d] of [[q.q, dq], [q.k, dq], [q.v, dv]] as const) this.fixer.walk(this.matmulOut(lin), change(d));
+          if (q.kind === 'mha') {
+            const n = this.node(q.node);
+            this.setAttr(n, 'num_heads', k);
+            if (q.packedBias) this.sliceBias(n, q.packedBias, [...qCols, ...headColumns(keep, dq, H * dq), ...headColumns(keep, dv, 2 * H * dq)]);
+          }
+          break;
+        case 'packed': {
+          const cols = q.order === 'qkv-heads'
+            ? [0, 1, 2].flatMap((p) => headColumns(keep, dq, p * H * dq))
+            : keep.flatMap((h) => Array.from({ length: 3 * dq }, (_, j) => h * 3 * dq + j));
+          this.sliceOut(q.qkv, cols);
+          this.fixer.walk(this.matmulOut(q.qkv), { heads: H, newHeads: k, headSize: dq, width: 3 * H * dq, newWidth: 3 * k * dq });
+          break;
+        }
+        case 'fused-attention': {
+          const [qh, kh] = q.qkvHiddenSizes;
+          const cols = [...qCols, ...headColumns(keep, dq, qh), ...headColumns(keep, dv, qh + kh)];
+          const n = this.node(q.node);
+          const w = this.store.read(q.weight, this.ix.constant(q.weight));
+          this.replaceInput(n, q.weight, this.store.write(q.weight, take(w, 1, cols)));
+          if (q.bias) this.sliceBias(n, q.bias, cols);
+          this.setAttr(n, 'num_heads', k);
+          if (n.attribute.some((x) => x.name === 'qkv_hidden_sizes')) this.setAttr(n, 'qkv_hidden_sizes', [k * dq, k * dq, k * dv]);
+          break;
+        }
+      }
+      this.fixer.walk(a.perHead ?? a.context, change(dv));
+    }
+    this.sliceIn(a.output, vCols, scales ? { size: dv, scales } : undefined);
+  }
+
+  ffn(f: FfnBlock, keep: number[], scales: number[] | undefined, where: string): void {
+    const I = f.width, k = keep.length;
+    if (k === I && !scales) return;
+    if (k === 0) return this.dropSublayer(f.down, `${where} FFN`);
+    if (k < I) {
+      this.sliceOut(f.up, keep);
+      this.fixer.walk(this.matmulOut(f.up), { heads: I, newHeads: k, headSize: 0, width: I, newWidth: k });
+    }
+    this.sliceIn(f.down, keep, scales ? { size: 1, scales } : undefined);
+  }
+
+  layer(l: EncoderLayer, keep: KeepSet): void {
+    const where = `${this.model.path} layer ${l.index}`;
+    this.attention(l.attention, keep.heads[l.index]!, keep.scales?.heads[l.index], where);
+    if (l.ffn) this.ffn(l.ffn, keep.neurons[l.index]!, keep.scales?.neurons[l.index], where);
+  }
+
+  finish(metadata: Record<string, string>): ModelProto {
+    const g = this.proto.graph!;
+    g.valueInfo = [];
+    removeDeadNodes(g);
+    topoSort(g);
+    if (Number(this.proto.irVersion) < 4) {
+      const listed = new Set(g.input.map((i) => i.name));
+      for (const t of g.initializer) if (!listed.has(t.name)) g.input.push(valueInfo(t.name, t.dims.map(Number), t.dataType));
+    }
+    for (const [key, value] of Object.entries(metadata)) {
+      this.proto.metadataProps = this.proto.metadataProps.filter((p) => p.key !== key);
+      this.proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+    }
+    return this.proto;
+  }
+}
+
+function checkKeep(st: ModelStructure, keep: KeepSet, where: string): void {
+  if (keep.heads.length !== st.layers.length || keep.neurons.length !== st.layers.length) {
+    throw new OptinError('data', `${where}: the plan has ${keep.heads.length} layers, the model ${st.layers.length}`);
+  }
+  st.layers.forEach((l, i) => {
+    const bad = (idx: number[], n: number): boolean => idx.some((x, j) => !Number.isInteger(x) || x < 0 || x >= n || (j > 0 && x <= idx[j - 1]!));
+    if (bad(keep.heads[i]!, l.attention.heads)) throw new OptinError('data', `${where}: layer ${i} head indices must be sorted, unique and < ${l.attention.heads}`);
+    if (bad(keep.neurons[i]!, l.ffn?.width ?? 0)) throw new OptinError('data', `${where}: layer ${i} neuron indices must be sorted, unique and < ${l.ffn?.width ?? 0}`);
+  });
+  if (keep.heads.every((h) => h.length === 0)) throw new OptinError('usage', `${where}: the plan keeps no attention head at all; nothing valid to write`);
+}
+
+/**
+ * Physically remove pruned heads and neurons: slices Q/K/V columns and biases, output-projection
+ * rows, FFN columns/rows, fused-attention weights and attributes, and every reshape on the way;
+ * a sublayer that keeps nothing becomes its output bias. Returns a new in-memory model; the input
+ * model object and file are left untouched.
+ * @throws OptinError('data'|'usage'|'unsupported') naming the layer and what was expected.
+ */
+export function applyKeep(model: OnnxModel, st: ModelStructure, keep: KeepSet, opts: ApplyOptions = {}): ModelProto {
+  checkKeep(st, keep, model.path);
+  const p = new Pruner(model);
+  for (const l of st.layers) p.layer(l, keep);
+  return p.finish(opts.metadata ?? {});
+}

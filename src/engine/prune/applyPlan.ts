@@ -1,0 +1,135 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModel, type OnnxModel } from '../onnx/model';
+import { saveModel } from '../onnx/writer';
+import { elementCount } from '../onnx/tensor';
+import { DataType, type ModelProto } from '../onnx/schema';
+import { detectStructure } from '../structure/detect';
+import { loadCalibration, type DataOptions } from '../data/calibration';
+import { sha256File } from '../util/atomic';
+import type { PlanFile } from '../plan/schema';
+import { TOOL } from '../version';
+import { OptinError } from '../errors';
+import { applyKeep, type KeepSet } from './apply';
+import { tuneMasks, type TuneStep } from './tune';
+import { verifyPruned, type Verification } from './verify';
+
+/** What to apply and where to write it. */
+export interface ApplyRequest {
+  model: string;
+  plan: PlanFile;
+  /** Output path (default `<name>.optin-<pct>.onnx` beside the model). */
+  out?: string;
+  /** Mask tuning (OPTIN.md section 5) before writing. */
+  tune?: boolean;
+  /** Calibration data for verification and tuning (the plan's data is the natural choice). */
+  data: DataOptions;
+}
+
+/** The written model and the evidence that it is right. */
+export interface ApplyReport {
+  input: string;
+  output: string;
+  files: string[];
+  budget: number;
+  kept: { heads: number[]; neurons: number[] };
+  total: { heads: number[]; neurons: number[] };
+  macs: { seqLen: number; before: number; after: number };
+  parameters: { before: number; after: number };
+  fileBytes: { before: number; after: number };
+  verification: Verification;
+  tuning?: TuneStep[];
+  seconds: number;
+}
+
+/** Default output path: `<dir>/<name>.optin-<pct>.onnx`, pct = budget in percent of MACs kept. */
+export function defaultOutput(model: string, budget: number): string {
+  const base = path.basename(model).replace(/\.onnx$/i, '');
+  return path.join(path.dirname(path.resolve(model)), `${base}.optin-${Math.round(budget * 100)}.onnx`);
+}
+
+function parameters(proto: ModelProto): number {
+  return proto.graph!.initializer.filter((t) => t.dataType === DataType.FLOAT).reduce((a, t) => a + elementCount(t.dims), 0);
+}
+
+function fileSize(files: string[]): number {
+  return files.reduce((a, f) => a + fs.statSync(f).size, 0);
+}
+
+function checkDestination(input: string, out: string): void {
+  if (path.resolve(out) === path.resolve(input)) throw new OptinError('usage', `output ${out} is the input model; OPTIN never overwrites the original`);
+  const dir = path.dirname(path.resolve(out));
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw new OptinError('io', `cannot write to ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; choose another --out`);
+  }
+}
+
+/** Check that a plan belongs to this exact model file. */
+export function checkPlanFor(model: OnnxModel, plan: PlanFile): string {
+  const sha = sha256File(model.path);
+  if (plan.model.sha256 !== sha) {
+    throw new OptinError('data', `the plan was made for ${plan.model.path} (sha256 ${plan.model.sha256.slice(0, 12)}…), not ${model.path} (sha256 ${sha.slice(0, 12)}…); score and plan this model first`);
+  }
+  return sha;
+}
+
+/**
+ * Apply a plan: (optionally) tune the kept elements, cut the weights, prove the result against the
+ * masked original and its MACs against the plan, then write it atomically. Nothing is written
+ * when any step fails; the input model is only read.
+ */
+export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?: (what: string) => void): Promise<ApplyReport> {
+  const t0 = performance.now();
+  const plan = req.plan;
+  if (!(plan.budget > 0 && plan.budget <= 1)) throw new OptinError('usage', `plan budget ${plan.budget} is outside (0, 1]`);
+  const out = req.out ?? defaultOutput(req.model, plan.budget);
+  checkDestination(req.model, out);
+  const model = loadModel(req.model);
+  checkPlanFor(model, plan);
+  const st = detectStructure(model);
+  if (plan.keep.heads.every((h) => h.length === 0)) throw new OptinError('usage', 'the plan keeps no attention head at all; nothing valid to write');
+  onStep?.('loading calibration data');
+  const batch = await loadCalibration(model.path, st, req.data);
+  const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };
+  let tuning: TuneStep[] | undefined;
+  if (req.tune) {
+    onStep?.('tuning masks');
+    const t = await tuneMasks(model, st, keep, batch, { ...(signal ? { signal } : {}) });
+    keep.scales = t.scales;
+    tuning = t.steps;
+  }
+  if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
+  onStep?.('cutting weights');
+  const summary = {
+    tool: `${TOOL.name} ${TOOL.version}`, budget: plan.budget, source: path.basename(model.path), sourceSha256: plan.model.sha256,
+    macs: plan.macs, heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons), tuned: !!req.tune,
+  };
+  const proto = applyKeep(model, st, keep, { metadata: { 'optin.plan': JSON.stringify(summary) } });
+  const pruned: OnnxModel = { ...model, path: out, proto };
+  onStep?.('verifying');
+  const verification = await verifyPruned(model, st, pruned, keep, batch, { macs: plan.macs.kept, seqLen: plan.macs.seqLen });
+  if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
+  onStep?.('writing');
+  const files = saveModel({ ...model, proto }, out);
+  const inputFiles = [model.path, ...(model.usesExternalData ? externalFiles(model) : [])];
+  return {
+    input: model.path, output: path.resolve(out), files, budget: plan.budget,
+    kept: { heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons) },
+    total: { heads: plan.model.layers.map((g) => g.heads), neurons: plan.model.layers.map((g) => g.ffn) },
+    macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
+    parameters: { before: parameters(model.proto), after: parameters(proto) },
+    fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
+    verification, ...(tuning ? { tuning } : {}), seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+function externalFiles(model: OnnxModel): string[] {
+  const names = new Set<string>();
+  for (const t of model.proto.graph!.initializer) {
+    const loc = t.externalData.find((e) => e.key === 'location');
+    if (loc) names.add(path.join(path.dirname(model.path), loc.value));
+  }
+  return [...names].filter((f) => fs.existsSync(f));
+}

@@ -1,0 +1,110 @@
+import type { NodeProto } from '../onnx/schema';
+import type { GraphIndex } from '../onnx/graph';
+import type { GraphBuilder } from '../graph/builder';
+import { evalShape } from '../structure/shapeEval';
+import type { TensorStore } from './tensors';
+
+/** Ops a pruned width flows through unchanged on its way between two projections. */
+const FLOW = new Set([
+  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sqrt', 'Erf', 'Tanh', 'Sigmoid', 'Relu', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu',
+  'Cast', 'Identity', 'Dropout', 'Reshape', 'Transpose', 'Split', 'Gather', 'Squeeze', 'Unsqueeze', 'Slice',
+]);
+
+/** What a Reshape on a pruned path must produce in place of the original numbers. */
+export interface WidthChange {
+  heads: number;
+  newHeads: number;
+  /** Head size, or 0 for FFN neurons (no head axis). */
+  headSize: number;
+  /** Old and new width of the merged [.., heads*size] axis. */
+  width: number;
+  newWidth: number;
+}
+
+function positions(shape: Array<number | null>, c: WidthChange): Map<number, number> {
+  const r = shape.length;
+  const fix = new Map<number, number>();
+  const eq = (i: number, v: number): boolean => shape[i] === v;
+  if (c.headSize > 0 && r >= 5 && (eq(r - 3, 3) || eq(r - 2, 3))) {
+    const h = eq(r - 3, 3) ? r - 2 : r - 3;
+    fix.set(h, c.newHeads).set(r - 1, c.headSize);
+    return fix;
+  }
+  if (c.headSize > 0 && r >= 4) {
+    for (let i = r - 2; i >= 1; i--) {
+      if ((eq(i, c.heads) || shape[i] === null) && (eq(i + 1, c.headSize) || shape[i + 1] === null)) {
+        fix.set(i, c.newHeads).set(i + 1, c.headSize);
+        return fix;
+      }
+    }
+  }
+  const last = shape[r - 1];
+  if (last === c.width || last === null) fix.set(r - 1, c.newWidth);
+  return fix;
+}
+
+/**
+ * Rewrites the shape input of every Reshape between a pruned projection and the op that consumes
+ * its heads (or neurons), so the graph computes the narrower width: constant shapes become new
+ * initializers, run-time shapes are patched with Slice/Concat. -1 entries are left to infer.
+ */
+export class ReshapeFixer {
+  private readonly done = new Set<NodeProto>();
+  constructor(
+    private readonly ix: GraphIndex,
+    private readonly b: GraphBuilder,
+    private readonly store: TensorStore,
+  ) {}
+
+  /** Walk forward from `start` through layout and elementwise ops, fixing Reshapes on the way. */
+  walk(start: string, c: WidthChange): void {
+    const stack = [start];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      for (const n of this.ix.uses(v)) {
+        if (!FLOW.has(n.opType)) continue;
+        if (n.opType === 'Reshape') {
+          if (n.input[0] !== v) continue;
+          this.fix(n, c);
+        } else if (n.opType !== 'Add' && n.opType !== 'Mul' && n.opType !== 'Sub' && n.opType !== 'Div' && n.input[0] !== v) continue;
+        for (const o of n.output) if (o) stack.push(o);
+      }
+    }
+  }
+
+  private fix(n: NodeProto, c: WidthChange): void {
+    if (this.done.has(n)) return;
+    this.done.add(n);
+    const shapeName = n.input[1]!;
+    const elems = evalShape(this.ix, shapeName);
+    if (!elems) return;
+    const values = elems.map((e) => e.value);
+    const fix = positions(values, c);
+    for (const [i] of fix) if (values[i] === -1) fix.delete(i);
+    if (fix.size === 0) return;
+    const lit = this.ix.constInts(shapeName);
+    if (lit) {
+      const next = [...lit];
+      for (const [i, v] of fix) next[i] = v;
+      n.input[1] = this.store.writeInts(shapeName, next);
+      return;
+    }
+    const parts: string[] = [];
+    let from = 0;
+    for (const i of [...fix.keys()].sort((a, b) => a - b)) {
+      if (i > from) parts.push(this.slice(shapeName, from, i));
+      parts.push(this.b.ints([fix.get(i)!]));
+      from = i + 1;
+    }
+    if (from < values.length) parts.push(this.slice(shapeName, from, values.length));
+    n.input[1] = this.b.node('Concat', parts, { axis: 0 }, 'shape');
+  }
+
+  private slice(v: string, start: number, end: number): string {
+    if (this.b.opset >= 10) return this.b.node('Slice', [v, this.b.ints([start]), this.b.ints([end]), this.b.ints([0])], {}, 'shape_part');
+    return this.b.node('Slice', [v], { starts: [start], ends: [end], axes: [0] }, 'shape_part');
+  }
+}

@@ -1,0 +1,128 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import type { ModelProto } from '../onnx/schema';
+import { GraphIndex } from '../onnx/graph';
+import { findBlocks } from '../structure/detect';
+import { headMacs, neuronMacs } from '../flops';
+import type { ModelStructure } from '../structure/types';
+import type { CalibrationBatch } from '../data/calibration';
+import { headMaskDims, headMaskName, instrument, neuronMaskName } from '../optin/instrument';
+import { sessionFor, toOrt } from '../optin/teacher';
+import { runSession } from '../runtime/session';
+import { chunks, fixedBatch } from '../data/batches';
+import { OptinError } from '../errors';
+import type { KeepSet } from './apply';
+
+/** Result of checking a pruned model against the masked original. */
+export interface Verification {
+  /** Largest |pruned - masked| over every output element of the calibration batch. */
+  maxAbsDiff: number;
+  /** Largest |masked| output value (the scale the tolerance is relative to). */
+  outputScale: number;
+  /** Tolerance used: 1e-4 x outputScale. */
+  tolerance: number;
+  /** MACs of the prunable parts recounted from the pruned graph. */
+  macs: number;
+  /** Predictions that agree (argmax of the first output), when it is a classifier. */
+  argmaxAgreement?: number;
+}
+
+/** Mask feeds equal to a keep set: 0 for pruned, 1 (or the tuning scale) for kept elements. */
+export function maskFeeds(st: ModelStructure, keep: KeepSet): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  st.layers.forEach((l, i) => {
+    const hm = headMaskDims(l);
+    const per = new Float32Array(l.attention.heads);
+    keep.heads[i]!.forEach((h, j) => { per[h] = keep.scales?.heads[i]?.[j] ?? 1; });
+    const data = hm.repeat === 1 ? per : Float32Array.from({ length: l.attention.heads * hm.repeat }, (_, k) => per[Math.floor(k / hm.repeat)]!);
+    feeds[headMaskName(i)] = new ort.Tensor('float32', data, hm.dims.map((d) => (typeof d === 'string' ? 1 : d)));
+    if (l.ffn) {
+      const n = new Float32Array(l.ffn.width);
+      keep.neurons[i]!.forEach((j, k) => { n[j] = keep.scales?.neurons[i]?.[k] ?? 1; });
+      feeds[neuronMaskName(i)] = new ort.Tensor('float32', n, [1, 1, l.ffn.width]);
+    }
+  });
+  return feeds;
+}
+
+/** MACs of the prunable parts of a graph, counted from what is actually in it. */
+export function recountMacs(model: OnnxModel, seqLen: number): number {
+  const ix = new GraphIndex(model.proto.graph!, model.ext);
+  const { attns, ffns } = findBlocks(ix, model.path);
+  const hidden = attns[0]!.output.outFeatures;
+  return attns.reduce((a, b) => a + b.heads * headMacs(seqLen, hidden, b.headSize, b.vHeadSize), 0) +
+    ffns.reduce((a, f) => a + f.width * neuronMacs(seqLen, hidden), 0);
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
+function argmaxAgreement(a: ort.Tensor, b: ort.Tensor): number | undefined {
+  const dims = a.dims;
+  if (dims.length !== 2 || dims[1]! < 2) return undefined;
+  const [n, c] = [dims[0]!, dims[1]!];
+  const x = a.data as Float32Array, y = b.data as Float32Array;
+  let same = 0;
+  for (let i = 0; i < n; i++) {
+    let ai = 0, bi = 0;
+    for (let j = 1; j < c; j++) {
+      if (x[i * c + j]! > x[i * c + ai]!) ai = j;
+      if (y[i * c + j]! > y[i * c + bi]!) bi = j;
+    }
+    if (ai === bi) same++;
+  }
+  return same / n;
+}
+
+/**
+ * Prove a pruned model: it loads in onnxruntime, its outputs equal the original's with the same
+ * heads/neurons masked (and the same tuning scales) on the calibration batch, and its MACs
+ * recounted from the graph equal the plan's.
+ * @throws OptinError('runtime') when outputs differ by more than 1e-4 of the output scale or the
+ * MACs disagree, with the numbers.
+ */
+export async function verifyPruned(
+  original: OnnxModel, st: ModelStructure, pruned: OnnxModel, keep: KeepSet, batch: CalibrationBatch,
+  expected: { macs: number; seqLen: number },
+): Promise<Verification> {
+  const masked = instrument(original, st, { maskLayers: st.layers.map((l) => l.index), outputs: [] });
+  const a = await sessionFor(original, masked, `${original.path} (masked)`);
+  const b = await sessionFor(pruned, pruned.proto, `${pruned.path} (pruned)`);
+  let diff = 0, scale = 0, same = 0, compared = 0;
+  try {
+    const size = fixedBatch(st) ?? batch.batch;
+    for (const c of chunks(batch.feeds, size * Math.floor(batch.batch / size), size)) {
+      const feeds = toOrt(c.feeds);
+      const ref = await runSession(a.session, { ...feeds, ...maskFeeds(st, keep) }, `${original.path} (masked run)`);
+      const got = await runSession(b.session, feeds, `${pruned.path} (pruned run)`);
+      for (const name of st.outputs) {
+        const x = ref[name], y = got[name];
+        if (!x || !y) throw new OptinError('runtime', `${pruned.path}: output "${name}" is missing from the pruned model`);
+        if (x.dims.join() !== y.dims.join()) throw new OptinError('runtime', `${pruned.path}: output "${name}" has shape [${y.dims}], masked original [${x.dims}]`);
+        const xd = x.data as Float32Array, yd = y.data as Float32Array;
+        scale = Math.max(scale, maxAbs(xd));
+        for (let i = 0; i < xd.length; i++) diff = Math.max(diff, Math.abs(xd[i]! - yd[i]!));
+        if (Number.isNaN(diff)) diff = Infinity;
+      }
+      const first = st.outputs[0]!;
+      const agree = argmaxAgreement(ref[first]!, got[first]!);
+      if (agree !== undefined) { same += agree * ref[first]!.dims[0]!; compared += ref[first]!.dims[0]!; }
+    }
+  } finally {
+    await a.session.release();
+    await b.session.release();
+  }
+  if (batch.batch < (fixedBatch(st) ?? 1)) throw new OptinError('data', `${original.path} needs batches of ${fixedBatch(st)}; the calibration batch has ${batch.batch} examples`);
+  const tolerance = 1e-4 * Math.max(scale, 1e-6);
+  if (!(diff <= tolerance)) {
+    throw new OptinError('runtime', `${pruned.path}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
+  }
+  const macs = recountMacs(pruned, expected.seqLen);
+  if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
+    throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
+  }
+  return { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(compared ? { argmaxAgreement: same / compared } : {}) };
+}
