@@ -18,8 +18,20 @@ export function grid(header: string[], rows: string[][], id: string): HTMLElemen
   return g;
 }
 
+/** A toolkit button. */
+export function button(id: string, label: string, onClick: () => void, appearance: 'primary' | 'secondary' = 'primary'): HTMLElement {
+  const b = el('vscode-button', { id, appearance }, label);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+/** A toolkit progress ring. */
+export function spinner(): HTMLElement {
+  return el('vscode-progress-ring', {});
+}
+
 /** 1234567 -> "1.23 M". */
 export function fmt(n: number): string {
   for (const [v, u] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) if (Math.abs(n) >= v) return `${(n / v).toFixed(2)} ${u}`;
-  return String(n);
+  return String(Math.round(n * 100) / 100);
 }

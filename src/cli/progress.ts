@@ -8,6 +8,7 @@ function clock(s: number): string {
 /** Terminal progress: a redrawn bar on a TTY, a line per 10% otherwise. */
 export class ProgressBar {
   private lastDecile = -1;
+  private drawn = false;
   constructor(private readonly out: NodeJS.WriteStream = process.stderr) {}
 
   update(p: ScoreProgress): void {
@@ -20,6 +21,7 @@ export class ProgressBar {
       const width = 28;
       const fill = Math.round(frac * width);
       this.out.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${text}\x1b[K`);
+      this.drawn = true;
     } else {
       const d = Math.floor(frac * 10);
       if (d > this.lastDecile) {
@@ -30,6 +32,7 @@ export class ProgressBar {
   }
 
   done(): void {
-    if (this.out.isTTY) this.out.write('\n');
+    if (this.out.isTTY && this.drawn) this.out.write('\n');
+    this.drawn = false;
   }
 }

@@ -5,6 +5,9 @@ import type { HostMessage, ModelSummary, WebviewMessage } from '../shared/protoc
 import type { InspectReport } from '../engine/inspect';
 import type { EngineClient } from '../engine/worker/client';
 import type { Log } from './log';
+import type { ModelSession, Sessions } from './sessions';
+import type { Runner } from './runner';
+import { planView } from './views';
 
 /** Turn an engine report into the panel's summary message payload. */
 export function toSummary(r: InspectReport): ModelSummary {
@@ -31,24 +34,63 @@ export function toSummary(r: InspectReport): ModelSummary {
   };
 }
 
-/** The "OPTIN: <model>" webview panel, one per model file. */
+/** Everything a panel needs from the extension. */
+export interface PanelDeps {
+  ctx: vscode.ExtensionContext;
+  engine: EngineClient;
+  log: Log;
+  sessions: Sessions;
+  runner: Runner;
+}
+
+/** Webview HTML with a strict CSP (nonce scripts, toolkit and bundle from the extension only). */
+export function webviewHtml(w: vscode.Webview, extensionUri: vscode.Uri, mode: 'panel' | 'summary'): string {
+  const toolkit = vscode.Uri.joinPath(extensionUri, 'node_modules', '@vscode', 'webview-ui-toolkit', 'dist');
+  const nonce = crypto.randomBytes(16).toString('base64');
+  const script = w.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview.js'));
+  const css = w.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', 'panel.css'));
+  const tk = w.asWebviewUri(vscode.Uri.joinPath(toolkit, 'toolkit.min.js'));
+  const csp = `default-src 'none'; img-src ${w.cspSource}; script-src 'nonce-${nonce}' ${w.cspSource}; style-src ${w.cspSource} 'unsafe-inline'; font-src ${w.cspSource}`;
+  return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${css}">
+<script type="module" nonce="${nonce}" src="${tk}"></script>
+<title>OPTIN</title></head>
+<body data-mode="${mode}"><main id="app"><p id="status">Loading...</p></main>
+<script nonce="${nonce}" src="${script}"></script></body></html>`;
+}
+
+/** Local resource roots of OPTIN webviews. */
+export function webviewRoots(extensionUri: vscode.Uri): vscode.Uri[] {
+  return [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media'), vscode.Uri.joinPath(extensionUri, 'node_modules', '@vscode', 'webview-ui-toolkit', 'dist')];
+}
+
+/** The "OPTIN: <model>" webview panel, one per model file, a live view of its session. */
 export class OptinPanel {
   static readonly viewType = 'optin.panel';
   private static readonly panels = new Map<string, OptinPanel>();
   private ready = false;
   private queue: HostMessage[] = [];
+  private readonly subscription: vscode.Disposable;
 
-  /** Open (or reveal) the panel for a model and analyse it in the engine worker. */
-  static async show(ctx: vscode.ExtensionContext, model: vscode.Uri, engine: EngineClient, log: Log): Promise<OptinPanel> {
-    const key = model.fsPath;
+  /** Open (or reveal) the panel for a model; analyses it the first time. */
+  static async show(deps: PanelDeps, session: ModelSession): Promise<OptinPanel> {
+    const key = session.uri.fsPath;
     let p = OptinPanel.panels.get(key);
     if (p) p.panel.reveal();
     else {
-      p = new OptinPanel(ctx, model, log);
+      p = new OptinPanel(deps, session);
       OptinPanel.panels.set(key, p);
     }
-    await p.analyse(engine);
+    if (!session.summary) await p.analyse();
+    else p.sync();
     return p;
+  }
+
+  /** The open panel of a model, if any. */
+  static of(fsPath: string): OptinPanel | undefined {
+    return OptinPanel.panels.get(fsPath);
   }
 
   /** Panels currently open (for tests and commands). */
@@ -58,28 +100,81 @@ export class OptinPanel {
 
   readonly panel: vscode.WebviewPanel;
 
-  private constructor(ctx: vscode.ExtensionContext, readonly model: vscode.Uri, private readonly log: Log) {
-    const toolkit = vscode.Uri.joinPath(ctx.extensionUri, 'node_modules', '@vscode', 'webview-ui-toolkit', 'dist');
-    this.panel = vscode.window.createWebviewPanel(OptinPanel.viewType, `OPTIN: ${path.basename(model.fsPath)}`, vscode.ViewColumn.Active, {
+  private constructor(private readonly deps: PanelDeps, readonly session: ModelSession) {
+    this.panel = vscode.window.createWebviewPanel(OptinPanel.viewType, `OPTIN: ${path.basename(session.uri.fsPath)}`, vscode.ViewColumn.Active, {
       enableScripts: true,
       retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(ctx.extensionUri, 'dist'), vscode.Uri.joinPath(ctx.extensionUri, 'media'), toolkit],
+      localResourceRoots: webviewRoots(deps.ctx.extensionUri),
     });
-    this.panel.webview.html = this.html(ctx, toolkit);
-    this.panel.onDidDispose(() => OptinPanel.panels.delete(model.fsPath));
-    this.panel.webview.onDidReceiveMessage((m: WebviewMessage) => this.onMessage(m));
+    this.panel.webview.html = webviewHtml(this.panel.webview, deps.ctx.extensionUri, 'panel');
+    this.subscription = deps.sessions.onDidChange((s) => { if (s === session) this.sync(); });
+    this.panel.onDidDispose(() => {
+      OptinPanel.panels.delete(session.uri.fsPath);
+      this.subscription.dispose();
+    });
+    this.panel.webview.onDidReceiveMessage((m: WebviewMessage) => void this.onMessage(m));
   }
 
-  private onMessage(m: WebviewMessage): void {
+  private async onMessage(m: WebviewMessage): Promise<void> {
+    const s = this.session;
     switch (m.type) {
       case 'ready':
         this.ready = true;
         for (const q of this.queue.splice(0)) void this.panel.webview.postMessage(q);
         break;
       case 'showLog':
-        this.log.show();
+        this.deps.log.show();
+        break;
+      case 'score':
+        await this.score();
+        break;
+      case 'setBudget':
+        if (m.budget > 0 && m.budget <= 1) this.deps.runner.plan(s, m.budget);
+        break;
+      case 'apply':
+        await this.apply();
+        break;
+      case 'exportPlan':
+        await vscode.commands.executeCommand('optin.exportPlan', s.uri);
+        break;
+      case 'exportScores':
+        await vscode.commands.executeCommand('optin.exportScores', s.uri);
+        break;
+      case 'cancel':
+        s.busy?.abort();
         break;
     }
+  }
+
+  /** Score the model, filling the heatmap layer by layer. */
+  async score(): Promise<boolean> {
+    return this.deps.runner.score(this.session, {
+      onLayer: (layer, heads, neurons) => this.post({ type: 'layerScores', layer, heads, neurons }),
+      onProgress: (done, total, eta) => this.post({ type: 'progress', done, total, ...(eta !== undefined ? { eta } : {}) }),
+    });
+  }
+
+  /** Write the pruned model of the current plan and show the evidence. */
+  async apply(out?: string): Promise<void> {
+    this.post({ type: 'status', text: 'Writing, verifying and timing the pruned model...' });
+    const r = await this.deps.runner.apply(this.session, out);
+    if (r) {
+      this.post({
+        type: 'applied',
+        result: {
+          output: r.apply.output, maxAbsDiff: r.apply.verification.maxAbsDiff, tolerance: r.apply.verification.tolerance,
+          ...(r.bench ? { speedup: r.bench.speedup[1]! } : {}), idealSpeedup: r.idealSpeedup, fileBytes: r.apply.fileBytes, tuned: !!r.apply.tuning,
+        },
+      });
+    }
+  }
+
+  /** Send the session's current state. */
+  sync(): void {
+    const s = this.session;
+    if (s.summary) this.post({ type: 'summary', summary: s.summary });
+    if (s.scores) this.post({ type: 'scores', scores: { heads: s.scores.heads, neurons: s.scores.neurons }, ...(s.scores.calibration.warning ? { warning: s.scores.calibration.warning } : {}) });
+    if (s.plan) this.post({ type: 'plan', plan: planView(s.plan) });
   }
 
   /** Send a typed message, queued until the webview says it is ready. */
@@ -88,34 +183,21 @@ export class OptinPanel {
     else this.queue.push(m);
   }
 
-  private async analyse(engine: EngineClient): Promise<void> {
-    this.post({ type: 'status', text: `Analysing ${path.basename(this.model.fsPath)}...` });
+  private async analyse(): Promise<void> {
+    const { engine, log } = this.deps;
+    const file = this.session.uri.fsPath;
+    this.post({ type: 'status', text: `Analysing ${path.basename(file)}...` });
     try {
-      const report = await engine.inspect(this.model.fsPath);
-      this.log.info(`inspected ${report.path}: ${report.structure.layers.length} layers, ${report.macs.total} MACs at seq ${report.macs.seqLen}`);
-      this.post({ type: 'summary', summary: toSummary(report) });
+      const report = await engine.inspect(file);
+      log.info(`inspected ${report.path}: ${report.structure.layers.length} layers, ${report.macs.total} MACs at seq ${report.macs.seqLen}`);
+      this.session.summary = toSummary(report);
+      this.sync();
+      this.deps.sessions.changed(this.session);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      this.log.error(message);
+      log.error(message);
       this.post({ type: 'error', message });
-      void vscode.window.showErrorMessage(`OPTIN: ${message}`, 'Show Log').then((a) => a && this.log.show());
+      void vscode.window.showErrorMessage(`OPTIN: ${message}`, 'Show Log').then((a) => a && log.show());
     }
-  }
-
-  private html(ctx: vscode.ExtensionContext, toolkit: vscode.Uri): string {
-    const w = this.panel.webview;
-    const nonce = crypto.randomBytes(16).toString('base64');
-    const script = w.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'webview.js'));
-    const css = w.asWebviewUri(vscode.Uri.joinPath(ctx.extensionUri, 'media', 'panel.css'));
-    const tk = w.asWebviewUri(vscode.Uri.joinPath(toolkit, 'toolkit.min.js'));
-    const csp = `default-src 'none'; img-src ${w.cspSource}; script-src 'nonce-${nonce}' ${w.cspSource}; style-src ${w.cspSource} 'unsafe-inline'; font-src ${w.cspSource}`;
-    return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${css}">
-<script type="module" nonce="${nonce}" src="${tk}"></script>
-<title>OPTIN</title></head>
-<body><main id="app"><p id="status">Loading...</p></main>
-<script nonce="${nonce}" src="${script}"></script></body></html>`;
   }
 }

@@ -28,18 +28,70 @@ export interface ModelSummary {
   layers: LayerSummary[];
 }
 
+/** Importance of every head and neuron, `heads[l][h]`, `neurons[l][j]` (larger = more important). */
+export interface ScoreGrid {
+  heads: number[][];
+  neurons: number[][];
+}
+
+/** A prune plan as the panel shows it. */
+export interface PlanView {
+  /** Fraction of MACs kept, in (0, 1]. */
+  budget: number;
+  /** Kept head / neuron indices per layer. */
+  keepHeads: number[][];
+  keepNeurons: number[][];
+  macs: { seqLen: number; baseline: number; kept: number };
+  /** Parameters of the prunable projections before and after. */
+  parameters: { before: number; after: number };
+}
+
+/** Outcome of Apply: where the pruned model went and the evidence that it is right and faster. */
+export interface AppliedView {
+  output: string;
+  maxAbsDiff: number;
+  tolerance: number;
+  speedup?: number;
+  idealSpeedup: number;
+  fileBytes: { before: number; after: number };
+  tuned: boolean;
+}
+
 /** Extension -> webview. */
 export type HostMessage =
   /** The model was analysed; render its summary. */
   | { type: 'summary'; summary: ModelSummary }
-  /** Work in progress (loading, analysing). */
+  /** Work in progress (loading, analysing, applying). */
   | { type: 'status'; text: string }
   /** The engine refused the model or failed; `message` is the user-facing reason. */
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** Scoring progress: elements done of total, seconds left when known. */
+  | { type: 'progress'; done: number; total: number; eta?: number }
+  /** One layer finished scoring: fill its heatmap rows now. */
+  | { type: 'layerScores'; layer: number; heads: number[]; neurons: number[] }
+  /** Every score is known (from a run or a saved scores file). */
+  | { type: 'scores'; scores: ScoreGrid; warning?: string }
+  /** The plan at the current budget. */
+  | { type: 'plan'; plan: PlanView }
+  /** Apply finished: the pruned model was written and verified. */
+  | { type: 'applied'; result: AppliedView }
+  /** Highlight one head in the heatmap (from the tree view or a plan hover). */
+  | { type: 'reveal'; layer: number; head: number };
 
 /** Webview -> extension. */
 export type WebviewMessage =
   /** The webview script has loaded and can receive messages. */
   | { type: 'ready' }
   /** The user asked to see the OPTIN output channel. */
-  | { type: 'showLog' };
+  | { type: 'showLog' }
+  /** Start scoring (the "Score" button). */
+  | { type: 'score' }
+  /** Re-plan at this budget (slider or preset); answered by a `plan` message. */
+  | { type: 'setBudget'; budget: number }
+  /** Write the pruned model of the current plan. */
+  | { type: 'apply' }
+  /** Save the plan as JSON / the scores as CSV. */
+  | { type: 'exportPlan' }
+  | { type: 'exportScores' }
+  /** Stop the running job. */
+  | { type: 'cancel' };

@@ -24,7 +24,7 @@ export const devTests: UiTest[] = [
     },
   },
   {
-    name: 'right-click > Prune with OPTIN opens the panel with one row per layer',
+    name: 'right-click > Prune with OPTIN: summary, live heatmap (layers x heads cells), budget preset, Apply writes a model that runs',
     async run(page) {
       await explorerContextMenu(page, 'bert-tiny.onnx', 'Prune with OPTIN');
       await page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }).waitFor({ timeout: 30_000 });
@@ -33,12 +33,27 @@ export const devTests: UiTest[] = [
       const rows = view.locator('#layers vscode-data-grid-row:not([row-type="header"])');
       assert.equal(await rows.count(), 2);
       assert.match(await view.locator('.meta').innerText(), /post-LN · hidden 32 · 2 layers/);
-      await screenshot(page, 'panel-bert-tiny');
+      await view.locator('#plan').waitFor({ timeout: 120_000 });
+      assert.equal(await view.locator('#head-heatmap .hm-grid .cell').count(), 2 * 4, 'one cell per layer x head');
+      assert.ok(await view.locator('#neuron-heatmap .cell').count() > 0);
+      const title = await view.locator('#head-heatmap .hm-grid .cell').first().getAttribute('title');
+      assert.match(title ?? '', /^layer 0, head 0: importance [0-9.e+-]+, rank \d+ of 8, (kept|pruned)$/);
+      await screenshot(page, 'panel-heatmap');
+      await view.locator('#preset-50').click();
+      await view.locator('#budget-label', { hasText: 'keep 50% of MACs' }).waitFor({ timeout: 10_000 });
+      await view.locator('#plan-macs', { hasText: '(50.0%)' }).or(view.locator('#plan-macs', { hasText: '(49.' })).first().waitFor({ timeout: 10_000 });
+      await view.locator('#apply').click();
+      const applied = view.locator('#applied');
+      await applied.waitFor({ timeout: 120_000 });
+      assert.match(await applied.innerText(), /bert-tiny\.optin-50\.onnx: outputs match the masked model within/);
+      await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'bert-tiny.optin-50.onnx' }).waitFor({ timeout: 30_000 });
+      await screenshot(page, 'panel-applied');
     },
   },
   {
     name: 'palette "OPTIN: Prune with OPTIN" on a decoder shows the refusal in the panel',
     async run(page) {
+      await runCommand(page, 'View: Close All Editors');
       await runCommand(page, 'OPTIN: Prune with OPTIN');
       const input = page.locator('.quick-input-widget input');
       await page.locator('.quick-input-list .monaco-list-row', { hasText: 'gpt2-decoder.onnx' }).first().waitFor({ timeout: 20_000 });

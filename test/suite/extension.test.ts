@@ -13,7 +13,7 @@ describe('OPTIN extension in a real VS Code', () => {
 
   it('registers its commands', async () => {
     const all = await vscode.commands.getCommands(true);
-    for (const c of ['optin.pruneModel', 'optin.showLog']) assert.ok(all.includes(c), `${c} missing`);
+    for (const c of ['optin.pruneModel', 'optin.prune30', 'optin.prune40', 'optin.prune50', 'optin.prune60', 'optin.openView', 'optin.applyPlan', 'optin.exportPlan', 'optin.exportModel', 'optin.cancel', 'optin.showLog']) assert.ok(all.includes(c), `${c} missing`);
   });
 
   it('contributes "Prune with OPTIN" to the explorer context menu for .onnx files', () => {
@@ -26,9 +26,9 @@ describe('OPTIN extension in a real VS Code', () => {
     assert.equal(pkg.contributes.commands.find((c) => c.command === 'optin.pruneModel')!.title, 'Prune with OPTIN');
   });
 
-  it('"Prune with OPTIN" on a model opens the OPTIN panel for it', async () => {
+  it('"Open Importance View" on a model opens the OPTIN panel for it', async () => {
     const model = workspaceModel('bert-tiny.onnx');
-    await vscode.commands.executeCommand('optin.pruneModel', model);
+    await vscode.commands.executeCommand('optin.openView', model);
     const tab = await waitFor(() =>
       vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.label === `OPTIN: ${path.basename(model.fsPath)}`),
     );

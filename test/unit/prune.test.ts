@@ -12,7 +12,9 @@ import { verifyPruned } from '../../src/engine/prune/verify';
 import { mulberry32 } from '../../src/engine/optin/random';
 import { tensorFloat32 } from '../../src/engine/onnx/tensor';
 import { DataType } from '../../src/engine/onnx/schema';
-import { expectOptinError, fixture } from './helpers';
+import { FIXTURES, expectOptinError, fixture } from './helpers';
+import { evaluate } from '../../src/engine/eval/evaluate';
+import { benchModels } from '../../src/engine/eval/bench';
 
 /** Random keep set: layer 1 (of 3+) loses every head, layer 0 (of 3+) every neuron; random scales. */
 function randomKeep(st: ModelStructure, seed: number): KeepSet {
@@ -135,6 +137,24 @@ describe('physical pruning', function () {
     await expectOptinError(() => applyKeep(m, st, { heads: [[0]], neurons: [[0]] }), 'data', /the plan has 1 layers, the model 2/);
     await expectOptinError(() => applyKeep(m, st, { heads: [[0, 9], [0]], neurons: [[0], [0]] }), 'data', /layer 0 head indices must be sorted, unique and < 4/);
     await expectOptinError(() => applyKeep(m, st, { heads: [[], []], neurons: [[0], [0]] }), 'usage', /keeps no attention head at all/);
+  });
+
+  it('a model whose layer lost every head still evaluates and benchmarks', async () => {
+    const { m, st } = await load('bert-sst2/model-opset17.onnx');
+    const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'optin-drop-'));
+    try {
+      const out = path.join(dir, 'dropped.onnx');
+      const keep: KeepSet = { heads: [[0, 1], [], [3], []], neurons: [[1, 2], [], [4], [5, 6]] };
+      saveModel({ ...m, proto: applyKeep(m, st, keep) }, out);
+      const data = path.join(FIXTURES, 'data', 'sst2', 'test.tsv');
+      const r = await evaluate(out, { data: { data, samples: 40, tokenizer: path.dirname(m.path) }, reference: m.path });
+      assert.equal(r.examples, 40);
+      assert.ok(r.accuracy >= 0 && r.accuracy <= 1 && r.reference!.accuracy > 0.5);
+      const b = await benchModels([m.path, out], { runs: 2, warmup: 0, batch: 2, seqLen: 8 });
+      assert.ok(b.speedup[1]! > 1, `a model with almost nothing left is faster (${b.speedup[1]})`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps external data when the input had it', async () => {

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/model';
-import { detectStructure } from '../structure/detect';
+import { describeInterface } from '../structure/detect';
 import type { ModelStructure } from '../structure/types';
 import { createSession, runSession, type Session } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
@@ -69,7 +69,7 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
   try {
     for (const p of paths) {
       const m = loadModel(p);
-      const st = detectStructure(m);
+      const st = describeInterface(m);
       const fixed = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
       sessions.push(await createSession(m.path, { ep: opts.ep ?? 'cpu', label: m.path, ...(opts.threads ? { threads: opts.threads } : {}) }));
       feeds.push(inputs(st, typeof fixed === 'number' ? fixed : batch, seqLen));

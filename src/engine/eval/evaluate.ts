@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/model';
-import { detectStructure } from '../structure/detect';
+import { describeInterface } from '../structure/detect';
 import { loadCalibration, type CalibrationBatch, type DataOptions } from '../data/calibration';
 import { chunks, fixedBatch } from '../data/batches';
 import { createSession, runSession } from '../runtime/session';
@@ -31,7 +31,7 @@ export interface EvalOptions {
 /** Predicted class (argmax of the first output) of every example. */
 export async function predict(modelPath: string, batch: CalibrationBatch, batchSize: number, ep: EpChoice = 'cpu', signal?: AbortSignal): Promise<number[]> {
   const model = loadModel(modelPath);
-  const st = detectStructure(model);
+  const st = describeInterface(model);
   const s = await createSession(model.path, { ep, label: model.path });
   const out: number[] = [];
   try {
@@ -64,7 +64,7 @@ export async function predict(modelPath: string, batch: CalibrationBatch, batchS
 export async function evaluate(modelPath: string, opts: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
   const model = loadModel(modelPath);
-  const st = detectStructure(model);
+  const st = describeInterface(model);
   const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...opts.data });
   if (!batch.labels) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
   const labels = batch.labels;

@@ -3,7 +3,6 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import type { CalibrationBatch } from '../data/calibration';
-import { residualAfter } from '../structure/detect';
 import type { Linear, ModelStructure } from '../structure/types';
 import { instrument } from '../optin/instrument';
 import { sessionFor, toOrt } from '../optin/teacher';
@@ -40,7 +39,7 @@ export interface TuneResult {
   steps: TuneStep[];
 }
 
-interface Sub { lin: Linear & { einsum?: boolean }; skip: string; contrib: string }
+interface Sub { lin: Linear & { einsum?: boolean }; contrib: string }
 
 function rowsOf(W: Float32Array, dims: number[], transposed: boolean, D: number): (i: number, d: number) => number {
   const inF = transposed ? dims[1]! : W.length / D;
@@ -48,40 +47,28 @@ function rowsOf(W: Float32Array, dims: number[], transposed: boolean, D: number)
 }
 
 /**
- * Layer-wise least-squares rescaling of the kept heads and neurons: for each sublayer in order,
- * with the earlier layers already pruned and tuned, find one scale per kept element so the
- * residual stream after the sublayer matches the dense model's on the real calibration tokens,
- * ridge toward 1; a solve with any |s| > maxScale (or that does not reduce the error) is rejected.
+ * Layer-wise least-squares rescaling of the kept heads and neurons (Kwon et al. 2022): for each
+ * sublayer in order, with the earlier layers already pruned and tuned, find one scale per kept
+ * element so that the pruned sublayer's output reconstructs what all of its heads (neurons) would
+ * output on the same input, over the real calibration tokens, with a ridge toward 1. A solve with
+ * any |s| > maxScale, or that does not lower the error, is rejected (scales stay 1).
  */
 export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, opts: TuneOptions = {}): Promise<TuneResult> {
   const ridge = opts.ridge ?? 1e-3, maxScale = opts.maxScale ?? 10;
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const D = st.hidden;
-  const subs = st.layers.map((l) => {
-    const mk = (lin: Linear, contrib: string): Sub => {
-      const r = residualAfter(ix, lin);
-      if (!r) throw new OptinError('unsupported', `${model.path} layer ${l.index}: no residual connection after ${lin.node}; cannot tune`);
-      return { lin, skip: r.skip, contrib };
-    };
-    return { attn: mk(l.attention.output, l.attention.perHead ?? l.attention.context), ffn: l.ffn ? mk(l.ffn.down, l.ffn.hidden) : undefined };
-  });
+  const subs = st.layers.map((l) => ({
+    attn: { lin: l.attention.output, contrib: l.attention.perHead ?? l.attention.context } as Sub,
+    ffn: l.ffn ? ({ lin: l.ffn.down, contrib: l.ffn.hidden } as Sub) : undefined,
+  }));
   const all = subs.flatMap((s) => [s.attn, ...(s.ffn ? [s.ffn] : [])]);
-  const teacherOut = [...new Set(all.flatMap((s) => [s.lin.output, s.skip]))];
-  const studentOut = [...new Set(all.flatMap((s) => [s.contrib, s.skip]))];
   const feeds = toOrt(batch.feeds);
-  const dense = await sessionFor(model, instrument(model, st, { maskLayers: [], outputs: teacherOut, onlyOutputs: true }), `${model.path} (dense for tuning)`);
-  let T: ort.InferenceSession.OnnxValueMapType;
-  try {
-    T = await dense.session.run(feeds);
-  } finally {
-    await dense.session.release();
-  }
-  const masked = await sessionFor(model, instrument(model, st, { maskLayers: st.layers.map((l) => l.index), outputs: studentOut, onlyOutputs: true }), `${model.path} (masked for tuning)`);
+  const masked = await sessionFor(model, instrument(model, st, { maskLayers: st.layers.map((l) => l.index), outputs: all.map((s) => s.contrib), onlyOutputs: true }), `${model.path} (masked for tuning)`);
   const scales = { heads: keep.heads.map((h) => h.map(() => 1)), neurons: keep.neurons.map((n) => n.map(() => 1)) };
   const steps: TuneStep[] = [];
   const tokens: number[] = [];
-  batch.tokenMask.forEach((m, i) => { if (m) tokens.push(i); });
   const S = batch.seqLen;
+  batch.tokenMask.forEach((m, i) => { if (m) tokens.push(i); });
   const total = all.length;
   let done = 0;
   try {
@@ -94,19 +81,14 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
         done++;
         if (kept.length === 0) continue;
         const cur = { ...keep, scales };
-        const out = await masked.session.run({ ...feeds, ...maskFeeds(st, cur) }, [sub.contrib, sub.skip]);
+        const out = await masked.session.run({ ...feeds, ...maskFeeds(st, cur) }, [sub.contrib]);
         const w = ix.constant(sub.lin.weight)!;
         const W = tensorFloat32(w, model.ext);
         const at = rowsOf(W, tensorShape(w), sub.lin.transposed, D);
-        const subT = T[sub.lin.output]!.data as Float32Array, skipT = T[sub.skip]!.data as Float32Array, skipS = out[sub.skip]!.data as Float32Array;
-        const mm = ix.producer.get(sub.lin.output);
-        const includesBias = sub.lin.bias !== undefined && (sub.lin.op === 'Gemm' || !(mm && (mm.name || mm.output[0]) === sub.lin.node));
-        const bias = includesBias ? ix.constFloats(sub.lin.bias!) : undefined;
-        const r = new Float64Array(tokens.length * D);
-        tokens.forEach((t, i) => {
-          for (let d = 0; d < D; d++) r[i * D + d] = subT[t * D + d]! + skipT[t * D + d]! - skipS[t * D + d]! - (bias ? bias[d]! : 0);
-        });
         const ctx = out[sub.contrib]!;
+        const width = part === 'attention' ? l.attention.heads : l.ffn!.width;
+        const everything = Array.from({ length: width }, (_, j) => j);
+        const r = part === 'attention' ? headOutputs(ctx, l.attention.heads, l.attention.vHeadSize, everything, at, tokens, S, D) : neuronOutputs(ctx.data as Float32Array, width, at, tokens, D);
         const system = part === 'attention'
           ? headSystem(ctx, l.attention.heads, l.attention.vHeadSize, kept, at, r, tokens, S, D)
           : neuronSystem(ctx.data as Float32Array, l.ffn!.width, kept, at, r, tokens, D);
@@ -143,12 +125,34 @@ function sumSq(r: Float64Array): number {
   return s;
 }
 
-function headSystem(ctx: ort.Tensor, H: number, dv: number, kept: number[], W: (i: number, d: number) => number, r: Float64Array, tokens: number[], S: number, D: number): NormalEquations {
-  const k = kept.length, n = tokens.length;
+/** Sum over the given heads of their output-projection contributions, per real token. */
+function headOutputs(ctx: ort.Tensor, H: number, dv: number, heads: number[], W: (i: number, d: number) => number, tokens: number[], S: number, D: number): Float64Array {
+  const sum = new Float64Array(tokens.length * D);
+  for (const o of perHeadOutputs(ctx, H, dv, heads, W, tokens, S, D)) for (let q = 0; q < sum.length; q++) sum[q] = sum[q]! + o[q]!;
+  return sum;
+}
+
+/** hidden(t) . W2 over every neuron, per real token. */
+function neuronOutputs(hidden: Float32Array, I: number, W: (i: number, d: number) => number, tokens: number[], D: number): Float64Array {
+  const out = new Float64Array(tokens.length * D);
+  const Wf = new Float64Array(I * D);
+  for (let j = 0; j < I; j++) for (let d = 0; d < D; d++) Wf[j * D + d] = W(j, d);
+  tokens.forEach((t, i) => {
+    for (let j = 0; j < I; j++) {
+      const x = hidden[t * I + j]!;
+      if (x === 0) continue;
+      for (let d = 0; d < D; d++) out[i * D + d] = out[i * D + d]! + x * Wf[j * D + d]!;
+    }
+  });
+  return out;
+}
+
+function perHeadOutputs(ctx: ort.Tensor, H: number, dv: number, kept: number[], W: (i: number, d: number) => number, tokens: number[], S: number, D: number): Float64Array[] {
+  const n = tokens.length;
   const c4 = ctx.dims.length === 4;
   const data = ctx.data as Float32Array;
   const width = H * dv;
-  const outs = kept.map((h) => {
+  return kept.map((h) => {
     const o = new Float64Array(n * D);
     const wRows = Array.from({ length: dv }, (_, j) => Float64Array.from({ length: D }, (_, d) => W(h * dv + j, d)));
     tokens.forEach((t, i) => {
@@ -162,6 +166,11 @@ function headSystem(ctx: ort.Tensor, H: number, dv: number, kept: number[], W: (
     });
     return o;
   });
+}
+
+function headSystem(ctx: ort.Tensor, H: number, dv: number, kept: number[], W: (i: number, d: number) => number, r: Float64Array, tokens: number[], S: number, D: number): NormalEquations {
+  const k = kept.length;
+  const outs = perHeadOutputs(ctx, H, dv, kept, W, tokens, S, D);
   const G = new Float64Array(k * k), c = new Float64Array(k);
   for (let a = 0; a < k; a++) {
     const oa = outs[a]!;

@@ -193,3 +193,31 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
   }
   return { attns, ffns };
 }
+
+/**
+ * The model's interface (inputs with their roles, outputs, vocabulary, position table) for running
+ * it on data: the full structure when it can be detected, otherwise what the inputs and embeddings
+ * show (e.g. a pruned model in which whole layers lost their attention). `layers` may be empty.
+ */
+export function describeInterface(model: OnnxModel): ModelStructure {
+  try {
+    return detectStructure(model);
+  } catch (e) {
+    if (!(e instanceof OptinError) || (e.code !== 'unsupported' && e.code !== 'not-transformer')) throw e;
+    const ix = new GraphIndex(model.proto.graph!, model.ext);
+    const inputs = modelInputs(ix);
+    const pixel = inputs.find((i) => i.role === 'pixel_values');
+    const ids = inputs.find((i) => i.role === 'input_ids');
+    const word = ids ? ix.uses(ids.name).map((u) => (u.opType === 'Gather' ? ix.constant(u.input[0]!) : undefined)).find((t) => t && t.dims.length === 2) : undefined;
+    const hidden = word ? Number(word.dims[1]) : 0;
+    const s: ModelStructure = {
+      architecture: family(model, !!pixel), modality: pixel ? 'vision' : ids ? 'text' : 'hidden-states', hidden, norm: 'post', layers: [], inputs,
+      outputs: model.proto.graph!.output.map((o) => o.name), opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0),
+      producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
+    };
+    if (word) s.vocabSize = Number(word.dims[0]);
+    const p = ids && hidden ? maxPositions(ix, ids.name, hidden, ids.shape[1]) : undefined;
+    if (p) s.maxPositions = p;
+    return s;
+  }
+}

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { DataOptions } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
 import type { ScoreProgress } from '../optin/types';
@@ -43,6 +45,13 @@ export interface PruneEvents {
   step?: (s: string) => void;
 }
 
+/** The pruned file may live elsewhere: read the tokenizer / preprocessor from beside the original. */
+function besideOriginal<T extends DataOptions>(model: string, data: T): T {
+  const dir = path.dirname(path.resolve(model));
+  const pre = path.join(dir, 'preprocessor_config.json');
+  return { ...data, tokenizer: data.tokenizer ?? dir, ...(data.preprocessor || !fs.existsSync(pre) ? {} : { preprocessor: pre }) };
+}
+
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */
 export async function runPrune(engine: EngineClient, req: PruneRequest, ev: PruneEvents = {}, signal?: AbortSignal): Promise<PruneReport> {
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : 'scoring heads and neurons');
@@ -53,7 +62,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   const report: PruneReport = { scores, plan, apply, idealSpeedup: plan.macs.baseline / plan.macs.kept };
   if (req.evalData) {
     ev.step?.('evaluating accuracy');
-    report.evaluation = await engine.evaluate(apply.output, { data: req.evalData, reference: req.model, ep: req.ep }, signal);
+    report.evaluation = await engine.evaluate(apply.output, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal);
   }
   if (req.bench !== false) {
     ev.step?.('measuring speed');

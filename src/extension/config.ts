@@ -1,0 +1,36 @@
+import * as vscode from 'vscode';
+import type { EpChoice } from '../engine/runtime/providers';
+
+/** The `optin.*` settings, read fresh on every use. */
+export interface OptinSettings {
+  defaultBudget: number;
+  calibrationData: string;
+  calibrationSamples: number;
+  scoringMode: 'exact';
+  executionProvider: EpChoice;
+  maxSequenceLength: number;
+  maskTuning: boolean;
+  outputNaming: string;
+}
+
+/** Read the settings (scoped to the model's workspace folder when given). */
+export function settings(scope?: vscode.Uri): OptinSettings {
+  const c = vscode.workspace.getConfiguration('optin', scope);
+  return {
+    defaultBudget: c.get<number>('defaultBudget', 0.6),
+    calibrationData: c.get<string>('calibration.data', ''),
+    calibrationSamples: c.get<number>('calibration.samples', 32),
+    scoringMode: 'exact',
+    executionProvider: c.get<EpChoice>('executionProvider', 'auto'),
+    maxSequenceLength: c.get<number>('maxSequenceLength', 128),
+    maskTuning: c.get<boolean>('maskTuning', false),
+    outputNaming: c.get<string>('outputNaming', '${name}.optin-${pct}.onnx'),
+  };
+}
+
+/** Output file name from the naming pattern: ${name} = model name without .onnx, ${pct} = budget in %. */
+export function outputName(pattern: string, model: string, budget: number): string {
+  const name = model.replace(/\.onnx$/i, '');
+  const out = pattern.replace(/\$\{name\}/g, name).replace(/\$\{pct\}/g, String(Math.round(budget * 100)));
+  return out.toLowerCase().endsWith('.onnx') ? out : `${out}.onnx`;
+}

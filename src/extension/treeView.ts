@@ -1,0 +1,61 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ModelSession, Sessions } from './sessions';
+import { ranks } from './views';
+
+type Node =
+  | { kind: 'model'; s: ModelSession }
+  | { kind: 'layer'; s: ModelSession; layer: number }
+  | { kind: 'head'; s: ModelSession; layer: number; head: number };
+
+/** The "OPTIN" tree: scored models, their layers, and every head with score, rank and fate. */
+export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Disposable {
+  private readonly emitter = new vscode.EventEmitter<Node | undefined>();
+  readonly onDidChangeTreeData = this.emitter.event;
+  private readonly sub: vscode.Disposable;
+
+  constructor(private readonly sessions: Sessions) {
+    this.sub = sessions.onDidChange(() => this.emitter.fire(undefined));
+  }
+
+  getChildren(n?: Node): Node[] {
+    if (!n) return this.sessions.all().filter((s) => s.scores).map((s) => ({ kind: 'model', s }));
+    if (n.kind === 'model') return n.s.scores!.heads.map((_, layer) => ({ kind: 'layer', s: n.s, layer }));
+    if (n.kind === 'layer') return n.s.scores!.heads[n.layer]!.map((_, head) => ({ kind: 'head', s: n.s, layer: n.layer, head }));
+    return [];
+  }
+
+  getTreeItem(n: Node): vscode.TreeItem {
+    const s = n.s;
+    if (n.kind === 'model') {
+      const item = new vscode.TreeItem(path.basename(s.uri.fsPath), vscode.TreeItemCollapsibleState.Expanded);
+      item.description = s.plan ? `budget ${s.plan.budget}: ${s.plan.layers.reduce((a, l) => a + l.heads, 0)}/${s.plan.model.layers.reduce((a, g) => a + g.heads, 0)} heads kept` : 'scored';
+      item.resourceUri = s.uri;
+      item.contextValue = 'optinModel';
+      return item;
+    }
+    if (n.kind === 'layer') {
+      const kept = s.plan?.layers[n.layer];
+      const item = new vscode.TreeItem(`layer ${n.layer}`, vscode.TreeItemCollapsibleState.Collapsed);
+      item.description = kept ? `${kept.heads}/${s.plan!.model.layers[n.layer]!.heads} heads, ${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} neurons` : '';
+      item.id = `${s.uri.fsPath}#${n.layer}`;
+      return item;
+    }
+    const score = s.scores!.heads[n.layer]![n.head]!;
+    const rank = ranks(s.scores!.heads)[n.layer]![n.head]!;
+    const total = s.scores!.heads.flat().length;
+    const kept = s.plan ? s.plan.keep.heads[n.layer]!.includes(n.head) : undefined;
+    const item = new vscode.TreeItem(`head ${n.head}`, vscode.TreeItemCollapsibleState.None);
+    item.description = `${score.toPrecision(3)} · rank ${rank}/${total}${kept === undefined ? '' : kept ? ' · kept' : ' · pruned'}`;
+    item.tooltip = `Layer ${n.layer}, head ${n.head}\nOPTIN importance ${score}\nrank ${rank} of ${total} heads${kept === undefined ? '' : `\n${kept ? 'kept' : 'pruned'} at budget ${s.plan!.budget}`}`;
+    item.iconPath = new vscode.ThemeIcon(kept === false ? 'circle-slash' : 'pass', new vscode.ThemeColor(kept === false ? 'errorForeground' : 'testing.iconPassed'));
+    item.id = `${s.uri.fsPath}#${n.layer}#${n.head}`;
+    item.command = { command: 'optin.revealHead', title: 'Reveal in heatmap', arguments: [s.uri.fsPath, n.layer, n.head] };
+    return item;
+  }
+
+  dispose(): void {
+    this.sub.dispose();
+    this.emitter.dispose();
+  }
+}

@@ -1,0 +1,95 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { OptinApi } from '../../src/extension/extension';
+import { OPTIN_ID, waitFor, workspaceModel } from './util';
+
+function api(): OptinApi {
+  return vscode.extensions.getExtension<OptinApi>(OPTIN_ID)!.exports;
+}
+
+describe('OPTIN workflow in a real VS Code (synthetic calibration from the workspace settings)', function () {
+  this.timeout(240_000);
+  const model = workspaceModel('bert-tiny.onnx');
+
+  it('palette preset "Prune: 40% FLOP reduction" scores the model and plans at budget 0.6', async () => {
+    await vscode.extensions.getExtension(OPTIN_ID)!.activate();
+    await vscode.commands.executeCommand('optin.prune40', model);
+    const s = await waitFor(() => api().sessions.find(model.fsPath)?.plan, 120_000, 'a plan');
+    assert.equal(s.budget, 0.6);
+    assert.ok(s.macs.ratio <= 0.6 + 1e-9 && s.macs.ratio > 0.4, `ratio ${s.macs.ratio}`);
+    assert.deepEqual(s.scores.heads.map((h) => h.length), [4, 4]);
+  });
+
+  it('the OPTIN tree lists the model, its layers and every head with score, rank and fate', async () => {
+    const tree = api().tree;
+    const [root] = tree.getChildren();
+    assert.ok(root);
+    assert.equal(tree.getTreeItem(root).label, 'bert-tiny.onnx');
+    const layers = tree.getChildren(root);
+    assert.equal(layers.length, 2);
+    const heads = tree.getChildren(layers[0]);
+    assert.equal(heads.length, 4);
+    const item = tree.getTreeItem(heads[0]!);
+    assert.match(String(item.description), /^[0-9.e+-]+ · rank \d+\/8 · (kept|pruned)$/);
+    assert.equal(item.command?.command, 'optin.revealHead');
+  });
+
+  it('Apply writes bert-tiny.optin-60.onnx beside the model; it loads and runs in onnxruntime', async () => {
+    const out = path.join(path.dirname(model.fsPath), 'bert-tiny.optin-60.onnx');
+    fs.rmSync(out, { force: true });
+    const before = fs.readFileSync(model.fsPath);
+    await vscode.commands.executeCommand('optin.applyPlan', model);
+    assert.ok(fs.existsSync(out), 'pruned model written');
+    assert.ok(fs.statSync(out).size < before.length);
+    assert.ok(before.equals(fs.readFileSync(model.fsPath)), 'original untouched');
+    const bench = await api().engine.bench([model.fsPath, out], { runs: 1, warmup: 0, batch: 2, seqLen: 8 });
+    assert.equal(bench.models.length, 2);
+    const inspect = await api().engine.inspect(out);
+    assert.ok(inspect.macs.total < (await api().engine.inspect(model.fsPath)).macs.total);
+  });
+
+  it('exports the plan as JSON and the scores as CSV', async () => {
+    const dir = path.dirname(model.fsPath);
+    const plan = path.join(dir, 'bert-tiny.optin-plan.json');
+    const csv = path.join(dir, 'bert-tiny.optin-scores.csv');
+    await vscode.commands.executeCommand('optin.exportPlan', model, plan);
+    await vscode.commands.executeCommand('optin.exportScores', model, csv);
+    const j = JSON.parse(fs.readFileSync(plan, 'utf8'));
+    assert.equal(j.schema, 'optin-plan');
+    assert.equal(j.budget, 0.6);
+    const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
+    assert.equal(lines[0], 'layer,kind,index,score,rank,kept');
+    const s = api().sessions.find(model.fsPath)!.scores!;
+    assert.equal(lines.length, 1 + s.heads.flat().length + s.neurons.flat().length);
+  });
+
+  it('hovers and CodeLenses on the exported plan show each head\'s score, rank and fate', async () => {
+    const plan = vscode.Uri.file(path.join(path.dirname(model.fsPath), 'bert-tiny.optin-plan.json'));
+    const doc = await vscode.workspace.openTextDocument(plan);
+    await vscode.window.showTextDocument(doc);
+    const text = doc.getText();
+    const at = text.indexOf('"heads"', text.indexOf('"scores"'));
+    const firstNumber = text.slice(at).search(/[-0-9]/) + at;
+    const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', plan, doc.positionAt(firstNumber + 1));
+    const md = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : (c as vscode.MarkdownString).value))).join('\n');
+    assert.match(md, /OPTIN\*\* layer 0, head 0: importance [0-9.e+-]+, rank \d+ of 8 heads, \*\*(kept|pruned)\*\* at budget 0\.6/);
+    const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', plan);
+    assert.ok(lenses.some((l) => /^OPTIN: keeps \d+\/8 heads, \d+\/\d+ neurons, [0-9.]+% of MACs \(budget 0\.6\)$/.test(l.command?.title ?? '')), lenses.map((l) => l.command?.title).join(' | '));
+  });
+
+  it('opens .onnx files in the read-only "OPTIN Model Summary" editor on request', async () => {
+    await vscode.commands.executeCommand('vscode.openWith', model, 'optin.modelSummary');
+    const tab = await waitFor(() => vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.input instanceof vscode.TabInputCustom && t.input.viewType === 'optin.modelSummary'));
+    assert.ok(tab);
+  });
+
+  it('contributes the documented settings', () => {
+    const c = vscode.workspace.getConfiguration('optin');
+    for (const k of ['defaultBudget', 'calibration.data', 'calibration.samples', 'scoringMode', 'executionProvider', 'maxSequenceLength', 'maskTuning', 'outputNaming']) {
+      assert.notEqual(c.inspect(k)?.defaultValue, undefined, `optin.${k}`);
+    }
+    assert.equal(c.get('calibration.data'), 'synthetic', 'the test workspace setting is read');
+  });
+});
