@@ -8,6 +8,32 @@ export interface UiTest {
   run(page: Page): Promise<void>;
 }
 
+/** Right-click the tiny BERT, watch the heatmap fill, pick the 50% preset, Apply, see the new file. */
+async function pruneAndApply(page: Page, shot: string): Promise<void> {
+  await explorerContextMenu(page, 'bert-tiny.onnx', 'Prune with OPTIN');
+  await page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }).waitFor({ timeout: 30_000 });
+  const view = webview(page);
+  await view.locator('h1', { hasText: 'bert-tiny.onnx' }).waitFor({ timeout: 60_000 });
+  const rows = view.locator('#layers vscode-data-grid-row:not([row-type="header"])');
+  assert.equal(await rows.count(), 2);
+  assert.match(await view.locator('.meta').innerText(), /post-LN · hidden 32 · 2 layers/);
+  await view.locator('#plan').waitFor({ timeout: 120_000 });
+  assert.equal(await view.locator('#head-heatmap .hm-grid .cell').count(), 2 * 4, 'one cell per layer x head');
+  assert.ok(await view.locator('#neuron-heatmap .cell').count() > 0);
+  const title = await view.locator('#head-heatmap .hm-grid .cell').first().getAttribute('title');
+  assert.match(title ?? '', /^layer 0, head 0: importance [0-9.e+-]+, rank \d+ of 8, (kept|pruned)$/);
+  await screenshot(page, `${shot}-heatmap`);
+  await view.locator('#preset-50').click();
+  await view.locator('#budget-label', { hasText: 'keep 50% of MACs' }).waitFor({ timeout: 10_000 });
+  await view.locator('#plan-macs', { hasText: '(50.0%)' }).or(view.locator('#plan-macs', { hasText: '(49.' })).first().waitFor({ timeout: 10_000 });
+  await view.locator('#apply').click();
+  const applied = view.locator('#applied');
+  await applied.waitFor({ timeout: 120_000 });
+  assert.match(await applied.innerText(), /bert-tiny\.optin-50\.onnx: outputs match the masked model within [0-9.e+-]+ \(tolerance [0-9.e+-]+\); measured [0-9.]+× faster \(ideal 2\.00×\)/);
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'bert-tiny.optin-50.onnx' }).waitFor({ timeout: 30_000 });
+  await screenshot(page, `${shot}-applied`);
+}
+
 /** UI tests against the extension loaded from the development folder. */
 export const devTests: UiTest[] = [
   {
@@ -25,29 +51,22 @@ export const devTests: UiTest[] = [
   },
   {
     name: 'right-click > Prune with OPTIN: summary, live heatmap (layers x heads cells), budget preset, Apply writes a model that runs',
+    run: (page) => pruneAndApply(page, 'panel'),
+  },
+  {
+    name: 'OPTIN tree view lists heads with score, rank and fate; clicking one highlights it in the heatmap',
     async run(page) {
-      await explorerContextMenu(page, 'bert-tiny.onnx', 'Prune with OPTIN');
-      await page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }).waitFor({ timeout: 30_000 });
-      const view = webview(page);
-      await view.locator('h1', { hasText: 'bert-tiny.onnx' }).waitFor({ timeout: 60_000 });
-      const rows = view.locator('#layers vscode-data-grid-row:not([row-type="header"])');
-      assert.equal(await rows.count(), 2);
-      assert.match(await view.locator('.meta').innerText(), /post-LN · hidden 32 · 2 layers/);
-      await view.locator('#plan').waitFor({ timeout: 120_000 });
-      assert.equal(await view.locator('#head-heatmap .hm-grid .cell').count(), 2 * 4, 'one cell per layer x head');
-      assert.ok(await view.locator('#neuron-heatmap .cell').count() > 0);
-      const title = await view.locator('#head-heatmap .hm-grid .cell').first().getAttribute('title');
-      assert.match(title ?? '', /^layer 0, head 0: importance [0-9.e+-]+, rank \d+ of 8, (kept|pruned)$/);
-      await screenshot(page, 'panel-heatmap');
-      await view.locator('#preset-50').click();
-      await view.locator('#budget-label', { hasText: 'keep 50% of MACs' }).waitFor({ timeout: 10_000 });
-      await view.locator('#plan-macs', { hasText: '(50.0%)' }).or(view.locator('#plan-macs', { hasText: '(49.' })).first().waitFor({ timeout: 10_000 });
-      await view.locator('#apply').click();
-      const applied = view.locator('#applied');
-      await applied.waitFor({ timeout: 120_000 });
-      assert.match(await applied.innerText(), /bert-tiny\.optin-50\.onnx: outputs match the masked model within/);
-      await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'bert-tiny.optin-50.onnx' }).waitFor({ timeout: 30_000 });
-      await screenshot(page, 'panel-applied');
+      const pane = page.locator('.pane', { has: page.locator('.pane-header h3.title', { hasText: /^OPTIN$/ }) });
+      const header = pane.locator('.pane-header');
+      if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
+      await pane.locator('.monaco-list-row', { hasText: 'bert-tiny.onnx' }).waitFor({ timeout: 20_000 });
+      await pane.locator('.monaco-list-row', { hasText: 'layer 0' }).click();
+      const head = pane.locator('.monaco-list-row', { has: page.locator('.label-name', { hasText: /^head 1$/ }) }).first();
+      await head.waitFor({ timeout: 10_000 });
+      assert.match(await head.innerText(), /head 1\s*[0-9.e+-]+ · rank \d+\/8 · (kept|pruned)/);
+      await head.click();
+      await webview(page).locator('#head-heatmap .cell.revealed[data-layer="0"][data-col="1"]').waitFor({ timeout: 20_000 });
+      await screenshot(page, 'tree-reveal');
     },
   },
   {
@@ -71,13 +90,7 @@ export const devTests: UiTest[] = [
 /** Smoke test against the installed VSIX (no development folder). */
 export const vsixTests: UiTest[] = [
   {
-    name: 'installed VSIX: right-click > Prune with OPTIN analyses the model',
-    async run(page) {
-      await explorerContextMenu(page, 'bert-tiny.onnx', 'Prune with OPTIN');
-      const view = webview(page);
-      await view.locator('h1', { hasText: 'bert-tiny.onnx' }).waitFor({ timeout: 60_000 });
-      assert.equal(await view.locator('#layers vscode-data-grid-row:not([row-type="header"])').count(), 2);
-      await screenshot(page, 'vsix-panel');
-    },
+    name: 'installed VSIX: right-click > Prune with OPTIN, heatmap, preset, Apply writes a verified faster model',
+    run: (page) => pruneAndApply(page, 'vsix'),
   },
 ];
