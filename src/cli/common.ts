@@ -36,6 +36,21 @@ export function epFlag(args: Args): EpChoice {
   return ep;
 }
 
+/** Scoring-mode flags shared by `score` and `prune`: --mode, --neuron-examples, --time-budget (minutes). */
+export const MODE_FLAGS = ['mode', 'neuron-examples', 'horizon', 'time-budget'] as const;
+
+/** --mode exact|fast|auto with its options, validated. */
+export function modeOptions(args: Args): { mode: 'exact' | 'fast' | 'auto'; neuronExamples?: number; horizon?: number; timeBudget?: number } {
+  const mode = (str(args, 'mode') ?? 'exact') as 'exact' | 'fast' | 'auto';
+  if (!['exact', 'fast', 'auto'].includes(mode)) throw new OptinError('usage', `--mode must be exact, fast or auto, got "${mode}"`);
+  const n = intFlag(args, 'neuron-examples');
+  const horizon = intFlag(args, 'horizon');
+  const tb = str(args, 'time-budget');
+  const minutes = tb === undefined ? undefined : Number(tb);
+  if (minutes !== undefined && !(minutes > 0)) throw new OptinError('usage', `--time-budget must be a positive number of minutes, got "${tb}"`);
+  return { mode, ...(n ? { neuronExamples: n } : {}), ...(horizon ? { horizon } : {}), ...(minutes ? { timeBudget: minutes * 60 } : {}) };
+}
+
 /** A budget in (0, 1]. */
 export function budgetFlag(args: Args): number {
   const b = args.flags.get('budget');

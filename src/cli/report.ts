@@ -29,7 +29,7 @@ export function formatApply(a: ApplyReport): string {
 /** The `optin prune` report. */
 export function formatPrune(r: PruneReport): string {
   const lines = [
-    `${path.basename(r.apply.input)}: budget ${r.plan.budget} (${(100 * (1 - r.plan.budget)).toFixed(0)}% fewer MACs), ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s)`}${r.apply.tuning ? ', mask tuning' : ''}`,
+    `${path.basename(r.apply.input)}: budget ${r.plan.budget} (${(100 * (1 - r.plan.budget)).toFixed(0)}% fewer MACs), ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
     '',
     formatApply(r.apply),
   ];

@@ -1,21 +1,20 @@
 import { OptinError } from '../engine/errors';
 import { writeFileAtomic } from '../engine/util/atomic';
 import { checkFlags, intFlag, parseArgs } from './args';
-import { DATA_FLAGS, dataOptions, epFlag, str, withEngine } from './common';
+import { DATA_FLAGS, MODE_FLAGS, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
 import { ProgressBar } from './progress';
 
-const USAGE = 'usage: optin score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--max-length N] [--mode exact] [--ranking optin|magnitude] [--ep auto|cpu|cuda|dml|coreml] [--seq-len N] [--features auto|ffn-output|attention-input] --out scores.json';
+const USAGE = 'usage: optin score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--max-length N] [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude] [--ep auto|cpu|cuda|dml|coreml] [--seq-len N] [--features auto|ffn-output|attention-input] --out scores.json';
 
 /** `optin score`: OPTIN importance of every head and FFN neuron, written as JSON. */
 export async function runScore(argv: string[]): Promise<number> {
-  const valued = [...DATA_FLAGS, 'mode', 'ep', 'seq-len', 'out', 'features', 'ranking'];
+  const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'ep', 'seq-len', 'out', 'features', 'ranking'];
   const args = parseArgs(argv, valued);
   checkFlags(args, [...valued, 'quiet'], 'score');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   const out = str(args, 'out');
   if (!out) throw new OptinError('usage', `--out is required; ${USAGE}`);
-  const mode = str(args, 'mode') ?? 'exact';
-  if (mode !== 'exact') throw new OptinError('usage', `--mode ${mode} is not available yet; this version computes exact scores (--mode exact)`);
+  const mode = modeOptions(args);
   const features = (str(args, 'features') ?? 'auto') as 'auto' | 'ffn-output' | 'attention-input';
   if (!['auto', 'ffn-output', 'attention-input'].includes(features)) throw new OptinError('usage', '--features must be auto, ffn-output or attention-input');
   const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude';
@@ -25,14 +24,14 @@ export async function runScore(argv: string[]): Promise<number> {
   const bar = args.flags.has('quiet') ? undefined : new ProgressBar();
   return withEngine(async (engine, signal) => {
     try {
-      const scores = await engine.score({ model: args.positional[0]!, data: dataOptions(args), ep, mode: 'exact', ranking, features, ...(seqLen ? { seqLen } : {}) }, (p, warning) => {
+      const scores = await engine.score({ model: args.positional[0]!, data: dataOptions(args), ep, ...mode, ranking, features, ...(seqLen ? { seqLen } : {}) }, (p, warning) => {
         if (warning) process.stderr.write(`optin: warning: ${warning}\n`);
         bar?.update(p);
       }, signal);
       bar?.done();
       writeFileAtomic(out, JSON.stringify(scores) + '\n');
       const n = scores.heads.flat().length + scores.neurons.flat().length;
-      process.stderr.write(`scored ${n} elements of ${scores.model.layers.length} layers in ${scores.seconds.toFixed(1)} s on ${scores.provider}; wrote ${out}\n`);
+      process.stderr.write(`scored ${n} elements of ${scores.model.layers.length} layers in ${scores.seconds.toFixed(1)} s on ${scores.provider} (${scores.mode}${scores.modeReason ? `: ${scores.modeReason}` : ''}); wrote ${out}\n`);
       return 0;
     } finally {
       bar?.done();

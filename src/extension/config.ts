@@ -6,7 +6,7 @@ export interface OptinSettings {
   defaultBudget: number;
   calibrationData: string;
   calibrationSamples: number;
-  scoringMode: 'exact';
+  scoringMode: 'exact' | 'fast' | 'auto';
   executionProvider: EpChoice;
   maxSequenceLength: number;
   maskTuning: boolean;
@@ -20,7 +20,7 @@ export function settings(scope?: vscode.Uri): OptinSettings {
     defaultBudget: c.get<number>('defaultBudget', 0.6),
     calibrationData: c.get<string>('calibration.data', ''),
     calibrationSamples: c.get<number>('calibration.samples', 32),
-    scoringMode: 'exact',
+    scoringMode: c.get<'exact' | 'fast' | 'auto'>('scoringMode', 'auto'),
     executionProvider: c.get<EpChoice>('executionProvider', 'auto'),
     maxSequenceLength: c.get<number>('maxSequenceLength', 128),
     maskTuning: c.get<boolean>('maskTuning', false),

@@ -66,7 +66,7 @@ export class Runner {
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: scoring ${path.basename(s.uri.fsPath)}`, cancellable: true }, async (progress, token) => {
         token.onCancellationRequested(() => ac.abort());
         let last = 0;
-        s.scores = await this.engine.score({ model: s.uri.fsPath, data, ep: cfg.executionProvider, mode: 'exact' }, (p, warning) => {
+        s.scores = await this.engine.score({ model: s.uri.fsPath, data, ep: cfg.executionProvider, mode: cfg.scoringMode }, (p, warning) => {
           if (warning) {
             this.log.warn(warning);
             void vscode.window.showWarningMessage(`OPTIN: ${warning}`);
@@ -85,7 +85,7 @@ export class Runner {
           }
         }, ac.signal);
       });
-      this.log.info(`scored ${s.uri.fsPath} in ${s.scores!.seconds.toFixed(1)} s on ${s.scores!.provider}`);
+      this.log.info(`scored ${s.uri.fsPath} in ${s.scores!.seconds.toFixed(1)} s on ${s.scores!.provider}, ${s.scores!.mode} mode${s.scores!.modeReason ? ` (${s.scores!.modeReason})` : ''}`);
       this.plan(s, s.budget);
       return true;
     } catch (e) {

@@ -29,6 +29,17 @@ export interface ScoreOptions {
   features?: FeatureChoice;
   /** Run the layers before l once and reuse them (default true; false = full model per run, for benchmarks). */
   reusePrefix?: boolean;
+  /** Which elements to score (default both); the other kind gets zeros. */
+  kinds?: Array<'head' | 'neuron'>;
+  /**
+   * Compare only the next `horizon` layers' features (fast mode): the suffix graph stops there, and
+   * the output term is left out (0) for layers whose suffix no longer reaches the logits.
+   */
+  horizon?: number;
+  /** Only these layers (default all); the others get zeros. */
+  layers?: number[];
+  /** Only these neuron indices per layer (default all); the others get zeros. */
+  neuronSubset?: number[][];
 }
 
 /** Which value of each layer the manifold-distillation term compares. */
@@ -135,7 +146,11 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   const elapsed = (): number => (performance.now() - t0) / 1000;
   checkCancelled(opts.signal);
   const L = st.layers.length;
-  const total = st.layers.reduce((a, l) => a + l.attention.heads + (l.ffn?.width ?? 0), 0);
+  const doHeads = !opts.kinds || opts.kinds.includes('head');
+  const doNeurons = !opts.kinds || opts.kinds.includes('neuron');
+  const neuronIdx = (l: ModelStructure['layers'][number]): number[] => (!doNeurons || (opts.layers && !opts.layers.includes(l.index)) ? [] : opts.neuronSubset?.[l.index] ?? Array.from({ length: l.ffn?.width ?? 0 }, (_, j) => j));
+  const count = (l: ModelStructure['layers'][number]): number => (opts.layers && !opts.layers.includes(l.index) ? 0 : (doHeads ? l.attention.heads : 0) + neuronIdx(l).length);
+  const total = st.layers.reduce((a, l) => a + count(l), 0);
   opts.onProgress?.({ phase: 'teacher', done: 0, total, elapsed: 0 });
   const teacher = await runTeacher(model, st, batch, ep);
   const lc = lossConstants(st, batch, teacher, c);
@@ -149,13 +164,23 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   let provider = 'cpu';
   let workDone = 0;
   let workTotal = 0;
-  st.layers.forEach((l, i) => { workTotal += (L - i) * (l.attention.heads + (l.ffn?.width ?? 0)); });
+  st.layers.forEach((l, i) => { workTotal += (L - i) * count(l); });
   for (let l = 0; l < L; l++) {
     checkCancelled(opts.signal);
     const layer = st.layers[l]!;
-    const compared = comparedLayers(l, L);
+    const nH = doHeads ? layer.attention.heads : 0;
+    const nIdx = neuronIdx(layer);
+    const zeros = (n: number): RawLosses => ({ md: new Array<number>(n).fill(0), kl: new Array<number>(n).fill(0) });
+    if (count(layer) === 0) {
+      rawHeads.push(zeros(layer.attention.heads));
+      rawNeurons.push(zeros(layer.ffn?.width ?? 0));
+      continue;
+    }
+    const full = comparedLayers(l, L);
+    const truncated = opts.horizon !== undefined && full.length > opts.horizon;
+    const compared = truncated ? full.slice(0, Math.max(1, opts.horizon!)) : full;
     const reuse = opts.reusePrefix ?? true;
-    const proto = instrument(model, st, { maskLayers: [l], outputs: [st.outputs[0]!, ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
+    const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : [st.outputs[0]!]), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
     const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
     const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
     const logitsName = st.outputs[0]!;
@@ -165,8 +190,8 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     provider = s.provider;
     const inputs = new Set(proto.graph!.input.map((i) => i.name));
     const elements: Element[] = [
-      ...Array.from({ length: layer.attention.heads }, (_, index) => ({ kind: 'head' as const, index })),
-      ...Array.from({ length: layer.ffn?.width ?? 0 }, (_, index) => ({ kind: 'neuron' as const, index })),
+      ...Array.from({ length: nH }, (_, index) => ({ kind: 'head' as const, index })),
+      ...nIdx.map((index) => ({ kind: 'neuron' as const, index })),
     ];
     const hd = headMaskDims(layer);
     const H = layer.attention.heads;
@@ -195,7 +220,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
         if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, [v * B, 1, I]);
         const out = await runSession(s.session, feeds, `${model.path} (layer ${l})`);
         const mdv = out[mdName]!.data as Float32Array;
-        const klv = outputLoss(out[logitsName]!.data as Float32Array, v, lc, c.temperature);
+        const klv = truncated ? new Array<number>(v).fill(0) : outputLoss(out[logitsName]!.data as Float32Array, v, lc, c.temperature);
         for (let j = 0; j < v; j++) {
           md[start + j] = mdv[j]!;
           kl[start + j] = klv[j]!;
@@ -208,8 +233,13 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     } finally {
       await s.session.release();
     }
-    rawHeads.push({ md: md.slice(0, H), kl: kl.slice(0, H) });
-    rawNeurons.push({ md: md.slice(H), kl: kl.slice(H) });
+    rawHeads.push(nH ? { md: md.slice(0, nH), kl: kl.slice(0, nH) } : zeros(H));
+    if (!doNeurons) rawNeurons.push(zeros(I));
+    else {
+      const r = zeros(I);
+      nIdx.forEach((j, k) => { r.md[j] = md[nH + k]!; r.kl[j] = kl[nH + k]!; });
+      rawNeurons.push(r);
+    }
     const partial = { layer: l, heads: balance(rawHeads, 'head', c, L)[l]!, neurons: balance(rawNeurons, 'neuron', c, L)[l]! };
     opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial });
   }

@@ -29,7 +29,9 @@ export interface Scores {
   tokenRows: number;
   calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string };
   /** 'exact' OPTIN trajectory scores, or the 'magnitude' weight-norm baseline. */
-  mode: 'exact' | 'magnitude';
+  mode: 'exact' | 'fast' | 'magnitude';
+  /** Why this mode was used (auto's decision). */
+  modeReason?: string;
   provider: string;
   seconds: number;
 }

@@ -18,7 +18,7 @@ export function modelRef(path: string, sha256: string, st: ModelStructure): Mode
 export function scoresFile(model: ModelRef, s: Scores, macSeqLen: number): ScoresFile {
   return {
     schema: 'optin-scores', version: SCHEMA_VERSION, tool: { ...TOOL }, created: new Date().toISOString(), model,
-    mode: s.mode, outputLoss: s.outputLoss, provider: s.provider, seconds: s.seconds,
+    mode: s.mode, ...(s.modeReason ? { modeReason: s.modeReason } : {}), outputLoss: s.outputLoss, provider: s.provider, seconds: s.seconds,
     calibration: { ...s.calibration, tokenRows: s.tokenRows }, macSeqLen,
     heads: s.heads, neurons: s.neurons, raw: s.raw,
   };

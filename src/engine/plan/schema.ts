@@ -30,7 +30,8 @@ export interface ScoresFile {
   tool: { name: string; version: string };
   created: string;
   model: ModelRef;
-  mode: 'exact' | 'magnitude';
+  mode: 'exact' | 'fast' | 'magnitude';
+  modeReason?: string;
   outputLoss: 'kl' | 'squared-error';
   provider: string;
   seconds: number;

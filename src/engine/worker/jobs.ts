@@ -13,6 +13,8 @@ import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
 import type { Scores } from '../optin/types';
 import { magnitudeScores } from '../optin/magnitude';
+import { scoreFast } from '../optin/fast';
+import { chooseMode, estimateCost, type ModeChoice } from '../optin/mode';
 
 /** Load, check, detect, calibrate and score a model (runs inside the engine worker). */
 export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, warning?: string) => void, signal: AbortSignal): Promise<ScoresFile> {
@@ -22,9 +24,17 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const batch = await loadCalibration(model.path, st, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
   const macSeqLen = job.seqLen ?? (st.modality === 'text' ? batch.meanLength : batch.seqLen);
+  const opts = { ep: job.ep, onProgress, signal, features: job.features ?? 'auto' } as const;
+  let mode: ModeChoice = { mode: job.mode === 'fast' ? 'fast' : 'exact', ...(job.neuronExamples ? { neuronExamples: job.neuronExamples } : {}), ...(job.horizon ? { horizon: job.horizon } : {}), reason: `--mode ${job.mode}` };
+  if (job.ranking !== 'magnitude' && job.mode === 'auto') {
+    mode = chooseMode(await estimateCost(model, st, batch, job.ep), batch.batch, job.timeBudget ?? 600);
+  }
   const scores = job.ranking === 'magnitude'
     ? magnitudeRun(model, st, batch, macSeqLen)
-    : await scoreModel(model, st, batch, { ep: job.ep, onProgress, signal, features: job.features ?? 'auto' });
+    : mode.mode === 'fast'
+      ? await scoreFast(model, st, batch, { ...opts, ...(mode.neuronExamples ? { neuronExamples: mode.neuronExamples } : {}), ...(mode.horizon ? { horizon: mode.horizon } : {}) })
+      : await scoreModel(model, st, batch, opts);
+  if (job.ranking !== 'magnitude') scores.modeReason = mode.reason;
   return scoresFile(modelRef(model.path, sha256File(model.path), st), scores, macSeqLen);
 }
 

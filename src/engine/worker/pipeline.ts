@@ -9,6 +9,7 @@ import type { ApplyReport } from '../prune/applyPlan';
 import type { EvalReport } from '../eval/evaluate';
 import type { BenchReport } from '../eval/bench';
 import type { EngineClient } from './client';
+import type { ScoreJob } from './protocol';
 
 /** Everything `optin prune` (and the extension's Apply) does, in one request. */
 export interface PruneRequest {
@@ -17,6 +18,8 @@ export interface PruneRequest {
   data: DataOptions;
   ep: EpChoice;
   ranking?: 'optin' | 'magnitude';
+  /** Scoring mode (default exact). */
+  scoring?: Pick<ScoreJob, 'mode' | 'neuronExamples' | 'horizon' | 'timeBudget'>;
   /** Reuse scores instead of scoring again (must belong to the same model file). */
   scores?: ScoresFile;
   tune?: boolean;
@@ -55,7 +58,7 @@ function besideOriginal<T extends DataOptions>(model: string, data: T): T {
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */
 export async function runPrune(engine: EngineClient, req: PruneRequest, ev: PruneEvents = {}, signal?: AbortSignal): Promise<PruneReport> {
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : 'scoring heads and neurons');
-  const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ranking: req.ranking ?? 'optin' }, ev.progress, signal);
+  const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(`planning at budget ${req.budget}`);
   const plan = makePlan(scores, req.budget);
   const apply = await engine.apply({ model: req.model, plan, data: req.data, ...(req.tune ? { tune: true } : {}), ...(req.out ? { out: req.out } : {}) }, ev.step, signal);

@@ -12,7 +12,14 @@ export interface ScoreJob {
   model: string;
   data: DataOptions;
   ep: EpChoice;
-  mode: 'exact';
+  /** 'exact', 'fast' (neurons on a subset of the examples) or 'auto' (exact when it fits timeBudget). */
+  mode: 'exact' | 'fast' | 'auto';
+  /** Fast mode: examples the neurons are scored on. */
+  neuronExamples?: number;
+  /** Fast mode: layers each neuron's trajectory covers (default all). */
+  horizon?: number;
+  /** Auto mode: seconds exact scoring may take (default 600). */
+  timeBudget?: number;
   /** 'optin' (default) or the weight-magnitude baseline. */
   ranking?: 'optin' | 'magnitude';
   seqLen?: number;

@@ -1,0 +1,71 @@
+/**
+ * BERT-base-geometry benchmark (run on demand: npm run bench:bertbase [-- --mode auto|fast|exact]
+ * [--budget-min 10] [--layers 12]): generates a 12-layer, hidden-768, 12-head, FFN-3072 encoder with
+ * random weights, scores it on 16 random sequences of 64 tokens in the chosen mode, plans at 0.6,
+ * and prints wall time and peak memory against the targets (15 minutes; 3x model size + 1 GB).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { loadModel } from '../src/engine/onnx/model';
+import { detectStructure } from '../src/engine/structure/detect';
+import { textFeeds, type CalibrationBatch } from '../src/engine/data/calibration';
+import { scoreModel } from '../src/engine/optin/scorer';
+import { scoreFast } from '../src/engine/optin/fast';
+import { chooseMode, estimateCost } from '../src/engine/optin/mode';
+import { makePlan, modelRef, scoresFile } from '../src/engine/plan/files';
+import { mulberry32 } from '../src/engine/optin/random';
+import { bertModel } from './lib/bertModel';
+
+const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
+
+async function main(): Promise<void> {
+  const layers = Number(arg('layers', '12'));
+  const gen = arg('generate', '');
+  if (gen) {
+    fs.writeFileSync(gen, bertModel({ layers, hidden: 768, heads: 12, ffn: 3072, vocab: 30522, positions: 512, classes: 2 }));
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-bertbase-'));
+  try {
+    const file = path.join(dir, 'bert-base-random.onnx');
+    // Generated in a child process so its memory does not count towards the scoring's peak.
+    execFileSync(process.execPath, [__filename, '--generate', file, '--layers', String(layers)], { stdio: 'inherit' });
+    const t0 = performance.now();
+    const model = loadModel(file);
+    const st = detectStructure(model);
+    const size = fs.statSync(file).size;
+    const rnd = mulberry32(3);
+    const rows = Array.from({ length: 16 }, () => {
+      const ids = [101, ...Array.from({ length: 62 }, () => 1000 + Math.floor(rnd() * 29000)), 102];
+      return { ids, types: ids.map(() => 0) };
+    });
+    const batch: CalibrationBatch = { kind: 'text', ...textFeeds(st, rows, 0), source: 'random tokens' };
+    console.log(`model: ${layers} layers, hidden 768, 12 heads, FFN 3072, random weights, ${(size / 2 ** 20).toFixed(0)} MB; calibration 16 x 64 tokens`);
+    const est = await estimateCost(model, st, batch);
+    const wanted = arg('mode', 'auto');
+    const budget = Number(arg('budget-min', '10')) * 60;
+    const choice = wanted === 'auto' ? chooseMode(est, batch.batch, budget) : { mode: wanted as 'exact' | 'fast', reason: `--mode ${wanted}`, ...(arg('neuron-examples', '') ? { neuronExamples: Number(arg('neuron-examples', '1')) } : {}) };
+    console.log(`one dense forward ${est.forward.toFixed(2)} s; exact estimate: heads ${(est.heads / 60).toFixed(1)} min, neurons ${(est.neurons / 60).toFixed(1)} min; ${choice.reason}`);
+    let last = 0;
+    const onProgress = (p: { done: number; total: number; elapsed: number; eta?: number }): void => {
+      if (p.elapsed - last < 60) return;
+      last = p.elapsed;
+      console.log(`  ${p.done}/${p.total} elements, ${(p.elapsed / 60).toFixed(1)} min${p.eta !== undefined ? `, ETA ${(p.eta / 60).toFixed(1)} min` : ''}`);
+    };
+    const scores = choice.mode === 'fast'
+      ? await scoreFast(model, st, batch, { onProgress, ...(choice.neuronExamples ? { neuronExamples: choice.neuronExamples } : {}), ...('horizon' in choice && choice.horizon ? { horizon: choice.horizon } : {}) })
+      : await scoreModel(model, st, batch, { onProgress });
+    const plan = makePlan(scoresFile(modelRef(file, 'bench', st), scores, 64), 0.6);
+    const wall = (performance.now() - t0) / 1000;
+    const rss = process.resourceUsage().maxRSS * 1024;
+    const limit = 3 * size + 2 ** 30;
+    console.log(`scored ${scores.heads.flat().length + scores.neurons.flat().length} elements in ${(scores.seconds / 60).toFixed(1)} min (${scores.mode}); plan at 0.6 keeps ${plan.layers.reduce((a, l) => a + l.heads, 0)} heads, ${plan.layers.reduce((a, l) => a + l.neurons, 0)} neurons`);
+    console.log(`wall time ${(wall / 60).toFixed(1)} min from loading the model to the plan (target <= 15); peak RSS ${(rss / 2 ** 30).toFixed(2)} GB (target <= ${(limit / 2 ** 30).toFixed(2)} GB = 3 x model + 1 GB)`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,69 @@
+/**
+ * Fast-mode fidelity on the SST-2 BERT (run on demand: npm run bench:fidelity [-- --exact-scores s.json]):
+ * exact scores on the first 64 training sentences (or a saved `optin score --samples 64` file) against
+ * fast-mode variants on the same batch: Spearman rank correlation of the neuron scores, wall time,
+ * and test accuracy of the pruned model at budget 0.6 for each.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadModel } from '../src/engine/onnx/model';
+import { detectStructure } from '../src/engine/structure/detect';
+import { loadCalibration } from '../src/engine/data/calibration';
+import { scoreModel } from '../src/engine/optin/scorer';
+import { scoreFast, type FastOptions } from '../src/engine/optin/fast';
+import { makePlan, modelRef, readScores, scoresFile } from '../src/engine/plan/files';
+import type { ScoresFile } from '../src/engine/plan/schema';
+import { applyPlan } from '../src/engine/prune/applyPlan';
+import { evaluate } from '../src/engine/eval/evaluate';
+import { sha256File } from '../src/engine/util/atomic';
+
+const root = path.resolve(__dirname, '..', '..');
+const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
+
+function ranks(a: number[]): number[] {
+  const r = new Array<number>(a.length);
+  a.map((v, i) => [v, i] as const).sort((x, y) => x[0] - y[0]).forEach(([, i], k) => { r[i] = k; });
+  return r;
+}
+
+/** Spearman rank correlation (no tie correction; scores are continuous). */
+function spearman(a: number[], b: number[]): number {
+  const ra = ranks(a), rb = ranks(b), n = a.length, mu = (n - 1) / 2;
+  let s = 0, va = 0, vb = 0;
+  for (let i = 0; i < n; i++) { s += (ra[i]! - mu) * (rb[i]! - mu); va += (ra[i]! - mu) ** 2; vb += (rb[i]! - mu) ** 2; }
+  return s / Math.sqrt(va * vb);
+}
+
+async function main(): Promise<void> {
+  const f = (...p: string[]): string => path.join(root, 'test', 'fixtures', ...p);
+  const model = loadModel(f('models', 'bert-sst2', 'model-opset17.onnx'));
+  const st = detectStructure(model);
+  const calib = { data: f('data', 'sst2', 'train.tsv'), samples: 64 };
+  const batch = await loadCalibration(model.path, st, calib);
+  const ref = modelRef(model.path, sha256File(model.path), st);
+  const cached = arg('exact-scores', '');
+  const exact = cached ? readScores(cached) : scoresFile(ref, await scoreModel(model, st, batch), batch.meanLength);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-fidelity-'));
+  const test = { data: f('data', 'sst2', 'test.tsv'), tokenizer: path.dirname(model.path) };
+  const accuracy = async (s: ScoresFile, name: string): Promise<string> => {
+    const out = path.join(tmp, `${name}.onnx`);
+    await applyPlan({ model: model.path, plan: makePlan(s, 0.6), data: calib, out });
+    return `${(100 * (await evaluate(out, { data: test })).accuracy).toFixed(2)}%`;
+  };
+  try {
+    console.log('| scores | neurons scored on | trajectory | time | Spearman (neurons) vs exact | accuracy at 0.6 |');
+    console.log('|---|---|---|---|---|---|');
+    console.log(`| exact | 64 sentences | all later layers | ${exact.seconds.toFixed(0)} s | 1 | ${await accuracy(exact, 'exact')} |`);
+    const variants: Array<[string, FastOptions]> = [['16 sentences', { neuronExamples: 16 }], ['8 sentences', { neuronExamples: 8 }], ['8 sentences', { neuronExamples: 8, horizon: 1 }], ['4 sentences', { neuronExamples: 4, horizon: 1 }], ['1 sentence', { neuronExamples: 1, horizon: 1 }]];
+    for (const [label, o] of variants) {
+      const s = scoresFile(ref, await scoreFast(model, st, batch, o), batch.meanLength);
+      const rho = spearman(s.neurons.flat(), exact.neurons.flat());
+      console.log(`| fast | ${label} | ${o.horizon ? `next ${o.horizon} layer` : 'all later layers'} | ${s.seconds.toFixed(0)} s | ${rho.toFixed(3)} | ${await accuracy(s, `fast-${o.neuronExamples}-${o.horizon ?? 0}`)} |`);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,102 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModel } from '../../src/engine/onnx/model';
+import { detectStructure } from '../../src/engine/structure/detect';
+import { loadCalibration } from '../../src/engine/data/calibration';
+import { scoreModel } from '../../src/engine/optin/scorer';
+import { scoreFast, subBatch } from '../../src/engine/optin/fast';
+import { chooseMode } from '../../src/engine/optin/mode';
+import { createSession } from '../../src/engine/runtime/session';
+import { ROOT, FIXTURES, expectOptinError, fixture, tempDir } from './helpers';
+
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const optin = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+};
+
+describe('fast and auto scoring modes, execution providers', function () {
+  this.timeout(300_000);
+  const sst2 = path.join(FIXTURES, 'data', 'sst2', 'train.tsv');
+
+  it('subBatch spreads the chosen examples over the batch and keeps masks and labels aligned', async () => {
+    const m = loadModel(fixture('bert-sst2/model-opset17.onnx'));
+    const st = detectStructure(m);
+    const b = await loadCalibration(m.path, st, { data: sst2, samples: 8 });
+    const s = subBatch(b, 2);
+    assert.equal(s.batch, 2);
+    assert.deepEqual(s.labels, [b.labels![0], b.labels![4]]);
+    const S = b.seqLen;
+    assert.deepEqual(Array.from(s.tokenMask.subarray(S, 2 * S)), Array.from(b.tokenMask.subarray(4 * S, 5 * S)));
+    const ids = s.feeds.input_ids!.data as BigInt64Array, all = b.feeds.input_ids!.data as BigInt64Array;
+    assert.deepEqual(Array.from(ids.subarray(S, 2 * S)), Array.from(all.subarray(4 * S, 5 * S)));
+  });
+
+  it('fast mode with every example equals exact mode; heads are always exact', async () => {
+    const m = loadModel(fixture('torch-bert-like-random/model-opset17.onnx'));
+    const st = detectStructure(m);
+    const b = await loadCalibration(m.path, st, { samples: 4 });
+    const exact = await scoreModel(m, st, b);
+    const fast = await scoreFast(m, st, b, { neuronExamples: 4 });
+    assert.equal(fast.mode, 'fast');
+    assert.deepEqual(fast.heads, exact.heads);
+    fast.neurons.flat().forEach((x, i) => assert.ok(Math.abs(x - exact.neurons.flat()[i]!) <= 1e-9 * Math.max(1, Math.abs(x)), `neuron ${i}`));
+    const sub = await scoreFast(m, st, b, { neuronExamples: 1 });
+    assert.deepEqual(sub.heads, exact.heads);
+    assert.ok(sub.neurons.flat().every((x) => Number.isFinite(x) && x >= 0));
+  });
+
+  it('horizon 1 keeps the full trajectory for the sampled neurons and maps the rest by the median ratio', async () => {
+    const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
+    const st = detectStructure(m);
+    const b = await loadCalibration(m.path, st, { data: path.join(FIXTURES, 'data', 'digits', 'train'), samples: 8 });
+    const sub = subBatch(b, 4);
+    const exact = await scoreModel(m, st, sub, { kinds: ['neuron'] });
+    const fast = await scoreFast(m, st, b, { neuronExamples: 4, horizon: 1, calibrationNeurons: 6 });
+    const rank = (a: number[]): number[] => { const r = new Array<number>(a.length); a.map((v, i) => [v, i] as const).sort((x, y) => x[0] - y[0]).forEach(([, i], k) => { r[i] = k; }); return r; };
+    const spearman = (a: number[], c: number[]): number => { const ra = rank(a), rc = rank(c), n = a.length, mu = (n - 1) / 2; let s = 0, va = 0, vc = 0; for (let i = 0; i < n; i++) { s += (ra[i]! - mu) * (rc[i]! - mu); va += (ra[i]! - mu) ** 2; vc += (rc[i]! - mu) ** 2; } return s / Math.sqrt(va * vc); };
+    const rho = spearman(fast.neurons.flat(), exact.neurons.flat());
+    assert.ok(rho > 0.6, `rank correlation with the full trajectory on the same examples: ${rho}`);
+  });
+
+  it('auto picks exact when it fits, fast with fewer examples, then horizon 1', () => {
+    const est = { forward: 1, heads: 60, neurons: 6000, neuronsHorizon1: 1200 };
+    assert.equal(chooseMode(est, 16, 7000).mode, 'exact');
+    const a = chooseMode(est, 16, 60 + 3000);
+    assert.deepEqual([a.mode, a.neuronExamples, a.horizon], ['fast', 8, undefined]);
+    const c = chooseMode(est, 16, 60 + 600);
+    assert.deepEqual([c.mode, c.neuronExamples, c.horizon], ['fast', 8, 1]);
+    assert.match(c.reason, /exact scoring estimated at 101\.0 min > 11\.0 min budget: fast mode, neurons on 8 of 16 examples comparing the next layer only/);
+  });
+
+  it('optin score --mode auto with a tiny time budget falls to fast and says why', () => {
+    const out = path.join(tempDir(), 's.json');
+    const r = optin('score', fixture('bert-sst2/model-opset17.onnx'), '--data', sst2, '--samples', '8', '--mode', 'auto', '--time-budget', '0.05', '--out', out, '--quiet');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /\(fast: exact scoring estimated at [0-9.]+ min > 0\.1 min budget: fast mode, neurons on \d+ of 8 examples/);
+    const j = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.equal(j.mode, 'fast');
+    assert.match(j.modeReason, /fast mode/);
+    const bad = optin('score', fixture('bert-sst2/model-opset17.onnx'), '--mode', 'quick', '--out', out);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--mode must be exact, fast or auto, got "quick"/);
+  });
+
+  it('--ep auto falls back to CPU with the reason; an explicit GPU provider that is missing is a clear error', async () => {
+    const model = fixture('torch-bert-like-random/model-opset17.onnx');
+    const s = await createSession(model, { ep: 'auto', label: model });
+    try {
+      if (s.provider === 'cpu') assert.match(s.fallbackReason ?? '', /cuda|dml|coreml/);
+    } finally {
+      await s.session.release();
+    }
+    if (s.provider === 'cpu') {
+      await expectOptinError(() => createSession(model, { ep: 'cuda', label: model }), 'runtime', /execution provider "cuda" is not available/);
+      const r = optin('score', model, '--ep', 'cuda', '--samples', '2', '--out', path.join(tempDir(), 'x.json'));
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /execution provider "cuda" is not available/);
+    }
+  });
+});
