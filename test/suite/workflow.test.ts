@@ -93,3 +93,19 @@ describe('OPTIN workflow in a real VS Code (synthetic calibration from the works
     assert.equal(c.get('calibration.data'), 'synthetic', 'the test workspace setting is read');
   });
 });
+
+describe('calibration data choices beside a model', () => {
+  it('offers the data files and folders next to the model, not licences or readmes', async () => {
+    const { candidates } = await import('../../src/extension/dataPick');
+    const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'optin-pick-'));
+    try {
+      for (const f of ['model.onnx', 'train.tsv', 'extra.jsonl', 'LICENSE.txt', 'README.txt', 'weights.bin']) fs.writeFileSync(path.join(dir, f), 'x');
+      fs.mkdirSync(path.join(dir, 'images'));
+      fs.mkdirSync(path.join(dir, '.git'));
+      const got = candidates(path.join(dir, 'model.onnx')).map((p) => path.relative(dir, p)).sort();
+      assert.deepEqual(got, ['extra.jsonl', 'images', 'train.tsv']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -77,6 +77,16 @@ describe('applying a plan', function () {
     });
   }
 
+  it('a cancelled apply writes nothing', async () => {
+    const plan = magnitudePlan(model, 0.4);
+    const ac = new AbortController();
+    ac.abort();
+    const out = path.join(dir, 'cancelled.onnx');
+    await expectOptinError(() => applyPlan({ model, plan, data: { samples: 2 }, out }, ac.signal), 'cancelled', /nothing was written/);
+    assert.ok(!fs.existsSync(out));
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('cancelled')), []);
+  });
+
   it('refuses a plan made for another model, and leaves the original byte-identical', async () => {
     const plan = magnitudePlan(model, 0.5);
     const other = path.join(dir, 'other.onnx');
