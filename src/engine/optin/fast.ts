@@ -62,8 +62,10 @@ export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: Cal
   let headScores: number[][] | undefined;
   const relay = (offset: number) => (p: ScoreProgress): void => {
     const partial = p.partial && headScores ? { ...p.partial, heads: headScores[p.partial.layer]! } : undefined;
-    const { partial: _drop, ...rest } = p;
-    opts.onProgress?.({ ...rest, done: offset + p.done, total, elapsed: (performance.now() - t0) / 1000, ...(partial ? { partial } : {}) });
+    const { partial: _drop, eta: _phaseEta, ...rest } = p;
+    const done = offset + p.done, elapsed = (performance.now() - t0) / 1000;
+    const eta = done > 0 && p.phase === 'layer' ? (elapsed / done) * (total - done) : undefined;
+    opts.onProgress?.({ ...rest, done, total, elapsed, ...(eta !== undefined ? { eta } : {}), ...(partial ? { partial } : {}) });
   };
   const heads = await scoreModel(model, st, batch, { ...opts, kinds: ['head'], onProgress: relay(0) });
   headScores = heads.heads;
