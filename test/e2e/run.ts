@@ -27,6 +27,19 @@ function makeWorkspace(): string {
   return ws;
 }
 
+/** The bundled sample (the SST-2 BERT with its tokenizer) and a few training sentences, configured as calibration data. */
+function makeSampleWorkspace(): string {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-sample-'));
+  const src = path.join(FIX, 'bert-sst2');
+  fs.copyFileSync(path.join(src, 'model-opset17.onnx'), path.join(ws, 'bert-sst2.onnx'));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(ws, f));
+  const train = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'data', 'sst2', 'train.tsv'), 'utf8').split('\n').slice(0, 33).join('\n') + '\n';
+  fs.writeFileSync(path.join(ws, 'sst2-train.tsv'), train);
+  fs.mkdirSync(path.join(ws, '.vscode'));
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.data': 'sst2-train.tsv', 'optin.calibration.samples': 8, 'optin.executionProvider': 'cpu' }, null, 1));
+  return ws;
+}
+
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`${what} timed out after ${ms / 1000} s`)), ms); });
@@ -107,7 +120,7 @@ async function main(): Promise<number> {
   const vsixIdx = args.indexOf('--vsix');
   const vsix = vsixIdx >= 0 ? args[vsixIdx + 1] : undefined;
   const t = tools();
-  const ws = makeWorkspace();
+  const ws = vsix ? makeSampleWorkspace() : makeWorkspace();
   const browser = await launchBrowser(t);
   const total: Tally = { passed: 0, failed: 0, failures: [] };
   const add = (name: string, r: Tally): void => {

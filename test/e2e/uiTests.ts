@@ -8,29 +8,35 @@ export interface UiTest {
   run(page: Page): Promise<void>;
 }
 
-/** Right-click the tiny BERT, watch the heatmap fill, pick the 50% preset, Apply, see the new file. */
-async function pruneAndApply(page: Page, shot: string): Promise<void> {
-  await explorerContextMenu(page, 'bert-tiny.onnx', 'Prune with OPTIN');
-  await page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }).waitFor({ timeout: 30_000 });
+/** A model of a test workspace and what its panel must show. */
+interface Sample { file: string; layers: number; heads: number; hidden: number }
+const TINY: Sample = { file: 'bert-tiny.onnx', layers: 2, heads: 4, hidden: 32 };
+const SST2: Sample = { file: 'bert-sst2.onnx', layers: 4, heads: 8, hidden: 256 };
+
+/** Right-click a model, watch the heatmap fill, pick the 50% preset, Apply, see the new file. */
+async function pruneAndApply(page: Page, shot: string, m: Sample = TINY): Promise<void> {
+  await explorerContextMenu(page, m.file, 'Prune with OPTIN');
+  await page.locator('.tab', { hasText: `OPTIN: ${m.file}` }).waitFor({ timeout: 30_000 });
   const view = webview(page);
-  await view.locator('h1', { hasText: 'bert-tiny.onnx' }).waitFor({ timeout: 60_000 });
+  await view.locator('h1', { hasText: m.file }).waitFor({ timeout: 60_000 });
   const rows = view.locator('#layers vscode-data-grid-row:not([row-type="header"])');
-  assert.equal(await rows.count(), 2);
-  assert.match(await view.locator('.meta').innerText(), /post-LN · hidden 32 · 2 layers/);
-  await view.locator('#plan').waitFor({ timeout: 120_000 });
-  assert.equal(await view.locator('#head-heatmap .hm-grid .cell').count(), 2 * 4, 'one cell per layer x head');
+  assert.equal(await rows.count(), m.layers);
+  assert.match(await view.locator('.meta').innerText(), new RegExp(`post-LN · hidden ${m.hidden} · ${m.layers} layers`));
+  await view.locator('#plan').waitFor({ timeout: 240_000 });
+  assert.equal(await view.locator('#head-heatmap .hm-grid .cell').count(), m.layers * m.heads, 'one cell per layer x head');
   assert.ok(await view.locator('#neuron-heatmap .cell').count() > 0);
   const title = await view.locator('#head-heatmap .hm-grid .cell').first().getAttribute('title');
-  assert.match(title ?? '', /^layer 0, head 0: importance [0-9.e+-]+, rank \d+ of 8, (kept|pruned)$/);
+  assert.match(title ?? '', new RegExp(`^layer 0, head 0: importance [0-9.e+-]+, rank \\d+ of ${m.layers * m.heads}, (kept|pruned)$`));
   await screenshot(page, `${shot}-heatmap`);
   await view.locator('#preset-50').click();
   await view.locator('#budget-label', { hasText: 'keep 50% of MACs' }).waitFor({ timeout: 10_000 });
   await view.locator('#plan-macs', { hasText: '(50.0%)' }).or(view.locator('#plan-macs', { hasText: '(49.' })).first().waitFor({ timeout: 10_000 });
   await view.locator('#apply').click();
   const applied = view.locator('#applied');
-  await applied.waitFor({ timeout: 120_000 });
-  assert.match(await applied.innerText(), /bert-tiny\.optin-50\.onnx: outputs match the masked model within [0-9.e+-]+ \(tolerance [0-9.e+-]+\); measured [0-9.]+× faster \(ideal 2\.00×\)/);
-  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'bert-tiny.optin-50.onnx' }).waitFor({ timeout: 30_000 });
+  await applied.waitFor({ timeout: 240_000 });
+  const out = m.file.replace('.onnx', '.optin-50.onnx');
+  assert.match(await applied.innerText(), new RegExp(`${out.replace(/\./g, '\\.')}: outputs match the masked model within [0-9.e+-]+ \\(tolerance [0-9.e+-]+\\); measured [0-9.]+× faster \\(ideal [0-9.]+×\\)`));
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: out }).waitFor({ timeout: 30_000 });
   await screenshot(page, `${shot}-applied`);
 }
 
@@ -90,7 +96,7 @@ export const devTests: UiTest[] = [
 /** Smoke test against the installed VSIX (no development folder). */
 export const vsixTests: UiTest[] = [
   {
-    name: 'installed VSIX: right-click > Prune with OPTIN, heatmap, preset, Apply writes a verified faster model',
-    run: (page) => pruneAndApply(page, 'vsix'),
+    name: 'installed VSIX: right-click the bundled SST-2 BERT > Prune with OPTIN on its sentences, heatmap, preset, Apply writes a verified faster model',
+    run: (page) => pruneAndApply(page, 'vsix', SST2),
   },
 ];
