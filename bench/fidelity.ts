@@ -17,23 +17,10 @@ import type { ScoresFile } from '../src/engine/plan/schema';
 import { applyPlan } from '../src/engine/prune/applyPlan';
 import { evaluate } from '../src/engine/eval/evaluate';
 import { sha256File } from '../src/engine/util/atomic';
+import { spearman } from '../src/shared/ranks';
 
 const root = path.resolve(__dirname, '..', '..');
 const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
-
-function ranks(a: number[]): number[] {
-  const r = new Array<number>(a.length);
-  a.map((v, i) => [v, i] as const).sort((x, y) => x[0] - y[0]).forEach(([, i], k) => { r[i] = k; });
-  return r;
-}
-
-/** Spearman rank correlation (no tie correction; scores are continuous). */
-function spearman(a: number[], b: number[]): number {
-  const ra = ranks(a), rb = ranks(b), n = a.length, mu = (n - 1) / 2;
-  let s = 0, va = 0, vb = 0;
-  for (let i = 0; i < n; i++) { s += (ra[i]! - mu) * (rb[i]! - mu); va += (ra[i]! - mu) ** 2; vb += (rb[i]! - mu) ** 2; }
-  return s / Math.sqrt(va * vb);
-}
 
 async function main(): Promise<void> {
   const f = (...p: string[]): string => path.join(root, 'test', 'fixtures', ...p);

@@ -37,7 +37,6 @@ async function run(c: Case, tmp: string): Promise<void> {
   const cached = arg(`${c.key}-scores`, '');
   const optin = cached ? readScores(cached) : scoresFile(ref, await scoreModel(model, st, batch), seq);
   const scoreSeconds = cached ? optin.seconds : (performance.now() - t0) / 1000;
-  if (!cached) fs.writeFileSync(path.join(tmp, `${c.key}.scores.json`), JSON.stringify(optin));
   const testData = { data: c.test, tokenizer: path.dirname(model.path), preprocessor: path.join(path.dirname(model.path), 'preprocessor_config.json') };
   const mag = magnitudeScores(model, st, seq);
   const magnitude: ScoresFile = { ...optin, mode: 'magnitude', heads: mag.heads, neurons: mag.neurons };

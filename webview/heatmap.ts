@@ -8,14 +8,6 @@ export function intensities(rows: Array<number[] | undefined>): Array<number[] |
   return rows.map((r) => r?.map((x) => (x > 0 && hi > lo ? (Math.log(x) - lo) / (hi - lo) : x > 0 ? 1 : 0)));
 }
 
-/** Global rank (1 = most important) of each score. */
-export function rankOf(rows: Array<number[] | undefined>): Array<number[] | undefined> {
-  const flat = rows.flatMap((r, l) => (r ?? []).map((s, i) => ({ l, i, s }))).sort((a, b) => b.s - a.s);
-  const out = rows.map((r) => r?.map(() => 0));
-  flat.forEach((e, k) => { out[e.l]![e.i] = k + 1; });
-  return out;
-}
-
 /** One heatmap cell's look: theme-coloured by intensity; pruned cells hatched. */
 function paint(cell: HTMLElement, t: number | undefined, pruned: boolean): void {
   if (t === undefined) {

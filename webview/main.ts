@@ -1,6 +1,7 @@
 import type { AppliedView, HostMessage, ModelSummary, PlanView, WebviewMessage } from '../src/shared/protocol';
 import { button, el, fmt, grid, spinner } from './components';
-import { heatmap, rankOf } from './heatmap';
+import { heatmap } from './heatmap';
+import { importanceRanks } from '../src/shared/ranks';
 
 interface VsCodeApi {
   postMessage(m: WebviewMessage): void;
@@ -48,7 +49,7 @@ function summaryView(s: ModelSummary): HTMLElement[] {
 }
 
 function headMap(s: ModelSummary): HTMLElement {
-  const ranks = rankOf(state.heads);
+  const ranks = importanceRanks(state.heads);
   const total = s.layers.reduce((a, l) => a + l.heads, 0);
   return heatmap({
     id: 'head-heatmap', title: 'Head importance (layers × heads)', columns: s.layers.map((l) => l.heads), values: state.heads,

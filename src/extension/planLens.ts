@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { PlanFile } from '../engine/plan/schema';
-import { ranks } from './views';
+import { importanceRanks } from '../shared/ranks';
 
 /** JSON path of every value in a document, located by character offset (enough for plan files). */
 export function pathAt(text: string, offset: number): Array<string | number> | undefined {
@@ -63,7 +63,7 @@ export function headHover(plan: PlanFile, p: Array<string | number>): string | u
   } else return undefined;
   const score = plan.scores.heads[layer]?.[head];
   if (score === undefined) return undefined;
-  const rank = ranks(plan.scores.heads)[layer]![head]!;
+  const rank = importanceRanks(plan.scores.heads)[layer]![head]!;
   const kept = plan.keep.heads[layer]!.includes(head);
   return `**OPTIN** layer ${layer}, head ${head}: importance ${score.toPrecision(4)}, rank ${rank} of ${plan.scores.heads.flat().length} heads, **${kept ? 'kept' : 'pruned'}** at budget ${plan.budget}`;
 }

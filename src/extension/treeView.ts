@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ModelSession, Sessions } from './sessions';
-import { ranks } from './views';
+import { importanceRanks } from '../shared/ranks';
 
 type Node =
   | { kind: 'model'; s: ModelSession }
@@ -42,7 +42,7 @@ export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Dis
       return item;
     }
     const score = s.scores!.heads[n.layer]![n.head]!;
-    const rank = ranks(s.scores!.heads)[n.layer]![n.head]!;
+    const rank = importanceRanks(s.scores!.heads)[n.layer]![n.head]!;
     const total = s.scores!.heads.flat().length;
     const kept = s.plan ? s.plan.keep.heads[n.layer]!.includes(n.head) : undefined;
     const item = new vscode.TreeItem(`head ${n.head}`, vscode.TreeItemCollapsibleState.None);

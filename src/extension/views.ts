@@ -1,5 +1,6 @@
 import type { PlanFile, ScoresFile } from '../engine/plan/schema';
 import type { PlanView } from '../shared/protocol';
+import { importanceRanks } from '../shared/ranks';
 
 /** Parameters of the prunable projections (weights + biases) for kept heads/neurons per layer. */
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
@@ -21,18 +22,10 @@ export function planView(plan: PlanFile): PlanView {
   };
 }
 
-/** Rank (1 = most important) of every value within its kind over the whole model. */
-export function ranks(rows: number[][]): number[][] {
-  const flat = rows.flatMap((r, l) => r.map((s, i) => ({ l, i, s }))).sort((a, b) => b.s - a.s || a.l - b.l || a.i - b.i);
-  const out = rows.map((r) => r.map(() => 0));
-  flat.forEach((e, k) => { out[e.l]![e.i] = k + 1; });
-  return out;
-}
-
 /** Scores as CSV: layer, kind, index, score, rank, kept (under the plan when given). */
 export function scoresCsv(scores: ScoresFile, plan?: PlanFile): string {
   const lines = ['layer,kind,index,score,rank,kept'];
-  const hr = ranks(scores.heads), nr = ranks(scores.neurons);
+  const hr = importanceRanks(scores.heads), nr = importanceRanks(scores.neurons);
   const kept = (set: number[][] | undefined, l: number, i: number): string => (set ? (set[l]!.includes(i) ? '1' : '0') : '');
   scores.heads.forEach((row, l) => row.forEach((s, h) => lines.push(`${l},head,${h},${s},${hr[l]![h]},${kept(plan?.keep.heads, l, h)}`)));
   scores.neurons.forEach((row, l) => row.forEach((s, j) => lines.push(`${l},neuron,${j},${s},${nr[l]![j]},${kept(plan?.keep.neurons, l, j)}`)));

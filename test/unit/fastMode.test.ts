@@ -9,6 +9,7 @@ import { scoreModel } from '../../src/engine/optin/scorer';
 import { scoreFast, subBatch } from '../../src/engine/optin/fast';
 import { chooseMode } from '../../src/engine/optin/mode';
 import { createSession } from '../../src/engine/runtime/session';
+import { spearman } from '../../src/shared/ranks';
 import { ROOT, FIXTURES, expectOptinError, fixture, tempDir } from './helpers';
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -55,8 +56,6 @@ describe('fast and auto scoring modes, execution providers', function () {
     const sub = subBatch(b, 4);
     const exact = await scoreModel(m, st, sub, { kinds: ['neuron'] });
     const fast = await scoreFast(m, st, b, { neuronExamples: 4, horizon: 1, calibrationNeurons: 6 });
-    const rank = (a: number[]): number[] => { const r = new Array<number>(a.length); a.map((v, i) => [v, i] as const).sort((x, y) => x[0] - y[0]).forEach(([, i], k) => { r[i] = k; }); return r; };
-    const spearman = (a: number[], c: number[]): number => { const ra = rank(a), rc = rank(c), n = a.length, mu = (n - 1) / 2; let s = 0, va = 0, vc = 0; for (let i = 0; i < n; i++) { s += (ra[i]! - mu) * (rc[i]! - mu); va += (ra[i]! - mu) ** 2; vc += (rc[i]! - mu) ** 2; } return s / Math.sqrt(va * vc); };
     const rho = spearman(fast.neurons.flat(), exact.neurons.flat());
     assert.ok(rho > 0.6, `rank correlation with the full trajectory on the same examples: ${rho}`);
   });

@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
-import { loadModel } from '../onnx/model';
+import { loadModel, type OnnxModel } from '../onnx/model';
+import type { ModelStructure } from '../structure/types';
 import { describeInterface } from '../structure/detect';
 import { loadCalibration, type CalibrationBatch, type DataOptions } from '../data/calibration';
 import { chunks, fixedBatch } from '../data/batches';
@@ -28,10 +29,17 @@ export interface EvalOptions {
   signal?: AbortSignal;
 }
 
+/** Row-wise argmax of [rows, classes] logits. */
+export function argmaxRows(logits: Float32Array, rows: number, classes: number): number[] {
+  return Array.from({ length: rows }, (_, i) => {
+    let best = 0;
+    for (let j = 1; j < classes; j++) if (logits[i * classes + j]! > logits[i * classes + best]!) best = j;
+    return best;
+  });
+}
+
 /** Predicted class (argmax of the first output) of every example. */
-export async function predict(modelPath: string, batch: CalibrationBatch, batchSize: number, ep: EpChoice = 'cpu', signal?: AbortSignal): Promise<number[]> {
-  const model = loadModel(modelPath);
-  const st = describeInterface(model);
+export async function predict(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, batchSize: number, ep: EpChoice = 'cpu', signal?: AbortSignal): Promise<number[]> {
   const s = await createSession(model.path, { ep, label: model.path });
   const out: number[] = [];
   try {
@@ -42,13 +50,7 @@ export async function predict(modelPath: string, batch: CalibrationBatch, batchS
       const r = await runSession(s.session, toOrt(c.feeds), model.path);
       const y = r[st.outputs[0]!] as ort.Tensor;
       if (y.dims.length !== 2) throw new OptinError('unsupported', `${model.path}: first output "${st.outputs[0]}" has shape [${y.dims}]; evaluation needs class logits [batch, classes]`);
-      const [n, k] = [y.dims[0]!, y.dims[1]!];
-      const d = y.data as Float32Array;
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let j = 1; j < k; j++) if (d[i * k + j]! > d[i * k + best]!) best = j;
-        out.push(best);
-      }
+      out.push(...argmaxRows(y.data as Float32Array, y.dims[0]!, y.dims[1]!));
     }
   } finally {
     await s.session.release();
@@ -69,11 +71,12 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
   if (!batch.labels) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
   const labels = batch.labels;
   const size = opts.batchSize ?? 64;
-  const pred = await predict(modelPath, batch, size, opts.ep, opts.signal);
+  const pred = await predict(model, st, batch, size, opts.ep, opts.signal);
   const acc = (p: number[]): number => p.reduce((a, x, i) => a + (x === labels[i] ? 1 : 0), 0) / p.length;
   const report: EvalReport = { model: model.path, data: opts.data.data, examples: pred.length, accuracy: acc(pred), seconds: 0 };
   if (opts.reference) {
-    const ref = await predict(opts.reference, batch, size, opts.ep, opts.signal);
+    const refModel = loadModel(opts.reference);
+    const ref = await predict(refModel, describeInterface(refModel), batch, size, opts.ep, opts.signal);
     report.reference = { model: opts.reference, accuracy: acc(ref), agreement: ref.reduce((a, x, i) => a + (x === pred[i] ? 1 : 0), 0) / ref.length };
   }
   report.seconds = (performance.now() - t0) / 1000;

@@ -1,7 +1,7 @@
 import type { OnnxModel } from '../onnx/model';
 import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
-import { sliceFeeds } from '../data/batches';
+import { pickFeeds } from '../data/batches';
 import { balance } from './balance';
 import { scoreModel, tokenRows, type ScoreOptions } from './scorer';
 import { OPTIN_DEFAULTS, type RawLosses, type ScoreProgress, type Scores } from './types';
@@ -19,27 +19,17 @@ export interface FastOptions extends ScoreOptions {
   calibrationNeurons?: number;
 }
 
-/** Every k-th example of a batch (evenly spread), with padding columns no example uses dropped. */
+/** `n` examples spread evenly over a batch (same padded length), with their masks and labels. */
 export function subBatch(batch: CalibrationBatch, n: number): CalibrationBatch {
   const B = batch.batch;
   if (n >= B) return batch;
   const S = batch.seqLen;
   const idx = Array.from({ length: n }, (_, i) => Math.floor((i * B) / n));
-  const pick = (feeds: CalibrationBatch['feeds']): CalibrationBatch['feeds'] => {
-    const parts = idx.map((i) => sliceFeeds(feeds, i, i + 1));
-    return Object.fromEntries(Object.keys(feeds).map((k) => {
-      const t = feeds[k]!;
-      const row = t.data.length / B;
-      const data = new (t.data.constructor as { new (n: number): typeof t.data })(row * n);
-      parts.forEach((p, j) => (data as Float32Array).set(p[k]!.data as Float32Array, j * row));
-      return [k, { type: t.type, dims: [n, ...t.dims.slice(1)], data }];
-    }));
-  };
   const tokenMask = new Uint8Array(n * S);
   idx.forEach((i, j) => tokenMask.set(batch.tokenMask.subarray(i * S, (i + 1) * S), j * S));
   const real = tokenMask.reduce((a, b) => a + b, 0);
   return {
-    ...batch, feeds: pick(batch.feeds), batch: n, tokenMask,
+    ...batch, feeds: pickFeeds(batch.feeds, idx), batch: n, tokenMask,
     meanLength: batch.kind === 'text' ? real / n : batch.meanLength,
     ...(batch.labels ? { labels: idx.map((i) => batch.labels![i]!) } : {}),
   };

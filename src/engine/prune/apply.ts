@@ -37,8 +37,8 @@ class Pruner {
     const g = this.proto.graph!;
     this.ix = new GraphIndex(g, model.ext);
     this.b = new GraphBuilder(g, defaultOpset(this.proto));
-    this.store = new TensorStore(g, model.ext);
-    this.fixer = new ReshapeFixer(this.ix, this.b, this.store);
+    this.store = new TensorStore(this.ix);
+    this.fixer = new ReshapeFixer(this.ix, this.b);
     for (const n of g.node) this.nodes.set(n.name || n.output[0]!, n);
   }
 
@@ -64,14 +64,13 @@ class Pruner {
   }
 
   private sliceBias(n: NodeProto, bias: string, idx: number[]): void {
-    const c = this.ix.constant(bias);
-    const t = this.store.read(bias, c);
+    const t = this.store.read(bias);
     this.replaceInput(n, bias, this.store.write(bias, take(t, 0, idx)));
   }
 
   /** Keep only input features `rows` of a projection, scaling each kept row group when asked. */
   sliceIn(lin: Linear & { einsum?: boolean }, rows: number[], groups?: { size: number; scales: number[] }): void {
-    const w = this.store.read(lin.weight, this.ix.constant(lin.weight));
+    const w = this.store.read(lin.weight);
     let cut;
     if (lin.einsum) {
       const heads = rows.filter((_, i) => i % w.dims[1]! === 0).map((r) => r / w.dims[1]!);
@@ -139,7 +138,7 @@ class Pruner {
           const [qh, kh] = q.qkvHiddenSizes;
           const cols = [...qCols, ...headColumns(keep, dq, qh), ...headColumns(keep, dv, qh + kh)];
           const n = this.node(q.node);
-          const w = this.store.read(q.weight, this.ix.constant(q.weight));
+          const w = this.store.read(q.weight);
           this.replaceInput(n, q.weight, this.store.write(q.weight, take(w, 1, cols)));
           if (q.bias) this.sliceBias(n, q.bias, cols);
           this.setAttr(n, 'num_heads', k);
@@ -186,7 +185,8 @@ class Pruner {
   }
 }
 
-function checkKeep(st: ModelStructure, keep: KeepSet, where: string): void {
+/** Refuse keep sets that do not fit the model (layer count, index ranges, order) or keep no head. */
+export function checkKeep(st: ModelStructure, keep: KeepSet, where: string): void {
   if (keep.heads.length !== st.layers.length || keep.neurons.length !== st.layers.length) {
     throw new OptinError('data', `${where}: the plan has ${keep.heads.length} layers, the model ${st.layers.length}`);
   }

@@ -10,7 +10,7 @@ import { sha256File } from '../util/atomic';
 import type { PlanFile } from '../plan/schema';
 import { TOOL } from '../version';
 import { OptinError } from '../errors';
-import { applyKeep, type KeepSet } from './apply';
+import { applyKeep, checkKeep, type KeepSet } from './apply';
 import { tuneMasks, type TuneStep } from './tune';
 import { verifyPruned, type Verification } from './verify';
 
@@ -67,12 +67,11 @@ function checkDestination(input: string, out: string): void {
 }
 
 /** Check that a plan belongs to this exact model file. */
-export function checkPlanFor(model: OnnxModel, plan: PlanFile): string {
+export function checkPlanFor(model: OnnxModel, plan: PlanFile): void {
   const sha = sha256File(model.path);
   if (plan.model.sha256 !== sha) {
     throw new OptinError('data', `the plan was made for ${plan.model.path} (sha256 ${plan.model.sha256.slice(0, 12)}…), not ${model.path} (sha256 ${sha.slice(0, 12)}…); score and plan this model first`);
   }
-  return sha;
 }
 
 /**
@@ -89,10 +88,10 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   const model = loadModel(req.model);
   checkPlanFor(model, plan);
   const st = detectStructure(model);
-  if (plan.keep.heads.every((h) => h.length === 0)) throw new OptinError('usage', 'the plan keeps no attention head at all; nothing valid to write');
+  const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };
+  checkKeep(st, keep, model.path);
   onStep?.('loading calibration data');
   const batch = await loadCalibration(model.path, st, req.data);
-  const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };
   let tuning: TuneStep[] | undefined;
   if (req.tune) {
     onStep?.('tuning masks');

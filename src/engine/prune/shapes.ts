@@ -2,7 +2,6 @@ import type { NodeProto } from '../onnx/schema';
 import type { GraphIndex } from '../onnx/graph';
 import type { GraphBuilder } from '../graph/builder';
 import { evalShape } from '../structure/shapeEval';
-import type { TensorStore } from './tensors';
 
 /** Ops a pruned width flows through unchanged on its way between two projections. */
 const FLOW = new Set([
@@ -53,7 +52,6 @@ export class ReshapeFixer {
   constructor(
     private readonly ix: GraphIndex,
     private readonly b: GraphBuilder,
-    private readonly store: TensorStore,
   ) {}
 
   /** Walk forward from `start` through layout and elementwise ops, fixing Reshapes on the way. */
@@ -89,7 +87,7 @@ export class ReshapeFixer {
     if (lit) {
       const next = [...lit];
       for (const [i, v] of fix) next[i] = v;
-      n.input[1] = this.store.writeInts(shapeName, next);
+      n.input[1] = this.b.ints(next, [next.length], 'shape');
       return;
     }
     const parts: string[] = [];

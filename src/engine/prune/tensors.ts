@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
-import { DataType, TensorProtoSchema, type GraphProto, type TensorProto } from '../onnx/schema';
+import { DataType, TensorProtoSchema } from '../onnx/schema';
+import type { GraphIndex } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
-import type { ExternalDataContext } from '../onnx/externalData';
 import { OptinError } from '../errors';
 
 /** A float32 tensor held in memory while it is being cut. */
@@ -44,54 +44,26 @@ export function scaleAlong(t: Dense, axis: number, s: ArrayLike<number>): Dense 
 }
 
 /**
- * Initializers of a graph being pruned: reads originals once and writes cut copies under new
- * names, so a tensor shared with untouched nodes is never changed behind their back.
+ * Weights of a graph being pruned: reads originals (initializers or Constant nodes) and adds cut
+ * copies under new names, so a tensor shared with untouched nodes is never changed behind their back.
  */
 export class TensorStore {
-  private readonly byName = new Map<string, TensorProto>();
-  private readonly cache = new Map<string, Dense>();
   private n = 0;
-  constructor(
-    private readonly graph: GraphProto,
-    private readonly ext?: ExternalDataContext,
-  ) {
-    for (const t of graph.initializer) this.byName.set(t.name, t);
-  }
+  constructor(private readonly ix: GraphIndex) {}
 
-  /** Has an initializer of this name. */
-  has(name: string): boolean {
-    return this.byName.has(name);
-  }
-
-  /** Float32 contents of an initializer (or a Constant node's tensor, passed in). */
-  read(name: string, constant?: TensorProto): Dense {
-    const hit = this.cache.get(name);
-    if (hit) return { data: hit.data.slice(), dims: [...hit.dims] };
-    const t = constant ?? this.byName.get(name);
-    if (!t) throw new OptinError('unsupported', `weight "${name}" is not an initializer; cannot prune it`);
+  /** Float32 contents of a constant (a view; never mutate it). */
+  read(name: string): Dense {
+    const t = this.ix.constant(name);
+    if (!t) throw new OptinError('unsupported', `weight "${name}" is not a constant; cannot prune it`);
     if (t.dataType !== DataType.FLOAT) throw new OptinError('unsupported', `weight "${name}" is not float32`);
-    const d = { data: tensorFloat32(t, this.ext), dims: tensorShape(t) };
-    this.cache.set(name, d);
-    return { data: d.data.slice(), dims: [...d.dims] };
+    return { data: tensorFloat32(t, this.ix.ext), dims: tensorShape(t) };
   }
 
   /** Add a new float32 initializer derived from `base`; returns its name. */
   write(base: string, t: Dense): string {
     const name = `${base}.optin.${this.n++}`;
     const bytes = new Uint8Array(t.data.buffer as ArrayBuffer, t.data.byteOffset, t.data.byteLength);
-    const proto = create(TensorProtoSchema, { name, dims: t.dims.map(BigInt), dataType: DataType.FLOAT, rawData: bytes });
-    this.graph.initializer.push(proto);
-    this.byName.set(name, proto);
-    return name;
-  }
-
-  /** Add a new int64 initializer; returns its name. */
-  writeInts(base: string, values: number[]): string {
-    const name = `${base}.optin.${this.n++}`;
-    const bytes = new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
-    const proto = create(TensorProtoSchema, { name, dims: [BigInt(values.length)], dataType: DataType.INT64, rawData: bytes });
-    this.graph.initializer.push(proto);
-    this.byName.set(name, proto);
+    this.ix.graph.initializer.push(create(TensorProtoSchema, { name, dims: t.dims.map(BigInt), dataType: DataType.FLOAT, rawData: bytes }));
     return name;
   }
 }

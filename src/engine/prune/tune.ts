@@ -18,7 +18,6 @@ export interface TuneOptions {
   /** Reject a layer's solution when any |scale| exceeds this (default 10). */
   maxScale?: number;
   signal?: AbortSignal;
-  onProgress?: (done: number, total: number) => void;
 }
 
 /** What tuning did to one sublayer. */
@@ -69,8 +68,6 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
   const tokens: number[] = [];
   const S = batch.seqLen;
   batch.tokenMask.forEach((m, i) => { if (m) tokens.push(i); });
-  const total = all.length;
-  let done = 0;
   try {
     for (const l of st.layers) {
       for (const part of ['attention', 'ffn'] as const) {
@@ -78,7 +75,6 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
         const sub = part === 'attention' ? subs[l.index]!.attn : subs[l.index]!.ffn;
         if (!sub) continue;
         const kept = part === 'attention' ? keep.heads[l.index]! : keep.neurons[l.index]!;
-        done++;
         if (kept.length === 0) continue;
         const cur = { ...keep, scales };
         const out = await masked.session.run({ ...feeds, ...maskFeeds(st, cur) }, [sub.contrib]);
@@ -86,12 +82,15 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
         const W = tensorFloat32(w, model.ext);
         const at = rowsOf(W, tensorShape(w), sub.lin.transposed, D);
         const ctx = out[sub.contrib]!;
-        const width = part === 'attention' ? l.attention.heads : l.ffn!.width;
-        const everything = Array.from({ length: width }, (_, j) => j);
-        const r = part === 'attention' ? headOutputs(ctx, l.attention.heads, l.attention.vHeadSize, everything, at, tokens, S, D) : neuronOutputs(ctx.data as Float32Array, width, at, tokens, D);
-        const system = part === 'attention'
-          ? headSystem(ctx, l.attention.heads, l.attention.vHeadSize, kept, at, r, tokens, S, D)
-          : neuronSystem(ctx.data as Float32Array, l.ffn!.width, kept, at, r, tokens, D);
+        let system: NormalEquations;
+        if (part === 'attention') {
+          const H = l.attention.heads;
+          const each = perHeadOutputs(ctx, H, l.attention.vHeadSize, Array.from({ length: H }, (_, h) => h), at, tokens, S, D);
+          system = headSystem(kept.map((h) => each[h]!), sumOf(each));
+        } else {
+          const I = l.ffn!.width;
+          system = neuronSystem(ctx.data as Float32Array, I, kept, at, neuronOutputs(ctx.data as Float32Array, I, at, tokens, D), tokens, D);
+        }
         const k = kept.length;
         const ones = new Float64Array(k).fill(1);
         const before = residual(system.G, system.c, system.rr, ones, k);
@@ -108,7 +107,6 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
           }
         }
         steps.push(step);
-        opts.onProgress?.(done, total);
       }
     }
   } finally {
@@ -125,10 +123,9 @@ function sumSq(r: Float64Array): number {
   return s;
 }
 
-/** Sum over the given heads of their output-projection contributions, per real token. */
-function headOutputs(ctx: ort.Tensor, H: number, dv: number, heads: number[], W: (i: number, d: number) => number, tokens: number[], S: number, D: number): Float64Array {
-  const sum = new Float64Array(tokens.length * D);
-  for (const o of perHeadOutputs(ctx, H, dv, heads, W, tokens, S, D)) for (let q = 0; q < sum.length; q++) sum[q] = sum[q]! + o[q]!;
+function sumOf(vectors: Float64Array[]): Float64Array {
+  const sum = new Float64Array(vectors[0]!.length);
+  for (const o of vectors) for (let q = 0; q < sum.length; q++) sum[q] = sum[q]! + o[q]!;
   return sum;
 }
 
@@ -168,9 +165,9 @@ function perHeadOutputs(ctx: ort.Tensor, H: number, dv: number, kept: number[], 
   });
 }
 
-function headSystem(ctx: ort.Tensor, H: number, dv: number, kept: number[], W: (i: number, d: number) => number, r: Float64Array, tokens: number[], S: number, D: number): NormalEquations {
-  const k = kept.length;
-  const outs = perHeadOutputs(ctx, H, dv, kept, W, tokens, S, D);
+/** Normal equations of sum_e s_e outs[e] ~ r from explicit contribution vectors. */
+function headSystem(outs: Float64Array[], r: Float64Array): NormalEquations {
+  const k = outs.length;
   const G = new Float64Array(k * k), c = new Float64Array(k);
   for (let a = 0; a < k; a++) {
     const oa = outs[a]!;

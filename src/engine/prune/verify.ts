@@ -10,6 +10,7 @@ import { headMaskDims, headMaskName, instrument, neuronMaskName } from '../optin
 import { sessionFor, toOrt } from '../optin/teacher';
 import { runSession } from '../runtime/session';
 import { chunks, fixedBatch } from '../data/batches';
+import { argmaxRows } from '../eval/evaluate';
 import { OptinError } from '../errors';
 import type { KeepSet } from './apply';
 
@@ -64,17 +65,8 @@ function argmaxAgreement(a: ort.Tensor, b: ort.Tensor): number | undefined {
   const dims = a.dims;
   if (dims.length !== 2 || dims[1]! < 2) return undefined;
   const [n, c] = [dims[0]!, dims[1]!];
-  const x = a.data as Float32Array, y = b.data as Float32Array;
-  let same = 0;
-  for (let i = 0; i < n; i++) {
-    let ai = 0, bi = 0;
-    for (let j = 1; j < c; j++) {
-      if (x[i * c + j]! > x[i * c + ai]!) ai = j;
-      if (y[i * c + j]! > y[i * c + bi]!) bi = j;
-    }
-    if (ai === bi) same++;
-  }
-  return same / n;
+  const x = argmaxRows(a.data as Float32Array, n, c), y = argmaxRows(b.data as Float32Array, n, c);
+  return x.filter((v, i) => v === y[i]).length / n;
 }
 
 /**

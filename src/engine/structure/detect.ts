@@ -10,7 +10,8 @@ import { modelInputs } from './inputs';
 import { causalEvidence } from './decoder';
 import { normAfter, normProducing } from './norms';
 import { visionTokenCount } from './vision';
-import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelStructure } from './types';
+import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelInput, ModelStructure } from './types';
+import type { TensorProto } from '../onnx/schema';
 
 function attentionLinears(a: AttentionBlock): Linear[] {
   const q = a.qkv;
@@ -112,31 +113,39 @@ export function detectStructure(model: OnnxModel): ModelStructure {
       l.feature = l.attention.input;
     }
   });
+  return withInterface(model, ix, inputs, hidden, norm, layers);
+}
+
+/** A structure around `layers`: inputs, outputs, modality, vocabulary, position table and vision tokens. */
+function withInterface(model: OnnxModel, ix: GraphIndex, inputs: ModelInput[], hidden: number, norm: 'pre' | 'post', layers: EncoderLayer[]): ModelStructure {
   const pixel = inputs.find((i) => i.role === 'pixel_values');
   const ids = inputs.find((i) => i.role === 'input_ids');
-  const modality = pixel ? 'vision' : ids ? 'text' : 'hidden-states';
   const s: ModelStructure = {
     architecture: family(model, !!pixel),
-    modality,
+    modality: pixel ? 'vision' : ids ? 'text' : 'hidden-states',
     hidden,
     norm,
     layers,
     inputs,
-    outputs: g.output.map((o) => o.name),
+    outputs: ix.graph.output.map((o) => o.name),
     opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0),
     producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
   };
-  if (pixel) {
+  if (pixel && hidden) {
     const t = visionTokenCount(ix, pixel, hidden);
     if (t) s.visionTokens = t;
   }
   if (ids) {
-    const p = maxPositions(ix, ids.name, hidden, ids.shape[1]);
-    if (p) s.maxPositions = p;
-    const word = ix.uses(ids.name).map((u) => (u.opType === 'Gather' ? ix.constant(u.input[0]!) : undefined)).find((t) => t && t.dims.length === 2);
+    const word = wordEmbedding(ix, ids.name);
     if (word) s.vocabSize = Number(word.dims[0]);
+    const p = hidden ? maxPositions(ix, ids.name, hidden, ids.shape[1]) : undefined;
+    if (p) s.maxPositions = p;
   }
   return s;
+}
+
+function wordEmbedding(ix: GraphIndex, idsName: string): TensorProto | undefined {
+  return ix.uses(idsName).map((u) => (u.opType === 'Gather' ? ix.constant(u.input[0]!) : undefined)).find((t) => t && t.dims.length === 2);
 }
 
 function maxPositions(ix: GraphIndex, idsName: string, hidden: number, seqDim: number | string | undefined): number | undefined {
@@ -206,18 +215,8 @@ export function describeInterface(model: OnnxModel): ModelStructure {
     if (!(e instanceof OptinError) || (e.code !== 'unsupported' && e.code !== 'not-transformer')) throw e;
     const ix = new GraphIndex(model.proto.graph!, model.ext);
     const inputs = modelInputs(ix);
-    const pixel = inputs.find((i) => i.role === 'pixel_values');
     const ids = inputs.find((i) => i.role === 'input_ids');
-    const word = ids ? ix.uses(ids.name).map((u) => (u.opType === 'Gather' ? ix.constant(u.input[0]!) : undefined)).find((t) => t && t.dims.length === 2) : undefined;
-    const hidden = word ? Number(word.dims[1]) : 0;
-    const s: ModelStructure = {
-      architecture: family(model, !!pixel), modality: pixel ? 'vision' : ids ? 'text' : 'hidden-states', hidden, norm: 'post', layers: [], inputs,
-      outputs: model.proto.graph!.output.map((o) => o.name), opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0),
-      producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
-    };
-    if (word) s.vocabSize = Number(word.dims[0]);
-    const p = ids && hidden ? maxPositions(ix, ids.name, hidden, ids.shape[1]) : undefined;
-    if (p) s.maxPositions = p;
-    return s;
+    const word = ids ? wordEmbedding(ix, ids.name) : undefined;
+    return withInterface(model, ix, inputs, word ? Number(word.dims[1]) : 0, 'post', []);
   }
 }
