@@ -11,10 +11,17 @@ failed=0
 add() { passed=$((passed + $1)); failed=$((failed + $2)); echo "== $3: $1 passed, $2 failed"; }
 die() { echo "setup failed: $*" >&2; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 
-echo "== install (npm ci)"
-npm ci --no-audit --no-fund --loglevel=error || die "npm ci"
+# Run a setup step quietly: its output goes to test-output/<name>.log and is shown only on failure.
+quiet() {
+  local name="$1"; shift
+  if "$@" > "test-output/$name.log" 2>&1; then return 0; fi
+  echo "---- $name failed; its output:"; tail -n 80 "test-output/$name.log"; return 1
+}
+
+echo "== install (npm ci; log in test-output/npm-ci.log)"
+quiet npm-ci npm ci --no-audit --no-fund --loglevel=error || die "npm ci"
 echo "== build"
-node scripts/build.mjs --tests || die "build"
+quiet build node scripts/build.mjs --tests || die "build"
 
 echo "== typecheck"
 if npx tsc -p . --noEmit; then add 1 0 typecheck; else add 0 1 typecheck; fi
@@ -29,8 +36,9 @@ add "$p" "$f" "unit"
 if [[ "${OPTIN_SKIP_E2E:-}" == 1 ]]; then
   echo "== real-VS-Code tests skipped (OPTIN_SKIP_E2E=1)"
 else
-  echo "== real VS Code: install tools"
-  tools="$(bash test/e2e/install.sh | tail -n 1)" || die "e2e tools install"
+  echo "== real VS Code: install tools (log in test-output/e2e-install.log)"
+  tools="$(bash test/e2e/install.sh 2> test-output/e2e-install.log | tail -n 1)" || { tail -n 80 test-output/e2e-install.log; die "e2e tools install"; }
+  echo "tools: $tools"
   export OPTIN_E2E_TOOLS="$tools" OPTIN_TEST_OUTPUT="$PWD/test-output"
   echo "== real VS Code: extension suite + workbench UI"
   node out/test/e2e/run.js 2>&1 | tee test-output/e2e.log

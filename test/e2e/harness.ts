@@ -67,7 +67,7 @@ export class CodeServer {
       env: { ...process.env, XDG_CONFIG_HOME: path.join(tmp, 'xdg'), PATH: `${path.dirname(t.node24)}:${process.env.PATH}` },
     });
     const cs = new CodeServer(port, tmp, proc, logFile);
-    const end = Date.now() + 60_000;
+    const end = Date.now() + 180_000;
     for (;;) {
       try {
         const r = await fetch(`http://127.0.0.1:${port}/healthz`);
@@ -119,6 +119,6 @@ export async function launchBrowser(t: Tools): Promise<Browser> {
 export async function openWorkbench(browser: Browser, url: string): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(url);
-  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  await page.locator('.monaco-workbench').waitFor({ timeout: 180_000 });
   return page;
 }

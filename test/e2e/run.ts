@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { Browser } from 'playwright-core';
 import { CodeServer, launchBrowser, openWorkbench, tools, type Tools } from './harness';
-import { screenshot } from './ui';
+import { OUTPUT, screenshot, t as scaled } from './ui';
 import { devTests, vsixTests, type UiTest } from './uiTests';
 
 /**
@@ -50,6 +50,20 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
   }
 }
 
+/** Copy code-server's log and the workbench/extension-host logs next to a failure's screenshot. */
+function keepLogs(cs: CodeServer, tag: string): void {
+  const dest = path.join(OUTPUT, `${tag}-logs`);
+  try {
+    fs.mkdirSync(dest, { recursive: true });
+    fs.copyFileSync(cs.logFile, path.join(dest, 'code-server.log'));
+    const logs = path.join(cs.tmp, 'ud', 'logs');
+    if (fs.existsSync(logs)) fs.cpSync(logs, path.join(dest, 'workbench'), { recursive: true });
+    console.log(`  logs kept in ${dest}`);
+  } catch (e) {
+    console.log(`  could not keep logs: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 async function extensionSuite(t: Tools, browser: Browser, ws: string): Promise<Tally> {
   const cs = await CodeServer.start(t);
   const resultFile = path.join(cs.tmp, 'result.json');
@@ -68,11 +82,13 @@ async function extensionSuite(t: Tools, browser: Browser, ws: string): Promise<T
       if (process.env.OPTIN_E2E_VERBOSE) console.log(`[host ${type}]`, ...args);
     });
     await page.goto(url);
-    const code = await withTimeout(exit, 10 * 60_000, 'extension test suite');
+    const code = await withTimeout(exit, scaled(10 * 60_000), 'extension test suite');
     if (!fs.existsSync(resultFile)) {
+      keepLogs(cs, 'FAILED-extension-suite');
       return { passed: 0, failed: 1, failures: [`extension suite exited with ${code} without results; code-server log tail:\n${fs.readFileSync(cs.logFile, 'utf8').slice(-2000)}`] };
     }
     const r = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as Tally;
+    if (r.failed > 0) keepLogs(cs, 'FAILED-extension-suite');
     return r;
   } finally {
     cs.stop();
@@ -85,10 +101,10 @@ async function uiSuite(t: Tools, browser: Browser, ws: string, tests: UiTest[], 
   try {
     const url = cs.url(ws, opts.dev ? [['extensionDevelopmentPath', cs.remote(ROOT)]] : undefined);
     const page = await openWorkbench(browser, url);
-    await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
+    await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: scaled(60_000) });
     for (const test of tests) {
       try {
-        await withTimeout(test.run(page), 180_000, test.name);
+        await withTimeout(test.run(page), scaled(240_000), test.name);
         tally.passed++;
         console.log(`  ✔ ${test.name}`);
       } catch (e) {
@@ -96,7 +112,9 @@ async function uiSuite(t: Tools, browser: Browser, ws: string, tests: UiTest[], 
         const msg = `${test.name}: ${e instanceof Error ? e.message : String(e)}`;
         tally.failures.push(msg);
         console.log(`  ✘ ${msg}`);
-        await screenshot(page, `FAILED-${test.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => undefined);
+        const tag = `FAILED-${test.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`;
+        await screenshot(page, tag).catch(() => undefined);
+        keepLogs(cs, tag);
       }
       await page.keyboard.press('Escape').catch(() => undefined);
     }

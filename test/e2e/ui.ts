@@ -7,44 +7,69 @@ export const OUTPUT = path.resolve(process.env.OPTIN_TEST_OUTPUT ?? 'test-output
 
 /** Run a command from the command palette by its title (F1, type, Enter). */
 export async function runCommand(page: Page, title: string): Promise<void> {
+  await closeMenus(page);
   await page.locator('.monaco-workbench').click({ position: { x: 700, y: 10 } }).catch(() => undefined);
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.waitFor({ state: 'visible', timeout: t(10_000) });
   await input.fill(`>${title}`);
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ timeout: 10_000 });
+  await row.waitFor({ timeout: t(10_000) });
   await row.click();
 }
 
 /**
- * Right-click a file's row in the explorer and pick a context-menu entry. Retries for up to
- * `timeoutMs`, because extensions register their menu entries a moment after the workbench appears.
+ * Timeout for one wait, scaled for loaded machines: OPTIN_E2E_SLOW (default 3 under CI, else 1)
+ * multiplies every UI wait, so a busy 2-core runner gets more time without any fixed sleeps.
  */
-export async function explorerContextMenu(page: Page, fileName: string, entry: string, timeoutMs = 60_000): Promise<void> {
-  const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${fileName}"]`).first();
-  await row.waitFor({ timeout: 30_000 });
-  const item = page.locator('.monaco-menu .action-item', { hasText: entry }).first();
-  for (const end = Date.now() + timeoutMs; ; ) {
-    await row.click({ button: 'right' });
-    await page.locator('.monaco-menu .action-label').first().waitFor({ timeout: 10_000 });
-    if (await item.isVisible()) break;
+export function t(ms: number): number {
+  const f = Number(process.env.OPTIN_E2E_SLOW ?? (process.env.CI ? 3 : 1));
+  return Math.round(ms * (Number.isFinite(f) && f > 0 ? f : 1));
+}
+
+/** Close any open context menu or quick input and wait until nothing blocks the pointer. */
+export async function closeMenus(page: Page): Promise<void> {
+  const blockers = [page.locator('.context-view .monaco-menu'), page.locator('.context-view-block'), page.locator('.quick-input-widget')];
+  const anyOpen = async (): Promise<boolean> => (await Promise.all(blockers.map((b) => b.first().isVisible()))).some(Boolean);
+  for (let i = 0; i < 5 && (await anyOpen()); i++) {
     await page.keyboard.press('Escape');
+    await Promise.all(blockers.map((b) => b.first().waitFor({ state: 'hidden', timeout: t(2_000) }).catch(() => undefined)));
+  }
+  for (const b of blockers) await b.first().waitFor({ state: 'hidden', timeout: t(10_000) });
+}
+
+/** Open the context menu of a file's explorer row and wait until its entries are shown. */
+async function openContextMenu(page: Page, fileName: string): Promise<void> {
+  await closeMenus(page);
+  const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${fileName}"]`).first();
+  await row.waitFor({ timeout: t(30_000) });
+  await row.click({ button: 'right' });
+  await page.locator('.context-view .monaco-menu .action-label').first().waitFor({ timeout: t(10_000) });
+}
+
+/**
+ * Right-click a file's row in the explorer and pick a context-menu entry, then wait until the menu
+ * is gone. Retries for up to `timeoutMs`, because extensions register their menu entries a moment
+ * after the workbench appears.
+ */
+export async function explorerContextMenu(page: Page, fileName: string, entry: string, timeoutMs = t(60_000)): Promise<void> {
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
+  for (const end = Date.now() + timeoutMs; ; ) {
+    await openContextMenu(page, fileName);
+    if (await item.isVisible()) break;
     if (Date.now() > end) throw new Error(`"${entry}" never appeared in the context menu of ${fileName}`);
+    await closeMenus(page);
     await page.waitForTimeout(1000);
   }
   await item.click();
+  await closeMenus(page);
 }
 
 /** Labels of the explorer context menu for a file (the menu is closed again). */
 export async function explorerContextMenuLabels(page: Page, fileName: string): Promise<string[]> {
-  const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${fileName}"]`).first();
-  await row.waitFor({ timeout: 30_000 });
-  await row.click({ button: 'right' });
-  const items = page.locator('.monaco-menu .action-label');
-  await items.first().waitFor({ timeout: 10_000 });
-  const labels = (await items.allInnerTexts()).map((s) => s.trim()).filter(Boolean);
-  await page.keyboard.press('Escape');
+  await openContextMenu(page, fileName);
+  const labels = (await page.locator('.context-view .monaco-menu .action-label').allInnerTexts()).map((s) => s.trim()).filter(Boolean);
+  await closeMenus(page);
   return labels;
 }
 

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { explorerContextMenu, explorerContextMenuLabels, runCommand, screenshot, webview } from './ui';
+import { closeMenus, explorerContextMenu, explorerContextMenuLabels, runCommand, screenshot, t, webview } from './ui';
 
 /** One UI test: a name and a body that drives the workbench. */
 export interface UiTest {
@@ -16,27 +16,28 @@ const SST2: Sample = { file: 'bert-sst2.onnx', layers: 4, heads: 8, hidden: 256 
 /** Right-click a model, watch the heatmap fill, pick the 50% preset, Apply, see the new file. */
 async function pruneAndApply(page: Page, shot: string, m: Sample = TINY): Promise<void> {
   await explorerContextMenu(page, m.file, 'Prune with OPTIN');
-  await page.locator('.tab', { hasText: `OPTIN: ${m.file}` }).waitFor({ timeout: 30_000 });
+  await page.locator('.tab', { hasText: `OPTIN: ${m.file}` }).waitFor({ timeout: t(30_000) });
   const view = webview(page);
-  await view.locator('h1', { hasText: m.file }).waitFor({ timeout: 60_000 });
+  await view.locator('h1', { hasText: m.file }).waitFor({ timeout: t(60_000) });
   const rows = view.locator('#layers vscode-data-grid-row:not([row-type="header"])');
   assert.equal(await rows.count(), m.layers);
   assert.match(await view.locator('.meta').innerText(), new RegExp(`post-LN · hidden ${m.hidden} · ${m.layers} layers`));
-  await view.locator('#plan').waitFor({ timeout: 240_000 });
+  await view.locator('#plan').waitFor({ timeout: t(240_000) });
   assert.equal(await view.locator('#head-heatmap .hm-grid .cell').count(), m.layers * m.heads, 'one cell per layer x head');
   assert.ok(await view.locator('#neuron-heatmap .cell').count() > 0);
   const title = await view.locator('#head-heatmap .hm-grid .cell').first().getAttribute('title');
   assert.match(title ?? '', new RegExp(`^layer 0, head 0: importance [0-9.e+-]+, rank \\d+ of ${m.layers * m.heads}, (kept|pruned)$`));
   await screenshot(page, `${shot}-heatmap`);
-  await view.locator('#preset-50').click();
-  await view.locator('#budget-label', { hasText: 'keep 50% of MACs' }).waitFor({ timeout: 10_000 });
-  await view.locator('#plan-macs', { hasText: '(50.0%)' }).or(view.locator('#plan-macs', { hasText: '(49.' })).first().waitFor({ timeout: 10_000 });
-  await view.locator('#apply').click();
+  await closeMenus(page);
+  await view.locator('#preset-50:not([disabled])').click();
+  await view.locator('#budget-label', { hasText: 'keep 50% of MACs' }).waitFor({ timeout: t(10_000) });
+  await view.locator('#plan-macs', { hasText: '(50.0%)' }).or(view.locator('#plan-macs', { hasText: '(49.' })).first().waitFor({ timeout: t(10_000) });
+  await view.locator('#apply:not([disabled])').click();
   const applied = view.locator('#applied');
-  await applied.waitFor({ timeout: 240_000 });
+  await applied.waitFor({ timeout: t(240_000) });
   const out = m.file.replace('.onnx', '.optin-50.onnx');
   assert.match(await applied.innerText(), new RegExp(`${out.replace(/\./g, '\\.')}: outputs match the masked model within [0-9.e+-]+ \\(tolerance [0-9.e+-]+\\); measured [0-9.]+× faster \\(ideal [0-9.]+×\\)`));
-  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: out }).waitFor({ timeout: 30_000 });
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: out }).waitFor({ timeout: t(30_000) });
   await screenshot(page, `${shot}-applied`);
 }
 
@@ -48,7 +49,7 @@ export const devTests: UiTest[] = [
       await page.locator('.monaco-workbench').waitFor();
       // Wait until the development extension has registered its menus (the entry shows up).
       await explorerContextMenu(page, 'bert-tiny.onnx', 'Prune with OPTIN');
-      await page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }).waitFor({ timeout: 30_000 });
+      await page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }).waitFor({ timeout: t(30_000) });
       const onnx = await explorerContextMenuLabels(page, 'bert-tiny.onnx');
       assert.ok(onnx.includes('Prune with OPTIN'), `menu was: ${onnx.join(', ')}`);
       const other = await explorerContextMenuLabels(page, 'notes.txt');
@@ -65,13 +66,13 @@ export const devTests: UiTest[] = [
       const pane = page.locator('.pane', { has: page.locator('.pane-header h3.title', { hasText: /^OPTIN$/ }) });
       const header = pane.locator('.pane-header');
       if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
-      await pane.locator('.monaco-list-row', { hasText: 'bert-tiny.onnx' }).waitFor({ timeout: 20_000 });
+      await pane.locator('.monaco-list-row', { hasText: 'bert-tiny.onnx' }).waitFor({ timeout: t(20_000) });
       await pane.locator('.monaco-list-row', { hasText: 'layer 0' }).click();
       const head = pane.locator('.monaco-list-row', { has: page.locator('.label-name', { hasText: /^head 1$/ }) }).first();
-      await head.waitFor({ timeout: 10_000 });
+      await head.waitFor({ timeout: t(10_000) });
       assert.match(await head.innerText(), /head 1\s*[0-9.e+-]+ · rank \d+\/8 · (kept|pruned)/);
       await head.click();
-      await webview(page).locator('#head-heatmap .cell.revealed[data-layer="0"][data-col="1"]').waitFor({ timeout: 20_000 });
+      await webview(page).locator('#head-heatmap .cell.revealed[data-layer="0"][data-col="1"]').waitFor({ timeout: t(20_000) });
       await screenshot(page, 'tree-reveal');
     },
   },
@@ -81,12 +82,12 @@ export const devTests: UiTest[] = [
       await runCommand(page, 'View: Close All Editors');
       await runCommand(page, 'OPTIN: Prune with OPTIN');
       const input = page.locator('.quick-input-widget input');
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'gpt2-decoder.onnx' }).first().waitFor({ timeout: 20_000 });
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'gpt2-decoder.onnx' }).first().waitFor({ timeout: t(20_000) });
       await input.fill('gpt2-decoder');
       await page.keyboard.press('Enter');
-      await page.locator('.tab', { hasText: 'OPTIN: gpt2-decoder.onnx' }).waitFor({ timeout: 30_000 });
+      await page.locator('.tab', { hasText: 'OPTIN: gpt2-decoder.onnx' }).waitFor({ timeout: t(30_000) });
       const err = webview(page).locator('.error');
-      await err.waitFor({ timeout: 60_000 });
+      await err.waitFor({ timeout: t(60_000) });
       assert.match(await err.innerText(), /decoder-only/);
       await screenshot(page, 'panel-decoder-refused');
     },

@@ -11,7 +11,7 @@ export function workspaceModel(name: string): vscode.Uri {
 }
 
 /** Poll until `fn` returns a value (tabs and editors appear a moment after commands return). */
-export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 90_000, what = 'condition'): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

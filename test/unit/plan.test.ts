@@ -60,7 +60,7 @@ describe('mask search (OPTIN.md section 3)', () => {
     await expectOptinError(() => searchMasks(geometry, D, S, heads, neurons, 0.01), 'usage', /less than one attention head/);
   });
 
-  it('re-plans from a saved scores file in well under a second (BERT-base size)', () => {
+  it('re-plans from a saved scores file at BERT-base size (speed: npm run bench:replan)', () => {
     const layers = Array.from({ length: 12 }, () => ({ heads: 12, headSize: 64, vHeadSize: 64, ffn: 3072 }));
     let x = 1;
     const rnd = (): number => ((x = (x * 16807) % 2147483647) / 2147483647);
@@ -68,11 +68,9 @@ describe('mask search (OPTIN.md section 3)', () => {
       model: { layers, hidden: 768 }, macSeqLen: 64, mode: 'exact', calibration: {},
       heads: layers.map((g) => Array.from({ length: g.heads }, rnd)), neurons: layers.map((g) => Array.from({ length: g.ffn }, rnd)),
     } as unknown as ScoresFile;
-    const t = performance.now();
     const plan = makePlan(s, 0.6);
-    const ms = performance.now() - t;
     assert.ok(plan.macs.ratio <= 0.6 && plan.macs.ratio > 0.59);
     assert.equal(plan.keep.heads.length, 12);
-    assert.ok(ms < 1000, `took ${ms} ms`);
+    assert.equal(plan.keep.neurons.length, 12);
   });
 });
