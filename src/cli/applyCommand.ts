@@ -4,6 +4,7 @@ import type { PlanFile } from '../engine/plan/schema';
 import { checkFlags, parseArgs } from './args';
 import { DATA_FLAGS, dataOptions, str, withEngine } from './common';
 import { formatApply } from './report';
+import { defaultOutput } from '../engine/prune/output';
 
 const USAGE = 'usage: optin apply <model.onnx> --plan plan.json [--data PATH] [--tune] [--out PATH] [--json]';
 
@@ -25,11 +26,13 @@ export async function runApply(argv: string[]): Promise<number> {
   checkFlags(args, [...valued, 'tune', 'json'], 'apply');
   if (args.positional.length !== 1 || !str(args, 'plan')) throw new OptinError('usage', USAGE);
   const plan = readPlan(str(args, 'plan')!);
+  const out = str(args, 'out') ?? defaultOutput(args.positional[0]!, plan.budget);
   return withEngine(async (engine, signal) => {
+    await engine.preflight({ model: args.positional[0]!, data: dataOptions(args), out });
     const r = await engine.apply({
       model: args.positional[0]!, plan, data: dataOptions(args), ...(args.flags.has('tune') ? { tune: true } : {}), ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
     }, (s) => { if (!args.flags.has('json')) process.stderr.write(`${s}...\n`); }, signal);
     process.stdout.write(args.flags.has('json') ? JSON.stringify(r) + '\n' : formatApply(r) + '\n');
     return 0;
-  });
+  }, [out]);
 }

@@ -4,6 +4,7 @@ import { EngineClient } from '../engine/worker/client';
 import type { DataOptions } from '../engine/data/calibration';
 import type { EpChoice } from '../engine/runtime/providers';
 import { intFlag, type Args } from './args';
+import { removeOwnTemps } from '../engine/util/temps';
 
 const EPS: EpChoice[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml'];
 
@@ -60,12 +61,29 @@ export function budgetFlag(args: Args): number {
   return n;
 }
 
-/** Run with an engine worker; Ctrl-C cancels the job (exit 130, nothing written). */
-export async function withEngine(fn: (engine: EngineClient, signal: AbortSignal) => Promise<number>): Promise<number> {
+/**
+ * Run with an engine worker. Ctrl-C cancels the job (exit 130, nothing written); a second Ctrl-C or
+ * SIGTERM stops at once: the worker is terminated and this process's temporary files in the folders
+ * of `outputs` are removed before exiting (130 / 143).
+ */
+export async function withEngine(fn: (engine: EngineClient, signal: AbortSignal) => Promise<number>, outputs: string[] = []): Promise<number> {
   const engine = new EngineClient(path.join(__dirname, 'engineWorker.js'));
   const ac = new AbortController();
-  const onSigint = (): void => { process.stderr.write('\ncancelling...\n'); ac.abort(); };
-  process.once('SIGINT', onSigint);
+  const stopNow = (code: number, why: string): void => {
+    process.stderr.write(`\noptin: ${why}; stopping now; no partial file is left\n`);
+    void engine.dispose().finally(() => {
+      for (const o of outputs) removeOwnTemps(path.dirname(path.resolve(o)));
+      process.exit(code);
+    });
+  };
+  const onSigint = (): void => {
+    if (ac.signal.aborted) return stopNow(130, 'interrupted again');
+    process.stderr.write('\ncancelling... (Ctrl-C again to stop at once)\n');
+    ac.abort();
+  };
+  const onSigterm = (): void => stopNow(143, 'terminated (SIGTERM)');
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
   try {
     return await fn(engine, ac.signal);
   } catch (e) {
@@ -76,6 +94,7 @@ export async function withEngine(fn: (engine: EngineClient, signal: AbortSignal)
     throw e;
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
     await engine.dispose();
   }
 }

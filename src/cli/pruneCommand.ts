@@ -5,6 +5,7 @@ import { checkFlags, intFlag, parseArgs } from './args';
 import { DATA_FLAGS, MODE_FLAGS, budgetFlag, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
 import { ProgressBar } from './progress';
 import { formatPrune } from './report';
+import { defaultOutput } from '../engine/prune/output';
 
 const USAGE = `usage: optin prune <model.onnx> --budget C [--data PATH] [--tokenizer DIR] [--samples N] [--tune]
          [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude] [--scores scores.json] [--eval <labelled data>] [--out PATH]
@@ -42,5 +43,5 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
     } finally {
       bar?.done();
     }
-  });
+  }, [str(args, 'out') ?? defaultOutput(args.positional[0]!, budget)]);
 }

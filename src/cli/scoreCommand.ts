@@ -24,6 +24,7 @@ export async function runScore(argv: string[]): Promise<number> {
   const bar = args.flags.has('quiet') ? undefined : new ProgressBar();
   return withEngine(async (engine, signal) => {
     try {
+      await engine.preflight({ model: args.positional[0]!, data: dataOptions(args), files: [out] });
       const scores = await engine.score({ model: args.positional[0]!, data: dataOptions(args), ep, ...mode, ranking, features, ...(seqLen ? { seqLen } : {}) }, (p, warning) => {
         if (warning) process.stderr.write(`optin: warning: ${warning}\n`);
         bar?.update(p);
@@ -36,5 +37,5 @@ export async function runScore(argv: string[]): Promise<number> {
     } finally {
       bar?.done();
     }
-  });
+  }, [out]);
 }

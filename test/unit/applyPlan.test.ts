@@ -109,7 +109,7 @@ describe('applying a plan', function () {
     fs.chmodSync(ro, 0o555);
     try {
       const dest = process.getuid?.() === 0 ? '/proc/self/x.onnx' : path.join(ro, 'x.onnx');
-      await expectOptinError(() => applyPlan({ model, plan, out: dest, data: {} }), 'io', /cannot write to \S+: (EACCES|EPERM|EROFS); choose another --out/);
+      await expectOptinError(() => applyPlan({ model, plan, out: dest, data: {} }), 'io', /cannot write to \S+: (EACCES|EPERM|EROFS); choose another output path/);
     } finally {
       fs.chmodSync(ro, 0o755);
     }

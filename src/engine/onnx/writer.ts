@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as crypto from 'node:crypto';
 import { toBinary, create } from '@bufbuild/protobuf';
 import {
   DataLocation,
@@ -13,6 +12,8 @@ import {
 import { tensorBytes } from './tensor';
 import type { OnnxModel } from './model';
 import { OptinError } from '../errors';
+import { removeStaleTemps, tempPathFor } from '../util/temps';
+import { writeError } from '../util/atomic';
 
 /** Options for {@link saveModel}. */
 export interface SaveOptions {
@@ -196,9 +197,6 @@ function writeAll(fd: number, chunk: Uint8Array): void {
   while (off < chunk.byteLength) off += fs.writeSync(fd, chunk, off, chunk.byteLength - off);
 }
 
-function tempName(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-}
 
 /**
  * Write a model to `outPath` atomically (temp file + rename). The source model file is never
@@ -213,8 +211,9 @@ export function saveModel(model: OnnxModel, outPath: string, opts: SaveOptions =
   const useExternal = opts.externalData ?? (model.usesExternalData || inlineSize(model) > TWO_GB);
   const dataName = `${path.basename(out)}.data`;
   const dataPath = path.join(path.dirname(out), dataName);
-  const tmpModel = tempName(out);
-  const tmpData = useExternal ? tempName(dataPath) : undefined;
+  removeStaleTemps(path.dirname(out));
+  const tmpModel = tempPathFor(out);
+  const tmpData = useExternal ? tempPathFor(dataPath) : undefined;
   const fds: number[] = [];
   try {
     const fdModel = fs.openSync(tmpModel, 'wx');
@@ -244,7 +243,6 @@ export function saveModel(model: OnnxModel, outPath: string, opts: SaveOptions =
     for (const fd of fds) fs.closeSync(fd);
     for (const f of [tmpModel, tmpData]) if (f) fs.rmSync(f, { force: true });
     if (e instanceof OptinError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new OptinError('io', `cannot write ${out}: ${code ?? (e as Error).message}`);
+    throw writeError(out, e, inlineSize(model));
   }
 }

@@ -13,6 +13,10 @@ import { OptinError } from '../errors';
 import { applyKeep, checkKeep, type KeepSet } from './apply';
 import { tuneMasks, type TuneStep } from './tune';
 import { verifyPruned, type Verification } from './verify';
+import { defaultOutput } from './output';
+import { checkOutput } from '../preflight';
+
+export { defaultOutput } from './output';
 
 /** What to apply and where to write it. */
 export interface ApplyRequest {
@@ -42,11 +46,6 @@ export interface ApplyReport {
   seconds: number;
 }
 
-/** Default output path: `<dir>/<name>.optin-<pct>.onnx`, pct = budget in percent of MACs kept. */
-export function defaultOutput(model: string, budget: number): string {
-  const base = path.basename(model).replace(/\.onnx$/i, '');
-  return path.join(path.dirname(path.resolve(model)), `${base}.optin-${Math.round(budget * 100)}.onnx`);
-}
 
 function parameters(proto: ModelProto): number {
   return proto.graph!.initializer.filter((t) => t.dataType === DataType.FLOAT).reduce((a, t) => a + elementCount(t.dims), 0);
@@ -54,16 +53,6 @@ function parameters(proto: ModelProto): number {
 
 function fileSize(files: string[]): number {
   return files.reduce((a, f) => a + fs.statSync(f).size, 0);
-}
-
-function checkDestination(input: string, out: string): void {
-  if (path.resolve(out) === path.resolve(input)) throw new OptinError('usage', `output ${out} is the input model; OPTIN never overwrites the original`);
-  const dir = path.dirname(path.resolve(out));
-  try {
-    fs.accessSync(dir, fs.constants.W_OK);
-  } catch (e) {
-    throw new OptinError('io', `cannot write to ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; choose another --out`);
-  }
 }
 
 /** Check that a plan belongs to this exact model file. */
@@ -84,8 +73,8 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   const plan = req.plan;
   if (!(plan.budget > 0 && plan.budget <= 1)) throw new OptinError('usage', `plan budget ${plan.budget} is outside (0, 1]`);
   const out = req.out ?? defaultOutput(req.model, plan.budget);
-  checkDestination(req.model, out);
   const model = loadModel(req.model);
+  checkOutput(model.path, out, model.fileBytes);
   checkPlanFor(model, plan);
   const st = detectStructure(model);
   const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };

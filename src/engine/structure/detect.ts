@@ -10,6 +10,7 @@ import { modelInputs } from './inputs';
 import { causalEvidence } from './decoder';
 import { normAfter, normProducing } from './norms';
 import { visionTokenCount } from './vision';
+import { checkWeightTypes } from './dtypes';
 import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelInput, ModelStructure } from './types';
 import type { TensorProto } from '../onnx/schema';
 
@@ -64,6 +65,7 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   const g = model.proto.graph!;
   const ix = new GraphIndex(g, model.ext);
   const where = model.path;
+  checkWeightTypes(model);
   const causal = causalEvidence(ix);
   if (causal) {
     throw new OptinError('decoder', `${where}: decoder-only (causal) models are not supported: ${causal}. OPTIN prunes encoders (BERT, ViT...)`);

@@ -8,6 +8,7 @@ import type { ScoreJob, WorkerReply, WorkerRequest } from './protocol';
 import type { ApplyReport, ApplyRequest } from '../prune/applyPlan';
 import type { EvalOptions, EvalReport } from '../eval/evaluate';
 import type { BenchOptions, BenchReport } from '../eval/bench';
+import type { PreflightReport, PreflightRequest } from '../preflight';
 
 /** A job request before the client assigns its id. */
 type JobRequest = DistributiveOmit<Exclude<WorkerRequest, { kind: 'cancel' }>, 'id'>;
@@ -70,6 +71,11 @@ export class EngineClient {
   /** Analyse a model. */
   async inspect(file: string, seqLen?: number): Promise<InspectReport> {
     return (await this.request({ kind: 'inspect', path: file, ...(seqLen ? { seqLen } : {}) })).inspect!;
+  }
+
+  /** Check model, data and destinations before any work (about a second; see {@link preflight}). */
+  async preflight(req: PreflightRequest): Promise<PreflightReport> {
+    return (await this.request({ kind: 'preflight', req })).preflight!;
   }
 
   /** Score a model; `signal` cancels within one onnxruntime run. */

@@ -5,6 +5,7 @@ import { runScoreJob } from './jobs';
 import { applyPlan } from '../prune/applyPlan';
 import { evaluate } from '../eval/evaluate';
 import { benchModels } from '../eval/bench';
+import { preflight } from '../preflight';
 import type { WorkerReply, WorkerRequest } from './protocol';
 
 /** Engine worker: every onnxruntime call runs here, never on the caller's thread. */
@@ -27,6 +28,9 @@ async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<
     switch (req.kind) {
       case 'inspect':
         send({ id: req.id, kind: 'result', ok: true, inspect: await inspectModel(req.path, req.seqLen) });
+        break;
+      case 'preflight':
+        send({ id: req.id, kind: 'result', ok: true, preflight: await preflight(req.req) });
         break;
       case 'score': {
         const scores = await runScoreJob(req.job, (progress, warning) => send({ id: req.id, kind: 'progress', progress, ...(warning ? { warning } : {}) }), ac.signal);

@@ -1,5 +1,6 @@
 import { loadModel } from '../onnx/model';
 import { detectStructure } from '../structure/detect';
+import { checkWeightTypes } from '../structure/dtypes';
 import { loadCalibration } from '../data/calibration';
 import { scoreModel } from '../optin/scorer';
 import { modelRef, scoresFile } from '../plan/files';
@@ -19,6 +20,7 @@ import { chooseMode, estimateCost, type ModeChoice } from '../optin/mode';
 /** Load, check, detect, calibrate and score a model (runs inside the engine worker). */
 export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, warning?: string) => void, signal: AbortSignal): Promise<ScoresFile> {
   const model = loadModel(job.model);
+  checkWeightTypes(model);
   await checkLoadable(model.path, model.path);
   const st = detectStructure(model);
   const batch = await loadCalibration(model.path, st, job.data);

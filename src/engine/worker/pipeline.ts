@@ -5,6 +5,7 @@ import type { EpChoice } from '../runtime/providers';
 import type { ScoreProgress } from '../optin/types';
 import type { PlanFile, ScoresFile } from '../plan/schema';
 import { makePlan } from '../plan/files';
+import { defaultOutput } from '../prune/output';
 import type { ApplyReport } from '../prune/applyPlan';
 import type { EvalReport } from '../eval/evaluate';
 import type { BenchReport } from '../eval/bench';
@@ -57,6 +58,8 @@ function besideOriginal<T extends DataOptions>(model: string, data: T): T {
 
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */
 export async function runPrune(engine: EngineClient, req: PruneRequest, ev: PruneEvents = {}, signal?: AbortSignal): Promise<PruneReport> {
+  ev.step?.('checking model, data and destination');
+  await engine.preflight({ model: req.model, data: req.data, out: req.out ?? defaultOutput(req.model, req.budget), ...(req.evalData ? { evalData: req.evalData } : {}) });
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : 'scoring heads and neurons');
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(`planning at budget ${req.budget}`);

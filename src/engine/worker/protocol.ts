@@ -6,6 +6,7 @@ import type { EpChoice } from '../runtime/providers';
 import type { ApplyReport, ApplyRequest } from '../prune/applyPlan';
 import type { EvalOptions, EvalReport } from '../eval/evaluate';
 import type { BenchOptions, BenchReport } from '../eval/bench';
+import type { PreflightReport, PreflightRequest } from '../preflight';
 
 /** Arguments of a scoring job. */
 export interface ScoreJob {
@@ -29,6 +30,7 @@ export interface ScoreJob {
 /** Host -> engine worker. */
 export type WorkerRequest =
   | { id: number; kind: 'inspect'; path: string; seqLen?: number }
+  | { id: number; kind: 'preflight'; req: PreflightRequest }
   | { id: number; kind: 'score'; job: ScoreJob }
   | { id: number; kind: 'apply'; job: ApplyRequest }
   | { id: number; kind: 'eval'; model: string; options: Omit<EvalOptions, 'signal'> }
@@ -39,5 +41,5 @@ export type WorkerRequest =
 export type WorkerReply =
   | { id: number; kind: 'progress'; progress: ScoreProgress; warning?: string }
   | { id: number; kind: 'step'; step: string }
-  | { id: number; kind: 'result'; ok: true; inspect?: InspectReport; scores?: ScoresFile; apply?: ApplyReport; evaluation?: EvalReport; bench?: BenchReport }
+  | { id: number; kind: 'result'; ok: true; inspect?: InspectReport; preflight?: PreflightReport; scores?: ScoresFile; apply?: ApplyReport; evaluation?: EvalReport; bench?: BenchReport }
   | { id: number; kind: 'result'; ok: false; code: string; message: string };
