@@ -63,6 +63,7 @@ export class Runner {
     s.partial = { heads: [], neurons: [] };
     this.log.info(`scoring ${s.uri.fsPath} on ${data.data ?? 'synthetic data'} (${data.samples} samples, ${cfg.executionProvider})`);
     try {
+      await this.engine.preflight({ model: s.uri.fsPath, data });
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: scoring ${path.basename(s.uri.fsPath)}`, cancellable: true }, async (progress, token) => {
         token.onCancellationRequested(() => ac.abort());
         let last = 0;

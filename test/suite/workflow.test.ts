@@ -108,4 +108,19 @@ describe('calibration data choices beside a model', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('two models scored at once (two panels) both finish with their own plans', async function () {
+    this.timeout(400_000);
+    const a = workspaceModel('bert-toy.onnx');
+    const b = workspaceModel('bert-tiny-14.onnx');
+    await Promise.all([vscode.commands.executeCommand('optin.prune50', a), vscode.commands.executeCommand('optin.prune50', b)]);
+    const pa = await waitFor(() => api().sessions.find(a.fsPath)?.plan, 180_000, 'the bert-toy plan');
+    const pb = await waitFor(() => api().sessions.find(b.fsPath)?.plan, 180_000, 'the bert-tiny-14 plan');
+    assert.equal(pa.model.path, a.fsPath);
+    assert.equal(pb.model.path, b.fsPath);
+    assert.equal(pa.budget, 0.5);
+    assert.equal(pb.budget, 0.5);
+    assert.notEqual(pa.model.sha256, pb.model.sha256);
+    assert.equal(pb.keep.heads.length, 2);
+  });
 });
