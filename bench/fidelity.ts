@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const accuracy = async (s: ScoresFile, name: string): Promise<string> => {
     const out = path.join(tmp, `${name}.onnx`);
     await applyPlan({ model: model.path, plan: makePlan(s, 0.6), data: calib, out });
-    return `${(100 * (await evaluate(out, { data: test })).accuracy).toFixed(2)}%`;
+    return `${(100 * (await evaluate(out, { data: test })).accuracy!).toFixed(2)}%`;
   };
   try {
     console.log('| scores | neurons scored on | trajectory | time | Spearman (neurons) vs exact | accuracy at 0.6 |');

@@ -41,7 +41,7 @@ async function run(c: Case, tmp: string): Promise<void> {
   const mag = magnitudeScores(model, st, seq);
   const magnitude: ScoresFile = { ...optin, mode: 'magnitude', heads: mag.heads, neurons: mag.neurons };
   const dense = await evaluate(model.path, { data: testData });
-  console.log(`\n### ${c.name}: dense accuracy ${(100 * dense.accuracy).toFixed(2)}% on ${dense.examples} test examples; OPTIN scores from ${batch.batch} calibration examples in ${scoreSeconds.toFixed(0)} s; MAC sequence length ${seq.toFixed(1)}\n`);
+  console.log(`\n### ${c.name}: dense accuracy ${(100 * dense.accuracy!).toFixed(2)}% on ${dense.examples} test examples; OPTIN scores from ${batch.batch} calibration examples in ${scoreSeconds.toFixed(0)} s; MAC sequence length ${seq.toFixed(1)}\n`);
   console.log('| budget (MACs kept) | magnitude | OPTIN | OPTIN + tuning | measured speedup (ideal) | parameters kept |');
   console.log('|---|---|---|---|---|---|');
   for (const budget of BUDGETS) {
@@ -52,7 +52,7 @@ async function run(c: Case, tmp: string): Promise<void> {
       const out = path.join(tmp, `${c.name}-${label}-${budget}.onnx`);
       const a = await applyPlan({ model: model.path, plan, data: c.calib, out, tune });
       const e = await evaluate(out, { data: testData });
-      acc.push(`${(100 * e.accuracy).toFixed(2)}%`);
+      acc.push(`${(100 * e.accuracy!).toFixed(2)}%`);
       if (label === 'optin') {
         const b = await benchModels([model.path, out], { batch: 32, seqLen: c.seqLen, runs: 20 });
         speed = `${b.speedup[1]!.toFixed(2)}x (${(plan.macs.baseline / plan.macs.kept).toFixed(2)}x)`;

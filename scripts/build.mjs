@@ -1,6 +1,6 @@
 // One esbuild script for every bundle: extension host, engine worker, CLI, webview, and (--tests) the test suites.
 import * as esbuild from 'esbuild';
-import { readdirSync, existsSync, rmSync } from 'node:fs';
+import { readdirSync, existsSync, rmSync, mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const args = new Set(process.argv.slice(2));
@@ -27,6 +27,8 @@ if (args.has('--tests')) {
   const list = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f)) : []);
   const unit = list('test/unit');
   if (unit.length) builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: unit, outdir: 'out/test/unit', external: nodeExternal });
+  const pack = list('test/package').filter((f) => f.endsWith('.test.ts'));
+  if (pack.length) builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: pack, outdir: 'out/test/package', external: nodeExternal });
   const suite = list('test/suite');
   if (suite.length) builds.push({ ...common, platform: 'node', format: 'cjs', entryPoints: suite, outdir: 'out/test/suite', external: nodeExternal });
   const e2e = list('test/e2e');
@@ -36,3 +38,6 @@ if (args.has('--tests')) {
 }
 
 await Promise.all(builds.map((b) => esbuild.build(b)));
+// The webview toolkit is loaded by the webview from dist/, so the VSIX needs no copy of its package.
+mkdirSync('dist', { recursive: true });
+copyFileSync('node_modules/@vscode/webview-ui-toolkit/dist/toolkit.min.js', 'dist/toolkit.min.js');

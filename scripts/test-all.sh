@@ -26,12 +26,19 @@ quiet build node scripts/build.mjs --tests || die "build"
 echo "== typecheck"
 if npx tsc -p . --noEmit; then add 1 0 typecheck; else add 0 1 typecheck; fi
 
+# Run a mocha suite, tee its output to test-output/<name>.log and add its counts.
+mocha_suite() {
+  local name="$1"; shift
+  npx mocha "$@" 2>&1 | tee "test-output/$name.log"
+  local p f
+  p=$(grep -Eo '^\s+[0-9]+ passing' "test-output/$name.log" | grep -Eo '[0-9]+' || echo 0)
+  f=$(grep -Eo '^\s+[0-9]+ failing' "test-output/$name.log" | grep -Eo '[0-9]+' || echo 0)
+  [[ "$p" == 0 && "$f" == 0 ]] && f=1
+  add "$p" "$f" "$name"
+}
+
 echo "== unit tests"
-npx mocha --config test/.mocharc.json 2>&1 | tee test-output/unit.log
-p=$(grep -Eo '^\s+[0-9]+ passing' test-output/unit.log | grep -Eo '[0-9]+' || echo 0)
-f=$(grep -Eo '^\s+[0-9]+ failing' test-output/unit.log | grep -Eo '[0-9]+' || echo 0)
-[[ "$p" == 0 && "$f" == 0 ]] && f=1
-add "$p" "$f" "unit"
+mocha_suite unit --config test/.mocharc.json
 
 if [[ "${OPTIN_SKIP_E2E:-}" == 1 ]]; then
   echo "== real-VS-Code tests skipped (OPTIN_SKIP_E2E=1)"
@@ -45,14 +52,14 @@ else
   line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' test-output/e2e.log | tail -n 1)
   if [[ -n "$line" ]]; then add "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')" "e2e"; else add 0 1 e2e; fi
 
-  echo "== package linux-x64 VSIX and smoke-test the installed package"
-  if node scripts/package.mjs linux-x64 > test-output/package.log 2>&1; then
-    tail -n 1 test-output/package.log
+  echo "== package every platform's VSIX (log in test-output/package.log), check their contents, smoke-test the installed linux-x64 one"
+  if quiet package node scripts/package.mjs; then
+    grep -E '^[a-z0-9-]+: dist/vsix/' test-output/package.log
+    mocha_suite vsix-contents --timeout 300000 'out/test/package/**/*.test.js'
     node out/test/e2e/run.js --vsix dist/vsix/optin-vscode-linux-x64-*.vsix 2>&1 | tee test-output/vsix.log
     line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' test-output/vsix.log | tail -n 1)
     if [[ -n "$line" ]]; then add "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')" "vsix"; else add 0 1 vsix; fi
   else
-    cat test-output/package.log
     add 0 1 package
   fi
 fi

@@ -55,9 +55,9 @@ export function modeOptions(args: Args): { mode: 'exact' | 'fast' | 'auto'; neur
 /** A budget in (0, 1]. */
 export function budgetFlag(args: Args): number {
   const b = args.flags.get('budget');
-  if (typeof b !== 'string') throw new OptinError('usage', '--budget C is required (fraction of MACs kept, e.g. 0.6 = 40% fewer)');
+  if (typeof b !== 'string') throw new OptinError('usage', '--budget C is required (fraction of MACs to keep: 0.6 = keep 60% of MACs)');
   const n = Number(b);
-  if (!Number.isFinite(n) || !(n > 0 && n <= 1)) throw new OptinError('usage', `--budget ${b} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = 40% fewer)`);
+  if (!Number.isFinite(n) || !(n > 0 && n <= 1)) throw new OptinError('usage', `--budget ${b} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = keep 60% of MACs)`);
   return n;
 }
 

@@ -1,3 +1,4 @@
+import { pct } from '../shared/format';
 import { OptinError } from '../engine/errors';
 import { checkFlags, intFlag, parseArgs } from './args';
 import { DATA_FLAGS, dataOptions, epFlag, str, withEngine } from './common';
@@ -16,8 +17,8 @@ export async function runEval(argv: string[]): Promise<number> {
     const r = await engine.evaluate(args.positional[0]!, { data, ep: epFlag(args), ...(str(args, 'reference') ? { reference: str(args, 'reference')! } : {}), ...(batch ? { batchSize: batch } : {}) }, signal);
     if (args.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
     else {
-      process.stdout.write(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.examples} examples of ${r.data}\n`);
-      if (r.reference) process.stdout.write(`reference ${(100 * r.reference.accuracy).toFixed(2)}%; predictions agree on ${(100 * r.reference.agreement).toFixed(2)}%\n`);
+      if (r.accuracy !== undefined) process.stdout.write(`accuracy ${pct(r.accuracy)} on ${r.examples} examples of ${r.data}\n`);
+      if (r.reference) process.stdout.write(`${r.reference.accuracy !== undefined ? `reference ${pct(r.reference.accuracy)}; ` : `no labels in ${r.data}; `}predictions agree on ${pct(r.reference.agreement)} of ${r.examples} examples\n`);
     }
     return 0;
   });

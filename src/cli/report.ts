@@ -1,3 +1,4 @@
+import { formatBudget, pct } from '../shared/format';
 import * as path from 'node:path';
 import type { ApplyReport } from '../engine/prune/applyPlan';
 import type { PruneReport } from '../engine/worker/pipeline';
@@ -29,7 +30,7 @@ export function formatApply(a: ApplyReport): string {
 /** The `optin prune` report. */
 export function formatPrune(r: PruneReport): string {
   const lines = [
-    `${path.basename(r.apply.input)}: budget ${r.plan.budget} (${(100 * (1 - r.plan.budget)).toFixed(0)}% fewer MACs), ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
+    `${path.basename(r.apply.input)}: budget ${r.plan.budget} (${formatBudget(r.plan.budget)}), ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
     '',
     formatApply(r.apply),
   ];
@@ -39,7 +40,10 @@ export function formatPrune(r: PruneReport): string {
   }
   if (r.evaluation) {
     const e = r.evaluation;
-    lines.push(`accuracy    ${(100 * e.reference!.accuracy).toFixed(2)}% -> ${(100 * e.accuracy).toFixed(2)}% on ${e.examples} examples (${path.basename(e.data)}); predictions agree on ${(100 * e.reference!.agreement).toFixed(2)}%`);
+    const agree = `predictions agree on ${pct(e.reference!.agreement)}`;
+    lines.push(e.accuracy !== undefined && e.reference?.accuracy !== undefined
+      ? `accuracy    ${pct(e.reference.accuracy)} -> ${pct(e.accuracy)} on ${e.examples} examples (${path.basename(e.data)}); ${agree}`
+      : `agreement   ${agree} of ${e.examples} unlabelled examples (${path.basename(e.data)})`);
   }
   return lines.join('\n');
 }

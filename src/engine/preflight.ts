@@ -7,6 +7,7 @@ import type { ModelStructure } from './structure/types';
 import { loadCalibration, type DataOptions } from './data/calibration';
 import { freeBytes } from './util/atomic';
 import { removeStaleTemps } from './util/temps';
+import { TEXT_EXT } from './data/kinds';
 
 /** What a run is about to read and write; checked before any scoring starts. */
 export interface PreflightRequest {
@@ -34,7 +35,6 @@ export interface PreflightReport {
 }
 
 const MB = (n: number): string => `${(n / 1048576).toFixed(1)} MB`;
-const TEXT_EXT = new Set(['.tsv', '.csv', '.txt', '.jsonl']);
 
 function modelBytes(m: OnnxModel): number {
   const dir = path.dirname(m.path);

@@ -30,7 +30,7 @@ function activeCustomEditorUri(): vscode.Uri | undefined {
   return input instanceof vscode.TabInputCustom ? input.uri : undefined;
 }
 
-/** FLOP-reduction presets of the command palette: command id suffix -> fraction of MACs kept. */
+/** Budget presets of the command palette: command id suffix -> fraction of MACs kept. */
 export const PRESETS: Record<string, number> = { prune30: 0.7, prune40: 0.6, prune50: 0.5, prune60: 0.4 };
 
 /** Register every OPTIN command. */
@@ -85,7 +85,7 @@ export function registerCommands(deps: PanelDeps): void {
     vscode.commands.registerCommand('optin.exportPlan', async (arg?: unknown, target?: unknown) => {
       const s = await scored(arg);
       if (!s) return;
-      const out = await saveTarget(s, `${base(s)}.optin-plan.json`, { 'OPTIN plan': ['json'] }, target);
+      const out = await saveTarget(s, `${base(s)}.optin-plan-${Math.round(s.budget * 100)}.json`, { 'OPTIN plan': ['json'] }, target);
       if (!out) return;
       writeFileAtomic(out, JSON.stringify(s.plan, null, 1) + '\n');
       log.info(`exported plan to ${out}`);

@@ -45,11 +45,10 @@ export interface PanelDeps {
 
 /** Webview HTML with a strict CSP (nonce scripts, toolkit and bundle from the extension only). */
 export function webviewHtml(w: vscode.Webview, extensionUri: vscode.Uri, mode: 'panel' | 'summary'): string {
-  const toolkit = vscode.Uri.joinPath(extensionUri, 'node_modules', '@vscode', 'webview-ui-toolkit', 'dist');
   const nonce = crypto.randomBytes(16).toString('base64');
   const script = w.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview.js'));
   const css = w.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', 'panel.css'));
-  const tk = w.asWebviewUri(vscode.Uri.joinPath(toolkit, 'toolkit.min.js'));
+  const tk = w.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'toolkit.min.js'));
   const csp = `default-src 'none'; img-src ${w.cspSource}; script-src 'nonce-${nonce}' ${w.cspSource}; style-src ${w.cspSource} 'unsafe-inline'; font-src ${w.cspSource}`;
   return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
@@ -63,7 +62,7 @@ export function webviewHtml(w: vscode.Webview, extensionUri: vscode.Uri, mode: '
 
 /** Local resource roots of OPTIN webviews. */
 export function webviewRoots(extensionUri: vscode.Uri): vscode.Uri[] {
-  return [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media'), vscode.Uri.joinPath(extensionUri, 'node_modules', '@vscode', 'webview-ui-toolkit', 'dist')];
+  return [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')];
 }
 
 /** The "OPTIN: <model>" webview panel, one per model file, a live view of its session. */
@@ -143,29 +142,52 @@ export class OptinPanel {
       case 'cancel':
         s.busy?.abort();
         break;
+      case 'reveal':
+        if (s.output) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(s.output));
+        break;
     }
   }
 
-  /** Score the model, filling the heatmap layer by layer. */
+  /** Score the model, filling the heatmap layer by layer; the panel follows the phases. */
   async score(): Promise<boolean> {
-    return this.deps.runner.score(this.session, {
+    const r = await this.deps.runner.score(this.session, {
+      onStart: () => this.post({ type: 'phase', phase: 'scoring' }),
       onLayer: (layer, heads, neurons) => this.post({ type: 'layerScores', layer, heads, neurons }),
       onProgress: (done, total, eta) => this.post({ type: 'progress', done, total, ...(eta !== undefined ? { eta } : {}) }),
     });
+    if (r.status === 'done') {
+      this.sync();
+      this.post({ type: 'phase', phase: 'scored' });
+    } else if (r.status === 'cancelled') {
+      this.post({ type: 'phase', phase: 'cancelled', message: 'Scoring cancelled; nothing was written. The previous scores (if any) still hold.' });
+      this.sync();
+    } else if (r.status === 'failed') {
+      this.post({ type: 'phase', phase: 'failed', message: r.message });
+    }
+    return r.status === 'done';
   }
 
   /** Write the pruned model of the current plan and show the evidence. */
   async apply(out?: string): Promise<void> {
-    this.post({ type: 'status', text: 'Writing, verifying and timing the pruned model...' });
+    if (!this.session.plan) return;
+    this.post({ type: 'phase', phase: 'applying', message: `Writing, verifying, timing and evaluating the model that keeps ${Math.round(this.session.budget * 100)}% of MACs...` });
     const r = await this.deps.runner.apply(this.session, out);
-    if (r) {
+    if ('report' in r) {
+      const a = r.report.apply, e = r.evaluation, src = path.basename(this.session.data?.data ?? '');
+      const labelled = e?.accuracy !== undefined && e.reference?.accuracy !== undefined;
       this.post({
         type: 'applied',
         result: {
-          output: r.apply.output, maxAbsDiff: r.apply.verification.maxAbsDiff, tolerance: r.apply.verification.tolerance,
-          ...(r.bench ? { speedup: r.bench.speedup[1]! } : {}), idealSpeedup: r.idealSpeedup, fileBytes: r.apply.fileBytes, tuned: !!r.apply.tuning,
+          output: a.output, budget: a.budget, maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
+          ...(r.report.bench ? { speedup: r.report.bench.speedup[1]! } : {}), idealSpeedup: r.report.idealSpeedup, fileBytes: a.fileBytes, tuned: !!a.tuning,
+          ...(labelled && r.heldOut ? { accuracy: { before: e.reference!.accuracy!, after: e.accuracy!, examples: e.examples, source: src } } : {}),
+          ...(e?.reference && !(labelled && r.heldOut) ? { agreement: { rate: e.reference.agreement, examples: e.examples, source: r.heldOut ? src : `${src} (the calibration examples)` } } : {}),
         },
       });
+    } else if (r.status === 'failed') {
+      this.post({ type: 'phase', phase: 'failed', message: `Apply failed: ${r.message}` });
+    } else {
+      this.post({ type: 'phase', phase: 'scored' });
     }
   }
 
@@ -173,7 +195,11 @@ export class OptinPanel {
   sync(): void {
     const s = this.session;
     if (s.summary) this.post({ type: 'summary', summary: s.summary });
-    if (s.scores) this.post({ type: 'scores', scores: { heads: s.scores.heads, neurons: s.scores.neurons }, ...(s.scores.calibration.warning ? { warning: s.scores.calibration.warning } : {}) });
+    if (s.scores) {
+      const c = s.scores.calibration;
+      const data = { source: c.source === 'synthetic' ? 'synthetic data' : path.basename(c.source), examples: c.examples, mode: s.scores.mode, provider: s.scores.provider, seconds: s.scores.seconds };
+      this.post({ type: 'scores', scores: { heads: s.scores.heads, neurons: s.scores.neurons }, data, ...(c.warning ? { warning: c.warning } : {}) });
+    }
     if (s.plan) this.post({ type: 'plan', plan: planView(s.plan) });
   }
 
@@ -186,7 +212,7 @@ export class OptinPanel {
   private async analyse(): Promise<void> {
     const { engine, log } = this.deps;
     const file = this.session.uri.fsPath;
-    this.post({ type: 'status', text: `Analysing ${path.basename(file)}...` });
+    this.post({ type: 'phase', phase: 'analysing', message: `Analysing ${path.basename(file)}...` });
     try {
       const report = await engine.inspect(file);
       log.info(`inspected ${report.path}: ${report.structure.layers.length} layers, ${report.macs.total} MACs at seq ${report.macs.seqLen}`);
@@ -196,7 +222,7 @@ export class OptinPanel {
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log.error(message);
-      this.post({ type: 'error', message });
+      this.post({ type: 'phase', phase: 'refused', message });
       void vscode.window.showErrorMessage(`OPTIN: ${message}`, 'Show Log').then((a) => a && log.show());
     }
   }

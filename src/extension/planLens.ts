@@ -1,3 +1,4 @@
+import { formatBudget } from '../shared/format';
 import * as vscode from 'vscode';
 import type { PlanFile } from '../engine/plan/schema';
 import { importanceRanks } from '../shared/ranks';
@@ -65,7 +66,7 @@ export function headHover(plan: PlanFile, p: Array<string | number>): string | u
   if (score === undefined) return undefined;
   const rank = importanceRanks(plan.scores.heads)[layer]![head]!;
   const kept = plan.keep.heads[layer]!.includes(head);
-  return `**OPTIN** layer ${layer}, head ${head}: importance ${score.toPrecision(4)}, rank ${rank} of ${plan.scores.heads.flat().length} heads, **${kept ? 'kept' : 'pruned'}** at budget ${plan.budget}`;
+  return `**OPTIN** layer ${layer}, head ${head}: importance ${score.toPrecision(4)}, rank ${rank} of ${plan.scores.heads.flat().length} heads, **${kept ? 'kept' : 'pruned'}** (${formatBudget(plan.budget)})`;
 }
 
 /** Hovers on head indices/scores and CodeLenses with per-layer fates in OPTIN plan JSON files. */
@@ -90,7 +91,7 @@ export class PlanLens implements vscode.HoverProvider, vscode.CodeLensProvider {
     const top = at('"keep"');
     const heads = plan.layers.reduce((a, l) => a + l.heads, 0), allHeads = plan.model.layers.reduce((a, g) => a + g.heads, 0);
     const neurons = plan.layers.reduce((a, l) => a + l.neurons, 0), allNeurons = plan.model.layers.reduce((a, g) => a + g.ffn, 0);
-    if (top) lenses.push(new vscode.CodeLens(top, { title: `OPTIN: keeps ${heads}/${allHeads} heads, ${neurons}/${allNeurons} neurons, ${(100 * plan.macs.ratio).toFixed(1)}% of MACs (budget ${plan.budget})`, command: '' }));
+    if (top) lenses.push(new vscode.CodeLens(top, { title: `OPTIN: keeps ${heads}/${allHeads} heads, ${neurons}/${allNeurons} neurons, ${(100 * plan.macs.ratio).toFixed(1)}% of MACs (plan: ${formatBudget(plan.budget)})`, command: '' }));
     const layers = at('"layers"');
     if (layers) {
       for (const [l, k] of plan.layers.entries()) {

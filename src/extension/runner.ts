@@ -5,6 +5,8 @@ import { OptinError } from '../engine/errors';
 import { makePlan } from '../engine/plan/files';
 import { runPrune, type PruneReport } from '../engine/worker/pipeline';
 import type { EngineClient } from '../engine/worker/client';
+import type { EvalReport } from '../engine/eval/evaluate';
+import { formatBudget, formatEta, pct } from '../shared/format';
 import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
 import { outputName, settings } from './config';
@@ -12,25 +14,29 @@ import { pickCalibration } from './dataPick';
 
 /** Callbacks the panel gives the runner to follow a job live. */
 export interface RunnerEvents {
+  /** Data is chosen and checked; scoring starts now. */
+  onStart?: () => void;
   onLayer?: (layer: number, heads: number[], neurons: number[]) => void;
   onProgress?: (done: number, total: number, eta?: number) => void;
 }
 
-function fmtEta(s?: number): string {
-  if (s === undefined || !Number.isFinite(s)) return '';
-  return s >= 90 ? `, about ${Math.round(s / 60)} min left` : `, about ${Math.max(1, Math.round(s))} s left`;
-}
+/** How a scoring or apply request ended. */
+export type Outcome = { status: 'done' } | { status: 'cancelled' } | { status: 'failed'; message: string } | { status: 'skipped' };
+
+/** A finished Apply: the prune report and, when data was given, the evaluation beside it. */
+export interface ApplyResult { report: PruneReport; evaluation?: EvalReport; heldOut: boolean }
 
 /** Show an engine failure: notification with the reason and "Show Log"; cancellations are quiet. */
-export function reportFailure(e: unknown, log: Log, what: string): void {
+export function reportFailure(e: unknown, log: Log, what: string): Outcome {
   const message = e instanceof Error ? e.message : String(e);
   if (e instanceof OptinError && e.code === 'cancelled') {
     log.info(`${what} cancelled`);
     void vscode.window.showInformationMessage(`OPTIN: ${what} cancelled; nothing was written.`);
-    return;
+    return { status: 'cancelled' };
   }
   log.error(`${what} failed: ${message}`);
   void vscode.window.showErrorMessage(`OPTIN: ${message}`, 'Show Log').then((a) => a && log.show());
+  return { status: 'failed', message };
 }
 
 /** Runs scoring and applying for model sessions, with progress notifications that can be cancelled. */
@@ -48,26 +54,33 @@ export class Runner {
     this.sessions.changed(s);
   }
 
-  /** Score every head and neuron of the session's model; false when cancelled or failed. */
-  async score(s: ModelSession, ev: RunnerEvents = {}): Promise<boolean> {
+  private setBusy(s: ModelSession, ac: AbortController | undefined): void {
+    s.busy = ac;
+    void vscode.commands.executeCommand('setContext', 'optin.busy', this.sessions.all().some((x) => x.busy));
+  }
+
+  /** Score every head and neuron of the session's model. */
+  async score(s: ModelSession, ev: RunnerEvents = {}): Promise<Outcome> {
     if (s.busy) {
       void vscode.window.showInformationMessage('OPTIN is already working on this model.');
-      return false;
+      return { status: 'skipped' };
     }
-    const data = await pickCalibration(s.uri);
-    if (!data) return false;
+    const data = await pickCalibration(s.uri, s.summary?.modality);
+    if (!data) return { status: 'skipped' };
     const cfg = settings(s.uri);
-    s.data = data;
     const ac = new AbortController();
-    s.busy = ac;
-    s.partial = { heads: [], neurons: [] };
+    this.setBusy(s, ac);
+    const name = path.basename(s.uri.fsPath);
     this.log.info(`scoring ${s.uri.fsPath} on ${data.data ?? 'synthetic data'} (${data.samples} samples, ${cfg.executionProvider})`);
     try {
       await this.engine.preflight({ model: s.uri.fsPath, data });
-      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: scoring ${path.basename(s.uri.fsPath)}`, cancellable: true }, async (progress, token) => {
+      s.data = data;
+      s.partial = { heads: [], neurons: [] };
+      ev.onStart?.();
+      const scores = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: scoring ${name}`, cancellable: true }, async (progress, token) => {
         token.onCancellationRequested(() => ac.abort());
         let last = 0;
-        s.scores = await this.engine.score({ model: s.uri.fsPath, data, ep: cfg.executionProvider, mode: cfg.scoringMode }, (p, warning) => {
+        return this.engine.score({ model: s.uri.fsPath, data, ep: cfg.executionProvider, mode: cfg.scoringMode }, (p, warning) => {
           if (warning) {
             this.log.warn(warning);
             void vscode.window.showWarningMessage(`OPTIN: ${warning}`);
@@ -76,63 +89,100 @@ export class Runner {
             s.partial!.heads[p.partial.layer] = p.partial.heads;
             s.partial!.neurons[p.partial.layer] = p.partial.neurons;
             ev.onLayer?.(p.partial.layer, p.partial.heads, p.partial.neurons);
-            this.log.info(`layer ${p.partial.layer} scored`);
           }
           if (p.total > 0) {
-            const pct = (100 * p.done) / p.total;
-            progress.report({ increment: pct - last, message: `${p.done}/${p.total} elements${fmtEta(p.eta)}` });
-            last = pct;
+            const done = (100 * p.done) / p.total;
+            const eta = formatEta(p.eta);
+            progress.report({ increment: done - last, message: `${p.done} of ${p.total} elements${eta ? `, ${eta}` : ''}` });
+            last = done;
             ev.onProgress?.(p.done, p.total, p.eta);
           }
         }, ac.signal);
       });
-      this.log.info(`scored ${s.uri.fsPath} in ${s.scores!.seconds.toFixed(1)} s on ${s.scores!.provider}, ${s.scores!.mode} mode${s.scores!.modeReason ? ` (${s.scores!.modeReason})` : ''}`);
+      s.scores = scores;
+      this.log.info(`scored ${s.uri.fsPath} in ${scores.seconds.toFixed(1)} s on ${scores.provider}, ${scores.mode} mode${scores.modeReason ? ` (${scores.modeReason})` : ''}`);
       this.plan(s, s.budget);
-      return true;
+      const elements = scores.heads.flat().length + scores.neurons.flat().length;
+      void vscode.window.showInformationMessage(`OPTIN: scored ${elements} heads and neurons of ${name} in ${scores.seconds.toFixed(0)} s; the plan to ${formatBudget(s.budget)} is ready.`, 'Apply').then((a) => {
+        if (a === 'Apply') void vscode.commands.executeCommand('optin.applyPlan', s.uri);
+      });
+      return { status: 'done' };
     } catch (e) {
-      reportFailure(e, this.log, 'scoring');
-      return false;
+      return reportFailure(e, this.log, 'scoring');
     } finally {
-      s.busy = undefined;
+      this.setBusy(s, undefined);
       s.partial = undefined;
       this.sessions.changed(s);
     }
   }
 
-  /** Write, verify and benchmark the pruned model of the current plan to `out` (default: settings' naming beside the model). */
-  async apply(s: ModelSession, out?: string): Promise<PruneReport | undefined> {
+  /** Write, verify, benchmark and evaluate the pruned model of the current plan to `out` (default: settings' naming beside the model). */
+  async apply(s: ModelSession, out?: string): Promise<ApplyResult | Outcome> {
     if (!s.scores || !s.plan) {
       void vscode.window.showWarningMessage('OPTIN: score the model first (Prune with OPTIN).');
-      return undefined;
+      return { status: 'skipped' };
     }
     if (s.busy) {
       void vscode.window.showInformationMessage('OPTIN is already working on this model.');
-      return undefined;
+      return { status: 'skipped' };
     }
     const cfg = settings(s.uri);
     const target = out ?? path.join(path.dirname(s.uri.fsPath), outputName(cfg.outputNaming, path.basename(s.uri.fsPath), s.budget));
     const ac = new AbortController();
-    s.busy = ac;
+    this.setBusy(s, ac);
     try {
-      const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: writing ${path.basename(target)}`, cancellable: true }, async (progress, token) => {
+      const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: writing ${path.basename(target)}`, cancellable: true }, async (progress, token) => {
         token.onCancellationRequested(() => ac.abort());
-        return runPrune(this.engine, {
+        const step = (m: string): void => { progress.report({ message: m }); this.log.info(m); };
+        const report = await runPrune(this.engine, {
           model: s.uri.fsPath, budget: s.budget, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, tune: cfg.maskTuning, out: target,
           bench: { batch: 8, seqLen: Math.min(64, cfg.maxSequenceLength), runs: 10 },
-        }, { step: (m) => { progress.report({ message: m }); this.log.info(m); } }, ac.signal);
+        }, { step }, ac.signal);
+        step('evaluating');
+        return { report, ...(await this.evaluate(s, report.apply.output, cfg.executionProvider, ac.signal)) };
       });
-      s.output = report.apply.output;
-      const v = report.apply.verification;
-      this.log.info(`wrote ${report.apply.files.join(', ')}; max |pruned - masked| ${v.maxAbsDiff.toExponential(2)}; speedup ${report.bench?.speedup[1]?.toFixed(2)}x (ideal ${report.idealSpeedup.toFixed(2)}x)`);
-      if (fs.existsSync(report.apply.output)) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(report.apply.output)).then(undefined, () => undefined);
-      void vscode.window.showInformationMessage(`OPTIN: wrote ${path.basename(report.apply.output)}: ${report.bench ? `${report.bench.speedup[1]!.toFixed(2)}x faster, ` : ''}outputs match the masked model within ${v.maxAbsDiff.toExponential(1)}.`);
-      return report;
+      s.output = result.report.apply.output;
+      this.log.info(`wrote ${result.report.apply.files.join(', ')}; max |pruned - masked| ${result.report.apply.verification.maxAbsDiff.toExponential(2)}; speedup ${result.report.bench?.speedup[1]?.toFixed(2)}x (ideal ${result.report.idealSpeedup.toFixed(2)}x)`);
+      this.announce(result);
+      return result;
     } catch (e) {
-      reportFailure(e, this.log, 'apply');
-      return undefined;
+      return reportFailure(e, this.log, 'apply');
     } finally {
-      s.busy = undefined;
+      this.setBusy(s, undefined);
       this.sessions.changed(s);
     }
+  }
+
+  /** Accuracy on calibration-file examples not used for calibration; else agreement with the original on the calibration examples. */
+  private async evaluate(s: ModelSession, output: string, ep: ReturnType<typeof settings>['executionProvider'], signal: AbortSignal): Promise<{ evaluation?: EvalReport; heldOut: boolean }> {
+    const d = s.data;
+    if (!d?.data) return { heldOut: false };
+    try {
+      return { evaluation: await this.engine.evaluate(output, { data: { ...d, data: d.data, skip: d.samples ?? 32, samples: 500 }, reference: s.uri.fsPath, ep }, signal), heldOut: true };
+    } catch (e) {
+      if (e instanceof OptinError && e.code === 'cancelled') throw e;
+      this.log.info(`no held-out examples to evaluate on (${e instanceof Error ? e.message : String(e)}); measuring agreement on the calibration examples`);
+    }
+    try {
+      return { evaluation: await this.engine.evaluate(output, { data: { ...d, data: d.data }, reference: s.uri.fsPath, ep }, signal), heldOut: false };
+    } catch (e) {
+      if (e instanceof OptinError && e.code === 'cancelled') throw e;
+      this.log.warn(`could not evaluate ${output}: ${e instanceof Error ? e.message : String(e)}`);
+      return { heldOut: false };
+    }
+  }
+
+  private announce(r: ApplyResult): void {
+    const out = r.report.apply.output;
+    const parts = [`wrote ${path.basename(out)}`];
+    if (r.report.bench) parts.push(`${r.report.bench.speedup[1]!.toFixed(2)}x faster`);
+    const e = r.evaluation;
+    if (e?.accuracy !== undefined && e.reference?.accuracy !== undefined) parts.push(`accuracy ${pct(e.reference.accuracy, 1)} -> ${pct(e.accuracy, 1)}`);
+    else if (e?.reference) parts.push(`agrees with the original on ${pct(e.reference.agreement, 1)}`);
+    void vscode.window.showInformationMessage(`OPTIN: ${parts.join(', ')}.`, 'Reveal in Explorer', 'Open Summary').then((a) => {
+      if (a === 'Reveal in Explorer' && fs.existsSync(out)) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out));
+      if (a === 'Open Summary') void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(out), 'optin.modelSummary');
+    });
+    if (fs.existsSync(out)) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out)).then(undefined, () => undefined);
   }
 }

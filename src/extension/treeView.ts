@@ -1,3 +1,4 @@
+import { formatBudget } from '../shared/format';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ModelSession, Sessions } from './sessions';
@@ -29,7 +30,7 @@ export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Dis
     const s = n.s;
     if (n.kind === 'model') {
       const item = new vscode.TreeItem(path.basename(s.uri.fsPath), vscode.TreeItemCollapsibleState.Expanded);
-      item.description = s.plan ? `budget ${s.plan.budget}: ${s.plan.layers.reduce((a, l) => a + l.heads, 0)}/${s.plan.model.layers.reduce((a, g) => a + g.heads, 0)} heads kept` : 'scored';
+      item.description = s.plan ? `${formatBudget(s.plan.budget)}: ${s.plan.layers.reduce((a, l) => a + l.heads, 0)}/${s.plan.model.layers.reduce((a, g) => a + g.heads, 0)} heads kept` : 'scored';
       item.resourceUri = s.uri;
       item.contextValue = 'optinModel';
       return item;
@@ -47,7 +48,7 @@ export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Dis
     const kept = s.plan ? s.plan.keep.heads[n.layer]!.includes(n.head) : undefined;
     const item = new vscode.TreeItem(`head ${n.head}`, vscode.TreeItemCollapsibleState.None);
     item.description = `${score.toPrecision(3)} · rank ${rank}/${total}${kept === undefined ? '' : kept ? ' · kept' : ' · pruned'}`;
-    item.tooltip = `Layer ${n.layer}, head ${n.head}\nOPTIN importance ${score}\nrank ${rank} of ${total} heads${kept === undefined ? '' : `\n${kept ? 'kept' : 'pruned'} at budget ${s.plan!.budget}`}`;
+    item.tooltip = `Layer ${n.layer}, head ${n.head}\nOPTIN importance ${score}\nrank ${rank} of ${total} heads${kept === undefined ? '' : `\n${kept ? 'kept' : 'pruned'} (${formatBudget(s.plan!.budget)})`}`;
     item.iconPath = new vscode.ThemeIcon(kept === false ? 'circle-slash' : 'pass', new vscode.ThemeColor(kept === false ? 'errorForeground' : 'testing.iconPassed'));
     item.id = `${s.uri.fsPath}#${n.layer}#${n.head}`;
     item.command = { command: 'optin.revealHead', title: 'Reveal in heatmap', arguments: [s.uri.fsPath, n.layer, n.head] };

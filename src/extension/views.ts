@@ -1,6 +1,7 @@
 import type { PlanFile, ScoresFile } from '../engine/plan/schema';
 import type { PlanView } from '../shared/protocol';
 import { importanceRanks } from '../shared/ranks';
+import { planWarnings } from '../engine/plan/warnings';
 
 /** Parameters of the prunable projections (weights + biases) for kept heads/neurons per layer. */
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
@@ -19,6 +20,7 @@ export function planView(plan: PlanFile): PlanView {
       before: prunableParams(plan, plan.model.layers.map((g) => g.heads), plan.model.layers.map((g) => g.ffn)),
       after: prunableParams(plan, plan.layers.map((l) => l.heads), plan.layers.map((l) => l.neurons)),
     },
+    warnings: planWarnings(plan),
   };
 }
 

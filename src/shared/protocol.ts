@@ -44,33 +44,54 @@ export interface PlanView {
   macs: { seqLen: number; baseline: number; kept: number };
   /** Parameters of the prunable projections before and after. */
   parameters: { before: number; after: number };
+  /** Layers the plan removes most of, in words (empty when none). */
+  warnings: string[];
+}
+
+/** Where the scores came from: the data, how many examples, the mode and the provider. */
+export interface DataInfo {
+  source: string;
+  examples: number;
+  mode: string;
+  provider: string;
+  seconds: number;
 }
 
 /** Outcome of Apply: where the pruned model went and the evidence that it is right and faster. */
 export interface AppliedView {
   output: string;
+  /** The plan's budget this model was written for (results are cleared when the plan moves). */
+  budget: number;
   maxAbsDiff: number;
   tolerance: number;
   speedup?: number;
   idealSpeedup: number;
   fileBytes: { before: number; after: number };
   tuned: boolean;
+  /** Accuracy before and after on labelled examples that were not used for calibration. */
+  accuracy?: { before: number; after: number; examples: number; source: string };
+  /** How often the pruned model predicts what the original predicts (on the same examples). */
+  agreement?: { rate: number; examples: number; source: string };
 }
+
+/**
+ * The panel's state machine: analysing -> idle -> scoring -> scored -> applying -> applied, with
+ * cancelled / failed leading back to a "Score again" and refused (the model cannot be pruned) final.
+ */
+export type PanelPhase = 'analysing' | 'refused' | 'idle' | 'scoring' | 'scored' | 'applying' | 'applied' | 'cancelled' | 'failed';
 
 /** Extension -> webview. */
 export type HostMessage =
   /** The model was analysed; render its summary. */
   | { type: 'summary'; summary: ModelSummary }
-  /** Work in progress (loading, analysing, applying). */
-  | { type: 'status'; text: string }
-  /** The engine refused the model or failed; `message` is the user-facing reason. */
-  | { type: 'error'; message: string }
+  /** The panel moved to another phase; `message` says why (refused, failed, cancelled) or what runs. */
+  | { type: 'phase'; phase: PanelPhase; message?: string }
   /** Scoring progress: elements done of total, seconds left when known. */
   | { type: 'progress'; done: number; total: number; eta?: number }
   /** One layer finished scoring: fill its heatmap rows now. */
   | { type: 'layerScores'; layer: number; heads: number[]; neurons: number[] }
-  /** Every score is known (from a run or a saved scores file). */
-  | { type: 'scores'; scores: ScoreGrid; warning?: string }
+  /** Every score is known (from a run or a saved scores file), and the data they came from. */
+  | { type: 'scores'; scores: ScoreGrid; data: DataInfo; warning?: string }
   /** The plan at the current budget. */
   | { type: 'plan'; plan: PlanView }
   /** Apply finished: the pruned model was written and verified. */
@@ -84,7 +105,7 @@ export type WebviewMessage =
   | { type: 'ready' }
   /** The user asked to see the OPTIN output channel. */
   | { type: 'showLog' }
-  /** Start scoring (the "Score" button). */
+  /** Start scoring (the "Score" / "Score again" button). */
   | { type: 'score' }
   /** Re-plan at this budget (slider or preset); answered by a `plan` message. */
   | { type: 'setBudget'; budget: number }
@@ -93,5 +114,7 @@ export type WebviewMessage =
   /** Save the plan as JSON / the scores as CSV. */
   | { type: 'exportPlan' }
   | { type: 'exportScores' }
+  /** Reveal the written model in the explorer. */
+  | { type: 'reveal' }
   /** Stop the running job. */
   | { type: 'cancel' };

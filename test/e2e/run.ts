@@ -29,7 +29,11 @@ function makeWorkspace(): string {
   return ws;
 }
 
-/** The bundled sample (the SST-2 BERT with its tokenizer) and a few training sentences, configured as calibration data. */
+/**
+ * The bundled samples as a user has them: the SST-2 BERT with its tokenizer and a few training
+ * sentences, and the digits ViT with its preprocessor config and an image folder of digits. No
+ * calibration setting: the quick pick offers the data that fits each model.
+ */
 function makeSampleWorkspace(): string {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-sample-'));
   const src = path.join(FIX, 'bert-sst2');
@@ -37,8 +41,15 @@ function makeSampleWorkspace(): string {
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(src, f), path.join(ws, f));
   const train = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'data', 'sst2', 'train.tsv'), 'utf8').split('\n').slice(0, 33).join('\n') + '\n';
   fs.writeFileSync(path.join(ws, 'sst2-train.tsv'), train);
+  fs.copyFileSync(path.join(FIX, 'vit-digits', 'model-opset17.onnx'), path.join(ws, 'vit-digits.onnx'));
+  fs.copyFileSync(path.join(FIX, 'vit-digits', 'preprocessor_config.json'), path.join(ws, 'preprocessor_config.json'));
+  const digits = path.join(ROOT, 'test', 'fixtures', 'data', 'digits', 'train');
+  for (const c of fs.readdirSync(digits)) {
+    fs.mkdirSync(path.join(ws, 'digits-train', c), { recursive: true });
+    for (const f of fs.readdirSync(path.join(digits, c)).sort().slice(0, 4)) fs.copyFileSync(path.join(digits, c, f), path.join(ws, 'digits-train', c, f));
+  }
   fs.mkdirSync(path.join(ws, '.vscode'));
-  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.data': 'sst2-train.tsv', 'optin.calibration.samples': 8, 'optin.executionProvider': 'cpu' }, null, 1));
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.samples': 8, 'optin.executionProvider': 'cpu' }, null, 1));
   return ws;
 }
 

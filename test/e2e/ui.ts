@@ -27,9 +27,10 @@ export function t(ms: number): number {
   return Math.round(ms * (Number.isFinite(f) && f > 0 ? f : 1));
 }
 
-/** Close any open context menu or quick input and wait until nothing blocks the pointer. */
-export async function closeMenus(page: Page): Promise<void> {
-  const blockers = [page.locator('.context-view .monaco-menu'), page.locator('.context-view-block'), page.locator('.quick-input-widget')];
+/** Close any open context menu (and quick input, unless told not to) and wait until nothing blocks the pointer. */
+export async function closeMenus(page: Page, opts: { quickInput?: boolean } = {}): Promise<void> {
+  const blockers = [page.locator('.context-view .monaco-menu'), page.locator('.context-view-block')];
+  if (opts.quickInput !== false) blockers.push(page.locator('.quick-input-widget'));
   const anyOpen = async (): Promise<boolean> => (await Promise.all(blockers.map((b) => b.first().isVisible()))).some(Boolean);
   const closed = (ms: number): Promise<unknown> => Promise.all(blockers.map((b) => b.first().waitFor({ state: 'hidden', timeout: ms }).catch(() => undefined)));
   for (let i = 0; i < 5 && (await anyOpen()); i++) {
@@ -69,7 +70,7 @@ export async function explorerContextMenu(page: Page, fileName: string, entry: s
     await page.waitForTimeout(1000);
   }
   await item.click();
-  await closeMenus(page);
+  await closeMenus(page, { quickInput: false });
 }
 
 /** Labels of the explorer context menu for a file (the menu is closed again). */

@@ -8,20 +8,38 @@ export interface UiTest {
   run(page: Page): Promise<void>;
 }
 
-/** A model of a test workspace and what its panel must show. */
-interface Sample { file: string; layers: number; heads: number; hidden: number }
-const TINY: Sample = { file: 'bert-tiny.onnx', layers: 2, heads: 4, hidden: 32 };
-const SST2: Sample = { file: 'bert-sst2.onnx', layers: 4, heads: 8, hidden: 256 };
+/** A model of a test workspace, what its panel must show and (when asked) the calibration quick pick. */
+interface Sample {
+  file: string; layers: number; heads: number; hidden: number; norm: 'pre' | 'post';
+  /** The quick pick must preselect `first` and must not list `absent`. */
+  pick?: { first: string; absent: string[] };
+}
+const TINY: Sample = { file: 'bert-tiny.onnx', layers: 2, heads: 4, hidden: 32, norm: 'post' };
+const SST2: Sample = { file: 'bert-sst2.onnx', layers: 4, heads: 8, hidden: 256, norm: 'post', pick: { first: 'sst2-train.tsv', absent: ['digits-train', 'digits-train/0'] } };
+const VIT: Sample = { file: 'vit-digits.onnx', layers: 4, heads: 4, hidden: 64, norm: 'pre', pick: { first: 'digits-train', absent: ['sst2-train.tsv', 'digits-train/0'] } };
+
+/** Answer the calibration quick pick: check what it offers, accept the preselected entry. */
+async function acceptCalibration(page: Page, pick: NonNullable<Sample['pick']>): Promise<void> {
+  const rows = page.locator('.quick-input-list .monaco-list-row');
+  await rows.first().waitFor({ timeout: t(60_000) });
+  const labels = (await rows.locator('.label-name').allInnerTexts()).map((s) => s.trim());
+  assert.equal(labels[0], pick.first, `preselected: ${labels.join(' | ')}`);
+  for (const a of pick.absent) assert.ok(!labels.includes(a), `${a} must not be offered: ${labels.join(' | ')}`);
+  await screenshot(page, `calibration-pick-${pick.first.replace(/[^a-z0-9]+/gi, '-')}`);
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: t(10_000) });
+}
 
 /** Right-click a model, watch the heatmap fill, pick the 50% preset, Apply, see the new file. */
 async function pruneAndApply(page: Page, shot: string, m: Sample = TINY): Promise<void> {
   await explorerContextMenu(page, m.file, 'Prune with OPTIN');
+  if (m.pick) await acceptCalibration(page, m.pick);
   await page.locator('.tab', { hasText: `OPTIN: ${m.file}` }).waitFor({ timeout: t(30_000) });
   const view = webview(page);
   await view.locator('h1', { hasText: m.file }).waitFor({ timeout: t(60_000) });
   const rows = view.locator('#layers vscode-data-grid-row:not([row-type="header"])');
   assert.equal(await rows.count(), m.layers);
-  assert.match(await view.locator('.meta').innerText(), new RegExp(`post-LN · hidden ${m.hidden} · ${m.layers} layers`));
+  assert.match(await view.locator('.meta').innerText(), new RegExp(`${m.norm}-LN · hidden ${m.hidden} · ${m.layers} layers`));
   await view.locator('#plan').waitFor({ timeout: t(240_000) });
   assert.equal(await view.locator('#head-heatmap .hm-grid .cell').count(), m.layers * m.heads, 'one cell per layer x head');
   assert.ok(await view.locator('#neuron-heatmap .cell').count() > 0);
@@ -97,7 +115,14 @@ export const devTests: UiTest[] = [
 /** Smoke test against the installed VSIX (no development folder). */
 export const vsixTests: UiTest[] = [
   {
-    name: 'installed VSIX: right-click the bundled SST-2 BERT > Prune with OPTIN on its sentences, heatmap, preset, Apply writes a verified faster model',
+    name: 'installed VSIX: right-click the bundled SST-2 BERT > the quick pick offers only text data > its sentences, heatmap, preset, Apply writes a verified faster model',
     run: (page) => pruneAndApply(page, 'vsix', SST2),
+  },
+  {
+    name: 'installed VSIX: right-click the digits ViT > the quick pick offers its image folder (sharp inside the VSIX) > heatmap, preset, Apply writes a verified model',
+    run: async (page) => {
+      await runCommand(page, 'View: Close All Editors');
+      await pruneAndApply(page, 'vsix-vit', VIT);
+    },
   },
 ];

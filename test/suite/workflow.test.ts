@@ -13,7 +13,7 @@ describe('OPTIN workflow in a real VS Code (synthetic calibration from the works
   this.timeout(240_000);
   const model = workspaceModel('bert-tiny.onnx');
 
-  it('palette preset "Prune: 40% FLOP reduction" scores the model and plans at budget 0.6', async () => {
+  it('palette preset "Prune: keep 60% of MACs" scores the model and plans at budget 0.6', async () => {
     await vscode.extensions.getExtension(OPTIN_ID)!.activate();
     await vscode.commands.executeCommand('optin.prune40', model);
     const s = await waitFor(() => api().sessions.find(model.fsPath)?.plan, 120_000, 'a plan');
@@ -74,9 +74,9 @@ describe('OPTIN workflow in a real VS Code (synthetic calibration from the works
     const firstNumber = text.slice(at).search(/[-0-9]/) + at;
     const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', plan, doc.positionAt(firstNumber + 1));
     const md = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : (c as vscode.MarkdownString).value))).join('\n');
-    assert.match(md, /OPTIN\*\* layer 0, head 0: importance [0-9.e+-]+, rank \d+ of 8 heads, \*\*(kept|pruned)\*\* at budget 0\.6/);
+    assert.match(md, /OPTIN\*\* layer 0, head 0: importance [0-9.e+-]+, rank \d+ of 8 heads, \*\*(kept|pruned)\*\* \(keep 60% of MACs\)/);
     const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', plan);
-    assert.ok(lenses.some((l) => /^OPTIN: keeps \d+\/8 heads, \d+\/\d+ neurons, [0-9.]+% of MACs \(budget 0\.6\)$/.test(l.command?.title ?? '')), lenses.map((l) => l.command?.title).join(' | '));
+    assert.ok(lenses.some((l) => /^OPTIN: keeps \d+\/8 heads, \d+\/\d+ neurons, [0-9.]+% of MACs \(plan: keep 60% of MACs\)$/.test(l.command?.title ?? '')), lenses.map((l) => l.command?.title).join(' | '));
   });
 
   it('opens .onnx files in the read-only "OPTIN Model Summary" editor on request', async () => {
@@ -95,20 +95,53 @@ describe('OPTIN workflow in a real VS Code (synthetic calibration from the works
 });
 
 describe('calibration data choices beside a model', () => {
-  it('offers the data files and folders next to the model, not licences or readmes', async () => {
-    const { candidates } = await import('../../src/extension/dataPick');
+  const make = (): string => {
     const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'optin-pick-'));
+    for (const f of ['model.onnx', 'dev.tsv', 'extra.jsonl', 'LICENSE.txt', 'README.txt', 'weights.bin']) fs.writeFileSync(path.join(dir, f), 'x');
+    fs.writeFileSync(path.join(dir, 'sst2-train.tsv'), 'sentence\tlabel\nok\t1\n');
+    for (const c of ['0', '1']) {
+      fs.mkdirSync(path.join(dir, 'digits-train', c), { recursive: true });
+      for (const i of [0, 1, 2]) fs.writeFileSync(path.join(dir, 'digits-train', c, `${i}.png`), 'x');
+    }
+    fs.mkdirSync(path.join(dir, 'flat-images'));
+    fs.writeFileSync(path.join(dir, 'flat-images', 'a.jpg'), 'x');
+    fs.mkdirSync(path.join(dir, 'data'));
+    fs.writeFileSync(path.join(dir, 'data', 'more.csv'), 'text,label\nhi,0\n');
+    fs.mkdirSync(path.join(dir, '.git'));
+    return dir;
+  };
+
+  it('a text model is offered text files only, training data first, and told which folders were left out', async () => {
+    const { candidates } = await import('../../src/extension/dataPick');
+    const dir = make();
     try {
-      for (const f of ['model.onnx', 'train.tsv', 'extra.jsonl', 'LICENSE.txt', 'README.txt', 'weights.bin']) fs.writeFileSync(path.join(dir, f), 'x');
-      fs.mkdirSync(path.join(dir, 'images'));
-      fs.mkdirSync(path.join(dir, '.git'));
-      const got = candidates(path.join(dir, 'model.onnx')).map((p) => path.relative(dir, p)).sort();
-      assert.deepEqual(got, ['extra.jsonl', 'images', 'train.tsv']);
+      const c = candidates(path.join(dir, 'model.onnx'), 'text');
+      const got = c.fits.map((f) => path.relative(dir, f.path));
+      assert.equal(got[0], 'sst2-train.tsv', `best first: ${got.join(', ')}`);
+      assert.deepEqual([...got].sort(), ['data/more.csv', 'dev.tsv', 'extra.jsonl', 'sst2-train.tsv']);
+      assert.deepEqual([...c.skipped].sort(), ['digits-train/', 'flat-images/']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
+  it('a vision model is offered image folders (not their class subfolders) and feeds, the training folder first', async () => {
+    const { candidates } = await import('../../src/extension/dataPick');
+    const dir = make();
+    try {
+      const c = candidates(path.join(dir, 'model.onnx'), 'vision');
+      const got = c.fits.map((f) => path.relative(dir, f.path));
+      assert.equal(got[0], 'digits-train');
+      assert.deepEqual([...got].sort(), ['digits-train', 'extra.jsonl', 'flat-images']);
+      assert.match(c.fits[0]!.what, /image folder, 6 images/);
+      assert.deepEqual([...c.skipped].sort(), ['data/more.csv', 'dev.tsv', 'sst2-train.tsv']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('several models at once', () => {
   it('two models scored at once (two panels) both finish with their own plans', async function () {
     this.timeout(400_000);
     const a = workspaceModel('bert-toy.onnx');

@@ -149,7 +149,7 @@ describe('physical pruning', function () {
       const data = path.join(FIXTURES, 'data', 'sst2', 'test.tsv');
       const r = await evaluate(out, { data: { data, samples: 40, tokenizer: path.dirname(m.path) }, reference: m.path });
       assert.equal(r.examples, 40);
-      assert.ok(r.accuracy >= 0 && r.accuracy <= 1 && r.reference!.accuracy > 0.5);
+      assert.ok(r.accuracy! >= 0 && r.accuracy! <= 1 && r.reference!.accuracy! > 0.5);
       const b = await benchModels([m.path, out], { runs: 2, warmup: 0, batch: 2, seqLen: 8 });
       assert.equal(b.models.length, 2);
       assert.equal(b.runs, 2);

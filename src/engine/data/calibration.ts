@@ -41,6 +41,10 @@ export interface DataOptions {
   /** Preprocessor config for images (default: preprocessor_config.json next to the model). */
   preprocessor?: string;
   seed?: number;
+  /** Examples to pass over first (evaluation on data not used for calibration: skip = calibration samples). */
+  skip?: number;
+  /** 'chosen' when the user picked synthetic data on purpose (changes the warning's wording). */
+  synthetic?: 'chosen';
 }
 
 /** Default number of calibration examples. */
@@ -116,14 +120,14 @@ export async function loadCalibration(modelPath: string, st: ModelStructure, opt
   const ext = path.extname(opts.data).toLowerCase();
   if (st.modality === 'vision') {
     if (ext === '.jsonl') return readFeeds(opts.data, st, samples);
-    return readImages(opts.data, st, samples, opts.preprocessor ?? path.join(path.dirname(modelPath), 'preprocessor_config.json'));
+    return readImages(opts.data, st, samples, opts.preprocessor ?? path.join(path.dirname(modelPath), 'preprocessor_config.json'), opts.skip ?? 0);
   }
   if (st.modality !== 'text') return readFeeds(opts.data, st, samples);
   if (ext === '.jsonl') {
     const first = readTextExamplesOrUndefined(opts.data);
     if (!first) return readFeeds(opts.data, st, samples);
   }
-  const examples = readTextExamples(opts.data, samples);
+  const examples = readTextExamples(opts.data, samples, opts.skip ?? 0);
   const tok = loadTokenizer(opts.tokenizer ?? path.dirname(modelPath));
   const maxLen = textMaxLength(st, tok, opts);
   const fixed = st.inputs.find((i) => i.role === 'input_ids')?.shape[1];
@@ -148,7 +152,7 @@ function readTextExamplesOrUndefined(file: string): TextExample[] | undefined {
 
 function synthetic(st: ModelStructure, samples: number, opts: DataOptions): CalibrationBatch {
   const rnd = mulberry32(opts.seed ?? 1234);
-  const warning = 'no calibration data given: scoring on a synthetic batch (random tokens / noise images); the scores are much less meaningful than on real data';
+  const warning = `${opts.synthetic === 'chosen' ? 'synthetic calibration data chosen' : 'no calibration data given'}: scoring on a synthetic batch (random tokens / noise images); the scores are much less meaningful than on real data`;
   if (st.modality === 'text') {
     const fixed = st.inputs.find((i) => i.role === 'input_ids')?.shape[1];
     const len = typeof fixed === 'number' && fixed > 0 ? fixed : Math.min(32, st.maxPositions ?? 32);

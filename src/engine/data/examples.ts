@@ -49,10 +49,11 @@ function fromRecord(rec: Record<string, unknown>, where: string, file: string): 
 /**
  * Read text examples from .tsv/.csv (header with sentence|text, optional sentence2|text_pair,
  * optional label), .jsonl (same keys) or .txt (one example per line).
- * @param limit keep only the first `limit` examples
+ * @param limit keep only the first `limit` examples (after `skip`)
+ * @param skip pass over this many examples first
  * @throws OptinError('data') naming the file and line for every problem
  */
-export function readTextExamples(file: string, limit?: number): TextExample[] {
+export function readTextExamples(file: string, limit?: number, skip = 0): TextExample[] {
   let raw: string;
   try {
     raw = fs.readFileSync(file, 'utf8');
@@ -62,7 +63,7 @@ export function readTextExamples(file: string, limit?: number): TextExample[] {
   const ext = path.extname(file).toLowerCase();
   const lines = raw.split(/\r?\n/).filter((l) => l.trim() !== '');
   const out: TextExample[] = [];
-  const max = limit ?? Infinity;
+  const max = (limit ?? Infinity) + skip;
   if (ext === '.txt') {
     for (const l of lines) { if (out.length >= max) break; out.push({ text: l }); }
   } else if (ext === '.jsonl') {
@@ -88,6 +89,6 @@ export function readTextExamples(file: string, limit?: number): TextExample[] {
   } else {
     throw new OptinError('data', `${file}: unsupported calibration file type "${ext}"; use .tsv, .csv, .jsonl or .txt`);
   }
-  if (out.length === 0) throw new OptinError('data', `${file} holds no examples`);
-  return out;
+  if (out.length <= skip) throw new OptinError('data', skip ? `${file} holds no examples beyond the first ${skip}` : `${file} holds no examples`);
+  return out.slice(skip);
 }

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { OptinError } from '../errors';
 import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from './calibration';
+import { IMAGE_EXT } from './kinds';
 
 /** Image preprocessing from a Hugging Face preprocessor_config.json. */
 export interface Preprocessor {
@@ -13,7 +14,6 @@ export interface Preprocessor {
   std: number[];
 }
 
-const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff']);
 
 /** Read preprocessor_config.json (or defaults from the graph's input size). */
 export function readPreprocessor(file: string, st: ModelStructure): Preprocessor {
@@ -78,14 +78,17 @@ function roundRobin<T extends { label?: number }>(items: T[]): T[] {
  * Decode, resize and normalise images into pixel_values [N, C, H, W] with the graph's channel count.
  * @throws OptinError('data') for unreadable images or a folder without images
  */
-export async function readImages(dir: string, st: ModelStructure, samples: number, preprocessorFile: string): Promise<CalibrationBatch> {
+export async function readImages(dir: string, st: ModelStructure, samples: number, preprocessorFile: string, skip = 0): Promise<CalibrationBatch> {
   const px = st.inputs.find((i) => i.role === 'pixel_values');
   if (!px) throw new OptinError('data', 'the model has no image input');
   const channels = typeof px.shape[1] === 'number' ? px.shape[1] : 3;
   if (channels !== 1 && channels !== 3) throw new OptinError('data', `input "${px.name}" expects ${channels} channels; only 1 (grayscale) or 3 (RGB) are supported`);
   const pre = readPreprocessor(preprocessorFile, st);
-  const files = roundRobin(listImages(dir)).slice(0, samples);
-  const { default: sharp } = await import('sharp');
+  const all = roundRobin(listImages(dir));
+  if (all.length <= skip) throw new OptinError('data', `${dir} holds no images beyond the first ${skip}`);
+  const files = all.slice(skip, skip + samples);
+  // require, not import(): the CommonJS entry is the one every VSIX ships (scripts/package.mjs).
+  const sharp = require('sharp') as typeof import('sharp')['default'];
   const N = files.length;
   const plane = pre.width * pre.height;
   const data = new Float32Array(N * channels * plane);

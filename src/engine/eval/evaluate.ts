@@ -14,8 +14,9 @@ export interface EvalReport {
   model: string;
   data: string;
   examples: number;
-  accuracy: number;
-  reference?: { model: string; accuracy: number; agreement: number };
+  /** Undefined when the data has no labels (then only the agreement with the reference is known). */
+  accuracy?: number;
+  reference?: { model: string; accuracy?: number; agreement: number };
   seconds: number;
 }
 
@@ -61,23 +62,24 @@ export async function predict(model: OnnxModel, st: ModelStructure, batch: Calib
 /**
  * Accuracy of `modelPath` on labelled data (text .tsv/.csv/.jsonl with a label column, or an
  * ImageFolder), and, with a reference model, the reference's accuracy and how often the two agree.
- * @throws OptinError('data') when the data has no labels
+ * Unlabelled data is accepted with a reference: only the agreement is reported.
+ * @throws OptinError('data') when the data has no labels and there is no reference
  */
 export async function evaluate(modelPath: string, opts: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
   const model = loadModel(modelPath);
   const st = describeInterface(model);
   const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...opts.data });
-  if (!batch.labels) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
+  if (!batch.labels && !opts.reference) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
   const labels = batch.labels;
   const size = opts.batchSize ?? 64;
   const pred = await predict(model, st, batch, size, opts.ep, opts.signal);
-  const acc = (p: number[]): number => p.reduce((a, x, i) => a + (x === labels[i] ? 1 : 0), 0) / p.length;
-  const report: EvalReport = { model: model.path, data: opts.data.data, examples: pred.length, accuracy: acc(pred), seconds: 0 };
+  const acc = (p: number[]): number | undefined => (labels ? p.reduce((a, x, i) => a + (x === labels[i] ? 1 : 0), 0) / p.length : undefined);
+  const report: EvalReport = { model: model.path, data: opts.data.data, examples: pred.length, ...(labels ? { accuracy: acc(pred)! } : {}), seconds: 0 };
   if (opts.reference) {
     const refModel = loadModel(opts.reference);
     const ref = await predict(refModel, describeInterface(refModel), batch, size, opts.ep, opts.signal);
-    report.reference = { model: opts.reference, accuracy: acc(ref), agreement: ref.reduce((a, x, i) => a + (x === pred[i] ? 1 : 0), 0) / ref.length };
+    report.reference = { model: opts.reference, ...(labels ? { accuracy: acc(ref)! } : {}), agreement: ref.reduce((a, x, i) => a + (x === pred[i] ? 1 : 0), 0) / ref.length };
   }
   report.seconds = (performance.now() - t0) / 1000;
   return report;

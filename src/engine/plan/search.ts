@@ -19,7 +19,7 @@ export interface SearchResult {
  * @throws OptinError('usage') for a budget outside (0, 1] or a budget that fits not even one head
  */
 export function searchMasks(layers: LayerGeometry[], hidden: number, seqLen: number, heads: number[][], neurons: number[][], budget: number): SearchResult {
-  if (!(budget > 0 && budget <= 1)) throw new OptinError('usage', `budget ${budget} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = 40% fewer)`);
+  if (!(budget > 0 && budget <= 1)) throw new OptinError('usage', `budget ${budget} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = keep 60% of MACs)`);
   const hm = layers.map((g) => headMacs(seqLen, hidden, g.headSize, g.vHeadSize));
   const nm = neuronMacs(seqLen, hidden);
   const baseline = layers.reduce((a, g, l) => a + g.heads * hm[l]! + g.ffn * nm, 0);

@@ -1,0 +1,169 @@
+import type { AppliedView, DataInfo, ModelSummary, WebviewMessage } from '../src/shared/protocol';
+import { formatBudget, formatEta, pct } from '../src/shared/format';
+import { importanceRanks } from '../src/shared/ranks';
+import { button, el, fmt, grid, spinner } from './components';
+import { Heatmap } from './heatmap';
+import { PlanSection } from './planSection';
+import type { State } from './state';
+
+const BINS = 64;
+const bins = (width: number): number => Math.min(width, BINS);
+function binRange(width: number, b: number): [number, number] {
+  const n = bins(width);
+  return [Math.floor((b * width) / n), Math.floor(((b + 1) * width) / n)];
+}
+
+function dataLine(d: DataInfo): string {
+  return `Scores from ${d.examples} examples of ${d.source} (${d.mode} mode on ${d.provider}, ${d.seconds.toFixed(0)} s).`;
+}
+
+function appliedText(a: AppliedView): HTMLElement[] {
+  const lines = [
+    `Wrote ${a.output} (${formatBudget(a.budget)}; ${fmt(a.fileBytes.before)}B → ${fmt(a.fileBytes.after)}B${a.tuned ? '; mask-tuned' : ''}).`,
+    `Verified: outputs match the masked original within ${a.maxAbsDiff.toExponential(2)} (tolerance ${a.tolerance.toExponential(2)}).`,
+  ];
+  if (a.speedup !== undefined) lines.push(`Speed: measured ${a.speedup.toFixed(2)}× faster (ideal ${a.idealSpeedup.toFixed(2)}× from MACs).`);
+  if (a.accuracy) lines.push(`Accuracy: ${pct(a.accuracy.before)} → ${pct(a.accuracy.after)} on ${a.accuracy.examples} held-out examples of ${a.accuracy.source} (not used for calibration).`);
+  if (a.agreement) lines.push(`Agreement with the original: ${pct(a.agreement.rate)} of ${a.agreement.examples} examples of ${a.agreement.source}.`);
+  return lines.map((l, i) => el('p', { class: i === 0 ? 'ok' : '' }, i === 0 ? `✓ ${l}` : l));
+}
+
+/** The whole panel: a skeleton built once per model, updated in place from {@link State}. */
+export class PanelView {
+  private summary?: ModelSummary;
+  private header = el('header', {});
+  private phaseBox = el('div', { id: 'phase', class: 'row' });
+  private phaseKey = '';
+  private progressText?: HTMLElement;
+  private notice = el('div', { id: 'notice' });
+  private plan?: PlanSection;
+  private planBox = el('div', {});
+  private applied = el('div', { id: 'applied', role: 'status' });
+  private heads?: Heatmap;
+  private neurons?: Heatmap;
+  private maps = el('div', {});
+
+  constructor(private readonly app: HTMLElement, private readonly post: (m: WebviewMessage) => void, private readonly summaryOnly: boolean) {
+    app.replaceChildren(this.header, this.phaseBox, this.notice, this.planBox, this.applied, this.maps);
+  }
+
+  /** Bring the DOM up to date with `s`. */
+  render(s: State): void {
+    if (s.summary !== this.summary) this.build(s.summary);
+    this.renderPhase(s);
+    if (this.summaryOnly || !s.summary) return;
+    this.notice.replaceChildren(...(s.warning ? [el('p', { class: 'warning' }, `⚠ ${s.warning}`)] : []));
+    if (s.plan && !this.plan) {
+      this.plan = new PlanSection(s.summary, this.post);
+      this.planBox.replaceChildren(this.plan.root);
+    }
+    if (!s.plan && this.plan) {
+      this.plan = undefined;
+      this.planBox.replaceChildren();
+    }
+    if (s.plan) this.plan!.update(s.plan, s.phase === 'scoring' || s.phase === 'applying');
+    this.applied.replaceChildren(...(s.applied ? appliedText(s.applied) : []));
+    this.renderMaps(s);
+  }
+
+  /** Outline one head (tree view / hover "reveal"). */
+  reveal(layer: number, head: number): void {
+    document.querySelectorAll('.cell.revealed').forEach((c) => c.classList.remove('revealed'));
+    const cell = this.heads?.cell(layer, head);
+    cell?.classList.add('revealed');
+    cell?.scrollIntoView({ block: 'center' });
+  }
+
+  private build(summary?: ModelSummary): void {
+    this.summary = summary;
+    this.plan = undefined;
+    this.planBox.replaceChildren();
+    if (!summary) {
+      this.header.replaceChildren();
+      this.maps.replaceChildren();
+      return;
+    }
+    this.header.replaceChildren(
+      el('h1', {}, summary.fileName),
+      el('p', { class: 'meta' }, `${summary.architecture} · ${summary.modality} · ${summary.norm}-LN · hidden ${summary.hidden} · ${summary.layers.length} layers · ${fmt(summary.parameters)} parameters · ${fmt(summary.totalMacs)} MACs at sequence length ${summary.seqLen}`),
+      grid(['Layer', 'Heads × size', 'QKV', 'FFN width', 'Activation', 'MACs'], summary.layers.map((l, i) => [String(i), `${l.heads} × ${l.headSize}`, l.qkv, String(l.ffn), l.activation ?? '-', fmt(l.macs)]), 'layers'));
+    if (this.summaryOnly) return;
+    this.heads = new Heatmap('head-heatmap', 'Head importance (layers × heads)', summary.layers.map((l) => l.heads));
+    this.neurons = new Heatmap('neuron-heatmap', `FFN neuron importance (layers × up to ${BINS} bins of neurons)`, summary.layers.map((l) => bins(l.ffn)));
+    this.maps.replaceChildren(this.heads.root, this.neurons.root);
+  }
+
+  private renderPhase(s: State): void {
+    const key = `${s.phase}|${s.message ?? ''}|${s.data?.source ?? ''}|${!!s.summary}`;
+    if (key !== this.phaseKey) {
+      this.phaseKey = key;
+      const focused = (document.activeElement as HTMLElement | null)?.id;
+      this.phaseBox.replaceChildren(...this.phaseContent(s));
+      const again = focused ? document.getElementById(focused) : null;
+      if (again && this.phaseBox.contains(again)) again.focus();
+      else if (focused && !document.getElementById(focused)) this.phaseBox.querySelector<HTMLElement>('vscode-button')?.focus();
+    }
+    if (this.progressText) {
+      const p = s.progress;
+      this.progressText.textContent = p ? `Scoring: ${p.done} of ${p.total} elements${p.eta !== undefined ? `, ${formatEta(p.eta)}` : ''}` : 'Scoring: starting...';
+    }
+  }
+
+  private phaseContent(s: State): HTMLElement[] {
+    this.progressText = undefined;
+    const score = (label: string): HTMLElement => button('score', label, () => this.post({ type: 'score' }), s.phase === 'idle' ? 'primary' : 'secondary');
+    const log = (): HTMLElement => button('show-log', 'Show Log', () => this.post({ type: 'showLog' }), 'secondary');
+    const data = s.data ? [el('span', { class: 'meta', id: 'data-line' }, dataLine(s.data))] : [];
+    if (this.summaryOnly) return s.summary ? [button('prune', 'Prune with OPTIN', () => this.post({ type: 'score' }))] : [el('span', { id: 'status' }, s.message ?? 'Loading...')];
+    switch (s.phase) {
+      case 'analysing': return [spinner(), el('span', { id: 'status' }, s.message ?? 'Analysing the model...')];
+      case 'refused': return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'This model cannot be pruned.'), log()];
+      case 'idle': return [score('Score heads and neurons')];
+      case 'scoring':
+        this.progressText = el('span', { id: 'progress-text', 'aria-live': 'polite' });
+        return [spinner(), this.progressText, button('cancel', 'Cancel', () => this.post({ type: 'cancel' }), 'secondary')];
+      case 'applying': return [spinner(), el('span', { id: 'status' }, s.message ?? 'Writing, verifying and timing the pruned model...')];
+      case 'cancelled': return [el('span', { id: 'status' }, s.message ?? 'Scoring cancelled; nothing was written.'), ...data, score('Score again')];
+      case 'failed': return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'Failed.'), ...data, score('Score again'), log()];
+      case 'scored':
+      case 'applied': return [...data, score('Score again')];
+    }
+  }
+
+  private renderMaps(s: State): void {
+    const summary = s.summary!;
+    if (!this.heads || !this.neurons) return;
+    const headRanks = importanceRanks(s.heads);
+    const totalHeads = summary.layers.reduce((a, l) => a + l.heads, 0);
+    const plan = s.plan;
+    this.heads.update({
+      values: s.heads, ...(s.anchor ? { anchor: s.anchor.heads } : {}),
+      tooltip: (l, h) => {
+        const v = s.heads[l]?.[h];
+        if (v === undefined) return `layer ${l}, head ${h}: not scored yet`;
+        const fate = plan ? (plan.keepHeads[l]!.includes(h) ? ', kept' : ', pruned') : '';
+        return `layer ${l}, head ${h}: importance ${v.toPrecision(4)}, rank ${headRanks[l]![h]} of ${totalHeads}${fate}`;
+      },
+      pruned: (l, h) => !!plan && !plan.keepHeads[l]!.includes(h),
+    });
+    const binned = s.neurons.map((row, l) => row && Array.from({ length: bins(summary.layers[l]!.ffn) }, (_, b) => {
+      const [a, z] = binRange(summary.layers[l]!.ffn, b);
+      return row.slice(a, z).reduce((x, y) => x + y, 0) / (z - a);
+    }));
+    const keptIn = (l: number, b: number): number => {
+      if (!plan) return 1;
+      const [a, z] = binRange(summary.layers[l]!.ffn, b);
+      return plan.keepNeurons[l]!.filter((j) => j >= a && j < z).length / (z - a);
+    };
+    this.neurons.update({
+      values: binned, ...(s.anchor ? { anchor: s.anchor.neurons } : {}),
+      tooltip: (l, b) => {
+        const [a, z] = binRange(summary.layers[l]!.ffn, b);
+        const v = binned[l]?.[b];
+        if (v === undefined) return `layer ${l}, neurons ${a}–${z - 1}: not scored yet`;
+        return `layer ${l}, neurons ${a}–${z - 1}: mean importance ${v.toPrecision(4)}${plan ? `, ${Math.round(keptIn(l, b) * (z - a))} of ${z - a} kept` : ''}`;
+      },
+      pruned: (l, b) => keptIn(l, b) < 0.5,
+    });
+  }
+}
