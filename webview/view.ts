@@ -49,7 +49,7 @@ export class PanelView {
 
   /** Bring the DOM up to date with `s`. */
   render(s: State): void {
-    if (s.summary !== this.summary) this.build(s.summary);
+    if (s.summary?.path !== this.summary?.path || s.summary?.layers.length !== this.summary?.layers.length) this.build(s.summary);
     this.renderPhase(s);
     if (this.summaryOnly || !s.summary) return;
     this.notice.replaceChildren(...(s.warning ? [el('p', { class: 'warning' }, `⚠ ${s.warning}`)] : []));
@@ -114,7 +114,10 @@ export class PanelView {
     const score = (label: string): HTMLElement => button('score', label, () => this.post({ type: 'score' }), s.phase === 'idle' ? 'primary' : 'secondary');
     const log = (): HTMLElement => button('show-log', 'Show Log', () => this.post({ type: 'showLog' }), 'secondary');
     const data = s.data ? [el('span', { class: 'meta', id: 'data-line' }, dataLine(s.data))] : [];
-    if (this.summaryOnly) return s.summary ? [button('prune', 'Prune with OPTIN', () => this.post({ type: 'score' }))] : [el('span', { id: 'status' }, s.message ?? 'Loading...')];
+    if (this.summaryOnly) {
+      if (s.phase === 'refused') return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'This model cannot be pruned.'), log()];
+      return s.summary ? [button('prune', 'Prune with OPTIN', () => this.post({ type: 'score' }))] : [el('span', { id: 'status' }, s.message ?? 'Loading...')];
+    }
     switch (s.phase) {
       case 'analysing': return [spinner(), el('span', { id: 'status' }, s.message ?? 'Analysing the model...')];
       case 'refused': return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'This model cannot be pruned.'), log()];

@@ -2,11 +2,10 @@ import * as path from 'node:path';
 import { OptinError } from '../engine/errors';
 import { EngineClient } from '../engine/worker/client';
 import type { DataOptions } from '../engine/data/calibration';
-import type { EpChoice } from '../engine/runtime/providers';
+import { EP_CHOICES, type EpChoice } from '../engine/runtime/providers';
 import { intFlag, type Args } from './args';
 import { removeOwnTemps } from '../engine/util/temps';
 
-const EPS: EpChoice[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml'];
 
 /** Flags every data-reading command accepts. */
 export const DATA_FLAGS = ['data', 'tokenizer', 'samples', 'max-length', 'preprocessor'] as const;
@@ -33,7 +32,7 @@ export function dataOptions(args: Args, dataFlag = 'data'): DataOptions {
 /** --ep, validated. */
 export function epFlag(args: Args): EpChoice {
   const ep = (args.flags.get('ep') ?? 'cpu') as EpChoice;
-  if (!EPS.includes(ep)) throw new OptinError('usage', `--ep must be one of ${EPS.join(', ')}`);
+  if (!EP_CHOICES.includes(ep)) throw new OptinError('usage', `--ep must be one of ${EP_CHOICES.join(', ')}`);
   return ep;
 }
 

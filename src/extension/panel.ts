@@ -71,6 +71,7 @@ export class OptinPanel {
   private static readonly panels = new Map<string, OptinPanel>();
   private ready = false;
   private queue: HostMessage[] = [];
+  private sent: { summary?: unknown; scores?: unknown; plan?: unknown } = {};
   private readonly subscription: vscode.Disposable;
 
   /** Open (or reveal) the panel for a model; analyses it the first time. */
@@ -83,7 +84,7 @@ export class OptinPanel {
       OptinPanel.panels.set(key, p);
     }
     if (!session.summary) await p.analyse();
-    else p.sync();
+    else p.sync(true);
     return p;
   }
 
@@ -160,7 +161,7 @@ export class OptinPanel {
       this.post({ type: 'phase', phase: 'scored' });
     } else if (r.status === 'cancelled') {
       this.post({ type: 'phase', phase: 'cancelled', message: 'Scoring cancelled; nothing was written. The previous scores (if any) still hold.' });
-      this.sync();
+      this.sync(true);
     } else if (r.status === 'failed') {
       this.post({ type: 'phase', phase: 'failed', message: r.message });
     }
@@ -191,16 +192,17 @@ export class OptinPanel {
     }
   }
 
-  /** Send the session's current state. */
-  sync(): void {
+  /** Send what changed in the session since the last sync (`full`: everything, e.g. after a cancel). */
+  sync(full = false): void {
     const s = this.session;
-    if (s.summary) this.post({ type: 'summary', summary: s.summary });
-    if (s.scores) {
+    if (s.summary && (full || s.summary !== this.sent.summary)) this.post({ type: 'summary', summary: s.summary });
+    if (s.scores && (full || s.scores !== this.sent.scores)) {
       const c = s.scores.calibration;
       const data = { source: c.source === 'synthetic' ? 'synthetic data' : path.basename(c.source), examples: c.examples, mode: s.scores.mode, provider: s.scores.provider, seconds: s.scores.seconds };
       this.post({ type: 'scores', scores: { heads: s.scores.heads, neurons: s.scores.neurons }, data, ...(c.warning ? { warning: c.warning } : {}) });
     }
-    if (s.plan) this.post({ type: 'plan', plan: planView(s.plan) });
+    if (s.plan && (full || s.plan !== this.sent.plan)) this.post({ type: 'plan', plan: planView(s.plan) });
+    this.sent = { summary: s.summary, scores: s.scores, plan: s.plan };
   }
 
   /** Send a typed message, queued until the webview says it is ready. */

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { WebviewMessage } from '../shared/protocol';
+import type { HostMessage, WebviewMessage } from '../shared/protocol';
 import type { EngineClient } from '../engine/worker/client';
 import { toSummary, webviewHtml, webviewRoots } from './panel';
 
@@ -24,11 +24,11 @@ export class SummaryEditor implements vscode.CustomReadonlyEditorProvider {
       } else if (m.type === 'score') void vscode.commands.executeCommand('optin.pruneModel', doc.uri);
       else if (m.type === 'showLog') void vscode.commands.executeCommand('optin.showLog');
     });
-    const send = (m: unknown): void => { if (ready) void panel.webview.postMessage(m); else pending.push(() => void panel.webview.postMessage(m)); };
+    const send = (m: HostMessage): void => { if (ready) void panel.webview.postMessage(m); else pending.push(() => void panel.webview.postMessage(m)); };
     try {
       send({ type: 'summary', summary: toSummary(await this.engine.inspect(doc.uri.fsPath)) });
     } catch (e) {
-      send({ type: 'error', message: e instanceof Error ? e.message : String(e) });
+      send({ type: 'phase', phase: 'refused', message: e instanceof Error ? e.message : String(e) });
     }
   }
 }

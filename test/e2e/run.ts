@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import type { Browser } from 'playwright-core';
 import { CodeServer, launchBrowser, openWorkbench, tools, type Tools } from './harness';
 import { OUTPUT, screenshot, t as scaled } from './ui';
-import { devTests, vsixTests, type UiTest } from './uiTests';
+import { devTests, sampleTests, type UiTest } from './uiTests';
 
 /**
  * Real-VS-Code test runner: starts code-server, runs the extension's mocha suite inside the
@@ -49,7 +49,7 @@ function makeSampleWorkspace(): string {
     for (const f of fs.readdirSync(path.join(digits, c)).sort().slice(0, 4)) fs.copyFileSync(path.join(digits, c, f), path.join(ws, 'digits-train', c, f));
   }
   fs.mkdirSync(path.join(ws, '.vscode'));
-  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.samples': 8, 'optin.executionProvider': 'cpu' }, null, 1));
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.samples': 4, 'optin.executionProvider': 'cpu', 'workbench.secondarySideBar.defaultVisibility': 'hidden', 'chat.disableAIFeatures': true }, null, 1));
   return ws;
 }
 
@@ -151,7 +151,8 @@ async function main(): Promise<number> {
   const vsixIdx = args.indexOf('--vsix');
   const vsix = vsixIdx >= 0 ? args[vsixIdx + 1] : undefined;
   const t = tools();
-  const ws = vsix ? makeSampleWorkspace() : makeWorkspace();
+  const ws = makeWorkspace();
+  const samples = makeSampleWorkspace();
   const browser = await launchBrowser(t);
   const total: Tally = { passed: 0, failed: 0, failures: [] };
   const add = (name: string, r: Tally): void => {
@@ -162,16 +163,18 @@ async function main(): Promise<number> {
   };
   try {
     if (vsix) {
-      add('vsix smoke', await uiSuite(t, browser, ws, vsixTests, { extensionsDir: installVsix(t, vsix), dev: false }));
+      add('installed VSIX, bundled samples', await uiSuite(t, browser, samples, sampleTests('vsix'), { extensionsDir: installVsix(t, vsix), dev: false }));
     } else {
       console.log('extension host suite (mocha in a real VS Code):');
       add('extension host', await extensionSuite(t, browser, ws));
       console.log('workbench UI tests (Playwright):');
       add('workbench UI', await uiSuite(t, browser, ws, devTests, { dev: true }));
+      console.log('panel UI tests on the bundled samples (Playwright):');
+      add('panel UI, bundled samples', await uiSuite(t, browser, samples, sampleTests('dev'), { dev: true }));
     }
   } finally {
     await browser.close();
-    fs.rmSync(ws, { recursive: true, force: true });
+    for (const d of [ws, samples]) fs.rmSync(d, { recursive: true, force: true });
   }
   console.log(`e2e: ${total.passed} passed, ${total.failed} failed`);
   return total.failed > 0 || total.passed === 0 ? 1 : 0;

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/model';
 import { describeInterface } from '../structure/detect';
 import type { ModelStructure } from '../structure/types';
-import { createSession, runSession, type Session } from '../runtime/session';
+import { createSession, describeSession, runSession, type Session } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
 import { mulberry32 } from '../optin/random';
 import { OptinError } from '../errors';
@@ -85,7 +85,7 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
       }
     }
     const models = paths.map((model, i) => ({ model, medianMs: quantile(times[i]!, 0.5), p10Ms: quantile(times[i]!, 0.1), p90Ms: quantile(times[i]!, 0.9) }));
-    return { batch, seqLen, runs, provider: sessions[0]!.provider, models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
+    return { batch, seqLen, runs, provider: describeSession(sessions[0]!), models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
   } finally {
     for (const s of sessions) await s.session.release();
   }

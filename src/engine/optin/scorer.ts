@@ -6,7 +6,7 @@ import type { EpChoice } from '../runtime/providers';
 import { GraphBuilder } from '../graph/builder';
 import { defaultOpset } from '../graph/surgery';
 import { OptinError } from '../errors';
-import { runSession } from '../runtime/session';
+import { describeSession, runSession } from '../runtime/session';
 import { headMaskDims, headMaskName, instrument, neuronMaskName } from './instrument';
 import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph';
 import { runTeacher, sessionFor, toOrt, type TeacherRun } from './teacher';
@@ -187,7 +187,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
     b.output(mdName);
     const s = await sessionFor(model, proto, `${model.path} (layer ${l} suffix)`, ep);
-    provider = s.provider;
+    provider = describeSession(s);
     const inputs = new Set(proto.graph!.input.map((i) => i.name));
     const elements: Element[] = [
       ...Array.from({ length: nH }, (_, index) => ({ kind: 'head' as const, index })),

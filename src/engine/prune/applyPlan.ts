@@ -9,6 +9,7 @@ import { loadCalibration, type DataOptions } from '../data/calibration';
 import { sha256File } from '../util/atomic';
 import type { PlanFile } from '../plan/schema';
 import { TOOL } from '../version';
+import type { EpChoice } from '../runtime/providers';
 import { OptinError } from '../errors';
 import { applyKeep, checkKeep, type KeepSet } from './apply';
 import { tuneMasks, type TuneStep } from './tune';
@@ -28,6 +29,8 @@ export interface ApplyRequest {
   tune?: boolean;
   /** Calibration data for verification and tuning (the plan's data is the natural choice). */
   data: DataOptions;
+  /** Execution provider verification runs on (default cpu). */
+  ep?: EpChoice;
 }
 
 /** The written model and the evidence that it is right. */
@@ -97,7 +100,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   const proto = applyKeep(model, st, keep, { metadata: { 'optin.plan': JSON.stringify(summary) } });
   const pruned: OnnxModel = { ...model, path: out, proto };
   onStep?.('verifying');
-  const verification = await verifyPruned(model, st, pruned, keep, batch, { macs: plan.macs.kept, seqLen: plan.macs.seqLen });
+  const verification = await verifyPruned(model, st, pruned, keep, batch, { macs: plan.macs.kept, seqLen: plan.macs.seqLen }, req.ep ?? 'cpu');
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
   onStep?.('writing');
   const files = saveModel({ ...model, proto }, out);

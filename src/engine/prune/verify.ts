@@ -8,7 +8,8 @@ import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
 import { headMaskDims, headMaskName, instrument, neuronMaskName } from '../optin/instrument';
 import { sessionFor, toOrt } from '../optin/teacher';
-import { runSession } from '../runtime/session';
+import { describeSession, runSession } from '../runtime/session';
+import type { EpChoice } from '../runtime/providers';
 import { chunks, fixedBatch } from '../data/batches';
 import { argmaxRows } from '../eval/evaluate';
 import { OptinError } from '../errors';
@@ -26,6 +27,8 @@ export interface Verification {
   macs: number;
   /** Predictions that agree (argmax of the first output), when it is a classifier. */
   argmaxAgreement?: number;
+  /** Where both models ran, e.g. "cpu" or "webgpu (NVIDIA (Vulkan))". */
+  provider: string;
 }
 
 /** Mask feeds equal to a keep set: 0 for pruned, 1 (or the tuning scale) for kept elements. */
@@ -78,11 +81,11 @@ function argmaxAgreement(a: ort.Tensor, b: ort.Tensor): number | undefined {
  */
 export async function verifyPruned(
   original: OnnxModel, st: ModelStructure, pruned: OnnxModel, keep: KeepSet, batch: CalibrationBatch,
-  expected: { macs: number; seqLen: number },
+  expected: { macs: number; seqLen: number }, ep: EpChoice = 'cpu',
 ): Promise<Verification> {
   const masked = instrument(original, st, { maskLayers: st.layers.map((l) => l.index), outputs: [] });
-  const a = await sessionFor(original, masked, `${original.path} (masked)`);
-  const b = await sessionFor(pruned, pruned.proto, `${pruned.path} (pruned)`);
+  const a = await sessionFor(original, masked, `${original.path} (masked)`, ep);
+  const b = await sessionFor(pruned, pruned.proto, `${pruned.path} (pruned)`, ep);
   let diff = 0, scale = 0, same = 0, compared = 0;
   try {
     const size = fixedBatch(st) ?? batch.batch;
@@ -116,5 +119,5 @@ export async function verifyPruned(
   if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
     throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
   }
-  return { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(compared ? { argmaxAgreement: same / compared } : {}) };
+  return { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(compared ? { argmaxAgreement: same / compared } : {}), provider: describeSession(a) };
 }

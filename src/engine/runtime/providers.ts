@@ -1,9 +1,34 @@
-/** Execution provider requested by the user. */
-export type EpChoice = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
-/** GPU providers worth trying on this platform, best first. */
-export function gpuCandidates(platform: NodeJS.Platform = process.platform): Array<'cuda' | 'dml' | 'coreml'> {
-  if (platform === 'win32') return ['cuda', 'dml'];
-  if (platform === 'darwin') return ['coreml'];
-  return ['cuda'];
+/** Execution provider requested by the user. */
+export type EpChoice = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+/** A concrete execution provider. */
+export type Provider = Exclude<EpChoice, 'auto'>;
+
+/** Every provider name a user may give (`--ep`, `optin.executionProvider`). */
+export const EP_CHOICES: EpChoice[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
+
+/** True when onnxruntime-node's CUDA provider libraries are installed next to its binding (they are an optional download). */
+export function cudaInstalled(platform: NodeJS.Platform = process.platform, arch: string = process.arch): boolean {
+  if (platform !== 'linux' || arch !== 'x64') return false;
+  try {
+    const bin = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', 'linux', 'x64');
+    return fs.existsSync(path.join(bin, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * GPU providers `auto` tries, best first: CUDA when its libraries are present, WebGPU (bundled on
+ * every desktop platform but Linux arm64), DirectML on Windows, CoreML on macOS. The CPU follows.
+ */
+export function gpuCandidates(platform: NodeJS.Platform = process.platform, arch: string = process.arch, cuda = cudaInstalled(platform, arch)): Provider[] {
+  const out: Provider[] = [];
+  if (cuda) out.push('cuda');
+  if (!(platform === 'linux' && arch === 'arm64')) out.push('webgpu');
+  if (platform === 'win32') out.push('dml');
+  if (platform === 'darwin') out.push('coreml');
+  return out;
 }

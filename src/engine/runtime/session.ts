@@ -1,13 +1,22 @@
 import * as ort from 'onnxruntime-node';
 import { OptinError } from '../errors';
-import { gpuCandidates, type EpChoice } from './providers';
+import { gpuCandidates, type EpChoice, type Provider } from './providers';
+import { webgpuAdapter } from './adapter';
+import { probeProvider } from './probe';
 
 /** An onnxruntime session plus the provider it actually runs on. */
 export interface Session {
   readonly session: ort.InferenceSession;
-  readonly provider: 'cpu' | 'cuda' | 'dml' | 'coreml';
+  readonly provider: Provider;
+  /** The device it runs on, when known (e.g. "NVIDIA (Vulkan)" for WebGPU). */
+  readonly device?: string;
   /** Why a GPU provider was not used, when auto fell back to CPU. */
   readonly fallbackReason?: string;
+}
+
+/** "webgpu (SwiftShader (Vulkan, software))" or "cpu": the provider and device in one phrase. */
+export function describeSession(s: Pick<Session, 'provider' | 'device'>): string {
+  return s.device ? `${s.provider} (${s.device})` : s.provider;
 }
 
 /** Options for {@link createSession}. */
@@ -34,22 +43,41 @@ async function tryCreate(model: string | Uint8Array, ep: string, threads: number
   return typeof model === 'string' ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model, opts);
 }
 
+/** Why `auto` must not use a provider before even trying it (undefined: worth trying). */
+function skipReason(p: Provider): string | undefined {
+  if (p !== 'webgpu') return undefined;
+  const a = webgpuAdapter();
+  if (!a) return 'no Vulkan driver is installed';
+  if (a.software) return `its only adapter is ${a.name}, a CPU rasteriser slower than the CPU provider (request --ep webgpu to use it anyway)`;
+  return undefined;
+}
+
 /**
- * Create an onnxruntime session on the requested provider. `auto` tries the platform's GPU
- * providers and falls back to CPU with a reason (onnxruntime-node throws instead of falling back).
- * @throws OptinError('runtime') when onnxruntime refuses the graph, naming the model and its reason.
+ * Create an onnxruntime session on the requested provider. `auto` tries the GPU providers of
+ * {@link gpuCandidates} (never a software WebGPU adapter) and falls back to CPU with the reasons
+ * (onnxruntime-node throws instead of falling back). Every GPU provider must first agree with the
+ * CPU on a probe graph ({@link probeProvider}).
+ * @throws OptinError('runtime') when onnxruntime refuses the graph or an explicitly requested provider is missing or wrong.
  */
 export async function createSession(model: string | Uint8Array, opts: SessionOptions): Promise<Session> {
   const ep = opts.ep ?? 'cpu';
   const threads = opts.threads ?? 0;
   const reasons: string[] = [];
-  const candidates = ep === 'auto' ? gpuCandidates() : ep === 'cpu' ? [] : [ep];
+  const candidates: Provider[] = ep === 'auto' ? gpuCandidates() : ep === 'cpu' ? [] : [ep];
   for (const c of candidates) {
+    const skip = ep === 'auto' ? skipReason(c) : undefined;
+    if (skip) {
+      reasons.push(`${c}: ${skip}`);
+      continue;
+    }
     try {
-      return { session: await tryCreate(model, c, threads), provider: c };
+      const wrong = await probeProvider(c);
+      if (wrong) throw new Error(wrong);
+      const device = c === 'webgpu' ? webgpuAdapter()?.name : undefined;
+      return { session: await tryCreate(model, c, threads), provider: c, ...(device ? { device } : {}) };
     } catch (e) {
       if (ep !== 'auto') {
-        throw new OptinError('runtime', `${opts.label}: execution provider "${c}" is not available: ${firstLine(e)}`);
+        throw new OptinError('runtime', `${opts.label}: execution provider "${c}" is not usable: ${firstLine(e)}`);
       }
       reasons.push(`${c}: ${firstLine(e)}`);
     }

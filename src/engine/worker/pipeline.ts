@@ -64,7 +64,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(`planning at budget ${req.budget}`);
   const plan = makePlan(scores, req.budget);
-  const apply = await engine.apply({ model: req.model, plan, data: req.data, ...(req.tune ? { tune: true } : {}), ...(req.out ? { out: req.out } : {}) }, ev.step, signal);
+  const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), ...(req.out ? { out: req.out } : {}) }, ev.step, signal);
   const report: PruneReport = { scores, plan, apply, idealSpeedup: plan.macs.baseline / plan.macs.kept };
   if (req.evalData) {
     ev.step?.('evaluating accuracy');
