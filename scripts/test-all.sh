@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs everything, builds, runs every suite and prints "N passed, N failed".
-# Suites: typecheck, unit tests (mocha + onnxruntime), extension tests in a real VS Code (code-server +
-# Playwright + Debian chromium), and a smoke test of the packaged linux-x64 VSIX installed into that VS Code.
+# Suites: typecheck, unit tests (mocha + onnxruntime, WebGPU on SwiftShader), extension tests in a real VS Code (code-server +
+# Playwright + Debian chromium), every platform VSIX unpacked and checked, the linux-x64 one installed and UI-tested.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip
@@ -37,16 +37,19 @@ mocha_suite() {
   add "$p" "$f" "$name"
 }
 
+if [[ "${OPTIN_SKIP_E2E:-}" != 1 ]]; then
+  echo "== install test tools: chromium, SwiftShader Vulkan, code-server (log in test-output/e2e-install.log)"
+  tools="$(bash test/e2e/install.sh 2> test-output/e2e-install.log | tail -n 1)" || { tail -n 80 test-output/e2e-install.log; die "test tools install"; }
+  echo "tools: $tools"
+  export OPTIN_E2E_TOOLS="$tools" OPTIN_TEST_OUTPUT="$PWD/test-output"
+fi
+
 echo "== unit tests"
 mocha_suite unit --config test/.mocharc.json
 
 if [[ "${OPTIN_SKIP_E2E:-}" == 1 ]]; then
   echo "== real-VS-Code tests skipped (OPTIN_SKIP_E2E=1)"
 else
-  echo "== real VS Code: install tools (log in test-output/e2e-install.log)"
-  tools="$(bash test/e2e/install.sh 2> test-output/e2e-install.log | tail -n 1)" || { tail -n 80 test-output/e2e-install.log; die "e2e tools install"; }
-  echo "tools: $tools"
-  export OPTIN_E2E_TOOLS="$tools" OPTIN_TEST_OUTPUT="$PWD/test-output"
   echo "== real VS Code: extension suite + workbench UI"
   node out/test/e2e/run.js 2>&1 | tee test-output/e2e.log
   line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' test-output/e2e.log | tail -n 1)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the real-VS-Code test tools (code-server on Node 24, playwright-core, Debian chromium)
+# Install the test tools: Debian chromium (browser for the UI tests, and its SwiftShader Vulkan
+# driver for the WebGPU tests), libvulkan1, and code-server on Node 24 with playwright-core
 # into a cache keyed by the tools lockfile, so later runs on the same machine reuse them.
 # Prints the tools folder on its last line.
 set -euo pipefail
@@ -12,6 +13,8 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# The Vulkan loader: with chromium's SwiftShader driver it lets the WebGPU tests run without a GPU.
+dpkg -s libvulkan1 >/dev/null 2>&1 || need_apt+=(libvulkan1)
 if ((${#need_apt[@]})); then
   echo "e2e: installing ${need_apt[*]} from Debian" >&2
   export DEBIAN_FRONTEND=noninteractive

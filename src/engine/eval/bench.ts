@@ -13,7 +13,7 @@ export interface BenchReport {
   seqLen: number;
   runs: number;
   provider: string;
-  models: Array<{ model: string; medianMs: number; p10Ms: number; p90Ms: number }>;
+  models: Array<{ model: string; provider: string; medianMs: number; p10Ms: number; p90Ms: number }>;
   /** medianMs of the first model divided by each model's medianMs (speedup over the first). */
   speedup: number[];
 }
@@ -25,6 +25,8 @@ export interface BenchOptions {
   runs?: number;
   warmup?: number;
   ep?: EpChoice;
+  /** A provider per model (same model on several providers), instead of `ep` for all. */
+  eps?: EpChoice[];
   threads?: number;
   signal?: AbortSignal;
 }
@@ -67,11 +69,11 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
   const sessions: Session[] = [];
   const feeds: Array<Record<string, ort.Tensor>> = [];
   try {
-    for (const p of paths) {
+    for (const [k, p] of paths.entries()) {
       const m = loadModel(p);
       const st = describeInterface(m);
       const fixed = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
-      sessions.push(await createSession(m.path, { ep: opts.ep ?? 'cpu', label: m.path, ...(opts.threads ? { threads: opts.threads } : {}) }));
+      sessions.push(await createSession(m.path, { ep: opts.eps?.[k] ?? opts.ep ?? 'cpu', label: m.path, ...(opts.threads ? { threads: opts.threads } : {}) }));
       feeds.push(inputs(st, typeof fixed === 'number' ? fixed : batch, seqLen));
     }
     const times: number[][] = paths.map(() => []);
@@ -84,7 +86,7 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
         if (r >= 0) times[i]!.push(performance.now() - t0);
       }
     }
-    const models = paths.map((model, i) => ({ model, medianMs: quantile(times[i]!, 0.5), p10Ms: quantile(times[i]!, 0.1), p90Ms: quantile(times[i]!, 0.9) }));
+    const models = paths.map((model, i) => ({ model, provider: describeSession(sessions[i]!), medianMs: quantile(times[i]!, 0.5), p10Ms: quantile(times[i]!, 0.1), p90Ms: quantile(times[i]!, 0.9) }));
     return { batch, seqLen, runs, provider: describeSession(sessions[0]!), models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
   } finally {
     for (const s of sessions) await s.session.release();

@@ -45,14 +45,17 @@ export function classifyIcd(manifest: string): { name: string; software: boolean
 }
 
 /**
- * The adapter WebGPU would run on: on Linux the best Vulkan driver present (a hardware one when
- * any is installed, as Dawn prefers), on Windows D3D12, on macOS Metal; undefined on Linux without
- * any Vulkan driver.
+ * The adapter WebGPU would run on, named from the installed drivers (not queried from the device):
+ * on Linux the best Vulkan driver present (NVIDIA, AMD, Intel, other hardware, then software, as
+ * Dawn prefers discrete GPUs and refuses CPU ones unless it is the only choice), on Windows D3D12,
+ * on macOS Metal; undefined on Linux without any Vulkan driver. A driver without its hardware
+ * fails when the session is created, and `auto` then falls back with that reason.
  */
 export function webgpuAdapter(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env, dirs = ICD_DIRS): AdapterInfo | undefined {
   if (platform === 'win32') return { name: 'default D3D12 adapter', backend: 'd3d12', software: false };
   if (platform === 'darwin') return { name: 'default Metal adapter', backend: 'metal', software: false };
-  const icds = vulkanIcds(env, dirs).map(classifyIcd);
-  const best = icds.find((i) => !i.software) ?? icds[0];
+  const rank = (i: { name: string; software: boolean }): number => (i.software ? 9 : [...['NVIDIA', 'AMD', 'Intel'], i.name].indexOf(i.name));
+  const icds = vulkanIcds(env, dirs).map(classifyIcd).sort((a, b) => rank(a) - rank(b));
+  const best = icds[0];
   return best ? { name: `${best.name} (Vulkan${best.software ? ', software' : ''})`, backend: 'vulkan', software: best.software } : undefined;
 }

@@ -43,7 +43,8 @@ async function runProbe(ep: string, bytes: Uint8Array): Promise<Float32Array> {
  * @returns undefined when the provider agrees with the CPU, else the reason it is rejected
  */
 export function probeProvider(ep: string): Promise<string | undefined> {
-  let v = verdicts.get(ep);
+  const key = `${ep}|${process.env.OPTIN_TEST_PROBE_PERTURB ?? ''}|${process.env.VK_ICD_FILENAMES ?? ''}`;
+  let v = verdicts.get(key);
   if (!v) {
     v = (async () => {
       const bytes = probeModel();
@@ -55,7 +56,7 @@ export function probeProvider(ep: string): Promise<string | undefined> {
       if (!(diff <= PROBE_TOLERANCE)) return `its results differ from the CPU provider by ${diff.toExponential(2)} on a probe graph (tolerance ${PROBE_TOLERANCE})`;
       return undefined;
     })();
-    verdicts.set(ep, v);
+    verdicts.set(key, v);
   }
   return v;
 }

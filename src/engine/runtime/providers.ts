@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
 
 /** Execution provider requested by the user. */
 export type EpChoice = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
@@ -18,6 +19,17 @@ export function cudaInstalled(platform: NodeJS.Platform = process.platform, arch
   } catch {
     return false;
   }
+}
+
+/**
+ * Why this onnxruntime-node build cannot run `p` at all (undefined: it can). onnxruntime-node
+ * silently drops providers it lacks and runs on the CPU, so this is checked before asking for one.
+ */
+export function providerMissing(p: Provider): string | undefined {
+  if (p === 'cpu') return undefined;
+  if (p === 'cuda') return cudaInstalled() ? undefined : 'onnxruntime-node\'s CUDA libraries are not installed (an optional download; see the README)';
+  const list = (ort as unknown as { listSupportedBackends?: () => Array<{ name: string; bundled: boolean }> }).listSupportedBackends?.() ?? [];
+  return list.some((b) => b.name === p && b.bundled) ? undefined : `this onnxruntime-node build for ${process.platform}-${process.arch} has no ${p} provider`;
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { OptinError } from '../errors';
-import { gpuCandidates, type EpChoice, type Provider } from './providers';
+import { gpuCandidates, providerMissing, type EpChoice, type Provider } from './providers';
 import { webgpuAdapter } from './adapter';
 import { probeProvider } from './probe';
 
@@ -71,6 +71,8 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
       continue;
     }
     try {
+      const missing = providerMissing(c);
+      if (missing) throw new Error(missing);
       const wrong = await probeProvider(c);
       if (wrong) throw new Error(wrong);
       const device = c === 'webgpu' ? webgpuAdapter()?.name : undefined;

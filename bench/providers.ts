@@ -1,0 +1,47 @@
+/**
+ * CPU vs every other execution provider that works here (npm run bench:providers [-- --software]):
+ * the SST-2 BERT and the digits ViT, interleaved runs in one process, median latency and the ratio
+ * to the CPU. Providers are tried explicitly (cuda, webgpu, dml, coreml); one that is missing or
+ * fails its probe is listed with the reason. A software WebGPU adapter (SwiftShader) is measured
+ * only with --software, and labelled as such.
+ */
+import * as path from 'node:path';
+import { benchModels } from '../src/engine/eval/bench';
+import { createSession } from '../src/engine/runtime/session';
+import { webgpuAdapter } from '../src/engine/runtime/adapter';
+import type { Provider } from '../src/engine/runtime/providers';
+
+const root = path.resolve(__dirname, '..', '..');
+const models: Array<[string, string, { batch: number; seqLen: number }]> = [
+  ['SST-2 BERT', path.join(root, 'test/fixtures/models/bert-sst2/model-opset17.onnx'), { batch: 32, seqLen: 64 }],
+  ['digits ViT', path.join(root, 'test/fixtures/models/vit-digits/model-opset17.onnx'), { batch: 256, seqLen: 17 }],
+];
+
+async function usable(ep: Provider, model: string): Promise<string | undefined> {
+  if (ep === 'webgpu' && webgpuAdapter()?.software && !process.argv.includes('--software')) return `only a software adapter (${webgpuAdapter()!.name}); pass --software to measure it anyway`;
+  try {
+    const s = await createSession(model, { ep, label: model });
+    await s.session.release();
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+async function main(): Promise<void> {
+  for (const [name, model, shape] of models) {
+    const eps: Provider[] = ['cpu'];
+    for (const ep of ['cuda', 'webgpu', 'dml', 'coreml'] as Provider[]) {
+      const why = await usable(ep, model);
+      if (why) console.log(`${name}: ${ep} skipped: ${why}`);
+      else eps.push(ep);
+    }
+    const r = await benchModels(eps.map(() => model), { ...shape, eps, runs: 20, warmup: 3 });
+    console.log(`\n${name}, batch ${r.batch} x ${r.seqLen}, ${r.runs} interleaved runs each`);
+    for (const [i, m] of r.models.entries()) {
+      console.log(`  ${m.provider.padEnd(42)} median ${m.medianMs.toFixed(2)} ms (p10 ${m.p10Ms.toFixed(2)}, p90 ${m.p90Ms.toFixed(2)})  ${i === 0 ? 'baseline' : `${r.speedup[i]!.toFixed(2)}x the CPU`}`);
+    }
+  }
+}
+
+main().catch((e) => { console.error(e instanceof Error ? e.message : String(e)); process.exit(1); });
