@@ -51,6 +51,15 @@ export function modeOptions(args: Args): { mode: 'exact' | 'fast' | 'auto'; neur
   return { mode, ...(n ? { neuronExamples: n } : {}), ...(horizon ? { horizon } : {}), ...(minutes ? { timeBudget: minutes * 60 } : {}) };
 }
 
+/** --multiple-of N (kept neurons per layer a multiple of N), default 1. */
+export function multipleOfFlag(args: Args): number {
+  const v = args.flags.get('multiple-of');
+  if (v === undefined) return 1;
+  const n = Number(v);
+  if (!(typeof v === 'string' && Number.isInteger(n) && n >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got "${String(v)}"`);
+  return n;
+}
+
 /** A budget in (0, 1]. */
 export function budgetFlag(args: Args): number {
   const b = args.flags.get('budget');

@@ -14,10 +14,11 @@ commands:
   inspect <model.onnx> [--seq-len N] [--json]   detected transformer structure and MACs
   score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--ep E] --out scores.json
                                                 OPTIN importance of every head and FFN neuron
-  plan <scores.json> --budget C --out plan.json  heads/neurons to keep at a MAC budget (C in (0,1])
+  plan <scores.json> --budget C [--multiple-of N] --out plan.json
+                                                heads/neurons to keep at a MAC budget (C in (0,1]); N: kept neurons per layer a multiple of N
   apply <model.onnx> --plan plan.json [--tune] [--data PATH] [--out PATH]
                                                 write the physically pruned model, verified
-  prune <model.onnx> --budget C [--data PATH] [--tune] [--eval PATH] [--ranking optin|magnitude] [--out PATH]
+  prune <model.onnx> --budget C [--multiple-of N] [--data PATH] [--tune] [--eval PATH] [--ranking optin|magnitude] [--out PATH]
                                                 score + plan + apply + verify + eval + bench, with a report
   eval <model.onnx> --data PATH [--reference model.onnx]
                                                 accuracy on labelled data, agreement with a reference

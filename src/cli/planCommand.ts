@@ -3,13 +3,14 @@ import { makePlan, readScores } from '../engine/plan/files';
 import { writeFileAtomic } from '../engine/util/atomic';
 import { checkFlags, parseArgs } from './args';
 import { si } from './format';
+import { multipleOfFlag } from './common';
 
-const USAGE = 'usage: optin plan <scores.json> --budget C [--seq-len S] --out plan.json   (C = fraction of MACs kept, e.g. 0.6)';
+const USAGE = 'usage: optin plan <scores.json> --budget C [--multiple-of N] [--seq-len S] --out plan.json   (C = fraction of MACs kept, e.g. 0.6)';
 
 /** `optin plan`: the OPTIN mask search at a MAC budget, from a saved scores file. */
 export async function runPlan(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['budget', 'out', 'seq-len']);
-  checkFlags(args, ['budget', 'out', 'seq-len', 'json'], 'plan');
+  const args = parseArgs(argv, ['budget', 'out', 'seq-len', 'multiple-of']);
+  checkFlags(args, ['budget', 'out', 'seq-len', 'multiple-of', 'json'], 'plan');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   const b = args.flags.get('budget');
   const out = args.flags.get('out');
@@ -19,7 +20,8 @@ export async function runPlan(argv: string[]): Promise<number> {
   const sl = args.flags.get('seq-len');
   const seqLen = typeof sl === 'string' ? Number(sl) : undefined;
   if (seqLen !== undefined && !(seqLen > 0)) throw new OptinError('usage', `--seq-len must be positive`);
-  const plan = makePlan(readScores(args.positional[0]!), budget, seqLen);
+  const scores = readScores(args.positional[0]!);
+  const plan = makePlan(scores, budget, seqLen, multipleOfFlag(args));
   writeFileAtomic(out, JSON.stringify(plan, null, 1) + '\n');
   if (args.flags.has('json')) process.stdout.write(JSON.stringify({ budget: plan.budget, macs: plan.macs, layers: plan.layers }) + '\n');
   else {

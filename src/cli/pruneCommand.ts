@@ -2,18 +2,18 @@ import { OptinError } from '../engine/errors';
 import { readScores } from '../engine/plan/files';
 import { runPrune } from '../engine/worker/pipeline';
 import { checkFlags, intFlag, parseArgs } from './args';
-import { DATA_FLAGS, MODE_FLAGS, budgetFlag, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
+import { DATA_FLAGS, MODE_FLAGS, budgetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
 import { ProgressBar } from './progress';
 import { formatPrune } from './report';
 import { defaultOutput } from '../engine/prune/output';
 
-const USAGE = `usage: optin prune <model.onnx> --budget C [--data PATH] [--tokenizer DIR] [--samples N] [--tune]
+const USAGE = `usage: optin prune <model.onnx> --budget C [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune]
          [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude] [--scores scores.json] [--eval <labelled data>] [--out PATH]
          [--no-bench] [--bench-batch B] [--bench-seq-len S] [--ep E] [--json]`;
 
 /** `optin prune`: score, plan, apply, verify, evaluate and benchmark in one go. */
 export async function runPruneCommand(argv: string[]): Promise<number> {
-  const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
+  const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'multiple-of', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
   const args = parseArgs(argv, valued);
   checkFlags(args, [...valued, 'tune', 'no-bench', 'json', 'quiet'], 'prune');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
@@ -27,7 +27,7 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
   return withEngine(async (engine, signal) => {
     try {
       const r = await runPrune(engine, {
-        model: args.positional[0]!, budget, data, ep: epFlag(args), ranking, scoring: modeOptions(args),
+        model: args.positional[0]!, budget, multipleOf: multipleOfFlag(args), data, ep: epFlag(args), ranking, scoring: modeOptions(args),
         ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
         ...(args.flags.has('tune') ? { tune: true } : {}),
         ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),

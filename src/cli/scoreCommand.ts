@@ -3,6 +3,7 @@ import { writeFileAtomic } from '../engine/util/atomic';
 import { checkFlags, intFlag, parseArgs } from './args';
 import { DATA_FLAGS, MODE_FLAGS, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
 import { ProgressBar } from './progress';
+import { describeCpuNodes } from '../engine/runtime/fallback';
 
 const USAGE = 'usage: optin score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--max-length N] [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude] [--ep auto|cpu|cuda|dml|coreml] [--seq-len N] [--features auto|ffn-output|attention-input] --out scores.json';
 
@@ -32,6 +33,7 @@ export async function runScore(argv: string[]): Promise<number> {
       bar?.done();
       writeFileAtomic(out, JSON.stringify(scores) + '\n');
       const n = scores.heads.flat().length + scores.neurons.flat().length;
+      if (scores.cpuNodes) process.stderr.write(`${describeCpuNodes(scores.cpuNodes, scores.provider.split(' ')[0]!)}\n`);
       process.stderr.write(`scored ${n} elements of ${scores.model.layers.length} layers in ${scores.seconds.toFixed(1)} s on ${scores.provider} (${scores.mode}${scores.modeReason ? `: ${scores.modeReason}` : ''}); wrote ${out}\n`);
       return 0;
     } finally {

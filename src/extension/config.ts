@@ -11,6 +11,8 @@ export interface OptinSettings {
   maxSequenceLength: number;
   maskTuning: boolean;
   outputNaming: string;
+  /** Kept neurons per layer a multiple of this (1 = any width). */
+  multipleOf: number;
 }
 
 /** Read the settings (scoped to the model's workspace folder when given). */
@@ -25,6 +27,7 @@ export function settings(scope?: vscode.Uri): OptinSettings {
     maxSequenceLength: c.get<number>('maxSequenceLength', 128),
     maskTuning: c.get<boolean>('maskTuning', false),
     outputNaming: c.get<string>('outputNaming', '${name}.optin-${pct}.onnx'),
+    multipleOf: Math.max(1, Math.round(c.get<number>('multipleOf', 1))),
   };
 }
 

@@ -11,6 +11,7 @@ import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
 import { outputName, settings } from './config';
 import { pickCalibration } from './dataPick';
+import { describeCpuNodes } from '../engine/runtime/fallback';
 
 /** Callbacks the panel gives the runner to follow a job live. */
 export interface RunnerEvents {
@@ -50,7 +51,7 @@ export class Runner {
   /** Re-plan a scored session at a budget (instant; no model needed). */
   plan(s: ModelSession, budget: number): void {
     s.budget = budget;
-    if (s.scores) s.plan = makePlan(s.scores, budget);
+    if (s.scores) s.plan = makePlan(s.scores, budget, s.scores.macSeqLen, settings(s.uri).multipleOf);
     this.sessions.changed(s);
   }
 
@@ -101,6 +102,7 @@ export class Runner {
       });
       s.scores = scores;
       this.log.info(`scored ${s.uri.fsPath} in ${scores.seconds.toFixed(1)} s on ${scores.provider}, ${scores.mode} mode${scores.modeReason ? ` (${scores.modeReason})` : ''}`);
+      if (scores.cpuNodes) this.log.info(describeCpuNodes(scores.cpuNodes, scores.provider.split(' ')[0]!));
       this.plan(s, s.budget);
       const elements = scores.heads.flat().length + scores.neurons.flat().length;
       void vscode.window.showInformationMessage(`OPTIN: scored ${elements} heads and neurons of ${name} in ${scores.seconds.toFixed(0)} s; the plan to ${formatBudget(s.budget)} is ready.`, 'Apply').then((a) => {
@@ -135,7 +137,7 @@ export class Runner {
         token.onCancellationRequested(() => ac.abort());
         const step = (m: string): void => { progress.report({ message: m }); this.log.info(m); };
         const report = await runPrune(this.engine, {
-          model: s.uri.fsPath, budget: s.budget, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, tune: cfg.maskTuning, out: target,
+          model: s.uri.fsPath, budget: s.budget, multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, tune: cfg.maskTuning, out: target,
           bench: { batch: 8, seqLen: Math.min(64, cfg.maxSequenceLength), runs: 10 },
         }, { step }, ac.signal);
         step('evaluating');

@@ -64,4 +64,14 @@ describe('optin CLI', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown command "frobnicate"/);
   });
+
+  it('prune --multiple-of 8 writes a verified model whose FFN widths are multiples of 8', () => {
+    const out = path.join(tempDir(), 'm8.onnx');
+    const r = optin('prune', fixture('bert-sst2/model-opset17.onnx'), '--budget', '0.6', '--multiple-of', '8', '--ranking', 'magnitude', '--samples', '2', '--no-bench', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    for (const [l, k] of (j.plan.keep.neurons as number[][]).entries()) assert.ok(k.length % 8 === 0 || k.length === 1024, `layer ${l} keeps ${k.length}`);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+    assert.equal(optin('plan', '-', '--budget', '0.6', '--multiple-of', 'x', '--out', out).code, 2);
+  });
 });

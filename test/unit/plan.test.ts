@@ -73,4 +73,24 @@ describe('mask search (OPTIN.md section 3)', () => {
     assert.equal(plan.keep.heads.length, 12);
     assert.equal(plan.keep.neurons.length, 12);
   });
+
+  it('--multiple-of N keeps a multiple of N neurons (or all) per layer, decided by the search within the budget', () => {
+    let x = 7;
+    const rnd = (): number => ((x = (x * 16807) % 2147483647) / 2147483647);
+    const layers = Array.from({ length: 4 }, () => ({ heads: 4, headSize: 8, vHeadSize: 8, ffn: 100 }));
+    const hs = layers.map((g) => Array.from({ length: g.heads }, rnd)), ns = layers.map((g) => Array.from({ length: g.ffn }, () => rnd() ** 3));
+    for (const budget of [0.9, 0.6, 0.4]) {
+      const free = searchMasks(layers, 32, 16, hs, ns, budget);
+      const r = searchMasks(layers, 32, 16, hs, ns, budget, 8);
+      for (const row of r.neurons) {
+        const k = row.filter(Boolean).length;
+        assert.ok(k % 8 === 0 || k === 100, `kept ${k} neurons`);
+      }
+      assert.ok(r.kept <= budget * r.baseline * (1 + 1e-12));
+      assert.ok(r.importance <= free.importance + 1e-9, 'the constraint cannot beat the free search');
+      assert.ok(r.importance >= 0.9 * free.importance, `close to the free search (${r.importance} vs ${free.importance})`);
+      assert.deepEqual(searchMasks(layers, 32, 16, hs, ns, budget, 1), free, 'multiple-of 1 is the plain search');
+    }
+    assert.throws(() => searchMasks(layers, 32, 16, hs, ns, 0.5, 0), /--multiple-of must be a whole number >= 1/);
+  });
 });

@@ -145,9 +145,11 @@ describe('execution providers', function () {
           assert.equal(r.code, 0, r.stderr);
           return JSON.parse(fs.readFileSync(out, 'utf8'));
         };
-        const cpu = run('cpu'), gpu = run('webgpu');
+        const cpu = run('cpu'), gpu = run('webgpu') as ReturnType<typeof run> & { cpuNodes?: { count: number; ops: Record<string, number> } };
         assert.equal(gpu.provider, 'webgpu (SwiftShader (Vulkan, software))');
         assert.equal(cpu.provider, 'cpu');
+        assert.ok(gpu.cpuNodes && (model !== VIT || gpu.cpuNodes.count > 0) && gpu.cpuNodes.count === Object.values(gpu.cpuNodes.ops).reduce((a, b) => a + b, 0), `nodes left to the CPU are reported: ${JSON.stringify(gpu.cpuNodes)}`);
+        assert.equal((cpu as { cpuNodes?: unknown }).cpuNodes, undefined);
         const a = [...cpu.heads.flat(), ...cpu.neurons.flat()], b = [...gpu.heads.flat(), ...gpu.neurons.flat()];
         const rho = spearman(a, b);
         assert.ok(rho >= 0.999, `Spearman ${rho}`);

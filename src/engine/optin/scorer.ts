@@ -14,11 +14,19 @@ import { sampleIndices } from './random';
 import { balance } from './balance';
 import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type ScoreProgress, type Scores } from './types';
 
+/** Default token rows per run on GPU providers (stacked masked variants). */
+export const GPU_CHUNK_TOKENS = 16384;
+
 /** Options for {@link scoreModel}. */
 export interface ScoreOptions {
   ep?: EpChoice;
   constants?: Partial<OptinConstants>;
-  /** Token rows per onnxruntime run: variants are stacked along the batch axis up to this (default 1024; measured: moderate stacking helps small runs, large stacks are slower on CPU). */
+  /**
+   * Token rows per onnxruntime run: variants are stacked along the batch axis up to this. Default
+   * 1024 on the CPU (measured: moderate stacking helps small runs, large stacks are slower there)
+   * and {@link GPU_CHUNK_TOKENS} on a GPU provider, where one large run fills the device better
+   * than many small ones.
+   */
   chunkTokens?: number;
   onProgress?: (p: ScoreProgress) => void;
   signal?: AbortSignal;
@@ -157,7 +165,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   const B = batch.batch;
   const S = batch.seqLen;
   const perVariant = B * S;
-  const m = Math.max(1, Math.floor((opts.chunkTokens ?? 1024) / perVariant));
+  const m = Math.max(1, Math.floor((opts.chunkTokens ?? (teacher.provider === 'cpu' ? 1024 : GPU_CHUNK_TOKENS)) / perVariant));
   const rawHeads: RawLosses[] = [];
   const rawNeurons: RawLosses[] = [];
   let done = 0;

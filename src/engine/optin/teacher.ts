@@ -5,7 +5,7 @@ import { serializeModel } from '../onnx/writer';
 import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch, TensorData } from '../data/calibration';
 import { createSession, runSession, type Session } from '../runtime/session';
-import type { EpChoice } from '../runtime/providers';
+import type { EpChoice, Provider } from '../runtime/providers';
 import { instrument } from './instrument';
 
 /** Serialize an in-memory variant of a model and open it in onnxruntime. */
@@ -28,6 +28,8 @@ export interface TeacherRun {
   featureDims: number[][];
   /** Residual-stream input of every layer, [batch, seq, D]. */
   layerInputs: Float32Array[];
+  /** The provider the dense run used (auto resolved). */
+  provider: Provider;
 }
 
 /** Run the dense model once, exposing every layer's input and feature. */
@@ -49,6 +51,7 @@ export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: Ca
       features: st.layers.map((l) => get(l.feature).data as Float32Array),
       featureDims: st.layers.map((l) => [...get(l.feature).dims]),
       layerInputs: st.layers.map((l) => get(l.input).data as Float32Array),
+      provider: s.provider,
     };
   } finally {
     await s.session.release();

@@ -51,12 +51,12 @@ export function readScores(file: string): ScoresFile {
 }
 
 /** Plan at a budget from scores (no model needed: this is instant). */
-export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen): PlanFile {
-  const r = searchMasks(s.model.layers, s.model.hidden, seqLen, s.heads, s.neurons, budget);
+export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen, multipleOf = 1): PlanFile {
+  const r = searchMasks(s.model.layers, s.model.hidden, seqLen, s.heads, s.neurons, budget, multipleOf);
   const idx = (m: boolean[][]): number[][] => m.map((row) => row.flatMap((k, i) => (k ? [i] : [])));
   const keep = { heads: idx(r.heads), neurons: idx(r.neurons) };
   return {
-    schema: 'optin-plan', version: SCHEMA_VERSION, tool: { ...TOOL }, created: new Date().toISOString(), model: s.model, budget,
+    schema: 'optin-plan', version: SCHEMA_VERSION, tool: { ...TOOL }, created: new Date().toISOString(), model: s.model, budget, ...(multipleOf > 1 ? { multipleOf } : {}),
     macs: { seqLen, baseline: r.baseline, kept: r.kept, ratio: r.kept / r.baseline },
     keep,
     layers: keep.heads.map((h, l) => ({ heads: h.length, neurons: keep.neurons[l]!.length, macs: r.perLayerMacs[l]! })),

@@ -1,3 +1,4 @@
+import type { CpuNodes } from '../runtime/fallback';
 /** Version of the scores and plan file formats (bumped on incompatible changes). */
 export const SCHEMA_VERSION = 1;
 
@@ -34,6 +35,8 @@ export interface ScoresFile {
   modeReason?: string;
   outputLoss: 'kl' | 'squared-error';
   provider: string;
+  /** Nodes the GPU provider left to the CPU (absent on the CPU provider). */
+  cpuNodes?: CpuNodes;
   seconds: number;
   calibration: { source: string; examples: number; seqLen: number; meanLength: number; tokenRows: number; warning?: string };
   /** Sequence length of the MAC model (mean unpadded calibration length for text; tokens for vision). */
@@ -62,6 +65,8 @@ export interface PlanFile {
   model: ModelRef;
   /** Fraction of MACs kept, in (0, 1]. */
   budget: number;
+  /** Kept neurons per layer are a multiple of this (or the full width); absent = 1. */
+  multipleOf?: number;
   macs: { seqLen: number; baseline: number; kept: number; ratio: number };
   /** Kept head indices and kept neuron indices per layer (sorted). */
   keep: { heads: number[][]; neurons: number[][] };

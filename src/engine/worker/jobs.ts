@@ -1,6 +1,8 @@
 import { loadModel } from '../onnx/model';
 import { detectStructure } from '../structure/detect';
 import { checkWeightTypes } from '../structure/dtypes';
+import { cpuFallbackNodes } from '../runtime/fallback';
+import { EP_CHOICES, type Provider } from '../runtime/providers';
 import { loadCalibration } from '../data/calibration';
 import { scoreModel } from '../optin/scorer';
 import { modelRef, scoresFile } from '../plan/files';
@@ -37,7 +39,12 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
       ? await scoreFast(model, st, batch, { ...opts, ...(mode.neuronExamples ? { neuronExamples: mode.neuronExamples } : {}), ...(mode.horizon ? { horizon: mode.horizon } : {}) })
       : await scoreModel(model, st, batch, opts);
   if (job.ranking !== 'magnitude') scores.modeReason = mode.reason;
-  return scoresFile(modelRef(model.path, sha256File(model.path), st), scores, macSeqLen);
+  const file = scoresFile(modelRef(model.path, sha256File(model.path), st), scores, macSeqLen);
+  const provider = scores.provider.split(' ')[0] as Provider;
+  if (EP_CHOICES.includes(provider) && provider !== 'cpu') {
+    file.cpuNodes = await cpuFallbackNodes(model.path, provider);
+  }
+  return file;
 }
 
 function magnitudeRun(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, seqLen: number): Scores {

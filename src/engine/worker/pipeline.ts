@@ -16,6 +16,8 @@ import type { ScoreJob } from './protocol';
 export interface PruneRequest {
   model: string;
   budget: number;
+  /** Kept neurons per layer a multiple of this (default 1). */
+  multipleOf?: number;
   data: DataOptions;
   ep: EpChoice;
   ranking?: 'optin' | 'magnitude';
@@ -63,7 +65,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : 'scoring heads and neurons');
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(`planning at budget ${req.budget}`);
-  const plan = makePlan(scores, req.budget);
+  const plan = makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf ?? 1);
   const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), ...(req.out ? { out: req.out } : {}) }, ev.step, signal);
   const report: PruneReport = { scores, plan, apply, idealSpeedup: plan.macs.baseline / plan.macs.kept };
   if (req.evalData) {
