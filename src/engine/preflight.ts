@@ -73,6 +73,12 @@ async function checkData(m: OnnxModel, st: ModelStructure, d: DataOptions | unde
   if (stat.isDirectory() && st.modality !== 'vision') {
     throw new OptinError('data', `${what} ${p} is a folder, but ${m.path} is ${modalityWords(st)}: give ${wanted(st)}`);
   }
+  if (stat.isDirectory()) {
+    const pre = d.preprocessor ?? path.join(path.dirname(m.path), 'preprocessor_config.json');
+    if (!fs.existsSync(pre)) {
+      throw new OptinError('data', `no ${path.basename(pre)} at ${pre}: images are resized and normalised as the model was trained (size, mean, std), so put the model's Hugging Face preprocessor_config.json next to it or pass --preprocessor FILE`);
+    }
+  }
   if (stat.isFile()) {
     if (stat.size === 0) throw new OptinError('data', `${what} ${p} is empty`);
     if (st.modality === 'vision' && ext !== '.jsonl') throw new OptinError('data', `${what} ${p} is a ${ext || 'extension-less'} file, but ${m.path} is ${modalityWords(st)}: give ${wanted(st)}`);

@@ -103,6 +103,12 @@ describe('preflight: refusals before any work', function () {
       /no tokenizer\.json in .*optimum-tiny-distilbert-sst2; .*--tokenizer DIR/],
     ['float16 weights of an onnxruntime-optimized graph', () => ['prune', float16Model(dir), '--budget', '0.6', '--out', path.join(dir, 'x.onnx')],
       /fp16\.onnx: weight ".+" of [A-Za-z]+ node ".+" is float16 \(\d+ float16 weights in all\); OPTIN needs a float32 model/],
+    ['an image folder for a vision model without its preprocessor_config.json', () => {
+      const bare = path.join(dir, 'bare');
+      fs.mkdirSync(bare, { recursive: true });
+      fs.copyFileSync(fixture('vit-digits/model-opset17.onnx'), path.join(bare, 'vit.onnx'));
+      return ['prune', path.join(bare, 'vit.onnx'), '--budget', '0.6', '--data', path.join(FIXTURES, 'data', 'digits', 'train'), '--out', path.join(dir, 'x.onnx')];
+    }, /no preprocessor_config\.json at .*bare.preprocessor_config\.json: images are resized and normalised as the model was trained .* --preprocessor FILE/],
     ['a quantized graph', () => ['prune', quantizedModel(dir), '--budget', '0.6', '--out', path.join(dir, 'x.onnx')], /node ".+" \(MatMulInteger\) belongs to a quantized model/],
     ['score --out names a folder', () => ['score', BERT, '--data', TRAIN, '--out', path.join(dir, 'a-folder')], /output .*a-folder is a folder/],
     ['apply with an image folder for a text model', () => ['apply', BERT, '--plan', path.join(dir, 'plan.json'), '--data', path.join(FIXTURES, 'data', 'digits', 'train')], /is a folder, but .* is a text model/],
@@ -125,7 +131,7 @@ describe('preflight: refusals before any work', function () {
       assert.equal(errors.length, 1, r.stderr);
       assert.match(errors[0]!, message);
       assert.doesNotMatch(r.stderr, WORK_STARTED, 'refused before any scoring');
-      assert.deepEqual(fs.readdirSync(dir).sort().filter((f) => !/^(fp16|int8)\.onnx$/.test(f)), before.filter((f) => !/^(fp16|int8)\.onnx$/.test(f)), 'nothing written');
+      assert.deepEqual(fs.readdirSync(dir).sort().filter((f) => !/^(fp16|int8)\.onnx$|^bare$/.test(f)), before.filter((f) => !/^(fp16|int8)\.onnx$|^bare$/.test(f)), 'nothing written');
     });
   }
 });
