@@ -35,7 +35,8 @@ for i in $(seq 1 "$runs"); do
   (cd "$work/repo" && CI=true bash .ci/run > "$work/run-$i.log" 2>&1)
   rc=$?
   end=$(date +%s)
-  echo "run $i under load: exit $rc in $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s: $(tail -n 1 "$work/run-$i.log")  (log: $work/run-$i.log)"
+  cp -r "$work/repo/test-output" "$work/run-$i-output" 2>/dev/null
+  echo "run $i under load: exit $rc in $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s: $(tail -n 1 "$work/run-$i.log")  (log: $work/run-$i.log, screenshots and logs: $work/run-$i-output)"
   [[ $rc == 0 ]] || status=1
   uptime
 done

@@ -29,17 +29,25 @@ export function t(ms: number): number {
 
 /** Close any open context menu (and quick input, unless told not to) and wait until nothing blocks the pointer. */
 export async function closeMenus(page: Page, opts: { quickInput?: boolean } = {}): Promise<void> {
+  const keepQuickInput = opts.quickInput === false;
   const blockers = [page.locator('.context-view .monaco-menu'), page.locator('.context-view-block')];
-  if (opts.quickInput !== false) blockers.push(page.locator('.quick-input-widget'));
+  if (!keepQuickInput) blockers.push(page.locator('.quick-input-widget'));
   const anyOpen = async (): Promise<boolean> => (await Promise.all(blockers.map((b) => b.first().isVisible()))).some(Boolean);
   const closed = (ms: number): Promise<unknown> => Promise.all(blockers.map((b) => b.first().waitFor({ state: 'hidden', timeout: ms }).catch(() => undefined)));
+  // An empty spot of the activity bar: clicking there closes a menu (and nothing else happens).
+  const clickOutside = async (): Promise<void> => {
+    const vp = page.viewportSize() ?? { width: 1400, height: 900 };
+    await page.mouse.click(24, Math.round(vp.height * 0.55));
+  };
   for (let i = 0; i < 5 && (await anyOpen()); i++) {
-    await page.keyboard.press('Escape');
-    await closed(t(1_000));
-    // Escape goes to the webview when it has focus; a click outside the menu (on the block) closes it too.
-    if (await page.locator('.context-view-block').first().isVisible()) {
-      const vp = page.viewportSize() ?? { width: 1400, height: 900 };
-      await page.mouse.click(vp.width - 5, vp.height - 5);
+    // Escape would also dismiss a quick pick that opened meanwhile (e.g. the calibration data pick).
+    if (!keepQuickInput) {
+      await page.keyboard.press('Escape');
+      await closed(t(1_000));
+    }
+    // Escape goes to the webview when it has focus; a click outside the menu closes it too.
+    if (await anyOpen()) {
+      await clickOutside();
       await closed(t(1_000));
     }
   }
