@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Locator, Page } from 'playwright-core';
 
 /** Folder where UI tests leave screenshots. */
 export const OUTPUT = path.resolve(process.env.OPTIN_TEST_OUTPUT ?? 'test-output');
@@ -81,6 +81,19 @@ export async function explorerContextMenu(page: Page, fileName: string, entry: s
   await item.click();
   const gone = await page.locator('.context-view .monaco-menu').first().waitFor({ state: 'hidden', timeout: t(10_000) }).then(() => true, () => false);
   if (!gone) await closeMenus(page, { quickInput: false });
+}
+
+/**
+ * Run a file's context-menu entry and wait until `opened` shows. Under load a fresh workbench can
+ * close the menu without running the entry; then the entry is chosen again (at most 3 times).
+ */
+export async function runFromExplorer(page: Page, fileName: string, entry: string, opened: Locator): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await explorerContextMenu(page, fileName, entry);
+    if (await opened.first().waitFor({ timeout: t(20_000) }).then(() => true, () => false)) return;
+    if (attempt === 3) throw new Error(`"${entry}" on ${fileName} did not open anything after 3 tries`);
+    console.log(`    (retry ${attempt}: "${entry}" on ${fileName} opened nothing)`);
+  }
 }
 
 /** Labels of the explorer context menu for a file (the menu is closed again). */

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import type { FrameLocator, Page } from 'playwright-core';
-import { closeMenus, explorerContextMenu, explorerContextMenuLabels, runCommand, screenshot, t, webview } from './ui';
+import { closeMenus, explorerContextMenuLabels, runCommand, runFromExplorer, screenshot, t, webview } from './ui';
 import { contrast, parseColor } from '../../webview/colors';
 
 /** One UI test: a name and a body that drives the workbench. */
@@ -36,7 +36,7 @@ async function acceptCalibration(page: Page, pick: NonNullable<Sample['pick']>):
 
 /** Right-click a model > Prune with OPTIN, answer the quick pick, wait for its panel's summary. */
 async function openPanel(page: Page, m: Sample): Promise<FrameLocator> {
-  await explorerContextMenu(page, m.file, 'Prune with OPTIN');
+  await runFromExplorer(page, m.file, 'Prune with OPTIN', page.locator('.tab', { hasText: `OPTIN: ${m.file}` }));
   if (m.pick) await acceptCalibration(page, m.pick);
   await page.locator('.tab', { hasText: `OPTIN: ${m.file}` }).waitFor({ timeout: t(30_000) });
   const view = webview(page);
@@ -182,8 +182,7 @@ export const devTests: UiTest[] = [
     name: 'explorer context menu shows "Prune with OPTIN" on an .onnx file only',
     async run(page) {
       await page.locator('.monaco-workbench').waitFor();
-      await explorerContextMenu(page, 'bert-tiny.onnx', 'Prune with OPTIN');
-      await page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }).waitFor({ timeout: t(30_000) });
+      await runFromExplorer(page, 'bert-tiny.onnx', 'Prune with OPTIN', page.locator('.tab', { hasText: 'OPTIN: bert-tiny.onnx' }));
       const onnx = await explorerContextMenuLabels(page, 'bert-tiny.onnx');
       assert.ok(onnx.includes('Prune with OPTIN'), `menu was: ${onnx.join(', ')}`);
       const other = await explorerContextMenuLabels(page, 'notes.txt');
