@@ -4,12 +4,20 @@
  * to the CPU. Providers are tried explicitly (cuda, webgpu, dml, coreml); one that is missing or
  * fails its probe is listed with the reason. A software WebGPU adapter (SwiftShader) is measured
  * only with --software, and labelled as such.
+ * Then, per GPU provider that keeps tensors on its device (WebGPU), exact scoring of the digits
+ * ViT's first layer with the shared inputs kept on the device vs uploaded for every run,
+ * interleaved, median seconds and the ratio.
  */
 import * as path from 'node:path';
 import { benchModels } from '../src/engine/eval/bench';
 import { createSession } from '../src/engine/runtime/session';
 import { webgpuAdapter } from '../src/engine/runtime/adapter';
 import type { Provider } from '../src/engine/runtime/providers';
+import { keepsInputsOnDevice } from '../src/engine/runtime/deviceFeeds';
+import { loadModel } from '../src/engine/onnx/model';
+import { detectStructure } from '../src/engine/structure/detect';
+import { loadCalibration } from '../src/engine/data/calibration';
+import { scoreModel } from '../src/engine/optin/scorer';
 
 const root = path.resolve(__dirname, '..', '..');
 const models: Array<[string, string, { batch: number; seqLen: number }]> = [
@@ -28,13 +36,34 @@ async function usable(ep: Provider, model: string): Promise<string | undefined> 
   }
 }
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function deviceFeedsBench(ep: Provider): Promise<void> {
+  const model = loadModel(models[1]![1]);
+  const st = detectStructure(model);
+  const batch = await loadCalibration(model.path, st, { data: path.join(root, 'test/fixtures/data/digits/train'), samples: 8 });
+  const times: Record<'device' | 'upload', number[]> = { device: [], upload: [] };
+  for (let i = 0; i < 3; i++) {
+    for (const k of ['device', 'upload'] as const) {
+      const t = performance.now();
+      await scoreModel(model, st, batch, { ep, layers: [0], deviceFeeds: k === 'device' });
+      times[k].push((performance.now() - t) / 1000);
+    }
+  }
+  const d = median(times.device), u = median(times.upload);
+  console.log(`\ndigits ViT exact scoring, layer 0, ${batch.batch} examples, ${ep}, 3 interleaved runs each:`);
+  console.log(`  shared inputs kept on the device   median ${d.toFixed(2)} s`);
+  console.log(`  uploaded for every run             median ${u.toFixed(2)} s  (${(u / d).toFixed(2)}x the device-kept time)`);
+}
+
 async function main(): Promise<void> {
+  const gpus = new Set<Provider>();
   for (const [name, model, shape] of models) {
     const eps: Provider[] = ['cpu'];
     for (const ep of ['cuda', 'webgpu', 'dml', 'coreml'] as Provider[]) {
       const why = await usable(ep, model);
       if (why) console.log(`${name}: ${ep} skipped: ${why}`);
-      else eps.push(ep);
+      else { eps.push(ep); gpus.add(ep); }
     }
     const r = await benchModels(eps.map(() => model), { ...shape, eps, runs: 20, warmup: 3 });
     console.log(`\n${name}, batch ${r.batch} x ${r.seqLen}, ${r.runs} interleaved runs each`);
@@ -42,6 +71,7 @@ async function main(): Promise<void> {
       console.log(`  ${m.provider.padEnd(42)} median ${m.medianMs.toFixed(2)} ms (p10 ${m.p10Ms.toFixed(2)}, p90 ${m.p90Ms.toFixed(2)})  ${i === 0 ? 'baseline' : `${r.speedup[i]!.toFixed(2)}x the CPU`}`);
     }
   }
+  for (const ep of gpus) if (keepsInputsOnDevice(ep)) await deviceFeedsBench(ep);
 }
 
 main().catch((e) => { console.error(e instanceof Error ? e.message : String(e)); process.exit(1); });

@@ -60,10 +60,20 @@ export function multipleOfFlag(args: Args): number {
   return n;
 }
 
+/** `--budget C` (fraction of MACs) or `--latency C` (fraction of the dense latency): exactly one, in (0, 1]. */
+export function targetFlag(args: Args): { kind: 'macs' | 'latency'; value: number } {
+  const l = args.flags.get('latency');
+  if (l === undefined) return { kind: 'macs', value: budgetFlag(args) };
+  if (args.flags.has('budget')) throw new OptinError('usage', 'give --budget (fraction of MACs) or --latency (fraction of the dense latency), not both');
+  const n = Number(l);
+  if (typeof l !== 'string' || !Number.isFinite(n) || !(n > 0 && n <= 1)) throw new OptinError('usage', `--latency ${String(l)} is outside (0, 1]; it is the fraction of the dense model's measured latency to keep (0.5 = twice as fast)`);
+  return { kind: 'latency', value: n };
+}
+
 /** A budget in (0, 1]. */
 export function budgetFlag(args: Args): number {
   const b = args.flags.get('budget');
-  if (typeof b !== 'string') throw new OptinError('usage', '--budget C is required (fraction of MACs to keep: 0.6 = keep 60% of MACs)');
+  if (typeof b !== 'string') throw new OptinError('usage', '--budget C is required (fraction of MACs to keep: 0.6 = keep 60% of MACs), or --latency C (fraction of the dense latency)');
   const n = Number(b);
   if (!Number.isFinite(n) || !(n > 0 && n <= 1)) throw new OptinError('usage', `--budget ${b} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = keep 60% of MACs)`);
   return n;

@@ -7,6 +7,8 @@ import { runApply } from './applyCommand';
 import { runEval } from './evalCommand';
 import { runBench } from './benchCommand';
 import { runPruneCommand } from './pruneCommand';
+import { runLatency } from './latencyCommand';
+import { runSweepCommand } from './sweepCommand';
 
 const USAGE = `usage: optin <command> [options]
 
@@ -16,10 +18,16 @@ commands:
                                                 OPTIN importance of every head and FFN neuron
   plan <scores.json> --budget C [--multiple-of N] --out plan.json
                                                 heads/neurons to keep at a MAC budget (C in (0,1]); N: kept neurons per layer a multiple of N
+  plan <scores.json> --latency C --table table.json --out plan.json
+                                                the same under a latency target (C = fraction of the dense latency)
+  latency <model.onnx> [--batch B] [--seq-len S] [--ep E] [--out table.json]
+                                                per-layer latency table (heads and neurons at several widths; cached)
   apply <model.onnx> --plan plan.json [--tune] [--data PATH] [--out PATH]
                                                 write the physically pruned model, verified
-  prune <model.onnx> --budget C [--multiple-of N] [--data PATH] [--tune] [--eval PATH] [--ranking optin|magnitude] [--out PATH]
+  prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tune] [--eval PATH] [--ranking optin|magnitude] [--out PATH]
                                                 score + plan + apply + verify + eval + bench, with a report
+  sweep <model.onnx> (--budgets 0.9,0.8,... | --latency 0.9,0.7,...) [--data PATH] [--eval PATH] [--csv F]
+                                                the speed/accuracy frontier: one scoring run, every budget applied, verified, evaluated, timed
   eval <model.onnx> --data PATH [--reference model.onnx]
                                                 accuracy on labelled data, agreement with a reference
   bench <a.onnx> <b.onnx> [--batch B] [--seq-len S]
@@ -44,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       return runEval(rest);
     case 'bench':
       return runBench(rest);
+    case 'latency':
+      return runLatency(rest);
+    case 'sweep':
+      return runSweepCommand(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -2,22 +2,22 @@ import { OptinError } from '../engine/errors';
 import { readScores } from '../engine/plan/files';
 import { runPrune } from '../engine/worker/pipeline';
 import { checkFlags, intFlag, parseArgs } from './args';
-import { DATA_FLAGS, MODE_FLAGS, budgetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
+import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
 import { ProgressBar } from './progress';
 import { formatPrune } from './report';
 import { defaultOutput } from '../engine/prune/output';
 
-const USAGE = `usage: optin prune <model.onnx> --budget C [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune]
+const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune]
          [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude] [--scores scores.json] [--eval <labelled data>] [--out PATH]
          [--no-bench] [--bench-batch B] [--bench-seq-len S] [--ep E] [--json]`;
 
 /** `optin prune`: score, plan, apply, verify, evaluate and benchmark in one go. */
 export async function runPruneCommand(argv: string[]): Promise<number> {
-  const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'multiple-of', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
+  const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'latency', 'multiple-of', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
   const args = parseArgs(argv, valued);
   checkFlags(args, [...valued, 'tune', 'no-bench', 'json', 'quiet'], 'prune');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
-  const budget = budgetFlag(args);
+  const target = targetFlag(args);
   const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude';
   if (ranking !== 'optin' && ranking !== 'magnitude') throw new OptinError('usage', '--ranking must be optin or magnitude');
   const data = dataOptions(args);
@@ -27,7 +27,7 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
   return withEngine(async (engine, signal) => {
     try {
       const r = await runPrune(engine, {
-        model: args.positional[0]!, budget, multipleOf: multipleOfFlag(args), data, ep: epFlag(args), ranking, scoring: modeOptions(args),
+        model: args.positional[0]!, budget: target.kind === 'macs' ? target.value : 1, ...(target.kind === 'latency' ? { latency: target.value } : {}), multipleOf: multipleOfFlag(args), data, ep: epFlag(args), ranking, scoring: modeOptions(args),
         ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
         ...(args.flags.has('tune') ? { tune: true } : {}),
         ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
@@ -38,10 +38,10 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
         step: (s) => { bar?.done(); if (!quiet) process.stderr.write(`${s}...\n`); },
       }, signal);
       bar?.done();
-      process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');
+      process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, ...(r.plan.latency ? { latency: r.plan.latency } : {}), keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');
       return 0;
     } finally {
       bar?.done();
     }
-  }, [str(args, 'out') ?? defaultOutput(args.positional[0]!, budget)]);
+  }, [str(args, 'out') ?? defaultOutput(args.positional[0]!, target.value, target.kind)]);
 }

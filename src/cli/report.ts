@@ -27,10 +27,16 @@ export function formatApply(a: ApplyReport): string {
   return lines.join('\n');
 }
 
+/** Predicted vs measured latency of a `--latency` prune. */
+export function formatLatency(l: NonNullable<PruneReport['latency']>): string {
+  const measured = l.measuredRatio !== undefined ? `, measured ${pct(l.measuredRatio, 1)} (${l.measuredMs!.toFixed(2)} of ${l.measuredDenseMs!.toFixed(2)} ms, same run)` : ' (not measured: --no-bench)';
+  return `latency     target ${pct(l.target, 1)} of dense: predicted ${pct(l.predictedRatio, 1)} (${l.predictedMs.toFixed(2)} of ${l.tableDenseMs.toFixed(2)} ms)${measured}; table ${l.cached ? 'from the cache' : 'measured now'}: ${l.tableFile}`;
+}
+
 /** The `optin prune` report. */
 export function formatPrune(r: PruneReport): string {
   const lines = [
-    `${path.basename(r.apply.input)}: budget ${r.plan.budget} (${formatBudget(r.plan.budget)}), ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
+    `${path.basename(r.apply.input)}: ${r.latency ? `latency target ${r.latency.target} (${formatBudget(r.plan.budget)} chosen)` : `budget ${r.plan.budget} (${formatBudget(r.plan.budget)})`}, ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
     '',
     formatApply(r.apply),
   ];
@@ -38,6 +44,7 @@ export function formatPrune(r: PruneReport): string {
     const [a, b] = r.bench.models;
     lines.push(`speed       ${a!.medianMs.toFixed(2)} ms -> ${b!.medianMs.toFixed(2)} ms median at batch ${r.bench.batch} x ${r.bench.seqLen} (${r.bench.provider}): ${r.bench.speedup[1]!.toFixed(2)}x measured, ${r.idealSpeedup.toFixed(2)}x ideal from MACs`);
   }
+  if (r.latency) lines.push(formatLatency(r.latency));
   if (r.evaluation) {
     const e = r.evaluation;
     const agree = `predictions agree on ${pct(e.reference!.agreement)}`;

@@ -34,7 +34,7 @@ export async function runScore(argv: string[]): Promise<number> {
       writeFileAtomic(out, JSON.stringify(scores) + '\n');
       const n = scores.heads.flat().length + scores.neurons.flat().length;
       if (scores.cpuNodes) process.stderr.write(`${describeCpuNodes(scores.cpuNodes, scores.provider.split(' ')[0]!)}\n`);
-      process.stderr.write(`scored ${n} elements of ${scores.model.layers.length} layers in ${scores.seconds.toFixed(1)} s on ${scores.provider} (${scores.mode}${scores.modeReason ? `: ${scores.modeReason}` : ''}); wrote ${out}\n`);
+      process.stderr.write(`scored ${n} elements of ${scores.model.layers.length} layers in ${scores.seconds.toFixed(1)} s on ${scores.provider}${scores.inputsOnDevice ? ', shared inputs kept on the device' : ''} (${scores.mode}${scores.modeReason ? `: ${scores.modeReason}` : ''}); wrote ${out}\n`);
       return 0;
     } finally {
       bar?.done();

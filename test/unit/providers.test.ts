@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { createSession } from '../../src/engine/runtime/session';
 import { gpuCandidates } from '../../src/engine/runtime/providers';
 import { classifyIcd, webgpuAdapter } from '../../src/engine/runtime/adapter';
+import { DeviceFeeds, cpuTile } from '../../src/engine/runtime/deviceFeeds';
 import { spearman } from '../../src/shared/ranks';
 import { ROOT, expectOptinError, feedsFor, fixture, tempDir } from './helpers';
 
@@ -135,6 +136,32 @@ describe('execution providers', function () {
       }
     });
 
+    it('keeps shared inputs on the WebGPU device: tiled there once, read by another session, equal to the CPU tile', async () => {
+      const s = await withEnv(gpuEnv(SWIFTSHADER), () => createSession(VIT, { ep: 'webgpu', label: VIT }));
+      const c = await ort.InferenceSession.create(VIT);
+      const dev = new DeviceFeeds('webgpu');
+      try {
+        const name = c.inputNames[0]!;
+        const one = feedsFor(c, 1)[name]!;
+        const t = { type: 'float32' as const, dims: [...one.dims], data: one.data as Float32Array };
+        const onDevice = await dev.tiled('pixels', t, 3);
+        assert.equal(onDevice.location, 'gpu-buffer');
+        assert.deepEqual(onDevice.dims, [3, ...one.dims.slice(1)]);
+        assert.equal(await dev.tiled('pixels', t, 3), onDevice, 'the same source and count reuse the device tensor');
+        const a = (await s.session.run({ [name]: onDevice }))[s.session.outputNames[0]!]!.data as Float32Array;
+        const b = (await c.run({ [name]: cpuTile(t, 3) }))[c.outputNames[0]!]!.data as Float32Array;
+        assert.equal(a.length, b.length);
+        const diff = Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i]!)));
+        assert.ok(diff < 1e-4, `max |device-fed webgpu - cpu| = ${diff}`);
+        assert.equal(new DeviceFeeds('cpu').onDevice, false);
+        assert.equal((await new DeviceFeeds('cpu').tiled('pixels', t, 2)).location, 'cpu');
+      } finally {
+        await dev.close();
+        await s.session.release();
+        await c.release();
+      }
+    });
+
     for (const [name, model, extra] of [['digits ViT', VIT, ['--samples', '1']], ['tiny BERT (text)', TINY, ['--samples', '2']]] as const) {
       it(`optin score ${name} --ep webgpu gives the CPU's exact scores (Spearman >= 0.999, within 1e-3 relative)`, () => {
         const dir = tempDir();
@@ -150,6 +177,8 @@ describe('execution providers', function () {
         assert.equal(cpu.provider, 'cpu');
         assert.ok(gpu.cpuNodes && (model !== VIT || gpu.cpuNodes.count > 0) && gpu.cpuNodes.count === Object.values(gpu.cpuNodes.ops).reduce((a, b) => a + b, 0), `nodes left to the CPU are reported: ${JSON.stringify(gpu.cpuNodes)}`);
         assert.equal((cpu as { cpuNodes?: unknown }).cpuNodes, undefined);
+        assert.equal((gpu as { inputsOnDevice?: boolean }).inputsOnDevice, true, 'the masked runs read their shared inputs from the device');
+        assert.equal((cpu as { inputsOnDevice?: boolean }).inputsOnDevice, undefined);
         const a = [...cpu.heads.flat(), ...cpu.neurons.flat()], b = [...gpu.heads.flat(), ...gpu.neurons.flat()];
         const rho = spearman(a, b);
         assert.ok(rho >= 0.999, `Spearman ${rho}`);

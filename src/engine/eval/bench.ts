@@ -31,7 +31,8 @@ export interface BenchOptions {
   signal?: AbortSignal;
 }
 
-function inputs(st: ModelStructure, batch: number, seqLen: number): Record<string, ort.Tensor> {
+/** Deterministic synthetic inputs for a model at a batch and sequence length (token ids, all-ones mask, pixels). */
+export function benchFeeds(st: Pick<ModelStructure, 'inputs' | 'vocabSize'>, batch: number, seqLen: number): Record<string, ort.Tensor> {
   const rnd = mulberry32(42);
   const feeds: Record<string, ort.Tensor> = {};
   for (const i of st.inputs) {
@@ -54,9 +55,29 @@ function inputs(st: ModelStructure, batch: number, seqLen: number): Record<strin
   return feeds;
 }
 
-function quantile(xs: number[], q: number): number {
+/** The q-quantile (0..1) of samples, nearest-rank. */
+export function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+/**
+ * Time several jobs interleaved (a, b, c, then c, b, a, ...) after `warmup` untimed rounds, so
+ * machine noise hits every job alike; returns each job's milliseconds per timed round.
+ * @throws OptinError('cancelled') when the signal fires
+ */
+export async function timeInterleaved(jobs: Array<() => Promise<unknown>>, runs: number, warmup: number, signal?: AbortSignal): Promise<number[][]> {
+  const times: number[][] = jobs.map(() => []);
+  for (let r = -warmup; r < runs; r++) {
+    const order = r % 2 === 0 ? jobs.map((_, i) => i) : jobs.map((_, i) => jobs.length - 1 - i);
+    for (const i of order) {
+      if (signal?.aborted) throw new OptinError('cancelled', 'benchmark cancelled');
+      const t0 = performance.now();
+      await jobs[i]!();
+      if (r >= 0) times[i]!.push(performance.now() - t0);
+    }
+  }
+  return times;
 }
 
 /**
@@ -73,19 +94,10 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
       const m = loadModel(p);
       const st = describeInterface(m);
       const fixed = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
-      sessions.push(await createSession(m.path, { ep: opts.eps?.[k] ?? opts.ep ?? 'cpu', label: m.path, ...(opts.threads ? { threads: opts.threads } : {}) }));
-      feeds.push(inputs(st, typeof fixed === 'number' ? fixed : batch, seqLen));
+      sessions.push(await createSession(m.path, { ep: opts.eps?.[k] ?? opts.ep ?? 'cpu', label: m.path, noSpin: true, ...(opts.threads ? { threads: opts.threads } : {}) }));
+      feeds.push(benchFeeds(st, typeof fixed === 'number' ? fixed : batch, seqLen));
     }
-    const times: number[][] = paths.map(() => []);
-    for (let r = -warmup; r < runs; r++) {
-      const order = r % 2 === 0 ? paths.map((_, i) => i) : paths.map((_, i) => paths.length - 1 - i);
-      for (const i of order) {
-        if (opts.signal?.aborted) throw new OptinError('cancelled', 'benchmark cancelled');
-        const t0 = performance.now();
-        await runSession(sessions[i]!.session, feeds[i]!, paths[i]!);
-        if (r >= 0) times[i]!.push(performance.now() - t0);
-      }
-    }
+    const times = await timeInterleaved(sessions.map((se, i) => () => runSession(se.session, feeds[i]!, paths[i]!)), runs, warmup, opts.signal);
     const models = paths.map((model, i) => ({ model, provider: describeSession(sessions[i]!), medianMs: quantile(times[i]!, 0.5), p10Ms: quantile(times[i]!, 0.1), p90Ms: quantile(times[i]!, 0.9) }));
     return { batch, seqLen, runs, provider: describeSession(sessions[0]!), models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
   } finally {

@@ -9,7 +9,8 @@ import { OptinError } from '../errors';
 import { describeSession, runSession } from '../runtime/session';
 import { headMaskDims, headMaskName, instrument, neuronMaskName } from './instrument';
 import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph';
-import { runTeacher, sessionFor, toOrt, type TeacherRun } from './teacher';
+import { runTeacher, sessionFor, type TeacherRun } from './teacher';
+import { DeviceFeeds } from '../runtime/deviceFeeds';
 import { sampleIndices } from './random';
 import { balance } from './balance';
 import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type ScoreProgress, type Scores } from './types';
@@ -48,6 +49,12 @@ export interface ScoreOptions {
   layers?: number[];
   /** Only these neuron indices per layer (default all); the others get zeros. */
   neuronSubset?: number[][];
+  /**
+   * Keep the inputs every masked run shares (the layer input and the batch, tiled) on the device
+   * between runs where the provider allows it (default true; false = upload them for every run, for
+   * benchmarks). See {@link DeviceFeeds}.
+   */
+  deviceFeeds?: boolean;
 }
 
 /** Which value of each layer the manifold-distillation term compares. */
@@ -128,13 +135,6 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
   };
 }
 
-function tile(t: TensorData, m: number): TensorData {
-  const n = t.data.length;
-  const data = new (t.data.constructor as { new (n: number): typeof t.data })(n * m);
-  for (let i = 0; i < m; i++) (data as Float32Array).set(t.data as Float32Array, i * n);
-  return { type: t.type, dims: [t.dims[0]! * m, ...t.dims.slice(1)], data };
-}
-
 interface Element { kind: 'head' | 'neuron'; index: number }
 
 function checkCancelled(signal?: AbortSignal): void {
@@ -166,6 +166,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   const S = batch.seqLen;
   const perVariant = B * S;
   const m = Math.max(1, Math.floor((opts.chunkTokens ?? (teacher.provider === 'cpu' ? 1024 : GPU_CHUNK_TOKENS)) / perVariant));
+  const dev = new DeviceFeeds(opts.deviceFeeds === false ? 'cpu' : teacher.provider);
   const rawHeads: RawLosses[] = [];
   const rawNeurons: RawLosses[] = [];
   let done = 0;
@@ -173,83 +174,88 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   let workDone = 0;
   let workTotal = 0;
   st.layers.forEach((l, i) => { workTotal += (L - i) * count(l); });
-  for (let l = 0; l < L; l++) {
-    checkCancelled(opts.signal);
-    const layer = st.layers[l]!;
-    const nH = doHeads ? layer.attention.heads : 0;
-    const nIdx = neuronIdx(layer);
-    const zeros = (n: number): RawLosses => ({ md: new Array<number>(n).fill(0), kl: new Array<number>(n).fill(0) });
-    if (count(layer) === 0) {
-      rawHeads.push(zeros(layer.attention.heads));
-      rawNeurons.push(zeros(layer.ffn?.width ?? 0));
-      continue;
-    }
-    const full = comparedLayers(l, L);
-    const truncated = opts.horizon !== undefined && full.length > opts.horizon;
-    const compared = truncated ? full.slice(0, Math.max(1, opts.horizon!)) : full;
-    const reuse = opts.reusePrefix ?? true;
-    const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : [st.outputs[0]!]), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
-    const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
-    const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
-    const logitsName = st.outputs[0]!;
-    proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
-    b.output(mdName);
-    const s = await sessionFor(model, proto, `${model.path} (layer ${l} suffix)`, ep);
-    provider = describeSession(s);
-    const inputs = new Set(proto.graph!.input.map((i) => i.name));
-    const elements: Element[] = [
-      ...Array.from({ length: nH }, (_, index) => ({ kind: 'head' as const, index })),
-      ...nIdx.map((index) => ({ kind: 'neuron' as const, index })),
-    ];
-    const hd = headMaskDims(layer);
-    const H = layer.attention.heads;
-    const hWidth = H * hd.repeat;
-    const I = layer.ffn?.width ?? 0;
-    const md = new Array<number>(elements.length);
-    const kl = new Array<number>(elements.length);
-    const cut: TensorData = { type: 'float32', dims: [B, S, st.hidden], data: teacher.layerInputs[l]! };
-    try {
-      for (let start = 0; start < elements.length; start += m) {
-        checkCancelled(opts.signal);
-        const chunk = elements.slice(start, start + m);
-        const v = chunk.length;
-        const feeds: Record<string, ort.Tensor> = {};
-        if (reuse) Object.assign(feeds, toOrt({ [layer.input]: tile(cut, v) }));
-        for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = toOrt({ [name]: tile(t, v) })[name]!;
-        const hm = new Float32Array(v * B * hWidth).fill(1);
-        const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
-        chunk.forEach((e, j) => {
-          for (let r = j * B; r < (j + 1) * B; r++) {
-            if (e.kind === 'head') hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
-            else nm[r * I + e.index] = 0;
-          }
-        });
-        feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * B : d)) as number[]);
-        if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, [v * B, 1, I]);
-        const out = await runSession(s.session, feeds, `${model.path} (layer ${l})`);
-        const mdv = out[mdName]!.data as Float32Array;
-        const klv = truncated ? new Array<number>(v).fill(0) : outputLoss(out[logitsName]!.data as Float32Array, v, lc, c.temperature);
-        for (let j = 0; j < v; j++) {
-          md[start + j] = mdv[j]!;
-          kl[start + j] = klv[j]!;
-        }
-        done += v;
-        workDone += v * (L - l);
-        const el = elapsed();
-        opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta: (el / workDone) * (workTotal - workDone) });
+  try {
+    for (let l = 0; l < L; l++) {
+      checkCancelled(opts.signal);
+      const layer = st.layers[l]!;
+      const nH = doHeads ? layer.attention.heads : 0;
+      const nIdx = neuronIdx(layer);
+      const zeros = (n: number): RawLosses => ({ md: new Array<number>(n).fill(0), kl: new Array<number>(n).fill(0) });
+      if (count(layer) === 0) {
+        rawHeads.push(zeros(layer.attention.heads));
+        rawNeurons.push(zeros(layer.ffn?.width ?? 0));
+        continue;
       }
-    } finally {
-      await s.session.release();
+      const full = comparedLayers(l, L);
+      const truncated = opts.horizon !== undefined && full.length > opts.horizon;
+      const compared = truncated ? full.slice(0, Math.max(1, opts.horizon!)) : full;
+      const reuse = opts.reusePrefix ?? true;
+      const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : [st.outputs[0]!]), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
+      const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
+      const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
+      const logitsName = st.outputs[0]!;
+      proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
+      b.output(mdName);
+      const s = await sessionFor(model, proto, `${model.path} (layer ${l} suffix)`, ep);
+      provider = describeSession(s);
+      const inputs = new Set(proto.graph!.input.map((i) => i.name));
+      const elements: Element[] = [
+        ...Array.from({ length: nH }, (_, index) => ({ kind: 'head' as const, index })),
+        ...nIdx.map((index) => ({ kind: 'neuron' as const, index })),
+      ];
+      const hd = headMaskDims(layer);
+      const H = layer.attention.heads;
+      const hWidth = H * hd.repeat;
+      const I = layer.ffn?.width ?? 0;
+      const md = new Array<number>(elements.length);
+      const kl = new Array<number>(elements.length);
+      const cut: TensorData = { type: 'float32', dims: [B, S, st.hidden], data: teacher.layerInputs[l]! };
+      try {
+        for (let start = 0; start < elements.length; start += m) {
+          checkCancelled(opts.signal);
+          const chunk = elements.slice(start, start + m);
+          const v = chunk.length;
+          const feeds: Record<string, ort.Tensor> = {};
+          if (reuse) feeds[layer.input] = await dev.tiled(`layer ${l} input`, cut, v);
+          for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(name, t, v);
+          const hm = new Float32Array(v * B * hWidth).fill(1);
+          const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
+          chunk.forEach((e, j) => {
+            for (let r = j * B; r < (j + 1) * B; r++) {
+              if (e.kind === 'head') hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
+              else nm[r * I + e.index] = 0;
+            }
+          });
+          feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * B : d)) as number[]);
+          if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, [v * B, 1, I]);
+          const out = await runSession(s.session, feeds, `${model.path} (layer ${l})`);
+          const mdv = out[mdName]!.data as Float32Array;
+          const klv = truncated ? new Array<number>(v).fill(0) : outputLoss(out[logitsName]!.data as Float32Array, v, lc, c.temperature);
+          for (let j = 0; j < v; j++) {
+            md[start + j] = mdv[j]!;
+            kl[start + j] = klv[j]!;
+          }
+          done += v;
+          workDone += v * (L - l);
+          const el = elapsed();
+          opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta: (el / workDone) * (workTotal - workDone) });
+        }
+      } finally {
+        dev.clear();
+        await s.session.release();
+      }
+      rawHeads.push(nH ? { md: md.slice(0, nH), kl: kl.slice(0, nH) } : zeros(H));
+      if (!doNeurons) rawNeurons.push(zeros(I));
+      else {
+        const r = zeros(I);
+        nIdx.forEach((j, k) => { r.md[j] = md[nH + k]!; r.kl[j] = kl[nH + k]!; });
+        rawNeurons.push(r);
+      }
+      const partial = { layer: l, heads: balance(rawHeads, 'head', c, L)[l]!, neurons: balance(rawNeurons, 'neuron', c, L)[l]! };
+      opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial });
     }
-    rawHeads.push(nH ? { md: md.slice(0, nH), kl: kl.slice(0, nH) } : zeros(H));
-    if (!doNeurons) rawNeurons.push(zeros(I));
-    else {
-      const r = zeros(I);
-      nIdx.forEach((j, k) => { r.md[j] = md[nH + k]!; r.kl[j] = kl[nH + k]!; });
-      rawNeurons.push(r);
-    }
-    const partial = { layer: l, heads: balance(rawHeads, 'head', c, L)[l]!, neurons: balance(rawNeurons, 'neuron', c, L)[l]! };
-    opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial });
+  } finally {
+    await dev.close();
   }
   return {
     heads: balance(rawHeads, 'head', c),
@@ -260,6 +266,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     calibration: { examples: B, seqLen: S, meanLength: batch.meanLength, source: batch.source, ...(batch.warning ? { warning: batch.warning } : {}) },
     mode: 'exact',
     provider,
+    ...(dev.onDevice ? { inputsOnDevice: true } : {}),
     seconds: elapsed(),
   };
 }

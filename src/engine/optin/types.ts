@@ -33,6 +33,8 @@ export interface Scores {
   /** Why this mode was used (auto's decision). */
   modeReason?: string;
   provider: string;
+  /** True when the inputs shared by the masked runs stayed on the device between runs (WebGPU). */
+  inputsOnDevice?: boolean;
   seconds: number;
 }
 

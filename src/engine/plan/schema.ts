@@ -37,6 +37,8 @@ export interface ScoresFile {
   provider: string;
   /** Nodes the GPU provider left to the CPU (absent on the CPU provider). */
   cpuNodes?: CpuNodes;
+  /** True when the inputs shared by the masked runs stayed on the device between runs (WebGPU). */
+  inputsOnDevice?: boolean;
   seconds: number;
   calibration: { source: string; examples: number; seqLen: number; meanLength: number; tokenRows: number; warning?: string };
   /** Sequence length of the MAC model (mean unpadded calibration length for text; tokens for vision). */
@@ -44,6 +46,18 @@ export interface ScoresFile {
   heads: number[][];
   neurons: number[][];
   raw: { heads: Array<{ md: number[]; kl: number[] }>; neurons: Array<{ md: number[]; kl: number[] }> };
+}
+
+/** The latency side of a plan searched with `--latency`: target, the table's numbers and the prediction. */
+export interface PlanLatency {
+  /** Fraction of the dense model's measured latency asked for (0.5 = twice as fast). */
+  target: number;
+  denseMs: number;
+  predictedMs: number;
+  /** Where and at what shape the table was measured. */
+  provider: string;
+  batch: number;
+  seqLen: number;
 }
 
 /** Kept elements and cost of one layer in a plan. */
@@ -68,6 +82,8 @@ export interface PlanFile {
   /** Kept neurons per layer are a multiple of this (or the full width); absent = 1. */
   multipleOf?: number;
   macs: { seqLen: number; baseline: number; kept: number; ratio: number };
+  /** Present when the plan was searched under a latency target instead of a MAC budget. */
+  latency?: PlanLatency;
   /** Kept head indices and kept neuron indices per layer (sorted). */
   keep: { heads: number[][]; neurons: number[][] };
   layers: PlanLayer[];

@@ -1,14 +1,16 @@
 import { OptinError } from '../errors';
-import { headMacs, neuronMacs } from '../flops';
 import type { LayerGeometry } from './schema';
+import { macCosts, type CostModel } from './costs';
 
 /** Result of the mask search. */
 export interface SearchResult {
   heads: boolean[][];
   neurons: boolean[][];
+  /** Cost of the full model's prunable part, and of what is kept (in the cost model's unit). */
   baseline: number;
   kept: number;
   importance: number;
+  /** Kept cost per layer (heads + neurons). */
   perLayerMacs: number[];
 }
 
@@ -38,22 +40,38 @@ function neuronUnits(neurons: number[][], multipleOf: number): Array<{ l: number
  * @throws OptinError('usage') for a budget outside (0, 1], a budget that fits not even one head, or a bad `multipleOf`
  */
 export function searchMasks(layers: LayerGeometry[], hidden: number, seqLen: number, heads: number[][], neurons: number[][], budget: number, multipleOf = 1): SearchResult {
-  if (!(Number.isInteger(multipleOf) && multipleOf >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got ${multipleOf}`);
   if (!(budget > 0 && budget <= 1)) throw new OptinError('usage', `budget ${budget} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = keep 60% of MACs)`);
-  const hm = layers.map((g) => headMacs(seqLen, hidden, g.headSize, g.vHeadSize));
-  const nm = neuronMacs(seqLen, hidden);
-  const baseline = layers.reduce((a, g, l) => a + g.heads * hm[l]! + g.ffn * nm, 0);
-  const capacity = budget * baseline;
+  const costs = macCosts(layers, hidden, seqLen);
+  const r = searchUnderCost(layers, heads, neurons, costs, (baseline) => budget * baseline, multipleOf);
+  if (!r) throw new OptinError('usage', `budget ${budget} keeps less than one attention head; nothing valid to keep`);
+  return r;
+}
+
+/**
+ * The same search under any {@link CostModel}: `capacity(baseline)` is what may be spent on the
+ * prunable part. Returns undefined when not even one head fits.
+ * @throws OptinError('usage') for a bad `multipleOf`
+ */
+export function searchUnderCost(layers: LayerGeometry[], heads: number[][], neurons: number[][], costs: CostModel, capacity: (baseline: number) => number, multipleOf = 1): SearchResult | undefined {
+  if (!(Number.isInteger(multipleOf) && multipleOf >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got ${multipleOf}`);
+  const baseline = layers.reduce((a, g, l) => a + costs.head(l, g.heads) + costs.neuron(l, g.ffn), 0);
+  const cap = capacity(baseline);
   const hs = heads.flatMap((row, l) => row.map((s, h) => ({ l, i: h, s }))).sort((a, b) => b.s - a.s || a.l - b.l || a.i - b.i);
   const ns = neuronUnits(neurons, multipleOf).sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || a.l - b.l || a.b - b.b);
   const nPrefix = [0], cPrefix = [0];
+  const taken = layers.map(() => 0);
   for (const n of ns) {
     nPrefix.push(nPrefix[nPrefix.length - 1]! + n.s);
-    cPrefix.push(cPrefix[cPrefix.length - 1]! + n.idx.length);
+    if (costs.perNeuron !== undefined) cPrefix.push(cPrefix[cPrefix.length - 1]! + n.idx.length);
+    else {
+      const c = taken[n.l]!;
+      taken[n.l] = c + n.idx.length;
+      cPrefix.push(cPrefix[cPrefix.length - 1]! + costs.neuron(n.l, c + n.idx.length) - costs.neuron(n.l, c));
+    }
   }
-  /** Most units whose neurons fit in `room` MACs (units are taken in rank order). */
+  /** Most units whose neurons fit in `room` (units are taken in rank order). */
   const fit = (room: number): number => {
-    const most = Math.floor(room / nm + 1e-9);
+    const most = costs.perNeuron !== undefined ? Math.floor(room / costs.perNeuron + 1e-9) : room * (1 + 1e-12);
     let lo = 0, hi = ns.length;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
@@ -65,20 +83,23 @@ export function searchMasks(layers: LayerGeometry[], hidden: number, seqLen: num
   let best = { n: -1, neurons: 0, importance: -Infinity };
   let hCost = 0;
   let hScore = 0;
+  const hTaken = layers.map(() => 0);
   for (let n = 1; n <= hs.length; n++) {
     const e = hs[n - 1]!;
-    hCost += hm[e.l]!;
+    const c = hTaken[e.l]!;
+    hTaken[e.l] = c + 1;
+    hCost += costs.head(e.l, c + 1) - costs.head(e.l, c);
     hScore += e.s;
-    if (hCost > capacity * (1 + 1e-12)) break;
-    const k = fit(capacity - hCost);
+    if (hCost > cap * (1 + 1e-12)) break;
+    const k = fit(cap - hCost);
     const importance = hScore + nPrefix[k]!;
     if (importance > best.importance) best = { n, neurons: k, importance };
   }
-  if (best.n < 0) throw new OptinError('usage', `budget ${budget} keeps less than one attention head; nothing valid to keep`);
+  if (best.n < 0) return undefined;
   const keepH = layers.map((g) => new Array<boolean>(g.heads).fill(false));
   const keepN = layers.map((g) => new Array<boolean>(g.ffn).fill(false));
   hs.slice(0, best.n).forEach((e) => { keepH[e.l]![e.i] = true; });
   ns.slice(0, best.neurons).forEach((e) => { for (const j of e.idx) keepN[e.l]![j] = true; });
-  const perLayerMacs = layers.map((_, l) => keepH[l]!.filter(Boolean).length * hm[l]! + keepN[l]!.filter(Boolean).length * nm);
+  const perLayerMacs = layers.map((_, l) => costs.head(l, keepH[l]!.filter(Boolean).length) + costs.neuron(l, keepN[l]!.filter(Boolean).length));
   return { heads: keepH, neurons: keepN, baseline, kept: perLayerMacs.reduce((a, b) => a + b, 0), importance: best.importance, perLayerMacs };
 }

@@ -26,6 +26,12 @@ export interface SessionOptions {
   threads?: number;
   /** Label for error messages (the model path). */
   label: string;
+  /**
+   * Let idle intra-op threads sleep instead of spinning after a run (default false). Timing several
+   * sessions interleaved needs it: a session's spinning threads otherwise steal the cores the next
+   * session's run needs.
+   */
+  noSpin?: boolean;
 }
 
 function firstLine(e: unknown): string {
@@ -33,12 +39,13 @@ function firstLine(e: unknown): string {
   return msg.split('\n')[0]!.replace(/^\[[^\]]*\]\s*/, '').slice(0, 400);
 }
 
-async function tryCreate(model: string | Uint8Array, ep: string, threads: number): Promise<ort.InferenceSession> {
+async function tryCreate(model: string | Uint8Array, ep: string, threads: number, noSpin = false): Promise<ort.InferenceSession> {
   const opts: ort.InferenceSession.SessionOptions = {
     executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     ...(threads > 0 ? { intraOpNumThreads: threads } : {}),
+    ...(noSpin ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
   };
   return typeof model === 'string' ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model, opts);
 }
@@ -76,7 +83,7 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
       const wrong = await probeProvider(c);
       if (wrong) throw new Error(wrong);
       const device = c === 'webgpu' ? webgpuAdapter()?.name : undefined;
-      return { session: await tryCreate(model, c, threads), provider: c, ...(device ? { device } : {}) };
+      return { session: await tryCreate(model, c, threads, opts.noSpin), provider: c, ...(device ? { device } : {}) };
     } catch (e) {
       if (ep !== 'auto') {
         throw new OptinError('runtime', `${opts.label}: execution provider "${c}" is not usable: ${firstLine(e)}`);
@@ -85,7 +92,7 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
     }
   }
   try {
-    const session = await tryCreate(model, 'cpu', threads);
+    const session = await tryCreate(model, 'cpu', threads, opts.noSpin);
     return reasons.length ? { session, provider: 'cpu', fallbackReason: reasons.join('; ') } : { session, provider: 'cpu' };
   } catch (e) {
     throw new OptinError('runtime', `${opts.label}: onnxruntime cannot load this graph: ${firstLine(e)}`);

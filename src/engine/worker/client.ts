@@ -4,10 +4,11 @@ import { OptinError, type OptinErrorCode } from '../errors';
 import type { InspectReport } from '../inspect';
 import type { ScoreProgress } from '../optin/types';
 import type { ScoresFile } from '../plan/schema';
-import type { ScoreJob, WorkerReply, WorkerRequest } from './protocol';
+import type { LatencyResult, ScoreJob, WorkerReply, WorkerRequest } from './protocol';
 import type { ApplyReport, ApplyRequest } from '../prune/applyPlan';
 import type { EvalOptions, EvalReport } from '../eval/evaluate';
 import type { BenchOptions, BenchReport } from '../eval/bench';
+import type { LatencyOptions } from '../latency/measure';
 import type { PreflightReport, PreflightRequest } from '../preflight';
 
 /** A job request before the client assigns its id. */
@@ -91,6 +92,11 @@ export class EngineClient {
   /** Accuracy on labelled data (and agreement with a reference model). */
   async evaluate(model: string, options: Omit<EvalOptions, 'signal'>, signal?: AbortSignal): Promise<EvalReport> {
     return (await this.request({ kind: 'eval', model, options }, undefined, signal)).evaluation!;
+  }
+
+  /** The model's per-layer latency table (cached per model, provider and shape). */
+  async latency(model: string, options: Omit<LatencyOptions, 'signal' | 'onStep'> & { fresh?: boolean }, step?: (s: string) => void, signal?: AbortSignal): Promise<LatencyResult> {
+    return (await this.request({ kind: 'latency', model, options }, undefined, signal, step)).latency!;
   }
 
   /** Interleaved latency benchmark of models on one synthetic batch. */

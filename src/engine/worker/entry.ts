@@ -6,6 +6,9 @@ import { applyPlan } from '../prune/applyPlan';
 import { evaluate } from '../eval/evaluate';
 import { benchModels } from '../eval/bench';
 import { preflight } from '../preflight';
+import { loadModel } from '../onnx/model';
+import { detectStructure } from '../structure/detect';
+import { latencyTableFor } from '../latency/cache';
 import type { WorkerReply, WorkerRequest } from './protocol';
 
 /** Engine worker: every onnxruntime call runs here, never on the caller's thread. */
@@ -48,6 +51,12 @@ async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<
       case 'bench':
         send({ id: req.id, kind: 'result', ok: true, bench: await benchModels(req.models, { ...req.options, signal: ac.signal }) });
         break;
+      case 'latency': {
+        const model = loadModel(req.model);
+        const onStep = (step: string): void => send({ id: req.id, kind: 'step', step });
+        send({ id: req.id, kind: 'result', ok: true, latency: await latencyTableFor(model, detectStructure(model), { ...req.options, signal: ac.signal, onStep }) });
+        break;
+      }
     }
   } catch (e) {
     send({ id: req.id, kind: 'result', ok: false, code: isOptinError(e) ? e.code : 'internal', message: e instanceof Error ? e.message : String(e) });

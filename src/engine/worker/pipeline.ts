@@ -4,7 +4,7 @@ import type { DataOptions } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
 import type { ScoreProgress } from '../optin/types';
 import type { PlanFile, ScoresFile } from '../plan/schema';
-import { makePlan } from '../plan/files';
+import { makeLatencyPlan, makePlan } from '../plan/files';
 import { defaultOutput } from '../prune/output';
 import type { ApplyReport } from '../prune/applyPlan';
 import type { EvalReport } from '../eval/evaluate';
@@ -15,7 +15,13 @@ import type { ScoreJob } from './protocol';
 /** Everything `optin prune` (and the extension's Apply) does, in one request. */
 export interface PruneRequest {
   model: string;
+  /** Fraction of MACs to keep (ignored when `latency` is set). */
   budget: number;
+  /**
+   * Fraction of the dense model's measured latency to keep instead of a MAC budget: a per-layer
+   * latency table is measured (or read from the cache) at the benchmark's batch and sequence length.
+   */
+  latency?: number;
   /** Kept neurons per layer a multiple of this (default 1). */
   multipleOf?: number;
   data: DataOptions;
@@ -43,6 +49,25 @@ export interface PruneReport {
   bench?: BenchReport;
   /** Ideal speedup implied by the MAC counts (baseline / kept). */
   idealSpeedup: number;
+  /** Latency target runs: the table used, and predicted vs measured latency of the pruned model. */
+  latency?: LatencyOutcome;
+}
+
+/** Predicted vs measured latency of a plan searched under a latency target. */
+export interface LatencyOutcome {
+  target: number;
+  /** Dense latency in the table and predicted pruned latency. */
+  tableDenseMs: number;
+  predictedMs: number;
+  /** predictedMs / tableDenseMs. */
+  predictedRatio: number;
+  /** Dense and pruned medians of the benchmark that followed (same run, interleaved). */
+  measuredDenseMs?: number;
+  measuredMs?: number;
+  /** measuredMs / measuredDenseMs. */
+  measuredRatio?: number;
+  cached: boolean;
+  tableFile: string;
 }
 
 /** Callbacks of a prune run. */
@@ -52,7 +77,7 @@ export interface PruneEvents {
 }
 
 /** The pruned file may live elsewhere: read the tokenizer / preprocessor from beside the original. */
-function besideOriginal<T extends DataOptions>(model: string, data: T): T {
+export function besideOriginal<T extends DataOptions>(model: string, data: T): T {
   const dir = path.dirname(path.resolve(model));
   const pre = path.join(dir, 'preprocessor_config.json');
   return { ...data, tokenizer: data.tokenizer ?? dir, ...(data.preprocessor || !fs.existsSync(pre) ? {} : { preprocessor: pre }) };
@@ -61,20 +86,33 @@ function besideOriginal<T extends DataOptions>(model: string, data: T): T {
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */
 export async function runPrune(engine: EngineClient, req: PruneRequest, ev: PruneEvents = {}, signal?: AbortSignal): Promise<PruneReport> {
   ev.step?.('checking model, data and destination');
-  await engine.preflight({ model: req.model, data: req.data, out: req.out ?? defaultOutput(req.model, req.budget), ...(req.evalData ? { evalData: req.evalData } : {}) });
+  const out = req.out ?? (req.latency ? defaultOutput(req.model, req.latency, 'latency') : defaultOutput(req.model, req.budget));
+  await engine.preflight({ model: req.model, data: req.data, out, ...(req.evalData ? { evalData: req.evalData } : {}) });
+  const benchShape = { batch: 32, seqLen: 48, runs: 20, ...(req.bench || {}) };
+  const lat = req.latency ? await engine.latency(req.model, { ep: req.ep, batch: benchShape.batch, seqLen: benchShape.seqLen }, ev.step, signal) : undefined;
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : 'scoring heads and neurons');
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
-  ev.step?.(`planning at budget ${req.budget}`);
-  const plan = makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf ?? 1);
-  const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), ...(req.out ? { out: req.out } : {}) }, ev.step, signal);
+  ev.step?.(req.latency ? `planning at ${req.latency} of the dense latency` : `planning at budget ${req.budget}`);
+  const plan = lat ? makeLatencyPlan(scores, lat.table, req.latency!, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf ?? 1);
+  const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), out }, ev.step, signal);
   const report: PruneReport = { scores, plan, apply, idealSpeedup: plan.macs.baseline / plan.macs.kept };
+  if (lat && plan.latency) {
+    report.latency = {
+      target: req.latency!, tableDenseMs: plan.latency.denseMs, predictedMs: plan.latency.predictedMs, predictedRatio: plan.latency.predictedMs / plan.latency.denseMs,
+      cached: lat.cached, tableFile: lat.file,
+    };
+  }
   if (req.evalData) {
     ev.step?.('evaluating accuracy');
     report.evaluation = await engine.evaluate(apply.output, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal);
   }
   if (req.bench !== false) {
     ev.step?.('measuring speed');
-    report.bench = await engine.bench([req.model, apply.output], { ...(req.bench ?? {}), ep: req.ep }, signal);
+    report.bench = await engine.bench([req.model, apply.output], { ...benchShape, ep: req.ep }, signal);
+    if (report.latency) {
+      const [d, p] = report.bench.models;
+      Object.assign(report.latency, { measuredDenseMs: d!.medianMs, measuredMs: p!.medianMs, measuredRatio: p!.medianMs / d!.medianMs });
+    }
   }
   return report;
 }

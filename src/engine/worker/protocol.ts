@@ -7,6 +7,16 @@ import type { ApplyReport, ApplyRequest } from '../prune/applyPlan';
 import type { EvalOptions, EvalReport } from '../eval/evaluate';
 import type { BenchOptions, BenchReport } from '../eval/bench';
 import type { PreflightReport, PreflightRequest } from '../preflight';
+import type { LatencyOptions } from '../latency/measure';
+import type { LatencyTable } from '../latency/table';
+
+/** A latency table and whether it came from the cache. */
+export interface LatencyResult {
+  table: LatencyTable;
+  cached: boolean;
+  /** The cache file it was read from or written to. */
+  file: string;
+}
 
 /** Arguments of a scoring job. */
 export interface ScoreJob {
@@ -35,11 +45,12 @@ export type WorkerRequest =
   | { id: number; kind: 'apply'; job: ApplyRequest }
   | { id: number; kind: 'eval'; model: string; options: Omit<EvalOptions, 'signal'> }
   | { id: number; kind: 'bench'; models: string[]; options: Omit<BenchOptions, 'signal'> }
+  | { id: number; kind: 'latency'; model: string; options: Omit<LatencyOptions, 'signal' | 'onStep'> & { fresh?: boolean } }
   | { id: number; kind: 'cancel' };
 
 /** Engine worker -> host: progress while a job runs, then exactly one result. */
 export type WorkerReply =
   | { id: number; kind: 'progress'; progress: ScoreProgress; warning?: string }
   | { id: number; kind: 'step'; step: string }
-  | { id: number; kind: 'result'; ok: true; inspect?: InspectReport; preflight?: PreflightReport; scores?: ScoresFile; apply?: ApplyReport; evaluation?: EvalReport; bench?: BenchReport }
+  | { id: number; kind: 'result'; ok: true; inspect?: InspectReport; preflight?: PreflightReport; scores?: ScoresFile; apply?: ApplyReport; evaluation?: EvalReport; bench?: BenchReport; latency?: LatencyResult }
   | { id: number; kind: 'result'; ok: false; code: string; message: string };

@@ -1,0 +1,138 @@
+import type * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import { serializeModel } from '../onnx/writer';
+import type { ModelStructure } from '../structure/types';
+import type { EpChoice } from '../runtime/providers';
+import { createSession, describeSession, runSession, type Session } from '../runtime/session';
+import { benchFeeds, quantile, timeInterleaved } from '../eval/bench';
+import { instrument } from '../optin/instrument';
+import { applyKeep, type KeepSet } from '../prune/apply';
+import { extractSubgraph } from '../graph/surgery';
+import { OptinError } from '../errors';
+import { sha256File } from '../util/atomic';
+import type { LatencyCurve, LatencyTable } from './table';
+
+/** Options for {@link measureLatencyTable}. */
+export interface LatencyOptions {
+  ep?: EpChoice;
+  /** Batch size of the timed runs (default 32; a model with a fixed batch uses its own). */
+  batch?: number;
+  /** Tokens per example for text models (vision models use their patch count). */
+  seqLen?: number;
+  /** Timed runs per configuration after 3 warm-up rounds (default: enough rounds for about 3 s of timing, 15 to 200). */
+  runs?: number;
+  threads?: number;
+  signal?: AbortSignal;
+  onStep?: (what: string) => void;
+}
+
+/** Kept widths timed for a sublayer of `full` elements: 0, 1/8 .. 1 of the width (heads: every count up to 4). */
+export function widthGrid(full: number): number[] {
+  const fr = full <= 4 ? Array.from({ length: full + 1 }, (_, i) => i / Math.max(full, 1)) : [0, 0.125, 0.25, 0.5, 0.75, 1];
+  return [...new Set(fr.map((f) => Math.round(f * full)))].sort((a, b) => a - b);
+}
+
+function geometryKey(l: ModelStructure['layers'][number]): string {
+  return `${l.attention.heads}/${l.attention.headSize}/${l.attention.vHeadSize}/${l.ffn?.width ?? 0}/${l.attention.qkv.kind}`;
+}
+
+function firstN(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** Run the dense model once on the benchmark inputs and return every layer's residual input. */
+async function layerInputs(model: OnnxModel, st: ModelStructure, feeds: Record<string, ort.Tensor>, ep: EpChoice, threads: number): Promise<ort.Tensor[]> {
+  const proto = instrument(model, st, { maskLayers: [], outputs: st.layers.map((l) => l.input), onlyOutputs: true });
+  const s = await createSession(serializeModel({ ...model, proto }), { ep, threads, label: `${model.path} (layer inputs)` });
+  try {
+    const out = await runSession(s.session, feeds, `${model.path} (layer inputs)`);
+    return st.layers.map((l) => out[l.input] as ort.Tensor);
+  } finally {
+    await s.session.release();
+  }
+}
+
+/**
+ * Build the per-layer latency table of a model (Kwon et al. 2022's lookup-table idea, on the
+ * model's own graph): for one layer of every distinct geometry, the layer is cut out of the model
+ * (its residual input becomes a graph input, its residual output the graph output) and physically
+ * pruned to several head counts (FFN dense) and neuron counts (attention dense); every variant and
+ * the whole dense model are timed interleaved in one run on the chosen provider, at the batch and
+ * sequence length given, fed with the layer's real input from a dense run.
+ * @throws OptinError('cancelled'|'runtime'|'unsupported')
+ */
+export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, opts: LatencyOptions = {}): Promise<LatencyTable> {
+  const ep = opts.ep ?? 'cpu', threads = opts.threads ?? 0;
+  const fixedBatch = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
+  const batch = typeof fixedBatch === 'number' ? fixedBatch : opts.batch ?? 32;
+  const feeds = benchFeeds(st, batch, opts.seqLen ?? 48);
+  opts.onStep?.('running the dense model once for each layer\'s input');
+  const inputs = await layerInputs(model, st, feeds, ep, threads);
+  const seqLen = inputs[0]!.dims[1]!;
+  const reps = new Map<string, number>();
+  for (const l of st.layers) if (!reps.has(geometryKey(l))) reps.set(geometryKey(l), l.index);
+  const full: KeepSet = { heads: st.layers.map((l) => firstN(l.attention.heads)), neurons: st.layers.map((l) => firstN(l.ffn?.width ?? 0)) };
+  const sessions: Session[] = [];
+  const jobs: Array<() => Promise<unknown>> = [];
+  const configs: Array<{ rep: number; kind: 'heads' | 'neurons' | 'dense'; kept: number; job: number }> = [];
+  const add = async (rep: number, kind: 'heads' | 'neurons' | 'dense', kept: number): Promise<void> => {
+    const l = st.layers[rep]!;
+    const keep: KeepSet = { heads: full.heads.slice(), neurons: full.neurons.slice() };
+    if (kind === 'heads') keep.heads[rep] = firstN(kept);
+    if (kind === 'neurons') keep.neurons[rep] = firstN(kept);
+    const pruned = kind === 'dense' ? model.proto : applyKeep(model, st, keep);
+    const graph = extractSubgraph(pruned.graph!, new Map([[l.input, [...inputs[rep]!.dims]]]), [l.output]);
+    const label = `${model.path} (layer ${rep}, ${kind === 'dense' ? 'dense' : `${kept} ${kind}`})`;
+    const s = await createSession(serializeModel({ ...model, proto: { ...pruned, graph } }), { ep, threads, label, noSpin: true });
+    sessions.push(s);
+    const f: Record<string, ort.Tensor> = { [l.input]: inputs[rep]! };
+    for (const n of s.session.inputNames) if (n !== l.input) f[n] = feeds[n] ?? missingInput(model.path, rep, n);
+    configs.push({ rep, kind, kept, job: jobs.length });
+    jobs.push(() => runSession(s.session, f, label));
+  };
+  try {
+    const dense = await createSession(model.path, { ep, threads, label: model.path, noSpin: true });
+    sessions.push(dense);
+    jobs.push(() => runSession(dense.session, feeds, model.path));
+    const floorKeep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [0] : [])), neurons: st.layers.map(() => []) };
+    const floor = await createSession(serializeModel({ ...model, proto: applyKeep(model, st, floorKeep) }), { ep, threads, label: `${model.path} (floor plan)`, noSpin: true });
+    sessions.push(floor);
+    jobs.push(() => runSession(floor.session, feeds, `${model.path} (floor plan)`));
+    for (const rep of reps.values()) {
+      if (opts.signal?.aborted) throw new OptinError('cancelled', 'latency measurement cancelled');
+      opts.onStep?.(`cutting layer ${rep} out at ${reps.size > 1 ? 'each geometry\'s' : 'every'} width`);
+      const l = st.layers[rep]!;
+      await add(rep, 'dense', 0);
+      for (const k of widthGrid(l.attention.heads)) if (k < l.attention.heads) await add(rep, 'heads', k);
+      for (const k of widthGrid(l.ffn?.width ?? 0)) if (k < (l.ffn?.width ?? 0)) await add(rep, 'neurons', k);
+    }
+    const round = (await timeInterleaved(jobs, 1, 3, opts.signal)).reduce((a, t) => a + t[0]!, 0);
+    const runs = opts.runs ?? Math.min(200, Math.max(15, Math.ceil(3000 / round)));
+    opts.onStep?.(`timing ${jobs.length} graphs interleaved, ${runs} runs each`);
+    const times = await timeInterleaved(jobs, runs, 0, opts.signal);
+    const med = times.map((t) => quantile(t, 0.5));
+    const curve = (rep: number, kind: 'heads' | 'neurons', fullWidth: number): LatencyCurve => {
+      const pts = configs.filter((c) => c.rep === rep && c.kind === kind).map((c) => ({ k: c.kept, ms: med[c.job]! }));
+      pts.push({ k: fullWidth, ms: med[configs.find((c) => c.rep === rep && c.kind === 'dense')!.job]! });
+      pts.sort((a, b) => a.k - b.k);
+      return { kept: pts.map((p) => p.k), ms: pts.map((p) => p.ms) };
+    };
+    const perRep = new Map([...reps.values()].map((rep) => {
+      const l = st.layers[rep]!;
+      return [rep, { heads: curve(rep, 'heads', l.attention.heads), neurons: curve(rep, 'neurons', l.ffn?.width ?? 0) }];
+    }));
+    return {
+      schema: 'optin-latency', version: 1, model: { path: model.path, sha256: sha256File(model.path) },
+      provider: describeSession(dense), batch, seqLen, threads, runs, denseMs: med[0]!,
+      floor: { heads: floorKeep.heads.map((h) => h.length), neurons: floorKeep.neurons.map(() => 0), ms: med[1]! },
+      layers: st.layers.map((l) => ({ ...perRep.get(reps.get(geometryKey(l))!)!, measuredOn: reps.get(geometryKey(l))! })),
+      created: new Date().toISOString(),
+    };
+  } finally {
+    for (const s of sessions) await s.session.release();
+  }
+}
+
+function missingInput(model: string, layer: number, name: string): never {
+  throw new OptinError('unsupported', `${model}: layer ${layer} cut out of the model still needs input "${name}", which the benchmark cannot make`);
+}

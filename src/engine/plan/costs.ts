@@ -1,0 +1,21 @@
+import { headMacs, neuronMacs } from '../flops';
+import type { LayerGeometry } from './schema';
+
+/**
+ * What the mask search spends: the cost of keeping k heads (or k neurons) of layer l, 0 at k = 0
+ * and non-decreasing in k. MACs are linear in k; measured latency is not.
+ */
+export interface CostModel {
+  unit: 'macs' | 'ms';
+  head(l: number, k: number): number;
+  neuron(l: number, k: number): number;
+  /** Set when every neuron of every layer costs exactly this (MACs): the search then counts neurons exactly. */
+  perNeuron?: number;
+}
+
+/** The paper's MAC model (OPTIN.md section 3) at a sequence length. */
+export function macCosts(layers: LayerGeometry[], hidden: number, seqLen: number): CostModel {
+  const hm = layers.map((g) => headMacs(seqLen, hidden, g.headSize, g.vHeadSize));
+  const nm = neuronMacs(seqLen, hidden);
+  return { unit: 'macs', head: (l, k) => k * hm[l]!, neuron: (_l, k) => k * nm, perNeuron: nm };
+}
