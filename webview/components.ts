@@ -35,3 +35,13 @@ export function fmt(n: number): string {
   for (const [v, u] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) if (Math.abs(n) >= v) return `${(n / v).toFixed(2)} ${u}`;
   return String(Math.round(n * 100) / 100);
 }
+
+const NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG element with attributes. */
+export function svg(tag: string, attrs: Record<string, string | number>, ...children: Array<Element | string>): SVGElement {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  for (const c of children) e.append(c);
+  return e;
+}

@@ -52,7 +52,7 @@ export class PlanSection {
     const pct = Math.round(p.budget * 100);
     if (document.activeElement !== this.slider && this.slider.value !== String(pct)) this.slider.value = String(pct);
     if (document.activeElement !== this.slider) this.label.textContent = formatBudget(p.budget);
-    this.macs.textContent = `MACs ${fmt(p.macs.baseline)} → ${fmt(p.macs.kept)} (${((100 * p.macs.kept) / p.macs.baseline).toFixed(1)}% kept) at sequence length ${p.macs.seqLen.toFixed(1)} · prunable parameters ${fmt(p.parameters.before)} → ${fmt(p.parameters.after)}`;
+    this.macs.textContent = `MACs ${fmt(p.macs.baseline)} → ${fmt(p.macs.kept)} (${((100 * p.macs.kept) / p.macs.baseline).toFixed(1)}% kept) · prunable parameters ${fmt(p.parameters.before)} → ${fmt(p.parameters.after)}`;
     this.warnings.replaceChildren(...p.warnings.map((w) => el('p', { class: 'warning' }, `⚠ ${w}`)));
     const s = this.summary;
     this.table.replaceChildren(grid(['Layer', 'Heads kept', 'Neurons kept'], s.layers.map((l, i) => [String(i), `${p.keepHeads[i]!.length} / ${l.heads}`, `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers'));

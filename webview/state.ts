@@ -1,4 +1,4 @@
-import type { AppliedView, DataInfo, HostMessage, ModelSummary, PanelPhase, PlanView } from '../src/shared/protocol';
+import type { AppliedView, DataInfo, FrontierView, HostMessage, ModelSummary, PanelPhase, PlanView } from '../src/shared/protocol';
 
 /** Everything the panel shows; saved with setState so a reloaded webview comes back as it was. */
 export interface State {
@@ -14,6 +14,8 @@ export interface State {
   warning?: string;
   plan?: PlanView;
   applied?: AppliedView;
+  /** The last sweep's frontier (cleared when scoring starts again). */
+  frontier?: FrontierView;
   progress?: { done: number; total: number; eta?: number };
 }
 
@@ -36,7 +38,7 @@ export function reduce(s: State, m: HostMessage): State {
       return { ...s, summary: m.summary, phase: s.phase === 'analysing' || s.phase === 'refused' ? 'idle' : s.phase, message: undefined };
     case 'phase': {
       const next: State = { ...s, phase: m.phase, message: m.message };
-      if (m.phase === 'scoring') return { ...next, heads: [], neurons: [], anchor: undefined, progress: undefined, plan: undefined, applied: undefined, data: undefined, warning: undefined };
+      if (m.phase === 'scoring') return { ...next, heads: [], neurons: [], anchor: undefined, progress: undefined, plan: undefined, applied: undefined, frontier: undefined, data: undefined, warning: undefined };
       if (m.phase === 'cancelled' || m.phase === 'failed') return { ...next, progress: undefined, ...(s.data ? {} : { heads: [], neurons: [], anchor: undefined }) };
       if (m.phase === 'applying') return { ...next, applied: undefined };
       return next;
@@ -61,6 +63,8 @@ export function reduce(s: State, m: HostMessage): State {
     }
     case 'applied':
       return { ...s, applied: m.result, phase: 'applied', message: undefined };
+    case 'frontier':
+      return { ...s, frontier: m.frontier, phase: s.phase === 'applying' ? 'scored' : s.phase, message: undefined };
     case 'reveal':
       return s;
   }

@@ -1,4 +1,5 @@
 import type { AppliedView, DataInfo, ModelSummary, WebviewMessage } from '../src/shared/protocol';
+import { FrontierSection } from './frontier';
 import { formatBudget, formatEta, pct } from '../src/shared/format';
 import { importanceRanks } from '../src/shared/ranks';
 import { button, el, fmt, grid, spinner } from './components';
@@ -39,17 +40,21 @@ export class PanelView {
   private plan?: PlanSection;
   private planBox = el('div', {});
   private applied = el('div', { id: 'applied', role: 'status' });
+  private frontier?: FrontierSection;
+  private frontierBox = el('div', {});
+  private headerKey = '';
   private heads?: Heatmap;
   private neurons?: Heatmap;
   private maps = el('div', {});
 
   constructor(private readonly app: HTMLElement, private readonly post: (m: WebviewMessage) => void, private readonly summaryOnly: boolean) {
-    app.replaceChildren(this.header, this.phaseBox, this.notice, this.planBox, this.applied, this.maps);
+    app.replaceChildren(this.header, this.phaseBox, this.notice, this.planBox, this.applied, this.frontierBox, this.maps);
   }
 
   /** Bring the DOM up to date with `s`. */
   render(s: State): void {
     if (s.summary?.path !== this.summary?.path || s.summary?.layers.length !== this.summary?.layers.length) this.build(s.summary);
+    if (s.summary) this.renderHeader(s.summary);
     this.renderPhase(s);
     if (this.summaryOnly || !s.summary) return;
     this.notice.replaceChildren(...(s.warning ? [el('p', { class: 'warning' }, `⚠ ${s.warning}`)] : []));
@@ -63,6 +68,16 @@ export class PanelView {
     }
     if (s.plan) this.plan!.update(s.plan, s.phase === 'scoring' || s.phase === 'applying');
     this.applied.replaceChildren(...(s.applied ? appliedText(s.applied) : []));
+    if (s.frontier) {
+      if (!this.frontier) {
+        this.frontier = new FrontierSection(this.post);
+        this.frontierBox.replaceChildren(this.frontier.root);
+      }
+      this.frontier.update(s.frontier, s.plan?.budget);
+    } else if (this.frontier) {
+      this.frontier = undefined;
+      this.frontierBox.replaceChildren();
+    }
     this.renderMaps(s);
   }
 
@@ -83,14 +98,26 @@ export class PanelView {
       this.maps.replaceChildren();
       return;
     }
+    this.headerKey = '';
+    this.frontier = undefined;
+    this.frontierBox.replaceChildren();
+    this.renderHeader(summary);
+    if (this.summaryOnly) return;
+    this.heads = new Heatmap('head-heatmap', 'Head importance (layers × heads; bar: heads kept)', summary.layers.map((l) => l.heads));
+    this.neurons = new Heatmap('neuron-heatmap', `FFN neuron importance (layers × up to ${BINS} bins of neurons; bar: neurons kept; curve: the layer's neurons sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true);
+    this.maps.replaceChildren(this.heads.root, this.neurons.root);
+  }
+
+  private renderHeader(summary: ModelSummary): void {
+    const key = `${summary.path}|${summary.seqLen}|${summary.seqLenSource}|${summary.totalMacs}`;
+    if (key === this.headerKey) return;
+    this.headerKey = key;
+    const where = { fixed: 'the model\'s token count', calibration: 'the calibration data\'s mean length', default: 'a default until calibration data is chosen' }[summary.seqLenSource];
     this.header.replaceChildren(
       el('h1', {}, summary.fileName),
-      el('p', { class: 'meta' }, `${summary.architecture} · ${summary.modality} · ${summary.norm}-LN · hidden ${summary.hidden} · ${summary.layers.length} layers · ${fmt(summary.parameters)} parameters · ${fmt(summary.totalMacs)} MACs at sequence length ${summary.seqLen}`),
+      el('p', { class: 'meta' }, `${summary.architecture} · ${summary.modality} · ${summary.norm}-LN · hidden ${summary.hidden} · ${summary.layers.length} layers · ${fmt(summary.parameters)} parameters · ${fmt(summary.totalMacs)} MACs`),
+      el('p', { class: 'meta', id: 'seq-len' }, `Every MAC count here is at sequence length ${Number.isInteger(summary.seqLen) ? summary.seqLen : summary.seqLen.toFixed(1)} (${where}).`),
       grid(['Layer', 'Heads × size', 'QKV', 'FFN width', 'Activation', 'MACs'], summary.layers.map((l, i) => [String(i), `${l.heads} × ${l.headSize}`, l.qkv, String(l.ffn), l.activation ?? '-', fmt(l.macs)]), 'layers'));
-    if (this.summaryOnly) return;
-    this.heads = new Heatmap('head-heatmap', 'Head importance (layers × heads)', summary.layers.map((l) => l.heads));
-    this.neurons = new Heatmap('neuron-heatmap', `FFN neuron importance (layers × up to ${BINS} bins of neurons)`, summary.layers.map((l) => bins(l.ffn)));
-    this.maps.replaceChildren(this.heads.root, this.neurons.root);
   }
 
   private renderPhase(s: State): void {
@@ -125,11 +152,11 @@ export class PanelView {
       case 'scoring':
         this.progressText = el('span', { id: 'progress-text', 'aria-live': 'polite' });
         return [spinner(), this.progressText, button('cancel', 'Cancel', () => this.post({ type: 'cancel' }), 'secondary')];
-      case 'applying': return [spinner(), el('span', { id: 'status' }, s.message ?? 'Writing, verifying and timing the pruned model...')];
+      case 'applying': return [spinner(), el('span', { id: 'status' }, s.message ?? 'Writing, verifying and timing the pruned model...'), button('cancel', 'Cancel', () => this.post({ type: 'cancel' }), 'secondary')];
       case 'cancelled': return [el('span', { id: 'status' }, s.message ?? 'Scoring cancelled; nothing was written.'), ...data, score('Score again')];
       case 'failed': return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'Failed.'), ...data, score('Score again'), log()];
       case 'scored':
-      case 'applied': return [...data, score('Score again')];
+      case 'applied': return [...data, score('Score again'), button('sweep', s.frontier ? 'Sweep budgets again' : 'Sweep budgets (speed / accuracy)', () => this.post({ type: 'sweep' }), 'secondary')];
     }
   }
 
@@ -148,6 +175,7 @@ export class PanelView {
         return `layer ${l}, head ${h}: importance ${v.toPrecision(4)}, rank ${headRanks[l]![h]} of ${totalHeads}${fate}`;
       },
       pruned: (l, h) => !!plan && !plan.keepHeads[l]!.includes(h),
+      share: (l) => (plan ? { kept: plan.keepHeads[l]!.length, total: summary.layers[l]!.heads } : undefined),
     });
     const binned = s.neurons.map((row, l) => row && Array.from({ length: bins(summary.layers[l]!.ffn) }, (_, b) => {
       const [a, z] = binRange(summary.layers[l]!.ffn, b);
@@ -167,6 +195,11 @@ export class PanelView {
         return `layer ${l}, neurons ${a}–${z - 1}: mean importance ${v.toPrecision(4)}${plan ? `, ${Math.round(keptIn(l, b) * (z - a))} of ${z - a} kept` : ''}`;
       },
       pruned: (l, b) => keptIn(l, b) < 0.5,
+      share: (l) => (plan ? { kept: plan.keepNeurons[l]!.length, total: summary.layers[l]!.ffn } : undefined),
+      curve: (l) => {
+        const row = s.neurons[l];
+        return row ? { sorted: [...row].sort((a, b) => b - a), kept: plan ? plan.keepNeurons[l]!.length : row.length } : undefined;
+      },
     });
   }
 }

@@ -1,38 +1,12 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { HostMessage, ModelSummary, WebviewMessage } from '../shared/protocol';
-import type { InspectReport } from '../engine/inspect';
+import type { HostMessage, WebviewMessage } from '../shared/protocol';
 import type { EngineClient } from '../engine/worker/client';
 import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
-import type { Runner } from './runner';
-import { planView } from './views';
-
-/** Turn an engine report into the panel's summary message payload. */
-export function toSummary(r: InspectReport): ModelSummary {
-  const s = r.structure;
-  return {
-    path: r.path,
-    fileName: path.basename(r.path),
-    architecture: s.architecture,
-    modality: s.modality,
-    hidden: s.hidden,
-    norm: s.norm,
-    parameters: r.parameters,
-    fileBytes: r.fileBytes,
-    seqLen: r.macs.seqLen,
-    totalMacs: r.macs.total,
-    layers: s.layers.map((l, i) => ({
-      heads: l.attention.heads,
-      headSize: l.attention.headSize,
-      ffn: l.ffn?.width ?? 0,
-      qkv: l.attention.qkv.kind,
-      activation: l.ffn?.activation ?? null,
-      macs: r.macs.layers[i]!.total,
-    })),
-  };
-}
+import { Runner } from './runner';
+import { frontierView, planView, toSummary } from './views';
 
 /** Everything a panel needs from the extension. */
 export interface PanelDeps {
@@ -134,6 +108,9 @@ export class OptinPanel {
       case 'apply':
         await this.apply();
         break;
+      case 'sweep':
+        await this.sweep();
+        break;
       case 'exportPlan':
         await vscode.commands.executeCommand('optin.exportPlan', s.uri);
         break;
@@ -192,6 +169,16 @@ export class OptinPanel {
     }
   }
 
+  /** Measure every sweep budget and plot the frontier; a point then selects its plan. */
+  async sweep(): Promise<void> {
+    if (!this.session.scores) return;
+    this.post({ type: 'phase', phase: 'applying', message: `Writing, verifying, evaluating and timing ${Runner.SWEEP_BUDGETS.length} budgets (${Runner.SWEEP_BUDGETS.map((b) => `${Math.round(b * 100)}%`).join(', ')} of MACs)...` });
+    const r = await this.deps.runner.sweep(this.session);
+    if ('points' in r) this.post({ type: 'frontier', frontier: frontierView(r) });
+    else if (r.status === 'failed') this.post({ type: 'phase', phase: 'failed', message: `Sweep failed: ${r.message}` });
+    else this.post({ type: 'phase', phase: 'scored' });
+  }
+
   /** Send what changed in the session since the last sync (`full`: everything, e.g. after a cancel). */
   sync(full = false): void {
     const s = this.session;
@@ -202,6 +189,7 @@ export class OptinPanel {
       this.post({ type: 'scores', scores: { heads: s.scores.heads, neurons: s.scores.neurons }, data, ...(c.warning ? { warning: c.warning } : {}) });
     }
     if (s.plan && (full || s.plan !== this.sent.plan)) this.post({ type: 'plan', plan: planView(s.plan) });
+    if (s.frontier && full) this.post({ type: 'frontier', frontier: frontierView(s.frontier) });
     this.sent = { summary: s.summary, scores: s.scores, plan: s.plan };
   }
 

@@ -4,6 +4,8 @@ import * as vscode from 'vscode';
 import { OptinError } from '../engine/errors';
 import { makePlan } from '../engine/plan/files';
 import { runPrune, type PruneReport } from '../engine/worker/pipeline';
+import { runSweep, type SweepReport } from '../engine/worker/sweep';
+import { toSummary } from './views';
 import type { EngineClient } from '../engine/worker/client';
 import type { EvalReport } from '../engine/eval/evaluate';
 import { formatBudget, formatEta, pct } from '../shared/format';
@@ -101,6 +103,7 @@ export class Runner {
         }, ac.signal);
       });
       s.scores = scores;
+      if (s.summary && s.summary.seqLenSource !== 'fixed') s.summary = toSummary(await this.engine.inspect(s.uri.fsPath, scores.macSeqLen), 'calibration');
       this.log.info(`scored ${s.uri.fsPath} in ${scores.seconds.toFixed(1)} s on ${scores.provider}, ${scores.mode} mode${scores.modeReason ? ` (${scores.modeReason})` : ''}`);
       if (scores.cpuNodes) this.log.info(describeCpuNodes(scores.cpuNodes, scores.provider.split(' ')[0]!));
       this.plan(s, s.budget);
@@ -149,6 +152,49 @@ export class Runner {
       return result;
     } catch (e) {
       return reportFailure(e, this.log, 'apply');
+    } finally {
+      this.setBusy(s, undefined);
+      this.sessions.changed(s);
+    }
+  }
+
+  /** Budgets a panel sweep measures. */
+  static readonly SWEEP_BUDGETS = [0.9, 0.7, 0.6, 0.5, 0.4];
+
+  /**
+   * The speed/accuracy frontier of a scored session: every budget of {@link SWEEP_BUDGETS} written
+   * to `<name>.optin-sweep/` beside the model, verified, evaluated (held-out calibration examples)
+   * and timed with the dense model in one interleaved run.
+   */
+  async sweep(s: ModelSession): Promise<SweepReport | Outcome> {
+    if (!s.scores) {
+      void vscode.window.showWarningMessage('OPTIN: score the model first (Prune with OPTIN).');
+      return { status: 'skipped' };
+    }
+    if (s.busy) {
+      void vscode.window.showInformationMessage('OPTIN is already working on this model.');
+      return { status: 'skipped' };
+    }
+    const cfg = settings(s.uri);
+    const file = s.uri.fsPath;
+    const outDir = path.join(path.dirname(file), `${path.basename(file).replace(/\.onnx$/i, '')}.optin-sweep`);
+    const ac = new AbortController();
+    this.setBusy(s, ac);
+    try {
+      fs.mkdirSync(outDir, { recursive: true });
+      const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: sweeping ${Runner.SWEEP_BUDGETS.length} budgets of ${path.basename(file)}`, cancellable: true }, async (progress, token) => {
+        token.onCancellationRequested(() => ac.abort());
+        const step = (m: string): void => { progress.report({ message: m }); this.log.info(m); };
+        return runSweep(this.engine, {
+          model: file, targets: Runner.SWEEP_BUDGETS, kind: 'macs', multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, outDir,
+          bench: { batch: 8, seqLen: Math.min(64, cfg.maxSequenceLength), runs: 10 },
+        }, { step }, ac.signal);
+      });
+      s.frontier = report;
+      this.log.info(`sweep of ${file}: ${report.points.map((p) => `${p.target}: ${p.speedup.toFixed(2)}x`).join(', ')}; models in ${outDir}`);
+      return report;
+    } catch (e) {
+      return reportFailure(e, this.log, 'sweep');
     } finally {
       this.setBusy(s, undefined);
       this.sessions.changed(s);

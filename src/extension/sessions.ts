@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { DataOptions } from '../engine/data/calibration';
 import type { PlanFile, ScoresFile } from '../engine/plan/schema';
+import type { SweepReport } from '../engine/worker/sweep';
 import type { ModelSummary } from '../shared/protocol';
 
 /** What the extension knows about one model: its summary, scores, current plan and data. */
@@ -13,6 +14,8 @@ export interface ModelSession {
   plan?: PlanFile;
   budget: number;
   data?: DataOptions;
+  /** The last sweep (speed/accuracy frontier). */
+  frontier?: SweepReport;
   /** Last written pruned model. */
   output?: string;
   busy?: AbortController;

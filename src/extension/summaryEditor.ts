@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import type { HostMessage, WebviewMessage } from '../shared/protocol';
 import type { EngineClient } from '../engine/worker/client';
-import { toSummary, webviewHtml, webviewRoots } from './panel';
+import { webviewHtml, webviewRoots } from './panel';
+import { toSummary } from './views';
 
 /** Read-only "OPTIN Model Summary" editor for .onnx files, with a "Prune with OPTIN" button. */
 export class SummaryEditor implements vscode.CustomReadonlyEditorProvider {

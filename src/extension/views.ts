@@ -1,5 +1,8 @@
 import type { PlanFile, ScoresFile } from '../engine/plan/schema';
-import type { PlanView } from '../shared/protocol';
+import * as path from 'node:path';
+import type { FrontierView, ModelSummary, PlanView } from '../shared/protocol';
+import type { InspectReport } from '../engine/inspect';
+import type { SweepReport } from '../engine/worker/sweep';
 import { importanceRanks } from '../shared/ranks';
 import { planWarnings } from '../engine/plan/warnings';
 
@@ -32,4 +35,44 @@ export function scoresCsv(scores: ScoresFile, plan?: PlanFile): string {
   scores.heads.forEach((row, l) => row.forEach((s, h) => lines.push(`${l},head,${h},${s},${hr[l]![h]},${kept(plan?.keep.heads, l, h)}`)));
   scores.neurons.forEach((row, l) => row.forEach((s, j) => lines.push(`${l},neuron,${j},${s},${nr[l]![j]},${kept(plan?.keep.neurons, l, j)}`)));
   return lines.join('\n') + '\n';
+}
+
+/** Turn an engine report into the panel's summary (MACs at `source`'s sequence length). */
+export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 'default'): ModelSummary {
+  const s = r.structure;
+  return {
+    path: r.path,
+    fileName: path.basename(r.path),
+    architecture: s.architecture,
+    modality: s.modality,
+    hidden: s.hidden,
+    norm: s.norm,
+    parameters: r.parameters,
+    fileBytes: r.fileBytes,
+    seqLen: r.macs.seqLen,
+    seqLenSource: s.modality === 'vision' ? 'fixed' : source,
+    totalMacs: r.macs.total,
+    layers: s.layers.map((l, i) => ({
+      heads: l.attention.heads,
+      headSize: l.attention.headSize,
+      ffn: l.ffn?.width ?? 0,
+      qkv: l.attention.qkv.kind,
+      activation: l.ffn?.activation ?? null,
+      macs: r.macs.layers[i]!.total,
+    })),
+  };
+}
+
+/** The panel's view of a sweep. */
+export function frontierView(r: SweepReport): FrontierView {
+  const metric = r.evaluation.labelled ? 'accuracy' : 'agreement';
+  return {
+    metric, examples: r.evaluation.examples, source: path.basename(r.evaluation.data), heldOut: r.evaluation.heldOut,
+    dense: { value: metric === 'accuracy' ? r.dense.accuracy ?? 0 : 1, medianMs: r.dense.medianMs, p10Ms: r.dense.p10Ms, p90Ms: r.dense.p90Ms },
+    points: r.points.map((p) => ({
+      budget: p.target, macsRatio: p.macsRatio, value: metric === 'accuracy' ? p.accuracy ?? 0 : p.agreement,
+      speedup: p.speedup, medianMs: p.medianMs, p10Ms: p.p10Ms, p90Ms: p.p90Ms, output: p.output,
+    })),
+    bench: r.bench,
+  };
 }

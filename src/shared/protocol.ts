@@ -23,7 +23,10 @@ export interface ModelSummary {
   norm: 'pre' | 'post';
   parameters: number;
   fileBytes: number;
+  /** The one sequence length every MAC count in the panel uses. */
   seqLen: number;
+  /** Where it comes from: the model's fixed token count, the calibration data's mean length, or a default until data is chosen. */
+  seqLenSource: 'fixed' | 'calibration' | 'default';
   totalMacs: number;
   layers: LayerSummary[];
 }
@@ -74,6 +77,34 @@ export interface AppliedView {
   agreement?: { rate: number; examples: number; source: string };
 }
 
+/** One budget of a sweep, measured. */
+export interface FrontierPoint {
+  /** The MAC budget of the plan (clicking the point selects it). */
+  budget: number;
+  /** MACs kept, recounted from the written model. */
+  macsRatio: number;
+  /** Accuracy (labelled data) or agreement with the original. */
+  value: number;
+  /** Dense median / this median, same interleaved run. */
+  speedup: number;
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  output: string;
+}
+
+/** The speed/accuracy frontier of a sweep, as the panel plots it. */
+export interface FrontierView {
+  metric: 'accuracy' | 'agreement';
+  examples: number;
+  source: string;
+  heldOut: boolean;
+  dense: { value: number; medianMs: number; p10Ms: number; p90Ms: number };
+  points: FrontierPoint[];
+  /** How the timings were taken. */
+  bench: { batch: number; seqLen: number; runs: number; provider: string };
+}
+
 /**
  * The panel's state machine: analysing -> idle -> scoring -> scored -> applying -> applied, with
  * cancelled / failed leading back to a "Score again" and refused (the model cannot be pruned) final.
@@ -96,6 +127,8 @@ export type HostMessage =
   | { type: 'plan'; plan: PlanView }
   /** Apply finished: the pruned model was written and verified. */
   | { type: 'applied'; result: AppliedView }
+  /** A sweep finished: plot the frontier. */
+  | { type: 'frontier'; frontier: FrontierView }
   /** Highlight one head in the heatmap (from the tree view or a plan hover). */
   | { type: 'reveal'; layer: number; head: number };
 
@@ -111,6 +144,8 @@ export type WebviewMessage =
   | { type: 'setBudget'; budget: number }
   /** Write the pruned model of the current plan. */
   | { type: 'apply' }
+  /** Apply, verify, evaluate and time several budgets and plot the frontier. */
+  | { type: 'sweep' }
   /** Save the plan as JSON / the scores as CSV. */
   | { type: 'exportPlan' }
   | { type: 'exportScores' }

@@ -164,6 +164,8 @@ async function main(): Promise<number> {
   try {
     if (vsix) {
       add('installed VSIX, bundled samples', await uiSuite(t, browser, samples, sampleTests('vsix'), { extensionsDir: installVsix(t, vsix), dev: false }));
+    } else if (args.includes('--samples-only')) {
+      add('panel UI, bundled samples', await uiSuite(t, browser, samples, sampleTests('dev'), { dev: true }));
     } else {
       console.log('extension host suite (mocha in a real VS Code):');
       add('extension host', await extensionSuite(t, browser, ws));

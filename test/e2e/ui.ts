@@ -99,6 +99,8 @@ export async function runFromExplorer(page: Page, fileName: string, entry: strin
       const row = page.locator('.quick-input-list .monaco-list-row', { hasText: fileName }).first();
       await row.waitFor({ timeout: t(20_000) });
       await row.click();
+      // The model list must be gone before the caller reads the next quick pick (else it reads stale rows).
+      await row.waitFor({ state: 'detached', timeout: t(20_000) }).catch(() => undefined);
     }
     if (await opened.first().waitFor({ timeout: t(20_000) }).then(() => true, () => false)) return;
     if (attempt === 3) throw new Error(`"${entry}" on ${fileName} did not open anything, from the context menu (twice) or the palette`);

@@ -42,7 +42,7 @@ async function openPanel(page: Page, m: Sample): Promise<FrameLocator> {
   const view = webview(page);
   await view.locator('h1', { hasText: m.file }).waitFor({ timeout: t(60_000) });
   assert.equal(await view.locator('#layers vscode-data-grid-row:not([row-type="header"])').count(), m.layers);
-  assert.match(await view.locator('header .meta').innerText(), new RegExp(`${m.norm}-LN · hidden ${m.hidden} · ${m.layers} layers`));
+  assert.match(await view.locator('header .meta').first().innerText(), new RegExp(`${m.norm}-LN · hidden ${m.hidden} · ${m.layers} layers`));
   return view;
 }
 
@@ -117,6 +117,55 @@ async function sliderTest(page: Page): Promise<void> {
   await view.locator('#budget-label', { hasText: 'keep 60% of MACs' }).waitFor({ timeout: t(10_000) });
 }
 
+/** Read-at-a-glance details: one sequence length, kept-share bars, sorted neuron curves, keyboard-reachable cells. */
+async function glanceTest(page: Page): Promise<void> {
+  const view = webview(page);
+  assert.match(await view.locator('#seq-len').innerText(), /^Every MAC count here is at sequence length [\d.]+ \(the calibration data's mean length\)\.$/);
+  assert.doesNotMatch(await view.locator('#plan-macs').innerText(), /sequence length/, 'the plan does not restate a second sequence length');
+  const shares = await view.locator('#head-heatmap .share-text').allInnerTexts();
+  assert.equal(shares.length, SST2.layers);
+  for (const x of shares) assert.match(x, /^\d+\/8$/);
+  assert.equal(await view.locator('#neuron-heatmap .curve-svg').count(), SST2.layers);
+  assert.match((await view.locator('#neuron-heatmap .curve-svg').first().getAttribute('aria-label')) ?? '', /^layer 0: 1024 neurons sorted by importance, \d+ kept \(cut after rank \d+\)$/);
+  const first = view.locator('#head-heatmap .cell[data-layer="0"][data-col="0"]');
+  await first.focus();
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowDown');
+  const focused = view.locator('#head-heatmap .cell:focus');
+  assert.equal(await focused.getAttribute('data-layer'), '1');
+  assert.equal(await focused.getAttribute('data-col'), '1');
+  assert.match((await focused.getAttribute('aria-label')) ?? '', /^layer 1, head 1: importance [0-9.e+-]+, rank \d+ of 32, (kept|pruned)$/);
+}
+
+/** Sweep budgets: the frontier plots accuracy against speedup and MACs; clicking (or Enter on) a point selects its plan; Apply writes it. */
+async function frontierTest(page: Page, shot: string): Promise<void> {
+  const view = webview(page);
+  await closeMenus(page);
+  await view.locator('#sweep').click();
+  const points = view.locator('#frontier-plot-0 .frontier-point');
+  await points.nth(4).waitFor({ timeout: t(600_000) });
+  assert.equal(await points.count(), 5);
+  assert.equal(await view.locator('#frontier-plot-1 .frontier-point').count(), 5);
+  assert.match(await view.locator('#frontier-caption').innerText(), /^Accuracy on 28 held-out examples of sst2-train\.tsv; medians of 10 interleaved runs at batch 8 × \d+ on cpu\./);
+  assert.match((await points.first().getAttribute('aria-label')) ?? '', /^keep 90% of MACs: accuracy [\d.]+%, [\d.]+× faster \([\d.]+ ms, p10-p90 [\d.]+-[\d.]+\), [\d.]+% of MACs$/);
+  await view.locator('#frontier').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+  await screenshot(page, `${shot}-frontier`);
+  // Clicked on the MACs plot, where points are 10 points apart (on the speedup plot, timing noise may stack two).
+  await view.locator('#frontier-plot-1 .frontier-point[data-budget="0.7"]').click();
+  await view.locator('#budget-label', { hasText: 'keep 70% of MACs' }).waitFor({ timeout: t(10_000) });
+  await view.locator('#frontier-plot-0 .frontier-point.selected[data-budget="0.7"]').waitFor({ timeout: t(10_000) });
+  await view.locator('#frontier-plot-0 .frontier-point[data-budget="0.5"]').focus();
+  await page.keyboard.press('Enter');
+  await view.locator('#budget-label', { hasText: 'keep 50% of MACs' }).waitFor({ timeout: t(10_000) });
+  await view.locator('#frontier-plot-1 .frontier-point.selected[data-budget="0.5"]').waitFor({ timeout: t(10_000) });
+  assert.equal(await view.locator('#frontier-plot-0 .frontier-point[data-budget="0.5"]:focus').count(), 1, 'focus stays on the point after its plan arrives');
+  await view.locator('#apply:not([disabled])').click();
+  await view.locator('#applied p', { hasText: 'Verified' }).waitFor({ timeout: t(300_000) });
+  assert.match(await view.locator('#applied').innerText(), /Wrote \S*bert-sst2\.optin-50\.onnx \(keep 50% of MACs;/);
+  await view.locator('#preset-60').click();
+  await view.locator('#budget-label', { hasText: 'keep 60% of MACs' }).waitFor({ timeout: t(10_000) });
+}
+
 /** Switch the colour theme from the palette, as a user does. */
 async function setTheme(page: Page, theme: string): Promise<void> {
   await runCommand(page, 'Preferences: Color Theme');
@@ -171,6 +220,8 @@ export function sampleTests(shot: string): UiTest[] {
   return [
     { name: `${shot}: SST-2 BERT: quick pick offers only text data; Cancel mid-scoring shows a working "Score again"; preset; Apply shows held-out accuracy and speed`, run: (p) => sst2Flow(p, `${shot}-sst2`) },
     { name: `${shot}: the budget slider drags with the mouse and steps with arrow keys, keeping focus; moving it clears the written result`, run: sliderTest },
+    { name: `${shot}: one sequence length, kept-share bars, sorted neuron curves; heatmap cells reachable with the arrow keys`, run: glanceTest },
+    { name: `${shot}: Sweep budgets plots accuracy against measured speedup and MACs; a point (click or Enter) selects its plan; Apply writes it`, run: (p) => frontierTest(p, shot) },
     { name: `${shot}: heatmap in Light Modern, Dark High Contrast and Dark Modern: most vs least important cells at least 3:1`, run: (p) => themesTest(p, shot) },
     { name: `${shot}: digits ViT scored on its image folder (quick pick preselects it); Apply writes a verified model with held-out accuracy`, run: (p) => vitFlow(p, `${shot}-vit`) },
   ];

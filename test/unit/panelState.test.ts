@@ -37,6 +37,21 @@ describe('panel state machine (webview)', () => {
     assert.equal(again.progress, undefined);
   });
 
+  it('a sweep (applying) ends in scored with the frontier; a new scoring run clears it; the plan moves independently', () => {
+    const frontier = {
+      metric: 'accuracy' as const, examples: 28, source: 'train.tsv', heldOut: true, dense: { value: 0.8, medianMs: 10, p10Ms: 9, p90Ms: 11 },
+      points: [{ budget: 0.7, macsRatio: 0.7, value: 0.79, speedup: 1.4, medianMs: 7, p10Ms: 6.5, p90Ms: 7.5, output: 'm.optin-70.onnx' }],
+      bench: { batch: 8, seqLen: 64, runs: 10, provider: 'cpu' },
+    };
+    const swept = run(...scored, { type: 'phase', phase: 'applying', message: 'Sweeping' }, { type: 'frontier', frontier });
+    assert.equal(swept.phase, 'scored');
+    assert.equal(swept.message, undefined);
+    assert.deepEqual(swept.frontier, frontier);
+    const moved = reduce(swept, { type: 'plan', plan: plan(0.7) });
+    assert.deepEqual(moved.frontier, frontier, 'selecting a point keeps the plot');
+    assert.equal(reduce(moved, { type: 'phase', phase: 'scoring' }).frontier, undefined);
+  });
+
   it('failed keeps the message; applying -> applied; moving the plan clears the applied result', () => {
     assert.equal(run(...scored, { type: 'phase', phase: 'failed', message: 'bad data' }).message, 'bad data');
     const applied = { output: '/m.optin-60.onnx', budget: 0.6, maxAbsDiff: 1e-7, tolerance: 1e-4, idealSpeedup: 1.6, fileBytes: { before: 2, after: 1 }, tuned: false };

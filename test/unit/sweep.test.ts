@@ -1,0 +1,75 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ROOT, FIXTURES, fixture, sha256, tempDir } from './helpers';
+
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const VIT = fixture('vit-digits/model-opset17.onnx');
+const TRAIN = path.join(FIXTURES, 'data', 'digits', 'train');
+const TEST = path.join(FIXTURES, 'data', 'digits', 'test');
+
+function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('optin sweep (the speed/accuracy frontier)', function () {
+  this.timeout(300_000);
+
+  it('scores once, then writes, verifies, evaluates and times every budget; JSON, CSV and table agree', () => {
+    const dir = tempDir();
+    const before = sha256(VIT);
+    const csv = path.join(dir, 'f.csv');
+    const r = optin('sweep', VIT, '--budgets', '0.5,0.8', '--samples', '8', '--data', TRAIN, '--eval', TEST, '--out-dir', dir, '--csv', csv, '--bench-runs', '5');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr.split('\n').filter((l) => /^scoring heads and neurons/.test(l)).length, 1, 'one scoring run');
+    const j = JSON.parse(fs.readFileSync(path.join(dir, 'frontier.json'), 'utf8'));
+    assert.deepEqual(j.points.map((p: { target: number }) => p.target), [0.8, 0.5], 'targets from the largest down');
+    assert.equal(j.evaluation.labelled, true);
+    assert.equal(j.evaluation.examples, 360);
+    assert.ok(j.dense.accuracy > 0.9, `dense accuracy ${j.dense.accuracy}`);
+    for (const p of j.points) {
+      assert.ok(Math.abs(p.macsRatio - p.target) < 0.03, `MACs kept ${p.macsRatio} vs budget ${p.target}`);
+      assert.ok(p.maxAbsDiff <= p.tolerance, `verification ${p.maxAbsDiff} > ${p.tolerance}`);
+      assert.ok(p.accuracy >= 0 && p.accuracy <= 1 && p.agreement > 0 && p.agreement <= 1);
+      assert.ok(p.p10Ms <= p.medianMs && p.medianMs <= p.p90Ms);
+      assert.ok(Math.abs(p.speedup - j.dense.medianMs / p.medianMs) < 1e-9);
+      assert.ok(fs.existsSync(p.output) && path.dirname(p.output) === dir);
+    }
+    const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 4);
+    assert.match(lines[0]!, /^target,macs_ratio,params_ratio,accuracy,agreement,median_ms/);
+    assert.match(lines[1]!, /^dense,1,1,0\.9\d*,1,/);
+    assert.match(lines[2]!, /^0\.8,0\.8\d*|^0\.8,0\.7\d*/);
+    assert.match(r.stdout, /accuracy on 360 examples of test/);
+    assert.match(r.stdout, /timed at batch 32 x \d+ on cpu, 5 interleaved runs per model/);
+    assert.match(r.stdout, /^0\.5\s+\d+\.\d%\s+\d+\.\d\d%\s+[\d.]+ \([\d.]+-[\d.]+\)\s+[\d.]+x$/m);
+    assert.equal(sha256(VIT), before, 'the original is untouched');
+  });
+
+  it('without --eval measures on the held-out rest of the calibration data', () => {
+    const dir = tempDir();
+    const r = optin('sweep', VIT, '--budgets', '0.6', '--samples', '8', '--data', TRAIN, '--out-dir', dir, '--bench-runs', '3', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.evaluation.heldOut, true);
+    assert.equal(j.evaluation.data, TRAIN);
+    assert.ok(j.evaluation.examples > 0);
+  });
+
+  it('refuses unclear targets in one line, creating nothing', () => {
+    const dir = path.join(tempDir(), 'never');
+    for (const [args, re] of [
+      [['--budgets', '0.5', '--latency', '0.5'], /give --budgets .* or --latency .*, one of them/],
+      [['--budgets', '0.5,1.5'], /--budgets "0\.5,1\.5": every value must be in \(0, 1\]/],
+      [[], /give --budgets .* or --latency/],
+    ] as Array<[string[], RegExp]>) {
+      const r = optin('sweep', VIT, ...args, '--data', TRAIN, '--out-dir', dir);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr.trim(), re);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+    }
+    assert.equal(fs.existsSync(dir), false);
+  });
+});
