@@ -6,7 +6,8 @@
  * only with --software, and labelled as such.
  * Then, per GPU provider that keeps tensors on its device (WebGPU), exact scoring of the digits
  * ViT's first layer with the shared inputs kept on the device vs uploaded for every run,
- * interleaved, median seconds and the ratio.
+ * interleaved, median seconds and the ratio. `--scoring-only` skips the model timings (slow on a
+ * software adapter).
  */
 import * as path from 'node:path';
 import { benchModels } from '../src/engine/eval/bench';
@@ -36,14 +37,16 @@ async function usable(ep: Provider, model: string): Promise<string | undefined> 
   }
 }
 
+const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function deviceFeedsBench(ep: Provider): Promise<void> {
   const model = loadModel(models[1]![1]);
   const st = detectStructure(model);
-  const batch = await loadCalibration(model.path, st, { data: path.join(root, 'test/fixtures/data/digits/train'), samples: 8 });
+  const batch = await loadCalibration(model.path, st, { data: path.join(root, 'test/fixtures/data/digits/train'), samples: Number(arg('samples', '8')) });
   const times: Record<'device' | 'upload', number[]> = { device: [], upload: [] };
-  for (let i = 0; i < 3; i++) {
+  const rounds = Number(arg('rounds', '3'));
+  for (let i = 0; i < rounds; i++) {
     for (const k of ['device', 'upload'] as const) {
       const t = performance.now();
       await scoreModel(model, st, batch, { ep, layers: [0], deviceFeeds: k === 'device' });
@@ -51,7 +54,7 @@ async function deviceFeedsBench(ep: Provider): Promise<void> {
     }
   }
   const d = median(times.device), u = median(times.upload);
-  console.log(`\ndigits ViT exact scoring, layer 0, ${batch.batch} examples, ${ep}, 3 interleaved runs each:`);
+  console.log(`\ndigits ViT exact scoring, layer 0, ${batch.batch} examples, ${ep}, ${rounds} interleaved runs each:`);
   console.log(`  shared inputs kept on the device   median ${d.toFixed(2)} s`);
   console.log(`  uploaded for every run             median ${u.toFixed(2)} s  (${(u / d).toFixed(2)}x the device-kept time)`);
 }
@@ -65,8 +68,9 @@ async function main(): Promise<void> {
       if (why) console.log(`${name}: ${ep} skipped: ${why}`);
       else { eps.push(ep); gpus.add(ep); }
     }
+    if (process.argv.includes('--scoring-only')) continue;
     const r = await benchModels(eps.map(() => model), { ...shape, eps, runs: 20, warmup: 3 });
-    console.log(`\n${name}, batch ${r.batch} x ${r.seqLen}, ${r.runs} interleaved runs each`);
+    console.log(`\n${name}, ${r.shape}, ${r.runs} interleaved runs each, ${r.threads} threads`);
     for (const [i, m] of r.models.entries()) {
       console.log(`  ${m.provider.padEnd(42)} median ${m.medianMs.toFixed(2)} ms (p10 ${m.p10Ms.toFixed(2)}, p90 ${m.p90Ms.toFixed(2)})  ${i === 0 ? 'baseline' : `${r.speedup[i]!.toFixed(2)}x the CPU`}`);
     }

@@ -3,6 +3,7 @@ import { formatBudget } from '../src/shared/format';
 import { button, el, fmt, grid } from './components';
 
 const PRESETS = [70, 60, 50, 40];
+const LATENCY = [70, 50, 35];
 
 /**
  * The plan controls: budget slider and presets, MACs, kept heads/neurons per layer, warnings and
@@ -14,6 +15,7 @@ export class PlanSection {
   private readonly slider: HTMLInputElement;
   private readonly label: HTMLElement;
   private readonly macs: HTMLElement;
+  private readonly latency: HTMLElement;
   private readonly warnings: HTMLElement;
   private readonly table: HTMLElement;
   private readonly actions: HTMLElement[];
@@ -31,6 +33,8 @@ export class PlanSection {
       this.label.textContent = formatBudget(p / 100);
       post({ type: 'setBudget', budget: p / 100 });
     }, 'secondary'));
+    const latency = LATENCY.map((p) => button(`latency-${p}`, p === 50 ? '2× faster' : `${p}% of the time`, () => post({ type: 'setLatency', target: p / 100 }), 'secondary'));
+    this.latency = el('p', { id: 'plan-latency', 'aria-live': 'polite' });
     this.macs = el('p', { id: 'plan-macs' });
     this.warnings = el('div', { id: 'plan-warnings' });
     this.table = el('div', { id: 'plan-table' });
@@ -43,7 +47,8 @@ export class PlanSection {
       el('h2', {}, 'Prune plan'),
       el('div', { class: 'row' }, this.slider, this.label),
       el('div', { class: 'row', role: 'group', 'aria-label': 'Budget presets' }, el('span', { class: 'meta' }, 'Presets:'), ...presets),
-      this.macs, this.warnings, this.table,
+      el('div', { class: 'row', role: 'group', 'aria-label': 'Latency targets (measured on this machine)' }, el('span', { class: 'meta' }, 'Latency targets:'), ...latency),
+      this.latency, this.macs, this.warnings, this.table,
       el('div', { class: 'row' }, ...this.actions));
   }
 
@@ -53,6 +58,9 @@ export class PlanSection {
     if (document.activeElement !== this.slider && this.slider.value !== String(pct)) this.slider.value = String(pct);
     if (document.activeElement !== this.slider) this.label.textContent = formatBudget(p.budget);
     this.macs.textContent = `MACs ${fmt(p.macs.baseline)} → ${fmt(p.macs.kept)} (${((100 * p.macs.kept) / p.macs.baseline).toFixed(1)}% kept) · prunable parameters ${fmt(p.parameters.before)} → ${fmt(p.parameters.after)}`;
+    const l = p.latency;
+    this.latency.hidden = !l;
+    this.latency.textContent = l ? `Latency target ${Math.round(l.target * 100)}% of the dense model: predicted ${l.predictedMs.toFixed(2)} of ${l.denseMs.toFixed(2)} ms (${((100 * l.predictedMs) / l.denseMs).toFixed(1)}%) at ${l.shape.replace(' x ', ' × ')} on ${l.provider}; Apply measures it.` : '';
     this.warnings.replaceChildren(...p.warnings.map((w) => el('p', { class: 'warning' }, `⚠ ${w}`)));
     const s = this.summary;
     this.table.replaceChildren(grid(['Layer', 'Heads kept', 'Neurons kept'], s.layers.map((l, i) => [String(i), `${p.keepHeads[i]!.length} / ${l.heads}`, `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers'));

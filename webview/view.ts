@@ -23,7 +23,11 @@ function appliedText(a: AppliedView): HTMLElement[] {
     `Wrote ${a.output} (${formatBudget(a.budget)}; ${fmt(a.fileBytes.before)}B → ${fmt(a.fileBytes.after)}B${a.tuned ? '; mask-tuned' : ''}).`,
     `Verified: outputs match the masked original within ${a.maxAbsDiff.toExponential(2)} (tolerance ${a.tolerance.toExponential(2)}).`,
   ];
-  if (a.speedup !== undefined) lines.push(`Speed: measured ${a.speedup.toFixed(2)}× faster (ideal ${a.idealSpeedup.toFixed(2)}× from MACs).`);
+  if (a.speedup !== undefined) {
+    const tm = a.timing;
+    lines.push(`Speed: measured ${a.speedup.toFixed(2)}× faster (ideal ${a.idealSpeedup.toFixed(2)}× from MACs)${tm ? `: ${tm.denseMs.toFixed(2)} → ${tm.prunedMs.toFixed(2)} ms (p10-p90 ${tm.p10Ms.toFixed(2)}-${tm.p90Ms.toFixed(2)}), medians of ${tm.runs} interleaved runs at ${tm.shape.replace(' x ', ' × ')} on ${tm.provider}, ${tm.threads} threads` : ''}.`);
+  }
+  if (a.latency) lines.push(`Latency: target ${pct(a.latency.target, 0)} of the dense model, predicted ${pct(a.latency.predicted, 1)}${a.latency.measured !== undefined ? `, measured ${pct(a.latency.measured, 1)}` : ''}.`);
   if (a.accuracy) lines.push(`Accuracy: ${pct(a.accuracy.before)} → ${pct(a.accuracy.after)} on ${a.accuracy.examples} held-out examples of ${a.accuracy.source} (not used for calibration).`);
   if (a.agreement) lines.push(`Agreement with the original: ${pct(a.agreement.rate)} of ${a.agreement.examples} examples of ${a.agreement.source}.`);
   return lines.map((l, i) => el('p', { class: i === 0 ? 'ok' : '' }, i === 0 ? `✓ ${l}` : l));

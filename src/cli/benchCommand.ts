@@ -18,7 +18,7 @@ export async function runBench(argv: string[]): Promise<number> {
     }, signal);
     if (args.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
     else {
-      process.stdout.write(`batch ${r.batch} x ${r.seqLen} tokens, ${r.runs} interleaved runs each, ${r.provider}\n`);
+      process.stdout.write(`${r.shape}, ${r.runs} interleaved runs each after warm-up, ${r.provider}, ${r.threads} threads\n`);
       r.models.forEach((m, i) => process.stdout.write(`${path.basename(m.model).padEnd(40)} median ${m.medianMs.toFixed(2)} ms (p10 ${m.p10Ms.toFixed(2)}, p90 ${m.p90Ms.toFixed(2)})${i ? `  speedup ${r.speedup[i]!.toFixed(2)}x` : ''}\n`));
     }
     return 0;

@@ -42,7 +42,7 @@ export function formatPrune(r: PruneReport): string {
   ];
   if (r.bench) {
     const [a, b] = r.bench.models;
-    lines.push(`speed       ${a!.medianMs.toFixed(2)} ms -> ${b!.medianMs.toFixed(2)} ms median at batch ${r.bench.batch} x ${r.bench.seqLen} (${r.bench.provider}): ${r.bench.speedup[1]!.toFixed(2)}x measured, ${r.idealSpeedup.toFixed(2)}x ideal from MACs`);
+    lines.push(`speed       ${a!.medianMs.toFixed(2)} ms -> ${b!.medianMs.toFixed(2)} ms median of ${r.bench.runs} interleaved runs at ${r.bench.shape} (${r.bench.provider}, ${r.bench.threads} threads): ${r.bench.speedup[1]!.toFixed(2)}x measured, ${r.idealSpeedup.toFixed(2)}x ideal from MACs`);
   }
   if (r.latency) lines.push(formatLatency(r.latency));
   if (r.evaluation) {

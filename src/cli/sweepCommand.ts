@@ -41,7 +41,7 @@ export function formatSweep(r: SweepReport): string {
   }
   return [
     `${path.basename(r.model)}: OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} examples; ${metric} on ${e.examples} ${e.heldOut ? 'held-out ' : ''}examples of ${path.basename(e.data)}${e.labelled ? '' : ' (agreement with the original model\'s predictions)'}`,
-    `timed at batch ${r.bench.batch} x ${r.bench.seqLen} on ${r.bench.provider}, ${r.bench.runs} interleaved runs per model`,
+    `timed at ${r.bench.shape} on ${r.bench.provider} (${r.bench.threads} threads), ${r.bench.runs} interleaved runs per model after warm-up; medians (p10-p90)`,
     '',
     table(rows),
   ].join('\n');

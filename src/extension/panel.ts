@@ -1,12 +1,18 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { HostMessage, WebviewMessage } from '../shared/protocol';
+import type { AppliedView, HostMessage, WebviewMessage } from '../shared/protocol';
+import type { BenchReport } from '../engine/eval/bench';
 import type { EngineClient } from '../engine/worker/client';
 import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
 import { Runner } from './runner';
 import { frontierView, planView, toSummary } from './views';
+
+function timingOf(b: BenchReport): NonNullable<AppliedView['timing']> {
+  const [d, p] = b.models;
+  return { denseMs: d!.medianMs, prunedMs: p!.medianMs, p10Ms: p!.p10Ms, p90Ms: p!.p90Ms, shape: b.shape, runs: b.runs, threads: b.threads, provider: b.provider };
+}
 
 /** Everything a panel needs from the extension. */
 export interface PanelDeps {
@@ -105,6 +111,9 @@ export class OptinPanel {
       case 'setBudget':
         if (m.budget > 0 && m.budget <= 1) this.deps.runner.plan(s, m.budget);
         break;
+      case 'setLatency':
+        if (m.target > 0 && m.target <= 1) await this.deps.runner.planLatency(s, m.target);
+        break;
       case 'apply':
         await this.apply();
         break;
@@ -157,7 +166,8 @@ export class OptinPanel {
         type: 'applied',
         result: {
           output: a.output, budget: a.budget, maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
-          ...(r.report.bench ? { speedup: r.report.bench.speedup[1]! } : {}), idealSpeedup: r.report.idealSpeedup, fileBytes: a.fileBytes, tuned: !!a.tuning,
+          ...(r.report.bench ? { speedup: r.report.bench.speedup[1]!, timing: timingOf(r.report.bench) } : {}),
+          ...(r.report.latency ? { latency: { target: r.report.latency.target, predicted: r.report.latency.predictedRatio, ...(r.report.latency.measuredRatio !== undefined ? { measured: r.report.latency.measuredRatio } : {}) } } : {}), idealSpeedup: r.report.idealSpeedup, fileBytes: a.fileBytes, tuned: !!a.tuning,
           ...(labelled && r.heldOut ? { accuracy: { before: e.reference!.accuracy!, after: e.accuracy!, examples: e.examples, source: src } } : {}),
           ...(e?.reference && !(labelled && r.heldOut) ? { agreement: { rate: e.reference.agreement, examples: e.examples, source: r.heldOut ? src : `${src} (the calibration examples)` } } : {}),
         },

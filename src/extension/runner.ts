@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { OptinError } from '../engine/errors';
-import { makePlan } from '../engine/plan/files';
+import { makeLatencyPlan, makePlan } from '../engine/plan/files';
 import { runPrune, type PruneReport } from '../engine/worker/pipeline';
 import { runSweep, type SweepReport } from '../engine/worker/sweep';
 import { toSummary } from './views';
@@ -53,8 +53,39 @@ export class Runner {
   /** Re-plan a scored session at a budget (instant; no model needed). */
   plan(s: ModelSession, budget: number): void {
     s.budget = budget;
+    s.latencyTarget = undefined;
     if (s.scores) s.plan = makePlan(s.scores, budget, s.scores.macSeqLen, settings(s.uri).multipleOf);
     this.sessions.changed(s);
+  }
+
+  /** Timing shape of Apply's benchmark, which latency tables are measured at too. */
+  private benchShape(s: ModelSession): { batch: number; seqLen: number; runs: number } {
+    return { batch: 8, seqLen: Math.min(64, settings(s.uri).maxSequenceLength), runs: 10 };
+  }
+
+  /** Re-plan under a latency target: the latency table is measured once per model and shape (then cached). */
+  async planLatency(s: ModelSession, target: number): Promise<Outcome> {
+    if (!s.scores || s.busy) return { status: 'skipped' };
+    const cfg = settings(s.uri);
+    const ac = new AbortController();
+    this.setBusy(s, ac);
+    try {
+      const { batch, seqLen } = this.benchShape(s);
+      const lat = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: latency table of ${path.basename(s.uri.fsPath)}`, cancellable: true }, async (progress, token) => {
+        token.onCancellationRequested(() => ac.abort());
+        return this.engine.latency(s.uri.fsPath, { ep: cfg.executionProvider, batch, seqLen }, (m) => progress.report({ message: m }), ac.signal);
+      });
+      s.plan = makeLatencyPlan(s.scores, lat.table, target, s.scores.macSeqLen, cfg.multipleOf);
+      s.budget = s.plan.budget;
+      s.latencyTarget = target;
+      this.log.info(`latency plan for ${s.uri.fsPath} at ${target} of the dense latency: predicted ${s.plan.latency!.predictedMs.toFixed(2)} of ${s.plan.latency!.denseMs.toFixed(2)} ms (${lat.cached ? 'cached table' : 'table measured now'}: ${lat.file})`);
+      return { status: 'done' };
+    } catch (e) {
+      return reportFailure(e, this.log, 'latency planning');
+    } finally {
+      this.setBusy(s, undefined);
+      this.sessions.changed(s);
+    }
   }
 
   private setBusy(s: ModelSession, ac: AbortController | undefined): void {
@@ -140,8 +171,8 @@ export class Runner {
         token.onCancellationRequested(() => ac.abort());
         const step = (m: string): void => { progress.report({ message: m }); this.log.info(m); };
         const report = await runPrune(this.engine, {
-          model: s.uri.fsPath, budget: s.budget, multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, tune: cfg.maskTuning, out: target,
-          bench: { batch: 8, seqLen: Math.min(64, cfg.maxSequenceLength), runs: 10 },
+          model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, tune: cfg.maskTuning, out: target,
+          bench: this.benchShape(s),
         }, { step }, ac.signal);
         step('evaluating');
         return { report, ...(await this.evaluate(s, report.apply.output, cfg.executionProvider, ac.signal)) };
@@ -187,7 +218,7 @@ export class Runner {
         const step = (m: string): void => { progress.report({ message: m }); this.log.info(m); };
         return runSweep(this.engine, {
           model: file, targets: Runner.SWEEP_BUDGETS, kind: 'macs', multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, outDir,
-          bench: { batch: 8, seqLen: Math.min(64, cfg.maxSequenceLength), runs: 10 },
+          bench: this.benchShape(s),
         }, { step }, ac.signal);
       });
       s.frontier = report;

@@ -13,6 +13,8 @@ export interface ModelSession {
   partial?: { heads: number[][]; neurons: number[][] };
   plan?: PlanFile;
   budget: number;
+  /** Set while the plan is searched under a latency target instead of `budget`. */
+  latencyTarget?: number;
   data?: DataOptions;
   /** The last sweep (speed/accuracy frontier). */
   frontier?: SweepReport;

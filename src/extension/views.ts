@@ -24,6 +24,7 @@ export function planView(plan: PlanFile): PlanView {
       after: prunableParams(plan, plan.layers.map((l) => l.heads), plan.layers.map((l) => l.neurons)),
     },
     warnings: planWarnings(plan),
+    ...(plan.latency ? { latency: { target: plan.latency.target, predictedMs: plan.latency.predictedMs, denseMs: plan.latency.denseMs, shape: `batch ${plan.latency.batch} x ${plan.latency.seqLen} tokens`, provider: plan.latency.provider } } : {}),
   };
 }
 
@@ -73,6 +74,6 @@ export function frontierView(r: SweepReport): FrontierView {
       budget: p.target, macsRatio: p.macsRatio, value: metric === 'accuracy' ? p.accuracy ?? 0 : p.agreement,
       speedup: p.speedup, medianMs: p.medianMs, p10Ms: p.p10Ms, p90Ms: p.p90Ms, output: p.output,
     })),
-    bench: r.bench,
+    bench: { shape: r.bench.shape, runs: r.bench.runs, threads: r.bench.threads, provider: r.bench.provider },
   };
 }

@@ -49,6 +49,8 @@ export interface PlanView {
   parameters: { before: number; after: number };
   /** Layers the plan removes most of, in words (empty when none). */
   warnings: string[];
+  /** Present for a plan searched under a latency target: the table's prediction. */
+  latency?: { target: number; predictedMs: number; denseMs: number; shape: string; provider: string };
 }
 
 /** Where the scores came from: the data, how many examples, the mode and the provider. */
@@ -68,6 +70,10 @@ export interface AppliedView {
   maxAbsDiff: number;
   tolerance: number;
   speedup?: number;
+  /** Latency plans: the target, the table's prediction and the measurement (fractions of the dense latency). */
+  latency?: { target: number; predicted: number; measured?: number };
+  /** How the speedup was measured: medians (p10-p90) of interleaved runs. */
+  timing?: { denseMs: number; prunedMs: number; p10Ms: number; p90Ms: number; shape: string; runs: number; threads: number; provider: string };
   idealSpeedup: number;
   fileBytes: { before: number; after: number };
   tuned: boolean;
@@ -101,8 +107,8 @@ export interface FrontierView {
   heldOut: boolean;
   dense: { value: number; medianMs: number; p10Ms: number; p90Ms: number };
   points: FrontierPoint[];
-  /** How the timings were taken. */
-  bench: { batch: number; seqLen: number; runs: number; provider: string };
+  /** How the timings were taken ("batch 8 x 64 tokens", runs, threads, provider). */
+  bench: { shape: string; runs: number; threads: number; provider: string };
 }
 
 /**
@@ -142,6 +148,8 @@ export type WebviewMessage =
   | { type: 'score' }
   /** Re-plan at this budget (slider or preset); answered by a `plan` message. */
   | { type: 'setBudget'; budget: number }
+  /** Re-plan under a latency target (fraction of the dense latency); the host measures (or reads) the latency table first. */
+  | { type: 'setLatency'; target: number }
   /** Write the pruned model of the current plan. */
   | { type: 'apply' }
   /** Apply, verify, evaluate and time several budgets and plot the frontier. */

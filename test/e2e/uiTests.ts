@@ -65,7 +65,7 @@ async function presetAndApply(page: Page, view: FrameLocator, shot: string, m: S
   const text = await applied.innerText();
   assert.match(text, new RegExp(`Wrote \\S*${out.replace(/\./g, '\\.')} \\(keep 50% of MACs;`));
   assert.match(text, /Verified: outputs match the masked original within [0-9.e+-]+ \(tolerance [0-9.e+-]+\)/);
-  assert.match(text, /Speed: measured [0-9.]+× faster \(ideal [0-9.]+× from MACs\)/);
+  assert.match(text, /Speed: measured [0-9.]+× faster \(ideal [0-9.]+× from MACs\): [0-9.]+ → [0-9.]+ ms \(p10-p90 [0-9.]+-[0-9.]+\), medians of 10 interleaved runs at batch 8 (× \d+ tokens|images) on cpu, \d+ threads\./);
   if (m.heldOut) assert.match(text, new RegExp(`Accuracy: [0-9.]+% → [0-9.]+% on ${m.heldOut} held-out examples of \\S+ \\(not used for calibration\\)`));
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: out }).waitFor({ timeout: t(30_000) });
   await screenshot(page, `${shot}-applied`);
@@ -146,7 +146,7 @@ async function frontierTest(page: Page, shot: string): Promise<void> {
   await points.nth(4).waitFor({ timeout: t(600_000) });
   assert.equal(await points.count(), 5);
   assert.equal(await view.locator('#frontier-plot-1 .frontier-point').count(), 5);
-  assert.match(await view.locator('#frontier-caption').innerText(), /^Accuracy on 28 held-out examples of sst2-train\.tsv; medians of 10 interleaved runs at batch 8 × \d+ on cpu\./);
+  assert.match(await view.locator('#frontier-caption').innerText(), /^Accuracy on 28 held-out examples of sst2-train\.tsv; medians of 10 interleaved runs at batch 8 × \d+ tokens on cpu \(\d+ threads\)\./);
   assert.match((await points.first().getAttribute('aria-label')) ?? '', /^keep 90% of MACs: accuracy [\d.]+%, [\d.]+× faster \([\d.]+ ms, p10-p90 [\d.]+-[\d.]+\), [\d.]+% of MACs$/);
   await view.locator('#frontier').evaluate((e) => e.scrollIntoView({ block: 'start' }));
   await screenshot(page, `${shot}-frontier`);
@@ -162,7 +162,14 @@ async function frontierTest(page: Page, shot: string): Promise<void> {
   await view.locator('#apply:not([disabled])').click();
   await view.locator('#applied p', { hasText: 'Verified' }).waitFor({ timeout: t(300_000) });
   assert.match(await view.locator('#applied').innerText(), /Wrote \S*bert-sst2\.optin-50\.onnx \(keep 50% of MACs;/);
+  // A latency target: the table is measured on this machine, then the plan says what it predicts.
+  await view.locator('#latency-50').click();
+  const latency = view.locator('#plan-latency', { hasText: /^Latency target 50% of the dense model: predicted [\d.]+ of [\d.]+ ms \(\d+\.\d%\) at batch 8 × \d+ tokens on cpu; Apply measures it\.$/ });
+  await latency.waitFor({ timeout: t(120_000) });
+  const predicted = Number(/\((\d+\.\d)%\)/.exec(await latency.innerText())![1]);
+  assert.ok(predicted <= 50.05, `predicted ${predicted}% of the dense latency`);
   await view.locator('#preset-60').click();
+  await view.locator('#plan-latency').waitFor({ state: 'hidden', timeout: t(10_000) });
   await view.locator('#budget-label', { hasText: 'keep 60% of MACs' }).waitFor({ timeout: t(10_000) });
 }
 

@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/model';
 import { describeInterface } from '../structure/detect';
@@ -10,8 +11,13 @@ import { OptinError } from '../errors';
 /** Latency of several models measured side by side. */
 export interface BenchReport {
   batch: number;
+  /** Tokens per example for text models (ignored by vision models; see `shape`). */
   seqLen: number;
+  /** What one run processes, in words: "batch 32 x 48 tokens" (text) or "batch 32 images". */
+  shape: string;
   runs: number;
+  /** intra-op threads every session was pinned to. */
+  threads: number;
   provider: string;
   models: Array<{ model: string; provider: string; medianMs: number; p10Ms: number; p90Ms: number }>;
   /** medianMs of the first model divided by each model's medianMs (speedup over the first). */
@@ -87,19 +93,27 @@ export async function timeInterleaved(jobs: Array<() => Promise<unknown>>, runs:
 export async function benchModels(paths: string[], opts: BenchOptions = {}): Promise<BenchReport> {
   if (paths.length < 1) throw new OptinError('usage', 'bench needs at least one model');
   const batch = opts.batch ?? 32, seqLen = opts.seqLen ?? 48, runs = opts.runs ?? 20, warmup = opts.warmup ?? 3;
+  const threads = opts.threads || (os.availableParallelism?.() ?? os.cpus().length);
   const sessions: Session[] = [];
   const feeds: Array<Record<string, ort.Tensor>> = [];
+  let shape = '';
+  let usedBatch = batch;
   try {
     for (const [k, p] of paths.entries()) {
       const m = loadModel(p);
       const st = describeInterface(m);
       const fixed = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
-      sessions.push(await createSession(m.path, { ep: opts.eps?.[k] ?? opts.ep ?? 'cpu', label: m.path, noSpin: true, ...(opts.threads ? { threads: opts.threads } : {}) }));
-      feeds.push(benchFeeds(st, typeof fixed === 'number' ? fixed : batch, seqLen));
+      sessions.push(await createSession(m.path, { ep: opts.eps?.[k] ?? opts.ep ?? 'cpu', label: m.path, noSpin: true, threads }));
+      const b = typeof fixed === 'number' ? fixed : batch;
+      feeds.push(benchFeeds(st, b, seqLen));
+      if (k === 0) {
+        usedBatch = b;
+        shape = st.inputs.some((i) => i.role === 'input_ids') ? `batch ${b} x ${seqLen} tokens` : st.inputs.some((i) => i.role === 'pixel_values') ? `batch ${b} images` : `batch ${b}`;
+      }
     }
     const times = await timeInterleaved(sessions.map((se, i) => () => runSession(se.session, feeds[i]!, paths[i]!)), runs, warmup, opts.signal);
     const models = paths.map((model, i) => ({ model, provider: describeSession(sessions[i]!), medianMs: quantile(times[i]!, 0.5), p10Ms: quantile(times[i]!, 0.1), p90Ms: quantile(times[i]!, 0.9) }));
-    return { batch, seqLen, runs, provider: describeSession(sessions[0]!), models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
+    return { batch: usedBatch, seqLen, shape, runs, threads, provider: describeSession(sessions[0]!), models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
   } finally {
     for (const s of sessions) await s.session.release();
   }

@@ -65,7 +65,7 @@ export interface SweepReport {
   scores: Pick<ScoresFile, 'mode' | 'provider' | 'seconds' | 'calibration' | 'macSeqLen'>;
   evaluation: { data: string; examples: number; heldOut: boolean; labelled: boolean };
   dense: { accuracy?: number; medianMs: number; p10Ms: number; p90Ms: number };
-  bench: Pick<BenchReport, 'batch' | 'seqLen' | 'runs' | 'provider'>;
+  bench: Pick<BenchReport, 'batch' | 'seqLen' | 'shape' | 'runs' | 'threads' | 'provider'>;
   points: SweepPoint[];
   /** The plans, in target order (what the panel applies when a point is clicked). */
   plans: PlanFile[];
@@ -125,7 +125,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
     scores: { mode: scores.mode, provider: scores.provider, seconds: scores.seconds, calibration: scores.calibration, macSeqLen: scores.macSeqLen },
     evaluation: { data: e0.data, examples: e0.examples, heldOut: heldOut && !req.evalData, labelled: e0.accuracy !== undefined },
     dense: { ...(e0.reference?.accuracy !== undefined ? { accuracy: e0.reference.accuracy } : {}), medianMs: bench.models[0]!.medianMs, p10Ms: bench.models[0]!.p10Ms, p90Ms: bench.models[0]!.p90Ms },
-    bench: { batch: bench.batch, seqLen: bench.seqLen, runs: bench.runs, provider: bench.provider },
+    bench: { batch: bench.batch, seqLen: bench.seqLen, shape: bench.shape, runs: bench.runs, threads: bench.threads, provider: bench.provider },
     points: targets.map((t, i) => {
       const a = applied[i]!, e = evals[i]!, m = bench.models[i + 1]!, p = plans[i]!;
       return {
