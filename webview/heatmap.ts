@@ -39,9 +39,9 @@ export class Heatmap {
 
   constructor(id: string, title: string, columns: number[], withCurves = false) {
     this.cells = columns.map((n, l) => Array.from({ length: n }, (_, c) => el('div', { class: 'cell unscored', 'data-layer': String(l), 'data-col': String(c), role: 'gridcell', tabindex: l === 0 && c === 0 ? '0' : '-1' })));
-    this.shares = columns.map((_, l) => el('span', { class: 'share', 'data-layer': String(l) }, el('span', { class: 'share-fill' }), el('span', { class: 'share-text' })));
+    this.shares = columns.map((_, l) => el('span', { class: 'share-wrap', 'data-layer': String(l) }, el('span', { class: 'share' }, el('span', { class: 'share-fill' })), el('span', { class: 'share-text' })));
     this.curves = columns.map((_, l) => el('span', { class: 'curve', 'data-layer': String(l) }));
-    const rows = this.cells.map((cells, l) => el('div', { class: 'hm-row', role: 'row' }, el('span', { class: 'hm-label' }, `L${l}`), ...cells, this.shares[l]!, ...(withCurves ? [this.curves[l]!] : [])));
+    const rows = this.cells.map((cells, l) => el('div', { class: 'hm-row', role: 'row' }, el('span', { class: 'hm-label' }, `L${l}`), this.shares[l]!, ...(withCurves ? [this.curves[l]!] : []), ...cells));
     this.ramp = el('span', { class: 'ramp' });
     const legend = el('div', { class: 'legend' },
       el('span', {}, `less important (≤ 1/${10 ** SCALE.below} of layer 0's median)`), this.ramp, el('span', {}, `more important (≥ ${Math.round(10 ** SCALE.above)}×)`),
@@ -96,11 +96,11 @@ export class Heatmap {
     }));
     this.shares.forEach((bar, l) => {
       const sh = v.share?.(l);
-      bar.hidden = !sh;
+      bar.classList.toggle('empty', !sh);
       if (!sh) return;
       const f = sh.total ? sh.kept / sh.total : 0;
-      (bar.firstChild as HTMLElement).style.width = `${(100 * f).toFixed(1)}%`;
-      (bar.lastChild as HTMLElement).textContent = `${sh.kept}/${sh.total}`;
+      (bar.querySelector('.share-fill') as HTMLElement).style.width = `${(100 * f).toFixed(1)}%`;
+      (bar.querySelector('.share-text') as HTMLElement).textContent = `${sh.kept}/${sh.total}`;
       bar.title = `layer ${l}: keeps ${sh.kept} of ${sh.total} (${Math.round(100 * f)}%)`;
       bar.setAttribute('aria-label', bar.title);
     });
