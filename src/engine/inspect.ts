@@ -1,5 +1,6 @@
 import { loadModel } from './onnx/model';
 import { detectStructure } from './structure/detect';
+import { withMeasuredTokens } from './structure/measure';
 import { modelMacs, type MacReport } from './flops';
 import { checkLoadable } from './runtime/session';
 import { elementCount } from './onnx/tensor';
@@ -29,7 +30,7 @@ export function defaultSeqLen(st: ModelStructure): number {
 export async function inspectModel(path: string, seqLen?: number): Promise<InspectReport> {
   const model = loadModel(path);
   await checkLoadable(model.path, model.path);
-  const structure = detectStructure(model);
+  const structure = await withMeasuredTokens(model, detectStructure(model));
   const s = seqLen ?? defaultSeqLen(structure);
   let parameters = 0;
   for (const t of model.proto.graph!.initializer) parameters += elementCount(t.dims);

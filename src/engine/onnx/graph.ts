@@ -50,7 +50,7 @@ export class GraphIndex {
     return hits.length === 1 ? hits[0] : undefined;
   }
 
-  /** Constant tensor behind a value: an initializer or the output of a Constant node. */
+  /** Constant tensor behind a value: an initializer, the output of a Constant node, or an Identity of either. */
   constant(value: string): TensorProto | undefined {
     const init = this.initializer.get(value);
     if (init) return init;
@@ -59,6 +59,8 @@ export class GraphIndex {
       const a = p.attribute.find((x) => x.name === 'value');
       if (a?.t) return a.t;
     }
+    // torch's exporter shares identical initializers (e.g. every LayerNorm's ones and zeros) through Identity nodes.
+    if (p?.opType === 'Identity' && p.input[0] && p.input[0] !== value) return this.constant(p.input[0]);
     return undefined;
   }
 

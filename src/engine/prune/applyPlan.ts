@@ -5,6 +5,7 @@ import { saveModel } from '../onnx/writer';
 import { elementCount } from '../onnx/tensor';
 import { DataType, type ModelProto } from '../onnx/schema';
 import { detectStructure } from '../structure/detect';
+import { withMeasuredTokens } from '../structure/measure';
 import { loadCalibration, type DataOptions } from '../data/calibration';
 import { sha256File } from '../util/atomic';
 import type { PlanFile } from '../plan/schema';
@@ -79,7 +80,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   const model = loadModel(req.model);
   checkOutput(model.path, out, model.fileBytes);
   checkPlanFor(model, plan);
-  const st = detectStructure(model);
+  const st = await withMeasuredTokens(model, detectStructure(model));
   const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };
   checkKeep(st, keep, model.path);
   onStep?.('loading calibration data');

@@ -31,7 +31,8 @@ function positions(shape: Array<number | null>, c: WidthChange): Map<number, num
   }
   if (c.headSize > 0 && r >= 4) {
     for (let i = r - 2; i >= 1; i--) {
-      if ((eq(i, c.heads) || shape[i] === null) && (eq(i + 1, c.headSize) || shape[i + 1] === null)) {
+      const open = (j: number): boolean => shape[j] === null || shape[j] === -1;
+      if ((eq(i, c.heads) || open(i)) && (eq(i + 1, c.headSize) || open(i + 1))) {
         fix.set(i, c.newHeads).set(i + 1, c.headSize);
         return fix;
       }

@@ -62,6 +62,8 @@ function headsFromPath(ix: GraphIndex, path: NodeProto[], width: number, packed:
     }
     const unit = packed ? width / 3 : width;
     let h = hE.value, d = dE.value;
+    if (d === -1) d = null;
+    if (h === -1) h = null;
     if (h !== null && h > 0 && d === null) d = unit / h;
     if (d !== null && d > 0 && h === null) h = unit / d;
     if (h === null && d === null && dE.computedFrom?.op === 'Div') { h = dE.computedFrom.constant; d = unit / h; }
@@ -113,6 +115,16 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     if (!geom) {
       const perPart = headsFromPath(ix, q.path, q.linear.outFeatures / 3, false);
       if (perPart) geom = { ...perPart, packedOrder: 'qkv-heads' };
+    }
+    if (geom) {
+      // Q, K and V may each be split into heads by their own Reshape (a chunk exported as Slices): every one must be rewritten.
+      const seen = new Set(geom.sites.map((x) => `${x.node}|${x.holder}|${x.index}`));
+      for (const path of [k.path, v.path]) {
+        for (const x of (headsFromPath(ix, path, q.linear.outFeatures, true) ?? headsFromPath(ix, path, q.linear.outFeatures / 3, false))?.sites ?? []) {
+          const key = `${x.node}|${x.holder}|${x.index}`;
+          if (!seen.has(key)) { seen.add(key); geom.sites.push(x); }
+        }
+      }
     }
     qkv = { kind: 'packed', qkv: q.linear, order: geom?.packedOrder ?? 'qkv-heads' };
   } else {

@@ -1,5 +1,6 @@
 import { loadModel } from '../onnx/model';
 import { detectStructure } from '../structure/detect';
+import { withMeasuredTokens } from '../structure/measure';
 import { checkWeightTypes } from '../structure/dtypes';
 import { cpuFallbackNodes } from '../runtime/fallback';
 import { EP_CHOICES, type Provider } from '../runtime/providers';
@@ -24,7 +25,7 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const model = loadModel(job.model);
   checkWeightTypes(model);
   await checkLoadable(model.path, model.path);
-  const st = detectStructure(model);
+  const st = await withMeasuredTokens(model, detectStructure(model));
   const batch = await loadCalibration(model.path, st, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
   const macSeqLen = job.seqLen ?? (st.modality === 'text' ? batch.meanLength : batch.seqLen);

@@ -1,0 +1,32 @@
+import type * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import { serializeModel } from '../onnx/writer';
+import { instrument } from '../optin/instrument';
+import { createSession, runSession } from '../runtime/session';
+import { benchFeeds } from '../eval/bench';
+import type { ModelStructure } from './types';
+
+/**
+ * Measure, don't guess: the token count of a vision model is what layer 0's residual input
+ * ([batch, tokens, hidden]) measures in one onnxruntime run on a one-image probe batch, whatever
+ * the patch embedding (Conv, Linear over reshaped patches, ...) and the extra tokens (class,
+ * distillation). Text models keep their data-dependent lengths. Returns the structure with
+ * `visionTokens` set from the run (unchanged when the probe cannot be built, e.g. symbolic image sizes).
+ */
+export async function withMeasuredTokens(model: OnnxModel, st: ModelStructure): Promise<ModelStructure> {
+  if (st.modality !== 'vision' || !st.layers.length) return st;
+  const fixed = st.inputs.every((i) => i.shape.slice(1).every((d) => typeof d === 'number' && d > 0));
+  if (!fixed) return st;
+  const fixedBatch = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
+  const feeds = benchFeeds(st, typeof fixedBatch === 'number' ? fixedBatch : 1, 1);
+  const first = st.layers[0]!.input;
+  const proto = instrument(model, st, { maskLayers: [], outputs: [first], onlyOutputs: true });
+  const s = await createSession(serializeModel({ ...model, proto }), { label: `${model.path} (token count probe)` });
+  try {
+    const out = (await runSession(s.session, feeds, `${model.path} (token count probe)`))[first] as ort.Tensor;
+    const tokens = out.dims.length === 3 ? out.dims[1]! : undefined;
+    return tokens ? { ...st, visionTokens: tokens } : st;
+  } finally {
+    await s.session.release();
+  }
+}

@@ -1,0 +1,54 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { loadModel } from '../../src/engine/onnx/model';
+import { detectStructure } from '../../src/engine/structure/detect';
+import { withMeasuredTokens } from '../../src/engine/structure/measure';
+import { FIXTURES, ROOT, fixture, sha256, tempDir } from './helpers';
+
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const DIGITS = path.join(FIXTURES, 'data', 'digits', 'train');
+
+function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Model families whose graphs this project did not write (exported by their own code). */
+const FAMILIES: Array<{ name: string; file: string; layers: number; heads: number; headSize: number; ffn: number; tokens: number }> = [
+  { name: 'vit-pytorch-style ViT, opset 17 (Linear patch embedding, chunked packed qkv)', file: 'vitpt-random/model-opset17.onnx', layers: 6, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
+  { name: 'vit-pytorch-style ViT, opset 14 (decomposed LayerNorm, shared initializers behind Identity)', file: 'vitpt-random/model-opset14.onnx', layers: 6, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
+  { name: 'vit-pytorch-style ViT after onnxruntime graph optimizations', file: 'vitpt-random/model-opset17.ort-fused.onnx', layers: 6, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
+];
+
+describe('model families exported by their own code', function () {
+  this.timeout(300_000);
+
+  it('measures the token count with onnxruntime where no Conv patch embedding says it', async () => {
+    const m = loadModel(fixture('vitpt-random/model-opset17.onnx'));
+    const st = detectStructure(m);
+    assert.equal(st.visionTokens, undefined, 'no static pattern finds it (no Conv)');
+    assert.equal((await withMeasuredTokens(m, st)).visionTokens, 17);
+  });
+
+  for (const f of FAMILIES) {
+    it(`${f.name}: inspect is exact; prune --budget 0.6 verifies with MACs recounted; the original is untouched`, () => {
+      const model = fixture(f.file);
+      const before = sha256(model);
+      const ins = optin('inspect', model, '--json');
+      assert.equal(ins.code, 0, ins.stderr);
+      const j = JSON.parse(ins.stdout);
+      assert.deepEqual(j.layers.map((l: { heads: number; headSize: number; ffn: number }) => [l.heads, l.headSize, l.ffn]), Array.from({ length: f.layers }, () => [f.heads, f.headSize, f.ffn]));
+      assert.equal(j.macs.seqLen, f.tokens);
+      const out = path.join(tempDir(), 'p.onnx');
+      const r = optin('prune', model, '--budget', '0.6', '--data', DIGITS, '--samples', '8', '--no-bench', '--out', out, '--json');
+      assert.equal(r.code, 0, r.stderr);
+      const p = JSON.parse(r.stdout);
+      const v = p.apply.verification;
+      assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
+      assert.ok(Math.abs(p.apply.macs.after / p.apply.macs.before - 0.6) < 0.02, `MACs recounted from the pruned graph: ${p.apply.macs.after / p.apply.macs.before}`);
+      assert.equal(p.apply.macs.seqLen, f.tokens);
+      assert.equal(sha256(model), before);
+    });
+  }
+});
