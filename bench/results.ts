@@ -1,7 +1,7 @@
 /**
- * The results table of the README (run on demand: npm run bench:results [-- --only bert|vit] [--samples 64]
+ * The results table of the README (run on demand: npm run bench:results [-- --only bert|vit|vitpt] [--samples 64]
  * [--bert-scores scores.json] [--vit-scores scores.json] to reuse scores made by `optin score` with the same data).
- * For the SST-2 BERT and the digits ViT: score once with OPTIN on the first N training examples,
+ * For the SST-2 BERT, the digits ViT and the MNIST vit-pytorch-style ViT: score once with OPTIN on the first N training examples,
  * rank once by weight magnitude, then for every budget and {magnitude, OPTIN, OPTIN + mask tuning}:
  * plan, apply (verified), evaluate on the test split, and time dense vs pruned interleaved in one
  * process (batch 32 x 48 tokens for text, batch 32 for images). Prints markdown tables.
@@ -74,6 +74,9 @@ async function main(): Promise<void> {
     }
     if (only === 'all' || only === 'vit') {
       await run({ key: 'vit', name: 'digits ViT', model: f('models', 'vit-digits', 'model-opset17.onnx'), calib: { data: f('data', 'digits', 'train'), samples }, test: f('data', 'digits', 'test'), seqLen: 17 }, tmp);
+    }
+    if (only === 'all' || only === 'vitpt') {
+      await run({ key: 'vitpt', name: 'MNIST vit-pytorch-style ViT', model: f('models', 'vitpt-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), seqLen: 17 }, tmp);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

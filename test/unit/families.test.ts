@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
 import { detectStructure } from '../../src/engine/structure/detect';
@@ -29,6 +30,15 @@ describe('model families exported by their own code', function () {
     const st = detectStructure(m);
     assert.equal(st.visionTokens, undefined, 'no static pattern finds it (no Conv)');
     assert.equal((await withMeasuredTokens(m, st)).visionTokens, 17);
+  });
+
+  it('torchvision VisionTransformer (heads folded into the batch axis) is refused in one line naming the node, nothing written', () => {
+    const dir = tempDir();
+    const r = optin('prune', fixture('torchvision-vit-random/model-opset17.onnx'), '--budget', '0.6', '--out', path.join(dir, 'p.onnx'), '--quiet');
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /attention at Softmax node "\/encoder\/layers\/encoder_layer_0\/self_attention\/Softmax": the query path folds the heads into the batch axis \(Reshape node "\/encoder\/layers\/encoder_layer_0\/self_attention\/Reshape" reshapes to 3 dims, \[seq, batch\*heads, head_size\] as nn\.MultiheadAttention exports\); this layout is not supported yet/);
+    assert.deepEqual(fs.readdirSync(dir), []);
   });
 
   for (const f of FAMILIES) {

@@ -136,9 +136,12 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     qkv = { kind: 'separate', q: q.linear, k: k.linear, v: v.linear };
   }
   if (!geom) {
+    const folded = q.path.find((r) => r.opType === 'Reshape' && evalShape(ix, r.input[1]!)?.length === 3);
     throw new OptinError(
       'unsupported',
-      `attention at ${ix.label(softmax)}: cannot tell the number of heads (no Reshape into [batch, seq, heads, head_size] found on the query path)`,
+      folded
+        ? `attention at ${ix.label(softmax)}: the query path folds the heads into the batch axis (${ix.label(folded)} reshapes to 3 dims, [seq, batch*heads, head_size] as nn.MultiheadAttention exports); this layout is not supported yet`
+        : `attention at ${ix.label(softmax)}: cannot tell the number of heads (no Reshape into [batch, seq, heads, head_size] found on the query path)`,
     );
   }
   const ctxWidth = out.linear.inFeatures;
