@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../src/engine/onnx/model';
 import { detectStructure } from '../src/engine/structure/detect';
+import { withMeasuredTokens } from '../src/engine/structure/measure';
 import { latencyTableFor } from '../src/engine/latency/cache';
 import { makeLatencyPlan } from '../src/engine/plan/files';
 import { applyPlan } from '../src/engine/prune/applyPlan';
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-bench-latency-'));
   for (const c of cases) {
     const model = loadModel(c.model);
-    const st = detectStructure(model);
+    const st = await withMeasuredTokens(model, detectStructure(model));
     const t0 = performance.now();
     const { table } = await latencyTableFor(model, st, { ep: 'cpu', batch: 32, seqLen: 48, fresh: true });
     const tableSec = (performance.now() - t0) / 1000;

@@ -41,6 +41,17 @@ describe('model families exported by their own code', function () {
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
+  it('the MNIST-trained vit-pytorch-style ViT at keep 60% of MACs: OPTIN keeps it above 90% (README: 92.21%, dense 96.26%)', () => {
+    const out = path.join(tempDir(), 'p.onnx');
+    const r = optin('prune', fixture('vitpt-mnist/model-opset17.onnx'), '--budget', '0.6', '--data', path.join(FIXTURES, 'data', 'mnist', 'train'), '--samples', '64',
+      '--eval', path.join(FIXTURES, 'data', 'mnist', 'test'), '--no-bench', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout).evaluation;
+    assert.equal(e.examples, 963);
+    assert.ok(Math.abs(e.reference.accuracy - 0.9626) < 0.0006, `dense accuracy ${e.reference.accuracy}`);
+    assert.ok(e.accuracy > 0.9, `pruned accuracy ${e.accuracy}`);
+  });
+
   for (const f of FAMILIES) {
     it(`${f.name}: inspect is exact; prune --budget 0.6 verifies with MACs recounted; the original is untouched`, () => {
       const model = fixture(f.file);

@@ -161,9 +161,13 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   const total = st.layers.reduce((a, l) => a + count(l), 0);
   opts.onProgress?.({ phase: 'teacher', done: 0, total, elapsed: 0 });
   const teacher = await runTeacher(model, st, batch, ep);
-  const lc = lossConstants(st, batch, teacher, c);
   const B = batch.batch;
   const S = batch.seqLen;
+  const measured = teacher.layerInputs[0]!.length / (B * st.hidden);
+  if (measured !== S) {
+    throw new Error(`${model.path}: the calibration batch has ${S} tokens per example but layer 0 receives ${measured}; the structure's token count must be measured first (withMeasuredTokens)`);
+  }
+  const lc = lossConstants(st, batch, teacher, c);
   const perVariant = B * S;
   const m = Math.max(1, Math.floor((opts.chunkTokens ?? (teacher.provider === 'cpu' ? 1024 : GPU_CHUNK_TOKENS)) / perVariant));
   const dev = new DeviceFeeds(opts.deviceFeeds === false ? 'cpu' : teacher.provider);
