@@ -19,6 +19,7 @@ function optin(...args: string[]): { code: number; stdout: string; stderr: strin
 const FAMILIES: Array<{ name: string; file: string; layers: number; heads: number; headSize: number; ffn: number; tokens: number }> = [
   { name: 'vit-pytorch-style ViT, opset 17 (Linear patch embedding, chunked packed qkv)', file: 'vitpt-random/model-opset17.onnx', layers: 6, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
   { name: 'vit-pytorch-style ViT, opset 14 (decomposed LayerNorm, shared initializers behind Identity)', file: 'vitpt-random/model-opset14.onnx', layers: 6, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
+  { name: 'DeiT-style ViT (class and distillation tokens, two heads averaged)', file: 'deit-random/model-opset17.onnx', layers: 4, heads: 4, headSize: 16, ffn: 128, tokens: 18 },
   { name: 'vit-pytorch-style ViT after onnxruntime graph optimizations', file: 'vitpt-random/model-opset17.ort-fused.onnx', layers: 6, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
 ];
 
