@@ -67,6 +67,7 @@ export function inspectJson(r: InspectReport): object {
       headSize: l.attention.headSize,
       ...(l.attention.vHeadSize !== l.attention.headSize ? { vHeadSize: l.attention.vHeadSize } : {}),
       ffn: l.ffn?.width ?? 0,
+      ...(l.ffn?.gate ? { gated: true } : {}),
       qkv: l.attention.qkv.kind,
       activation: l.ffn?.activation ?? null,
       macs: r.macs.layers[i]!.total,

@@ -9,9 +9,9 @@ export function headMacs(s: number, hidden: number, dq: number, dv: number = dq)
   return s * hidden * (2 * dq + dv) + s * s * (dq + dv) + s * dv * hidden;
 }
 
-/** MACs of one FFN neuron at sequence length s: 2*s*D. */
-export function neuronMacs(s: number, hidden: number): number {
-  return 2 * s * hidden;
+/** MACs of one FFN neuron at sequence length s: 2*s*D (3*s*D for a gated FFN: gate, up and down). */
+export function neuronMacs(s: number, hidden: number, gated = false): number {
+  return (gated ? 3 : 2) * s * hidden;
 }
 
 /** MACs of one layer split into its heads and its FFN neurons. */
@@ -33,7 +33,7 @@ export interface MacReport {
 /** MACs of one layer with `heads` heads and `neurons` FFN neurons kept. */
 export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention.heads, neurons = l.ffn?.width ?? 0): LayerMacs {
   const perHead = headMacs(s, hidden, l.attention.headSize, l.attention.vHeadSize);
-  const perNeuron = neuronMacs(s, hidden);
+  const perNeuron = neuronMacs(s, hidden, !!l.ffn?.gate);
   return { perHead, perNeuron, heads: heads * perHead, ffn: neurons * perNeuron, total: heads * perHead + neurons * perNeuron };
 }
 

@@ -66,7 +66,7 @@ export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: nu
   });
   const D = st.hidden;
   const hCost = st.layers.reduce((s, l) => s + l.attention.heads * headMacs(seqLen, D, l.attention.headSize, l.attention.vHeadSize), 0);
-  const nCost = st.layers.reduce((s, l) => s + (l.ffn?.width ?? 0) * neuronMacs(seqLen, D), 0);
+  const nCost = st.layers.reduce((s, l) => s + (l.ffn?.width ?? 0) * neuronMacs(seqLen, D, !!l.ffn?.gate), 0);
   const hSum = heads.flat().reduce((a, b) => a + b, 0), nSum = neurons.flat().reduce((a, b) => a + b, 0);
   if (nSum > 0 && hSum > 0 && nCost > 0) {
     const f = (nSum / nCost) / (hSum / hCost);

@@ -16,6 +16,7 @@ export interface CostModel {
 /** The paper's MAC model (OPTIN.md section 3) at a sequence length. */
 export function macCosts(layers: LayerGeometry[], hidden: number, seqLen: number): CostModel {
   const hm = layers.map((g) => headMacs(seqLen, hidden, g.headSize, g.vHeadSize));
-  const nm = neuronMacs(seqLen, hidden);
-  return { unit: 'macs', head: (l, k) => k * hm[l]!, neuron: (_l, k) => k * nm, perNeuron: nm };
+  const nm = layers.map((g) => neuronMacs(seqLen, hidden, !!g.gated));
+  const uniform = nm.every((x) => x === nm[0]);
+  return { unit: 'macs', head: (l, k) => k * hm[l]!, neuron: (l, k) => k * nm[l]!, ...(uniform && nm.length ? { perNeuron: nm[0]! } : {}) };
 }

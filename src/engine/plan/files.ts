@@ -12,7 +12,7 @@ import { SCHEMA_VERSION, type ModelRef, type PlanFile, type PlanLatency, type Sc
 export function modelRef(path: string, sha256: string, st: ModelStructure): ModelRef {
   return {
     path, sha256, architecture: st.architecture, modality: st.modality, hidden: st.hidden, norm: st.norm,
-    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0 })),
+    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}) })),
   };
 }
 

@@ -8,6 +8,8 @@ export interface LayerGeometry {
   headSize: number;
   vHeadSize: number;
   ffn: number;
+  /** Gated FFN (SwiGLU/GeGLU): a neuron is a column of gate and up and a row of down (3*s*D MACs). */
+  gated?: boolean;
 }
 
 /** Identity of the model scores and plans belong to. */

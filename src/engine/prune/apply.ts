@@ -158,6 +158,10 @@ class Pruner {
     if (k < I) {
       this.sliceOut(f.up, keep);
       this.fixer.walk(this.matmulOut(f.up), { heads: I, newHeads: k, headSize: 0, width: I, newWidth: k });
+      if (f.gate) {
+        this.sliceOut(f.gate, keep);
+        this.fixer.walk(this.matmulOut(f.gate), { heads: I, newHeads: k, headSize: 0, width: I, newWidth: k });
+      }
     }
     this.sliceIn(f.down, keep, scales ? { size: 1, scales } : undefined);
   }

@@ -55,7 +55,7 @@ export function recountMacs(model: OnnxModel, seqLen: number): number {
   const { attns, ffns } = findBlocks(ix, model.path);
   const hidden = attns[0]!.output.outFeatures;
   return attns.reduce((a, b) => a + b.heads * headMacs(seqLen, hidden, b.headSize, b.vHeadSize), 0) +
-    ffns.reduce((a, f) => a + f.width * neuronMacs(seqLen, hidden), 0);
+    ffns.reduce((a, f) => a + f.width * neuronMacs(seqLen, hidden, !!f.gate), 0);
 }
 
 function maxAbs(a: ArrayLike<number>): number {

@@ -200,6 +200,7 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
     if (f && inResidualStream(ix, f)) {
       ffns.push(f);
       taken.add(f.up).add(f.down);
+      if (f.gate) taken.add(f.gate);
     }
   }
   return { attns, ffns };

@@ -24,7 +24,7 @@ export function ffnFromDown(ix: GraphIndex, li: LinearIndex, down: Linear, taken
   const ops = new Set<string>();
   const seen = new Set<string>();
   const stack = [down.input];
-  let up: Linear | undefined;
+  const found: Linear[] = [];
   let steps = 0;
   while (stack.length && steps++ < 40) {
     const v = stack.pop()!;
@@ -32,8 +32,8 @@ export function ffnFromDown(ix: GraphIndex, li: LinearIndex, down: Linear, taken
     seen.add(v);
     const l = li.at(v, ix);
     if (l && l !== down) {
-      if (up && up !== l) return undefined;
-      up = l;
+      if (!found.includes(l)) found.push(l);
+      if (found.length > 2) return undefined;
       continue;
     }
     const p = ix.producer.get(v);
@@ -42,8 +42,17 @@ export function ffnFromDown(ix: GraphIndex, li: LinearIndex, down: Linear, taken
     const ins = p.opType === 'Reshape' ? [p.input[0]!] : p.input;
     for (const i of ins) if (i && !ix.constant(i) && !isShapeValue(ix, i)) stack.push(i);
   }
-  if (!up || taken.has(up) || up.outFeatures !== down.inFeatures || up.inFeatures !== down.outFeatures) return undefined;
+  const fits = (l: Linear): boolean => !taken.has(l) && l.outFeatures === down.inFeatures && l.inFeatures === down.outFeatures;
+  if (!found.length || !found.every(fits)) return undefined;
   const act = classify(ops);
   if (act === 'unknown' && ops.size === 0) return undefined;
-  return { up, down, activation: act, hidden: down.input, width: up.outFeatures };
+  if (found.length === 1) return { up: found[0]!, down, activation: act, hidden: down.input, width: found[0]!.outFeatures };
+  // Gated FFN (SwiGLU, GeGLU): down(act(gate(x)) * up(x)); the gate is the projection the activation reads.
+  const activated = found.filter((l) => ix.uses(l.output).some((u) => ACTIVATIONS.has(u.opType)));
+  if (activated.length !== 1 || found[0]!.input !== found[1]!.input) return undefined;
+  const gate = activated[0]!;
+  const up = found.find((l) => l !== gate)!;
+  return { up, gate, down, activation: act, hidden: down.input, width: up.outFeatures };
 }
+
+const ACTIVATIONS = new Set(['Sigmoid', 'Erf', 'Tanh', 'Relu', 'Gelu', 'FastGelu', 'QuickGelu', 'Div']);

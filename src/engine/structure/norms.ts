@@ -35,7 +35,9 @@ export function normAfter(ix: GraphIndex, input: string): NormInfo | undefined {
   const uses = ix.uses(input);
   const fused = uses.find((u) => u.opType === 'LayerNormalization' || (u.opType === 'SkipLayerNormalization' && u.input[0] === input));
   if (fused) return { kind: fused.opType as NormInfo['kind'], node: nodeId(fused), output: fused.output[0]! };
-  if (!uses.some((u) => u.opType === 'ReduceMean')) return undefined;
+  // LayerNorm reduces x itself; RMSNorm reduces x^2 (Pow or Mul first).
+  const reduces = (n: typeof uses[number]): boolean => n.opType === 'ReduceMean';
+  if (!uses.some((u) => reduces(u) || ((u.opType === 'Pow' || u.opType === 'Mul') && ix.uses(u.output[0]!).some(reduces)))) return undefined;
   const reached = new Set<string>([input]);
   let last: { node: string; output: string; order: number } | undefined;
   for (let round = 0; round < 16; round++) {

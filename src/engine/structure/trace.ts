@@ -37,13 +37,29 @@ export function traceBackToLinear(
     const l = li.at(v, ix);
     if (l) return { linear: l, path };
     const p = ix.producer.get(v);
-    if (!p || !LAYOUT_OPS.has(p.opType)) return undefined;
+    if (!p) return undefined;
+    const ins = p.input.filter((i) => i && !ix.constant(i) && !isShapeValue(ix, i));
+    if (ins.length > 1 && MERGE_OPS.has(p.opType)) return traceMerge(ix, li, p, ins, path);
+    if (!LAYOUT_OPS.has(p.opType) && !(ins.length === 1 && MERGE_OPS.has(p.opType))) return undefined;
     path.push(p);
-    const next = p.input.find((i) => i && !ix.constant(i) && !isShapeValue(ix, i));
-    if (!next) return undefined;
-    v = next;
+    if (!ins[0]) return undefined;
+    v = ins[0];
   }
   return undefined;
+}
+
+/**
+ * Elementwise ops whose activation inputs may all come from one projection, as in rotary position
+ * embeddings (q*cos + rotate_half(q)*sin, rotate_half = Concat(-x2, x1)): the per-element work stays
+ * inside each head, so the head structure of that projection carries through.
+ */
+const MERGE_OPS = new Set(['Add', 'Sub', 'Mul', 'Concat', 'Neg']);
+
+function traceMerge(ix: GraphIndex, li: LinearIndex, p: NodeProto, ins: string[], path: NodeProto[]): { linear: Linear; path: NodeProto[] } | undefined {
+  const branches = ins.map((i) => traceBackToLinear(ix, li, i, []));
+  const first = branches[0];
+  if (!first || branches.some((b) => b?.linear !== first.linear)) return undefined;
+  return { linear: first.linear, path: [...path, p, ...first.path] };
 }
 
 /** True for values computed from Shape ops (run-time shape arithmetic), not activations. */

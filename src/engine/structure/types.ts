@@ -71,6 +71,8 @@ export type Activation = 'gelu-erf' | 'gelu-tanh' | 'gelu' | 'fast-gelu' | 'bias
 /** Position-wise feed-forward block. */
 export interface FfnBlock {
   up: Linear;
+  /** Gated FFNs (SwiGLU, GeGLU): the projection the activation reads; neuron j is column j of gate and up, row j of down. */
+  gate?: Linear;
   down: Linear;
   activation: Activation;
   /** Neuron activations [batch, seq, I] right before the second matrix. */
