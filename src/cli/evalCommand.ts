@@ -18,7 +18,8 @@ export async function runEval(argv: string[]): Promise<number> {
     if (args.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
     else {
       if (r.accuracy !== undefined) process.stdout.write(`accuracy ${pct(r.accuracy)} on ${r.examples} examples of ${r.data}\n`);
-      if (r.reference) process.stdout.write(`${r.reference.accuracy !== undefined ? `reference ${pct(r.reference.accuracy)}; ` : `no labels in ${r.data}; `}predictions agree on ${pct(r.reference.agreement)} of ${r.examples} examples\n`);
+      if (r.reference?.cosine !== undefined) process.stdout.write(`embeddings: mean cosine similarity to the reference ${r.reference.cosine.toFixed(4)} over ${r.examples} examples of ${r.data}\n`);
+      else if (r.reference) process.stdout.write(`${r.reference.accuracy !== undefined ? `reference ${pct(r.reference.accuracy)}; ` : `no labels in ${r.data}; `}predictions agree on ${pct(r.reference.agreement)} of ${r.examples} examples\n`);
     }
     return 0;
   });

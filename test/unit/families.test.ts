@@ -54,6 +54,51 @@ describe('model families exported by their own code', function () {
     assert.ok(e.accuracy > 0.9, `pruned accuracy ${e.accuracy}`);
   });
 
+  /** A feeds file for the modern encoders (vocabulary 1000): 16 examples of 12 tokens, the odd ones padded after 7. */
+  function textFeeds(): string {
+    const file = path.join(tempDir(), 'feeds.jsonl');
+    const lines = Array.from({ length: 16 }, (_, i) => {
+      const mask = Array.from({ length: 12 }, (_, t) => (i % 2 && t >= 7 ? 0 : 1));
+      return JSON.stringify({ input_ids: mask.map((m, t) => (m ? 1 + ((i * 37 + t * 11) % 999) : 0)), attention_mask: mask });
+    });
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    return file;
+  }
+
+  for (const [kind, file, loss] of [['per-token logits (token classification)', 'modern-encoder-tokens', 'kl'], ['a sentence embedding (no logits)', 'modern-encoder-embedding', 'cosine-distance']] as const) {
+    it(`scores a model whose output is ${kind} with a meaningful output term (${loss}), prunes it verified`, () => {
+      const dir = tempDir();
+      const data = textFeeds();
+      const r = optin('score', fixture(`${file}/model-opset17.onnx`), '--data', data, '--samples', '16', '--out', path.join(dir, 's.json'), '--quiet');
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(fs.readFileSync(path.join(dir, 's.json'), 'utf8'));
+      assert.equal(j.outputLoss, loss);
+      const terms = j.raw.heads.flatMap((l: { kl: number[] }) => l.kl);
+      assert.ok(terms.every((x: number) => x > 0 && Number.isFinite(x)), `output term of every head is positive: ${terms}`);
+      const p = optin('prune', fixture(`${file}/model-opset17.onnx`), '--budget', '0.6', '--data', data, '--samples', '16', '--scores', path.join(dir, 's.json'),
+        ...(loss === 'cosine-distance' ? ['--eval', data] : []), '--no-bench', '--out', path.join(dir, 'p.onnx'), '--json');
+      assert.equal(p.code, 0, p.stderr);
+      const out = JSON.parse(p.stdout);
+      assert.ok(out.apply.verification.maxAbsDiff <= out.apply.verification.tolerance);
+      if (loss === 'cosine-distance') {
+        assert.equal(out.evaluation.output, 'embedding');
+        assert.ok(out.evaluation.reference.cosine > 0 && out.evaluation.reference.cosine < 1, `cosine ${out.evaluation.reference.cosine}`);
+      }
+    });
+  }
+
+  it('per-token logits count real tokens only: padding rows do not change the output term', async () => {
+    const { outputLoss } = await import('../../src/engine/optin/lossGraph');
+    const base = { rows: [], tokensPerVariant: 2, hidden: 4, teacherRows: new Map(), logitRows: 2, classes: 2, regression: false, kind: 'kl' as const };
+    const t = Float64Array.from([Math.log(0.5), Math.log(0.5), Math.log(0.9), Math.log(0.1)]);
+    const c = { ...base, teacherProbs: Float32Array.from(t.map(Math.exp)), teacherLogProbs: Float32Array.from(t), teacherProbs64: Float64Array.from(t.map(Math.exp)), teacherLogProbs64: t };
+    const student = Float32Array.from([0, 0, 5, -5]);
+    const all = outputLoss(student, 1, c, 1)[0]!;
+    const realOnly = outputLoss(student, 1, { ...c, rowWeights: Uint8Array.from([1, 0]) }, 1)[0]!;
+    assert.ok(all > 0);
+    assert.equal(realOnly, 0, 'row 0 matches the teacher exactly; the padded row 1 is not counted');
+  });
+
   for (const f of FAMILIES) {
     it(`${f.name}: inspect is exact; prune --budget 0.6 verifies with MACs recounted; the original is untouched`, () => {
       const model = fixture(f.file);

@@ -16,7 +16,9 @@ export interface EvalReport {
   examples: number;
   /** Undefined when the data has no labels (then only the agreement with the reference is known). */
   accuracy?: number;
-  reference?: { model: string; accuracy?: number; agreement: number };
+  reference?: { model: string; accuracy?: number; agreement: number; cosine?: number };
+  /** 'embedding' when the first output is a vector of the hidden size (no logits): then `reference.cosine` is the measure. */
+  output?: 'logits' | 'embedding';
   seconds: number;
 }
 
@@ -40,7 +42,7 @@ export function argmaxRows(logits: Float32Array, rows: number, classes: number):
 }
 
 /** Predicted class (argmax of the first output) of every example. */
-export async function predict(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, batchSize: number, ep: EpChoice = 'cpu', signal?: AbortSignal): Promise<number[]> {
+export async function predict(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, batchSize: number, ep: EpChoice = 'cpu', signal?: AbortSignal, raw?: Float32Array[]): Promise<number[]> {
   const s = await createSession(model.path, { ep, label: model.path });
   const out: number[] = [];
   try {
@@ -52,6 +54,7 @@ export async function predict(model: OnnxModel, st: ModelStructure, batch: Calib
       const y = r[st.outputs[0]!] as ort.Tensor;
       if (y.dims.length !== 2) throw new OptinError('unsupported', `${model.path}: first output "${st.outputs[0]}" has shape [${y.dims}]; evaluation needs class logits [batch, classes]`);
       out.push(...argmaxRows(y.data as Float32Array, y.dims[0]!, y.dims[1]!));
+      raw?.push(Float32Array.from(y.data as Float32Array));
     }
   } finally {
     await s.session.release();
@@ -73,14 +76,41 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
   if (!batch.labels && !opts.reference) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
   const labels = batch.labels;
   const size = opts.batchSize ?? 64;
-  const pred = await predict(model, st, batch, size, opts.ep, opts.signal);
+  const rows: Float32Array[] = [];
+  const pred = await predict(model, st, batch, size, opts.ep, opts.signal, rows);
   const acc = (p: number[]): number | undefined => (labels ? p.reduce((a, x, i) => a + (x === labels[i] ? 1 : 0), 0) / p.length : undefined);
   const report: EvalReport = { model: model.path, data: opts.data.data, examples: pred.length, ...(labels ? { accuracy: acc(pred)! } : {}), seconds: 0 };
   if (opts.reference) {
     const refModel = loadModel(opts.reference);
-    const ref = await predict(refModel, describeInterface(refModel), batch, size, opts.ep, opts.signal);
+    const refSt = describeInterface(refModel);
+    const refRows: Float32Array[] = [];
+    const ref = await predict(refModel, refSt, batch, size, opts.ep, opts.signal, refRows);
     report.reference = { model: opts.reference, ...(labels ? { accuracy: acc(ref)! } : {}), agreement: ref.reduce((a, x, i) => a + (x === pred[i] ? 1 : 0), 0) / ref.length };
+    const a = concat(rows), b = concat(refRows), width = a.length / pred.length;
+    if (refSt.hidden > 0 && width === refSt.hidden && b.length === a.length) {
+      report.output = 'embedding';
+      report.reference.cosine = meanCosine(a, b, width);
+    }
   }
   report.seconds = (performance.now() - t0) / 1000;
   return report;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+/** Mean cosine similarity of corresponding rows of width `w`. */
+export function meanCosine(a: Float32Array, b: Float32Array, w: number): number {
+  const rows = a.length / w;
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    let ab = 0, aa = 0, bb = 0;
+    for (let j = 0; j < w; j++) { const x = a[r * w + j]!, y = b[r * w + j]!; ab += x * y; aa += x * x; bb += y * y; }
+    sum += ab / Math.max(Math.sqrt(aa * bb), 1e-12);
+  }
+  return rows ? sum / rows : 1;
 }

@@ -19,6 +19,14 @@ export interface LossConstants {
   teacherProbs64: Float64Array;
   teacherLogProbs64: Float64Array;
   regression: boolean;
+  /**
+   * The output term's form: KL of softmaxes (class or per-token logits), squared error (a single
+   * regression value), or the squared distance of L2-normalised rows = 2 - 2 cos (embeddings and
+   * hidden states, where a softmax over features means nothing).
+   */
+  kind: 'kl' | 'squared-error' | 'cosine';
+  /** Per output row: 1 = counted, 0 = padding (per-token outputs count real tokens only); absent = all rows. */
+  rowWeights?: Uint8Array;
 }
 
 /**
@@ -70,9 +78,17 @@ export function outputLoss(student: Float32Array, variants: number, c: LossConst
   for (let v = 0; v < variants; v++) {
     let s = 0;
     for (let r = 0; r < c.logitRows; r++) {
+      if (c.rowWeights && !c.rowWeights[r]) continue;
       const o = v * per + r * c.classes;
       if (c.regression) {
         for (let j = 0; j < c.classes; j++) s += (student[o + j]! - c.teacherProbs[r * c.classes + j]!) ** 2;
+        continue;
+      }
+      if (c.kind === 'cosine') {
+        let n = 0;
+        for (let j = 0; j < c.classes; j++) n += student[o + j]! ** 2;
+        const inv = 1 / Math.max(Math.sqrt(n), 1e-12);
+        for (let j = 0; j < c.classes; j++) s += (student[o + j]! * inv - c.teacherProbs64[r * c.classes + j]!) ** 2;
         continue;
       }
       let mx = -Infinity;
@@ -86,7 +102,7 @@ export function outputLoss(student: Float32Array, variants: number, c: LossConst
       }
     }
     // KL is non-negative; values a hair below 0 are double rounding when nothing changed.
-    out.push(Math.max(0, c.regression ? s : temperature ** 2 * s));
+    out.push(Math.max(0, c.kind === 'kl' ? temperature ** 2 * s : s));
   }
   return out;
 }

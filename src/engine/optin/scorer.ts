@@ -109,13 +109,23 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
   const D = st.hidden;
   const teacherRows = new Map<number, ReturnType<typeof teacherRowsOf>>();
   teacher.features.forEach((f, k) => teacherRows.set(k, teacherRowsOf(f, rows, D)));
-  const classes = teacher.logitsDims[teacher.logitsDims.length - 1]!;
+  const dims = teacher.logitsDims;
+  const classes = dims[dims.length - 1]!;
   const logitRows = teacher.logits.length / classes / batch.batch;
   const regression = classes === 1;
+  const kind: LossConstants['kind'] = regression ? 'squared-error' : classes === st.hidden ? 'cosine' : 'kl';
+  const perToken = dims.length === 3 && dims[0] === batch.batch && dims[1] === batch.seqLen;
   const probs = new Float64Array(teacher.logits.length);
   const logProbs = new Float64Array(teacher.logits.length);
   if (regression) probs.set(teacher.logits);
-  else {
+  else if (kind === 'cosine') {
+    for (let r = 0; r < teacher.logits.length / classes; r++) {
+      let n = 0;
+      for (let j = 0; j < classes; j++) n += teacher.logits[r * classes + j]! ** 2;
+      const inv = 1 / Math.max(Math.sqrt(n), 1e-12);
+      for (let j = 0; j < classes; j++) probs[r * classes + j] = teacher.logits[r * classes + j]! * inv;
+    }
+  } else {
     for (let r = 0; r < teacher.logits.length / classes; r++) {
       let mx = -Infinity;
       for (let j = 0; j < classes; j++) mx = Math.max(mx, teacher.logits[r * classes + j]!);
@@ -131,7 +141,8 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
   }
   return {
     rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, logitRows: logitRows * batch.batch, classes,
-    teacherProbs: Float32Array.from(probs), teacherLogProbs: Float32Array.from(logProbs), teacherProbs64: probs, teacherLogProbs64: logProbs, regression,
+    teacherProbs: Float32Array.from(probs), teacherLogProbs: Float32Array.from(logProbs), teacherProbs64: probs, teacherLogProbs64: logProbs, regression, kind,
+    ...(perToken ? { rowWeights: batch.tokenMask } : {}),
   };
 }
 
@@ -265,7 +276,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     heads: balance(rawHeads, 'head', c),
     neurons: balance(rawNeurons, 'neuron', c),
     raw: { heads: rawHeads, neurons: rawNeurons },
-    outputLoss: lc.regression ? 'squared-error' : 'kl',
+    outputLoss: lc.kind === 'cosine' ? 'cosine-distance' : lc.kind,
     tokenRows: lc.rows.length,
     calibration: { examples: B, seqLen: S, meanLength: batch.meanLength, source: batch.source, ...(batch.warning ? { warning: batch.warning } : {}) },
     mode: 'exact',

@@ -23,8 +23,8 @@ export interface Scores {
   heads: number[][];
   neurons: number[][];
   raw: { heads: RawLosses[]; neurons: RawLosses[] };
-  /** 'kl' for classifiers, 'squared-error' for single-output (regression) heads. */
-  outputLoss: 'kl' | 'squared-error';
+  /** 'kl' for class and per-token logits (real tokens only), 'squared-error' for single-output (regression) heads, 'cosine-distance' (2 - 2 cos of L2-normalised rows) for embeddings and hidden states. */
+  outputLoss: 'kl' | 'squared-error' | 'cosine-distance';
   /** Token rows sampled for the manifold-distillation term. */
   tokenRows: number;
   calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string };

@@ -35,7 +35,7 @@ export interface ScoresFile {
   model: ModelRef;
   mode: 'exact' | 'fast' | 'magnitude';
   modeReason?: string;
-  outputLoss: 'kl' | 'squared-error';
+  outputLoss: 'kl' | 'squared-error' | 'cosine-distance';
   provider: string;
   /** Nodes the GPU provider left to the CPU (absent on the CPU provider). */
   cpuNodes?: CpuNodes;
