@@ -5,6 +5,8 @@ import type { DataOptions } from '../engine/data/calibration';
 import { EP_CHOICES, type EpChoice } from '../engine/runtime/providers';
 import { intFlag, type Args } from './args';
 import { removeOwnTemps } from '../engine/util/temps';
+import { ProgressBar } from './progress';
+import type { ScoreProgress } from '../engine/optin/types';
 
 
 /** Flags every data-reading command accepts. */
@@ -68,6 +70,22 @@ export function targetFlag(args: Args): { kind: 'macs' | 'latency'; value: numbe
   const n = Number(l);
   if (typeof l !== 'string' || !Number.isFinite(n) || !(n > 0 && n <= 1)) throw new OptinError('usage', `--latency ${String(l)} is outside (0, 1]; it is the fraction of the dense model's measured latency to keep (0.5 = twice as fast)`);
   return { kind: 'latency', value: n };
+}
+
+/** The benchmark shape of `prune`/`sweep`: --bench-batch (32), --bench-seq-len (48), --bench-runs (20). */
+export function benchFlags(args: Args): { batch: number; seqLen: number; runs: number } {
+  return { batch: intFlag(args, 'bench-batch') ?? 32, seqLen: intFlag(args, 'bench-seq-len') ?? 48, runs: intFlag(args, 'bench-runs') ?? 20 };
+}
+
+/** Progress bar and step/warning lines of a long job on stderr (bar and steps silent under --json/--quiet; warnings always). */
+export function jobEvents(args: Args): { bar?: ProgressBar; progress: (p: ScoreProgress, warning?: string) => void; step: (s: string) => void } {
+  const quiet = args.flags.has('json') || args.flags.has('quiet');
+  const bar = quiet ? undefined : new ProgressBar();
+  return {
+    ...(bar ? { bar } : {}),
+    progress: (p, warning) => { if (warning) process.stderr.write(`optin: warning: ${warning}\n`); bar?.update(p); },
+    step: (s) => { bar?.done(); if (!quiet) process.stderr.write(`${s}...\n`); },
+  };
 }
 
 /** A budget in (0, 1]. */

@@ -1,9 +1,8 @@
 import { OptinError } from '../engine/errors';
 import { readScores } from '../engine/plan/files';
 import { runPrune } from '../engine/worker/pipeline';
-import { checkFlags, intFlag, parseArgs } from './args';
-import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine } from './common';
-import { ProgressBar } from './progress';
+import { checkFlags, parseArgs } from './args';
+import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine, jobEvents, benchFlags } from './common';
 import { formatPrune } from './report';
 import { defaultOutput } from '../engine/prune/output';
 
@@ -22,8 +21,8 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
   if (ranking !== 'optin' && ranking !== 'magnitude') throw new OptinError('usage', '--ranking must be optin or magnitude');
   const data = dataOptions(args);
   const evalPath = str(args, 'eval');
-  const quiet = args.flags.has('json') || args.flags.has('quiet');
-  const bar = quiet ? undefined : new ProgressBar();
+  const ev = jobEvents(args);
+  const bar = ev.bar;
   return withEngine(async (engine, signal) => {
     try {
       const r = await runPrune(engine, {
@@ -32,10 +31,9 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
         ...(args.flags.has('tune') ? { tune: true } : {}),
         ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
         ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : {}),
-        bench: args.flags.has('no-bench') ? false : { batch: intFlag(args, 'bench-batch') ?? 32, seqLen: intFlag(args, 'bench-seq-len') ?? 48, runs: intFlag(args, 'bench-runs') ?? 20 },
+        bench: args.flags.has('no-bench') ? false : benchFlags(args),
       }, {
-        progress: (p, warning) => { if (warning) process.stderr.write(`optin: warning: ${warning}\n`); bar?.update(p); },
-        step: (s) => { bar?.done(); if (!quiet) process.stderr.write(`${s}...\n`); },
+        progress: ev.progress, step: ev.step,
       }, signal);
       bar?.done();
       process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, ...(r.plan.latency ? { latency: r.plan.latency } : {}), keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');

@@ -5,9 +5,8 @@ import { readScores } from '../engine/plan/files';
 import { runSweep, type SweepReport } from '../engine/worker/sweep';
 import { writeFileAtomic } from '../engine/util/atomic';
 import { pct } from '../shared/format';
-import { checkFlags, intFlag, parseArgs } from './args';
-import { DATA_FLAGS, MODE_FLAGS, dataOptions, epFlag, modeOptions, multipleOfFlag, str, withEngine } from './common';
-import { ProgressBar } from './progress';
+import { checkFlags, parseArgs } from './args';
+import { DATA_FLAGS, MODE_FLAGS, dataOptions, epFlag, modeOptions, multipleOfFlag, str, withEngine, jobEvents, benchFlags } from './common';
 import { table } from './format';
 
 const USAGE = `usage: optin sweep <model.onnx> (--budgets 0.9,0.8,... | --latency 0.9,0.7,...) [--data PATH] [--eval <labelled data>] [--multiple-of N]
@@ -62,18 +61,17 @@ export async function runSweepCommand(argv: string[]): Promise<number> {
   fs.mkdirSync(outDir, { recursive: true });
   const data = dataOptions(args);
   const evalPath = str(args, 'eval');
-  const quiet = args.flags.has('json') || args.flags.has('quiet');
-  const bar = quiet ? undefined : new ProgressBar();
+  const ev = jobEvents(args);
+  const bar = ev.bar;
   return withEngine(async (engine, signal) => {
     try {
       const r = await runSweep(engine, {
         model, targets, kind, multipleOf: multipleOfFlag(args), data, ep: epFlag(args), scoring: modeOptions(args), outDir,
         ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
         ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : {}),
-        bench: { batch: intFlag(args, 'bench-batch') ?? 32, seqLen: intFlag(args, 'bench-seq-len') ?? 48, runs: intFlag(args, 'bench-runs') ?? 20 },
+        bench: benchFlags(args),
       }, {
-        progress: (p, warning) => { if (warning) process.stderr.write(`optin: warning: ${warning}\n`); bar?.update(p); },
-        step: (s) => { bar?.done(); if (!quiet) process.stderr.write(`${s}...\n`); },
+        progress: ev.progress, step: ev.step,
       }, signal);
       bar?.done();
       const { plans: _plans, ...report } = r;

@@ -5,7 +5,8 @@ import { OptinError } from '../engine/errors';
 import { makeLatencyPlan, makePlan } from '../engine/plan/files';
 import { runPrune, type PruneReport } from '../engine/worker/pipeline';
 import { runSweep, type SweepReport } from '../engine/worker/sweep';
-import { toSummary } from './views';
+import { evaluateOnCalibration } from '../engine/worker/pipeline';
+import { atScoresSeqLen } from './views';
 import type { EngineClient } from '../engine/worker/client';
 import type { EvalReport } from '../engine/eval/evaluate';
 import { formatBudget, formatEta, pct } from '../shared/format';
@@ -65,23 +66,39 @@ export class Runner {
 
   /** Re-plan under a latency target: the latency table is measured once per model and shape (then cached). */
   async planLatency(s: ModelSession, target: number): Promise<Outcome> {
-    if (!s.scores || s.busy) return { status: 'skipped' };
+    const scores = s.scores;
+    if (!scores) return { status: 'skipped' };
     const cfg = settings(s.uri);
-    const ac = new AbortController();
-    this.setBusy(s, ac);
-    try {
-      const { batch, seqLen } = this.benchShape(s);
-      const lat = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: latency table of ${path.basename(s.uri.fsPath)}`, cancellable: true }, async (progress, token) => {
-        token.onCancellationRequested(() => ac.abort());
-        return this.engine.latency(s.uri.fsPath, { ep: cfg.executionProvider, batch, seqLen }, (m) => progress.report({ message: m }), ac.signal);
-      });
-      s.plan = makeLatencyPlan(s.scores, lat.table, target, s.scores.macSeqLen, cfg.multipleOf);
+    const { batch, seqLen } = this.benchShape(s);
+    const r = await this.job(s, `OPTIN: latency table of ${path.basename(s.uri.fsPath)}`, 'latency planning', async (step, signal) => {
+      const lat = await this.engine.latency(s.uri.fsPath, { ep: cfg.executionProvider, batch, seqLen }, step, signal);
+      s.plan = makeLatencyPlan(scores, lat.table, target, scores.macSeqLen, cfg.multipleOf);
       s.budget = s.plan.budget;
       s.latencyTarget = target;
       this.log.info(`latency plan for ${s.uri.fsPath} at ${target} of the dense latency: predicted ${s.plan.latency!.predictedMs.toFixed(2)} of ${s.plan.latency!.denseMs.toFixed(2)} ms (${lat.cached ? 'cached table' : 'table measured now'}: ${lat.file})`);
-      return { status: 'done' };
+      return { status: 'done' } as const;
+    });
+    return r;
+  }
+
+  /**
+   * Run `fn` as the session's one busy job with a cancellable progress notification: refuses when
+   * the session is busy, reports failures (quiet cancellations) and always clears the busy state.
+   */
+  private async job<T>(s: ModelSession, title: string, what: string, fn: (step: (m: string) => void, signal: AbortSignal) => Promise<T>): Promise<T | Outcome> {
+    if (s.busy) {
+      void vscode.window.showInformationMessage('OPTIN is already working on this model.');
+      return { status: 'skipped' };
+    }
+    const ac = new AbortController();
+    this.setBusy(s, ac);
+    try {
+      return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+        token.onCancellationRequested(() => ac.abort());
+        return fn((m) => { progress.report({ message: m }); this.log.info(m); }, ac.signal);
+      });
     } catch (e) {
-      return reportFailure(e, this.log, 'latency planning');
+      return reportFailure(e, this.log, what);
     } finally {
       this.setBusy(s, undefined);
       this.sessions.changed(s);
@@ -134,7 +151,7 @@ export class Runner {
         }, ac.signal);
       });
       s.scores = scores;
-      if (s.summary && s.summary.seqLenSource !== 'fixed') s.summary = toSummary(await this.engine.inspect(s.uri.fsPath, scores.macSeqLen), 'calibration');
+      if (s.summary) s.summary = atScoresSeqLen(s.summary, scores);
       this.log.info(`scored ${s.uri.fsPath} in ${scores.seconds.toFixed(1)} s on ${scores.provider}, ${scores.mode} mode${scores.modeReason ? ` (${scores.modeReason})` : ''}`);
       if (scores.cpuNodes) this.log.info(describeCpuNodes(scores.cpuNodes, scores.provider.split(' ')[0]!));
       this.plan(s, s.budget);
@@ -158,35 +175,28 @@ export class Runner {
       void vscode.window.showWarningMessage('OPTIN: score the model first (Prune with OPTIN).');
       return { status: 'skipped' };
     }
-    if (s.busy) {
-      void vscode.window.showInformationMessage('OPTIN is already working on this model.');
-      return { status: 'skipped' };
-    }
+    const scores = s.scores;
     const cfg = settings(s.uri);
     const target = out ?? path.join(path.dirname(s.uri.fsPath), outputName(cfg.outputNaming, path.basename(s.uri.fsPath), s.budget));
-    const ac = new AbortController();
-    this.setBusy(s, ac);
-    try {
-      const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: writing ${path.basename(target)}`, cancellable: true }, async (progress, token) => {
-        token.onCancellationRequested(() => ac.abort());
-        const step = (m: string): void => { progress.report({ message: m }); this.log.info(m); };
-        const report = await runPrune(this.engine, {
-          model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, tune: cfg.maskTuning, out: target,
-          bench: this.benchShape(s),
-        }, { step }, ac.signal);
-        step('evaluating');
-        return { report, ...(await this.evaluate(s, report.apply.output, cfg.executionProvider, ac.signal)) };
-      });
-      s.output = result.report.apply.output;
-      this.log.info(`wrote ${result.report.apply.files.join(', ')}; max |pruned - masked| ${result.report.apply.verification.maxAbsDiff.toExponential(2)}; speedup ${result.report.bench?.speedup[1]?.toFixed(2)}x (ideal ${result.report.idealSpeedup.toFixed(2)}x)`);
-      this.announce(result);
-      return result;
-    } catch (e) {
-      return reportFailure(e, this.log, 'apply');
-    } finally {
-      this.setBusy(s, undefined);
-      this.sessions.changed(s);
-    }
+    const result = await this.job(s, `OPTIN: writing ${path.basename(target)}`, 'apply', async (step, signal) => {
+      const report = await runPrune(this.engine, {
+        model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, tune: cfg.maskTuning, out: target,
+        bench: this.benchShape(s),
+      }, { step }, signal);
+      step('evaluating');
+      const d = s.data;
+      const ev = d?.data ? await evaluateOnCalibration(this.engine, report.apply.output, s.uri.fsPath, { ...d, data: d.data }, cfg.executionProvider, signal, (m) => this.log.info(m)).catch((e: unknown) => {
+        if (e instanceof OptinError && e.code === 'cancelled') throw e;
+        this.log.warn(`could not evaluate ${report.apply.output}: ${e instanceof Error ? e.message : String(e)}`);
+        return undefined;
+      }) : undefined;
+      return { report, ...(ev ? { evaluation: ev.evaluation, heldOut: ev.heldOut } : { heldOut: false }) };
+    });
+    if (!('report' in result)) return result;
+    s.output = result.report.apply.output;
+    this.log.info(`wrote ${result.report.apply.files.join(', ')}; max |pruned - masked| ${result.report.apply.verification.maxAbsDiff.toExponential(2)}; speedup ${result.report.bench?.speedup[1]?.toFixed(2)}x (ideal ${result.report.idealSpeedup.toFixed(2)}x)`);
+    this.announce(result);
+    return result;
   }
 
   /** Budgets a panel sweep measures. */
@@ -202,53 +212,21 @@ export class Runner {
       void vscode.window.showWarningMessage('OPTIN: score the model first (Prune with OPTIN).');
       return { status: 'skipped' };
     }
-    if (s.busy) {
-      void vscode.window.showInformationMessage('OPTIN is already working on this model.');
-      return { status: 'skipped' };
-    }
+    const scores = s.scores;
     const cfg = settings(s.uri);
     const file = s.uri.fsPath;
     const outDir = path.join(path.dirname(file), `${path.basename(file).replace(/\.onnx$/i, '')}.optin-sweep`);
-    const ac = new AbortController();
-    this.setBusy(s, ac);
-    try {
+    const report = await this.job(s, `OPTIN: sweeping ${Runner.SWEEP_BUDGETS.length} budgets of ${path.basename(file)}`, 'sweep', async (step, signal) => {
       fs.mkdirSync(outDir, { recursive: true });
-      const report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OPTIN: sweeping ${Runner.SWEEP_BUDGETS.length} budgets of ${path.basename(file)}`, cancellable: true }, async (progress, token) => {
-        token.onCancellationRequested(() => ac.abort());
-        const step = (m: string): void => { progress.report({ message: m }); this.log.info(m); };
-        return runSweep(this.engine, {
-          model: file, targets: Runner.SWEEP_BUDGETS, kind: 'macs', multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores: s.scores!, outDir,
-          bench: this.benchShape(s),
-        }, { step }, ac.signal);
-      });
-      s.frontier = report;
-      this.log.info(`sweep of ${file}: ${report.points.map((p) => `${p.target}: ${p.speedup.toFixed(2)}x`).join(', ')}; models in ${outDir}`);
-      return report;
-    } catch (e) {
-      return reportFailure(e, this.log, 'sweep');
-    } finally {
-      this.setBusy(s, undefined);
-      this.sessions.changed(s);
-    }
-  }
-
-  /** Accuracy on calibration-file examples not used for calibration; else agreement with the original on the calibration examples. */
-  private async evaluate(s: ModelSession, output: string, ep: ReturnType<typeof settings>['executionProvider'], signal: AbortSignal): Promise<{ evaluation?: EvalReport; heldOut: boolean }> {
-    const d = s.data;
-    if (!d?.data) return { heldOut: false };
-    try {
-      return { evaluation: await this.engine.evaluate(output, { data: { ...d, data: d.data, skip: d.samples ?? 32, samples: 500 }, reference: s.uri.fsPath, ep }, signal), heldOut: true };
-    } catch (e) {
-      if (e instanceof OptinError && e.code === 'cancelled') throw e;
-      this.log.info(`no held-out examples to evaluate on (${e instanceof Error ? e.message : String(e)}); measuring agreement on the calibration examples`);
-    }
-    try {
-      return { evaluation: await this.engine.evaluate(output, { data: { ...d, data: d.data }, reference: s.uri.fsPath, ep }, signal), heldOut: false };
-    } catch (e) {
-      if (e instanceof OptinError && e.code === 'cancelled') throw e;
-      this.log.warn(`could not evaluate ${output}: ${e instanceof Error ? e.message : String(e)}`);
-      return { heldOut: false };
-    }
+      return runSweep(this.engine, {
+        model: file, targets: Runner.SWEEP_BUDGETS, kind: 'macs', multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, outDir,
+        bench: this.benchShape(s),
+      }, { step }, signal);
+    });
+    if (!('points' in report)) return report;
+    s.frontier = report;
+    this.log.info(`sweep of ${file}: ${report.points.map((p) => `${p.target}: ${p.speedup.toFixed(2)}x`).join(', ')}; models in ${outDir}`);
+    return report;
   }
 
   private announce(r: ApplyResult): void {

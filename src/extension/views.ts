@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { FrontierView, ModelSummary, PlanView } from '../shared/protocol';
 import type { InspectReport } from '../engine/inspect';
 import type { SweepReport } from '../engine/worker/sweep';
+import { macCosts } from '../engine/plan/costs';
 import { importanceRanks } from '../shared/ranks';
 import { planWarnings } from '../engine/plan/warnings';
 
@@ -62,6 +63,15 @@ export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 
       macs: r.macs.layers[i]!.total,
     })),
   };
+}
+
+/** The summary with every MAC count at the scores' sequence length (the calibration data's), from the geometry alone. */
+export function atScoresSeqLen(summary: ModelSummary, scores: ScoresFile): ModelSummary {
+  if (summary.seqLenSource === 'fixed') return summary;
+  const g = scores.model.layers;
+  const c = macCosts(g, scores.model.hidden, scores.macSeqLen);
+  const layers = summary.layers.map((l, i) => ({ ...l, macs: c.head(i, g[i]!.heads) + c.neuron(i, g[i]!.ffn) }));
+  return { ...summary, seqLen: scores.macSeqLen, seqLenSource: 'calibration', layers, totalMacs: layers.reduce((a, l) => a + l.macs, 0) };
 }
 
 /** The panel's view of a sweep. */

@@ -89,7 +89,7 @@ describe('model families exported by their own code', function () {
 
   it('per-token logits count real tokens only: padding rows do not change the output term', async () => {
     const { outputLoss } = await import('../../src/engine/optin/lossGraph');
-    const base = { rows: [], tokensPerVariant: 2, hidden: 4, teacherRows: new Map(), logitRows: 2, classes: 2, regression: false, kind: 'kl' as const };
+    const base = { rows: [], tokensPerVariant: 2, hidden: 4, teacherRows: new Map(), logitRows: 2, classes: 2, kind: 'kl' as const };
     const t = Float64Array.from([Math.log(0.5), Math.log(0.5), Math.log(0.9), Math.log(0.1)]);
     const c = { ...base, teacherProbs: Float32Array.from(t.map(Math.exp)), teacherLogProbs: Float32Array.from(t), teacherProbs64: Float64Array.from(t.map(Math.exp)), teacherLogProbs64: t };
     const student = Float32Array.from([0, 0, 5, -5]);

@@ -18,7 +18,6 @@ export interface LossConstants {
   /** The same in double precision, for the KL computed in JavaScript. */
   teacherProbs64: Float64Array;
   teacherLogProbs64: Float64Array;
-  regression: boolean;
   /**
    * The output term's form: KL of softmaxes (class or per-token logits), squared error (a single
    * regression value), or the squared distance of L2-normalised rows = 2 - 2 cos (embeddings and
@@ -80,7 +79,7 @@ export function outputLoss(student: Float32Array, variants: number, c: LossConst
     for (let r = 0; r < c.logitRows; r++) {
       if (c.rowWeights && !c.rowWeights[r]) continue;
       const o = v * per + r * c.classes;
-      if (c.regression) {
+      if (c.kind === 'squared-error') {
         for (let j = 0; j < c.classes; j++) s += (student[o + j]! - c.teacherProbs[r * c.classes + j]!) ** 2;
         continue;
       }

@@ -141,7 +141,7 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
   }
   return {
     rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, logitRows: logitRows * batch.batch, classes,
-    teacherProbs: Float32Array.from(probs), teacherLogProbs: Float32Array.from(logProbs), teacherProbs64: probs, teacherLogProbs64: logProbs, regression, kind,
+    teacherProbs: Float32Array.from(probs), teacherLogProbs: Float32Array.from(logProbs), teacherProbs64: probs, teacherLogProbs64: logProbs, kind,
     ...(perToken ? { rowWeights: batch.tokenMask } : {}),
   };
 }

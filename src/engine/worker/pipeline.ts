@@ -9,6 +9,7 @@ import { defaultOutput } from '../prune/output';
 import type { ApplyReport } from '../prune/applyPlan';
 import type { EvalReport } from '../eval/evaluate';
 import type { BenchReport } from '../eval/bench';
+import { OptinError } from '../errors';
 import type { EngineClient } from './client';
 import type { ScoreJob } from './protocol';
 
@@ -81,6 +82,22 @@ export function besideOriginal<T extends DataOptions>(model: string, data: T): T
   const dir = path.dirname(path.resolve(model));
   const pre = path.join(dir, 'preprocessor_config.json');
   return { ...data, tokenizer: data.tokenizer ?? dir, ...(data.preprocessor || !fs.existsSync(pre) ? {} : { preprocessor: pre }) };
+}
+
+/**
+ * Evaluate `output` against `reference` on the calibration file's examples after the ones scoring
+ * used (held out); when the file has no more, on the scored examples themselves (heldOut false).
+ * Cancellation and other failures of the held-out run propagate only when no fallback applies.
+ */
+export async function evaluateOnCalibration(engine: EngineClient, output: string, reference: string, data: DataOptions & { data: string }, ep: EpChoice, signal?: AbortSignal, note?: (m: string) => void): Promise<{ evaluation: EvalReport; heldOut: boolean }> {
+  const d = besideOriginal(reference, data);
+  try {
+    return { evaluation: await engine.evaluate(output, { data: { ...d, skip: d.samples ?? 32, samples: 500 }, reference, ep }, signal), heldOut: true };
+  } catch (e) {
+    if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
+    note?.(`no held-out examples to evaluate on (${e.message}); measuring on the calibration examples`);
+  }
+  return { evaluation: await engine.evaluate(output, { data: { ...d, skip: 0 }, reference, ep }, signal), heldOut: false };
 }
 
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */

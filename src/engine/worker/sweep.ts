@@ -10,7 +10,7 @@ import type { BenchReport } from '../eval/bench';
 import { OptinError } from '../errors';
 import type { EngineClient } from './client';
 import type { ScoreJob } from './protocol';
-import { besideOriginal } from './pipeline';
+import { besideOriginal, evaluateOnCalibration } from './pipeline';
 
 /** `optin sweep` / the panel's frontier: one scoring run, then every budget applied, checked, evaluated and timed. */
 export interface SweepRequest {
@@ -99,22 +99,16 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
     plans.push(plan);
     applied.push(await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, out: outputFor(req, t) }, undefined, signal));
   }
-  const samples = req.data.samples ?? 32;
-  const given = req.evalData ?? (req.data.data ? { ...req.data, data: req.data.data, skip: samples, samples: 500 } : undefined);
-  if (!given) throw new OptinError('usage', 'sweep needs data to evaluate on: give --data (calibration) or --eval (labelled)');
+  if (!req.evalData && !req.data.data) throw new OptinError('usage', 'sweep needs data to evaluate on: give --data (calibration) or --eval (labelled)');
   const evals: EvalReport[] = [];
-  const evalData = besideOriginal(req.model, given);
   let heldOut = !req.evalData;
   for (const [i, a] of applied.entries()) {
     ev.step?.(`evaluating ${i + 1} of ${applied.length}`);
-    try {
-      evals.push(await engine.evaluate(a.output, { data: evalData, reference: req.model, ep: req.ep }, signal));
-    } catch (e) {
-      if (!(e instanceof OptinError && e.code === 'data' && heldOut && evals.length === 0)) throw e;
-      heldOut = false;
-      const { skip: _skip, ...scored } = evalData as typeof evalData & { skip?: number };
-      Object.assign(evalData, { ...scored, skip: 0, samples });
-      evals.push(await engine.evaluate(a.output, { data: evalData, reference: req.model, ep: req.ep }, signal));
+    if (req.evalData) evals.push(await engine.evaluate(a.output, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal));
+    else {
+      const r = await evaluateOnCalibration(engine, a.output, req.model, { ...req.data, data: req.data.data! }, req.ep, signal);
+      evals.push(r.evaluation);
+      heldOut = r.heldOut;
     }
   }
   ev.step?.(`timing the dense model and ${applied.length} pruned ones interleaved`);
