@@ -31,6 +31,9 @@ export interface CalibrationBatch {
   source: string;
 }
 
+/** What data loading needs to know about a model (a transformer structure or a channel analysis). */
+export type DataModel = Pick<ModelStructure, 'modality' | 'inputs' | 'visionTokens' | 'maxPositions' | 'vocabSize'>;
+
 /** Options for {@link loadCalibration}. */
 export interface DataOptions {
   /** .tsv/.csv/.jsonl/.txt text, an image folder, or a feeds .jsonl; undefined = synthetic. */
@@ -56,7 +59,7 @@ function intTensor(input: ModelInput, dims: number[], values: number[]): TensorD
   throw new OptinError('unsupported', `input "${input.name}" has type ${input.dtype}; expected int64 or int32 token ids`);
 }
 
-function textMaxLength(st: ModelStructure, tok: LoadedTokenizer | undefined, opts: DataOptions): number {
+function textMaxLength(st: DataModel, tok: LoadedTokenizer | undefined, opts: DataOptions): number {
   const fixed = st.inputs.find((i) => i.role === 'input_ids')?.shape[1];
   if (typeof fixed === 'number' && fixed > 0) return fixed;
   let m = opts.maxLength ?? Math.min(tok?.maxLength ?? 128, 128);
@@ -65,7 +68,7 @@ function textMaxLength(st: ModelStructure, tok: LoadedTokenizer | undefined, opt
 }
 
 /** Turn token id rows into model feeds, padding to the longest row (or the graph's fixed length). */
-export function textFeeds(st: ModelStructure, rows: Array<{ ids: number[]; types: number[] }>, padId: number, fixedLen?: number): Pick<CalibrationBatch, 'feeds' | 'seqLen' | 'tokenMask' | 'meanLength' | 'batch'> {
+export function textFeeds(st: DataModel, rows: Array<{ ids: number[]; types: number[] }>, padId: number, fixedLen?: number): Pick<CalibrationBatch, 'feeds' | 'seqLen' | 'tokenMask' | 'meanLength' | 'batch'> {
   const B = rows.length;
   const S = fixedLen ?? Math.max(...rows.map((r) => r.ids.length));
   const ids: number[] = [], mask: number[] = [], types: number[] = [], pos: number[] = [];
@@ -114,7 +117,7 @@ function tokenize(tok: LoadedTokenizer, ex: TextExample[], maxLen: number, wantT
  * folder, named feeds, or — with no data — a clearly labelled synthetic batch.
  * @throws OptinError('data') for missing columns, empty files, unreadable images, bad labels...
  */
-export async function loadCalibration(modelPath: string, st: ModelStructure, opts: DataOptions): Promise<CalibrationBatch> {
+export async function loadCalibration(modelPath: string, st: DataModel, opts: DataOptions): Promise<CalibrationBatch> {
   const samples = opts.samples ?? DEFAULT_SAMPLES;
   if (!opts.data) return synthetic(st, samples, opts);
   const ext = path.extname(opts.data).toLowerCase();
@@ -150,7 +153,7 @@ function readTextExamplesOrUndefined(file: string): TextExample[] | undefined {
   }
 }
 
-function synthetic(st: ModelStructure, samples: number, opts: DataOptions): CalibrationBatch {
+function synthetic(st: DataModel, samples: number, opts: DataOptions): CalibrationBatch {
   const rnd = mulberry32(opts.seed ?? 1234);
   const warning = `${opts.synthetic === 'chosen' ? 'synthetic calibration data chosen' : 'no calibration data given'}: scoring on a synthetic batch (random tokens / noise images); the scores are much less meaningful than on real data`;
   if (st.modality === 'text') {

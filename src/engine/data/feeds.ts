@@ -1,6 +1,6 @@
+import type { DataModel } from './calibration';
 import * as fs from 'node:fs';
 import { OptinError } from '../errors';
-import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch, TensorData } from './calibration';
 
 function flatten(v: unknown, dims: number[], out: number[], where: string, depth = 0): void {
@@ -16,7 +16,7 @@ function flatten(v: unknown, dims: number[], out: number[], where: string, depth
  * Read named model inputs from .jsonl: one object per line, each key an input name holding one
  * example (nested arrays without the batch axis). Lines are stacked along the batch axis.
  */
-export function readFeeds(file: string, st: ModelStructure, samples: number): CalibrationBatch {
+export function readFeeds(file: string, st: DataModel, samples: number): CalibrationBatch {
   let lines: string[];
   try {
     lines = fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim());

@@ -1,7 +1,7 @@
+import type { DataModel } from './calibration';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OptinError } from '../errors';
-import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from './calibration';
 import { IMAGE_EXT } from './kinds';
 
@@ -16,7 +16,7 @@ export interface Preprocessor {
 
 
 /** Read preprocessor_config.json (or defaults from the graph's input size). */
-export function readPreprocessor(file: string, st: ModelStructure): Preprocessor {
+export function readPreprocessor(file: string, st: DataModel): Preprocessor {
   const px = st.inputs.find((i) => i.role === 'pixel_values');
   const gh = typeof px?.shape[2] === 'number' ? px.shape[2] : 224;
   const gw = typeof px?.shape[3] === 'number' ? px.shape[3] : 224;
@@ -78,7 +78,7 @@ function roundRobin<T extends { label?: number }>(items: T[]): T[] {
  * Decode, resize and normalise images into pixel_values [N, C, H, W] with the graph's channel count.
  * @throws OptinError('data') for unreadable images or a folder without images
  */
-export async function readImages(dir: string, st: ModelStructure, samples: number, preprocessorFile: string, skip = 0): Promise<CalibrationBatch> {
+export async function readImages(dir: string, st: DataModel, samples: number, preprocessorFile: string, skip = 0): Promise<CalibrationBatch> {
   const px = st.inputs.find((i) => i.role === 'pixel_values');
   if (!px) throw new OptinError('data', 'the model has no image input');
   const channels = typeof px.shape[1] === 'number' ? px.shape[1] : 3;

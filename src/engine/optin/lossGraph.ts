@@ -8,7 +8,7 @@ export interface LossConstants {
   tokensPerVariant: number;
   hidden: number;
   /** Teacher features of the sampled rows per layer: raw [K, D], unit-normalised [K, D], norms [K]. */
-  teacherRows: Map<number, { raw: Float32Array; normalised: Float32Array; norms: Float32Array }>;
+  teacherRows: Map<number, TeacherRows>;
   /** Logit rows per example and classes. */
   logitRows: number;
   classes: number;
@@ -42,28 +42,39 @@ export function appendManifoldLoss(b: GraphBuilder, features: Map<number, string
   for (const [k, value] of features) {
     const f3 = b.reshape(value, [-1, batch * c.tokensPerVariant, D], 'feat');
     const g = b.node('Gather', [f3, idx], { axis: 1 }, 'rows');
-    const t = c.teacherRows.get(k)!;
-    const ft = b.floats(t.raw, [1, K, D], `teacher${k}`);
-    const fnT = b.floats(t.normalised, [1, K, D], `teacherNorm${k}`);
-    const nT = b.floats(t.norms, [1, K, 1], `teacherNorms${k}`);
-    // delta = F_S/|F_S| - F_T/|F_T| from d = F_S - F_T, so tiny differences keep their precision.
-    const d = b.node('Sub', [g, ft], {}, 'd');
-    const nS = b.node('Sqrt', [b.reduceSum(b.node('Mul', [g, g]), [2], 1, 'ns2')], {}, 'ns');
-    const q = b.reduceSum(b.node('Mul', [d, b.node('Add', [b.node('Add', [ft, ft]), d])]), [2], 1, 'q');
-    const dn = b.node('Div', [q, b.node('Add', [nT, nS])], {}, 'dnorm');
-    const corr = b.node('Mul', [fnT, b.node('Div', [dn, nS])], {}, 'corr');
-    const delta = b.node('Sub', [b.node('Div', [d, nS]), corr], {}, 'delta');
-    const ftN = fnT;
-    const deltaT = b.node('Transpose', [delta], { perm: [0, 2, 1] });
-    const a = b.node('MatMul', [ftN, deltaT], {}, 'cross');
-    const aT = b.node('Transpose', [a], { perm: [0, 2, 1] });
-    const dd = b.node('MatMul', [delta, deltaT], {}, 'dd');
-    const diff = b.node('Add', [b.node('Add', [a, aT]), dd], {}, 'gdiff');
-    const term = b.reduceSum(b.node('Mul', [diff, diff]), [1, 2], 0, `md${k}`);
+    const term = gramTerm(b, g, K, c.teacherRows.get(k)!, `${k}`);
     md = md ? b.node('Add', [md, term], {}, 'md') : term;
   }
   if (!md) throw new Error('no layer to compare');
   return md;
+}
+
+/** Teacher rows of one compared feature: raw [K, D], unit-normalised [K, D], norms [K]. */
+export interface TeacherRows { raw: Float32Array; normalised: Float32Array; norms: Float32Array }
+
+/**
+ * ||G_T - G_S||^2 per variant for sampled student rows `g` [V, K, D]: the Gram difference is formed
+ * as F_T D^T + D F_T^T + D D^T with D the difference of unit-normalised rows, which keeps float32
+ * accuracy for the tiny differences single elements cause.
+ */
+export function gramTerm(b: GraphBuilder, g: string, K: number, t: TeacherRows, tag: string): string {
+  const D = t.raw.length / K;
+  const ft = b.floats(t.raw, [1, K, D], `teacher${tag}`);
+  const fnT = b.floats(t.normalised, [1, K, D], `teacherNorm${tag}`);
+  const nT = b.floats(t.norms, [1, K, 1], `teacherNorms${tag}`);
+  // delta = F_S/|F_S| - F_T/|F_T| from d = F_S - F_T, so tiny differences keep their precision.
+  const d = b.node('Sub', [g, ft], {}, 'd');
+  const nS = b.node('Sqrt', [b.reduceSum(b.node('Mul', [g, g]), [2], 1, 'ns2')], {}, 'ns');
+  const q = b.reduceSum(b.node('Mul', [d, b.node('Add', [b.node('Add', [ft, ft]), d])]), [2], 1, 'q');
+  const dn = b.node('Div', [q, b.node('Add', [nT, nS])], {}, 'dnorm');
+  const corr = b.node('Mul', [fnT, b.node('Div', [dn, nS])], {}, 'corr');
+  const delta = b.node('Sub', [b.node('Div', [d, nS]), corr], {}, 'delta');
+  const deltaT = b.node('Transpose', [delta], { perm: [0, 2, 1] });
+  const a = b.node('MatMul', [fnT, deltaT], {}, 'cross');
+  const aT = b.node('Transpose', [a], { perm: [0, 2, 1] });
+  const dd = b.node('MatMul', [delta, deltaT], {}, 'dd');
+  const diff = b.node('Add', [b.node('Add', [a, aT]), dd], {}, 'gdiff');
+  return b.reduceSum(b.node('Mul', [diff, diff]), [1, 2], 0, `md${tag}`);
 }
 
 /**

@@ -78,7 +78,7 @@ export function comparedLayers(l: number, layers: number): number[] {
   return Array.from({ length: layers - l - 1 }, (_, i) => l + 1 + i);
 }
 
-function teacherRowsOf(f: Float32Array, rows: number[], D: number): { raw: Float32Array; normalised: Float32Array; norms: Float32Array } {
+export function teacherRowsOf(f: Float32Array, rows: number[], D: number): { raw: Float32Array; normalised: Float32Array; norms: Float32Array } {
   const raw = new Float32Array(rows.length * D);
   const normalised = new Float32Array(rows.length * D);
   const norms = new Float32Array(rows.length);
@@ -103,6 +103,49 @@ export function tokenRows(batch: CalibrationBatch, k: number, seed: number): num
   return sampleIndices(real.length, k, seed).map((i) => real[i]!);
 }
 
+/** The output side of the loss constants: the teacher's logits as probabilities (KL), raw values (squared error) or unit rows (cosine). */
+export type OutputConstants = Pick<LossConstants, 'logitRows' | 'classes' | 'teacherProbs' | 'teacherLogProbs' | 'teacherProbs64' | 'teacherLogProbs64' | 'kind' | 'rowWeights'>;
+
+/**
+ * Output-term constants from the teacher's output [.., classes]: a single value is a regression
+ * (squared error), as many values as the hidden size an embedding (cosine), otherwise logits (KL).
+ * `rowWeights` marks the rows that count (real tokens of per-token outputs).
+ */
+export function outputConstants(logits: Float32Array, dims: number[], hidden: number, rowWeights?: Uint8Array): OutputConstants {
+  const classes = dims[dims.length - 1]!;
+  const regression = classes === 1;
+  const kind: LossConstants['kind'] = regression ? 'squared-error' : classes === hidden ? 'cosine' : 'kl';
+  const probs = new Float64Array(logits.length);
+  const logProbs = new Float64Array(logits.length);
+  if (regression) probs.set(logits);
+  else if (kind === 'cosine') {
+    for (let r = 0; r < logits.length / classes; r++) {
+      let n = 0;
+      for (let j = 0; j < classes; j++) n += logits[r * classes + j]! ** 2;
+      const inv = 1 / Math.max(Math.sqrt(n), 1e-12);
+      for (let j = 0; j < classes; j++) probs[r * classes + j] = logits[r * classes + j]! * inv;
+    }
+  } else {
+    for (let r = 0; r < logits.length / classes; r++) {
+      let mx = -Infinity;
+      for (let j = 0; j < classes; j++) mx = Math.max(mx, logits[r * classes + j]!);
+      let s = 0;
+      for (let j = 0; j < classes; j++) s += Math.exp(logits[r * classes + j]! - mx);
+      const lse = mx + Math.log(s);
+      for (let j = 0; j < classes; j++) {
+        const lp = logits[r * classes + j]! - lse;
+        logProbs[r * classes + j] = lp;
+        probs[r * classes + j] = Math.exp(lp);
+      }
+    }
+  }
+  return {
+    logitRows: logits.length / classes, classes,
+    teacherProbs: Float32Array.from(probs), teacherLogProbs: Float32Array.from(logProbs), teacherProbs64: probs, teacherLogProbs64: logProbs, kind,
+    ...(rowWeights ? { rowWeights } : {}),
+  };
+}
+
 /** Teacher-side constants of the loss graph. */
 export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teacher: TeacherRun, c: OptinConstants): LossConstants {
   const rows = tokenRows(batch, c.tokenSample, c.seed);
@@ -110,40 +153,8 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
   const teacherRows = new Map<number, ReturnType<typeof teacherRowsOf>>();
   teacher.features.forEach((f, k) => teacherRows.set(k, teacherRowsOf(f, rows, D)));
   const dims = teacher.logitsDims;
-  const classes = dims[dims.length - 1]!;
-  const logitRows = teacher.logits.length / classes / batch.batch;
-  const regression = classes === 1;
-  const kind: LossConstants['kind'] = regression ? 'squared-error' : classes === st.hidden ? 'cosine' : 'kl';
   const perToken = dims.length === 3 && dims[0] === batch.batch && dims[1] === batch.seqLen;
-  const probs = new Float64Array(teacher.logits.length);
-  const logProbs = new Float64Array(teacher.logits.length);
-  if (regression) probs.set(teacher.logits);
-  else if (kind === 'cosine') {
-    for (let r = 0; r < teacher.logits.length / classes; r++) {
-      let n = 0;
-      for (let j = 0; j < classes; j++) n += teacher.logits[r * classes + j]! ** 2;
-      const inv = 1 / Math.max(Math.sqrt(n), 1e-12);
-      for (let j = 0; j < classes; j++) probs[r * classes + j] = teacher.logits[r * classes + j]! * inv;
-    }
-  } else {
-    for (let r = 0; r < teacher.logits.length / classes; r++) {
-      let mx = -Infinity;
-      for (let j = 0; j < classes; j++) mx = Math.max(mx, teacher.logits[r * classes + j]!);
-      let s = 0;
-      for (let j = 0; j < classes; j++) s += Math.exp(teacher.logits[r * classes + j]! - mx);
-      const lse = mx + Math.log(s);
-      for (let j = 0; j < classes; j++) {
-        const lp = teacher.logits[r * classes + j]! - lse;
-        logProbs[r * classes + j] = lp;
-        probs[r * classes + j] = Math.exp(lp);
-      }
-    }
-  }
-  return {
-    rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, logitRows: logitRows * batch.batch, classes,
-    teacherProbs: Float32Array.from(probs), teacherLogProbs: Float32Array.from(logProbs), teacherProbs64: probs, teacherLogProbs64: logProbs, kind,
-    ...(perToken ? { rowWeights: batch.tokenMask } : {}),
-  };
+  return { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, ...outputConstants(teacher.logits, dims, D, perToken ? batch.tokenMask : undefined) };
 }
 
 interface Element { kind: 'head' | 'neuron'; index: number }

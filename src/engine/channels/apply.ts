@@ -1,0 +1,59 @@
+import { create } from '@bufbuild/protobuf';
+import type { OnnxModel } from '../onnx/model';
+import { AttributeProtoSchema, AttributeType, DataType, TensorProtoSchema, type NodeProto } from '../onnx/schema';
+import { GraphIndex } from '../onnx/graph';
+import { removeDeadNodes, shallowCopyModel } from '../graph/surgery';
+import { TensorStore, take, type Dense } from '../prune/tensors';
+import { OptinError } from '../errors';
+import type { ChannelStructure } from './structure';
+
+/**
+ * Physically cut channel groups: `keep[l]` lists group l's kept channels (sorted). Every carried
+ * tensor is sliced along its axis (one new initializer per reading node, so shared tensors stay
+ * intact for other readers), depthwise convolutions get the new group count, and Reshape
+ * literals of the width are rewritten. Returns a new in-memory model; the input is not touched.
+ * @throws OptinError('usage') when a group would keep no channel
+ */
+export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: number[][]): OnnxModel {
+  const proto = shallowCopyModel(model.proto);
+  const g = proto.graph!;
+  const ix = new GraphIndex(g, model.ext);
+  const store = new TensorStore(ix);
+  const byName = new Map<string, NodeProto>(g.node.map((n) => [n.name || n.output[0]!, n]));
+  const cut = new Map<string, { base: string; t: Dense }>();
+  const shapes = new Map<NodeProto, number[]>();
+  cs.groups.forEach((grp, l) => {
+    const kept = keep[l] ?? [];
+    if (kept.length === grp.width) return;
+    if (!kept.length) throw new OptinError('usage', `group ${grp.name} would keep no channel; every group keeps at least one`);
+    for (const c of grp.cuts) {
+      const key = `${c.node}#${c.input}`;
+      const cur = cut.get(key) ?? { base: c.tensor, t: store.read(c.tensor) };
+      if (cur.t.dims[c.axis] !== grp.width) throw new Error(`${c.tensor} axis ${c.axis} has ${cur.t.dims[c.axis]}, not ${grp.width}`);
+      cut.set(key, { base: cur.base, t: take(cur.t, c.axis, kept) });
+    }
+    for (const name of grp.depthwise) {
+      const n = byName.get(name)!;
+      n.attribute = n.attribute.filter((a) => a.name !== 'group');
+      n.attribute.push(create(AttributeProtoSchema, { name: 'group', type: AttributeType.INT, i: BigInt(kept.length) }));
+    }
+    for (const r of grp.reshapes) {
+      const n = byName.get(r.node)!;
+      const shape = shapes.get(n) ?? [...ix.constInts(n.input[1]!)!];
+      shape[r.index] = kept.length;
+      shapes.set(n, shape);
+    }
+  });
+  for (const [key, { base, t }] of cut) {
+    const [node, input] = [key.slice(0, key.lastIndexOf('#')), Number(key.slice(key.lastIndexOf('#') + 1))];
+    byName.get(node)!.input[input] = store.write(base, t);
+  }
+  for (const [n, shape] of shapes) {
+    const name = `${n.input[1]}.optin.${n.name || n.output[0]}`;
+    g.initializer.push(create(TensorProtoSchema, { name, dims: [BigInt(shape.length)], dataType: DataType.INT64, rawData: new Uint8Array(BigInt64Array.from(shape.map(BigInt)).buffer) }));
+    n.input[1] = name;
+  }
+  g.valueInfo = [];
+  removeDeadNodes(g);
+  return { ...model, proto, path: `${model.path} (pruned)` };
+}

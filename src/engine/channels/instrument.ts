@@ -1,0 +1,45 @@
+import { create } from '@bufbuild/protobuf';
+import type { OnnxModel } from '../onnx/model';
+import { NodeProtoSchema, type ModelProto } from '../onnx/schema';
+import { GraphBuilder } from '../graph/builder';
+import { defaultOpset, shallowCopyModel } from '../graph/surgery';
+import type { ChannelStructure } from './structure';
+
+/** Name of group l's channel-mask input ([n, width]). */
+export const channelMaskName = (l: number): string => `optin_channel_mask_${l}`;
+
+/**
+ * An in-memory copy of the model where group l's channels are multiplied by a mask input right
+ * before every consumer reads them (so a 0 removes exactly what cutting the channel removes), with
+ * the batch axis made symbolic and `outputs` exposed. The user's file is never touched.
+ */
+export function instrumentChannels(model: OnnxModel, cs: ChannelStructure, groups: number[], outputs: string[]): ModelProto {
+  const proto = shallowCopyModel(model.proto);
+  const g = proto.graph!;
+  const b = new GraphBuilder(g, defaultOpset(proto));
+  for (const v of [...g.input, ...g.output]) {
+    if (v.type?.value.case !== 'tensorType') continue;
+    const dim0 = v.type.value.value.shape?.dim[0];
+    if (dim0?.value.case === 'dimValue') dim0.value = { case: 'dimParam', value: 'optin_batch' };
+  }
+  for (const l of groups) {
+    const grp = cs.groups[l]!;
+    const mask = channelMaskName(l);
+    b.input(mask, ['n', grp.width]);
+    for (const site of grp.masks) {
+      const at = g.node.findIndex((n) => (n.name || n.output[0]) === site.node);
+      const consumer = g.node[at]!;
+      const dims = Array.from({ length: site.rank }, (_, i) => (i === 0 ? -1 : i === site.axis ? grp.width : 1));
+      const shape = b.ints(dims, [site.rank], 'maskShape');
+      const r = b.name('mask');
+      const m = b.name('masked');
+      g.node.splice(at, 0,
+        create(NodeProtoSchema, { opType: 'Reshape', name: r, input: [mask, shape], output: [r] }),
+        create(NodeProtoSchema, { opType: 'Mul', name: m, input: [consumer.input[site.input]!, r], output: [m] }));
+      consumer.input[site.input] = m;
+    }
+  }
+  const have = new Set(g.output.map((o) => o.name));
+  for (const o of outputs) if (!have.has(o)) b.output(o);
+  return proto;
+}

@@ -1,0 +1,55 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import type { CalibrationBatch } from '../data/calibration';
+import type { EpChoice, Provider } from '../runtime/providers';
+import { runSession } from '../runtime/session';
+import { sessionFor, toOrt } from '../optin/teacher';
+import { instrumentChannels } from './instrument';
+import type { ChannelStructure } from './structure';
+
+/** Dense outputs every masked variant of a channel network is compared against. */
+export interface ChannelTeacher {
+  logits: Float32Array;
+  logitsDims: number[];
+  /** Every feature, channels last: [rows, channels]. */
+  features: Array<{ data: Float32Array; rows: number; channels: number }>;
+  provider: Provider;
+}
+
+/** Move axis `axis` of a row-major tensor last and flatten the rest: [prod(other dims), dims[axis]]. */
+export function channelsLast(data: Float32Array, dims: number[], axis: number): Float32Array {
+  const C = dims[axis]!;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const out = new Float32Array(data.length);
+  let r = 0;
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++, r++) {
+      for (let c = 0; c < C; c++) out[r * C + c] = data[(o * C + c) * inner + i]!;
+    }
+  }
+  return out;
+}
+
+/** Run the dense model once on the batch, exposing every feature. */
+export async function runChannelTeacher(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<ChannelTeacher> {
+  const proto = instrumentChannels(model, cs, [], cs.features.map((f) => f.value));
+  const s = await sessionFor(model, proto, `${model.path} (teacher)`, ep);
+  try {
+    const r = await runSession(s.session, toOrt(batch.feeds), `${model.path} (dense run)`);
+    const logits = r[cs.outputs[0]!] as ort.Tensor;
+    return {
+      logits: logits.data as Float32Array,
+      logitsDims: [...logits.dims],
+      features: cs.features.map((f) => {
+        const t = r[f.value] as ort.Tensor;
+        const data = channelsLast(t.data as Float32Array, [...t.dims], f.axis);
+        const channels = t.dims[f.axis]!;
+        return { data, rows: data.length / channels, channels };
+      }),
+      provider: s.provider,
+    };
+  } finally {
+    await s.session.release();
+  }
+}

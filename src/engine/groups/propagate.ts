@@ -1,0 +1,270 @@
+import type { NodeProto } from '../onnx/schema';
+import { attr, attrInt, type GraphIndex } from '../onnx/graph';
+import { tensorShape } from '../onnx/tensor';
+import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, reducedAxes, reshapedAxis } from './rules';
+import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
+import { PROBE_BATCH } from './shapes';
+
+/** Propagation stopped: the node and the reason (the candidate is not a prunable group). */
+export class GroupStop extends Error {
+  constructor(readonly node: NodeProto | undefined, readonly reason: string) {
+    super(reason);
+  }
+}
+
+const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
+const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
+
+/**
+ * The closure of one candidate's coupled channel slots (DESIGN-GROUPS.md): from a producer's output
+ * axis, every slot reachable through pass-through ops (forward and backward), every producer and
+ * consumer weight that carries the channels, on measured shapes. Throws {@link GroupStop} where a
+ * rule is missing or the channels cannot be cut alone (residual sums, norms over them, the graph output).
+ */
+export class Propagation {
+  private readonly seen = new Map<string, Slot>();
+  private readonly passed = new Set<NodeProto>();
+  private readonly producers = new Set<NodeProto>();
+  private readonly consumers = new Set<NodeProto>();
+  private readonly depthwise = new Set<NodeProto>();
+  private readonly cuts: Cut[] = [];
+  private readonly masks: MaskSite[] = [];
+  private readonly reshapes: Array<{ node: string; index: number }> = [];
+  private macs = 0;
+
+  constructor(
+    private readonly ix: GraphIndex,
+    private readonly shapes: Map<string, number[]>,
+    private readonly width: number,
+    private readonly outputs: Set<string>,
+  ) {}
+
+  /** Run from a producer node (Conv with group 1, MatMul or Gemm with a constant weight). */
+  run(start: NodeProto, name: string): ChannelGroup {
+    const out = start.output[0]!;
+    const axis = start.opType === 'Conv' ? 1 : this.dims(out, start).length - 1;
+    this.producer(start);
+    this.visit(out, axis);
+    if (!this.consumers.size) throw new GroupStop(start, 'no weight reads these channels');
+    const first = Math.min(...[...this.producers].map((n) => this.ix.order.get(n)!));
+    return {
+      name, width: this.width, producers: [...this.producers].map(nodeName), consumers: [...this.consumers].map(nodeName),
+      cuts: this.cuts, depthwise: [...this.depthwise].map(nodeName), reshapes: this.reshapes, masks: this.masks,
+      macsPerChannel: this.macs, order: first, slots: [...this.seen.values()],
+    };
+  }
+
+  private dims(value: string, at?: NodeProto): number[] {
+    const c = this.shapes.has(value) ? undefined : this.ix.constant(value);
+    const d = c ? tensorShape(c) : this.shapes.get(value);
+    if (!d) throw new GroupStop(at, `no measured shape for "${value}"`);
+    return d;
+  }
+
+  private visit(value: string, axis: number): void {
+    const key = `${value}#${axis}`;
+    if (this.seen.has(key)) return;
+    this.seen.set(key, { value, axis });
+    const p = this.ix.producer.get(value);
+    const d = this.dims(value, p);
+    if (d[axis] !== this.width) throw new GroupStop(p, `axis ${axis} of "${value}" has ${d[axis]} entries, not the group's ${this.width}`);
+    if (this.outputs.has(value)) throw new GroupStop(p, `the channels reach the graph output "${value}"`);
+    if (p && !this.producers.has(p)) this.fromOutput(p, axis);
+    for (const c of this.ix.uses(value)) c.input.forEach((v, i) => { if (v === value) this.fromInput(c, i, axis); });
+  }
+
+  private constWeight(n: NodeProto, i: number): number[] | undefined {
+    const t = n.input[i] ? this.ix.constant(n.input[i]!) : undefined;
+    return t ? tensorShape(t) : undefined;
+  }
+
+  private cut(n: NodeProto, i: number, axis: number): void {
+    if (!n.input[i]) return;
+    if (this.cuts.some((c) => c.node === nodeName(n) && c.input === i && c.axis === axis)) return;
+    this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i });
+  }
+
+  private fromOutput(n: NodeProto, axis: number): void {
+    const w = this.constWeight(n, 1);
+    if (n.opType === 'Conv') {
+      if (!w) throw new GroupStop(n, 'the convolution weight is not a constant');
+      if (isDepthwise(n, w)) return this.depthwiseConv(n);
+      if (attrInt(n, 'group', 1) !== 1) throw new GroupStop(n, `grouped convolution (group=${attrInt(n, 'group', 1)}) mixes channel subsets`);
+      return this.producer(n);
+    }
+    if ((n.opType === 'MatMul' || n.opType === 'Gemm') && w?.length === 2 && !this.ix.constant(n.input[0]!)) {
+      if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
+      return this.producer(n);
+    }
+    if (n.opType === 'MatMul' || n.opType === 'Gemm') throw new GroupStop(n, 'a product of two activations (attention?) creates these channels');
+    this.passThrough(n, axis);
+  }
+
+  private fromInput(n: NodeProto, i: number, axis: number): void {
+    const w = this.constWeight(n, 1);
+    if (n.opType === 'Conv') {
+      if (i !== 0 || !w) throw new GroupStop(n, 'the channels reach a convolution weight that is not a constant');
+      if (isDepthwise(n, w)) return this.depthwiseConv(n);
+      if (attrInt(n, 'group', 1) !== 1) throw new GroupStop(n, `grouped convolution (group=${attrInt(n, 'group', 1)}) mixes channel subsets`);
+      return this.consumer(n, i, axis, 1);
+    }
+    if (n.opType === 'MatMul' || n.opType === 'Gemm') {
+      const rank = this.dims(n.input[0]!, n).length;
+      const transA = attrInt(n, 'transA', 0);
+      if (i === 0 && w?.length === 2 && axis === rank - 1 && !transA) return this.consumer(n, i, axis, n.opType === 'Gemm' && attrInt(n, 'transB', 0) ? 1 : 0);
+      throw new GroupStop(n, 'the channels are multiplied with another activation (an attention product?), not read by a weight');
+    }
+    this.passThrough(n, this.outAxis(n, i, axis));
+  }
+
+  private producer(n: NodeProto): void {
+    if (this.producers.has(n)) return;
+    this.producers.add(n);
+    const out = this.dims(n.output[0]!, n);
+    const w = this.constWeight(n, 1)!;
+    if (n.opType === 'Conv') {
+      this.cut(n, 1, 0);
+      this.cut(n, 2, 0);
+      this.macs += prod(out.slice(2)) * prod(w.slice(1));
+    } else {
+      const transB = n.opType === 'Gemm' && attrInt(n, 'transB', 0) === 1;
+      this.cut(n, 1, transB ? 0 : 1);
+      if (n.opType === 'Gemm' && n.input[2]) {
+        const c = this.constWeight(n, 2);
+        if (!c || c[c.length - 1] !== this.width) throw new GroupStop(n, 'the Gemm bias does not have one value per output feature');
+        this.cut(n, 2, c.length - 1);
+      }
+      this.macs += (prod(out.slice(0, -1)) / PROBE_BATCH) * w[transB ? 1 : 0]!;
+    }
+  }
+
+  private consumer(n: NodeProto, i: number, axis: number, weightAxis: number): void {
+    this.masks.push({ node: nodeName(n), input: i, axis, rank: this.dims(n.input[i]!, n).length });
+    if (this.consumers.has(n)) return;
+    this.consumers.add(n);
+    this.cut(n, 1, weightAxis);
+    const out = this.dims(n.output[0]!, n);
+    const w = this.constWeight(n, 1)!;
+    if (n.opType === 'Conv') this.macs += prod(out.slice(2)) * w[0]! * prod(w.slice(2));
+    else this.macs += (prod(out.slice(0, -1)) / PROBE_BATCH) * w[weightAxis === 0 ? 1 : 0]!;
+  }
+
+  private depthwiseConv(n: NodeProto): void {
+    if (this.depthwise.has(n)) return;
+    this.depthwise.add(n);
+    this.cut(n, 1, 0);
+    this.cut(n, 2, 0);
+    const w = this.constWeight(n, 1)!;
+    this.macs += prod(this.dims(n.output[0]!, n).slice(2)) * prod(w.slice(2));
+    this.visit(n.input[0]!, 1);
+    this.visit(n.output[0]!, 1);
+  }
+
+  /** The output axis carrying input i's axis `a` through a pass-through op. */
+  private outAxis(n: NodeProto, i: number, a: number): number {
+    const op = n.opType;
+    const inDims = this.dims(n.input[i]!, n);
+    const outDims = this.dims(n.output[0]!, n);
+    if (BINARY.has(op)) return a + outDims.length - inDims.length;
+    if (op === 'Transpose') return (attr(n, 'perm') as number[]).indexOf(a);
+    if (REDUCES.has(op)) {
+      const axes = reducedAxes(this.ix, n, inDims.length);
+      if (!axes || axes.includes(a)) throw new GroupStop(n, `${op} reduces over the channels`);
+      return attrInt(n, 'keepdims', 1) ? a : a - axes.filter((x) => x < a).length;
+    }
+    if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
+      const o = reshapedAxis(inDims, outDims, a);
+      if (o === undefined) throw new GroupStop(n, `${op} splits or merges the channel axis`);
+      return o;
+    }
+    if (op === 'Gather' && i !== 0) throw new GroupStop(n, 'the channels are used as indices');
+    return a;
+  }
+
+  private passThrough(n: NodeProto, a: number): void {
+    if (this.passed.has(n)) return;
+    this.passed.add(n);
+    const op = n.opType;
+    const out = n.output[0]!;
+    const outDims = this.dims(out, n);
+    const ix = this.ix;
+    const data = n.input[0]!;
+    const inRank = (i: number): number => this.dims(n.input[i]!, n).length;
+    if (UNARY.has(op) || op === 'Cast') {
+      if (op === 'PRelu') this.broadcastInputs(n, a, outDims.length);
+      this.visit(data, a);
+    } else if (BINARY.has(op)) {
+      const computed = this.broadcastInputs(n, a, outDims.length);
+      if (SUMS.has(op) && computed.length > 1) {
+        throw new GroupStop(n, 'the channels are summed with another branch (a residual stream): the whole stream would have to be cut together');
+      }
+      for (const [v, ai] of computed) this.visit(v, ai);
+    } else if (op === 'BatchNormalization' || op === 'InstanceNormalization') {
+      if (a !== 1) throw new GroupStop(n, `${op} normalises another axis than the channels`);
+      for (let i = 1; i < n.input.length; i++) this.cut(n, i, 0);
+      this.visit(data, a);
+    } else if (op === 'Transpose') {
+      this.visit(data, (attr(n, 'perm') as number[])[a]!);
+    } else if (POOLS.has(op)) {
+      if (a !== 1) throw new GroupStop(n, `${op} with the channels on axis ${a}`);
+      this.visit(data, 1);
+    } else if (REDUCES.has(op)) {
+      const axes = reducedAxes(ix, n, inRank(0));
+      if (!axes) throw new GroupStop(n, `${op} axes are not constant`);
+      const kept = Array.from({ length: inRank(0) }, (_, i) => i).filter((i) => !axes.includes(i));
+      const ai = attrInt(n, 'keepdims', 1) ? a : kept[a]!;
+      if (axes.includes(ai)) throw new GroupStop(n, `${op} reduces over the channels`);
+      this.visit(data, ai);
+    } else if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
+      const ai = reshapedAxis(outDims, this.dims(data, n), a);
+      if (ai === undefined || reshapedAxis(this.dims(data, n), outDims, ai) !== a) throw new GroupStop(n, `${op} splits or merges the channel axis`);
+      if (op === 'Reshape') {
+        const shape = ix.constInts(n.input[1]!);
+        if (!shape) throw new GroupStop(n, 'Reshape with a run-time shape carries the channel count');
+        if (shape[a] === this.width) this.reshapes.push({ node: nodeName(n), index: a });
+      }
+      this.visit(data, ai);
+    } else if (op === 'Concat') {
+      const ax = (attrInt(n, 'axis', 0) + outDims.length) % outDims.length;
+      if (ax === a) throw new GroupStop(n, 'the channels are concatenated with other channels');
+      n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a); else this.visit(v, a); });
+    } else if (op === 'Split' || op === 'Slice' || op === 'Pad' || op === 'Resize' || op === 'Upsample' || op === 'Softmax' || op === 'LogSoftmax' || op === 'LayerNormalization' || op === 'Gather') {
+      this.checkAxisOp(n, a, outDims.length);
+      this.visit(data, a);
+      for (const o of n.output.slice(1)) if (o && op === 'Split') this.visit(o, a);
+    } else {
+      throw new GroupStop(n, `${op} has no channel rule`);
+    }
+    this.visit(out, a);
+  }
+
+  /** Cut constant inputs that carry the axis; return the computed inputs that carry it. */
+  private broadcastInputs(n: NodeProto, a: number, outRank: number): Array<[string, number]> {
+    const computed: Array<[string, number]> = [];
+    n.input.forEach((v, i) => {
+      if (!v) return;
+      const d = this.dims(v, n);
+      const ai = a - (outRank - d.length);
+      if (ai < 0 || d[ai] === 1) return;
+      if (this.ix.constant(v)) this.cut(n, i, ai);
+      else computed.push([v, ai]);
+    });
+    return computed;
+  }
+
+  private checkAxisOp(n: NodeProto, a: number, rank: number): void {
+    const op = n.opType;
+    const norm = (x: number): number => (x < 0 ? x + rank : x);
+    if (op === 'Split' || op === 'Gather' || op === 'Softmax' || op === 'LogSoftmax') {
+      if (norm(attrInt(n, 'axis', op === 'Softmax' || op === 'LogSoftmax' ? -1 : 0)) === a) throw new GroupStop(n, `${op} works along the channel axis`);
+    } else if (op === 'LayerNormalization') {
+      if (a >= norm(attrInt(n, 'axis', -1))) throw new GroupStop(n, 'LayerNormalization normalises over these channels: cutting some changes the statistics of the rest');
+    } else if (op === 'Slice') {
+      const axes = n.input[3] ? this.ix.constInts(n.input[3]) : Array.from({ length: rank }, (_, i) => i);
+      if (!axes || axes.map(norm).includes(a)) throw new GroupStop(n, 'Slice cuts along the channel axis');
+    } else if (op === 'Pad') {
+      const pads = n.input[1] ? this.ix.constInts(n.input[1]) : undefined;
+      if (!pads || pads[a] || pads[a + rank]) throw new GroupStop(n, 'Pad pads the channel axis (or its pads are not constant)');
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import type { NodeProto } from '../onnx/schema';
+import { attrInt, attrInts, type GraphIndex } from '../onnx/graph';
+
+/** Ops applied element by element to one input: channel i in, channel i out. */
+export const UNARY = new Set([
+  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Celu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Erf', 'Gelu', 'FastGelu', 'Softplus',
+  'Softsign', 'Mish', 'Clip', 'Identity', 'Dropout', 'Neg', 'Abs', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'ThresholdedRelu',
+]);
+
+/** Elementwise ops of several inputs (with broadcasting). */
+export const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where']);
+
+/** Ops that sum their inputs: two computed inputs carrying the channels make a residual stream. */
+export const SUMS = new Set(['Add', 'Sub', 'Sum', 'Mean']);
+
+/** Pooling ops that keep the channel axis (1) and change the spatial ones. */
+export const POOLS = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'MaxPool', 'AveragePool', 'LpPool', 'GlobalLpPool']);
+
+/** Reductions whose axes come from an attribute (or input 1 from opset 18). */
+export const REDUCES = new Set(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceL1', 'ReduceProd', 'ReduceSumSquare', 'ReduceLogSumExp']);
+
+/** A Conv whose every output channel reads one input channel (group == in channels == out channels). */
+export function isDepthwise(n: NodeProto, weightDims: number[]): boolean {
+  const group = attrInt(n, 'group', 1);
+  return group > 1 && weightDims[1] === 1 && weightDims[0] === group;
+}
+
+/** Axes a reduction removes or collapses (normalised to non-negative), or undefined when not constant. */
+export function reducedAxes(ix: GraphIndex, n: NodeProto, rank: number): number[] | undefined {
+  const fromAttr = attrInts(n, 'axes');
+  const axes = fromAttr ?? (n.input[1] ? ix.constInts(n.input[1]) : Array.from({ length: rank }, (_, i) => i));
+  return axes?.map((a) => (a < 0 ? a + rank : a));
+}
+
+/**
+ * The axis of a Reshape/Flatten output that carries input axis `a`: the one with the same size
+ * and the same product of preceding dims (undefined when the channels are split or merged).
+ */
+export function reshapedAxis(inDims: number[], outDims: number[], a: number): number | undefined {
+  const before = inDims.slice(0, a).reduce((x, y) => x * y, 1);
+  let p = 1;
+  for (let j = 0; j < outDims.length; j++) {
+    if (p === before && outDims[j] === inDims[a]) return j;
+    p *= outDims[j]!;
+  }
+  return undefined;
+}

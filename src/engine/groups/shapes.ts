@@ -1,0 +1,47 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import { shallowCopyModel } from '../graph/surgery';
+import { serializeModel } from '../onnx/writer';
+import { createSession, runSession } from '../runtime/session';
+import { GraphIndex } from '../onnx/graph';
+import { modelInputs } from '../structure/inputs';
+import { benchFeeds } from '../eval/bench';
+import { create } from '@bufbuild/protobuf';
+import { ValueInfoProtoSchema } from '../onnx/schema';
+import { OptinError } from '../errors';
+
+/** Batch of the shape probe: 2, so a batch axis is never confused with a size-1 axis. */
+export const PROBE_BATCH = 2;
+
+/**
+ * Measure, don't guess: the shape of every float value of the graph, from one onnxruntime run on a
+ * probe batch of {@link PROBE_BATCH} random inputs (every node output exposed as a graph output).
+ * @throws OptinError('unsupported') when an input has no fixed size besides the batch axis
+ */
+export async function measureShapes(model: OnnxModel): Promise<Map<string, number[]>> {
+  const proto = shallowCopyModel(model.proto);
+  const g = proto.graph!;
+  const ix = new GraphIndex(g, model.ext);
+  const inputs = modelInputs(ix);
+  for (const i of inputs) {
+    const open = i.shape.slice(1).some((d) => typeof d !== 'number' || d <= 0);
+    if (open && i.role !== 'input_ids' && i.role !== 'attention_mask' && i.role !== 'token_type_ids') {
+      throw new OptinError('unsupported', `${model.path}: input "${i.name}" has no fixed size (${i.shape.join('x')}); channel groups need a fixed input size to measure`);
+    }
+  }
+  const have = new Set(g.output.map((o) => o.name));
+  for (const n of g.node) {
+    if (n.opType === 'Constant') continue;
+    for (const o of n.output) if (o && !have.has(o)) { g.output.push(create(ValueInfoProtoSchema, { name: o })); have.add(o); }
+  }
+  const s = await createSession(serializeModel({ ...model, proto }), { label: `${model.path} (shape probe)` });
+  try {
+    const out = await runSession(s.session, benchFeeds({ inputs }, PROBE_BATCH, 16), `${model.path} (shape probe)`);
+    const shapes = new Map<string, number[]>();
+    for (const [k, t] of Object.entries(out)) shapes.set(k, [...(t as ort.Tensor).dims]);
+    for (const i of inputs) shapes.set(i.name, i.shape.map((d, k) => (k === 0 ? PROBE_BATCH : Number(d))));
+    return shapes;
+  } finally {
+    await s.session.release();
+  }
+}

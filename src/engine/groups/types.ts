@@ -1,0 +1,63 @@
+/** One axis of one value in the graph. */
+export interface Slot {
+  value: string;
+  axis: number;
+}
+
+/** An initializer (or Constant) sliced along one axis when the group's channels are cut. */
+export interface Cut {
+  tensor: string;
+  axis: number;
+  /** The node that reads it (a shared tensor is un-shared before slicing). */
+  node: string;
+  /** Input index of `tensor` on `node`. */
+  input: number;
+}
+
+/** A consumer input where a scoring mask multiplies the group's channels. */
+export interface MaskSite {
+  node: string;
+  input: number;
+  axis: number;
+  rank: number;
+}
+
+/**
+ * A prunable coupled-channel group (../shared/DESIGN-GROUPS.md): channel i of every slot in it is
+ * one unit: kept or cut together in every producer's output rows, every pass-through op's
+ * parameters and every consumer's input columns.
+ */
+export interface ChannelGroup {
+  /** Readable name from the producer's module path ("layer1.0.conv1"). */
+  name: string;
+  /** Channels in the group. */
+  width: number;
+  /** Nodes creating the channels (Conv output channels, MatMul/Gemm output features). */
+  producers: string[];
+  /** Nodes reading the channels as input features. */
+  consumers: string[];
+  cuts: Cut[];
+  /** Depthwise Conv nodes inside the group: their `group` attribute becomes the kept width. */
+  depthwise: string[];
+  /** Reshape shape constants holding the width as a literal: (node, element index). */
+  reshapes: Array<{ node: string; index: number }>;
+  /** Where scoring masks go: every consumer input carrying the channels. */
+  masks: MaskSite[];
+  /** MACs one channel costs per example (producers + pass-through depthwise + consumers), from measured shapes. */
+  macsPerChannel: number;
+  /** Graph position of the first producer (groups are listed in this order). */
+  order: number;
+  slots: Slot[];
+}
+
+/** A candidate the propagation stopped on: which node, and why (not an error: e.g. residual streams). */
+export interface GroupRefusal {
+  /** The producer the candidate started from. */
+  start: string;
+  /** The node where propagation stopped. */
+  node: string;
+  op: string;
+  reason: string;
+  /** Channels of the candidate. */
+  width: number;
+}
