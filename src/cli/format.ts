@@ -19,8 +19,27 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(w[c]!) : cell.padStart(w[c]!))).join('  ')).join('\n');
 }
 
+function formatChannels(r: InspectReport): string {
+  const c = r.channels!;
+  const s = r.structure;
+  const rows = [['block', 'channels', 'MACs'], ...c.blocks.map((b) => [b.name, String(b.channels), si(b.macs)])];
+  rows.push(['total', String(c.blocks.reduce((a, b) => a + b.channels, 0)), si(c.macs.prunable)]);
+  return [
+    `model   ${path.basename(r.path)}  (${bytes(r.fileBytes)}${r.usesExternalData ? ' + external data' : ''}, ${si(r.parameters)} parameters)`,
+    `arch    ${s.architecture}, ${s.modality}, ${c.blocks.length} prunable channel groups, opset ${s.opset}, ${s.producer || 'unknown producer'}`,
+    `inputs  ${s.inputs.map((i) => `${i.name} (${i.role}, ${i.dtype} [${i.shape.join(', ')}])`).join('; ')}`,
+    `MACs per example: ${si(c.macs.prunable)} prunable of ${si(c.macs.all)} in Conv/MatMul/Gemm`,
+    '',
+    table(rows),
+    '',
+    'left alone (not prunable alone):',
+    ...c.refused.map((x) => `  ${x.count} x ${x.op} (e.g. "${x.example}"): ${x.reason}`),
+  ].join('\n');
+}
+
 /** Human-readable `optin inspect` output. */
 export function formatInspect(r: InspectReport): string {
+  if (r.channels) return formatChannels(r);
   const s = r.structure;
   const lines = [
     `model   ${path.basename(r.path)}  (${bytes(r.fileBytes)}${r.usesExternalData ? ' + external data' : ''}, ${si(r.parameters)} parameters)`,
@@ -51,6 +70,15 @@ export function formatInspect(r: InspectReport): string {
 /** The machine-readable form of `optin inspect --json`. */
 export function inspectJson(r: InspectReport): object {
   const s = r.structure;
+  if (r.channels) {
+    const c = r.channels;
+    return {
+      path: r.path, architecture: s.architecture, modality: s.modality, parameters: r.parameters, inputs: s.inputs, outputs: s.outputs,
+      blocks: c.blocks.map((b) => ({ name: b.name, kind: b.kind, channels: b.channels, macs: b.macs, producers: b.producers, consumers: b.consumers })),
+      refused: c.refused,
+      macs: { perExample: true, prunable: c.macs.prunable, all: c.macs.all },
+    };
+  }
   return {
     path: r.path,
     architecture: s.architecture,

@@ -6,14 +6,15 @@ import { bytes, si, table } from './format';
 
 /** Kept elements, MACs, parameters, size and verification of an applied plan. */
 export function formatApply(a: ApplyReport): string {
-  const rows = [['layer', 'heads', 'neurons']];
-  a.kept.heads.forEach((h, i) => rows.push([String(i), `${h}/${a.total.heads[i]}`, `${a.kept.neurons[i]}/${a.total.neurons[i]}`]));
+  const rows = a.groups ? [['group', 'channels']] : [['layer', 'heads', 'neurons']];
+  if (a.groups) a.groups.forEach((g, i) => rows.push([g, `${a.kept.neurons[i]}/${a.total.neurons[i]}`]));
+  else a.kept.heads.forEach((h, i) => rows.push([String(i), `${h}/${a.total.heads[i]}`, `${a.kept.neurons[i]}/${a.total.neurons[i]}`]));
   const pct = (x: number, y: number): string => `${((100 * x) / y).toFixed(1)}%`;
   const v = a.verification;
   const lines = [
     table(rows),
     '',
-    `MACs        ${si(a.macs.before)} -> ${si(a.macs.after)} (${pct(a.macs.after, a.macs.before)} kept, sequence length ${a.macs.seqLen.toFixed(1)}; recounted from the pruned graph)`,
+    `MACs        ${si(a.macs.before)} -> ${si(a.macs.after)} (${pct(a.macs.after, a.macs.before)} kept, ${a.groups ? 'per example, of the pruned convolutions/projections' : `sequence length ${a.macs.seqLen.toFixed(1)}`}; recounted from the pruned graph)`,
     `parameters  ${si(a.parameters.before)} -> ${si(a.parameters.after)} (${pct(a.parameters.after, a.parameters.before)})`,
     `file size   ${bytes(a.fileBytes.before)} -> ${bytes(a.fileBytes.after)}`,
     `verified    max |pruned - masked original| = ${v.maxAbsDiff.toExponential(2)} (tolerance ${v.tolerance.toExponential(2)})${v.argmaxAgreement !== undefined ? `, same prediction on ${pct(v.argmaxAgreement, 1)} of the calibration batch` : ''}; on ${v.provider}`,
@@ -36,7 +37,7 @@ export function formatLatency(l: NonNullable<PruneReport['latency']>): string {
 /** The `optin prune` report. */
 export function formatPrune(r: PruneReport): string {
   const lines = [
-    `${path.basename(r.apply.input)}: ${r.latency ? `latency target ${r.latency.target} (${formatBudget(r.plan.budget)} chosen)` : `budget ${r.plan.budget} (${formatBudget(r.plan.budget)})`}, ${r.scores.mode === 'magnitude' ? 'weight-magnitude ranking' : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
+    `${path.basename(r.apply.input)}: ${r.latency ? `latency target ${r.latency.target} (${formatBudget(r.plan.budget)} chosen)` : `budget ${r.plan.budget} (${formatBudget(r.plan.budget)})`}, ${r.scores.mode === 'magnitude' ? (r.scores.modeReason?.startsWith('L1') ? 'L1-norm filter ranking' : 'weight-magnitude ranking') : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
     '',
     formatApply(r.apply),
   ];

@@ -1,5 +1,7 @@
 import { loadModel } from './onnx/model';
-import { detectStructure } from './structure/detect';
+import { describeInterface } from './structure/detect';
+import { analyzeModel } from './analyze';
+import { channelSummary, type ChannelSummary } from './channels/jobs';
 import { withMeasuredTokens } from './structure/measure';
 import { modelMacs, type MacReport } from './flops';
 import { checkLoadable } from './runtime/session';
@@ -15,6 +17,8 @@ export interface InspectReport {
   parameters: number;
   fileBytes: number;
   usesExternalData: boolean;
+  /** Channel networks (CNNs): the prunable coupled-channel groups; `structure` then has no layers. */
+  channels?: ChannelSummary;
 }
 
 /** Sequence length used for the MAC model when the caller gives none. */
@@ -30,9 +34,15 @@ export function defaultSeqLen(st: ModelStructure): number {
 export async function inspectModel(path: string, seqLen?: number): Promise<InspectReport> {
   const model = loadModel(path);
   await checkLoadable(model.path, model.path);
-  const structure = await withMeasuredTokens(model, detectStructure(model));
-  const s = seqLen ?? defaultSeqLen(structure);
+  const a = await analyzeModel(model);
   let parameters = 0;
   for (const t of model.proto.graph!.initializer) parameters += elementCount(t.dims);
+  if (a.kind === 'channels') {
+    const channels = channelSummary(model, a.cs);
+    const structure = describeInterface(model);
+    return { path: model.path, structure: { ...structure, architecture: a.cs.architecture, modality: a.cs.modality }, macs: { seqLen: 1, layers: [], total: channels.macs.prunable }, parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData, channels };
+  }
+  const structure = await withMeasuredTokens(model, a.st);
+  const s = seqLen ?? defaultSeqLen(structure);
   return { path: model.path, structure, macs: modelMacs(structure, s), parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData };
 }

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OptinError } from './errors';
 import { loadModel, type OnnxModel } from './onnx/model';
-import { detectStructure } from './structure/detect';
+import { analyzeModel } from './analyze';
 import type { ModelStructure } from './structure/types';
-import { loadCalibration, type DataOptions } from './data/calibration';
+import { loadCalibration, type DataModel, type DataOptions } from './data/calibration';
 import { freeBytes } from './util/atomic';
 import { removeStaleTemps } from './util/temps';
 import { TEXT_EXT } from './data/kinds';
@@ -47,20 +47,20 @@ function modelBytes(m: OnnxModel): number {
 }
 
 /** One line saying what data a model takes, e.g. `text (inputs input_ids, attention_mask)`. */
-export function modalityWords(st: ModelStructure): string {
+export function modalityWords(st: DataModel): string {
   const names = st.inputs.map((i) => `${i.name} [${i.shape.join(',')}]`).join(', ');
   if (st.modality === 'text') return `a text model (inputs ${names})`;
   if (st.modality === 'vision') return `a vision model (input ${names})`;
   return `a model of named tensors (inputs ${names})`;
 }
 
-function wanted(st: ModelStructure): string {
+function wanted(st: DataModel): string {
   if (st.modality === 'text') return 'a .tsv/.csv/.txt/.jsonl file of sentences (or a feeds .jsonl)';
   if (st.modality === 'vision') return 'an image folder (one subfolder per class, or images directly) or a feeds .jsonl';
   return 'a feeds .jsonl (one JSON object of input tensors per line)';
 }
 
-async function checkData(m: OnnxModel, st: ModelStructure, d: DataOptions | undefined, what: string): Promise<void> {
+async function checkData(m: OnnxModel, st: DataModel, d: DataOptions | undefined, what: string): Promise<void> {
   if (!d?.data) return;
   const p = path.resolve(d.data);
   let stat: fs.Stats;
@@ -134,7 +134,8 @@ export function checkOutput(input: string, out: string, bytes: number): { free?:
  */
 export async function preflight(req: PreflightRequest): Promise<PreflightReport> {
   const m = loadModel(req.model);
-  const st = detectStructure(m);
+  const a = await analyzeModel(m);
+  const st: DataModel = a.kind === 'transformer' ? a.st : a.cs;
   await checkData(m, st, req.data, 'calibration data');
   await checkData(m, st, req.evalData, 'evaluation data');
   const bytes = modelBytes(m);

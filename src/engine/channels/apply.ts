@@ -1,6 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import type { OnnxModel } from '../onnx/model';
-import { AttributeProtoSchema, AttributeType, DataType, TensorProtoSchema, type NodeProto } from '../onnx/schema';
+import { AttributeProtoSchema, AttributeType, DataType, StringStringEntryProtoSchema, TensorProtoSchema, type NodeProto } from '../onnx/schema';
+import { valueInfo } from '../graph/builder';
 import { GraphIndex } from '../onnx/graph';
 import { removeDeadNodes, shallowCopyModel } from '../graph/surgery';
 import { TensorStore, take, type Dense } from '../prune/tensors';
@@ -14,7 +15,7 @@ import type { ChannelStructure } from './structure';
  * literals of the width are rewritten. Returns a new in-memory model; the input is not touched.
  * @throws OptinError('usage') when a group would keep no channel
  */
-export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: number[][]): OnnxModel {
+export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: number[][], metadata: Record<string, string> = {}): OnnxModel {
   const proto = shallowCopyModel(model.proto);
   const g = proto.graph!;
   const ix = new GraphIndex(g, model.ext);
@@ -55,5 +56,13 @@ export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: n
   }
   g.valueInfo = [];
   removeDeadNodes(g);
+  if (Number(proto.irVersion) < 4) {
+    const listed = new Set(g.input.map((i) => i.name));
+    for (const t of g.initializer) if (!listed.has(t.name)) g.input.push(valueInfo(t.name, t.dims.map(Number), t.dataType));
+  }
+  for (const [key, value] of Object.entries(metadata)) {
+    proto.metadataProps = proto.metadataProps.filter((p) => p.key !== key);
+    proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+  }
   return { ...model, proto, path: `${model.path} (pruned)` };
 }

@@ -5,6 +5,7 @@ import type { Scores } from '../optin/types';
 import { TOOL } from '../version';
 import { searchMasks, searchUnderCost, type SearchResult } from './search';
 import { macCosts } from './costs';
+import { searchChannels } from './channelSearch';
 import { fixedMs, latencyCosts, predictMs, type LatencyTable } from '../latency/table';
 import { SCHEMA_VERSION, type ModelRef, type PlanFile, type PlanLatency, type ScoresFile } from './schema';
 
@@ -54,6 +55,7 @@ export function readScores(file: string): ScoresFile {
 
 /** Plan at a budget from scores (no model needed: this is instant). */
 export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen, multipleOf = 1): PlanFile {
+  if (s.model.channels) return planFile(s, budget, seqLen, multipleOf, searchChannels(s.model.layers.map((g) => g.ffn), s.model.channels.terms, s.neurons, budget, multipleOf));
   const r = searchMasks(s.model.layers, s.model.hidden, seqLen, s.heads, s.neurons, budget, multipleOf);
   return planFile(s, budget, seqLen, multipleOf, r);
 }
@@ -65,6 +67,7 @@ export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen, mu
  * @throws OptinError('data') when the table belongs to another model; OptinError('usage') for a target the fixed part alone exceeds
  */
 export function makeLatencyPlan(s: ScoresFile, table: LatencyTable, target: number, seqLen = s.macSeqLen, multipleOf = 1): PlanFile {
+  if (s.model.channels) throw new OptinError('usage', `${s.model.path}: latency targets are measured per transformer layer; for channel groups use a MAC budget (--budget)`);
   if (!(target > 0 && target <= 1)) throw new OptinError('usage', `latency target ${target} is outside (0, 1]; it is the fraction of the dense latency to keep (0.5 = twice as fast)`);
   if (table.model.sha256 !== s.model.sha256) throw new OptinError('data', `the latency table was measured on ${table.model.path} (sha256 ${table.model.sha256.slice(0, 12)}), not on the scored model ${s.model.path}`);
   if (table.layers.length !== s.model.layers.length) throw new OptinError('data', `the latency table has ${table.layers.length} layers, the model ${s.model.layers.length}`);

@@ -1,3 +1,4 @@
+import type { MacTerm } from '../channels/macs';
 import type { CpuNodes } from '../runtime/fallback';
 /** Version of the scores and plan file formats (bumped on incompatible changes). */
 export const SCHEMA_VERSION = 1;
@@ -21,6 +22,11 @@ export interface ModelRef {
   hidden: number;
   norm: 'pre' | 'post';
   layers: LayerGeometry[];
+  /**
+   * Channel networks: every layer is a coupled-channel group (0 heads, `ffn` = its channels) with
+   * this name, and MACs are the sum of these terms (products of kept widths).
+   */
+  channels?: { names: string[]; terms: MacTerm[] };
 }
 
 /**

@@ -20,7 +20,7 @@ export interface SearchResult {
  * stays reachable). Blocks of a layer have non-increasing scores, so ranking blocks globally keeps
  * a prefix of blocks per layer: every layer keeps a multiple of N (or all) of its neurons.
  */
-function neuronUnits(neurons: number[][], multipleOf: number): Array<{ l: number; b: number; idx: number[]; s: number }> {
+export function neuronUnits(neurons: number[][], multipleOf: number): Array<{ l: number; b: number; idx: number[]; s: number }> {
   return neurons.flatMap((row, l) => {
     const order = row.map((s, j) => ({ s, j })).sort((a, b) => b.s - a.s || a.j - b.j);
     const out: Array<{ l: number; b: number; idx: number[]; s: number }> = [];

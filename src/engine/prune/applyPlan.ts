@@ -17,6 +17,9 @@ import { tuneMasks, type TuneStep } from './tune';
 import { verifyPruned, type Verification } from './verify';
 import { defaultOutput } from './output';
 import { checkOutput } from '../preflight';
+import { analyzeChannels } from '../channels/structure';
+import { checkChannelPlan } from '../channels/jobs';
+import { cutAndVerifyChannels } from '../channels/applyPlan';
 
 export { defaultOutput } from './output';
 
@@ -41,6 +44,8 @@ export interface ApplyReport {
   files: string[];
   budget: number;
   kept: { heads: number[]; neurons: number[] };
+  /** Channel networks: the group names (kept.neurons / total.neurons are their channels). */
+  groups?: string[];
   total: { heads: number[]; neurons: number[] };
   macs: { seqLen: number; before: number; after: number };
   parameters: { before: number; after: number };
@@ -80,6 +85,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   const model = loadModel(req.model);
   checkOutput(model.path, out, model.fileBytes);
   checkPlanFor(model, plan);
+  if (plan.model.channels) return applyChannelPlan(req, model, out, t0, signal, onStep);
   const st = await withMeasuredTokens(model, detectStructure(model));
   const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };
   checkKeep(st, keep, model.path);
@@ -114,6 +120,34 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     parameters: { before: parameters(model.proto), after: parameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
     verification, ...(tuning ? { tuning } : {}), seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string, t0: number, signal?: AbortSignal, onStep?: (what: string) => void): Promise<ApplyReport> {
+  const plan = req.plan;
+  if (req.tune) throw new OptinError('usage', `${model.path}: mask tuning (--tune) is not available for channel groups yet`);
+  onStep?.('finding channel groups');
+  const cs = await analyzeChannels(model);
+  checkChannelPlan(cs, plan, model.path);
+  if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
+  onStep?.('cutting channels and verifying');
+  const summary = {
+    tool: `${TOOL.name} ${TOOL.version}`, budget: plan.budget, source: path.basename(model.path), sourceSha256: plan.model.sha256,
+    macs: plan.macs, channels: plan.layers.map((l) => l.neurons), groups: plan.model.channels!.names, tuned: false,
+  };
+  const { pruned, verification } = await cutAndVerifyChannels(model, cs, plan, req.data, req.ep ?? 'cpu', out, { 'optin.plan': JSON.stringify(summary) });
+  if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
+  onStep?.('writing');
+  const files = saveModel({ ...pruned, path: model.path }, out);
+  const inputFiles = [model.path, ...(model.usesExternalData ? externalFiles(model) : [])];
+  return {
+    input: model.path, output: path.resolve(out), files, budget: plan.budget,
+    kept: { heads: plan.layers.map(() => 0), neurons: plan.layers.map((l) => l.neurons) }, groups: plan.model.channels!.names,
+    total: { heads: plan.model.layers.map(() => 0), neurons: plan.model.layers.map((g) => g.ffn) },
+    macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
+    parameters: { before: parameters(model.proto), after: parameters(pruned.proto) },
+    fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
+    verification, seconds: (performance.now() - t0) / 1000,
   };
 }
 

@@ -1,5 +1,7 @@
 import { loadModel } from '../onnx/model';
-import { detectStructure } from '../structure/detect';
+import { analyzeModel } from '../analyze';
+import { runChannelScoreJob } from '../channels/jobs';
+import { OptinError } from '../errors';
 import { withMeasuredTokens } from '../structure/measure';
 import { checkWeightTypes } from '../structure/dtypes';
 import { cpuFallbackNodes } from '../runtime/fallback';
@@ -25,7 +27,10 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const model = loadModel(job.model);
   checkWeightTypes(model);
   await checkLoadable(model.path, model.path);
-  const st = await withMeasuredTokens(model, detectStructure(model));
+  const analysis = await analyzeModel(model);
+  if (analysis.kind === 'channels') return runChannelScoreJob(model, analysis.cs, sha256File(model.path), job, onProgress, signal);
+  if (job.ranking === 'l1') throw new OptinError('usage', `${model.path}: --ranking l1 ranks convolution filters; this model is pruned by attention heads and FFN neurons (use optin or magnitude)`);
+  const st = await withMeasuredTokens(model, analysis.st);
   const batch = await loadCalibration(model.path, st, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
   const macSeqLen = job.seqLen ?? (st.modality === 'text' ? batch.meanLength : batch.seqLen);

@@ -31,8 +31,8 @@ export interface ScoreJob {
   horizon?: number;
   /** Auto mode: seconds exact scoring may take (default 600). */
   timeBudget?: number;
-  /** 'optin' (default) or the weight-magnitude baseline. */
-  ranking?: 'optin' | 'magnitude';
+  /** 'optin' (default), the weight-magnitude baseline, or (channel groups) L1-norm filter ranking. */
+  ranking?: 'optin' | 'magnitude' | 'l1';
   seqLen?: number;
   features?: 'auto' | 'ffn-output' | 'attention-input';
 }

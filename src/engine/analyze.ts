@@ -1,0 +1,27 @@
+import type { OnnxModel } from './onnx/model';
+import { OptinError } from './errors';
+import { detectStructure } from './structure/detect';
+import type { ModelStructure } from './structure/types';
+import { analyzeChannels, type ChannelStructure } from './channels/structure';
+
+/** What a model is pruned by: attention heads and FFN neurons, or coupled channel groups. */
+export type Analysis = { kind: 'transformer'; st: ModelStructure } | { kind: 'channels'; cs: ChannelStructure };
+
+/**
+ * Transformer encoders are recognised by their attention; any other graph is analysed for coupled
+ * channel groups (CNNs, MLPs). Decoder-only, float16 and otherwise refused transformers stay refused.
+ * @throws OptinError('not-transformer') naming the transformer check and the channel propagation's stops when neither applies
+ */
+export async function analyzeModel(model: OnnxModel): Promise<Analysis> {
+  try {
+    return { kind: 'transformer', st: detectStructure(model) };
+  } catch (e) {
+    if (!(e instanceof OptinError) || e.code !== 'not-transformer') throw e;
+    try {
+      return { kind: 'channels', cs: await analyzeChannels(model) };
+    } catch (c) {
+      if (c instanceof OptinError && c.code === 'not-transformer') throw new OptinError('not-transformer', `${e.message}; ${c.message.replace(`${model.path}: `, '')}`);
+      throw c;
+    }
+  }
+}

@@ -1,0 +1,91 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import { GraphIndex } from '../onnx/graph';
+import { loadCalibration, type CalibrationBatch } from '../data/calibration';
+import { chunks } from '../data/batches';
+import { sessionFor, toOrt } from '../optin/teacher';
+import { describeSession, runSession } from '../runtime/session';
+import type { EpChoice } from '../runtime/providers';
+import { OptinError } from '../errors';
+import { measureShapes } from '../groups/shapes';
+import type { Verification } from '../prune/verify';
+import type { DataOptions } from '../data/calibration';
+import type { PlanFile } from '../plan/schema';
+import { argmaxRows } from '../eval/evaluate';
+import { applyChannelKeep } from './apply';
+import { channelMaskName, instrumentChannels } from './instrument';
+import { nodeMacs } from './macs';
+import type { ChannelStructure } from './structure';
+
+/** Mask feeds of a keep set for {@link instrumentChannels} with every group masked. */
+function maskFeeds(cs: ChannelStructure, keep: number[][], rows: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  cs.groups.forEach((g, l) => {
+    const m = new Float32Array(rows * g.width);
+    for (let r = 0; r < rows; r++) for (const j of keep[l]!) m[r * g.width + j] = 1;
+    feeds[channelMaskName(l)] = new ort.Tensor('float32', m, [rows, g.width]);
+  });
+  return feeds;
+}
+
+/** MACs of the nodes the plan's terms name, recounted from the pruned graph on its own measured shapes. */
+async function recount(pruned: OnnxModel, nodes: string[]): Promise<number> {
+  const shapes = await measureShapes(pruned);
+  const ix = new GraphIndex(pruned.proto.graph!, pruned.ext);
+  const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
+  return nodes.reduce((a, name) => {
+    const n = byName.get(name);
+    if (!n) throw new OptinError('runtime', `${pruned.path}: node "${name}" is missing from the pruned graph`);
+    return a + nodeMacs(ix, shapes, n)!.macs;
+  }, 0);
+}
+
+/**
+ * Cut a channel plan and prove it: the pruned model's outputs equal the original's with the same
+ * channels masked (within 1e-4 of the output scale) on the calibration batch, and its MACs,
+ * recounted from the pruned graph, equal the plan's.
+ * @throws OptinError('runtime') with the numbers when either check fails
+ */
+export async function cutAndVerifyChannels(model: OnnxModel, cs: ChannelStructure, plan: PlanFile, data: DataOptions, ep: EpChoice, out: string, metadata: Record<string, string>): Promise<{ pruned: OnnxModel; verification: Verification; batch: CalibrationBatch }> {
+  const keep = plan.keep.neurons;
+  const batch = await loadCalibration(model.path, cs, data);
+  const pruned = { ...applyChannelKeep(model, cs, keep, metadata), path: out };
+  const masked = instrumentChannels(model, cs, cs.groups.map((_, l) => l), []);
+  const a = await sessionFor(model, masked, `${model.path} (masked)`, ep);
+  const b = await sessionFor(pruned, pruned.proto, `${out} (pruned)`, ep);
+  let diff = 0, scale = 0, same = 0, compared = 0;
+  try {
+    for (const c of chunks(batch.feeds, batch.batch, Math.min(batch.batch, 16))) {
+      const feeds = toOrt(c.feeds);
+      const rows = Object.values(feeds)[0]!.dims[0]!;
+      const ref = await runSession(a.session, { ...feeds, ...maskFeeds(cs, keep, rows) }, `${model.path} (masked run)`);
+      const got = await runSession(b.session, feeds, `${out} (pruned run)`);
+      for (const name of cs.outputs) {
+        const x = ref[name]!, y = got[name];
+        if (!y) throw new OptinError('runtime', `${out}: output "${name}" is missing from the pruned model`);
+        if (x.dims.join() !== y.dims.join()) throw new OptinError('runtime', `${out}: output "${name}" has shape [${y.dims}], masked original [${x.dims}]`);
+        const xd = x.data as Float32Array, yd = y.data as Float32Array;
+        for (let i = 0; i < xd.length; i++) { scale = Math.max(scale, Math.abs(xd[i]!)); diff = Math.max(diff, Math.abs(xd[i]! - yd[i]!)); }
+        if (Number.isNaN(diff)) diff = Infinity;
+      }
+      const x = ref[cs.outputs[0]!]!, y = got[cs.outputs[0]!]!;
+      if (x.dims.length === 2 && x.dims[1]! > 1) {
+        const p = argmaxRows(x.data as Float32Array, x.dims[0]!, x.dims[1]!), q = argmaxRows(y.data as Float32Array, y.dims[0]!, y.dims[1]!);
+        same += p.filter((v, i) => v === q[i]).length;
+        compared += p.length;
+      }
+    }
+  } finally {
+    await a.session.release();
+    await b.session.release();
+  }
+  const tolerance = 1e-4 * Math.max(scale, 1e-6);
+  if (!(diff <= tolerance)) {
+    throw new OptinError('runtime', `${out}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
+  }
+  const macs = await recount(pruned, plan.model.channels!.terms.map((t) => t.node));
+  if (Math.abs(macs - plan.macs.kept) > 1e-6 * Math.max(1, plan.macs.kept)) {
+    throw new OptinError('runtime', `${out}: verification failed: the pruned graph has ${macs} MACs in its pruned convolutions/projections, the plan says ${plan.macs.kept}`);
+  }
+  return { pruned, batch, verification: { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(compared ? { argmaxAgreement: same / compared } : {}), provider: describeSession(a) } };
+}

@@ -1,0 +1,117 @@
+import type { OnnxModel } from '../onnx/model';
+import { GraphIndex } from '../onnx/graph';
+import { loadCalibration, type CalibrationBatch } from '../data/calibration';
+import type { ModelRef, PlanFile, ScoresFile } from '../plan/schema';
+import { scoresFile } from '../plan/files';
+import type { Scores, ScoreProgress } from '../optin/types';
+import type { ScoreJob } from '../worker/protocol';
+import { OptinError } from '../errors';
+import { macTerms, nodeMacs, termsMacs, type MacTerm } from './macs';
+import { scoreChannels } from './scorer';
+import { channelWeightScores } from './baselines';
+import type { ChannelStructure } from './structure';
+
+/** One prunable block as `optin inspect` reports it. */
+export interface ChannelBlock {
+  name: string;
+  kind: 'channels';
+  /** The group's prunable width. */
+  channels: number;
+  /** MACs per example of the group's share of its convolutions/projections (a shared conv is split between its groups). */
+  macs: number;
+  producers: string[];
+  consumers: string[];
+}
+
+/** The channel side of `optin inspect`. */
+export interface ChannelSummary {
+  blocks: ChannelBlock[];
+  /** Candidates that are not prunable alone, grouped by reason. */
+  refused: Array<{ reason: string; op: string; count: number; example: string }>;
+  /** Prunable MACs per example (every node a group touches) and all MACs of Conv/MatMul/Gemm nodes. */
+  macs: { prunable: number; all: number };
+  terms: MacTerm[];
+}
+
+/** Group terms and the MAC share of each group at the given widths. */
+export function groupMacs(terms: MacTerm[], widths: number[]): number[] {
+  const per = widths.map(() => 0);
+  for (const t of terms) {
+    const gs = t.factors.filter((f): f is { group: number } => typeof f !== 'number');
+    const m = termsMacs([t], widths);
+    for (const f of gs) per[f.group]! += m / gs.length;
+  }
+  return per;
+}
+
+/** Inspect summary of a channel network. */
+export function channelSummary(model: OnnxModel, cs: ChannelStructure): ChannelSummary {
+  const ix = new GraphIndex(model.proto.graph!, model.ext);
+  const terms = macTerms(ix, cs.shapes, cs.groups);
+  const widths = cs.groups.map((g) => g.width);
+  const per = groupMacs(terms, widths);
+  const refused = new Map<string, { reason: string; op: string; count: number; example: string }>();
+  for (const r of cs.refused) {
+    const k = `${r.op}: ${r.reason}`;
+    const e = refused.get(k);
+    if (e) e.count++;
+    else refused.set(k, { reason: r.reason, op: r.op, count: 1, example: r.node });
+  }
+  let all = 0;
+  for (const n of ix.graph.node) {
+    if (n.opType !== 'Conv' && n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;
+    all += nodeMacs(ix, cs.shapes, n)?.macs ?? 0;
+  }
+  return {
+    blocks: cs.groups.map((g, l) => ({ name: g.name, kind: 'channels', channels: g.width, macs: per[l]!, producers: g.producers, consumers: g.consumers })),
+    refused: [...refused.values()],
+    macs: { prunable: termsMacs(terms, widths), all },
+    terms,
+  };
+}
+
+/** Model identity + group geometry (a group is a "layer" of 0 heads and `width` neurons) + the MAC terms. */
+export function channelModelRef(file: string, sha256: string, cs: ChannelStructure, terms: MacTerm[]): ModelRef {
+  return {
+    path: file, sha256, architecture: cs.architecture, modality: cs.modality, hidden: 0, norm: 'post',
+    layers: cs.groups.map((g) => ({ heads: 0, headSize: 0, vHeadSize: 0, ffn: g.width })),
+    channels: { names: cs.groups.map((g) => g.name), terms },
+  };
+}
+
+function weightRun(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBatch, kind: 'l1' | 'magnitude'): Scores {
+  const t0 = performance.now();
+  const neurons = channelWeightScores(model, cs, kind);
+  return {
+    heads: cs.groups.map(() => []), neurons, raw: { heads: cs.groups.map(() => ({ md: [], kl: [] })), neurons: cs.groups.map(() => ({ md: [], kl: [] })) },
+    outputLoss: 'kl', tokenRows: 0,
+    calibration: { examples: batch.batch, seqLen: batch.seqLen, meanLength: batch.meanLength, source: batch.source, ...(batch.warning ? { warning: batch.warning } : {}) },
+    mode: 'magnitude', provider: 'none', seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Score a channel network (exact OPTIN, or a weight baseline) into a scores file. */
+export async function runChannelScoreJob(model: OnnxModel, cs: ChannelStructure, sha256: string, job: ScoreJob, onProgress: (p: ScoreProgress, warning?: string) => void, signal: AbortSignal): Promise<ScoresFile> {
+  const batch = await loadCalibration(model.path, cs, job.data);
+  if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
+  const ranking = job.ranking ?? 'optin';
+  const scores = ranking === 'optin' ? await scoreChannels(model, cs, batch, { ep: job.ep, onProgress, signal }) : weightRun(model, cs, batch, ranking);
+  if (ranking === 'optin') scores.modeReason = job.mode === 'exact' ? '--mode exact' : `--mode ${job.mode}: channel groups are always scored exactly`;
+  const summary = channelSummary(model, cs);
+  const file = scoresFile(channelModelRef(model.path, sha256, cs, summary.terms), scores, 1);
+  if (ranking === 'l1') file.modeReason = 'L1-norm filter ranking (Li et al., 2017)';
+  return file;
+}
+
+/** Plan files name what they keep; check a channel plan fits the analysed groups. */
+export function checkChannelPlan(cs: ChannelStructure, plan: PlanFile, where: string): number[][] {
+  const keep = plan.keep.neurons;
+  if (keep.length !== cs.groups.length) throw new OptinError('data', `${where}: the plan has ${keep.length} channel groups, the model ${cs.groups.length}`);
+  cs.groups.forEach((g, l) => {
+    const k = keep[l]!;
+    if (!k.length || k.some((j) => !Number.isInteger(j) || j < 0 || j >= g.width) || new Set(k).size !== k.length) {
+      throw new OptinError('data', `${where}: group ${g.name} keeps [${k.slice(0, 5).join(', ')}${k.length > 5 ? ', …' : ''}]; expected 1..${g.width} distinct channel indices below ${g.width}`);
+    }
+  });
+  return keep;
+}

@@ -1,0 +1,62 @@
+import type { NodeProto } from '../onnx/schema';
+import { attrInt, type GraphIndex } from '../onnx/graph';
+import { tensorShape } from '../onnx/tensor';
+import { PROBE_BATCH } from '../groups/shapes';
+import type { ChannelGroup } from '../groups/types';
+
+/**
+ * MACs of one Conv/MatMul/Gemm as a product: perUnit x every factor, where a factor is a fixed
+ * channel count or the kept width of a group (input channels of a consumer, output channels of a
+ * producer, the one width of a depthwise conv). Summing terms gives exact MACs for any kept widths,
+ * including convolutions that read one group and produce another.
+ */
+export interface MacTerm {
+  node: string;
+  perUnit: number;
+  factors: Array<number | { group: number }>;
+}
+
+const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
+
+/** MACs per example of a Conv, MatMul or Gemm with a constant weight, from measured shapes and the weight's dims. */
+export function nodeMacs(ix: GraphIndex, shapes: Map<string, number[]>, n: NodeProto): { macs: number; inCh: number; outCh: number; depthwise: boolean } | undefined {
+  const w = n.input[1] ? ix.constant(n.input[1]) : undefined;
+  const out = shapes.get(n.output[0]!);
+  if (!w || !out) return undefined;
+  const wd = tensorShape(w);
+  if (n.opType === 'Conv') {
+    const group = attrInt(n, 'group', 1);
+    const depthwise = group > 1 && wd[1] === 1 && wd[0] === group;
+    return { macs: prod(out.slice(2)) * wd[0]! * prod(wd.slice(1)), inCh: wd[1]! * group, outCh: wd[0]!, depthwise };
+  }
+  if (n.opType === 'MatMul' || n.opType === 'Gemm') {
+    const transB = n.opType === 'Gemm' && attrInt(n, 'transB', 0) === 1;
+    const [K, N] = transB ? [wd[1]!, wd[0]!] : [wd[0]!, wd[1]!];
+    return { macs: (prod(out.slice(0, -1)) / PROBE_BATCH) * K * N, inCh: K, outCh: N, depthwise: false };
+  }
+  return undefined;
+}
+
+/** The MAC terms of every node a group touches (producers, consumers, depthwise convs). */
+export function macTerms(ix: GraphIndex, shapes: Map<string, number[]>, groups: ChannelGroup[]): MacTerm[] {
+  const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
+  const role = new Map<string, { in?: number; out?: number; dw?: number }>();
+  const at = (name: string): { in?: number; out?: number; dw?: number } => role.get(name) ?? (role.set(name, {}), role.get(name)!);
+  groups.forEach((g, l) => {
+    for (const p of g.producers) at(p).out = l;
+    for (const c of g.consumers) at(c).in = l;
+    for (const d of g.depthwise) at(d).dw = l;
+  });
+  const terms: MacTerm[] = [];
+  for (const [name, r] of role) {
+    const m = nodeMacs(ix, shapes, byName.get(name)!)!;
+    if (r.dw !== undefined) terms.push({ node: name, perUnit: m.macs / m.outCh, factors: [{ group: r.dw }] });
+    else terms.push({ node: name, perUnit: m.macs / (m.inCh * m.outCh), factors: [r.in !== undefined ? { group: r.in } : m.inCh, r.out !== undefined ? { group: r.out } : m.outCh] });
+  }
+  return terms;
+}
+
+/** MACs of the terms at the given kept width of every group. */
+export function termsMacs(terms: MacTerm[], widths: number[]): number {
+  return terms.reduce((a, t) => a + t.perUnit * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : widths[f.group]!), 1), 0);
+}

@@ -1,0 +1,48 @@
+import { OptinError } from '../errors';
+import type { MacTerm } from '../channels/macs';
+import { termsMacs } from '../channels/macs';
+import { neuronUnits, type SearchResult } from './search';
+
+/**
+ * OPTIN.md section 3 for channel groups: channels ranked globally by score (in per-group blocks of
+ * `multipleOf`), every group's best block kept first (a group never vanishes: its convolutions
+ * would have no channel), then blocks taken in rank order while they fit the MAC budget. A block's
+ * cost is exact at the widths kept so far: MACs are products of kept widths (a convolution that
+ * reads one group and produces another), so costs are recomputed as widths grow.
+ * @throws OptinError('usage') for a budget outside (0, 1] or one that cannot keep one channel per group
+ */
+export function searchChannels(widths: number[], terms: MacTerm[], scores: number[][], budget: number, multipleOf = 1): SearchResult {
+  if (!(budget > 0 && budget <= 1)) throw new OptinError('usage', `budget ${budget} is outside (0, 1]; it is the fraction of MACs to keep (0.6 = keep 60% of MACs)`);
+  if (!(Number.isInteger(multipleOf) && multipleOf >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got ${multipleOf}`);
+  const baseline = termsMacs(terms, widths);
+  const cap = budget * baseline * (1 + 1e-12);
+  const byGroup = widths.map((_, l) => terms.filter((t) => t.factors.some((f) => typeof f !== 'number' && f.group === l)));
+  const kept = widths.map(() => 0);
+  /** Extra MACs of growing group l by n channels at the current widths (linear in l's own width). */
+  const delta = (l: number, n: number): number => byGroup[l]!.reduce((a, t) => a + t.perUnit * n * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : f.group === l ? 1 : kept[f.group]!), 1), 0);
+  const units = neuronUnits(scores, multipleOf);
+  const first = new Set(widths.map((_, l) => units.findIndex((u) => u.l === l)));
+  const keep = widths.map((w) => new Array<boolean>(w).fill(false));
+  let cost = 0;
+  let importance = 0;
+  const take = (i: number): void => {
+    const u = units[i]!;
+    cost += delta(u.l, u.idx.length);
+    kept[u.l]! += u.idx.length;
+    importance += u.s;
+    for (const j of u.idx) keep[u.l]![j] = true;
+  };
+  for (const i of first) if (i >= 0) take(i);
+  if (cost > cap) throw new OptinError('usage', `budget ${budget} cannot keep even one channel block per group (${(cost / baseline).toFixed(3)} of the MACs is the least)`);
+  const order = units.map((u, i) => ({ u, i })).filter((x) => !first.has(x.i)).sort((a, b) => b.u.s / b.u.idx.length - a.u.s / a.u.idx.length || a.u.l - b.u.l || a.u.b - b.u.b);
+  for (const { u, i } of order) {
+    if (cost + delta(u.l, u.idx.length) <= cap) take(i);
+  }
+  const perLayerMacs = widths.map(() => 0);
+  for (const t of terms) {
+    const gs = t.factors.filter((f): f is { group: number } => typeof f !== 'number');
+    const m = termsMacs([t], kept);
+    for (const f of gs) perLayerMacs[f.group]! += m / gs.length;
+  }
+  return { heads: widths.map(() => []), neurons: keep, baseline, kept: termsMacs(terms, kept), importance, perLayerMacs };
+}
