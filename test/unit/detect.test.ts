@@ -109,7 +109,7 @@ describe('transformer structure detection', () => {
     await expectOptinError(() => inspectModel(fixture('pt14-bert-squad-refused/model.onnx')), 'runtime', /onnxruntime cannot load this graph/, /Concat/);
   });
 
-  it('refuses a non-transformer graph (a two-layer MLP)', async () => {
+  it('analyses a non-transformer graph (a two-layer MLP) as one channel group: its hidden units', async () => {
     const w = (name: string, r: number, c: number) => create(TensorProtoSchema, {
       name, dims: [BigInt(r), BigInt(c)], dataType: DataType.FLOAT, rawData: new Uint8Array(new Float32Array(r * c).fill(0.1).buffer),
     });
@@ -130,7 +130,9 @@ describe('transformer structure detection', () => {
     const model = create(ModelProtoSchema, { irVersion: 8n, opsetImport: [{ domain: '', version: 17n }], graph, producerName: 'test' });
     const file = path.join(tempDir(), 'mlp.onnx');
     saveModel({ path: '<memory>', proto: model, ext: { baseDir: '.', modelPath: '<memory>' }, usesExternalData: false, fileBytes: 0 }, file);
-    await expectOptinError(() => inspectModel(file), 'not-transformer', /mlp\.onnx/, /no multi-head attention/);
+    const r = await inspectModel(file);
+    assert.deepEqual(r.channels?.blocks.map((b) => [b.name, b.channels, b.producers, b.consumers]), [['fc1', 8, ['fc1'], ['fc2']]]);
+    assert.equal(r.channels?.macs.prunable, 2 * 4 * 8);
   });
 
   it('refuses float16 weights, naming the node and the tensor', async () => {

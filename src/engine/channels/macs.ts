@@ -1,7 +1,7 @@
 import type { NodeProto } from '../onnx/schema';
 import { attrInt, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
-import { PROBE_BATCH } from '../groups/shapes';
+import type { MeasuredShapes } from '../groups/shapes';
 import type { ChannelGroup } from '../groups/types';
 
 /**
@@ -19,7 +19,7 @@ export interface MacTerm {
 const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
 
 /** MACs per example of a Conv, MatMul or Gemm with a constant weight, from measured shapes and the weight's dims. */
-export function nodeMacs(ix: GraphIndex, shapes: Map<string, number[]>, n: NodeProto): { macs: number; inCh: number; outCh: number; depthwise: boolean } | undefined {
+export function nodeMacs(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): { macs: number; inCh: number; outCh: number; depthwise: boolean } | undefined {
   const w = n.input[1] ? ix.constant(n.input[1]) : undefined;
   const out = shapes.get(n.output[0]!);
   if (!w || !out) return undefined;
@@ -32,13 +32,13 @@ export function nodeMacs(ix: GraphIndex, shapes: Map<string, number[]>, n: NodeP
   if (n.opType === 'MatMul' || n.opType === 'Gemm') {
     const transB = n.opType === 'Gemm' && attrInt(n, 'transB', 0) === 1;
     const [K, N] = transB ? [wd[1]!, wd[0]!] : [wd[0]!, wd[1]!];
-    return { macs: (prod(out.slice(0, -1)) / PROBE_BATCH) * K * N, inCh: K, outCh: N, depthwise: false };
+    return { macs: (prod(out.slice(0, -1)) / shapes.batch) * K * N, inCh: K, outCh: N, depthwise: false };
   }
   return undefined;
 }
 
 /** The MAC terms of every node a group touches (producers, consumers, depthwise convs). */
-export function macTerms(ix: GraphIndex, shapes: Map<string, number[]>, groups: ChannelGroup[]): MacTerm[] {
+export function macTerms(ix: GraphIndex, shapes: MeasuredShapes, groups: ChannelGroup[]): MacTerm[] {
   const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
   const role = new Map<string, { in?: number; out?: number; dw?: number }>();
   const at = (name: string): { in?: number; out?: number; dw?: number } => role.get(name) ?? (role.set(name, {}), role.get(name)!);

@@ -4,7 +4,7 @@ import { OptinError } from '../errors';
 import { modelInputs } from '../structure/inputs';
 import { checkWeightTypes } from '../structure/dtypes';
 import type { ModelInput } from '../structure/types';
-import { measureShapes } from '../groups/shapes';
+import { measureShapes, type MeasuredShapes } from '../groups/shapes';
 import { findChannelGroups } from '../groups/find';
 import { BINARY, UNARY } from '../groups/rules';
 import type { ChannelGroup, GroupRefusal } from '../groups/types';
@@ -34,13 +34,13 @@ export interface ChannelStructure {
   /** Index into `features` of each group's block output. */
   featureOf: number[];
   /** Measured shape of every value at the probe batch. */
-  shapes: Map<string, number[]>;
+  shapes: MeasuredShapes;
   opset: number;
   producer: string;
 }
 
 /** The value a group's block hands on: from its last consumer through single-use elementwise ops, norms, residual adds and transposes. */
-function blockOutput(ix: GraphIndex, grp: ChannelGroup, shapes: Map<string, number[]>, outputs: Set<string>): ChannelFeature {
+function blockOutput(ix: GraphIndex, grp: ChannelGroup, shapes: MeasuredShapes, outputs: Set<string>): ChannelFeature {
   const nodes = grp.consumers.map((c) => ix.graph.node.find((n) => (n.name || n.output[0]) === c)!);
   const last = nodes.reduce((a, b) => (ix.order.get(a)! > ix.order.get(b)! ? a : b));
   let value = last.output[0]!;

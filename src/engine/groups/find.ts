@@ -1,3 +1,4 @@
+import type { MeasuredShapes } from './shapes';
 import type { OnnxModel } from '../onnx/model';
 import type { NodeProto } from '../onnx/schema';
 import { GraphIndex, attrInt } from '../onnx/graph';
@@ -37,7 +38,7 @@ function isCandidate(ix: GraphIndex, n: NodeProto): boolean {
  * Propagate from every Conv (group 1), MatMul and Gemm with a constant weight; candidates whose
  * closure is the same group are found once. Groups are returned in graph order of their first producer.
  */
-export function findChannelGroups(model: OnnxModel, shapes: Map<string, number[]>): GroupAnalysis {
+export function findChannelGroups(model: OnnxModel, shapes: MeasuredShapes): GroupAnalysis {
   const g = model.proto.graph!;
   const ix = new GraphIndex(g, model.ext);
   const outputs = new Set(g.output.map((o) => o.name));

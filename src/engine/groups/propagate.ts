@@ -3,7 +3,7 @@ import { attr, attrInt, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, reducedAxes, reshapedAxis } from './rules';
 import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
-import { PROBE_BATCH } from './shapes';
+import type { MeasuredShapes } from './shapes';
 
 /** Propagation stopped: the node and the reason (the candidate is not a prunable group). */
 export class GroupStop extends Error {
@@ -34,7 +34,7 @@ export class Propagation {
 
   constructor(
     private readonly ix: GraphIndex,
-    private readonly shapes: Map<string, number[]>,
+    private readonly shapes: MeasuredShapes,
     private readonly width: number,
     private readonly outputs: Set<string>,
   ) {}
@@ -134,7 +134,7 @@ export class Propagation {
         if (!c || c[c.length - 1] !== this.width) throw new GroupStop(n, 'the Gemm bias does not have one value per output feature');
         this.cut(n, 2, c.length - 1);
       }
-      this.macs += (prod(out.slice(0, -1)) / PROBE_BATCH) * w[transB ? 1 : 0]!;
+      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[transB ? 1 : 0]!;
     }
   }
 
@@ -146,7 +146,7 @@ export class Propagation {
     const out = this.dims(n.output[0]!, n);
     const w = this.constWeight(n, 1)!;
     if (n.opType === 'Conv') this.macs += prod(out.slice(2)) * w[0]! * prod(w.slice(2));
-    else this.macs += (prod(out.slice(0, -1)) / PROBE_BATCH) * w[weightAxis === 0 ? 1 : 0]!;
+    else this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[weightAxis === 0 ? 1 : 0]!;
   }
 
   private depthwiseConv(n: NodeProto): void {

@@ -10,15 +10,22 @@ import { create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from '../onnx/schema';
 import { OptinError } from '../errors';
 
-/** Batch of the shape probe: 2, so a batch axis is never confused with a size-1 axis. */
+/** Batch of the shape probe: 2, so a batch axis is never confused with a size-1 axis (unless the graph fixes it). */
 export const PROBE_BATCH = 2;
+
+/** Every value's measured dims, and the batch they were measured at. */
+export class MeasuredShapes extends Map<string, number[]> {
+  constructor(readonly batch: number) {
+    super();
+  }
+}
 
 /**
  * Measure, don't guess: the shape of every float value of the graph, from one onnxruntime run on a
  * probe batch of {@link PROBE_BATCH} random inputs (every node output exposed as a graph output).
  * @throws OptinError('unsupported') when an input has no fixed size besides the batch axis
  */
-export async function measureShapes(model: OnnxModel): Promise<Map<string, number[]>> {
+export async function measureShapes(model: OnnxModel): Promise<MeasuredShapes> {
   const proto = shallowCopyModel(model.proto);
   const g = proto.graph!;
   const ix = new GraphIndex(g, model.ext);
@@ -36,10 +43,12 @@ export async function measureShapes(model: OnnxModel): Promise<Map<string, numbe
   }
   const s = await createSession(serializeModel({ ...model, proto }), { label: `${model.path} (shape probe)` });
   try {
-    const out = await runSession(s.session, benchFeeds({ inputs }, PROBE_BATCH, 16), `${model.path} (shape probe)`);
-    const shapes = new Map<string, number[]>();
+    const fixed = inputs.map((i) => i.shape[0]).find((d): d is number => typeof d === 'number' && d > 0);
+    const batch = fixed ?? PROBE_BATCH;
+    const out = await runSession(s.session, benchFeeds({ inputs }, batch, 16), `${model.path} (shape probe)`);
+    const shapes = new MeasuredShapes(batch);
     for (const [k, t] of Object.entries(out)) shapes.set(k, [...(t as ort.Tensor).dims]);
-    for (const i of inputs) shapes.set(i.name, i.shape.map((d, k) => (k === 0 ? PROBE_BATCH : Number(d))));
+    for (const i of inputs) shapes.set(i.name, i.shape.map((d, k) => (k === 0 ? batch : Number(d))));
     return shapes;
   } finally {
     await s.session.release();

@@ -1,0 +1,114 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import { loadModel } from '../../src/engine/onnx/model';
+import { saveModel } from '../../src/engine/onnx/writer';
+import { DataType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema, ValueInfoProtoSchema } from '../../src/engine/onnx/schema';
+import { inspectModel } from '../../src/engine/inspect';
+import { analyzeChannels } from '../../src/engine/channels/structure';
+import { scoreChannels } from '../../src/engine/channels/scorer';
+import { loadCalibration } from '../../src/engine/data/calibration';
+import { GraphIndex } from '../../src/engine/onnx/graph';
+import { macTerms, termsMacs } from '../../src/engine/channels/macs';
+import { searchChannels } from '../../src/engine/plan/channelSearch';
+import { materialize } from '../fixtures/materialize';
+import { ROOT, expectOptinError, fixture, sha256, tempDir } from './helpers';
+
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const rep = (n: number, w: number): number[] => new Array<number>(n).fill(w);
+
+/** torchvision's own CNNs (random weights, refilled from skeletons): every prunable group and its width, in graph order. */
+const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; exact?: boolean }> = [
+  { name: 'resnet18 (BasicBlock: the first conv of each block)', dir: 'tv-resnet18', widths: [64, 64, 128, 128, 256, 256, 512, 512], first: 'layer1.0.conv1', exact: true },
+  { name: 'resnet50 (Bottleneck: conv1 and conv2 of each block; the stem feeds conv1 and downsample together)', dir: 'tv-resnet50', widths: [64, ...rep(6, 64), ...rep(8, 128), ...rep(12, 256), ...rep(6, 512)], first: 'conv1' },
+  { name: 'mobilenet_v3_small (expansion through depthwise and squeeze-excitation, SE squeeze widths, classifier hidden)', dir: 'tv-mobilenet-v3-small', widths: [16, 8, 16, 72, 88, 96, 24, 240, 64, 240, 64, 120, 32, 144, 40, 288, 72, 576, 144, 576, 144, 576, 1024], first: 'features.0.0' },
+  { name: 'ConvNeXt (small config: the MLP hidden width of each block)', dir: 'tv-convnext-small-config', widths: [128, 128, 256, 256, 512, 512], first: 'features.1.0.block.3' },
+];
+
+describe('channel groups of CNNs (torchvision exports)', function () {
+  this.timeout(600_000);
+
+  for (const c of CNNS) {
+    it(`${c.name}: inspect is exact, exact scoring runs, prune 0.6 verifies, original untouched`, async () => {
+      const file = materialize(fixture(`${c.dir}/model.skeleton.onnx`));
+      const r = await inspectModel(file);
+      assert.ok(r.channels, 'analysed as channel groups');
+      assert.deepEqual(r.channels.blocks.map((b) => b.channels), c.widths);
+      assert.equal(r.channels.blocks[0]!.name, c.first);
+      assert.ok(r.channels.refused.some((x) => /residual stream/.test(x.reason)), 'residual streams are left alone');
+      assert.ok(Math.abs(r.channels.blocks.reduce((a, b) => a + b.macs, 0) - r.channels.macs.prunable) < 1e-6 * r.channels.macs.prunable);
+
+      const m = loadModel(file);
+      const cs = await analyzeChannels(m);
+      const batch = await loadCalibration(m.path, cs, { samples: 2 });
+      const subset = cs.groups.map((g) => [0, g.width - 1]);
+      const s = await scoreChannels(m, cs, batch, { neuronSubset: subset });
+      s.raw.neurons.forEach((r, l) => {
+        for (const j of subset[l]!) assert.ok(Number.isFinite(r.md[j]!) && r.md[j]! >= 0 && r.kl[j]! >= 0, `group ${l} channel ${j}: md ${r.md[j]} kl ${r.kl[j]}`);
+      });
+      assert.ok(s.raw.neurons.some((r) => r.md.some((x) => x > 0)), 'masking a channel changes later features');
+
+      const before = sha256(file);
+      const out = path.join(tempDir(), 'p.onnx');
+      const p = optin('prune', file, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', out, '--json', ...(c.exact ? [] : ['--ranking', 'l1']));
+      assert.equal(p.code, 0, p.stderr);
+      const j = JSON.parse(p.stdout);
+      assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+      assert.ok(j.apply.macs.after <= 0.6 * j.apply.macs.before * (1 + 1e-9) && j.apply.macs.after > 0.5 * j.apply.macs.before, `MACs ${j.apply.macs.after} of ${j.apply.macs.before}`);
+      assert.equal(j.apply.macs.after, j.plan.macs.kept);
+      assert.ok(j.apply.fileBytes.after < j.apply.fileBytes.before);
+      assert.ok(j.plan.keep.neurons.every((k: number[]) => k.length >= 1), 'every group keeps a channel');
+      assert.equal(sha256(file), before, 'the original is byte-identical');
+    });
+  }
+
+  it('MACs are products of kept widths: the search spends exactly what the graph costs, keeps every group alive and multiples of N', async () => {
+    const file = materialize(fixture('tv-resnet50/model.skeleton.onnx'));
+    const m = loadModel(file);
+    const cs = await analyzeChannels(m);
+    const terms = macTerms(new GraphIndex(m.proto.graph!, m.ext), cs.shapes, cs.groups);
+    const bilinear = terms.filter((t) => t.factors.filter((f) => typeof f !== 'number').length === 2);
+    assert.ok(bilinear.length >= 16, 'conv2 of each bottleneck reads conv1\'s group and produces its own');
+    const widths = cs.groups.map((g) => g.width);
+    const scores = widths.map((w, l) => Array.from({ length: w }, (_, j) => ((l * 7919 + j * 104729) % 1000) / 1000));
+    for (const [budget, n] of [[0.6, 1], [0.4, 8]] as const) {
+      const r = searchChannels(widths, terms, scores, budget, n);
+      const kept = r.neurons.map((k) => k.filter(Boolean).length);
+      assert.equal(r.kept, termsMacs(terms, kept));
+      assert.ok(r.kept <= budget * r.baseline * (1 + 1e-9) && r.kept > (budget - 0.05) * r.baseline, `${r.kept / r.baseline}`);
+      kept.forEach((k, l) => assert.ok(k >= 1 && (k % n === 0 || k === widths[l]), `group ${l} keeps ${k}`));
+    }
+    assert.throws(() => searchChannels(widths, terms, scores, 0.0001), /cannot keep even one channel block per group/);
+  });
+
+  it('refuses, in one line naming the node and the op, a graph whose channels meet an op the propagation cannot map; nothing written', async () => {
+    const w = (name: string, r: number, c: number) => create(TensorProtoSchema, { name, dims: [BigInt(r), BigInt(c)], dataType: DataType.FLOAT, rawData: new Uint8Array(new Float32Array(r * c).fill(0.1).buffer) });
+    const vi = (name: string) => create(ValueInfoProtoSchema, { name, type: { value: { case: 'tensorType', value: { elemType: DataType.FLOAT, shape: { dim: [{ value: { case: 'dimParam', value: 'b' } }, { value: { case: 'dimValue', value: 4n } }] } } } } });
+    const axis = create(TensorProtoSchema, { name: 'axis', dims: [], dataType: DataType.INT64, rawData: new Uint8Array(new BigInt64Array([1n]).buffer) });
+    const graph = create(GraphProtoSchema, {
+      name: 'mixing',
+      node: [
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['x', 'w1'], output: ['h'], name: 'fc1' }),
+        create(NodeProtoSchema, { opType: 'CumSum', input: ['h', 'axis'], output: ['c'], name: 'mix_channels' }),
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['c', 'w2'], output: ['y'], name: 'fc2' }),
+      ],
+      initializer: [w('w1', 4, 8), w('w2', 8, 4), axis], input: [vi('x')], output: [vi('y')],
+    });
+    const dir = tempDir();
+    const file = path.join(dir, 'mixing.onnx');
+    saveModel({ path: '<memory>', proto: create(ModelProtoSchema, { irVersion: 8n, opsetImport: [{ domain: '', version: 17n }], graph, producerName: 'test' }), ext: { baseDir: '.', modelPath: '<memory>' }, usesExternalData: false, fileBytes: 0 }, file);
+    await expectOptinError(() => inspectModel(file), 'not-transformer', /mixing\.onnx/, /CumSum node "mix_channels": CumSum has no channel rule/);
+    const r = optin('prune', file, '--budget', '0.6', '--out', path.join(dir, 'p.onnx'), '--quiet');
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /CumSum node "mix_channels"/);
+    assert.deepEqual(fs.readdirSync(dir), ['mixing.onnx']);
+  });
+});
