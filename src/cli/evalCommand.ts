@@ -16,7 +16,11 @@ export async function runEval(argv: string[]): Promise<number> {
   return withEngine(async (engine, signal) => {
     const r = await engine.evaluate(args.positional[0]!, { data, ep: epFlag(args), ...(str(args, 'reference') ? { reference: str(args, 'reference')! } : {}), ...(batch ? { batchSize: batch } : {}) }, signal);
     if (args.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
-    else {
+    else if (r.segmentation || r.reference?.segmentation) {
+      const m = r.segmentation;
+      if (m) process.stdout.write(`mIoU ${pct(m.miou)}, pixel accuracy ${pct(m.pixelAccuracy)} on ${r.examples} images (${m.pixels} labelled pixels) of ${r.data}\n`);
+      if (r.reference) process.stdout.write(`${r.reference.segmentation ? `reference mIoU ${pct(r.reference.segmentation.miou)}, pixel accuracy ${pct(r.reference.segmentation.pixelAccuracy)}; ` : ''}pixel predictions agree on ${pct(r.reference.agreement)}\n`);
+    } else {
       if (r.accuracy !== undefined) process.stdout.write(`accuracy ${pct(r.accuracy)} on ${r.examples} examples of ${r.data}\n`);
       if (r.reference?.cosine !== undefined) process.stdout.write(`embeddings: mean cosine similarity to the reference ${r.reference.cosine.toFixed(4)} over ${r.examples} examples of ${r.data}\n`);
       else if (r.reference) process.stdout.write(`${r.reference.accuracy !== undefined ? `reference ${pct(r.reference.accuracy)}; ` : `no labels in ${r.data}; `}predictions agree on ${pct(r.reference.agreement)} of ${r.examples} examples\n`);

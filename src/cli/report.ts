@@ -49,7 +49,8 @@ export function formatPrune(r: PruneReport): string {
   if (r.evaluation) {
     const e = r.evaluation;
     const agree = `predictions agree on ${pct(e.reference!.agreement)}`;
-    lines.push(e.accuracy !== undefined && e.reference?.accuracy !== undefined
+    if (e.segmentation && e.reference?.segmentation) lines.push(`mIoU        ${pct(e.reference.segmentation.miou)} -> ${pct(e.segmentation.miou)}, pixel accuracy ${pct(e.reference.segmentation.pixelAccuracy)} -> ${pct(e.segmentation.pixelAccuracy)} on ${e.examples} images (${path.basename(e.data)}); pixel predictions agree on ${pct(e.reference.agreement)}`);
+    else lines.push(e.accuracy !== undefined && e.reference?.accuracy !== undefined
       ? `accuracy    ${pct(e.reference.accuracy)} -> ${pct(e.accuracy)} on ${e.examples} examples (${path.basename(e.data)}); ${agree}`
       : `agreement   ${agree} of ${e.examples} unlabelled examples (${path.basename(e.data)})`);
   }

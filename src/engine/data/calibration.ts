@@ -26,6 +26,8 @@ export interface CalibrationBatch {
   /** Mean number of real tokens per example (the MAC model's sequence length for text). */
   meanLength: number;
   labels?: number[];
+  /** Segmentation: per-pixel class indices [batch, height, width] at the input size (255 = ignore). */
+  labelMaps?: { data: Uint8Array; height: number; width: number };
   /** Set when the batch is synthetic or otherwise weak. */
   warning?: string;
   source: string;

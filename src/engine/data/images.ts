@@ -38,8 +38,32 @@ export function readPreprocessor(file: string, st: DataModel): Preprocessor {
   };
 }
 
+/** Label value of pixels no class is scored on (segmentation label maps). */
+export const IGNORE_INDEX = 255;
+
+/**
+ * A segmentation folder: `images/` and `labels/`, where labels/NAME.png is the label map of
+ * images/NAME.<ext> (8-bit grayscale, pixel value = class index, 255 = ignore). Undefined when
+ * `dir` is not laid out so.
+ */
+export function segmentationPairs(dir: string): Array<{ file: string; labelMap: string }> | undefined {
+  const images = path.join(dir, 'images'), labels = path.join(dir, 'labels');
+  if (!fs.existsSync(images) || !fs.existsSync(labels) || !fs.statSync(labels).isDirectory()) return undefined;
+  const out: Array<{ file: string; labelMap: string }> = [];
+  for (const f of fs.readdirSync(images).sort()) {
+    if (!IMAGE_EXT.has(path.extname(f).toLowerCase())) continue;
+    const labelMap = path.join(labels, `${path.parse(f).name}.png`);
+    if (!fs.existsSync(labelMap)) throw new OptinError('data', `${path.join(images, f)} has no label map ${labelMap}; a segmentation folder pairs images/NAME with labels/NAME.png`);
+    out.push({ file: path.join(images, f), labelMap });
+  }
+  if (!out.length) throw new OptinError('data', `${images} holds no images (.png, .jpg, ...)`);
+  return out;
+}
+
 /** Image files of a folder: ImageFolder (one subfolder per class, label = sorted index) or flat. */
 export function listImages(dir: string): Array<{ file: string; label?: number }> {
+  const pairs = segmentationPairs(dir);
+  if (pairs) return pairs.map((p) => ({ file: p.file }));
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
@@ -109,8 +133,25 @@ export async function readImages(dir: string, st: DataModel, samples: number, pr
       for (let i = 0; i < plane; i++) data[(n * channels + c) * plane + i] = (raw[i * channels + c]! * pre.rescale - mean) / std;
     }
   }
+  const pairs = segmentationPairs(dir);
+  let labelMaps: CalibrationBatch['labelMaps'];
+  if (pairs) {
+    const byFile = new Map(pairs.map((p) => [p.file, p.labelMap]));
+    const maps = new Uint8Array(N * plane);
+    for (let n = 0; n < N; n++) {
+      const f = byFile.get(files[n]!.file)!;
+      let raw: Buffer;
+      try {
+        raw = await sharp(f).resize(pre.width, pre.height, { fit: 'fill', kernel: 'nearest' }).removeAlpha().grayscale().raw().toBuffer();
+      } catch (e) {
+        throw new OptinError('data', `cannot decode label map ${f}: ${(e as Error).message}`);
+      }
+      maps.set(raw.subarray(0, plane), n * plane);
+    }
+    labelMaps = { data: maps, height: pre.height, width: pre.width };
+  }
   const tokens = st.visionTokens ?? 1;
-  const labels = files.every((f) => f.label !== undefined) ? files.map((f) => f.label!) : undefined;
+  const labels = pairs ? undefined : files.every((f) => f.label !== undefined) ? files.map((f) => f.label!) : undefined;
   return {
     kind: 'images',
     feeds: { [px.name]: { type: 'float32', dims: [N, channels, pre.height, pre.width], data } },
@@ -119,6 +160,7 @@ export async function readImages(dir: string, st: DataModel, samples: number, pr
     tokenMask: new Uint8Array(N * tokens).fill(1),
     meanLength: tokens,
     ...(labels ? { labels } : {}),
+    ...(labelMaps ? { labelMaps } : {}),
     source: dir,
   };
 }

@@ -8,6 +8,7 @@ import { createSession, runSession } from '../runtime/session';
 import { toOrt } from '../optin/teacher';
 import type { EpChoice } from '../runtime/providers';
 import { OptinError } from '../errors';
+import { firstOutputRank, predictPixels, segmentationMetrics } from './segmentation';
 
 /** Accuracy of a classifier on labelled data, and agreement with a reference model. */
 export interface EvalReport {
@@ -16,7 +17,9 @@ export interface EvalReport {
   examples: number;
   /** Undefined when the data has no labels (then only the agreement with the reference is known). */
   accuracy?: number;
-  reference?: { model: string; accuracy?: number; agreement: number; cosine?: number };
+  reference?: { model: string; accuracy?: number; agreement: number; cosine?: number; segmentation?: { miou: number; pixelAccuracy: number } };
+  /** Segmentation models (per-pixel logits): mIoU and pixel accuracy on the label maps; `examples` counts images, `agreement` is per pixel. */
+  segmentation?: { miou: number; pixelAccuracy: number; pixels: number };
   /** 'embedding' when the first output is a vector of the hidden size (no logits): then `reference.cosine` is the measure. */
   output?: 'logits' | 'embedding';
   seconds: number;
@@ -73,6 +76,7 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
   const model = loadModel(modelPath);
   const st = describeInterface(model);
   const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...opts.data });
+  if (firstOutputRank(model) === 4 || batch.labelMaps) return evaluateSegmentation(model, st.outputs[0]!, batch, opts, t0);
   if (!batch.labels && !opts.reference) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
   const labels = batch.labels;
   const size = opts.batchSize ?? 64;
@@ -90,6 +94,30 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
     if (refSt.hidden > 0 && width === refSt.hidden && b.length === a.length) {
       report.output = 'embedding';
       report.reference.cosine = meanCosine(a, b, width);
+    }
+  }
+  report.seconds = (performance.now() - t0) / 1000;
+  return report;
+}
+
+async function evaluateSegmentation(model: OnnxModel, output: string, batch: CalibrationBatch, opts: EvalOptions, t0: number): Promise<EvalReport> {
+  if (!batch.labelMaps && !opts.reference) throw new OptinError('data', `${opts.data.data} has no label maps; segmentation evaluation needs images/ and labels/ folders (labels/NAME.png: class index per pixel, 255 = ignore)`);
+  const size = opts.batchSize ?? 16;
+  const pred = await predictPixels(model, output, batch, size, opts.ep, opts.signal);
+  const report: EvalReport = { model: model.path, data: opts.data.data, examples: batch.batch, seconds: 0 };
+  if (batch.labelMaps) {
+    const m = segmentationMetrics(pred, batch.labelMaps);
+    report.segmentation = { miou: m.miou, pixelAccuracy: m.pixelAccuracy, pixels: m.pixels };
+    report.accuracy = m.pixelAccuracy;
+  }
+  if (opts.reference) {
+    const refModel = loadModel(opts.reference);
+    const ref = await predictPixels(refModel, describeInterface(refModel).outputs[0]!, batch, size, opts.ep, opts.signal);
+    const agree = segmentationMetrics(pred, ref);
+    report.reference = { model: opts.reference, agreement: agree.pixelAccuracy };
+    if (batch.labelMaps) {
+      const m = segmentationMetrics(ref, batch.labelMaps);
+      Object.assign(report.reference, { accuracy: m.pixelAccuracy, segmentation: { miou: m.miou, pixelAccuracy: m.pixelAccuracy } });
     }
   }
   report.seconds = (performance.now() - t0) / 1000;
