@@ -13,6 +13,7 @@ import { loadCalibration } from '../../src/engine/data/calibration';
 import { GraphIndex } from '../../src/engine/onnx/graph';
 import { macTerms, termsMacs } from '../../src/engine/channels/macs';
 import { searchChannels } from '../../src/engine/plan/channelSearch';
+import { segmentationMetrics } from '../../src/engine/eval/segmentation';
 import { materialize } from '../fixtures/materialize';
 import { ROOT, expectOptinError, fixture, sha256, tempDir } from './helpers';
 
@@ -30,6 +31,8 @@ const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; 
   { name: 'resnet50 (Bottleneck: conv1 and conv2 of each block; the stem feeds conv1 and downsample together)', dir: 'tv-resnet50', widths: [64, ...rep(6, 64), ...rep(8, 128), ...rep(12, 256), ...rep(6, 512)], first: 'conv1' },
   { name: 'mobilenet_v3_small (expansion through depthwise and squeeze-excitation, SE squeeze widths, classifier hidden)', dir: 'tv-mobilenet-v3-small', widths: [16, 8, 16, 72, 88, 96, 24, 240, 64, 240, 64, 120, 32, 144, 40, 288, 72, 576, 144, 576, 144, 576, 1024], first: 'features.0.0' },
   { name: 'ConvNeXt (small config: the MLP hidden width of each block)', dir: 'tv-convnext-small-config', widths: [128, 128, 256, 256, 512, 512], first: 'features.1.0.block.3' },
+  { name: 'LR-ASPP MobileNetV3-Large segmentation (per-pixel output; Shape -> Resize of its own channels)', dir: 'tv-lraspp-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 128], first: 'model.backbone.2.block.0.0' },
+  { name: 'DeepLabV3 MobileNetV3-Large segmentation (ASPP branches concatenated: left alone)', dir: 'tv-deeplabv3-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 256, 256], first: 'model.backbone.2.block.0.0' },
 ];
 
 describe('channel groups of CNNs (torchvision exports)', function () {
@@ -68,6 +71,42 @@ describe('channel groups of CNNs (torchvision exports)', function () {
       assert.equal(sha256(file), before, 'the original is byte-identical');
     });
   }
+
+  it('segmentation: mIoU and pixel accuracy from images/ + labels/ folders (255 ignored), exact on a hand-made case', async () => {
+    const C = 3;
+    const pred = { data: Uint16Array.from([0, 1, 1, 2, 2, 2, 0, 0]), examples: 2, height: 2, width: 2, classes: C };
+    const labels = { data: Uint8Array.from([0, 1, 2, 2, 255, 2, 0, 1]), height: 2, width: 2 };
+    const m = segmentationMetrics(pred, labels);
+    assert.equal(m.pixels, 7);
+    assert.equal(m.pixelAccuracy, 5 / 7);
+    assert.deepEqual(m.iou, [2 / 3, 1 / 3, 2 / 3]);
+    assert.equal(m.miou, (2 / 3 + 1 / 3 + 2 / 3) / 3);
+
+    const file = materialize(fixture('tv-lraspp-mobilenet-v3-large/model.skeleton.onnx'));
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'images'));
+    fs.mkdirSync(path.join(dir, 'labels'));
+    const sharp = require('sharp') as typeof import('sharp')['default'];
+    for (let i = 0; i < 3; i++) {
+      const img = Buffer.alloc(32 * 32 * 3, 40 * i);
+      const lab = Buffer.alloc(32 * 32, i);
+      lab.fill(255, 0, 32);
+      await sharp(img, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(dir, 'images', `s${i}.png`));
+      await sharp(lab, { raw: { width: 32, height: 32, channels: 1 } }).png().toFile(path.join(dir, 'labels', `s${i}.png`));
+    }
+    const r = optin('eval', file, '--data', dir, '--reference', file, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout);
+    assert.equal(e.examples, 3);
+    assert.equal(e.segmentation.pixels, 3 * 64 * 62, 'labels resized to 64x64, the first rows ignored');
+    assert.ok(e.segmentation.miou >= 0 && e.segmentation.miou <= 1 && e.segmentation.pixelAccuracy >= 0 && e.segmentation.pixelAccuracy <= 1);
+    assert.equal(e.reference.agreement, 1, 'a model agrees with itself on every pixel');
+    assert.deepEqual(e.reference.segmentation, { miou: e.segmentation.miou, pixelAccuracy: e.segmentation.pixelAccuracy });
+    fs.rmSync(path.join(dir, 'labels', 's1.png'));
+    const bad = optin('eval', file, '--data', dir);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /s1\.png has no label map .*labels\/s1\.png/);
+  });
 
   it('MACs are products of kept widths: the search spends exactly what the graph costs, keeps every group alive and multiples of N', async () => {
     const file = materialize(fixture('tv-resnet50/model.skeleton.onnx'));

@@ -27,9 +27,15 @@ export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: n
     const kept = keep[l] ?? [];
     if (kept.length === grp.width) return;
     if (!kept.length) throw new OptinError('usage', `group ${grp.name} would keep no channel; every group keeps at least one`);
-    for (const c of grp.cuts) {
+    const cuts = [...grp.cuts];
+    for (const p of grp.producers) {
+      const n = byName.get(p)!;
+      if (n.opType === 'Conv' && n.input[2] && !cuts.some((c) => c.node === p && c.input === 2)) cuts.push({ tensor: n.input[2], axis: 0, node: p, input: 2 });
+    }
+    for (const c of cuts) {
       const key = `${c.node}#${c.input}`;
-      const cur = cut.get(key) ?? { base: c.tensor, t: store.read(c.tensor) };
+      const current = byName.get(c.node)!.input[c.input]!;
+      const cur = cut.get(key) ?? { base: c.tensor, t: store.read(current) };
       if (cur.t.dims[c.axis] !== grp.width) throw new Error(`${c.tensor} axis ${c.axis} has ${cur.t.dims[c.axis]}, not ${grp.width}`);
       cut.set(key, { base: cur.base, t: take(cur.t, c.axis, kept) });
     }

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
-import { loadCalibration, type CalibrationBatch } from '../data/calibration';
+import type { CalibrationBatch } from '../data/calibration';
 import { chunks } from '../data/batches';
 import { sessionFor, toOrt } from '../optin/teacher';
 import { describeSession, runSession } from '../runtime/session';
@@ -9,7 +9,6 @@ import type { EpChoice } from '../runtime/providers';
 import { OptinError } from '../errors';
 import { measureShapes } from '../groups/shapes';
 import type { Verification } from '../prune/verify';
-import type { DataOptions } from '../data/calibration';
 import type { PlanFile } from '../plan/schema';
 import { argmaxRows } from '../eval/evaluate';
 import { applyChannelKeep } from './apply';
@@ -41,14 +40,13 @@ async function recount(pruned: OnnxModel, nodes: string[]): Promise<number> {
 }
 
 /**
- * Cut a channel plan and prove it: the pruned model's outputs equal the original's with the same
+ * Cut a channel plan (on `model`, which may carry compensated biases) and prove it: the pruned model's outputs equal the original's with the same
  * channels masked (within 1e-4 of the output scale) on the calibration batch, and its MACs,
  * recounted from the pruned graph, equal the plan's.
  * @throws OptinError('runtime') with the numbers when either check fails
  */
-export async function cutAndVerifyChannels(model: OnnxModel, cs: ChannelStructure, plan: PlanFile, data: DataOptions, ep: EpChoice, out: string, metadata: Record<string, string>): Promise<{ pruned: OnnxModel; verification: Verification; batch: CalibrationBatch }> {
+export async function cutAndVerifyChannels(model: OnnxModel, cs: ChannelStructure, plan: PlanFile, batch: CalibrationBatch, ep: EpChoice, out: string, metadata: Record<string, string>): Promise<{ pruned: OnnxModel; verification: Verification }> {
   const keep = plan.keep.neurons;
-  const batch = await loadCalibration(model.path, cs, data);
   const pruned = { ...applyChannelKeep(model, cs, keep, metadata), path: out };
   const masked = instrumentChannels(model, cs, cs.groups.map((_, l) => l), []);
   const a = await sessionFor(model, masked, `${model.path} (masked)`, ep);
@@ -87,5 +85,5 @@ export async function cutAndVerifyChannels(model: OnnxModel, cs: ChannelStructur
   if (Math.abs(macs - plan.macs.kept) > 1e-6 * Math.max(1, plan.macs.kept)) {
     throw new OptinError('runtime', `${out}: verification failed: the pruned graph has ${macs} MACs in its pruned convolutions/projections, the plan says ${plan.macs.kept}`);
   }
-  return { pruned, batch, verification: { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(compared ? { argmaxAgreement: same / compared } : {}), provider: describeSession(a) } };
+  return { pruned, verification: { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(compared ? { argmaxAgreement: same / compared } : {}), provider: describeSession(a) } };
 }

@@ -16,10 +16,12 @@ function sliceNorms(data: Float32Array, dims: number[], axis: number, p: 1 | 2):
 }
 
 /**
- * Weight baselines for channel groups. 'l1': Li et al. (2017), the L1 norm of each channel's
- * filter in the group's first producer (its output-channel slice). 'magnitude': the L2 norm of
- * everything the channel carries: producer rows and consumer columns together, as the head/neuron
- * magnitude baseline does. Larger = more important.
+ * Weight baselines for channel groups; raw norms of different layers are not comparable (fan-in
+ * sets their scale), so each is made comparable across groups. 'l1': Li et al. (2017): within a
+ * group, filters (the channel's output slice of the first producer) ranked by L1 norm; the score is
+ * the channel's percentile in its group, so the global search keeps the same share of every group
+ * (their uniform per-layer pruning, at the MAC budget). 'magnitude': the L2 norm of everything the
+ * channel carries (producer rows and consumer columns), divided by its group's mean. Larger = more important.
  */
 export function channelWeightScores(model: OnnxModel, cs: ChannelStructure, kind: 'l1' | 'magnitude'): number[][] {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
@@ -34,6 +36,14 @@ export function channelWeightScores(model: OnnxModel, cs: ChannelStructure, kind
       const n = sliceNorms(tensorFloat32(t, ix.ext), tensorShape(t), c.axis, kind === 'l1' ? 1 : 2);
       for (let i = 0; i < g.width; i++) acc[i] = acc[i]! + n[i]!;
     }
-    return Array.from(acc, (x) => (kind === 'l1' ? x : Math.sqrt(x)));
+    if (kind === 'magnitude') {
+      const n = Array.from(acc, Math.sqrt);
+      const mean = n.reduce((a, b) => a + b, 0) / n.length || 1;
+      return n.map((x) => x / mean);
+    }
+    const order = Array.from(acc, (x, j) => ({ x, j })).sort((a, b) => a.x - b.x || b.j - a.j);
+    const pct = new Array<number>(g.width);
+    order.forEach((o, r) => { pct[o.j] = (r + 1) / g.width; });
+    return pct;
   });
 }

@@ -14,7 +14,8 @@ import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type Scores } from
 import type { ScoreOptions } from '../optin/scorer';
 import { channelMaskName, instrumentChannels } from './instrument';
 import { comparedFeatures, type ChannelStructure } from './structure';
-import { channelsLast, runChannelTeacher, type ChannelTeacher } from './teacher';
+import { runChannelTeacher, type ChannelTeacher } from './teacher';
+import { gatherPixels, samplePixels } from '../optin/pixels';
 
 /** Options for {@link scoreChannels}: the transformer scorer's, with groups as layers and channels as neurons. */
 export type ChannelScoreOptions = Pick<ScoreOptions, 'ep' | 'constants' | 'onProgress' | 'signal' | 'layers' | 'neuronSubset'> & {
@@ -26,25 +27,6 @@ function tile(t: TensorData, v: number): ort.Tensor {
   const data = new (t.data.constructor as Float32ArrayConstructor)(t.data.length * v);
   for (let i = 0; i < v; i++) data.set(t.data as Float32Array, i * t.data.length);
   return new ort.Tensor(t.type, data, [t.dims[0]! * v, ...t.dims.slice(1)]);
-}
-
-/** Pixels of a dense output the output term compares (per-pixel class logits [B, C, H, W]). */
-export const PIXEL_SAMPLE = 1024;
-
-/**
- * Dense outputs (semantic segmentation): a fixed sample of pixels (same for teacher and every
- * variant) whose class logits enter the KL term; undefined for [B, classes] outputs.
- */
-function densePixels(teacher: ChannelTeacher, c: OptinConstants): { rows: number[]; classes: number; perVariant: number; teacher: Float32Array } | undefined {
-  const d = teacher.logitsDims;
-  if (d.length !== 4) return undefined;
-  const classes = d[1]!;
-  const last = channelsLast(teacher.logits, d, 1);
-  const perVariant = last.length / classes;
-  const rows = sampleIndices(perVariant, PIXEL_SAMPLE, c.seed + 1);
-  const t = new Float32Array(rows.length * classes);
-  rows.forEach((r, i) => t.set(last.subarray(r * classes, (r + 1) * classes), i * classes));
-  return { rows, classes, perVariant, teacher: t };
 }
 
 /** Sampled rows (positions x examples) of every feature and the teacher's values there. */
@@ -73,7 +55,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
   opts.onProgress?.({ phase: 'teacher', done: 0, total, elapsed: 0 });
   const teacher = await runChannelTeacher(model, cs, batch, opts.ep ?? 'cpu');
   const B = batch.batch;
-  const pixels = densePixels(teacher, c);
+  const pixels = samplePixels(teacher.logits, teacher.logitsDims, c.seed);
   const out: LossConstants = { rows: [], tokensPerVariant: 0, hidden: 0, teacherRows: new Map(), ...(pixels ? outputConstants(pixels.teacher, [pixels.rows.length, pixels.classes], -1) : outputConstants(teacher.logits, teacher.logitsDims, -1)) };
   const feats = featureRows(teacher, c);
   const m = opts.variantsPerRun ?? Math.max(1, Math.floor(64 / B));
@@ -104,9 +86,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
     }
     let logitsName = cs.outputs[0]!;
     if (pixels) {
-      const t = b.node('Transpose', [logitsName], { perm: [0, 2, 3, 1] }, 'pixelsLast');
-      const r = b.reshape(t, [-1, pixels.perVariant, pixels.classes], 'pixels');
-      logitsName = b.node('Gather', [r, b.ints(pixels.rows, [pixels.rows.length], 'pixelRows')], { axis: 1 }, 'sampledPixels');
+      logitsName = gatherPixels(b, logitsName, pixels);
       b.output(logitsName);
     }
     proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);

@@ -6,6 +6,7 @@ import { runSession } from '../runtime/session';
 import { sessionFor, toOrt } from '../optin/teacher';
 import { instrumentChannels } from './instrument';
 import type { ChannelStructure } from './structure';
+import { channelsLast } from '../optin/pixels';
 
 /** Dense outputs every masked variant of a channel network is compared against. */
 export interface ChannelTeacher {
@@ -14,21 +15,6 @@ export interface ChannelTeacher {
   /** Every feature, channels last: [rows, channels]. */
   features: Array<{ data: Float32Array; rows: number; channels: number }>;
   provider: Provider;
-}
-
-/** Move axis `axis` of a row-major tensor last and flatten the rest: [prod(other dims), dims[axis]]. */
-export function channelsLast(data: Float32Array, dims: number[], axis: number): Float32Array {
-  const C = dims[axis]!;
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(data.length);
-  let r = 0;
-  for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < inner; i++, r++) {
-      for (let c = 0; c < C; c++) out[r * C + c] = data[(o * C + c) * inner + i]!;
-    }
-  }
-  return out;
 }
 
 /** Run the dense model once on the batch, exposing every feature. */

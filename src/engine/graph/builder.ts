@@ -84,6 +84,12 @@ export class GraphBuilder {
     if (!this.graph.output.some((o) => o.name === name)) this.graph.output.push(valueInfo(name, undefined, elemType));
   }
 
+  /** ReduceMean over axes (axes are an input from opset 18, an attribute before). */
+  reduceMean(x: string, axes: number[], keepdims: 0 | 1, hint = 'mean'): string {
+    if (this.opset >= 18) return this.node('ReduceMean', [x, this.ints(axes)], { keepdims }, hint);
+    return this.node('ReduceMean', [x], { axes, keepdims }, hint);
+  }
+
   /** ReduceSum over axes (opset-appropriate). */
   reduceSum(x: string, axes: number[], keepdims: 0 | 1, hint = 'sum'): string {
     if (this.opset >= 13) return this.node('ReduceSum', [x, this.ints(axes)], { keepdims }, hint);

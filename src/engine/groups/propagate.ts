@@ -31,6 +31,7 @@ export class Propagation {
   private readonly masks: MaskSite[] = [];
   private readonly reshapes: Array<{ node: string; index: number }> = [];
   private macs = 0;
+  private readonly resizes: Array<{ node: NodeProto; slot: string }> = [];
 
   constructor(
     private readonly ix: GraphIndex,
@@ -46,6 +47,7 @@ export class Propagation {
     this.producer(start);
     this.visit(out, axis);
     if (!this.consumers.size) throw new GroupStop(start, 'no weight reads these channels');
+    for (const r of this.resizes) if (!this.seen.has(r.slot)) throw new GroupStop(r.node, 'resizes another tensor to a channel count read from these channels');
     const first = Math.min(...[...this.producers].map((n) => this.ix.order.get(n)!));
     return {
       name, width: this.width, producers: [...this.producers].map(nodeName), consumers: [...this.consumers].map(nodeName),
@@ -108,6 +110,7 @@ export class Propagation {
       if (attrInt(n, 'group', 1) !== 1) throw new GroupStop(n, `grouped convolution (group=${attrInt(n, 'group', 1)}) mixes channel subsets`);
       return this.consumer(n, i, axis, 1);
     }
+    if (n.opType === 'Shape') return this.shapeRead(n, axis);
     if (n.opType === 'MatMul' || n.opType === 'Gemm') {
       const rank = this.dims(n.input[0]!, n).length;
       const transA = attrInt(n, 'transA', 0);
@@ -179,6 +182,36 @@ export class Propagation {
     }
     if (op === 'Gather' && i !== 0) throw new GroupStop(n, 'the channels are used as indices');
     return a;
+  }
+
+  /**
+   * A Shape of a group value is harmless when the channel count it reads only sizes a Resize of the
+   * group's own channels (read at run time, so it follows the cut) or is not read at all (H, W).
+   */
+  private shapeRead(n: NodeProto, a: number): void {
+    this.shapeFlow(n.output[0]!, a - attrInt(n, 'start', 0), n);
+  }
+
+  private shapeFlow(v: string, pos: number, shape: NodeProto): void {
+    const ix = this.ix;
+    for (const u of ix.uses(v)) {
+      const ints = (i: number): number[] | undefined => (u.input[i] ? ix.constInts(u.input[i]!) : undefined);
+      if (u.opType === 'Gather' && ints(1) && !ints(1)!.includes(pos)) continue;
+      if (u.opType === 'Slice' && ints(1) && ints(2)) {
+        const [s0, e0] = [ints(1)![0]!, Math.min(ints(2)![0]!, 1 << 30)];
+        if (pos >= s0 && pos < e0) this.shapeFlow(u.output[0]!, pos - s0, shape);
+        continue;
+      }
+      if (u.opType === 'Cast') { this.shapeFlow(u.output[0]!, pos, shape); continue; }
+      if (u.opType === 'Concat') {
+        const k = u.input.indexOf(v);
+        const offset = u.input.slice(0, k).reduce((o, x) => o + this.dims(x, u)[0]!, 0);
+        this.shapeFlow(u.output[0]!, offset + pos, shape);
+        continue;
+      }
+      if (u.opType === 'Resize' && u.input[3] === v && u.input[0]) { this.resizes.push({ node: u, slot: `${u.input[0]}#${pos}` }); continue; }
+      throw new GroupStop(u, `reads the channel count from Shape node "${shape.name || shape.output[0]}"`);
+    }
   }
 
   private passThrough(n: NodeProto, a: number): void {

@@ -1,4 +1,5 @@
 import { GraphBuilder } from '../graph/builder';
+import type { PixelSample } from './pixels';
 
 /** Teacher-side constants of the loss subgraph. */
 export interface LossConstants {
@@ -24,6 +25,8 @@ export interface LossConstants {
    * hidden states, where a softmax over features means nothing).
    */
   kind: 'kl' | 'squared-error' | 'cosine';
+  /** Dense outputs: the pixels the output term compares (the logits graph output is gathered there). */
+  pixels?: PixelSample;
   /** Per output row: 1 = counted, 0 = padding (per-token outputs count real tokens only); absent = all rows. */
   rowWeights?: Uint8Array;
 }

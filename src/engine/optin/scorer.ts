@@ -12,6 +12,7 @@ import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph'
 import { runTeacher, sessionFor, type TeacherRun } from './teacher';
 import { DeviceFeeds } from '../runtime/deviceFeeds';
 import { sampleIndices } from './random';
+import { gatherPixels, samplePixels } from './pixels';
 import { balance } from './balance';
 import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type ScoreProgress, type Scores } from './types';
 
@@ -153,6 +154,8 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
   const teacherRows = new Map<number, ReturnType<typeof teacherRowsOf>>();
   teacher.features.forEach((f, k) => teacherRows.set(k, teacherRowsOf(f, rows, D)));
   const dims = teacher.logitsDims;
+  const pixels = samplePixels(teacher.logits, dims, c.seed);
+  if (pixels) return { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, pixels, ...outputConstants(pixels.teacher, [pixels.rows.length, pixels.classes], D) };
   const perToken = dims.length === 3 && dims[0] === batch.batch && dims[1] === batch.seqLen;
   return { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, ...outputConstants(teacher.logits, dims, D, perToken ? batch.tokenMask : undefined) };
 }
@@ -219,7 +222,8 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
       const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : [st.outputs[0]!]), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
       const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
       const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
-      const logitsName = st.outputs[0]!;
+      const logitsName = lc.pixels && !truncated ? gatherPixels(b, st.outputs[0]!, lc.pixels) : st.outputs[0]!;
+      if (logitsName !== st.outputs[0]) b.output(logitsName);
       proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
       b.output(mdName);
       const s = await sessionFor(model, proto, `${model.path} (layer ${l} suffix)`, ep);

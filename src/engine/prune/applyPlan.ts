@@ -20,6 +20,7 @@ import { checkOutput } from '../preflight';
 import { analyzeChannels } from '../channels/structure';
 import { checkChannelPlan } from '../channels/jobs';
 import { cutAndVerifyChannels } from '../channels/applyPlan';
+import { compensateBiases, withBiasAdjust } from '../channels/compensate';
 
 export { defaultOutput } from './output';
 
@@ -52,6 +53,8 @@ export interface ApplyReport {
   fileBytes: { before: number; after: number };
   verification: Verification;
   tuning?: TuneStep[];
+  /** Channel networks with --tune: consumers whose bias absorbed the mean contribution of their removed input channels. */
+  compensatedConsumers?: number;
   seconds: number;
 }
 
@@ -125,17 +128,26 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
 
 async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string, t0: number, signal?: AbortSignal, onStep?: (what: string) => void): Promise<ApplyReport> {
   const plan = req.plan;
-  if (req.tune) throw new OptinError('usage', `${model.path}: mask tuning (--tune) is not available for channel groups yet`);
   onStep?.('finding channel groups');
   const cs = await analyzeChannels(model);
-  checkChannelPlan(cs, plan, model.path);
+  const keep = checkChannelPlan(cs, plan, model.path);
+  onStep?.('loading calibration data');
+  const batch = await loadCalibration(model.path, cs, req.data);
+  let base = model;
+  let compensated: number | undefined;
+  if (req.tune) {
+    onStep?.('compensating biases');
+    const adjust = await compensateBiases(model, cs, keep, batch, signal);
+    compensated = Object.keys(adjust).length;
+    base = withBiasAdjust(model, adjust);
+  }
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
   onStep?.('cutting channels and verifying');
   const summary = {
     tool: `${TOOL.name} ${TOOL.version}`, budget: plan.budget, source: path.basename(model.path), sourceSha256: plan.model.sha256,
-    macs: plan.macs, channels: plan.layers.map((l) => l.neurons), groups: plan.model.channels!.names, tuned: false,
+    macs: plan.macs, channels: plan.layers.map((l) => l.neurons), groups: plan.model.channels!.names, tuned: !!req.tune,
   };
-  const { pruned, verification } = await cutAndVerifyChannels(model, cs, plan, req.data, req.ep ?? 'cpu', out, { 'optin.plan': JSON.stringify(summary) });
+  const { pruned, verification } = await cutAndVerifyChannels(base, cs, plan, batch, req.ep ?? 'cpu', out, { 'optin.plan': JSON.stringify(summary) });
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
   onStep?.('writing');
   const files = saveModel({ ...pruned, path: model.path }, out);
@@ -147,7 +159,7 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
     parameters: { before: parameters(model.proto), after: parameters(pruned.proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
-    verification, seconds: (performance.now() - t0) / 1000,
+    verification, ...(compensated !== undefined ? { compensatedConsumers: compensated } : {}), seconds: (performance.now() - t0) / 1000,
   };
 }
 
