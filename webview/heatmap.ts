@@ -37,11 +37,11 @@ export class Heatmap {
   private readonly curves: HTMLElement[];
   private active: [number, number] = [0, 0];
 
-  constructor(id: string, title: string, columns: number[], withCurves = false) {
+  constructor(id: string, title: string, columns: number[], withCurves = false, labels?: string[]) {
     this.cells = columns.map((n, l) => Array.from({ length: n }, (_, c) => el('div', { class: 'cell unscored', 'data-layer': String(l), 'data-col': String(c), role: 'gridcell', tabindex: l === 0 && c === 0 ? '0' : '-1' })));
     this.shares = columns.map((_, l) => el('span', { class: 'share-wrap', 'data-layer': String(l) }, el('span', { class: 'share' }, el('span', { class: 'share-fill' })), el('span', { class: 'share-text' })));
     this.curves = columns.map((_, l) => el('span', { class: 'curve', 'data-layer': String(l) }));
-    const rows = this.cells.map((cells, l) => el('div', { class: 'hm-row', role: 'row' }, el('span', { class: 'hm-label' }, `L${l}`), this.shares[l]!, ...(withCurves ? [this.curves[l]!] : []), ...cells));
+    const rows = this.cells.map((cells, l) => el('div', { class: 'hm-row', role: 'row' }, el('span', { class: 'hm-label', ...(labels ? { title: labels[l]! } : {}) }, labels ? labels[l]! : `L${l}`), this.shares[l]!, ...(withCurves ? [this.curves[l]!] : []), ...cells));
     this.ramp = el('span', { class: 'ramp' });
     const legend = el('div', { class: 'legend' },
       el('span', {}, `less important (≤ 1/${10 ** SCALE.below} of layer 0's median)`), this.ramp, el('span', {}, `more important (≥ ${Math.round(10 ** SCALE.above)}×)`),
@@ -126,7 +126,7 @@ function curveSvg(sorted: number[], kept: number, layer: number): SVGElement {
   const step = Math.max(1, Math.floor(n / CURVE_W));
   const pts: string[] = [];
   for (let i = 0; i < n; i += step) pts.push(`${x(i).toFixed(1)},${y(pos[i]!).toFixed(1)}`);
-  const label = `layer ${layer}: ${n} neurons sorted by importance, ${kept} kept (cut after rank ${kept})`;
+  const label = `row ${layer}: ${n} sorted by importance, ${kept} kept (cut after rank ${kept})`;
   const cut = x(Math.max(0, Math.min(n - 1, kept - 0.5)));
   return svg('svg', { width: CURVE_W, height: CURVE_H, viewBox: `0 0 ${CURVE_W} ${CURVE_H}`, role: 'img', 'aria-label': label, class: 'curve-svg' },
     svg('title', {}, label),

@@ -57,7 +57,7 @@ export class PlanSection {
     const pct = Math.round(p.budget * 100);
     if (document.activeElement !== this.slider && this.slider.value !== String(pct)) this.slider.value = String(pct);
     if (document.activeElement !== this.slider) this.label.textContent = formatBudget(p.budget);
-    this.macs.textContent = `MACs ${fmt(p.macs.baseline)} → ${fmt(p.macs.kept)} (${((100 * p.macs.kept) / p.macs.baseline).toFixed(1)}% kept) · prunable parameters ${fmt(p.parameters.before)} → ${fmt(p.parameters.after)}`;
+    this.macs.textContent = `MACs ${fmt(p.macs.baseline)} → ${fmt(p.macs.kept)} (${((100 * p.macs.kept) / p.macs.baseline).toFixed(1)}% kept)${Number.isNaN(p.parameters.before) ? '' : ` · prunable parameters ${fmt(p.parameters.before)} → ${fmt(p.parameters.after)}`}`;
     const l = p.latency;
     this.latency.hidden = !l;
     this.latency.textContent = l ? `Latency target ${Math.round(l.target * 100)}% of the dense model: predicted ${l.predictedMs.toFixed(2)} of ${l.denseMs.toFixed(2)} ms (${((100 * l.predictedMs) / l.denseMs).toFixed(1)}%) at ${l.shape.replace(' x ', ' × ')} on ${l.provider}; Apply measures it.` : '';

@@ -107,6 +107,12 @@ export class PanelView {
     this.frontierBox.replaceChildren();
     this.renderHeader(summary);
     if (this.summaryOnly) return;
+    if (summary.units === 'channels') {
+      this.heads = undefined;
+      this.neurons = new Heatmap('channel-heatmap', `Channel importance (blocks × up to ${BINS} bins of channels; bar: channels kept; curve: the block's channels sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true, summary.layers.map((l) => l.name ?? ''));
+      this.maps.replaceChildren(this.neurons.root);
+      return;
+    }
     this.heads = new Heatmap('head-heatmap', 'Head importance (layers × heads; bar: heads kept)', summary.layers.map((l) => l.heads));
     this.neurons = new Heatmap('neuron-heatmap', `FFN neuron importance (layers × up to ${BINS} bins of neurons; bar: neurons kept; curve: the layer's neurons sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true);
     this.maps.replaceChildren(this.heads.root, this.neurons.root);
@@ -116,6 +122,14 @@ export class PanelView {
     const key = `${summary.path}|${summary.seqLen}|${summary.seqLenSource}|${summary.totalMacs}`;
     if (key === this.headerKey) return;
     this.headerKey = key;
+    if (summary.units === 'channels') {
+      this.header.replaceChildren(
+        el('h1', {}, summary.fileName),
+        el('p', { class: 'meta' }, `${summary.architecture} · ${summary.modality} · ${summary.layers.length} prunable channel groups · ${fmt(summary.parameters)} parameters · ${fmt(summary.totalMacs)} prunable MACs`),
+        el('p', { class: 'meta', id: 'seq-len' }, 'Every MAC count here is per example (one image); a group\'s channels are cut together in every convolution that carries them.'),
+        grid(['Block', 'Channels', 'MACs'], summary.layers.map((l) => [l.name ?? '', String(l.ffn), fmt(l.macs)]), 'layers'));
+      return;
+    }
     const where = { fixed: 'the model\'s token count', calibration: 'the calibration data\'s mean length', default: 'a default until calibration data is chosen' }[summary.seqLenSource];
     this.header.replaceChildren(
       el('h1', {}, summary.fileName),
@@ -152,7 +166,7 @@ export class PanelView {
     switch (s.phase) {
       case 'analysing': return [spinner(), el('span', { id: 'status' }, s.message ?? 'Analysing the model...')];
       case 'refused': return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'This model cannot be pruned.'), log()];
-      case 'idle': return [score('Score heads and neurons')];
+      case 'idle': return [score(s.summary?.units === 'channels' ? 'Score channels' : 'Score heads and neurons')];
       case 'scoring':
         this.progressText = el('span', { id: 'progress-text', 'aria-live': 'polite' });
         return [spinner(), this.progressText, button('cancel', 'Cancel', () => this.post({ type: 'cancel' }), 'secondary')];
@@ -166,7 +180,15 @@ export class PanelView {
 
   private renderMaps(s: State): void {
     const summary = s.summary!;
-    if (!this.heads || !this.neurons) return;
+    if (!this.neurons) return;
+    const what = summary.units === 'channels' ? { row: (l: number) => summary.layers[l]!.name ?? `block ${l}`, unit: 'channels' } : { row: (l: number) => `layer ${l}`, unit: 'neurons' };
+    if (this.heads) this.renderHeads(s);
+    this.renderNeurons(s, what);
+  }
+
+  private renderHeads(s: State): void {
+    const summary = s.summary!;
+    if (!this.heads) return;
     const headRanks = importanceRanks(s.heads);
     const totalHeads = summary.layers.reduce((a, l) => a + l.heads, 0);
     const plan = s.plan;
@@ -181,6 +203,12 @@ export class PanelView {
       pruned: (l, h) => !!plan && !plan.keepHeads[l]!.includes(h),
       share: (l) => (plan ? { kept: plan.keepHeads[l]!.length, total: summary.layers[l]!.heads } : undefined),
     });
+  }
+
+  private renderNeurons(s: State, what: { row: (l: number) => string; unit: string }): void {
+    const summary = s.summary!;
+    const plan = s.plan;
+    if (!this.neurons) return;
     const binned = s.neurons.map((row, l) => row && Array.from({ length: bins(summary.layers[l]!.ffn) }, (_, b) => {
       const [a, z] = binRange(summary.layers[l]!.ffn, b);
       return row.slice(a, z).reduce((x, y) => x + y, 0) / (z - a);
@@ -195,8 +223,8 @@ export class PanelView {
       tooltip: (l, b) => {
         const [a, z] = binRange(summary.layers[l]!.ffn, b);
         const v = binned[l]?.[b];
-        if (v === undefined) return `layer ${l}, neurons ${a}–${z - 1}: not scored yet`;
-        return `layer ${l}, neurons ${a}–${z - 1}: mean importance ${v.toPrecision(4)}${plan ? `, ${Math.round(keptIn(l, b) * (z - a))} of ${z - a} kept` : ''}`;
+        if (v === undefined) return `${what.row(l)}, ${what.unit} ${a}–${z - 1}: not scored yet`;
+        return `${what.row(l)}, ${what.unit} ${a}–${z - 1}: mean importance ${v.toPrecision(4)}${plan ? `, ${Math.round(keptIn(l, b) * (z - a))} of ${z - a} kept` : ''}`;
       },
       pruned: (l, b) => keptIn(l, b) < 0.5,
       share: (l) => (plan ? { kept: plan.keepNeurons[l]!.length, total: summary.layers[l]!.ffn } : undefined),

@@ -9,6 +9,7 @@ import { planWarnings } from '../engine/plan/warnings';
 
 /** Parameters of the prunable projections (weights + biases) for kept heads/neurons per layer. */
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
+  if (plan.model.channels) return Number.NaN;
   const D = plan.model.hidden;
   return plan.model.layers.reduce((a, g, l) => a + heads[l]! * ((2 * g.headSize + g.vHeadSize) * (D + 1) + g.vHeadSize * D) + neurons[l]! * (2 * D + 1), 0);
 }
@@ -42,6 +43,13 @@ export function scoresCsv(scores: ScoresFile, plan?: PlanFile): string {
 /** Turn an engine report into the panel's summary (MACs at `source`'s sequence length). */
 export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 'default'): ModelSummary {
   const s = r.structure;
+  if (r.channels) {
+    return {
+      path: r.path, fileName: path.basename(r.path), architecture: s.architecture, modality: s.modality, hidden: 0, norm: 'post',
+      parameters: r.parameters, fileBytes: r.fileBytes, seqLen: 1, seqLenSource: 'fixed', totalMacs: r.channels.macs.prunable, units: 'channels',
+      layers: r.channels.blocks.map((b) => ({ name: b.name, heads: 0, headSize: 0, ffn: b.channels, qkv: '-', activation: null, macs: b.macs })),
+    };
+  }
   return {
     path: r.path,
     fileName: path.basename(r.path),

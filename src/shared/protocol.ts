@@ -5,6 +5,8 @@
 
 /** Per-layer summary shown in the panel. */
 export interface LayerSummary {
+  /** Channel networks: the group's name ("layer1.0.conv1"); its channels are in `ffn`. */
+  name?: string;
   heads: number;
   headSize: number;
   ffn: number;
@@ -29,6 +31,8 @@ export interface ModelSummary {
   seqLenSource: 'fixed' | 'calibration' | 'default';
   totalMacs: number;
   layers: LayerSummary[];
+  /** 'channels' for CNN-style models: every layer is a coupled-channel group (no heads; `ffn` = its channels; MACs per example). */
+  units?: 'heads-neurons' | 'channels';
 }
 
 /** Importance of every head and neuron, `heads[l][h]`, `neurons[l][j]` (larger = more important). */

@@ -23,6 +23,7 @@ function makeWorkspace(): string {
   fs.copyFileSync(path.join(FIX, 'gpt2-decoder', 'model.onnx'), path.join(ws, 'gpt2-decoder.onnx'));
   fs.copyFileSync(path.join(FIX, 'ort-bert-toy', 'model.onnx'), path.join(ws, 'bert-toy.onnx'));
   fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset14.onnx'), path.join(ws, 'bert-tiny-14.onnx'));
+  fs.copyFileSync(path.join(FIX, 'resnet-mnist', 'model-opset17.onnx'), path.join(ws, 'resnet-mnist.onnx'));
   fs.writeFileSync(path.join(ws, 'notes.txt'), 'not a model\n');
   fs.mkdirSync(path.join(ws, '.vscode'));
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.data': 'synthetic', 'optin.calibration.samples': 4, 'optin.executionProvider': 'cpu' }, null, 1));

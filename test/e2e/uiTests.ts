@@ -234,8 +234,38 @@ export function sampleTests(shot: string): UiTest[] {
   ];
 }
 
+/** A CNN: right-click > Prune with OPTIN shows blocks x channel bins, plans and applies like a transformer. */
+async function cnnFlow(page: Page): Promise<void> {
+  await runCommand(page, 'View: Close All Editors');
+  const file = 'resnet-mnist.onnx';
+  await runFromExplorer(page, file, 'Prune with OPTIN', page.locator('.tab', { hasText: `OPTIN: ${file}` }));
+  const view = webview(page);
+  await view.locator('h1', { hasText: file }).waitFor({ timeout: t(60_000) });
+  assert.match(await view.locator('header .meta').first().innerText(), /cnn · vision · 6 prunable channel groups/);
+  assert.equal(await view.locator('#layers vscode-data-grid-row:not([row-type="header"])').count(), 6);
+  await view.locator('#plan').waitFor({ timeout: t(300_000) });
+  assert.equal(await view.locator('#head-heatmap').count(), 0, 'no head heatmap for a CNN');
+  const rows = view.locator('#channel-heatmap .hm-row');
+  assert.equal(await rows.count(), 6);
+  assert.equal((await rows.first().locator('.hm-label').innerText()).trim(), 'layer1.0.conv1');
+  assert.equal(await view.locator('#channel-heatmap .cell.unscored').count(), 0, 'every channel scored');
+  const title = await view.locator('#channel-heatmap .hm-grid .cell').first().getAttribute('title');
+  assert.match(title ?? '', /^layer1\.0\.conv1, channels 0–\d+: mean importance [0-9.e+-]+, \d+ of \d+ kept$/);
+  await screenshot(page, 'cnn-heatmap');
+  await closeMenus(page);
+  await view.locator('#preset-50').click();
+  await view.locator('#plan-macs', { hasText: /\((50\.0|49\.\d)% kept\)/ }).waitFor({ timeout: t(10_000) });
+  await view.locator('#apply:not([disabled])').click();
+  const applied = view.locator('#applied');
+  await applied.locator('p', { hasText: 'Verified' }).waitFor({ timeout: t(300_000) });
+  assert.match(await applied.innerText(), /Wrote \S*resnet-mnist\.optin-50\.onnx \(keep 50% of MACs;/);
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'resnet-mnist.optin-50.onnx' }).waitFor({ timeout: t(30_000) });
+  await screenshot(page, 'cnn-applied');
+}
+
 /** UI tests against the extension loaded from the development folder, on the small test workspace. */
 export const devTests: UiTest[] = [
+  { name: 'a CNN (ResNet): right-click > Prune with OPTIN shows blocks x channel bins; preset; Apply writes a verified, smaller model', run: cnnFlow },
   {
     name: 'explorer context menu shows "Prune with OPTIN" on an .onnx file only',
     async run(page) {

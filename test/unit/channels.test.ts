@@ -72,6 +72,31 @@ describe('channel groups of CNNs (torchvision exports)', function () {
     });
   }
 
+  it('the MNIST-trained ResNet at keep 60% of MACs: OPTIN + tuning stays within 1 point of dense (README: 98.65%, dense 98.96%)', () => {
+    const out = path.join(tempDir(), 'p.onnx');
+    const r = optin('prune', fixture('resnet-mnist/model-opset17.onnx'), '--budget', '0.6', '--tune', '--data', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), '--samples', '64',
+      '--eval', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'test'), '--no-bench', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.evaluation.examples, 963);
+    assert.ok(Math.abs(j.evaluation.reference.accuracy - 0.9896) < 0.0006, `dense ${j.evaluation.reference.accuracy}`);
+    assert.ok(j.evaluation.accuracy >= j.evaluation.reference.accuracy - 0.01, `pruned ${j.evaluation.accuracy}`);
+    assert.ok(j.apply.reconstruction.every((s: { after: number; before: number; rejected?: string }) => s.rejected || s.after < s.before));
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+  });
+
+  it('BatchNorm exported as nodes: the same groups, BatchNormalization parameters cut with the channels, verified', async () => {
+    const folded = await inspectModel(fixture('resnet-mnist/model-opset17.onnx'));
+    const bn = await inspectModel(fixture('resnet-mnist/model-opset17.batchnorm.onnx'));
+    assert.deepEqual(bn.channels!.blocks.map((b) => [b.name, b.channels]), folded.channels!.blocks.map((b) => [b.name, b.channels]));
+    const cs = await analyzeChannels(loadModel(fixture('resnet-mnist/model-opset17.batchnorm.onnx')));
+    assert.ok(cs.groups.every((g) => g.cuts.filter((c) => /BatchNormalization/.test(c.node)).length === 4), 'scale, bias, mean and variance of the BatchNorm after each conv1');
+    const out = path.join(tempDir(), 'p.onnx');
+    const r = optin('prune', fixture('resnet-mnist/model-opset17.batchnorm.onnx'), '--budget', '0.6', '--ranking', 'l1', '--data', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), '--samples', '16', '--no-bench', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(JSON.parse(r.stdout).apply.verification.maxAbsDiff <= JSON.parse(r.stdout).apply.verification.tolerance);
+  });
+
   it('segmentation: mIoU and pixel accuracy from images/ + labels/ folders (255 ignored), exact on a hand-made case', async () => {
     const C = 3;
     const pred = { data: Uint16Array.from([0, 1, 1, 2, 2, 2, 0, 0]), examples: 2, height: 2, width: 2, classes: C };

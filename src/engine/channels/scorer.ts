@@ -42,9 +42,17 @@ function featureRows(teacher: ChannelTeacher, c: OptinConstants): Array<{ rows: 
  * the manifold term): for every channel, the masked model's later block outputs (sampled positions,
  * channels as features) are compared with the dense model's by Gram distance, and its logits by
  * KL. Groups play the role of layers and channels of neurons in the returned {@link Scores}.
+ * Unlike the transformer scores, the manifold term is the mean over the compared block outputs, not
+ * their sum: blocks differ in width and resolution, and a sum over a varying number of later blocks
+ * makes early groups' channels outrank late ones by construction (measured on the MNIST ResNet: at
+ * 0.6 with tuning the sum sends the cuts to the last stage, 90.55% vs 98.55% with the mean). The
+ * transformer's last-layer decay is not applied.
  */
 export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBatch, opts: ChannelScoreOptions = {}): Promise<Scores> {
   const c: OptinConstants = { ...OPTIN_DEFAULTS, ...opts.constants };
+  // The last-layer decay is about a transformer's last encoder layer; the last channel group (a
+  // classifier's hidden layer, a segmentation head) has no such role.
+  const noLastDecay: OptinConstants = { ...c, lastLayerDecay: 1 };
   const t0 = performance.now();
   const elapsed = (): number => (performance.now() - t0) / 1000;
   const cancelled = (): void => { if (opts.signal?.aborted) throw new OptinError('cancelled', 'scoring was cancelled'); };
@@ -107,7 +115,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
         const res = await runSession(s.session, feeds, `${model.path} (group ${grp.name})`);
         const mdv = res[md!]!.data as Float32Array;
         const klv = outputLoss(res[logitsName]!.data as Float32Array, v, out, c.temperature);
-        chunk.forEach((ch, j) => { r.md[ch] = mdv[j]!; r.kl[ch] = klv[j]!; });
+        chunk.forEach((ch, j) => { r.md[ch] = mdv[j]! / compared.length; r.kl[ch] = klv[j]!; });
         done += v;
         const el = elapsed();
         opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta: (el / done) * (total - done) });
@@ -115,11 +123,11 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
     } finally {
       await s.session.release();
     }
-    opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial: { layer: l, heads: [], neurons: balance(raw, 'neuron', c, L)[l]! } });
+    opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial: { layer: l, heads: [], neurons: balance(raw, 'neuron', noLastDecay, L)[l]! } });
   }
   return {
     heads: cs.groups.map(() => []),
-    neurons: balance(raw, 'neuron', c),
+    neurons: balance(raw, 'neuron', noLastDecay),
     raw: { heads: cs.groups.map(() => ({ md: [], kl: [] })), neurons: raw },
     outputLoss: out.kind === 'cosine' ? 'cosine-distance' : out.kind,
     tokenRows: feats.reduce((a, f) => Math.max(a, f.rows.length), 0),

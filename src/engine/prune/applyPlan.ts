@@ -20,7 +20,8 @@ import { checkOutput } from '../preflight';
 import { analyzeChannels } from '../channels/structure';
 import { checkChannelPlan } from '../channels/jobs';
 import { cutAndVerifyChannels } from '../channels/applyPlan';
-import { compensateBiases, withBiasAdjust } from '../channels/compensate';
+import { reconstructConsumers, type ReconstructionStep } from '../channels/reconstruct';
+import { withConsumerUpdates } from '../channels/consumers';
 
 export { defaultOutput } from './output';
 
@@ -53,8 +54,8 @@ export interface ApplyReport {
   fileBytes: { before: number; after: number };
   verification: Verification;
   tuning?: TuneStep[];
-  /** Channel networks with --tune: consumers whose bias absorbed the mean contribution of their removed input channels. */
-  compensatedConsumers?: number;
+  /** Channel networks with --tune: the least-squares refit of every consumer of a pruned group. */
+  reconstruction?: ReconstructionStep[];
   seconds: number;
 }
 
@@ -134,12 +135,12 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
   onStep?.('loading calibration data');
   const batch = await loadCalibration(model.path, cs, req.data);
   let base = model;
-  let compensated: number | undefined;
+  let reconstruction: ReconstructionStep[] | undefined;
   if (req.tune) {
-    onStep?.('compensating biases');
-    const adjust = await compensateBiases(model, cs, keep, batch, signal);
-    compensated = Object.keys(adjust).length;
-    base = withBiasAdjust(model, adjust);
+    onStep?.('reconstructing consumers (least squares)');
+    const r = await reconstructConsumers(model, cs, keep, batch, signal);
+    reconstruction = r.steps;
+    base = withConsumerUpdates(model, r.updates);
   }
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
   onStep?.('cutting channels and verifying');
@@ -159,7 +160,7 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
     parameters: { before: parameters(model.proto), after: parameters(pruned.proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
-    verification, ...(compensated !== undefined ? { compensatedConsumers: compensated } : {}), seconds: (performance.now() - t0) / 1000,
+    verification, ...(reconstruction ? { reconstruction } : {}), seconds: (performance.now() - t0) / 1000,
   };
 }
 

@@ -1,0 +1,79 @@
+/**
+ * The CNN and segmentation results tables of the README (run on demand: npm run bench:cnn [-- --only resnet|seg] [--samples 64]).
+ * Score each model once per ranking (OPTIN exact; for channel groups also L1-norm filters and weight
+ * magnitude; for transformers magnitude), then for every budget and ranking plan, apply (verified),
+ * evaluate on the held-out split (accuracy; mIoU for segmentation) and time dense vs pruned
+ * interleaved in one process (batch 32 images). Prints markdown tables.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runScoreJob } from '../src/engine/worker/jobs';
+import { makePlan } from '../src/engine/plan/files';
+import type { ScoresFile } from '../src/engine/plan/schema';
+import { applyPlan } from '../src/engine/prune/applyPlan';
+import { evaluate, type EvalReport } from '../src/engine/eval/evaluate';
+import { benchModels } from '../src/engine/eval/bench';
+import type { DataOptions } from '../src/engine/data/calibration';
+
+const root = path.resolve(__dirname, '..', '..');
+const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
+const BUDGETS = [0.8, 0.6, 0.5, 0.4];
+
+interface Case { key: string; name: string; model: string; calib: DataOptions; test: string; rankings: Array<'l1' | 'magnitude'> }
+
+const metric = (e: EvalReport): number => e.segmentation?.miou ?? e.accuracy!;
+
+async function score(c: Case, ranking: 'optin' | 'l1' | 'magnitude'): Promise<ScoresFile> {
+  return runScoreJob({ model: c.model, data: c.calib, ep: 'cpu', mode: 'exact', ranking }, () => undefined, new AbortController().signal);
+}
+
+async function run(c: Case, tmp: string): Promise<void> {
+  const t0 = performance.now();
+  const optin = await score(c, 'optin');
+  const seconds = (performance.now() - t0) / 1000;
+  const baselines = await Promise.all(c.rankings.map((r) => score(c, r)));
+  const testData = { data: c.test, preprocessor: path.join(path.dirname(c.model), 'preprocessor_config.json') };
+  const dense = await evaluate(c.model, { data: testData });
+  const what = dense.segmentation ? 'mIoU' : 'accuracy';
+  console.log(`\n### ${c.name}: dense ${what} ${(100 * metric(dense)).toFixed(2)}% on ${dense.examples} held-out ${dense.segmentation ? 'scenes' : 'images'}; OPTIN scores from ${optin.calibration.examples} calibration examples in ${seconds.toFixed(0)} s\n`);
+  const names = { l1: 'L1-norm', magnitude: 'magnitude' };
+  console.log(`| budget (MACs kept) | ${c.rankings.map((r) => names[r]).join(' | ')} | OPTIN | OPTIN + tuning | measured speedup (ideal) |`);
+  console.log(`|---|${c.rankings.map(() => '---|').join('')}---|---|---|`);
+  for (const budget of BUDGETS) {
+    const cells: string[] = [];
+    let speed = '';
+    const runs: Array<[string, ScoresFile, boolean]> = [...c.rankings.map((r, i) => [r, baselines[i]!, false] as [string, ScoresFile, boolean]), ['optin', optin, false], ['optin-tuned', optin, true]];
+    for (const [label, scores, tune] of runs) {
+      const plan = makePlan(scores, budget);
+      const out = path.join(tmp, `${c.key}-${label}-${budget}.onnx`);
+      await applyPlan({ model: c.model, plan, data: c.calib, out, tune });
+      const e = await evaluate(out, { data: testData });
+      cells.push(`${(100 * metric(e)).toFixed(2)}%`);
+      if (label === 'optin') {
+        const b = await benchModels([c.model, out], { batch: 32, runs: 30 });
+        speed = `${b.speedup[1]!.toFixed(2)}x (${(plan.macs.baseline / plan.macs.kept).toFixed(2)}x)`;
+      }
+    }
+    console.log(`| ${budget} | ${cells.join(' | ')} | ${speed} |`);
+  }
+}
+
+async function main(): Promise<void> {
+  const only = arg('only', 'all');
+  const samples = Number(arg('samples', '64'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-cnn-'));
+  const f = (...p: string[]): string => path.join(root, 'test', 'fixtures', ...p);
+  try {
+    if (only === 'all' || only === 'resnet') {
+      await run({ key: 'resnet', name: 'MNIST ResNet (torchvision BasicBlocks)', model: f('models', 'resnet-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
+    }
+    if (only === 'all' || only === 'seg') {
+      await run({ key: 'seg', name: 'MNIST-scenes segmentation transformer', model: f('models', 'segvit-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'] }, tmp);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

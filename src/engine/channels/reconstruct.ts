@@ -1,0 +1,238 @@
+import * as ort from 'onnxruntime-node';
+import type { OnnxModel } from '../onnx/model';
+import type { NodeProto } from '../onnx/schema';
+import { GraphIndex, attrInt, attrInts } from '../onnx/graph';
+import { tensorFloat32, tensorShape } from '../onnx/tensor';
+import type { CalibrationBatch } from '../data/calibration';
+import { sessionFor, toOrt } from '../optin/teacher';
+import { runSession } from '../runtime/session';
+import { sampleIndices } from '../optin/random';
+import { OptinError } from '../errors';
+import { channelMaskName, instrumentChannels } from './instrument';
+import { withConsumerUpdates, type ConsumerUpdates } from './consumers';
+import type { ChannelStructure } from './structure';
+
+/** Rows (examples x output positions) each consumer's least squares uses at most. */
+export const RECONSTRUCTION_ROWS = 16384;
+
+/** What reconstruction did to one consumer. */
+export interface ReconstructionStep {
+  group: string;
+  consumer: string;
+  /** Squared error against the dense output on the sampled rows, before (weights as they are) and after. */
+  before: number;
+  after: number;
+  rejected?: string;
+}
+
+/** Cholesky solve of (A + lambda I) X = B for k x k A and m right-hand sides (row-major, float64); undefined when singular. */
+function solve(A: Float64Array, B: Float64Array, k: number, m: number): Float64Array | undefined {
+  const L = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = A[i * k + j]!;
+      for (let p = 0; p < j; p++) s -= L[i * k + p]! * L[j * k + p]!;
+      if (i === j) {
+        if (!(s > 0)) return undefined;
+        L[i * k + i] = Math.sqrt(s);
+      } else L[i * k + j] = s / L[j * k + j]!;
+    }
+  }
+  const X = new Float64Array(k * m);
+  for (let c = 0; c < m; c++) {
+    const y = new Float64Array(k);
+    for (let i = 0; i < k; i++) {
+      let s = B[i * m + c]!;
+      for (let p = 0; p < i; p++) s -= L[i * k + p]! * y[p]!;
+      y[i] = s / L[i * k + i]!;
+    }
+    for (let i = k - 1; i >= 0; i--) {
+      let s = y[i]!;
+      for (let p = i + 1; p < k; p++) s -= L[p * k + i]! * X[p * m + c]!;
+      X[i * m + c] = s / L[i * k + i]!;
+    }
+  }
+  return X;
+}
+
+/** How one consumer turns its input rows into features: im2col for a Conv, the last axis for MatMul/Gemm. */
+interface Layout {
+  /** Features per row: kept channels x kernel positions (+1 for the bias). */
+  features: number;
+  rows: number;
+  /** Fill the feature vector of row r from the consumer's input. */
+  row(r: number, out: Float64Array): void;
+}
+
+function convLayout(n: NodeProto, x: ort.Tensor, kept: number[], outDims: readonly number[], wDims: number[]): Layout {
+  const [B, C, H, W] = x.dims as [number, number, number, number];
+  const [kh, kw] = [wDims[2]!, wDims[3]!];
+  const [sh, sw] = attrInts(n, 'strides') ?? [1, 1];
+  const [dh, dw] = attrInts(n, 'dilations') ?? [1, 1];
+  const pads = attrInts(n, 'pads') ?? [0, 0, 0, 0];
+  const [Ho, Wo] = [outDims[2]!, outDims[3]!];
+  const d = x.data as Float32Array;
+  const k = kept.length;
+  return {
+    features: k * kh * kw + 1,
+    rows: B * Ho * Wo,
+    row(r, out) {
+      const b = Math.floor(r / (Ho * Wo)), p = r % (Ho * Wo), oy = Math.floor(p / Wo), ox = p % Wo;
+      let f = 0;
+      for (const c of kept) {
+        for (let i = 0; i < kh; i++) {
+          const y = oy * sh! - pads[0]! + i * dh!;
+          for (let j = 0; j < kw; j++, f++) {
+            const xx = ox * sw! - pads[1]! + j * dw!;
+            out[f] = y >= 0 && y < H && xx >= 0 && xx < W ? d[((b * C + c) * H + y) * W + xx]! : 0;
+          }
+        }
+      }
+      out[f] = 1;
+    },
+  };
+}
+
+function denseLayout(x: ort.Tensor, kept: number[], bias: boolean): Layout {
+  const C = x.dims[x.dims.length - 1]!;
+  const d = x.data as Float32Array;
+  return {
+    features: kept.length + (bias ? 1 : 0),
+    rows: d.length / C,
+    row(r, out) {
+      kept.forEach((c, f) => { out[f] = d[r * C + c]!; });
+      if (bias) out[kept.length] = 1;
+    },
+  };
+}
+
+/** Output rows of a consumer as [rows, outChannels] (channels last). */
+function outRows(y: ort.Tensor, conv: boolean): { data: Float32Array; channels: number } {
+  const d = y.data as Float32Array;
+  if (!conv) return { data: d, channels: y.dims[y.dims.length - 1]! };
+  const [B, C] = [y.dims[0]!, y.dims[1]!];
+  const plane = d.length / (B * C);
+  const out = new Float32Array(d.length);
+  for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) for (let p = 0; p < plane; p++) out[(b * plane + p) * C + c] = d[(b * C + c) * plane + p]!;
+  return { data: out, channels: C };
+}
+
+/**
+ * "Tuning" for channel groups: layer-wise least-squares reconstruction without training (in the
+ * spirit of Kwon et al. 2022's mask tuning, here over whole consumer weights as in He et al. 2017's
+ * channel pruning). Group by group in graph order, with the earlier groups already cut and
+ * reconstructed, every consumer's weights over the kept channels (and its bias) are refitted so its
+ * output reconstructs the dense model's output on the calibration batch: ridge-regularised toward
+ * the original weights, on at most {@link RECONSTRUCTION_ROWS} sampled rows; a refit that does not
+ * lower the error is rejected. Returns the updated consumers (full original shapes).
+ */
+export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructure, keep: number[][], batch: CalibrationBatch, signal?: AbortSignal): Promise<{ updates: ConsumerUpdates; steps: ReconstructionStep[] }> {
+  const updates: ConsumerUpdates = {};
+  const steps: ReconstructionStep[] = [];
+  const ix = new GraphIndex(model.proto.graph!, model.ext);
+  const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
+  const consumersOf = (l: number): NodeProto[] => cs.groups[l]!.masks.map((m) => byName.get(m.node)!).filter((n) => (n.opType === 'Conv' && attrInt(n, 'group', 1) === 1) || n.opType === 'MatMul' || n.opType === 'Gemm');
+  const dense = await sessionFor(model, instrumentChannels(model, cs, [], cs.groups.flatMap((_, l) => consumersOf(l).map((n) => n.output[0]!))), `${model.path} (dense consumers)`);
+  let target: Record<string, ort.Tensor>;
+  try {
+    target = await runSession(dense.session, toOrt(batch.feeds), `${model.path} (dense consumers)`);
+  } finally {
+    await dense.session.release();
+  }
+  for (let l = 0; l < cs.groups.length; l++) {
+    const grp = cs.groups[l]!;
+    const kept = keep[l]!;
+    if (kept.length === grp.width) continue;
+    if (signal?.aborted) throw new OptinError('cancelled', 'tuning cancelled; nothing was written');
+    const consumers = consumersOf(l);
+    const current = withConsumerUpdates(model, updates);
+    const inputs = consumers.map((n) => n.input[grp.masks.find((m) => m.node === (n.name || n.output[0]))!.input]!);
+    const s = await sessionFor(current, instrumentChannels(current, cs, cs.groups.map((_, i) => i).filter((i) => i < l), inputs), `${model.path} (reconstruction, group ${grp.name})`);
+    let got: Record<string, ort.Tensor>;
+    try {
+      const feeds = toOrt(batch.feeds);
+      cs.groups.forEach((g, i) => {
+        if (i >= l) return;
+        const m = new Float32Array(batch.batch * g.width);
+        for (let r = 0; r < batch.batch; r++) for (const j of keep[i]!) m[r * g.width + j] = 1;
+        feeds[channelMaskName(i)] = new ort.Tensor('float32', m, [batch.batch, g.width]);
+      });
+      got = await runSession(s.session, feeds, `${model.path} (reconstruction)`);
+    } finally {
+      await s.session.release();
+    }
+    consumers.forEach((n, ci) => {
+      const name = n.name || n.output[0]!;
+      const conv = n.opType === 'Conv';
+      const wT = ix.constant(n.input[1]!)!;
+      const W0 = updates[name]?.weight ?? tensorFloat32(wT, model.ext);
+      const wDims = tensorShape(wT);
+      const transB = n.opType === 'Gemm' && attrInt(n, 'transB', 0) === 1;
+      const hasBias = n.opType !== 'MatMul';
+      const b0 = updates[name]?.bias ?? (n.input[2] && ix.constant(n.input[2]) ? Array.from(tensorFloat32(ix.constant(n.input[2])!, model.ext)) : undefined);
+      const y = outRows(target[n.output[0]!]!, conv);
+      const layout = conv ? convLayout(n, got[inputs[ci]!]!, kept, target[n.output[0]!]!.dims, wDims) : denseLayout(got[inputs[ci]!]!, kept, hasBias);
+      const F = layout.features, M = y.channels;
+      const ksz = conv ? wDims[2]! * wDims[3]! : 1;
+      /** Current weight of feature f for output o (the bias as the last feature). */
+      const w0 = (f: number, o: number): number => {
+        if (hasBias && f === F - 1) return b0?.[o] ?? 0;
+        const c = kept[Math.floor(f / ksz)]!, k = f % ksz;
+        if (conv) return W0[(o * wDims[1]! + c) * ksz + k]!;
+        return transB ? W0[o * wDims[1]! + c]! : W0[c * wDims[1]! + o]!;
+      };
+      const rows = sampleIndices(layout.rows, RECONSTRUCTION_ROWS, 17 + l);
+      const A = new Float64Array(F * F), Bm = new Float64Array(F * M);
+      const v = new Float64Array(F);
+      let yy = 0;
+      for (const r of rows) {
+        layout.row(r, v);
+        for (let i = 0; i < F; i++) {
+          const vi = v[i]!;
+          if (vi === 0) continue;
+          for (let j = 0; j <= i; j++) A[i * F + j]! += vi * v[j]!;
+          for (let o = 0; o < M; o++) Bm[i * M + o]! += vi * y.data[r * M + o]!;
+        }
+        for (let o = 0; o < M; o++) yy += y.data[r * M + o]! ** 2;
+      }
+      for (let i = 0; i < F; i++) for (let j = 0; j < i; j++) A[j * F + i] = A[i * F + j]!;
+      const err = (Wf: (f: number, o: number) => number): number => {
+        let q = 0;
+        for (let o = 0; o < M; o++) {
+          for (let i = 0; i < F; i++) {
+            const wi = Wf(i, o);
+            q -= 2 * wi * Bm[i * M + o]!;
+            for (let j = 0; j < F; j++) q += wi * A[i * F + j]! * Wf(j, o);
+          }
+        }
+        return q + yy;
+      };
+      const before = err(w0);
+      let tr = 0;
+      for (let i = 0; i < F; i++) tr += A[i * F + i]!;
+      const lambda = 1e-3 * Math.max(tr / F, 1e-30);
+      const Areg = Float64Array.from(A);
+      const Breg = Float64Array.from(Bm);
+      for (let i = 0; i < F; i++) {
+        Areg[i * F + i]! += lambda;
+        for (let o = 0; o < M; o++) Breg[i * M + o]! += lambda * w0(i, o);
+      }
+      const X = solve(Areg, Breg, F, M);
+      const after = X ? err((f, o) => X[f * M + o]!) : Infinity;
+      const step: ReconstructionStep = { group: grp.name, consumer: name, before, after };
+      steps.push(step);
+      if (!X || !(after < before)) { step.rejected = X ? 'no lower error' : 'singular system'; return; }
+      const W = Float32Array.from(W0);
+      for (let f = 0; f < F - (hasBias ? 1 : 0); f++) {
+        const c = kept[Math.floor(f / ksz)]!, k = f % ksz;
+        for (let o = 0; o < M; o++) {
+          if (conv) W[(o * wDims[1]! + c) * ksz + k] = X[f * M + o]!;
+          else if (transB) W[o * wDims[1]! + c] = X[f * M + o]!;
+          else W[c * wDims[1]! + o] = X[f * M + o]!;
+        }
+      }
+      updates[name] = { weight: W, ...(hasBias ? { bias: Array.from({ length: M }, (_, o) => X[(F - 1) * M + o]!) } : {}) };
+    });
+  }
+  return { updates, steps };
+}
