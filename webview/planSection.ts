@@ -47,7 +47,7 @@ export class PlanSection {
       el('h2', {}, 'Prune plan'),
       el('div', { class: 'row' }, this.slider, this.label),
       el('div', { class: 'row', role: 'group', 'aria-label': 'Budget presets' }, el('span', { class: 'meta' }, 'Presets:'), ...presets),
-      el('div', { class: 'row', role: 'group', 'aria-label': 'Latency targets (measured on this machine)' }, el('span', { class: 'meta' }, 'Latency targets:'), ...latency),
+      ...(summary.units === 'channels' ? [] : [el('div', { class: 'row', role: 'group', 'aria-label': 'Latency targets (measured on this machine)' }, el('span', { class: 'meta' }, 'Latency targets:'), ...latency)]),
       this.latency, this.macs, this.warnings, this.table,
       el('div', { class: 'row' }, ...this.actions));
   }
@@ -57,13 +57,15 @@ export class PlanSection {
     const pct = Math.round(p.budget * 100);
     if (document.activeElement !== this.slider && this.slider.value !== String(pct)) this.slider.value = String(pct);
     if (document.activeElement !== this.slider) this.label.textContent = formatBudget(p.budget);
-    this.macs.textContent = `MACs ${fmt(p.macs.baseline)} → ${fmt(p.macs.kept)} (${((100 * p.macs.kept) / p.macs.baseline).toFixed(1)}% kept)${Number.isNaN(p.parameters.before) ? '' : ` · prunable parameters ${fmt(p.parameters.before)} → ${fmt(p.parameters.after)}`}`;
+    this.macs.textContent = `MACs ${fmt(p.macs.baseline)} → ${fmt(p.macs.kept)} (${((100 * p.macs.kept) / p.macs.baseline).toFixed(1)}% kept)${p.parameters ? ` · prunable parameters ${fmt(p.parameters.before)} → ${fmt(p.parameters.after)}` : ''}`;
     const l = p.latency;
     this.latency.hidden = !l;
     this.latency.textContent = l ? `Latency target ${Math.round(l.target * 100)}% of the dense model: predicted ${l.predictedMs.toFixed(2)} of ${l.denseMs.toFixed(2)} ms (${((100 * l.predictedMs) / l.denseMs).toFixed(1)}%) at ${l.shape.replace(' x ', ' × ')} on ${l.provider}; Apply measures it.` : '';
     this.warnings.replaceChildren(...p.warnings.map((w) => el('p', { class: 'warning' }, `⚠ ${w}`)));
     const s = this.summary;
-    this.table.replaceChildren(grid(['Layer', 'Heads kept', 'Neurons kept'], s.layers.map((l, i) => [String(i), `${p.keepHeads[i]!.length} / ${l.heads}`, `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers'));
+    this.table.replaceChildren(s.units === 'channels'
+      ? grid(['Block', 'Channels kept'], s.layers.map((l, i) => [l.name ?? String(i), `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers')
+      : grid(['Layer', 'Heads kept', 'Neurons kept'], s.layers.map((l, i) => [String(i), `${p.keepHeads[i]!.length} / ${l.heads}`, `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers'));
     for (const b of this.actions.slice(0, 1)) b.toggleAttribute('disabled', busy);
   }
 }

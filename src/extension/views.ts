@@ -9,7 +9,6 @@ import { planWarnings } from '../engine/plan/warnings';
 
 /** Parameters of the prunable projections (weights + biases) for kept heads/neurons per layer. */
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
-  if (plan.model.channels) return Number.NaN;
   const D = plan.model.hidden;
   return plan.model.layers.reduce((a, g, l) => a + heads[l]! * ((2 * g.headSize + g.vHeadSize) * (D + 1) + g.vHeadSize * D) + neurons[l]! * (2 * D + 1), 0);
 }
@@ -21,10 +20,12 @@ export function planView(plan: PlanFile): PlanView {
     keepHeads: plan.keep.heads,
     keepNeurons: plan.keep.neurons,
     macs: { seqLen: plan.macs.seqLen, baseline: plan.macs.baseline, kept: plan.macs.kept },
-    parameters: {
-      before: prunableParams(plan, plan.model.layers.map((g) => g.heads), plan.model.layers.map((g) => g.ffn)),
-      after: prunableParams(plan, plan.layers.map((l) => l.heads), plan.layers.map((l) => l.neurons)),
-    },
+    ...(plan.model.channels ? {} : {
+      parameters: {
+        before: prunableParams(plan, plan.model.layers.map((g) => g.heads), plan.model.layers.map((g) => g.ffn)),
+        after: prunableParams(plan, plan.layers.map((l) => l.heads), plan.layers.map((l) => l.neurons)),
+      },
+    }),
     warnings: planWarnings(plan),
     ...(plan.latency ? { latency: { target: plan.latency.target, predictedMs: plan.latency.predictedMs, denseMs: plan.latency.denseMs, shape: `batch ${plan.latency.batch} x ${plan.latency.seqLen} tokens`, provider: plan.latency.provider } } : {}),
   };

@@ -50,7 +50,8 @@ export interface PlanView {
   keepNeurons: number[][];
   macs: { seqLen: number; baseline: number; kept: number };
   /** Parameters of the prunable projections before and after. */
-  parameters: { before: number; after: number };
+  /** Parameters of the prunable projections before and after (transformers; absent for channel groups). */
+  parameters?: { before: number; after: number };
   /** Layers the plan removes most of, in words (empty when none). */
   warnings: string[];
   /** Present for a plan searched under a latency target: the table's prediction. */

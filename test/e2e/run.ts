@@ -165,6 +165,8 @@ async function main(): Promise<number> {
   try {
     if (vsix) {
       add('installed VSIX, bundled samples', await uiSuite(t, browser, samples, sampleTests('vsix'), { extensionsDir: installVsix(t, vsix), dev: false }));
+    } else if (args.includes('--dev-ui-only')) {
+      add('workbench UI', await uiSuite(t, browser, ws, devTests, { dev: true }));
     } else if (args.includes('--samples-only')) {
       add('panel UI, bundled samples', await uiSuite(t, browser, samples, sampleTests('dev'), { dev: true }));
     } else {

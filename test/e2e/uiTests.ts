@@ -251,10 +251,13 @@ async function cnnFlow(page: Page): Promise<void> {
   assert.equal(await view.locator('#channel-heatmap .cell.unscored').count(), 0, 'every channel scored');
   const title = await view.locator('#channel-heatmap .hm-grid .cell').first().getAttribute('title');
   assert.match(title ?? '', /^layer1\.0\.conv1, channels 0–\d+: mean importance [0-9.e+-]+, \d+ of \d+ kept$/);
+  await view.locator('#channel-heatmap').scrollIntoViewIfNeeded();
   await screenshot(page, 'cnn-heatmap');
   await closeMenus(page);
   await view.locator('#preset-50').click();
   await view.locator('#plan-macs', { hasText: /\((50\.0|49\.\d)% kept\)/ }).waitFor({ timeout: t(10_000) });
+  assert.equal(await view.locator('#plan-latency').count() + await view.locator('#latency-50').count(), 1, 'no latency targets for channel groups (only the hidden status line)');
+  assert.equal((await view.locator('#plan-layers vscode-data-grid-row:not([row-type="header"])').first().innerText()).split(/\s+/)[0], 'layer1.0.conv1');
   await view.locator('#apply:not([disabled])').click();
   const applied = view.locator('#applied');
   await applied.locator('p', { hasText: 'Verified' }).waitFor({ timeout: t(300_000) });
@@ -265,7 +268,6 @@ async function cnnFlow(page: Page): Promise<void> {
 
 /** UI tests against the extension loaded from the development folder, on the small test workspace. */
 export const devTests: UiTest[] = [
-  { name: 'a CNN (ResNet): right-click > Prune with OPTIN shows blocks x channel bins; preset; Apply writes a verified, smaller model', run: cnnFlow },
   {
     name: 'explorer context menu shows "Prune with OPTIN" on an .onnx file only',
     async run(page) {
@@ -313,4 +315,5 @@ export const devTests: UiTest[] = [
       await screenshot(page, 'panel-decoder-refused');
     },
   },
+  { name: 'a CNN (ResNet): right-click > Prune with OPTIN shows blocks x channel bins; preset; Apply writes a verified, smaller model', run: cnnFlow },
 ];
