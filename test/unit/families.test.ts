@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
+import { saveModel } from '../../src/engine/onnx/writer';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { withMeasuredTokens } from '../../src/engine/structure/measure';
 import { FIXTURES, ROOT, fixture, sha256, tempDir } from './helpers';
@@ -86,6 +87,28 @@ describe('model families exported by their own code', function () {
       }
     });
   }
+
+  it('several outputs (extractive QA: start and end logits): the output term is the sum over both, the model prunes verified', () => {
+    const dir = tempDir();
+    const data = textFeeds();
+    const both = fixture('modern-encoder-qa/model-opset17.onnx');
+    const m = loadModel(both);
+    m.proto.graph!.output = m.proto.graph!.output.filter((o) => o.name === 'start_logits');
+    const startOnly = path.join(dir, 'start-only.onnx');
+    saveModel(m, startOnly);
+    const kl = (model: string, out: string): number[] => {
+      const r = optin('score', model, '--data', data, '--samples', '16', '--out', path.join(dir, out), '--quiet');
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(fs.readFileSync(path.join(dir, out), 'utf8')).raw.heads.flatMap((l: { kl: number[] }) => l.kl);
+    };
+    const sum = kl(both, 'both.json'), start = kl(startOnly, 'start.json');
+    assert.ok(start.every((x) => x > 0), 'the start logits alone give every head an output term');
+    sum.forEach((x, i) => assert.ok(x > start[i]! * (1 + 1e-6), `head ${i}: start + end ${x} > start ${start[i]}`));
+    const p = optin('prune', both, '--budget', '0.6', '--data', data, '--samples', '16', '--scores', path.join(dir, 'both.json'), '--no-bench', '--out', path.join(dir, 'p.onnx'), '--json');
+    assert.equal(p.code, 0, p.stderr);
+    const out = JSON.parse(p.stdout);
+    assert.ok(out.apply.verification.maxAbsDiff <= out.apply.verification.tolerance);
+  });
 
   it('per-token logits count real tokens only: padding rows do not change the output term', async () => {
     const { outputLoss } = await import('../../src/engine/optin/lossGraph');

@@ -27,6 +27,8 @@ export interface LossConstants {
   kind: 'kl' | 'squared-error' | 'cosine';
   /** Dense outputs: the pixels the output term compares (the logits graph output is gathered there). */
   pixels?: PixelSample;
+  /** Further outputs (several heads: QA start and end): their own constants; the output term is the sum over all outputs. */
+  others?: Array<{ name: string; constants: LossConstants }>;
   /** Per output row: 1 = counted, 0 = padding (per-token outputs count real tokens only); absent = all rows. */
   rowWeights?: Uint8Array;
 }

@@ -153,11 +153,16 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
   const D = st.hidden;
   const teacherRows = new Map<number, ReturnType<typeof teacherRowsOf>>();
   teacher.features.forEach((f, k) => teacherRows.set(k, teacherRowsOf(f, rows, D)));
-  const dims = teacher.logitsDims;
-  const pixels = samplePixels(teacher.logits, dims, c.seed);
-  if (pixels) return { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, pixels, ...outputConstants(pixels.teacher, [pixels.rows.length, pixels.classes], D) };
-  const perToken = dims.length === 3 && dims[0] === batch.batch && dims[1] === batch.seqLen;
-  return { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, ...outputConstants(teacher.logits, dims, D, perToken ? batch.tokenMask : undefined) };
+  const base = { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows };
+  const term = (logits: Float32Array, dims: number[]): LossConstants => {
+    const pixels = samplePixels(logits, dims, c.seed);
+    if (pixels) return { ...base, pixels, ...outputConstants(pixels.teacher, [pixels.rows.length, pixels.classes], D) };
+    const perToken = dims.length === 3 && dims[0] === batch.batch && dims[1] === batch.seqLen;
+    return { ...base, ...outputConstants(logits, dims, D, perToken ? batch.tokenMask : undefined) };
+  };
+  const first = term(teacher.logits, teacher.logitsDims);
+  const others = teacher.others.map((o) => ({ name: o.name, constants: term(o.data, o.dims) }));
+  return others.length ? { ...first, others } : first;
 }
 
 interface Element { kind: 'head' | 'neuron'; index: number }
@@ -219,12 +224,16 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
       const truncated = opts.horizon !== undefined && full.length > opts.horizon;
       const compared = truncated ? full.slice(0, Math.max(1, opts.horizon!)) : full;
       const reuse = opts.reusePrefix ?? true;
-      const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : [st.outputs[0]!]), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
+      const scored = [st.outputs[0]!, ...(lc.others ?? []).map((o) => o.name)];
+      const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : scored), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
       const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
       const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
-      const logitsName = lc.pixels && !truncated ? gatherPixels(b, st.outputs[0]!, lc.pixels) : st.outputs[0]!;
-      if (logitsName !== st.outputs[0]) b.output(logitsName);
-      proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
+      const terms = truncated ? [] : [{ name: st.outputs[0]!, constants: lc }, ...(lc.others ?? [])].map((o) => {
+        const name = o.constants.pixels ? gatherPixels(b, o.name, o.constants.pixels) : o.name;
+        if (name !== o.name) b.output(name);
+        return { name, constants: o.constants };
+      });
+      proto.graph!.output = proto.graph!.output.filter((o) => terms.some((t) => t.name === o.name));
       b.output(mdName);
       const s = await sessionFor(model, proto, `${model.path} (layer ${l} suffix)`, ep);
       provider = describeSession(s);
@@ -260,7 +269,8 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
           if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, [v * B, 1, I]);
           const out = await runSession(s.session, feeds, `${model.path} (layer ${l})`);
           const mdv = out[mdName]!.data as Float32Array;
-          const klv = truncated ? new Array<number>(v).fill(0) : outputLoss(out[logitsName]!.data as Float32Array, v, lc, c.temperature);
+          const klv = new Array<number>(v).fill(0);
+          for (const t of terms) outputLoss(out[t.name]!.data as Float32Array, v, t.constants, c.temperature).forEach((x, j) => { klv[j] = klv[j]! + x; });
           for (let j = 0; j < v; j++) {
             md[start + j] = mdv[j]!;
             kl[start + j] = klv[j]!;
