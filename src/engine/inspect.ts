@@ -23,7 +23,7 @@ export interface InspectReport {
 
 /** Sequence length used for the MAC model when the caller gives none. */
 export function defaultSeqLen(st: ModelStructure): number {
-  if (st.modality === 'vision' && st.visionTokens) return st.visionTokens;
+  if (st.modality !== 'text' && st.visionTokens) return st.visionTokens;
   return Math.min(128, st.maxPositions ?? 128);
 }
 

@@ -88,6 +88,35 @@ describe('model families exported by their own code', function () {
     });
   }
 
+  for (const opset of [14, 17]) {
+    it(`Whisper-style audio encoder, opset ${opset} (Conv1d stem, last hidden state, feeds .jsonl): 32 tokens measured, cosine output term, prunes verified`, () => {
+      const dir = tempDir();
+      const file = path.join(dir, 'audio.jsonl');
+      let seed = 7;
+      const rnd = (): number => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 * 2 - 1; };
+      fs.writeFileSync(file, Array.from({ length: 12 }, () => JSON.stringify({ input_features: Array.from({ length: 80 }, () => Array.from({ length: 64 }, () => Number(rnd().toFixed(3)))) })).join('\n') + '\n');
+      const model = fixture(`whisper-style-random/model-opset${opset}.onnx`);
+      const ins = JSON.parse(optin('inspect', model, '--json').stdout);
+      assert.equal(ins.modality, 'hidden-states');
+      assert.equal(ins.visionTokens, 32, 'the stride-2 Conv1d stem halves 64 frames: measured, not read from the input shape');
+      assert.equal(ins.macs.seqLen, 32);
+      assert.deepEqual(ins.layers.map((l: { heads: number; headSize: number; ffn: number }) => [l.heads, l.headSize, l.ffn]), [[4, 16, 128], [4, 16, 128], [4, 16, 128]]);
+      const sc = optin('score', model, '--data', file, '--samples', '8', '--out', path.join(dir, 's.json'), '--quiet');
+      assert.equal(sc.code, 0, sc.stderr);
+      const scores = JSON.parse(fs.readFileSync(path.join(dir, 's.json'), 'utf8'));
+      assert.equal(scores.outputLoss, 'cosine-distance');
+      assert.equal(scores.calibration.seqLen, 32);
+      assert.ok(scores.raw.heads.flatMap((l: { kl: number[] }) => l.kl).every((x: number) => x > 0));
+      const r = optin('prune', model, '--budget', '0.6', '--scores', path.join(dir, 's.json'), '--data', file, '--samples', '8', '--eval', file, '--no-bench', '--out', path.join(dir, 'p.onnx'), '--json');
+      assert.equal(r.code, 0, r.stderr);
+      const p = JSON.parse(r.stdout);
+      assert.ok(p.apply.verification.maxAbsDiff <= p.apply.verification.tolerance);
+      assert.ok(Math.abs(p.apply.macs.after / p.apply.macs.before - 0.6) < 0.02);
+      assert.equal(p.evaluation.output, 'embedding');
+      assert.ok(p.evaluation.reference.cosine > 0 && p.evaluation.reference.cosine < 1);
+    });
+  }
+
   it('several outputs (extractive QA: start and end logits): the output term is the sum over both, the model prunes verified', () => {
     const dir = tempDir();
     const data = textFeeds();

@@ -55,8 +55,10 @@ export async function predict(model: OnnxModel, st: ModelStructure, batch: Calib
       if (signal?.aborted) throw new OptinError('cancelled', 'evaluation cancelled');
       const r = await runSession(s.session, toOrt(c.feeds), model.path);
       const y = r[st.outputs[0]!] as ort.Tensor;
-      if (y.dims.length !== 2) throw new OptinError('unsupported', `${model.path}: first output "${st.outputs[0]}" has shape [${y.dims}]; evaluation needs class logits [batch, classes]`);
-      out.push(...argmaxRows(y.data as Float32Array, y.dims[0]!, y.dims[1]!));
+      const perToken = y.dims.length === 3 && (!batch.labels || y.dims[2] === st.hidden);
+      if (y.dims.length !== 2 && !perToken) throw new OptinError('unsupported', `${model.path}: first output "${st.outputs[0]}" has shape [${y.dims}]; evaluation with labels needs class logits [batch, classes] (per-token accuracy is not supported yet)`);
+      const rows = perToken ? y.dims[0]! * y.dims[1]! : y.dims[0]!;
+      out.push(...argmaxRows(y.data as Float32Array, rows, y.dims[y.dims.length - 1]!));
       raw?.push(Float32Array.from(y.data as Float32Array));
     }
   } finally {
@@ -78,12 +80,14 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
   const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...opts.data });
   if (firstOutputRank(model) === 4 || batch.labelMaps) return evaluateSegmentation(model, st.outputs[0]!, batch, opts, t0);
   if (!batch.labels && !opts.reference) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
-  const labels = batch.labels;
   const size = opts.batchSize ?? 64;
   const rows: Float32Array[] = [];
   const pred = await predict(model, st, batch, size, opts.ep, opts.signal, rows);
+  // Hidden-state outputs give one row per token: labels (one per example) do not apply, the cosine to the reference does.
+  const labels = batch.labels?.length === pred.length ? batch.labels : undefined;
+  if (!labels && !opts.reference) throw new OptinError('data', `${model.path}: its output has one row per token; evaluation needs --reference (cosine similarity to the original's outputs)`);
   const acc = (p: number[]): number | undefined => (labels ? p.reduce((a, x, i) => a + (x === labels[i] ? 1 : 0), 0) / p.length : undefined);
-  const report: EvalReport = { model: model.path, data: opts.data.data, examples: pred.length, ...(labels ? { accuracy: acc(pred)! } : {}), seconds: 0 };
+  const report: EvalReport = { model: model.path, data: opts.data.data, examples: batch.batch, ...(labels ? { accuracy: acc(pred)! } : {}), seconds: 0 };
   if (opts.reference) {
     const refModel = loadModel(opts.reference);
     const refSt = describeInterface(refModel);

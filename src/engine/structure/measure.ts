@@ -7,14 +7,15 @@ import { benchFeeds } from '../eval/bench';
 import type { ModelStructure } from './types';
 
 /**
- * Measure, don't guess: the token count of a vision model is what layer 0's residual input
- * ([batch, tokens, hidden]) measures in one onnxruntime run on a one-image probe batch, whatever
- * the patch embedding (Conv, Linear over reshaped patches, ...) and the extra tokens (class,
- * distillation). Text models keep their data-dependent lengths. Returns the structure with
- * `visionTokens` set from the run (unchanged when the probe cannot be built, e.g. symbolic image sizes).
+ * Measure, don't guess: the token count of a vision (or other fixed-size input, e.g. audio
+ * features) model is what layer 0's residual input ([batch, tokens, hidden]) measures in one
+ * onnxruntime run on a one-example probe batch, whatever the embedding (Conv, Linear over reshaped
+ * patches, a strided Conv1d stem, ...) and the extra tokens (class, distillation). Text models keep
+ * their data-dependent lengths. Returns the structure with `visionTokens` set from the run
+ * (unchanged when the probe cannot be built, e.g. symbolic input sizes).
  */
 export async function withMeasuredTokens(model: OnnxModel, st: ModelStructure): Promise<ModelStructure> {
-  if (st.modality !== 'vision' || !st.layers.length) return st;
+  if (st.modality === 'text' || !st.layers.length) return st;
   const fixed = st.inputs.every((i) => i.shape.slice(1).every((d) => typeof d === 'number' && d > 0));
   if (!fixed) return st;
   const fixedBatch = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
