@@ -23,7 +23,11 @@ export function toOrt(feeds: Record<string, TensorData>): Record<string, ort.Ten
 export interface TeacherRun {
   logits: Float32Array;
   logitsDims: number[];
-  /** Every float output after the first (QA start and end logits, several heads): each gets its own output term. */
+  /**
+   * Float outputs after the first of the same rank (QA start and end logits, several classifier
+   * heads): each gets its own output term. Outputs of another rank (a pretraining model's
+   * next-sentence logits [B, 2] beside its MLM logits [B, S, V]) are not scored.
+   */
   others: Array<{ name: string; data: Float32Array; dims: number[] }>;
   /** Feature of every layer, [batch, seq, D]. */
   features: Float32Array[];
@@ -50,7 +54,7 @@ export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: Ca
     return {
       logits: logits.data as Float32Array,
       logitsDims: [...logits.dims],
-      others: st.outputs.slice(1).map((name) => ({ name, t: get(name) })).filter((o) => o.t.type === 'float32').map((o) => ({ name: o.name, data: o.t.data as Float32Array, dims: [...o.t.dims] })),
+      others: st.outputs.slice(1).map((name) => ({ name, t: get(name) })).filter((o) => o.t.type === 'float32' && o.t.dims.length === logits.dims.length).map((o) => ({ name: o.name, data: o.t.data as Float32Array, dims: [...o.t.dims] })),
       features: st.layers.map((l) => get(l.feature).data as Float32Array),
       featureDims: st.layers.map((l) => [...get(l.feature).dims]),
       layerInputs: st.layers.map((l) => get(l.input).data as Float32Array),

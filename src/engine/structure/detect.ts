@@ -123,7 +123,7 @@ function withInterface(model: OnnxModel, ix: GraphIndex, inputs: ModelInput[], h
   const pixel = inputs.find((i) => i.role === 'pixel_values');
   const ids = inputs.find((i) => i.role === 'input_ids');
   const s: ModelStructure = {
-    architecture: pixel || ids ? family(model, !!pixel) : 'encoder',
+    architecture: inputs.some((i) => i.name === 'input_features') ? 'audio-encoder' : family(model, !!pixel),
     modality: pixel ? 'vision' : ids ? 'text' : 'hidden-states',
     hidden,
     norm,
