@@ -6,7 +6,7 @@ import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag
 import { formatPrune } from './report';
 import { defaultOutput } from '../engine/prune/output';
 
-const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune]
+const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune | --refit]
          [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude|l1] [--scores scores.json] [--eval <labelled data>] [--out PATH]
          [--no-bench] [--bench-batch B] [--bench-seq-len S] [--ep E] [--json]`;
 
@@ -14,7 +14,7 @@ const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--mul
 export async function runPruneCommand(argv: string[]): Promise<number> {
   const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'latency', 'multiple-of', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
   const args = parseArgs(argv, valued);
-  checkFlags(args, [...valued, 'tune', 'no-bench', 'json', 'quiet'], 'prune');
+  checkFlags(args, [...valued, 'tune', 'refit', 'no-bench', 'json', 'quiet'], 'prune');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   const target = targetFlag(args);
   const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude' | 'l1';
@@ -28,7 +28,7 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
       const r = await runPrune(engine, {
         model: args.positional[0]!, budget: target.kind === 'macs' ? target.value : 1, ...(target.kind === 'latency' ? { latency: target.value } : {}), multipleOf: multipleOfFlag(args), data, ep: epFlag(args), ranking, scoring: modeOptions(args),
         ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
-        ...(args.flags.has('tune') ? { tune: true } : {}),
+        ...(args.flags.has('tune') ? { tune: true } : {}), ...(args.flags.has('refit') ? { refit: true } : {}),
         ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
         ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : {}),
         bench: args.flags.has('no-bench') ? false : benchFlags(args),

@@ -24,6 +24,11 @@ export function formatApply(a: ApplyReport): string {
     const gain = used.reduce((s, t) => s + t.before, 0) > 0 ? 1 - used.reduce((s, t) => s + t.after, 0) / used.reduce((s, t) => s + t.before, 0) : 0;
     lines.push(`tuned       ${used.length}/${a.tuning.length} sublayers rescaled (reconstruction error -${(100 * gain).toFixed(1)}%)${a.tuning.some((t) => t.rejected) ? `; rejected: ${a.tuning.filter((t) => t.rejected).map((t) => `layer ${t.layer} ${t.part} (${t.rejected})`).join(', ')}` : ''}`);
   }
+  if (a.refit) {
+    const used = a.refit.filter((t) => !t.rejected);
+    const sum = (k: 'before' | 'after'): number => used.reduce((s, t) => s + t[k], 0);
+    lines.push(`refitted    ${used.length}/${a.refit.length} sublayers: kept rows of the output projections / second FFN matrices solved by least squares to the dense outputs (reconstruction error -${(100 * (sum('before') > 0 ? 1 - sum('after') / sum('before') : 0)).toFixed(1)}%)`);
+  }
   if (a.reconstruction) {
     const used = a.reconstruction.filter((t) => !t.rejected);
     const sum = (k: 'before' | 'after'): number => used.reduce((s, t) => s + t[k], 0);

@@ -15,6 +15,7 @@ import { OptinError } from '../errors';
 import { applyKeep, checkKeep, type KeepSet } from './apply';
 import { tuneMasks, type TuneStep } from './tune';
 import { verifyPruned, type Verification } from './verify';
+import { refitProjections, type RefitStep } from './refit';
 import { defaultOutput } from './output';
 import { checkOutput } from '../preflight';
 import { analyzeChannels } from '../channels/structure';
@@ -33,6 +34,8 @@ export interface ApplyRequest {
   out?: string;
   /** Mask tuning (OPTIN.md section 5) before writing. */
   tune?: boolean;
+  /** Least-squares refit of the output projections / FFN second matrices (channel groups: every consumer) over the kept elements. */
+  refit?: boolean;
   /** Calibration data for verification and tuning (the plan's data is the natural choice). */
   data: DataOptions;
   /** Execution provider verification runs on (default cpu). */
@@ -54,6 +57,8 @@ export interface ApplyReport {
   fileBytes: { before: number; after: number };
   verification: Verification;
   tuning?: TuneStep[];
+  /** Transformers with --refit: every pruned sublayer's least-squares refit. */
+  refit?: RefitStep[];
   /** Channel networks with --tune: the least-squares refit of every consumer of a pruned group. */
   reconstruction?: ReconstructionStep[];
   seconds: number;
@@ -86,15 +91,25 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   const plan = req.plan;
   if (!(plan.budget > 0 && plan.budget <= 1)) throw new OptinError('usage', `plan budget ${plan.budget} is outside (0, 1]`);
   const out = req.out ?? defaultOutput(req.model, plan.budget);
-  const model = loadModel(req.model);
+  let model = loadModel(req.model);
   checkOutput(model.path, out, model.fileBytes);
   checkPlanFor(model, plan);
   if (plan.model.channels) return applyChannelPlan(req, model, out, t0, signal, onStep);
-  const st = await withMeasuredTokens(model, detectStructure(model));
+  if (req.tune && req.refit) throw new OptinError('usage', '--tune (mask scales) and --refit (least-squares weights) are alternatives; choose one');
+  let st = await withMeasuredTokens(model, detectStructure(model));
   const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };
   checkKeep(st, keep, model.path);
   onStep?.('loading calibration data');
   const batch = await loadCalibration(model.path, st, req.data);
+  const original = model;
+  let refit: RefitStep[] | undefined;
+  if (req.refit) {
+    onStep?.('refitting projections (least squares)');
+    const r = await refitProjections(model, st, keep, batch, signal);
+    refit = r.steps;
+    model = r.model;
+    st = { ...detectStructure(model), ...(st.visionTokens ? { visionTokens: st.visionTokens } : {}) };
+  }
   let tuning: TuneStep[] | undefined;
   if (req.tune) {
     onStep?.('tuning masks');
@@ -106,7 +121,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   onStep?.('cutting weights');
   const summary = {
     tool: `${TOOL.name} ${TOOL.version}`, budget: plan.budget, source: path.basename(model.path), sourceSha256: plan.model.sha256,
-    macs: plan.macs, heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons), tuned: !!req.tune,
+    macs: plan.macs, heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons), tuned: !!req.tune, refit: !!req.refit,
   };
   const proto = applyKeep(model, st, keep, { metadata: { 'optin.plan': JSON.stringify(summary) } });
   const pruned: OnnxModel = { ...model, path: out, proto };
@@ -115,15 +130,15 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
   onStep?.('writing');
   const files = saveModel({ ...model, proto }, out);
-  const inputFiles = [model.path, ...(model.usesExternalData ? externalFiles(model) : [])];
+  const inputFiles = [original.path, ...(original.usesExternalData ? externalFiles(original) : [])];
   return {
-    input: model.path, output: path.resolve(out), files, budget: plan.budget,
+    input: original.path, output: path.resolve(out), files, budget: plan.budget,
     kept: { heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons) },
     total: { heads: plan.model.layers.map((g) => g.heads), neurons: plan.model.layers.map((g) => g.ffn) },
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
-    parameters: { before: parameters(model.proto), after: parameters(proto) },
+    parameters: { before: parameters(original.proto), after: parameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
-    verification, ...(tuning ? { tuning } : {}), seconds: (performance.now() - t0) / 1000,
+    verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), seconds: (performance.now() - t0) / 1000,
   };
 }
 
@@ -136,7 +151,7 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
   const batch = await loadCalibration(model.path, cs, req.data);
   let base = model;
   let reconstruction: ReconstructionStep[] | undefined;
-  if (req.tune) {
+  if (req.tune || req.refit) {
     onStep?.('reconstructing consumers (least squares)');
     const r = await reconstructConsumers(model, cs, keep, batch, signal);
     reconstruction = r.steps;
@@ -146,7 +161,7 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
   onStep?.('cutting channels and verifying');
   const summary = {
     tool: `${TOOL.name} ${TOOL.version}`, budget: plan.budget, source: path.basename(model.path), sourceSha256: plan.model.sha256,
-    macs: plan.macs, channels: plan.layers.map((l) => l.neurons), groups: plan.model.channels!.names, tuned: !!req.tune,
+    macs: plan.macs, channels: plan.layers.map((l) => l.neurons), groups: plan.model.channels!.names, tuned: !!(req.tune || req.refit),
   };
   const { pruned, verification } = await cutAndVerifyChannels(base, cs, plan, batch, req.ep ?? 'cpu', out, { 'optin.plan': JSON.stringify(summary) });
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');

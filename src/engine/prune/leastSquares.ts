@@ -41,3 +41,97 @@ export function residual(G: Float64Array, c: Float64Array, rr: number, s: ArrayL
   }
   return q - 2 * lin + rr;
 }
+
+/** A layer-wise least-squares problem: rows of inputs x (features) and targets y (outputs), weights starting at w0/b0. */
+export interface FitProblem {
+  rows: number;
+  features: number;
+  outputs: number;
+  /** Also fit one bias per output (a constant feature). */
+  bias: boolean;
+  x(r: number, f: number): number;
+  y(r: number, o: number): number;
+  w0(f: number, o: number): number;
+  b0(o: number): number;
+}
+
+/** Solution of {@link fitRows}: weights [features, outputs], biases, squared errors before and after. */
+export interface Fit {
+  weights: Float64Array;
+  bias?: Float64Array;
+  before: number;
+  after: number;
+  rejected?: string;
+}
+
+/**
+ * min ||y - x W - b||^2 + lambda ||[W; b] - [w0; b0]||^2 with lambda = 1e-3 x mean(diag x^T x), by
+ * Cholesky on the normal equations (float64); rejected when singular or not better than (w0, b0).
+ */
+export function fitRows(p: FitProblem): Fit {
+  const F = p.features + (p.bias ? 1 : 0), M = p.outputs;
+  const A = new Float64Array(F * F), B = new Float64Array(F * M);
+  const v = new Float64Array(F);
+  const yo = new Float64Array(M);
+  let yy = 0;
+  for (let r = 0; r < p.rows; r++) {
+    for (let f = 0; f < p.features; f++) v[f] = p.x(r, f);
+    if (p.bias) v[F - 1] = 1;
+    for (let o = 0; o < M; o++) { yo[o] = p.y(r, o); yy += yo[o]! * yo[o]!; }
+    for (let i = 0; i < F; i++) {
+      const vi = v[i]!;
+      if (vi === 0) continue;
+      for (let j = 0; j <= i; j++) A[i * F + j] = A[i * F + j]! + vi * v[j]!;
+      for (let o = 0; o < M; o++) B[i * M + o] = B[i * M + o]! + vi * yo[o]!;
+    }
+  }
+  for (let i = 0; i < F; i++) for (let j = 0; j < i; j++) A[j * F + i] = A[i * F + j]!;
+  const w = (f: number, o: number): number => (p.bias && f === F - 1 ? p.b0(o) : p.w0(f, o));
+  const err = (W: (f: number, o: number) => number): number => {
+    let q = yy;
+    for (let o = 0; o < M; o++) {
+      for (let i = 0; i < F; i++) {
+        const wi = W(i, o);
+        if (wi === 0) continue;
+        let s = 0;
+        for (let j = 0; j < F; j++) s += A[i * F + j]! * W(j, o);
+        q += wi * s - 2 * wi * B[i * M + o]!;
+      }
+    }
+    return q;
+  };
+  const before = err(w);
+  let tr = 0;
+  for (let i = 0; i < F; i++) tr += A[i * F + i]!;
+  const lambda = 1e-3 * Math.max(tr / F, 1e-30);
+  const L = new Float64Array(F * F);
+  for (let i = 0; i < F; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = A[i * F + j]! + (i === j ? lambda : 0);
+      for (let q = 0; q < j; q++) s -= L[i * F + q]! * L[j * F + q]!;
+      if (i === j) {
+        if (!(s > 0)) return { weights: new Float64Array(0), before, after: before, rejected: 'singular system' };
+        L[i * F + i] = Math.sqrt(s);
+      } else L[i * F + j] = s / L[j * F + j]!;
+    }
+  }
+  const X = new Float64Array(F * M);
+  const z = new Float64Array(F);
+  for (let o = 0; o < M; o++) {
+    for (let i = 0; i < F; i++) {
+      let s = B[i * M + o]! + lambda * w(i, o);
+      for (let q = 0; q < i; q++) s -= L[i * F + q]! * z[q]!;
+      z[i] = s / L[i * F + i]!;
+    }
+    for (let i = F - 1; i >= 0; i--) {
+      let s = z[i]!;
+      for (let q = i + 1; q < F; q++) s -= L[q * F + i]! * X[q * M + o]!;
+      X[i * M + o] = s / L[i * F + i]!;
+    }
+  }
+  const after = err((f, o) => X[f * M + o]!);
+  const weights = X.subarray(0, p.features * M);
+  const bias = p.bias ? X.subarray(p.features * M) : undefined;
+  if (!(after < before)) return { weights, ...(bias ? { bias } : {}), before, after: before, rejected: 'no lower error' };
+  return { weights, ...(bias ? { bias } : {}), before, after };
+}

@@ -33,6 +33,8 @@ export interface PruneRequest {
   /** Reuse scores instead of scoring again (must belong to the same model file). */
   scores?: ScoresFile;
   tune?: boolean;
+  /** Least-squares refit of the kept elements' output weights (see ApplyRequest.refit). */
+  refit?: boolean;
   out?: string;
   /** Labelled data to measure accuracy before and after. */
   evalData?: DataOptions & { data: string };
@@ -111,7 +113,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(req.latency ? `planning at ${req.latency} of the dense latency` : `planning at budget ${req.budget}`);
   const plan = lat ? makeLatencyPlan(scores, lat.table, req.latency!, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf ?? 1);
-  const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), out }, ev.step, signal);
+  const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), ...(req.refit ? { refit: true } : {}), out }, ev.step, signal);
   const report: PruneReport = { scores, plan, apply, idealSpeedup: plan.macs.baseline / plan.macs.kept };
   if (lat && plan.latency) {
     report.latency = {
