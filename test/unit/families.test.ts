@@ -23,6 +23,9 @@ const FAMILIES: Array<{ name: string; file: string; layers: number; heads: numbe
   { name: 'DeiT-style ViT (class and distillation tokens, two heads averaged)', file: 'deit-random/model-opset17.onnx', layers: 4, heads: 4, headSize: 16, ffn: 128, tokens: 18 },
   { name: 'modern encoder (RMSNorm, no biases, rotary q/k, SwiGLU FFN; text)', file: 'modern-encoder-random/model-opset17.onnx', layers: 3, heads: 4, headSize: 16, ffn: 96, gated: true },
   { name: 'vit-pytorch-style ViT after onnxruntime graph optimizations', file: 'vitpt-random/model-opset17.ort-fused.onnx', layers: 6, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
+  { name: 'DeiT-style ViT, opset 14 (decomposed LayerNorm)', file: 'deit-random/model-opset14.onnx', layers: 4, heads: 4, headSize: 16, ffn: 128, tokens: 18 },
+  { name: 'DeiT-style ViT after onnxruntime graph optimizations', file: 'deit-random/model-opset17.ort-fused.onnx', layers: 4, heads: 4, headSize: 16, ffn: 128, tokens: 18 },
+  { name: 'modern encoder, opset 14', file: 'modern-encoder-random/model-opset14.onnx', layers: 3, heads: 4, headSize: 16, ffn: 96, gated: true },
 ];
 
 describe('model families exported by their own code', function () {
@@ -88,7 +91,7 @@ describe('model families exported by their own code', function () {
     });
   }
 
-  for (const opset of [14, 17]) {
+  for (const opset of ['14', '17', '17.ort-fused']) {
     it(`Whisper-style audio encoder, opset ${opset} (Conv1d stem, last hidden state, feeds .jsonl): 32 tokens measured, cosine output term, prunes verified`, () => {
       const dir = tempDir();
       const file = path.join(dir, 'audio.jsonl');
