@@ -26,6 +26,7 @@ const FAMILIES: Array<{ name: string; file: string; layers: number; heads: numbe
   { name: 'DeiT-style ViT, opset 14 (decomposed LayerNorm)', file: 'deit-random/model-opset14.onnx', layers: 4, heads: 4, headSize: 16, ffn: 128, tokens: 18 },
   { name: 'DeiT-style ViT after onnxruntime graph optimizations', file: 'deit-random/model-opset17.ort-fused.onnx', layers: 4, heads: 4, headSize: 16, ffn: 128, tokens: 18 },
   { name: 'modern encoder, opset 14', file: 'modern-encoder-random/model-opset14.onnx', layers: 3, heads: 4, headSize: 16, ffn: 96, gated: true },
+  { name: 'modern encoder after onnxruntime graph optimizations (FusedMatMul scores, SimplifiedLayerNormalization, QuickGelu gate, moved rotary transposes)', file: 'modern-encoder-random/model-opset17.ort-fused.onnx', layers: 3, heads: 4, headSize: 16, ffn: 96 },
 ];
 
 describe('model families exported by their own code', function () {

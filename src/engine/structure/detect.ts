@@ -30,7 +30,7 @@ export function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out:
       const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
       if (!ix.constant(skip)) return { skip, out: u.output[0]! };
     }
-    if (u.opType === 'SkipLayerNormalization') {
+    if (u.opType === 'SkipLayerNormalization' || u.opType === 'SkipSimplifiedLayerNormalization') {
       const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
       return { skip, out: u.output[0]! };
     }

@@ -2,14 +2,17 @@ import type { GraphIndex } from '../onnx/graph';
 import { nodeId } from './linear';
 import type { NormInfo } from './types';
 
+/** Fused norms onnxruntime writes (Simplified = RMSNorm). */
+const FUSED = new Set(['LayerNormalization', 'SkipLayerNormalization', 'SimplifiedLayerNormalization', 'SkipSimplifiedLayerNormalization']);
+
 const LN_OPS = new Set(['ReduceMean', 'Sub', 'Pow', 'Mul', 'Add', 'Sqrt', 'Div', 'Reciprocal', 'Cast']);
 
 /** The LayerNorm that produces `value`, when it is one. */
 export function normProducing(ix: GraphIndex, value: string): NormInfo | undefined {
   const p = ix.producer.get(value);
   if (!p) return undefined;
-  if (p.opType === 'LayerNormalization' || p.opType === 'SkipLayerNormalization') {
-    return { kind: p.opType, node: nodeId(p), output: value };
+  if (FUSED.has(p.opType)) {
+    return { kind: p.opType as NormInfo['kind'], node: nodeId(p), output: value };
   }
   if (LN_OPS.has(p.opType) && reachesReduceMean(ix, value)) return { kind: 'decomposed', node: nodeId(p), output: value };
   return undefined;
@@ -33,7 +36,7 @@ function reachesReduceMean(ix: GraphIndex, value: string): boolean {
 /** The LayerNorm applied to `input` (fused op, or the last node of a ReduceMean chain). */
 export function normAfter(ix: GraphIndex, input: string): NormInfo | undefined {
   const uses = ix.uses(input);
-  const fused = uses.find((u) => u.opType === 'LayerNormalization' || (u.opType === 'SkipLayerNormalization' && u.input[0] === input));
+  const fused = uses.find((u) => u.opType === 'LayerNormalization' || u.opType === 'SimplifiedLayerNormalization' || ((u.opType === 'SkipLayerNormalization' || u.opType === 'SkipSimplifiedLayerNormalization') && u.input[0] === input));
   if (fused) return { kind: fused.opType as NormInfo['kind'], node: nodeId(fused), output: fused.output[0]! };
   // LayerNorm reduces x itself; RMSNorm reduces x^2 (Pow or Mul first).
   const reduces = (n: typeof uses[number]): boolean => n.opType === 'ReduceMean';

@@ -82,7 +82,7 @@ export interface FfnBlock {
 
 /** A LayerNorm, fused or decomposed. */
 export interface NormInfo {
-  kind: 'LayerNormalization' | 'SkipLayerNormalization' | 'decomposed';
+  kind: 'LayerNormalization' | 'SkipLayerNormalization' | 'SimplifiedLayerNormalization' | 'SkipSimplifiedLayerNormalization' | 'decomposed';
   /** Node that produces the normalised value (the last node of a decomposed chain). */
   node: string;
   output: string;
