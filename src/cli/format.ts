@@ -45,7 +45,7 @@ export function formatInspect(r: InspectReport): string {
     `model   ${path.basename(r.path)}  (${bytes(r.fileBytes)}${r.usesExternalData ? ' + external data' : ''}, ${si(r.parameters)} parameters)`,
     `arch    ${s.architecture}, ${s.modality}, ${s.norm}-LN, hidden ${s.hidden}, ${s.layers.length} layers, opset ${s.opset}, ${s.producer || 'unknown producer'}`,
     `inputs  ${s.inputs.map((i) => `${i.name} (${i.role}, ${i.dtype} [${i.shape.join(', ')}])`).join('; ')}`,
-    `MACs at sequence length ${r.macs.seqLen}${s.visionTokens ? (s.modality === 'vision' ? ' (patches + class tokens, measured)' : ' (tokens, measured)') : ''}:`,
+    `MACs at sequence length ${r.macs.seqLen}${s.visionTokens ? ' (tokens, measured)' : ''}:`,
     '',
   ];
   const rows = [['layer', 'heads x size', 'qkv', 'ffn', 'activation', 'head MACs', 'ffn MACs', 'total']];

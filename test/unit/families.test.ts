@@ -121,6 +121,27 @@ describe('model families exported by their own code', function () {
     });
   }
 
+  it('segmentation transformer trained on MNIST scenes: per-pixel KL scores, prune 0.6 verified, mIoU measured before and after', () => {
+    const dir = tempDir();
+    const model = fixture('segvit-scenes/model-opset17.onnx');
+    const scenes = path.join(FIXTURES, 'data', 'mnist-scenes');
+    const ins = JSON.parse(optin('inspect', model, '--json').stdout);
+    assert.equal(ins.visionTokens, 64);
+    assert.deepEqual(ins.layers.map((l: { heads: number; headSize: number; ffn: number }) => [l.heads, l.headSize, l.ffn]), Array.from({ length: 4 }, () => [4, 16, 128]));
+    const sc = optin('score', model, '--data', path.join(scenes, 'train'), '--samples', '16', '--out', path.join(dir, 's.json'), '--quiet');
+    assert.equal(sc.code, 0, sc.stderr);
+    const s = JSON.parse(fs.readFileSync(path.join(dir, 's.json'), 'utf8'));
+    assert.equal(s.outputLoss, 'kl');
+    assert.ok(s.raw.heads.flatMap((l: { kl: number[] }) => l.kl).every((x: number) => x > 0), 'every head changes the sampled pixels\' class distributions');
+    const r = optin('prune', model, '--budget', '0.6', '--scores', path.join(dir, 's.json'), '--data', path.join(scenes, 'train'), '--samples', '16', '--eval', path.join(scenes, 'test'), '--no-bench', '--out', path.join(dir, 'p.onnx'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const p = JSON.parse(r.stdout);
+    assert.ok(p.apply.verification.maxAbsDiff <= p.apply.verification.tolerance);
+    assert.equal(p.evaluation.examples, 200);
+    assert.ok(Math.abs(p.evaluation.reference.segmentation.miou - 0.2519) < 0.001, `dense mIoU ${p.evaluation.reference.segmentation.miou}`);
+    assert.ok(p.evaluation.segmentation.miou > 0.1 && p.evaluation.segmentation.miou <= p.evaluation.reference.segmentation.miou + 0.02, `pruned mIoU ${p.evaluation.segmentation.miou}`);
+  });
+
   it('several outputs (extractive QA: start and end logits): the output term is the sum over both, the model prunes verified', () => {
     const dir = tempDir();
     const data = textFeeds();
