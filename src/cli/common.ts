@@ -54,9 +54,9 @@ export function modeOptions(args: Args): { mode: 'exact' | 'fast' | 'auto'; neur
 }
 
 /** --multiple-of N (kept neurons per layer a multiple of N), default 1. */
-export function multipleOfFlag(args: Args): number {
+export function multipleOfFlag(args: Args): number | undefined {
   const v = args.flags.get('multiple-of');
-  if (v === undefined) return 1;
+  if (v === undefined) return undefined;
   const n = Number(v);
   if (!(typeof v === 'string' && Number.isInteger(n) && n >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got "${String(v)}"`);
   return n;

@@ -12,7 +12,8 @@ export interface OptinSettings {
   maskTuning: boolean;
   outputNaming: string;
   /** Kept neurons per layer a multiple of this (1 = any width). */
-  multipleOf: number;
+  /** Kept widths are a multiple of this; undefined = automatic (1 for transformers, 8 for channel groups). */
+  multipleOf: number | undefined;
 }
 
 /** Read the settings (scoped to the model's workspace folder when given). */
@@ -27,7 +28,7 @@ export function settings(scope?: vscode.Uri): OptinSettings {
     maxSequenceLength: c.get<number>('maxSequenceLength', 128),
     maskTuning: c.get<boolean>('maskTuning', false),
     outputNaming: c.get<string>('outputNaming', '${name}.optin-${pct}.onnx'),
-    multipleOf: Math.max(1, Math.round(c.get<number>('multipleOf', 1))),
+    multipleOf: Math.round(c.get<number>('multipleOf', 0)) >= 1 ? Math.round(c.get<number>('multipleOf', 0)) : undefined,
   };
 }
 

@@ -112,7 +112,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : req.ranking === 'l1' ? 'ranking filters by L1 norm' : 'scoring');
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(req.latency ? `planning at ${req.latency} of the dense latency` : `planning at budget ${req.budget}`);
-  const plan = lat ? makeLatencyPlan(scores, lat.table, req.latency!, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf ?? 1);
+  const plan = lat ? makeLatencyPlan(scores, lat.table, req.latency!, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf);
   const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), ...(req.refit ? { refit: true } : {}), out }, ev.step, signal);
   const report: PruneReport = { scores, plan, apply, idealSpeedup: plan.macs.baseline / plan.macs.kept };
   if (lat && plan.latency) {

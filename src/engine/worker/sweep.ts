@@ -95,7 +95,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
   const applied: ApplyReport[] = [];
   for (const [i, t] of targets.entries()) {
     ev.step?.(`budget ${i + 1} of ${targets.length}: planning and writing ${path.basename(outputFor(req, t))}`);
-    const plan = lat ? makeLatencyPlan(scores, lat.table, t, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, t, scores.macSeqLen, req.multipleOf ?? 1);
+    const plan = lat ? makeLatencyPlan(scores, lat.table, t, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, t, scores.macSeqLen, req.multipleOf);
     plans.push(plan);
     applied.push(await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, out: outputFor(req, t) }, undefined, signal));
   }
