@@ -17,12 +17,12 @@ describe('least-squares refit (--refit)', function () {
     const W = [[2, -1], [0.5, 3], [1, 1]], b = [0.25, -2];
     const xs = Array.from({ length: 40 }, (_, r) => [Math.sin(r), Math.cos(3 * r), (r % 7) / 7]);
     const y = (r: number, o: number): number => xs[r]!.reduce((s, x, f) => s + x * W[f]![o]!, b[o]!);
-    const fit = fitRows({ rows: 40, features: 3, outputs: 2, bias: true, x: (r, f) => xs[r]![f]!, y, w0: () => 0, b0: () => 0 });
+    const fit = fitRows({ rows: 40, features: 3, outputs: 2, bias: true, row: (r, out) => { xs[r]!.forEach((x, f) => { out[f] = x; }); }, y, w0: () => 0, b0: () => 0 });
     assert.equal(fit.rejected, undefined);
     for (let f = 0; f < 3; f++) for (let o = 0; o < 2; o++) assert.ok(Math.abs(fit.weights[f * 2 + o]! - W[f]![o]!) < 0.05, `W[${f}][${o}] = ${fit.weights[f * 2 + o]}`);
     assert.ok(Math.abs(fit.bias![1]! - b[1]!) < 0.05);
     assert.ok(fit.after < 1e-2 * fit.before);
-    const exact = fitRows({ rows: 40, features: 3, outputs: 2, bias: true, x: (r, f) => xs[r]![f]!, y, w0: (f, o) => W[f]![o]!, b0: (o) => b[o]! });
+    const exact = fitRows({ rows: 40, features: 3, outputs: 2, bias: true, row: (r, out) => { xs[r]!.forEach((x, f) => { out[f] = x; }); }, y, w0: (f, o) => W[f]![o]!, b0: (o) => b[o]! });
     assert.equal(exact.rejected, 'no lower error', 'starting from the exact map nothing improves');
   });
 

@@ -7,6 +7,7 @@ import type { CalibrationBatch } from '../data/calibration';
 import { sessionFor, toOrt } from '../optin/teacher';
 import { runSession } from '../runtime/session';
 import { sampleIndices } from '../optin/random';
+import { fitRows } from '../prune/leastSquares';
 import { OptinError } from '../errors';
 import { channelMaskName, instrumentChannels } from './instrument';
 import { withConsumerUpdates, type ConsumerUpdates } from './consumers';
@@ -25,39 +26,9 @@ export interface ReconstructionStep {
   rejected?: string;
 }
 
-/** Cholesky solve of (A + lambda I) X = B for k x k A and m right-hand sides (row-major, float64); undefined when singular. */
-function solve(A: Float64Array, B: Float64Array, k: number, m: number): Float64Array | undefined {
-  const L = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = A[i * k + j]!;
-      for (let p = 0; p < j; p++) s -= L[i * k + p]! * L[j * k + p]!;
-      if (i === j) {
-        if (!(s > 0)) return undefined;
-        L[i * k + i] = Math.sqrt(s);
-      } else L[i * k + j] = s / L[j * k + j]!;
-    }
-  }
-  const X = new Float64Array(k * m);
-  for (let c = 0; c < m; c++) {
-    const y = new Float64Array(k);
-    for (let i = 0; i < k; i++) {
-      let s = B[i * m + c]!;
-      for (let p = 0; p < i; p++) s -= L[i * k + p]! * y[p]!;
-      y[i] = s / L[i * k + i]!;
-    }
-    for (let i = k - 1; i >= 0; i--) {
-      let s = y[i]!;
-      for (let p = i + 1; p < k; p++) s -= L[p * k + i]! * X[p * m + c]!;
-      X[i * m + c] = s / L[i * k + i]!;
-    }
-  }
-  return X;
-}
-
 /** How one consumer turns its input rows into features: im2col for a Conv, the last axis for MatMul/Gemm. */
 interface Layout {
-  /** Features per row: kept channels x kernel positions (+1 for the bias). */
+  /** Features per row: kept channels x kernel positions. */
   features: number;
   rows: number;
   /** Fill the feature vector of row r from the consumer's input. */
@@ -74,7 +45,7 @@ function convLayout(n: NodeProto, x: ort.Tensor, kept: number[], outDims: readon
   const d = x.data as Float32Array;
   const k = kept.length;
   return {
-    features: k * kh * kw + 1,
+    features: k * kh * kw,
     rows: B * Ho * Wo,
     row(r, out) {
       const b = Math.floor(r / (Ho * Wo)), p = r % (Ho * Wo), oy = Math.floor(p / Wo), ox = p % Wo;
@@ -88,20 +59,18 @@ function convLayout(n: NodeProto, x: ort.Tensor, kept: number[], outDims: readon
           }
         }
       }
-      out[f] = 1;
     },
   };
 }
 
-function denseLayout(x: ort.Tensor, kept: number[], bias: boolean): Layout {
+function denseLayout(x: ort.Tensor, kept: number[]): Layout {
   const C = x.dims[x.dims.length - 1]!;
   const d = x.data as Float32Array;
   return {
-    features: kept.length + (bias ? 1 : 0),
+    features: kept.length,
     rows: d.length / C,
     row(r, out) {
       kept.forEach((c, f) => { out[f] = d[r * C + c]!; });
-      if (bias) out[kept.length] = 1;
     },
   };
 }
@@ -171,59 +140,26 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
       const hasBias = n.opType !== 'MatMul';
       const b0 = updates[name]?.bias ?? (n.input[2] && ix.constant(n.input[2]) ? Array.from(tensorFloat32(ix.constant(n.input[2])!, model.ext)) : undefined);
       const y = outRows(target[n.output[0]!]!, conv);
-      const layout = conv ? convLayout(n, got[inputs[ci]!]!, kept, target[n.output[0]!]!.dims, wDims) : denseLayout(got[inputs[ci]!]!, kept, hasBias);
-      const F = layout.features, M = y.channels;
+      const layout = conv ? convLayout(n, got[inputs[ci]!]!, kept, target[n.output[0]!]!.dims, wDims) : denseLayout(got[inputs[ci]!]!, kept);
+      const M = y.channels;
       const ksz = conv ? wDims[2]! * wDims[3]! : 1;
-      /** Current weight of feature f for output o (the bias as the last feature). */
+      /** Current weight of feature f (kept channel x kernel position) for output o. */
       const w0 = (f: number, o: number): number => {
-        if (hasBias && f === F - 1) return b0?.[o] ?? 0;
         const c = kept[Math.floor(f / ksz)]!, k = f % ksz;
         if (conv) return W0[(o * wDims[1]! + c) * ksz + k]!;
         return transB ? W0[o * wDims[1]! + c]! : W0[c * wDims[1]! + o]!;
       };
       const rows = sampleIndices(layout.rows, RECONSTRUCTION_ROWS, 17 + l);
-      const A = new Float64Array(F * F), Bm = new Float64Array(F * M);
-      const v = new Float64Array(F);
-      let yy = 0;
-      for (const r of rows) {
-        layout.row(r, v);
-        for (let i = 0; i < F; i++) {
-          const vi = v[i]!;
-          if (vi === 0) continue;
-          for (let j = 0; j <= i; j++) A[i * F + j]! += vi * v[j]!;
-          for (let o = 0; o < M; o++) Bm[i * M + o]! += vi * y.data[r * M + o]!;
-        }
-        for (let o = 0; o < M; o++) yy += y.data[r * M + o]! ** 2;
-      }
-      for (let i = 0; i < F; i++) for (let j = 0; j < i; j++) A[j * F + i] = A[i * F + j]!;
-      const err = (Wf: (f: number, o: number) => number): number => {
-        let q = 0;
-        for (let o = 0; o < M; o++) {
-          for (let i = 0; i < F; i++) {
-            const wi = Wf(i, o);
-            q -= 2 * wi * Bm[i * M + o]!;
-            for (let j = 0; j < F; j++) q += wi * A[i * F + j]! * Wf(j, o);
-          }
-        }
-        return q + yy;
-      };
-      const before = err(w0);
-      let tr = 0;
-      for (let i = 0; i < F; i++) tr += A[i * F + i]!;
-      const lambda = 1e-3 * Math.max(tr / F, 1e-30);
-      const Areg = Float64Array.from(A);
-      const Breg = Float64Array.from(Bm);
-      for (let i = 0; i < F; i++) {
-        Areg[i * F + i]! += lambda;
-        for (let o = 0; o < M; o++) Breg[i * M + o]! += lambda * w0(i, o);
-      }
-      const X = solve(Areg, Breg, F, M);
-      const after = X ? err((f, o) => X[f * M + o]!) : Infinity;
-      const step: ReconstructionStep = { group: grp.name, consumer: name, before, after };
+      const fit = fitRows({
+        rows: rows.length, features: layout.features, outputs: M, bias: hasBias,
+        row: (r, out) => layout.row(rows[r]!, out), y: (r, o) => y.data[rows[r]! * M + o]!, w0, b0: (o) => b0?.[o] ?? 0,
+      });
+      const step: ReconstructionStep = { group: grp.name, consumer: name, before: fit.before, after: fit.after, ...(fit.rejected ? { rejected: fit.rejected } : {}) };
       steps.push(step);
-      if (!X || !(after < before)) { step.rejected = X ? 'no lower error' : 'singular system'; return; }
+      if (fit.rejected) return;
+      const X = fit.weights;
       const W = Float32Array.from(W0);
-      for (let f = 0; f < F - (hasBias ? 1 : 0); f++) {
+      for (let f = 0; f < layout.features; f++) {
         const c = kept[Math.floor(f / ksz)]!, k = f % ksz;
         for (let o = 0; o < M; o++) {
           if (conv) W[(o * wDims[1]! + c) * ksz + k] = X[f * M + o]!;
@@ -231,7 +167,7 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
           else W[c * wDims[1]! + o] = X[f * M + o]!;
         }
       }
-      updates[name] = { weight: W, ...(hasBias ? { bias: Array.from({ length: M }, (_, o) => X[(F - 1) * M + o]!) } : {}) };
+      updates[name] = { weight: W, ...(fit.bias ? { bias: Array.from(fit.bias) } : {}) };
     });
   }
   return { updates, steps };

@@ -49,7 +49,8 @@ export interface FitProblem {
   outputs: number;
   /** Also fit one bias per output (a constant feature). */
   bias: boolean;
-  x(r: number, f: number): number;
+  /** Write row r's features into `out` (length `features`). */
+  row(r: number, out: Float64Array): void;
   y(r: number, o: number): number;
   w0(f: number, o: number): number;
   b0(o: number): number;
@@ -75,7 +76,7 @@ export function fitRows(p: FitProblem): Fit {
   const yo = new Float64Array(M);
   let yy = 0;
   for (let r = 0; r < p.rows; r++) {
-    for (let f = 0; f < p.features; f++) v[f] = p.x(r, f);
+    p.row(r, v);
     if (p.bias) v[F - 1] = 1;
     for (let o = 0; o < M; o++) { yo[o] = p.y(r, o); yy += yo[o]! * yo[o]!; }
     for (let i = 0; i < F; i++) {

@@ -112,7 +112,7 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     const w0 = (c: number, d: number): number => (sub.lin.transposed ? W[d * inF + c]! : W[c * D + d]!);
     const fit = fitRows({
       rows: rows.length, features: cols.length, outputs: D, bias: !!b0,
-      x: (r, f) => feature(rows[r]!, cols[f]!), y: (r, d) => y[rows[r]! * D + d]!,
+      row: (r, out) => { cols.forEach((c, f) => { out[f] = feature(rows[r]!, c); }); }, y: (r, d) => y[rows[r]! * D + d]!,
       w0: (f, d) => w0(cols[f]!, d), b0: (d) => b0?.[d] ?? 0,
     });
     const step: RefitStep = { layer: sub.layer, part: sub.part, before: fit.before, after: fit.after, ...(fit.rejected ? { rejected: fit.rejected } : {}) };
