@@ -36,8 +36,10 @@ export class Heatmap {
   private readonly shares: HTMLElement[];
   private readonly curves: HTMLElement[];
   private active: [number, number] = [0, 0];
+  private readonly rowNames?: string[];
 
-  constructor(id: string, title: string, columns: number[], withCurves = false, labels?: string[]) {
+  constructor(id: string, title: string, columns: number[], withCurves = false, labels?: string[], private readonly unit = 'neurons') {
+    this.rowNames = labels;
     this.cells = columns.map((n, l) => Array.from({ length: n }, (_, c) => el('div', { class: 'cell unscored', 'data-layer': String(l), 'data-col': String(c), role: 'gridcell', tabindex: l === 0 && c === 0 ? '0' : '-1' })));
     this.shares = columns.map((_, l) => el('span', { class: 'share-wrap', 'data-layer': String(l) }, el('span', { class: 'share' }, el('span', { class: 'share-fill' })), el('span', { class: 'share-text' })));
     this.curves = columns.map((_, l) => el('span', { class: 'curve', 'data-layer': String(l) }));
@@ -101,12 +103,12 @@ export class Heatmap {
       const f = sh.total ? sh.kept / sh.total : 0;
       (bar.querySelector('.share-fill') as HTMLElement).style.width = `${(100 * f).toFixed(1)}%`;
       (bar.querySelector('.share-text') as HTMLElement).textContent = `${sh.kept}/${sh.total}`;
-      bar.title = `layer ${l}: keeps ${sh.kept} of ${sh.total} (${Math.round(100 * f)}%)`;
+      bar.title = `${this.rowNames?.[l] ?? `layer ${l}`}: keeps ${sh.kept} of ${sh.total} (${Math.round(100 * f)}%)`;
       bar.setAttribute('aria-label', bar.title);
     });
     this.curves.forEach((box, l) => {
       const cv = v.curve?.(l);
-      box.replaceChildren(...(cv && cv.sorted.length ? [curveSvg(cv.sorted, cv.kept, l)] : []));
+      box.replaceChildren(...(cv && cv.sorted.length ? [curveSvg(cv.sorted, cv.kept, `${this.rowNames?.[l] ?? `layer ${l}`}: ${cv.sorted.length} ${this.unit}`)] : []));
     });
   }
 
@@ -117,7 +119,7 @@ export class Heatmap {
 }
 
 /** A layer's sorted importances on a log scale, with the plan's cut as a vertical line. */
-function curveSvg(sorted: number[], kept: number, layer: number): SVGElement {
+function curveSvg(sorted: number[], kept: number, what: string): SVGElement {
   const pos = sorted.map((x) => Math.log10(Math.max(x, 1e-12)));
   const hi = Math.max(...pos), lo = Math.min(...pos);
   const n = sorted.length;
@@ -126,7 +128,7 @@ function curveSvg(sorted: number[], kept: number, layer: number): SVGElement {
   const step = Math.max(1, Math.floor(n / CURVE_W));
   const pts: string[] = [];
   for (let i = 0; i < n; i += step) pts.push(`${x(i).toFixed(1)},${y(pos[i]!).toFixed(1)}`);
-  const label = `row ${layer}: ${n} sorted by importance, ${kept} kept (cut after rank ${kept})`;
+  const label = `${what} sorted by importance, ${kept} kept (cut after rank ${kept})`;
   const cut = x(Math.max(0, Math.min(n - 1, kept - 0.5)));
   return svg('svg', { width: CURVE_W, height: CURVE_H, viewBox: `0 0 ${CURVE_W} ${CURVE_H}`, role: 'img', 'aria-label': label, class: 'curve-svg' },
     svg('title', {}, label),

@@ -109,7 +109,7 @@ export class PanelView {
     if (this.summaryOnly) return;
     if (summary.units === 'channels') {
       this.heads = undefined;
-      this.neurons = new Heatmap('channel-heatmap', `Channel importance (blocks × up to ${BINS} bins of channels; bar: channels kept; curve: the block's channels sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true, summary.layers.map((l) => l.name ?? ''));
+      this.neurons = new Heatmap('channel-heatmap', `Channel importance (blocks × up to ${BINS} bins of channels; bar: channels kept; curve: the block's channels sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true, summary.layers.map((l) => l.name ?? ''), 'channels');
       this.maps.replaceChildren(this.neurons.root);
       return;
     }
