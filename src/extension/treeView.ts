@@ -30,15 +30,19 @@ export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Dis
     const s = n.s;
     if (n.kind === 'model') {
       const item = new vscode.TreeItem(path.basename(s.uri.fsPath), vscode.TreeItemCollapsibleState.Expanded);
-      item.description = s.plan ? `${formatBudget(s.plan.budget)}: ${s.plan.layers.reduce((a, l) => a + l.heads, 0)}/${s.plan.model.layers.reduce((a, g) => a + g.heads, 0)} heads kept` : 'scored';
+      const unit = s.plan?.model.channels ? 'channels' : 'heads';
+      const kept = (l: { heads: number; neurons: number }): number => (unit === 'channels' ? l.neurons : l.heads);
+      const total = (g: { heads: number; ffn: number }): number => (unit === 'channels' ? g.ffn : g.heads);
+      item.description = s.plan ? `${formatBudget(s.plan.budget)}: ${s.plan.layers.reduce((a, l) => a + kept(l), 0)}/${s.plan.model.layers.reduce((a, g) => a + total(g), 0)} ${unit} kept` : 'scored';
       item.resourceUri = s.uri;
       item.contextValue = 'optinModel';
       return item;
     }
     if (n.kind === 'layer') {
       const kept = s.plan?.layers[n.layer];
-      const item = new vscode.TreeItem(`layer ${n.layer}`, vscode.TreeItemCollapsibleState.Collapsed);
-      item.description = kept ? `${kept.heads}/${s.plan!.model.layers[n.layer]!.heads} heads, ${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} neurons` : '';
+      const group = s.scores!.model.channels?.names[n.layer];
+      const item = new vscode.TreeItem(group ?? `layer ${n.layer}`, group ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Collapsed);
+      item.description = !kept ? '' : group ? `${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} channels` : `${kept.heads}/${s.plan!.model.layers[n.layer]!.heads} heads, ${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} neurons`;
       item.id = `${s.uri.fsPath}#${n.layer}`;
       return item;
     }
