@@ -43,7 +43,7 @@ export class Heatmap {
     this.cells = columns.map((n, l) => Array.from({ length: n }, (_, c) => el('div', { class: 'cell unscored', 'data-layer': String(l), 'data-col': String(c), role: 'gridcell', tabindex: l === 0 && c === 0 ? '0' : '-1' })));
     this.shares = columns.map((_, l) => el('span', { class: 'share-wrap', 'data-layer': String(l) }, el('span', { class: 'share' }, el('span', { class: 'share-fill' })), el('span', { class: 'share-text' })));
     this.curves = columns.map((_, l) => el('span', { class: 'curve', 'data-layer': String(l) }));
-    const rows = this.cells.map((cells, l) => el('div', { class: 'hm-row', role: 'row' }, el('span', { class: 'hm-label', ...(labels ? { title: labels[l]! } : {}) }, labels ? labels[l]! : `L${l}`), this.shares[l]!, ...(withCurves ? [this.curves[l]!] : []), ...cells));
+    const rows = this.cells.map((cells, l) => el('div', { class: 'hm-row', role: 'row' }, el('span', { class: labels ? 'hm-label named' : 'hm-label', ...(labels ? { title: labels[l]! } : {}) }, labels ? labels[l]! : `L${l}`), this.shares[l]!, ...(withCurves ? [this.curves[l]!] : []), ...cells));
     this.ramp = el('span', { class: 'ramp' });
     const legend = el('div', { class: 'legend' },
       el('span', {}, `less important (≤ 1/${10 ** SCALE.below} of layer 0's median)`), this.ramp, el('span', {}, `more important (≥ ${Math.round(10 ** SCALE.above)}×)`),
