@@ -56,6 +56,7 @@ export function formatPrune(r: PruneReport): string {
     lines.push(`speed       ${a!.medianMs.toFixed(2)} ms -> ${b!.medianMs.toFixed(2)} ms median of ${r.bench.runs} interleaved runs at ${r.bench.shape} (${r.bench.provider}, ${r.bench.threads} threads): ${r.bench.speedup[1]!.toFixed(2)}x measured, ${r.idealSpeedup.toFixed(2)}x ideal from MACs`);
   }
   if (r.latency) lines.push(formatLatency(r.latency));
+  if (r.apply.groups && !r.apply.reconstruction) lines.push('hint        channel groups lose much accuracy when cut without a refit: add --tune (least-squares refit of every consumer; README "CNNs and segmentation")');
   if (r.evaluation) {
     const e = r.evaluation;
     const agree = `predictions agree on ${pct(e.reference!.agreement)}`;
