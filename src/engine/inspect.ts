@@ -1,5 +1,4 @@
 import { loadModel } from './onnx/model';
-import { describeInterface } from './structure/detect';
 import { analyzeModel } from './analyze';
 import { channelSummary, type ChannelSummary } from './channels/jobs';
 import { withMeasuredTokens } from './structure/measure';
@@ -39,8 +38,9 @@ export async function inspectModel(path: string, seqLen?: number): Promise<Inspe
   for (const t of model.proto.graph!.initializer) parameters += elementCount(t.dims);
   if (a.kind === 'channels') {
     const channels = channelSummary(model, a.cs);
-    const structure = describeInterface(model);
-    return { path: model.path, structure: { ...structure, architecture: a.cs.architecture, modality: a.cs.modality }, macs: { seqLen: 1, layers: [], total: channels.macs.prunable }, parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData, channels };
+    const cs = a.cs;
+    const structure: ModelStructure = { architecture: cs.architecture, modality: cs.modality, hidden: 0, norm: 'post', layers: [], inputs: cs.inputs, outputs: cs.outputs, opset: cs.opset, producer: cs.producer };
+    return { path: model.path, structure, macs: { seqLen: 1, layers: [], total: channels.macs.prunable }, parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData, channels };
   }
   const structure = await withMeasuredTokens(model, a.st);
   const s = seqLen ?? defaultSeqLen(structure);

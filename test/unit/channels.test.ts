@@ -1,5 +1,4 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
@@ -15,13 +14,8 @@ import { macTerms, termsMacs } from '../../src/engine/channels/macs';
 import { searchChannels } from '../../src/engine/plan/channelSearch';
 import { segmentationMetrics } from '../../src/engine/eval/segmentation';
 import { materialize } from '../fixtures/materialize';
-import { ROOT, expectOptinError, fixture, sha256, tempDir } from './helpers';
+import { ROOT, expectOptinError, fixture, sha256, tempDir, optin } from './helpers';
 
-const CLI = path.join(ROOT, 'dist', 'cli.js');
-function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 const rep = (n: number, w: number): number[] => new Array<number>(n).fill(w);
 

@@ -1,15 +1,9 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, fixture, tempDir } from './helpers';
+import { fixture, tempDir, optin, CLI } from './helpers';
 
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 
-function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('optin CLI', () => {
   before(() => assert.ok(fs.existsSync(CLI), 'run the build first (dist/cli.js)'));

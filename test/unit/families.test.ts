@@ -1,20 +1,14 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { withMeasuredTokens } from '../../src/engine/structure/measure';
-import { FIXTURES, ROOT, fixture, sha256, tempDir } from './helpers';
+import { FIXTURES, fixture, sha256, tempDir, optin } from './helpers';
 
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 const DIGITS = path.join(FIXTURES, 'data', 'digits', 'train');
 
-function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** Model families whose graphs this project did not write (exported by their own code). */
 const FAMILIES: Array<{ name: string; file: string; layers: number; heads: number; headSize: number; ffn: number; tokens?: number; gated?: boolean }> = [

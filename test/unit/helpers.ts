@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import * as ort from 'onnxruntime-node';
 import { OptinError } from '../../src/engine/errors';
 
@@ -24,6 +25,15 @@ export function tempDir(): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-test-'));
   temps.push(d);
   return d;
+}
+
+/** The built CLI (`dist/cli.js`). */
+export const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+/** Run `optin ...args` in a child process: exit code and output. */
+export function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** sha256 of a file. */

@@ -1,14 +1,8 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fitRows } from '../../src/engine/prune/leastSquares';
-import { FIXTURES, ROOT, fixture, tempDir } from './helpers';
+import { FIXTURES, fixture, tempDir, optin } from './helpers';
 
-const CLI = path.join(ROOT, 'dist', 'cli.js');
-function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('least-squares refit (--refit)', function () {
   this.timeout(300_000);

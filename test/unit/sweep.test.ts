@@ -1,18 +1,12 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, FIXTURES, fixture, sha256, tempDir } from './helpers';
+import { FIXTURES, fixture, sha256, tempDir, optin } from './helpers';
 
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 const VIT = fixture('vit-digits/model-opset17.onnx');
 const TRAIN = path.join(FIXTURES, 'data', 'digits', 'train');
 const TEST = path.join(FIXTURES, 'data', 'digits', 'test');
 
-function optin(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('optin sweep (the speed/accuracy frontier)', function () {
   this.timeout(300_000);

@@ -12,20 +12,9 @@ import type { Verification } from '../prune/verify';
 import type { PlanFile } from '../plan/schema';
 import { argmaxRows } from '../eval/evaluate';
 import { applyChannelKeep } from './apply';
-import { channelMaskName, instrumentChannels } from './instrument';
+import { channelMaskFeeds, instrumentChannels } from './instrument';
 import { nodeMacs } from './macs';
 import type { ChannelStructure } from './structure';
-
-/** Mask feeds of a keep set for {@link instrumentChannels} with every group masked. */
-function maskFeeds(cs: ChannelStructure, keep: number[][], rows: number): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  cs.groups.forEach((g, l) => {
-    const m = new Float32Array(rows * g.width);
-    for (let r = 0; r < rows; r++) for (const j of keep[l]!) m[r * g.width + j] = 1;
-    feeds[channelMaskName(l)] = new ort.Tensor('float32', m, [rows, g.width]);
-  });
-  return feeds;
-}
 
 /** MACs of the nodes the plan's terms name, recounted from the pruned graph on its own measured shapes. */
 async function recount(pruned: OnnxModel, nodes: string[]): Promise<number> {
@@ -56,7 +45,7 @@ export async function cutAndVerifyChannels(model: OnnxModel, cs: ChannelStructur
     for (const c of chunks(batch.feeds, batch.batch, Math.min(batch.batch, 16))) {
       const feeds = toOrt(c.feeds);
       const rows = Object.values(feeds)[0]!.dims[0]!;
-      const ref = await runSession(a.session, { ...feeds, ...maskFeeds(cs, keep, rows) }, `${model.path} (masked run)`);
+      const ref = await runSession(a.session, { ...feeds, ...channelMaskFeeds(cs, keep, rows) }, `${model.path} (masked run)`);
       const got = await runSession(b.session, feeds, `${out} (pruned run)`);
       for (const name of cs.outputs) {
         const x = ref[name]!, y = got[name];

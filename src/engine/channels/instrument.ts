@@ -1,3 +1,4 @@
+import * as ort from 'onnxruntime-node';
 import { create } from '@bufbuild/protobuf';
 import type { OnnxModel } from '../onnx/model';
 import { NodeProtoSchema, type ModelProto } from '../onnx/schema';
@@ -7,6 +8,18 @@ import type { ChannelStructure } from './structure';
 
 /** Name of group l's channel-mask input ([n, width]). */
 export const channelMaskName = (l: number): string => `optin_channel_mask_${l}`;
+
+/** Mask feeds of a keep set for `rows` examples: 1 for kept channels, 0 for cut ones; for the given groups (default every group). */
+export function channelMaskFeeds(cs: ChannelStructure, keep: number[][], rows: number, groups: number[] = cs.groups.map((_, l) => l)): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const l of groups) {
+    const g = cs.groups[l]!;
+    const m = new Float32Array(rows * g.width);
+    for (let r = 0; r < rows; r++) for (const j of keep[l]!) m[r * g.width + j] = 1;
+    feeds[channelMaskName(l)] = new ort.Tensor('float32', m, [rows, g.width]);
+  }
+  return feeds;
+}
 
 /**
  * An in-memory copy of the model where group l's channels are multiplied by a mask input right

@@ -6,7 +6,7 @@ import { scoresFile } from '../plan/files';
 import type { Scores, ScoreProgress } from '../optin/types';
 import type { ScoreJob } from '../worker/protocol';
 import { OptinError } from '../errors';
-import { macTerms, nodeMacs, termsMacs, type MacTerm } from './macs';
+import { groupMacs, macTerms, nodeMacs, termsMacs, type MacTerm } from './macs';
 import { scoreChannels } from './scorer';
 import { channelWeightScores } from './baselines';
 import type { ChannelStructure } from './structure';
@@ -31,17 +31,6 @@ export interface ChannelSummary {
   /** Prunable MACs per example (every node a group touches) and all MACs of Conv/MatMul/Gemm nodes. */
   macs: { prunable: number; all: number };
   terms: MacTerm[];
-}
-
-/** Group terms and the MAC share of each group at the given widths. */
-export function groupMacs(terms: MacTerm[], widths: number[]): number[] {
-  const per = widths.map(() => 0);
-  for (const t of terms) {
-    const gs = t.factors.filter((f): f is { group: number } => typeof f !== 'number');
-    const m = termsMacs([t], widths);
-    for (const f of gs) per[f.group]! += m / gs.length;
-  }
-  return per;
 }
 
 /** Inspect summary of a channel network. */
@@ -97,8 +86,8 @@ export async function runChannelScoreJob(model: OnnxModel, cs: ChannelStructure,
   const ranking = job.ranking ?? 'optin';
   const scores = ranking === 'optin' ? await scoreChannels(model, cs, batch, { ep: job.ep, onProgress, signal }) : weightRun(model, cs, batch, ranking);
   if (ranking === 'optin') scores.modeReason = job.mode === 'exact' ? '--mode exact' : `--mode ${job.mode}: channel groups are always scored exactly`;
-  const summary = channelSummary(model, cs);
-  const file = scoresFile(channelModelRef(model.path, sha256, cs, summary.terms), scores, 1);
+  const terms = macTerms(new GraphIndex(model.proto.graph!, model.ext), cs.shapes, cs.groups);
+  const file = scoresFile(channelModelRef(model.path, sha256, cs, terms), scores, 1);
   if (ranking === 'l1') file.modeReason = 'L1-norm filter ranking (Li et al., 2017)';
   return file;
 }

@@ -60,3 +60,14 @@ export function macTerms(ix: GraphIndex, shapes: MeasuredShapes, groups: Channel
 export function termsMacs(terms: MacTerm[], widths: number[]): number {
   return terms.reduce((a, t) => a + t.perUnit * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : widths[f.group]!), 1), 0);
 }
+
+/** Each group's share of the MACs at the given widths (a term that carries two groups is split between them). */
+export function groupMacs(terms: MacTerm[], widths: number[]): number[] {
+  const per = widths.map(() => 0);
+  for (const t of terms) {
+    const gs = t.factors.filter((f): f is { group: number } => typeof f !== 'number');
+    const m = termsMacs([t], widths);
+    for (const f of gs) per[f.group]! += m / gs.length;
+  }
+  return per;
+}

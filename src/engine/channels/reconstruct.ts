@@ -9,7 +9,7 @@ import { runSession } from '../runtime/session';
 import { sampleIndices } from '../optin/random';
 import { fitRows } from '../prune/leastSquares';
 import { OptinError } from '../errors';
-import { channelMaskName, instrumentChannels } from './instrument';
+import { channelMaskFeeds, instrumentChannels } from './instrument';
 import { withConsumerUpdates, type ConsumerUpdates } from './consumers';
 import type { ChannelStructure } from './structure';
 
@@ -116,17 +116,11 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
     const consumers = consumersOf(l);
     const current = withConsumerUpdates(model, updates);
     const inputs = consumers.map((n) => n.input[grp.masks.find((m) => m.node === (n.name || n.output[0]))!.input]!);
-    const s = await sessionFor(current, instrumentChannels(current, cs, cs.groups.map((_, i) => i).filter((i) => i < l), inputs), `${model.path} (reconstruction, group ${grp.name})`);
+    const earlier = cs.groups.map((_, i) => i).filter((i) => i < l);
+    const s = await sessionFor(current, instrumentChannels(current, cs, earlier, inputs), `${model.path} (reconstruction, group ${grp.name})`);
     let got: Record<string, ort.Tensor>;
     try {
-      const feeds = toOrt(batch.feeds);
-      cs.groups.forEach((g, i) => {
-        if (i >= l) return;
-        const m = new Float32Array(batch.batch * g.width);
-        for (let r = 0; r < batch.batch; r++) for (const j of keep[i]!) m[r * g.width + j] = 1;
-        feeds[channelMaskName(i)] = new ort.Tensor('float32', m, [batch.batch, g.width]);
-      });
-      got = await runSession(s.session, feeds, `${model.path} (reconstruction)`);
+      got = await runSession(s.session, { ...toOrt(batch.feeds), ...channelMaskFeeds(cs, keep, batch.batch, earlier) }, `${model.path} (reconstruction)`);
     } finally {
       await s.session.release();
     }

@@ -93,7 +93,7 @@ export async function analyzeChannels(model: OnnxModel): Promise<ChannelStructur
   const convs = g.node.filter((n) => n.opType === 'Conv').length;
   return {
     kind: 'channels', architecture: convs ? 'cnn' : 'mlp', modality, inputs, outputs: g.output.map((o) => o.name), groups, refused, features, featureOf, shapes,
-    opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0), producer: model.proto.producerName,
+    opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0), producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
   };
 }
 

@@ -1,6 +1,6 @@
 import { OptinError } from '../errors';
 import type { MacTerm } from '../channels/macs';
-import { termsMacs } from '../channels/macs';
+import { groupMacs, termsMacs } from '../channels/macs';
 import { neuronUnits, type SearchResult } from './search';
 
 /**
@@ -38,11 +38,5 @@ export function searchChannels(widths: number[], terms: MacTerm[], scores: numbe
   for (const { u, i } of order) {
     if (cost + delta(u.l, u.idx.length) <= cap) take(i);
   }
-  const perLayerMacs = widths.map(() => 0);
-  for (const t of terms) {
-    const gs = t.factors.filter((f): f is { group: number } => typeof f !== 'number');
-    const m = termsMacs([t], kept);
-    for (const f of gs) perLayerMacs[f.group]! += m / gs.length;
-  }
-  return { heads: widths.map(() => []), neurons: keep, baseline, kept: termsMacs(terms, kept), importance, perLayerMacs };
+  return { heads: widths.map(() => []), neurons: keep, baseline, kept: termsMacs(terms, kept), importance, perLayerMacs: groupMacs(terms, kept) };
 }

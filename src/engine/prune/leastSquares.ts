@@ -1,15 +1,17 @@
 /**
- * Solve (G + lambda I) s = c + lambda * 1 for symmetric positive semi-definite G (k x k, row-major,
- * float64) by Cholesky; lambda = ridge * mean(diag G). Returns undefined when the system is singular.
+ * Solve (A + lambda I) X = R for symmetric positive semi-definite A (k x k, row-major, float64) and
+ * `cols` right-hand sides by Cholesky, lambda = ridge * mean(diag A); R's entries may use lambda
+ * (a ridge toward a prior: R = B + lambda * prior). Returns X (k x cols, row-major), or undefined
+ * when the system is singular.
  */
-export function ridgeTowardOne(G: Float64Array, c: Float64Array, k: number, ridge: number): Float64Array | undefined {
+function ridgeSolve(A: Float64Array, k: number, ridge: number, cols: number, rhs: (i: number, col: number, lambda: number) => number): Float64Array | undefined {
   let tr = 0;
-  for (let i = 0; i < k; i++) tr += G[i * k + i]!;
+  for (let i = 0; i < k; i++) tr += A[i * k + i]!;
   const lambda = ridge * Math.max(tr / k, 1e-30);
   const L = new Float64Array(k * k);
   for (let i = 0; i < k; i++) {
     for (let j = 0; j <= i; j++) {
-      let s = G[i * k + j]! + (i === j ? lambda : 0);
+      let s = A[i * k + j]! + (i === j ? lambda : 0);
       for (let p = 0; p < j; p++) s -= L[i * k + p]! * L[j * k + p]!;
       if (i === j) {
         if (!(s > 0)) return undefined;
@@ -17,19 +19,29 @@ export function ridgeTowardOne(G: Float64Array, c: Float64Array, k: number, ridg
       } else L[i * k + j] = s / L[j * k + j]!;
     }
   }
+  const X = new Float64Array(k * cols);
   const y = new Float64Array(k);
-  for (let i = 0; i < k; i++) {
-    let s = c[i]! + lambda;
-    for (let p = 0; p < i; p++) s -= L[i * k + p]! * y[p]!;
-    y[i] = s / L[i * k + i]!;
+  for (let c = 0; c < cols; c++) {
+    for (let i = 0; i < k; i++) {
+      let s = rhs(i, c, lambda);
+      for (let p = 0; p < i; p++) s -= L[i * k + p]! * y[p]!;
+      y[i] = s / L[i * k + i]!;
+    }
+    for (let i = k - 1; i >= 0; i--) {
+      let s = y[i]!;
+      for (let p = i + 1; p < k; p++) s -= L[p * k + i]! * X[p * cols + c]!;
+      X[i * cols + c] = s / L[i * k + i]!;
+    }
   }
-  const x = new Float64Array(k);
-  for (let i = k - 1; i >= 0; i--) {
-    let s = y[i]!;
-    for (let p = i + 1; p < k; p++) s -= L[p * k + i]! * x[p]!;
-    x[i] = s / L[i * k + i]!;
-  }
-  return x;
+  return X;
+}
+
+/**
+ * Solve (G + lambda I) s = c + lambda * 1 for symmetric positive semi-definite G (k x k, row-major,
+ * float64) by Cholesky; lambda = ridge * mean(diag G). Returns undefined when the system is singular.
+ */
+export function ridgeTowardOne(G: Float64Array, c: Float64Array, k: number, ridge: number): Float64Array | undefined {
+  return ridgeSolve(G, k, ridge, 1, (i, _c, lambda) => c[i]! + lambda);
 }
 
 /** Residual sum of squares ||sum_e s_e A_e - r||^2 from the normal-equation terms. */
@@ -102,34 +114,8 @@ export function fitRows(p: FitProblem): Fit {
     return q;
   };
   const before = err(w);
-  let tr = 0;
-  for (let i = 0; i < F; i++) tr += A[i * F + i]!;
-  const lambda = 1e-3 * Math.max(tr / F, 1e-30);
-  const L = new Float64Array(F * F);
-  for (let i = 0; i < F; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = A[i * F + j]! + (i === j ? lambda : 0);
-      for (let q = 0; q < j; q++) s -= L[i * F + q]! * L[j * F + q]!;
-      if (i === j) {
-        if (!(s > 0)) return { weights: new Float64Array(0), before, after: before, rejected: 'singular system' };
-        L[i * F + i] = Math.sqrt(s);
-      } else L[i * F + j] = s / L[j * F + j]!;
-    }
-  }
-  const X = new Float64Array(F * M);
-  const z = new Float64Array(F);
-  for (let o = 0; o < M; o++) {
-    for (let i = 0; i < F; i++) {
-      let s = B[i * M + o]! + lambda * w(i, o);
-      for (let q = 0; q < i; q++) s -= L[i * F + q]! * z[q]!;
-      z[i] = s / L[i * F + i]!;
-    }
-    for (let i = F - 1; i >= 0; i--) {
-      let s = z[i]!;
-      for (let q = i + 1; q < F; q++) s -= L[q * F + i]! * X[q * M + o]!;
-      X[i * M + o] = s / L[i * F + i]!;
-    }
-  }
+  const X = ridgeSolve(A, F, 1e-3, M, (i, o, lambda) => B[i * M + o]! + lambda * w(i, o));
+  if (!X) return { weights: new Float64Array(0), before, after: before, rejected: 'singular system' };
   const after = err((f, o) => X[f * M + o]!);
   const weights = X.subarray(0, p.features * M);
   const bias = p.bias ? X.subarray(p.features * M) : undefined;

@@ -1,7 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { create } from '@bufbuild/protobuf';
 import type { OnnxModel } from '../onnx/model';
-import { DataType, TensorProtoSchema } from '../onnx/schema';
 import { GraphIndex } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import { shallowCopyModel } from '../graph/surgery';
@@ -13,6 +11,7 @@ import { detectStructure } from '../structure/detect';
 import { OptinError } from '../errors';
 import { sampleIndices } from '../optin/random';
 import type { KeepSet } from './apply';
+import { TensorStore } from './tensors';
 import { maskFeeds } from './verify';
 import { fitRows } from './leastSquares';
 
@@ -36,12 +35,11 @@ function withProjections(model: OnnxModel, lins: Array<{ lin: Linear; fit: Refit
   const proto = shallowCopyModel(model.proto);
   const g = proto.graph!;
   const ix = new GraphIndex(g, model.ext);
-  let k = 0;
+  const store = new TensorStore(ix);
   const put = (nodeName: string, old: string, data: Float32Array, dims: number[]): void => {
     const n = g.node.find((x) => (x.name || x.output[0]) === nodeName);
     if (!n) throw new Error(`no node ${nodeName}`);
-    const name = `optin/refit_${k++}`;
-    g.initializer.push(create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: DataType.FLOAT, rawData: new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength) }));
+    const name = store.write('optin/refit', { data, dims });
     n.input = n.input.map((v) => (v === old ? name : v));
   };
   for (const { lin, fit } of lins) {
@@ -101,12 +99,13 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
       return xd[((b * H + h) * S + p) * dv + (c % dv)]!;
     };
     const y = dense[sub.lin.output]!.data as Float32Array;
-    const wT = new GraphIndex(current.proto.graph!, current.ext).constant(sub.lin.weight)!;
+    const cix = new GraphIndex(current.proto.graph!, current.ext);
+    const wT = cix.constant(sub.lin.weight)!;
     const W = tensorFloat32(wT, current.ext);
     // The target (the Linear's output value) includes the bias only when an Add or the Gemm adds it; a fused consumer adds it later.
     const biasNode = sub.lin.biasNode ? current.proto.graph!.node.find((n) => (n.name || n.output[0]) === sub.lin.biasNode) : undefined;
     const inTarget = biasNode?.opType === 'Add' || biasNode?.opType === 'Gemm';
-    const biasT = sub.lin.bias && inTarget ? new GraphIndex(current.proto.graph!, current.ext).constant(sub.lin.bias) : undefined;
+    const biasT = sub.lin.bias && inTarget ? cix.constant(sub.lin.bias) : undefined;
     const b0 = biasT ? tensorFloat32(biasT, current.ext) : undefined;
     const inF = sub.lin.inFeatures;
     const w0 = (c: number, d: number): number => (sub.lin.transposed ? W[d * inF + c]! : W[c * D + d]!);
