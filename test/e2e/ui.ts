@@ -54,13 +54,25 @@ export async function closeMenus(page: Page, opts: { quickInput?: boolean } = {}
   for (const b of blockers) await b.first().waitFor({ state: 'hidden', timeout: t(10_000) });
 }
 
-/** Open the context menu of a file's explorer row and wait until its entries are shown. */
-async function openContextMenu(page: Page, fileName: string): Promise<void> {
-  await closeMenus(page);
+/**
+ * Open the context menu of a file's explorer row and wait until its entries are shown and stay up.
+ * Under load a menu can close as soon as it opens (a webview that finishes loading takes focus,
+ * the explorer re-renders the row); then the right-click is repeated, up to `timeoutMs`.
+ */
+async function openContextMenu(page: Page, fileName: string, timeoutMs = t(60_000)): Promise<void> {
   const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${fileName}"]`).first();
-  await row.waitFor({ timeout: t(30_000) });
-  await row.click({ button: 'right' });
-  await page.locator('.context-view .monaco-menu .action-label').first().waitFor({ timeout: t(10_000) });
+  const label = page.locator('.context-view .monaco-menu .action-label').first();
+  for (let attempt = 1, end = Date.now() + timeoutMs; ; attempt++) {
+    await closeMenus(page);
+    await row.waitFor({ timeout: t(30_000) });
+    await row.click({ button: 'right' });
+    if (await label.waitFor({ timeout: t(5_000) }).then(() => true, () => false)) {
+      await page.waitForTimeout(300);
+      if (await label.isVisible()) return;
+    }
+    if (Date.now() > end) throw new Error(`the context menu of ${fileName} did not stay open (${attempt} right-clicks)`);
+    console.log(`    (right-click ${attempt} on ${fileName}: the context menu did not stay open)`);
+  }
 }
 
 /**
