@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { create, equals } from '@bufbuild/protobuf';
 import { loadModel, decodeModel } from '../../src/engine/onnx/model';
-import { saveModel, serializeModel } from '../../src/engine/onnx/writer';
+import { saveModel, serializeModel, sessionBytes } from '../../src/engine/onnx/writer';
+import { createSession, runSession } from '../../src/engine/runtime/session';
 import { tensorFloat32, tensorInts, elementCount } from '../../src/engine/onnx/tensor';
 import { DataLocation, DataType, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema } from '../../src/engine/onnx/schema';
 import { expectOptinError, feedsFor, fixture, runModel, sha256, tempDir, FIXTURES } from './helpers';
@@ -69,6 +70,26 @@ describe('ONNX model IO', () => {
     await sameOutputs(ext, moved);
     const inline = serializeModel(m);
     await sameOutputs(ext, inline);
+  });
+
+  it('opens a session on an external-data model without copying its weights (the side file is read by onnxruntime)', async () => {
+    const src = fixture('torch-bert-like-random/model-opset17.onnx');
+    const ext = path.join(tempDir(), 'ext.onnx');
+    saveModel(loadModel(src), ext, { externalData: true });
+    const m = loadModel(ext);
+    const sb = sessionBytes(m);
+    assert.equal(sb.externalFolder, path.dirname(ext));
+    assert.ok(sb.bytes.byteLength < 20_000, `session bytes ${sb.bytes.byteLength} should not hold the weights`);
+    assert.equal(sessionBytes(loadModel(src)).externalFolder, undefined, 'an inline model needs no folder');
+    const s = await createSession(sb, { label: ext });
+    try {
+      const feeds = feedsFor(s.session);
+      const got = await runSession(s.session, feeds, ext);
+      const want = await runModel(src, feeds);
+      for (const [k, v] of Object.entries(want)) assert.deepEqual(Array.from(got[k]!.data as Float32Array, Number), v, k);
+    } finally {
+      await s.session.release();
+    }
   });
 
   it('refuses external data that escapes the model folder', async () => {

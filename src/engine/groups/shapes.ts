@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import { shallowCopyModel } from '../graph/surgery';
-import { serializeModel } from '../onnx/writer';
+import { sessionBytes } from '../onnx/writer';
 import { createSession, runSession } from '../runtime/session';
 import { GraphIndex } from '../onnx/graph';
 import { modelInputs } from '../structure/inputs';
@@ -41,7 +41,7 @@ export async function measureShapes(model: OnnxModel): Promise<MeasuredShapes> {
     if (n.opType === 'Constant') continue;
     for (const o of n.output) if (o && !have.has(o)) { g.output.push(create(ValueInfoProtoSchema, { name: o })); have.add(o); }
   }
-  const s = await createSession(serializeModel({ ...model, proto }), { label: `${model.path} (shape probe)` });
+  const s = await createSession(sessionBytes({ ...model, proto }), { label: `${model.path} (shape probe)` });
   try {
     const fixed = inputs.map((i) => i.shape[0]).find((d): d is number => typeof d === 'number' && d > 0);
     const batch = fixed ?? PROBE_BATCH;

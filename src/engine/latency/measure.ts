@@ -1,6 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
-import { serializeModel } from '../onnx/writer';
+import { sessionBytes } from '../onnx/writer';
 import type { ModelStructure } from '../structure/types';
 import type { EpChoice } from '../runtime/providers';
 import { createSession, describeSession, runSession, type Session } from '../runtime/session';
@@ -43,7 +43,7 @@ function firstN(n: number): number[] {
 /** Run the dense model once on the benchmark inputs and return every layer's residual input. */
 async function layerInputs(model: OnnxModel, st: ModelStructure, feeds: Record<string, ort.Tensor>, ep: EpChoice, threads: number): Promise<ort.Tensor[]> {
   const proto = instrument(model, st, { maskLayers: [], outputs: st.layers.map((l) => l.input), onlyOutputs: true });
-  const s = await createSession(serializeModel({ ...model, proto }), { ep, threads, label: `${model.path} (layer inputs)` });
+  const s = await createSession(sessionBytes({ ...model, proto }), { ep, threads, label: `${model.path} (layer inputs)` });
   try {
     const out = await runSession(s.session, feeds, `${model.path} (layer inputs)`);
     return st.layers.map((l) => out[l.input] as ort.Tensor);
@@ -83,7 +83,7 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     const pruned = kind === 'dense' ? model.proto : applyKeep(model, st, keep);
     const graph = extractSubgraph(pruned.graph!, new Map([[l.input, [...inputs[rep]!.dims]]]), [l.output]);
     const label = `${model.path} (layer ${rep}, ${kind === 'dense' ? 'dense' : `${kept} ${kind}`})`;
-    const s = await createSession(serializeModel({ ...model, proto: { ...pruned, graph } }), { ep, threads, label, noSpin: true });
+    const s = await createSession(sessionBytes({ ...model, proto: { ...pruned, graph } }), { ep, threads, label, noSpin: true });
     sessions.push(s);
     const f: Record<string, ort.Tensor> = { [l.input]: inputs[rep]! };
     for (const n of s.session.inputNames) if (n !== l.input) f[n] = feeds[n] ?? missingInput(model.path, rep, n);
@@ -95,7 +95,7 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     sessions.push(dense);
     jobs.push(() => runSession(dense.session, feeds, model.path));
     const floorKeep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [0] : [])), neurons: st.layers.map(() => []) };
-    const floor = await createSession(serializeModel({ ...model, proto: applyKeep(model, st, floorKeep) }), { ep, threads, label: `${model.path} (floor plan)`, noSpin: true });
+    const floor = await createSession(sessionBytes({ ...model, proto: applyKeep(model, st, floorKeep) }), { ep, threads, label: `${model.path} (floor plan)`, noSpin: true });
     sessions.push(floor);
     jobs.push(() => runSession(floor.session, feeds, `${model.path} (floor plan)`));
     for (const rep of reps.values()) {

@@ -80,7 +80,7 @@ function inlineSize(model: OnnxModel): number {
  * Stream a model to a sink: every tensor's bytes are written as they are read, so peak memory stays
  * near the model size. With `dataSink`, large initializers go to an external-data file named `dataName`.
  */
-function writeModel(model: OnnxModel, sink: Sink, dataSink?: { sink: Sink; name: string; threshold: number }): void {
+function writeModel(model: OnnxModel, sink: Sink, dataSink?: { sink: Sink; name: string; threshold: number }, keepExternal = false): void {
   const proto = model.proto;
   const graph = proto.graph!;
   const inits = graph.initializer;
@@ -89,6 +89,10 @@ function writeModel(model: OnnxModel, sink: Sink, dataSink?: { sink: Sink; name:
   const restore: Array<() => void> = [];
   try {
     for (const t of inits) {
+      if (keepExternal && t.dataLocation === DataLocation.EXTERNAL) {
+        planned.push(planTensor(t, undefined));
+        continue;
+      }
       const raw = tensorBytes(t, model.ext);
       if (dataSink && raw.byteLength >= dataSink.threshold) {
         const pad = (4096 - (dataOffset % 4096)) % 4096;
@@ -169,6 +173,25 @@ export function serializeModel(model: OnnxModel): Uint8Array {
   const chunks: Uint8Array[] = [];
   writeModel(model, { write: (c) => chunks.push(c) });
   return Buffer.concat(chunks);
+}
+
+/** Model bytes for an onnxruntime session, plus the folder its external-data references resolve against. */
+export interface SessionBytes {
+  bytes: Uint8Array;
+  /** Set when tensors stay in their external-data files: onnxruntime reads them from this folder. */
+  externalFolder?: string;
+}
+
+/**
+ * Serialize a model for an onnxruntime session. Tensors that live in external-data files stay
+ * there (onnxruntime reads them from the model's folder), so a model over 2 GB opens, and its
+ * weights are never copied into this process.
+ */
+export function sessionBytes(model: OnnxModel): SessionBytes {
+  if (!model.usesExternalData) return { bytes: serializeModel(model) };
+  const chunks: Uint8Array[] = [];
+  writeModel(model, { write: (c) => chunks.push(c) }, undefined, true);
+  return { bytes: Buffer.concat(chunks), externalFolder: model.ext.baseDir };
 }
 
 class FileSink implements Sink {

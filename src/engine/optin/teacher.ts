@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import type { ModelProto } from '../onnx/schema';
-import { serializeModel } from '../onnx/writer';
+import { sessionBytes } from '../onnx/writer';
 import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch, TensorData } from '../data/calibration';
 import { createSession, runSession, type Session } from '../runtime/session';
@@ -10,8 +10,7 @@ import { instrument } from './instrument';
 
 /** Serialize an in-memory variant of a model and open it in onnxruntime. */
 export async function sessionFor(model: OnnxModel, proto: ModelProto, label: string, ep: EpChoice = 'cpu', threads = 0): Promise<Session> {
-  const bytes = serializeModel({ ...model, proto });
-  return createSession(bytes, { ep, threads, label });
+  return createSession(sessionBytes({ ...model, proto }), { ep, threads, label });
 }
 
 /** Convert plain tensors to onnxruntime tensors. */

@@ -3,6 +3,10 @@ import { OptinError } from '../errors';
 import { gpuCandidates, providerMissing, type EpChoice, type Provider } from './providers';
 import { webgpuAdapter } from './adapter';
 import { probeProvider } from './probe';
+import type { SessionBytes } from '../onnx/writer';
+
+/** What a session is created from: a model file, model bytes, or bytes whose tensors stay in external-data files. */
+export type ModelSource = string | Uint8Array | SessionBytes;
 
 /** An onnxruntime session plus the provider it actually runs on. */
 export interface Session {
@@ -39,15 +43,21 @@ function firstLine(e: unknown): string {
   return msg.split('\n')[0]!.replace(/^\[[^\]]*\]\s*/, '').slice(0, 400);
 }
 
-async function tryCreate(model: string | Uint8Array, ep: string, threads: number, noSpin = false): Promise<ort.InferenceSession> {
+async function tryCreate(model: ModelSource, ep: string, threads: number, noSpin = false): Promise<ort.InferenceSession> {
+  const folder = typeof model === 'object' && 'bytes' in model ? model.externalFolder : undefined;
+  const session: Record<string, unknown> = {
+    ...(noSpin ? { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } : {}),
+    ...(folder ? { model_external_initializers_file_folder_path: folder } : {}),
+  };
   const opts: ort.InferenceSession.SessionOptions = {
     executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     ...(threads > 0 ? { intraOpNumThreads: threads } : {}),
-    ...(noSpin ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
+    ...(Object.keys(session).length ? { extra: { session } } : {}),
   };
-  return typeof model === 'string' ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model, opts);
+  if (typeof model === 'string') return ort.InferenceSession.create(model, opts);
+  return ort.InferenceSession.create('bytes' in model ? model.bytes : model, opts);
 }
 
 /** Why `auto` must not use a provider before even trying it (undefined: worth trying). */
@@ -66,7 +76,7 @@ function skipReason(p: Provider): string | undefined {
  * CPU on a probe graph ({@link probeProvider}).
  * @throws OptinError('runtime') when onnxruntime refuses the graph or an explicitly requested provider is missing or wrong.
  */
-export async function createSession(model: string | Uint8Array, opts: SessionOptions): Promise<Session> {
+export async function createSession(model: ModelSource, opts: SessionOptions): Promise<Session> {
   const ep = opts.ep ?? 'cpu';
   const threads = opts.threads ?? 0;
   const reasons: string[] = [];
@@ -100,7 +110,7 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
 }
 
 /** Load a model in onnxruntime once to prove it runs here; releases the session. */
-export async function checkLoadable(model: string | Uint8Array, label: string): Promise<void> {
+export async function checkLoadable(model: ModelSource, label: string): Promise<void> {
   const s = await createSession(model, { ep: 'cpu', label });
   await s.session.release();
 }
