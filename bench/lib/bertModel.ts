@@ -1,5 +1,6 @@
+import * as fs from 'node:fs';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { GraphProtoSchema, ModelProtoSchema, DataType } from '../../src/engine/onnx/schema';
+import { DataLocation, GraphProtoSchema, ModelProtoSchema, DataType, StringStringEntryProtoSchema, TensorProtoSchema } from '../../src/engine/onnx/schema';
 import { GraphBuilder } from '../../src/engine/graph/builder';
 import { mulberry32 } from '../../src/engine/optin/random';
 import { gaussian } from '../../src/engine/data/calibration';
@@ -10,12 +11,28 @@ export interface BertGeometry { layers: number; hidden: number; heads: number; f
 /**
  * A post-LN BERT-architecture classifier (separate Q/K/V, erf GELU, opset 17 LayerNormalization,
  * CLS-token head) with random N(0, 0.02) weights, as the PyTorch exporter lays it out. For benchmarks.
+ * With `external`, every weight matrix is streamed to that external-data file as it is generated
+ * (the model can exceed 2 GB; the returned bytes hold only the graph).
  */
-export function bertModel(g: BertGeometry, seed = 1): Uint8Array {
+export function bertModel(g: BertGeometry, seed = 1, external?: { file: string; location: string }): Uint8Array {
   const rnd = mulberry32(seed);
   const graph = create(GraphProtoSchema, { name: 'bert-random' });
   const b = new GraphBuilder(graph, 17);
-  const W = (dims: number[], std = 0.02): string => b.floats(Float32Array.from({ length: dims.reduce((x, y) => x * y, 1) }, () => std * gaussian(rnd)), dims, 'w');
+  const fd = external ? fs.openSync(external.file, 'w') : undefined;
+  let offset = 0;
+  const W = (dims: number[], std = 0.02): string => {
+    const data = Float32Array.from({ length: dims.reduce((x, y) => x * y, 1) }, () => std * gaussian(rnd));
+    if (fd === undefined || !external) return b.floats(data, dims, 'w');
+    const name = `weight_ext_${graph.initializer.length}`;
+    const bytes = new Uint8Array(data.buffer);
+    for (let done = 0; done < bytes.byteLength; ) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done, offset + done);
+    graph.initializer.push(create(TensorProtoSchema, {
+      name, dims: dims.map(BigInt), dataType: DataType.FLOAT, dataLocation: DataLocation.EXTERNAL,
+      externalData: [['location', external.location], ['offset', String(offset)], ['length', String(bytes.byteLength)]].map(([key, value]) => create(StringStringEntryProtoSchema, { key: key!, value: value! })),
+    }));
+    offset += bytes.byteLength;
+    return name;
+  };
   const C = (v: number, n: number): string => b.floats(new Float32Array(n).fill(v), [n], 'c');
   const scalar = (v: number): string => b.floats(Float32Array.of(v), [], 's');
   const D = g.hidden, H = g.heads, d = D / H;
@@ -49,5 +66,6 @@ export function bertModel(g: BertGeometry, seed = 1): Uint8Array {
   graph.node[graph.node.length - 1]!.output[0] = 'logits';
   b.output('logits');
   void logits;
+  if (fd !== undefined) fs.closeSync(fd);
   return toBinary(ModelProtoSchema, create(ModelProtoSchema, { irVersion: 8n, producerName: 'optin-bench', opsetImport: [{ domain: '', version: 17n }], graph }));
 }

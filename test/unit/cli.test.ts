@@ -68,4 +68,17 @@ describe('optin CLI', () => {
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
     assert.equal(optin('plan', '-', '--budget', '0.6', '--multiple-of', 'x', '--out', out).code, 2);
   });
+
+  it('prunes a model OPTIN already pruned (its "optin/" value names never clash with the instrumentation\'s)', () => {
+    const dir = tempDir();
+    const once = path.join(dir, 'once.onnx');
+    const twice = path.join(dir, 'twice.onnx');
+    const first = optin('prune', fixture('torch-bert-like-random/model-opset17.onnx'), '--budget', '0.7', '--samples', '4', '--no-bench', '--out', once, '--json');
+    assert.equal(first.code, 0, first.stderr);
+    const r = optin('prune', once, '--budget', '0.7', '--samples', '4', '--no-bench', '--out', twice, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+    assert.ok(fs.statSync(twice).size < fs.statSync(once).size, 'the second prune makes it smaller again');
+  });
 });

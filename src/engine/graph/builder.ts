@@ -28,14 +28,26 @@ function attribute(name: string, v: Attr): AttributeProto {
  */
 export class GraphBuilder {
   private n = 0;
+  private taken: Set<string> | undefined;
   constructor(
     readonly graph: GraphProto,
     readonly opset: number,
   ) {}
 
-  /** A fresh value name. */
+  /** A fresh value name, never one the graph already uses (a model OPTIN wrote has "optin/" names too). */
   name(hint: string): string {
-    return `optin/${hint}_${this.n++}`;
+    if (!this.taken) {
+      const g = this.graph;
+      this.taken = new Set([...g.input, ...g.output, ...g.initializer].map((v) => v.name));
+      for (const nd of g.node) {
+        this.taken.add(nd.name);
+        for (const o of nd.output) this.taken.add(o);
+      }
+    }
+    let name: string;
+    do name = `optin/${hint}_${this.n++}`; while (this.taken.has(name));
+    this.taken.add(name);
+    return name;
   }
 
   /** Append a node; returns its first output. */
