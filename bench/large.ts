@@ -1,6 +1,6 @@
 /**
  * Large-model benchmark (run on demand: npm run bench:large [-- --geometry bert-large|xlmr-large]
- * [--samples 16] [--mode auto] [--time-budget 10] [--layers N] [--keep DIR]). Generates a BERT-large-geometry
+ * [--samples 16] [--mode auto] [--time-budget 10] [--layers N] [--keep DIR] [--cli dist/cli.js]). Generates a BERT-large-geometry
  * encoder (24 layers, hidden 1024, 16 heads, FFN 4096; random weights) stored with external data;
  * `xlmr-large` is the same encoder with XLM-RoBERTa-large's 250,002-token vocabulary, 2.2 GB, over
  * protobuf's 2 GB limit. Then runs the real command line on it, each step in its own process:
@@ -23,7 +23,7 @@ const GEOMETRIES: Record<string, BertGeometry> = {
 };
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = arg('cli', path.join(ROOT, 'dist', 'cli.js'));
 
 function hashFiles(files: string[]): string {
   const h = crypto.createHash('sha256');

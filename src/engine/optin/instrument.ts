@@ -10,11 +10,19 @@ export const headMaskName = (l: number): string => `optin_head_mask_${l}`;
 /** Name of the neuron-mask input of layer l. */
 export const neuronMaskName = (l: number): string => `optin_neuron_mask_${l}`;
 
-/** How a layer's head mask is shaped: per-head tensor [N,H,S,dv] gets [N,H,1,1]; merged [N,S,H*dv] gets [N,1,H*dv]. */
+/**
+ * How a layer's head mask is shaped: per-head tensor [N,H,S,dv] gets [N,H,1,1]; merged [N,S,H*dv]
+ * gets [N,1,H*dv]; V of heads folded into the batch axis, [S,N,H*dv], gets [1,N,H*dv] (same memory
+ * order as [N,1,H*dv]).
+ */
 export function headMaskDims(l: EncoderLayer): { dims: Array<number | string>; repeat: number } {
   const a = l.attention;
-  return a.perHead ? { dims: ['n', a.heads, 1, 1], repeat: 1 } : { dims: ['n', 1, a.heads * a.vHeadSize], repeat: a.vHeadSize };
+  if (a.perHead) return { dims: ['n', a.heads, 1, 1], repeat: 1 };
+  return { dims: a.folded ? [1, 'n', a.heads * a.vHeadSize] : ['n', 1, a.heads * a.vHeadSize], repeat: a.vHeadSize };
 }
+
+/** The value a layer's head mask multiplies (see {@link headMaskDims}). */
+export const headMaskSite = (l: EncoderLayer): string => l.attention.perHead ?? l.attention.folded?.v ?? l.attention.context;
 
 /** Options for {@link instrument}. */
 export interface InstrumentOptions {
@@ -48,7 +56,9 @@ function insertMul(b: GraphBuilder, value: string, mask: string): void {
 
 /**
  * An in-memory copy of the model with mask inputs and extra outputs; the user's file is never
- * touched. Masks multiply each head's context vector and each FFN neuron's activation.
+ * touched. Masks multiply each head's context vector (or its V, when heads are folded into the
+ * batch axis: the same thing, since a head's context is its attention-weighted V) and each FFN
+ * neuron's activation.
  */
 export function instrument(model: OnnxModel, st: ModelStructure, opts: InstrumentOptions): ModelProto {
   const proto = shallowCopyModel(model.proto);
@@ -59,7 +69,7 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
     const layer = st.layers[l]!;
     const hm = headMaskDims(layer);
     b.input(headMaskName(l), hm.dims);
-    insertMul(b, layer.attention.perHead ?? layer.attention.context, headMaskName(l));
+    insertMul(b, headMaskSite(layer), headMaskName(l));
     if (layer.ffn) {
       b.input(neuronMaskName(l), ['n', 1, layer.ffn.width]);
       insertMul(b, layer.ffn.hidden, neuronMaskName(l));

@@ -93,7 +93,7 @@ class Pruner {
     const mm = this.matmulOut(lin);
     const includesBias = lin.bias !== undefined && (lin.op === 'Gemm' || lin.output !== mm);
     const value = includesBias ? this.b.node('Add', [zeros, lin.bias!], {}, 'bias_only') : zeros;
-    rewire(this.proto.graph!, lin.output, value);
+    rewire(this.proto.graph!, r.value, value);
   }
 
   setAttr(n: NodeProto, name: string, v: number | number[]): void {
@@ -146,7 +146,7 @@ class Pruner {
           break;
         }
       }
-      this.fixer.walk(a.perHead ?? a.context, change(dv));
+      this.fixer.walk(a.perHead ?? a.folded?.pv ?? a.context, change(dv));
     }
     this.sliceIn(a.output, vCols, scales ? { size: dv, scales } : undefined);
   }

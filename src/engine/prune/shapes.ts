@@ -1,7 +1,7 @@
 import type { NodeProto } from '../onnx/schema';
 import type { GraphIndex } from '../onnx/graph';
 import type { GraphBuilder } from '../graph/builder';
-import { evalShape } from '../structure/shapeEval';
+import { evalShape, type ShapeElem } from '../structure/shapeEval';
 
 /** Ops a pruned width flows through unchanged on its way between two projections. */
 const FLOW = new Set([
@@ -43,6 +43,15 @@ function positions(shape: Array<number | null>, c: WidthChange): Map<number, num
   return fix;
 }
 
+/** [seq, batch*heads, size] (heads folded into the batch axis) becomes [seq, -1, size]. */
+function folded(elems: ShapeElem[], c: WidthChange): Map<number, number> | undefined {
+  if (c.headSize <= 0 || elems.length !== 3) return undefined;
+  const bh = elems[1]!;
+  const byHeads = bh.computedFrom?.op === 'Mul' && bh.computedFrom.constant === c.heads;
+  if (!byHeads) return undefined;
+  return new Map([[1, -1], [2, c.headSize]]);
+}
+
 /**
  * Rewrites the shape input of every Reshape between a pruned projection and the op that consumes
  * its heads (or neurons), so the graph computes the narrower width: constant shapes become new
@@ -81,7 +90,7 @@ export class ReshapeFixer {
     const elems = evalShape(this.ix, shapeName);
     if (!elems) return;
     const values = elems.map((e) => e.value);
-    const fix = positions(values, c);
+    const fix = folded(elems, c) ?? positions(values, c);
     for (const [i] of fix) if (values[i] === -1) fix.delete(i);
     if (fix.size === 0) return;
     const lit = this.ix.constInts(shapeName);

@@ -42,13 +42,39 @@ function site(ix: GraphIndex, reshape: NodeProto, e: ShapeElem, meaning: ShapeSi
   };
 }
 
-interface HeadGeometry { heads: number; headSize: number; sites: ShapeSite[]; packedOrder?: 'qkv-heads' | 'heads-qkv' }
+interface HeadGeometry { heads: number; headSize: number; sites: ShapeSite[]; packedOrder?: 'qkv-heads' | 'heads-qkv'; foldedAt?: NodeProto }
+
+/**
+ * A Reshape to [seq, batch*heads, size] followed by Transpose [1,0,2] (nn.MultiheadAttention's
+ * export, or a FusedMatMul that transposes that operand's batch axes): heads come from the constant the batch is multiplied by, or, once pruned, from the
+ * literal size after a -1.
+ */
+function foldedHeads(ix: GraphIndex, r: NodeProto, shape: ShapeElem[], unit: number): HeadGeometry | undefined {
+  const uses = ix.uses(r.output[0]!);
+  const u = uses.length === 1 ? uses[0]! : undefined;
+  // onnxruntime's optimizer folds that Transpose into FusedMatMul's transBatchA/transBatchB.
+  const unfolds = u?.opType === 'Transpose'
+    ? attrInts(u, 'perm')?.join(',') === '1,0,2'
+    : u?.opType === 'FusedMatMul' && attrInt(u, u.input[0] === r.output[0] ? 'transBatchA' : 'transBatchB', 0) === 1;
+  if (!unfolds) return undefined;
+  const [, bh, d] = shape as [ShapeElem, ShapeElem, ShapeElem];
+  let h: number | undefined;
+  if (bh.computedFrom?.op === 'Mul') h = bh.computedFrom.constant;
+  else if (bh.value === -1 && d.value !== null && d.value > 0) h = unit / d.value;
+  if (!h || !Number.isInteger(h) || unit % h) return undefined;
+  const sites = bh.computedFrom ? [site(ix, r, bh, 'heads', h)].filter((s): s is ShapeSite => !!s) : [];
+  return { heads: h, headSize: unit / h, sites, foldedAt: r };
+}
 
 /** Read heads and head size from the Reshape that splits a projection into heads. */
 function headsFromPath(ix: GraphIndex, path: NodeProto[], width: number, packed: boolean): HeadGeometry | undefined {
   for (const r of path) {
     if (r.opType !== 'Reshape') continue;
     const shape = evalShape(ix, r.input[1]!);
+    if (shape?.length === 3) {
+      const f = foldedHeads(ix, r, shape, packed ? width / 3 : width);
+      if (f) return packed ? { ...f, packedOrder: 'qkv-heads' } : f;
+    }
     if (!shape || shape.length < 4) continue;
     let hE: ShapeElem, dE: ShapeElem, order: HeadGeometry['packedOrder'];
     const tail = shape.slice(-3);
@@ -99,7 +125,8 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     if (u.length === 1 && ['Dropout', 'Cast', 'Identity'].includes(u[0]!.opType)) probs = u[0]!.output[0]!;
     else break;
   }
-  const pv = ix.uses(probs).find((u) => u.opType === 'MatMul' && u.input[0] === probs);
+  const plainFused = (u: NodeProto): boolean => attrInt(u, 'transA', 0) === 0 && attrInt(u, 'transB', 0) === 0 && attrInt(u, 'transBatchA', 0) === 0 && attrInt(u, 'alpha', 1) === 1;
+  const pv = ix.uses(probs).find((u) => (u.opType === 'MatMul' || (u.opType === 'FusedMatMul' && plainFused(u))) && u.input[0] === probs);
   if (!pv) return undefined;
   const q = traceBackToLinear(ix, li, qk.input[0]!);
   const k = traceBackToLinear(ix, li, qk.input[1]!);
@@ -140,20 +167,30 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     throw new OptinError(
       'unsupported',
       folded
-        ? `attention at ${ix.label(softmax)}: the query path folds the heads into the batch axis (${ix.label(folded)} reshapes to 3 dims, [seq, batch*heads, head_size] as nn.MultiheadAttention exports); this layout is not supported yet`
+        ? `attention at ${ix.label(softmax)}: the query path folds the heads into the batch axis (${ix.label(folded)} reshapes to 3 dims, [seq, batch*heads, head_size]) but not as nn.MultiheadAttention does (the batch multiplied by a constant head count, then Transpose [1,0,2]); cannot tell the number of heads`
         : `attention at ${ix.label(softmax)}: cannot tell the number of heads (no Reshape into [batch, seq, heads, head_size] found on the query path)`,
     );
   }
   const ctxWidth = out.linear.inFeatures;
+  let folded: AttentionBlock['folded'];
+  if (geom.foldedAt) {
+    const vFold = headsFromPath(ix, v.path, v.linear.outFeatures, packed)?.foldedAt;
+    const input = ix.producer.get(q.linear.input);
+    if (!vFold) throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: the query folds its heads into the batch axis but the value path does not`);
+    if (input?.opType !== 'Transpose' || attrInts(input, 'perm')?.join(',') !== '1,0,2') {
+      throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: heads are folded into the batch axis of a sequence-first tensor that is not a Transpose [1,0,2] of the batch-first layer input; sequence-first models are not supported`);
+    }
+    folded = { v: vFold.input[0]!, pv: pv.output[0]!, input: input.input[0]! };
+  }
   return {
     heads: geom.heads,
     headSize: geom.headSize,
     vHeadSize: ctxWidth / geom.heads,
     qkv,
     output: out.linear,
-    input: q.linear.input,
+    input: folded?.input ?? q.linear.input,
     context: out.linear.input,
-    perHead: pv.output[0]!,
+    ...(folded ? { folded } : { perHead: pv.output[0]! }),
     core: nodeId(softmax),
     shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
   };

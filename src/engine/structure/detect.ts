@@ -22,18 +22,26 @@ function attentionLinears(a: AttentionBlock): Linear[] {
   return l;
 }
 
-/** Residual add after a sublayer output: returns the skip input and the add's output. */
-export function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out: string } | undefined {
-  const v = sub.output;
-  for (const u of ix.uses(v)) {
-    if (u.opType === 'Add') {
-      const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
-      if (!ix.constant(skip)) return { skip, out: u.output[0]! };
+/** Residual add after a sublayer output: the skip input, the add's output and the sublayer value the add reads. */
+export function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out: string; value: string } | undefined {
+  let v = sub.output;
+  // A sequence-first sublayer (nn.MultiheadAttention) reshapes and transposes its output back first.
+  for (let hop = 0; hop < 3; hop++) {
+    const uses = ix.uses(v);
+    for (const u of uses) {
+      if (u.opType === 'Add') {
+        const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
+        if (!ix.constant(skip)) return { skip, out: u.output[0]!, value: v };
+      }
+      if (u.opType === 'SkipLayerNormalization' || u.opType === 'SkipSimplifiedLayerNormalization') {
+        const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
+        return { skip, out: u.output[0]!, value: v };
+      }
     }
-    if (u.opType === 'SkipLayerNormalization' || u.opType === 'SkipSimplifiedLayerNormalization') {
-      const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
-      return { skip, out: u.output[0]! };
-    }
+    const data = uses.filter((u) => u.opType !== 'Shape');
+    const layout = data.length === 1 && (data[0]!.opType === 'Reshape' || data[0]!.opType === 'Transpose') ? data[0]! : undefined;
+    if (!layout) return undefined;
+    v = layout.output[0]!;
   }
   return undefined;
 }

@@ -60,6 +60,14 @@ export interface AttentionBlock {
   context: string;
   /** Per-head context [batch, heads, seq, vHeadSize] (the P*V MatMul output) in unfused graphs. */
   perHead?: string;
+  /**
+   * Heads folded into the batch axis (nn.MultiheadAttention exports: [seq, batch*heads, size]):
+   * `v` is V before the fold ([seq, batch, heads*vHeadSize], batch on axis 1), where the head mask
+   * applies; `pv` is the P*V MatMul output, from which the merge back to [seq*batch, width] runs;
+   * `input` is the sequence-first projection input ([seq, batch, hidden]), while the block's
+   * `input` stays the batch-first value it is transposed from.
+   */
+  folded?: { v: string; pv: string; input: string };
   /** Softmax node (unfused graphs) or the fused attention node. */
   core: string;
   shapeSites: ShapeSite[];
