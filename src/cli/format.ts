@@ -29,6 +29,7 @@ function formatChannels(r: InspectReport): string {
     `arch    ${s.architecture}, ${s.modality}, ${c.blocks.length} prunable channel groups, opset ${s.opset}, ${s.producer || 'unknown producer'}`,
     `inputs  ${s.inputs.map((i) => `${i.name} (${i.role}, ${i.dtype} [${i.shape.join(', ')}])`).join('; ')}`,
     `MACs per example: ${si(c.macs.prunable)} prunable of ${si(c.macs.all)} in Conv/MatMul/Gemm`,
+    ...(c.note ? [`note    ${c.note}`] : []),
     '',
     table(rows),
     '',
@@ -76,6 +77,7 @@ export function inspectJson(r: InspectReport): object {
       path: r.path, architecture: s.architecture, modality: s.modality, parameters: r.parameters, inputs: s.inputs, outputs: s.outputs,
       blocks: c.blocks.map((b) => ({ name: b.name, kind: b.kind, channels: b.channels, macs: b.macs, producers: b.producers, consumers: b.consumers })),
       refused: c.refused,
+      ...(c.note ? { note: c.note } : {}),
       macs: { perExample: true, prunable: c.macs.prunable, all: c.macs.all },
     };
   }

@@ -20,13 +20,14 @@ import { ROOT, expectOptinError, fixture, sha256, tempDir, optin } from './helpe
 const rep = (n: number, w: number): number[] => new Array<number>(n).fill(w);
 
 /** torchvision's own CNNs (random weights, refilled from skeletons): every prunable group and its width, in graph order. */
-const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; exact?: boolean }> = [
+const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; exact?: boolean; attention?: number }> = [
   { name: 'resnet18 (BasicBlock: the first conv of each block)', dir: 'tv-resnet18', widths: [64, 64, 128, 128, 256, 256, 512, 512], first: 'layer1.0.conv1', exact: true },
   { name: 'resnet50 (Bottleneck: conv1 and conv2 of each block; the stem feeds conv1 and downsample together)', dir: 'tv-resnet50', widths: [64, ...rep(6, 64), ...rep(8, 128), ...rep(12, 256), ...rep(6, 512)], first: 'conv1' },
   { name: 'mobilenet_v3_small (expansion through depthwise and squeeze-excitation, SE squeeze widths, classifier hidden)', dir: 'tv-mobilenet-v3-small', widths: [16, 8, 16, 72, 88, 96, 24, 240, 64, 240, 64, 120, 32, 144, 40, 288, 72, 576, 144, 576, 144, 576, 1024], first: 'features.0.0' },
   { name: 'ConvNeXt (small config: the MLP hidden width of each block)', dir: 'tv-convnext-small-config', widths: [128, 128, 256, 256, 512, 512], first: 'features.1.0.block.3' },
   { name: 'LR-ASPP MobileNetV3-Large segmentation (per-pixel output; Shape -> Resize of its own channels)', dir: 'tv-lraspp-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 128], first: 'model.backbone.2.block.0.0' },
   { name: 'DeepLabV3 MobileNetV3-Large segmentation (ASPP branches concatenated: left alone)', dir: 'tv-deeplabv3-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 256, 256], first: 'model.backbone.2.block.0.0' },
+  { name: 'Swin (small config; window attention not recognised, said so: the MLP widths only)', dir: 'tv-swin-small-config', widths: [128, 128, 256, 256], first: 'features.1.0.mlp.0', exact: true, attention: 4 },
 ];
 
 describe('channel groups of CNNs (torchvision exports)', function () {
@@ -41,6 +42,8 @@ describe('channel groups of CNNs (torchvision exports)', function () {
       assert.equal(r.channels.blocks[0]!.name, c.first);
       assert.ok(r.channels.refused.some((x) => /residual stream/.test(x.reason)), 'residual streams are left alone');
       assert.ok(Math.abs(r.channels.blocks.reduce((a, b) => a + b.macs, 0) - r.channels.macs.prunable) < 1e-6 * r.channels.macs.prunable);
+      if (c.attention) assert.match(r.channels.note ?? '', new RegExp(`^${c.attention} attention Softmax node\\(s\\) \\(e\\.g\\. Softmax node ".*"\\) were not recognised as multi-head attention: their heads are not pruned`));
+      else assert.equal(r.channels.note, undefined);
 
       const m = loadModel(file);
       const cs = await analyzeChannels(m);

@@ -31,6 +31,14 @@ export interface ChannelSummary {
   /** Prunable MACs per example (every node a group touches) and all MACs of Conv/MatMul/Gemm nodes. */
   macs: { prunable: number; all: number };
   terms: MacTerm[];
+  /** Set when the graph has attention the transformer detector did not recognise (its heads are not pruned). */
+  note?: string;
+}
+
+/** Why a graph with attention is pruned by channel groups only. */
+export function attentionNote(cs: ChannelStructure): string | undefined {
+  const a = cs.unrecognisedAttention;
+  return a ? `${a.count} attention Softmax node(s) (e.g. ${a.example}) were not recognised as multi-head attention: their heads are not pruned; only the channel groups below are (MLP widths and other coupled channels)` : undefined;
 }
 
 /** Inspect summary of a channel network. */
@@ -56,6 +64,7 @@ export function channelSummary(model: OnnxModel, cs: ChannelStructure): ChannelS
     refused: [...refused.values()],
     macs: { prunable: termsMacs(terms, widths), all },
     terms,
+    ...(attentionNote(cs) ? { note: attentionNote(cs)! } : {}),
   };
 }
 
@@ -83,6 +92,8 @@ function weightRun(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBat
 export async function runChannelScoreJob(model: OnnxModel, cs: ChannelStructure, sha256: string, job: ScoreJob, onProgress: (p: ScoreProgress, warning?: string) => void, signal: AbortSignal): Promise<ScoresFile> {
   const batch = await loadCalibration(model.path, cs, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
+  const note = attentionNote(cs);
+  if (note) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, note);
   const ranking = job.ranking ?? 'optin';
   const scores = ranking === 'optin' ? await scoreChannels(model, cs, batch, { ep: job.ep, onProgress, signal }) : weightRun(model, cs, batch, ranking);
   if (ranking === 'optin') scores.modeReason = job.mode === 'exact' ? '--mode exact' : `--mode ${job.mode}: channel groups are always scored exactly`;

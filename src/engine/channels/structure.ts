@@ -1,5 +1,6 @@
 import type { OnnxModel } from '../onnx/model';
 import { GraphIndex, attr } from '../onnx/graph';
+import { findScoresMatMul } from '../structure/attention';
 import { OptinError } from '../errors';
 import { modelInputs } from '../structure/inputs';
 import { checkWeightTypes } from '../structure/dtypes';
@@ -35,6 +36,8 @@ export interface ChannelStructure {
   featureOf: number[];
   /** Measured shape of every value at the probe batch. */
   shapes: MeasuredShapes;
+  /** Softmax-over-QK^T attention the transformer detector did not recognise: its heads are not pruned. */
+  unrecognisedAttention?: { count: number; example: string };
   opset: number;
   producer: string;
 }
@@ -91,8 +94,10 @@ export async function analyzeChannels(model: OnnxModel): Promise<ChannelStructur
   });
   const modality = inputs.some((i) => i.role === 'input_ids') ? 'text' : inputs.some((i) => i.role === 'pixel_values') ? 'vision' : 'hidden-states';
   const convs = g.node.filter((n) => n.opType === 'Conv').length;
+  const attention = g.node.filter((n) => n.opType === 'Softmax' && findScoresMatMul(ix, n.input[0]!, 0, true));
   return {
-    kind: 'channels', architecture: convs ? 'cnn' : 'mlp', modality, inputs, outputs: g.output.map((o) => o.name), groups, refused, features, featureOf, shapes,
+    kind: 'channels', architecture: attention.length ? 'attention-not-recognised' : convs ? 'cnn' : 'mlp', modality, inputs, outputs: g.output.map((o) => o.name), groups, refused, features, featureOf, shapes,
+    ...(attention.length ? { unrecognisedAttention: { count: attention.length, example: ix.label(attention[0]!) } } : {}),
     opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0), producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
   };
 }

@@ -9,15 +9,19 @@ import type { AttentionBlock, Linear, QkvLayout, ShapeSite } from './types';
 
 const SCORE_OPS = new Set(['Add', 'Sub', 'Div', 'Mul', 'Where', 'Cast', 'Identity']);
 
-function findScoresMatMul(ix: GraphIndex, value: string, depth = 0): NodeProto | undefined {
+/**
+ * The query-key MatMul (two activations) a Softmax's scores come from, through masks and scales
+ * (and, with `throughReshape`, through Reshapes too: Swin's shifted-window mask is added on a 5-D view).
+ */
+export function findScoresMatMul(ix: GraphIndex, value: string, depth = 0, throughReshape = false): NodeProto | undefined {
   if (depth > 6) return undefined;
   const p = ix.producer.get(value);
   if (!p) return undefined;
   if ((p.opType === 'MatMul' || p.opType === 'FusedMatMul') && p.input.every((i) => !ix.constant(i))) return p;
-  if (!SCORE_OPS.has(p.opType)) return undefined;
+  if (!SCORE_OPS.has(p.opType) && !(throughReshape && p.opType === 'Reshape')) return undefined;
   for (const i of p.input) {
-    if (!i || ix.constant(i)) continue;
-    const hit = findScoresMatMul(ix, i, depth + 1);
+    if (!i || ix.constant(i) || (p.opType === 'Reshape' && i !== p.input[0])) continue;
+    const hit = findScoresMatMul(ix, i, depth + 1, throughReshape);
     if (hit) return hit;
   }
   return undefined;
