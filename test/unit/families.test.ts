@@ -58,6 +58,15 @@ describe('model families exported by their own code', function () {
     assert.deepEqual(fs.readdirSync(dir), ['odd-fold.onnx']);
   });
 
+  it('torchvision ViT --tune rescales its attention too (heads folded into the batch axis are read whole before the solve)', () => {
+    const r = optin('prune', fixture('torchvision-vit-random/model-opset17.onnx'), '--budget', '0.5', '--data', DIGITS, '--samples', '16', '--tune', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    const attn = (j.apply.tuning as Array<{ part: string; before: number; after: number; rejected?: string }>).filter((t) => t.part === 'attention');
+    assert.ok(attn.length > 0 && attn.every((t) => !t.rejected && t.after < t.before), JSON.stringify(attn));
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+  });
+
   it('the MNIST-trained vit-pytorch-style ViT at keep 60% of MACs: OPTIN keeps it above 90% (README: 92.21%, dense 96.26%)', () => {
     const out = path.join(tempDir(), 'p.onnx');
     const r = optin('prune', fixture('vitpt-mnist/model-opset17.onnx'), '--budget', '0.6', '--data', path.join(FIXTURES, 'data', 'mnist', 'train'), '--samples', '64',

@@ -77,7 +77,12 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
         const kept = part === 'attention' ? keep.heads[l.index]! : keep.neurons[l.index]!;
         if (kept.length === 0) continue;
         const cur = { ...keep, scales };
-        const out = await masked.session.run({ ...feeds, ...maskFeeds(st, cur) }, [sub.contrib]);
+        // This layer's own heads are read whole (unscaled): with heads folded into the batch axis their mask acts on V, before the context.
+        const whole = part === 'attention'
+          ? { heads: keep.heads.map((h, i) => (i === l.index ? Array.from({ length: l.attention.heads }, (_, j) => j) : h)), scales: { ...scales, heads: scales.heads.map((x, i) => (i === l.index ? [] : x)) } }
+          : {};
+        const masks = maskFeeds(st, { ...cur, ...whole });
+        const out = await masked.session.run({ ...feeds, ...masks }, [sub.contrib]);
         const w = ix.constant(sub.lin.weight)!;
         const W = tensorFloat32(w, model.ext);
         const at = rowsOf(W, tensorShape(w), sub.lin.transposed, D);
