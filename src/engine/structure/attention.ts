@@ -50,8 +50,8 @@ interface HeadGeometry { heads: number; headSize: number; sites: ShapeSite[]; pa
 
 /**
  * A Reshape to [seq, batch*heads, size] followed by Transpose [1,0,2] (nn.MultiheadAttention's
- * export, or a FusedMatMul that transposes that operand's batch axes): heads come from the constant the batch is multiplied by, or, once pruned, from the
- * literal size after a -1.
+ * export, or a FusedMatMul that transposes that operand's batch axes): heads come from the
+ * constant the batch is multiplied by, or, once pruned, from the literal size after a -1.
  */
 function foldedHeads(ix: GraphIndex, r: NodeProto, shape: ShapeElem[], unit: number): HeadGeometry | undefined {
   const uses = ix.uses(r.output[0]!);
@@ -177,14 +177,16 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
   }
   const ctxWidth = out.linear.inFeatures;
   let folded: AttentionBlock['folded'];
+  let input = q.linear.input;
   if (geom.foldedAt) {
     const vFold = headsFromPath(ix, v.path, v.linear.outFeatures, packed)?.foldedAt;
-    const input = ix.producer.get(q.linear.input);
+    const t = ix.producer.get(q.linear.input);
     if (!vFold) throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: the query folds its heads into the batch axis but the value path does not`);
-    if (input?.opType !== 'Transpose' || attrInts(input, 'perm')?.join(',') !== '1,0,2') {
+    if (t?.opType !== 'Transpose' || attrInts(t, 'perm')?.join(',') !== '1,0,2') {
       throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: heads are folded into the batch axis of a sequence-first tensor that is not a Transpose [1,0,2] of the batch-first layer input; sequence-first models are not supported`);
     }
-    folded = { v: vFold.input[0]!, pv: pv.output[0]!, input: input.input[0]! };
+    folded = { v: vFold.input[0]!, pv: pv.output[0]! };
+    input = t.input[0]!;
   }
   return {
     heads: geom.heads,
@@ -192,7 +194,7 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     vHeadSize: ctxWidth / geom.heads,
     qkv,
     output: out.linear,
-    input: folded?.input ?? q.linear.input,
+    input,
     context: out.linear.input,
     ...(folded ? { folded } : { perHead: pv.output[0]! }),
     core: nodeId(softmax),

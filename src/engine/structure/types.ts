@@ -63,11 +63,10 @@ export interface AttentionBlock {
   /**
    * Heads folded into the batch axis (nn.MultiheadAttention exports: [seq, batch*heads, size]):
    * `v` is V before the fold ([seq, batch, heads*vHeadSize], batch on axis 1), where the head mask
-   * applies; `pv` is the P*V MatMul output, from which the merge back to [seq*batch, width] runs;
-   * `input` is the sequence-first projection input ([seq, batch, hidden]), while the block's
-   * `input` stays the batch-first value it is transposed from.
+   * applies; `pv` is the P*V MatMul output, from which the merge back to [seq*batch, width] runs.
+   * The block's `input` is then the batch-first value the projections' input is transposed from.
    */
-  folded?: { v: string; pv: string; input: string };
+  folded?: { v: string; pv: string };
   /** Softmax node (unfused graphs) or the fused attention node. */
   core: string;
   shapeSites: ShapeSite[];
