@@ -1,5 +1,5 @@
 /**
- * The results table of the README (run on demand: npm run bench:results [-- --only bert|vit|vitpt] [--samples 64]
+ * The results table of the README (run on demand: npm run bench:results [-- --only bert|vit|vitpt|vitpt-wide] [--samples 64]
  * [--bert-scores scores.json] [--vit-scores scores.json] to reuse scores made by `optin score` with the same data).
  * For the SST-2 BERT, the digits ViT and the MNIST vit-pytorch-style ViT: score once with OPTIN on the first N training examples,
  * rank once by weight magnitude, then for every budget and {magnitude, OPTIN, OPTIN + mask tuning}:
@@ -78,6 +78,9 @@ async function main(): Promise<void> {
     }
     if (only === 'all' || only === 'vitpt') {
       await run({ key: 'vitpt', name: 'MNIST vit-pytorch-style ViT', model: f('models', 'vitpt-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), seqLen: 17 }, tmp);
+    }
+    if (only === 'all' || only === 'vitpt-wide') {
+      await run({ key: 'vitpt-wide', name: 'MNIST vit-pytorch-style ViT, wider', model: f('models', 'vitpt-mnist-wide', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), seqLen: 17 }, tmp);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

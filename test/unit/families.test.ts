@@ -78,6 +78,17 @@ describe('model families exported by their own code', function () {
     assert.ok(e.accuracy > 0.9, `pruned accuracy ${e.accuracy}`);
   });
 
+  it('the wider MNIST-trained vit-pytorch-style ViT at keep 60% of MACs: OPTIN + refit stays within 1.5 points of dense (README: 95.43%, dense 96.47%)', () => {
+    const out = path.join(tempDir(), 'p.onnx');
+    const r = optin('prune', fixture('vitpt-mnist-wide/model-opset17.onnx'), '--budget', '0.6', '--data', path.join(FIXTURES, 'data', 'mnist', 'train'), '--samples', '64',
+      '--eval', path.join(FIXTURES, 'data', 'mnist', 'test'), '--refit', '--no-bench', '--out', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout).evaluation;
+    assert.equal(e.examples, 963);
+    assert.ok(Math.abs(e.reference.accuracy - 0.9647) < 0.0006, `dense accuracy ${e.reference.accuracy}`);
+    assert.ok(e.reference.accuracy - e.accuracy <= 0.015, `pruned accuracy ${e.accuracy} vs dense ${e.reference.accuracy}`);
+  });
+
   /** A feeds file for the modern encoders (vocabulary 1000): 16 examples of 12 tokens, the odd ones padded after 7. */
   function textFeeds(): string {
     const file = path.join(tempDir(), 'feeds.jsonl');
