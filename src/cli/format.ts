@@ -56,7 +56,7 @@ export function formatInspect(r: InspectReport): string {
     rows.push([
       String(i),
       `${a.heads} x ${a.headSize}${a.vHeadSize !== a.headSize ? `/${a.vHeadSize}` : ''}`,
-      a.qkv.kind,
+      `${a.qkv.kind}${a.folded ? ', folded' : ''}`,
       String(l.ffn?.width ?? 0),
       l.ffn?.activation ?? '-',
       si(m.heads),
@@ -99,6 +99,7 @@ export function inspectJson(r: InspectReport): object {
       ffn: l.ffn?.width ?? 0,
       ...(l.ffn?.gate ? { gated: true } : {}),
       qkv: l.attention.qkv.kind,
+      ...(l.attention.folded ? { headsFoldedIntoBatch: true } : {}),
       activation: l.ffn?.activation ?? null,
       macs: r.macs.layers[i]!.total,
     })),

@@ -215,6 +215,7 @@ describe('model families exported by their own code', function () {
       const j = JSON.parse(ins.stdout);
       assert.deepEqual(j.layers.map((l: { heads: number; headSize: number; ffn: number }) => [l.heads, l.headSize, l.ffn]), Array.from({ length: f.layers }, () => [f.heads, f.headSize, f.ffn]));
       if (f.tokens) assert.equal(j.macs.seqLen, f.tokens);
+      assert.deepEqual(j.layers.map((l: { headsFoldedIntoBatch?: boolean }) => !!l.headsFoldedIntoBatch), Array.from({ length: f.layers }, () => f.file.startsWith('torchvision-vit')), 'heads folded into the batch axis are reported');
       if (f.gated) {
         assert.deepEqual(j.layers.map((l: { activation: string }) => l.activation), Array.from({ length: f.layers }, () => 'silu'));
         const s = j.macs.seqLen, D = j.hidden, d = f.headSize;
