@@ -28,6 +28,7 @@ const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; 
   { name: 'LR-ASPP MobileNetV3-Large segmentation (per-pixel output; Shape -> Resize of its own channels)', dir: 'tv-lraspp-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 128], first: 'model.backbone.2.block.0.0' },
   { name: 'DeepLabV3 MobileNetV3-Large segmentation (ASPP branches concatenated: left alone)', dir: 'tv-deeplabv3-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 256, 256], first: 'model.backbone.2.block.0.0' },
   { name: 'Swin (small config; window attention not recognised, said so: the MLP widths only)', dir: 'tv-swin-small-config', widths: [128, 128, 256, 256], first: 'features.1.0.mlp.0', exact: true, attention: 4 },
+  { name: 'Swin features + FPN-style head, per-pixel logits (the Mask2Former analogue: Swin MLP widths and the head conv in one search)', dir: 'tv-swin-fpn-segmentation', widths: [128, 128, 256, 256, 48], first: 'stage1.0.mlp.0', exact: true, attention: 4 },
 ];
 
 describe('channel groups of CNNs (torchvision exports)', function () {

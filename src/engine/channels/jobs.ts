@@ -38,7 +38,7 @@ export interface ChannelSummary {
 /** Why a graph with attention is pruned by channel groups only. */
 export function attentionNote(cs: ChannelStructure): string | undefined {
   const a = cs.unrecognisedAttention;
-  return a ? `${a.count} attention Softmax node(s) (e.g. ${a.example}) were not recognised as multi-head attention: their heads are not pruned; only the channel groups below are (MLP widths and other coupled channels)` : undefined;
+  return a ? `${a.count} attention Softmax node(s) (e.g. ${a.example}) were not recognised as multi-head attention: their heads are not pruned; only its channel groups are (MLP widths and other coupled channels)` : undefined;
 }
 
 /** Inspect summary of a channel network. */
