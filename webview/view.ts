@@ -127,6 +127,7 @@ export class PanelView {
         el('h1', {}, summary.fileName),
         el('p', { class: 'meta' }, `${summary.architecture} · ${summary.modality} · ${summary.layers.length} prunable channel groups · ${fmt(summary.parameters)} parameters · ${fmt(summary.totalMacs)} prunable MACs`),
         el('p', { class: 'meta', id: 'seq-len' }, 'Every MAC count here is per example (one image); a group\'s channels are cut together in every convolution that carries them.'),
+        ...(summary.note ? [el('p', { class: 'warning', id: 'model-note' }, `⚠ ${summary.note}`)] : []),
         grid(['Block', 'Channels', 'MACs'], summary.layers.map((l) => [l.name ?? '', String(l.ffn), fmt(l.macs)]), 'layers'));
       return;
     }

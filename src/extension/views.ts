@@ -49,6 +49,7 @@ export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 
       path: r.path, fileName: path.basename(r.path), architecture: s.architecture, modality: s.modality, hidden: 0, norm: 'post',
       parameters: r.parameters, fileBytes: r.fileBytes, seqLen: 1, seqLenSource: 'fixed', totalMacs: r.channels.macs.prunable, units: 'channels',
       layers: r.channels.blocks.map((b) => ({ name: b.name, heads: 0, headSize: 0, ffn: b.channels, qkv: '-', activation: null, macs: b.macs })),
+      ...(r.channels.note ? { note: r.channels.note } : {}),
     };
   }
   return {

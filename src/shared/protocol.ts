@@ -33,6 +33,8 @@ export interface ModelSummary {
   layers: LayerSummary[];
   /** 'channels' for CNN-style models: every layer is a coupled-channel group (no heads; `ffn` = its channels; MACs per example). */
   units?: 'heads-neurons' | 'channels';
+  /** What is not pruned and why (e.g. attention the engine does not recognise), shown as a warning. */
+  note?: string;
 }
 
 /** Importance of every head and neuron, `heads[l][h]`, `neurons[l][j]` (larger = more important). */

@@ -14,6 +14,7 @@ import { macTerms, termsMacs } from '../../src/engine/channels/macs';
 import { searchChannels } from '../../src/engine/plan/channelSearch';
 import { segmentationMetrics } from '../../src/engine/eval/segmentation';
 import { materialize } from '../fixtures/materialize';
+import { toSummary } from '../../src/extension/views';
 import { ROOT, expectOptinError, fixture, sha256, tempDir, optin } from './helpers';
 
 
@@ -45,6 +46,7 @@ describe('channel groups of CNNs (torchvision exports)', function () {
       assert.ok(Math.abs(r.channels.blocks.reduce((a, b) => a + b.macs, 0) - r.channels.macs.prunable) < 1e-6 * r.channels.macs.prunable);
       if (c.attention) assert.match(r.channels.note ?? '', new RegExp(`^${c.attention} attention Softmax node\\(s\\) \\(e\\.g\\. Softmax node ".*"\\) were not recognised as multi-head attention: their heads are not pruned`));
       else assert.equal(r.channels.note, undefined);
+      assert.equal(toSummary(r).note, r.channels.note, 'the panel shows the same note');
 
       const m = loadModel(file);
       const cs = await analyzeChannels(m);
