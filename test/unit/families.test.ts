@@ -23,6 +23,8 @@ const FAMILIES: Array<{ name: string; file: string; layers: number; heads: numbe
   { name: 'DeiT-style ViT after onnxruntime graph optimizations', file: 'deit-random/model-opset17.ort-fused.onnx', layers: 4, heads: 4, headSize: 16, ffn: 128, tokens: 18 },
   { name: 'modern encoder, opset 14', file: 'modern-encoder-random/model-opset14.onnx', layers: 3, heads: 4, headSize: 16, ffn: 96, gated: true },
   { name: 'modern encoder after onnxruntime graph optimizations (FusedMatMul scores, SimplifiedLayerNormalization, QuickGelu gate, moved rotary transposes)', file: 'modern-encoder-random/model-opset17.ort-fused.onnx', layers: 3, heads: 4, headSize: 16, ffn: 96 },
+  { name: 'vit-pytorch-style ViT with a relative position bias per head (a [rows, heads] table gathered by a fixed index, added to the scores), opset 17', file: 'vitpt-relbias-random/model-opset17.onnx', layers: 2, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
+  { name: 'the same with a relative position bias, opset 14', file: 'vitpt-relbias-random/model-opset14.onnx', layers: 2, heads: 8, headSize: 8, ffn: 128, tokens: 17 },
   { name: 'torchvision VisionTransformer, opset 17 (nn.MultiheadAttention: sequence-first, heads folded into the batch axis, packed in_proj split by run-time Slices)', file: 'torchvision-vit-random/model-opset17.onnx', layers: 3, heads: 4, headSize: 16, ffn: 128, tokens: 17 },
   { name: 'torchvision VisionTransformer, opset 14', file: 'torchvision-vit-random/model-opset14.onnx', layers: 3, heads: 4, headSize: 16, ffn: 128, tokens: 17 },
   { name: 'torchvision VisionTransformer after onnxruntime graph optimizations (the unfolding Transposes absorbed into FusedMatMul)', file: 'torchvision-vit-random/model-opset17.ort-fused.onnx', layers: 3, heads: 4, headSize: 16, ffn: 128, tokens: 17 },
@@ -56,6 +58,14 @@ describe('model families exported by their own code', function () {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /attention at Softmax node "\/encoder\/layers\/encoder_layer_0\/self_attention\/Softmax": the query path folds the heads into the batch axis \(Reshape node "\/encoder\/layers\/encoder_layer_0\/self_attention\/Reshape" reshapes to 3 dims, \[seq, batch\*heads, head_size\]\) but not as nn\.MultiheadAttention does/);
     assert.deepEqual(fs.readdirSync(dir), ['odd-fold.onnx']);
+  });
+
+  it('a per-head relative position bias keeps only the kept heads\' columns of its table when heads are cut (budget 0.4), verified', () => {
+    const r = optin('prune', fixture('vitpt-relbias-random/model-opset17.onnx'), '--budget', '0.4', '--data', DIGITS, '--samples', '8', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.ok((j.plan.keep.heads as number[][]).some((h) => h.length > 0 && h.length < 8), `heads kept per layer: ${j.plan.keep.heads.map((h: number[]) => h.length)}`);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
   });
 
   it('torchvision ViT --tune rescales its attention too (heads folded into the batch axis are read whole before the solve)', () => {

@@ -1,7 +1,9 @@
 import { create } from '@bufbuild/protobuf';
 import { AttributeProtoSchema, AttributeType, StringStringEntryProtoSchema, type ModelProto, type NodeProto } from '../onnx/schema';
 import type { OnnxModel } from '../onnx/model';
-import { GraphIndex } from '../onnx/graph';
+import { GraphIndex, attrInt } from '../onnx/graph';
+import { tensorShape } from '../onnx/tensor';
+import { findScoresMatMul } from '../structure/attention';
 import { GraphBuilder, valueInfo } from '../graph/builder';
 import { defaultOpset, removeDeadNodes, rewire, shallowCopyModel, topoSort } from '../graph/surgery';
 import { residualAfter } from '../structure/detect';
@@ -147,8 +149,59 @@ class Pruner {
         }
       }
       this.fixer.walk(a.perHead ?? a.folded?.pv ?? a.context, change(dv));
+      this.scoreTerms(a, keep, where);
     }
     this.sliceIn(a.output, vCols, scales ? { size: dv, scales } : undefined);
+  }
+
+  /**
+   * Per-head terms added to the attention scores between the query-key MatMul and the Softmax
+   * (a constant [.., heads, n, n] bias; a relative position bias gathered from a [rows, heads]
+   * table) keep only the kept heads.
+   */
+  private scoreTerms(a: AttentionBlock, keep: number[], where: string): void {
+    const softmax = this.nodes.get(a.core);
+    if (softmax?.opType !== 'Softmax') return;
+    let v = softmax.input[0]!;
+    for (let depth = 0; depth < 8; depth++) {
+      const p = this.ix.producer.get(v);
+      if (!p || !['Add', 'Sub', 'Mul', 'Div', 'Where', 'Cast', 'Identity'].includes(p.opType)) return;
+      let next: string | undefined;
+      for (const i of p.input) {
+        if (!i) continue;
+        if (!next && !this.ix.constant(i) && findScoresMatMul(this.ix, i)) next = i;
+        else this.sliceHeadTerm(p, i, a.heads, keep, where);
+      }
+      if (!next) return;
+      v = next;
+    }
+  }
+
+  private sliceHeadTerm(n: NodeProto, value: string, H: number, keep: number[], where: string): void {
+    const c = this.ix.constant(value);
+    if (c) {
+      const dims = tensorShape(c), r = dims.length;
+      if (r >= 3 && dims[r - 3] === H) this.replaceInput(n, value, this.store.write(value, take(this.store.read(value), r - 3, keep)));
+      return;
+    }
+    const chain: string[] = [value];
+    for (let u = value, depth = 0; depth < 6; depth++) {
+      const q = this.ix.producer.get(u);
+      if (!q) return;
+      if (['Unsqueeze', 'Transpose', 'Cast', 'Identity', 'Squeeze'].includes(q.opType)) {
+        u = q.input[0]!;
+        chain.push(u);
+        continue;
+      }
+      const table = q.opType === 'Gather' && attrInt(q, 'axis', 0) === 0 ? this.ix.constant(q.input[0]!) : undefined;
+      if (!table || table.dims.length !== 2 || Number(table.dims[1]) !== H) return;
+      const shared = chain.find((x) => this.ix.uses(x).length > 1);
+      if (shared) {
+        throw new OptinError('unsupported', `${where} attention: the per-head score bias "${shared}" (gathered from table "${q.input[0]}") is shared with other layers; heads cannot be cut per layer`);
+      }
+      this.replaceInput(q, q.input[0]!, this.store.write(q.input[0]!, take(this.store.read(q.input[0]!), 1, keep)));
+      return;
+    }
   }
 
   ffn(f: FfnBlock, keep: number[], scales: number[] | undefined, where: string): void {
