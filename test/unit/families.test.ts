@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { create } from '@bufbuild/protobuf';
-import { NodeProtoSchema } from '../../src/engine/onnx/schema';
+import { DataType, NodeProtoSchema, TensorProtoSchema } from '../../src/engine/onnx/schema';
+import { tensorFloat32, tensorInts } from '../../src/engine/onnx/tensor';
+import { GraphIndex } from '../../src/engine/onnx/graph';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { withMeasuredTokens } from '../../src/engine/structure/measure';
 import { FIXTURES, fixture, sha256, tempDir, optin } from './helpers';
@@ -62,6 +64,33 @@ describe('model families exported by their own code', function () {
 
   it('a per-head relative position bias keeps only the kept heads\' columns of its table when heads are cut (budget 0.4), verified', () => {
     const r = optin('prune', fixture('vitpt-relbias-random/model-opset17.onnx'), '--budget', '0.4', '--data', DIGITS, '--samples', '8', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.ok((j.plan.keep.heads as number[][]).some((h) => h.length > 0 && h.length < 8), `heads kept per layer: ${j.plan.keep.heads.map((h: number[]) => h.length)}`);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+  });
+
+  it('a per-head bias stored as a constant [1, heads, n, n] is cut with the heads too (budget 0.4), verified', () => {
+    const m = loadModel(fixture('vitpt-relbias-random/model-opset17.onnx'));
+    const g = m.proto.graph!;
+    const ix = new GraphIndex(g, m.ext);
+    for (const l of [0, 1]) {
+      // Fold the gathered bias of layer l into the constant an exporter could have written: bias[0][h][i][j] = table[index[i][j]][h].
+      const gather = g.node.find((n) => n.opType === 'Gather' && n.input[0] === `layers.${l}.0.rel`)!;
+      const table = tensorFloat32(ix.constant(gather.input[0]!)!);
+      const index = tensorInts(ix.constant(gather.input[1]!)!);
+      const [H, n] = [8, 17];
+      const bias = new Float32Array(H * n * n);
+      for (let h = 0; h < H; h++) for (let i = 0; i < n * n; i++) bias[h * n * n + i] = table[index[i]! * H + h]!;
+      const name = `layers.${l}.folded_bias`;
+      g.initializer.push(create(TensorProtoSchema, { name, dims: [1n, BigInt(H), BigInt(n), BigInt(n)], dataType: DataType.FLOAT, rawData: new Uint8Array(bias.buffer) }));
+      const add = g.node.find((x) => x.opType === 'Add' && x.input.includes(`/layers.${l}.0/Unsqueeze_6_output_0`))!;
+      add.input = add.input.map((i) => (i === `/layers.${l}.0/Unsqueeze_6_output_0` ? name : i));
+    }
+    const file = path.join(tempDir(), 'const-bias.onnx');
+    saveModel(m, file);
+    fs.copyFileSync(fixture('vitpt-relbias-random/preprocessor_config.json'), path.join(path.dirname(file), 'preprocessor_config.json'));
+    const r = optin('prune', file, '--budget', '0.4', '--data', DIGITS, '--samples', '8', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.ok((j.plan.keep.heads as number[][]).some((h) => h.length > 0 && h.length < 8), `heads kept per layer: ${j.plan.keep.heads.map((h: number[]) => h.length)}`);
