@@ -8,12 +8,12 @@
  * prints each step's wall time and peak RSS against the target (2 x model size + 1 GB), and whether
  * the original files are byte-identical afterwards.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { bertModel, type BertGeometry } from './lib/bertModel';
+import { sha256File } from '../src/engine/util/atomic';
 
 const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
 
@@ -25,19 +25,8 @@ const GEOMETRIES: Record<string, BertGeometry> = {
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = arg('cli', path.join(ROOT, 'dist', 'cli.js'));
 
-function hashFiles(files: string[]): string {
-  const h = crypto.createHash('sha256');
-  for (const f of files) {
-    const fd = fs.openSync(f, 'r');
-    const buf = Buffer.allocUnsafe(1 << 24);
-    try {
-      for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-  return h.digest('hex');
-}
+/** One digest over the model and its external-data file, to prove they were never written. */
+const hashFiles = (files: string[]): string => files.map(sha256File).join(',');
 
 interface Step { name: string; seconds: number; rss: number; ok: boolean; stdout: string }
 

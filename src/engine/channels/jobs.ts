@@ -59,12 +59,13 @@ export function channelSummary(model: OnnxModel, cs: ChannelStructure): ChannelS
     if (n.opType !== 'Conv' && n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;
     all += nodeMacs(ix, cs.shapes, n)?.macs ?? 0;
   }
+  const note = attentionNote(cs);
   return {
     blocks: cs.groups.map((g, l) => ({ name: g.name, kind: 'channels', channels: g.width, macs: per[l]!, producers: g.producers, consumers: g.consumers })),
     refused: [...refused.values()],
     macs: { prunable: termsMacs(terms, widths), all },
     terms,
-    ...(attentionNote(cs) ? { note: attentionNote(cs)! } : {}),
+    ...(note ? { note } : {}),
   };
 }
 

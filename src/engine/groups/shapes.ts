@@ -1,8 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import { shallowCopyModel } from '../graph/surgery';
-import { sessionBytes } from '../onnx/writer';
-import { createSession, runSession } from '../runtime/session';
+import { runSession } from '../runtime/session';
+import { sessionFor } from '../optin/teacher';
 import { GraphIndex } from '../onnx/graph';
 import { modelInputs } from '../structure/inputs';
 import { benchFeeds } from '../eval/bench';
@@ -41,7 +41,7 @@ export async function measureShapes(model: OnnxModel): Promise<MeasuredShapes> {
     if (n.opType === 'Constant') continue;
     for (const o of n.output) if (o && !have.has(o)) { g.output.push(create(ValueInfoProtoSchema, { name: o })); have.add(o); }
   }
-  const s = await createSession(sessionBytes({ ...model, proto }), { label: `${model.path} (shape probe)` });
+  const s = await sessionFor(model, proto, `${model.path} (shape probe)`);
   try {
     const fixed = inputs.map((i) => i.shape[0]).find((d): d is number => typeof d === 'number' && d > 0);
     const batch = fixed ?? PROBE_BATCH;

@@ -3,7 +3,7 @@ import { AttributeProtoSchema, AttributeType, StringStringEntryProtoSchema, type
 import type { OnnxModel } from '../onnx/model';
 import { GraphIndex, attrInt } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
-import { findScoresMatMul } from '../structure/attention';
+import { SCORE_OPS, findScoresMatMul } from '../structure/attention';
 import { GraphBuilder, valueInfo } from '../graph/builder';
 import { defaultOpset, removeDeadNodes, rewire, shallowCopyModel, topoSort } from '../graph/surgery';
 import { residualAfter } from '../structure/detect';
@@ -165,7 +165,7 @@ class Pruner {
     let v = softmax.input[0]!;
     for (let depth = 0; depth < 8; depth++) {
       const p = this.ix.producer.get(v);
-      if (!p || !['Add', 'Sub', 'Mul', 'Div', 'Where', 'Cast', 'Identity'].includes(p.opType)) return;
+      if (!p || !SCORE_OPS.has(p.opType)) return;
       let next: string | undefined;
       for (const i of p.input) {
         if (!i) continue;

@@ -7,7 +7,8 @@ import { evalShape, type ShapeElem } from './shapeEval';
 import { LinearIndex, traceBackToLinear, traceForwardToLinear } from './trace';
 import type { AttentionBlock, Linear, QkvLayout, ShapeSite } from './types';
 
-const SCORE_OPS = new Set(['Add', 'Sub', 'Div', 'Mul', 'Where', 'Cast', 'Identity']);
+/** Ops between the query-key MatMul and the Softmax: masks, scales, biases. */
+export const SCORE_OPS = new Set(['Add', 'Sub', 'Div', 'Mul', 'Where', 'Cast', 'Identity']);
 
 /**
  * The query-key MatMul (two activations) a Softmax's scores come from, through masks and scales

@@ -1,8 +1,8 @@
 import type * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
-import { sessionBytes } from '../onnx/writer';
 import { instrument } from '../optin/instrument';
-import { createSession, runSession } from '../runtime/session';
+import { runSession } from '../runtime/session';
+import { sessionFor } from '../optin/teacher';
 import { benchFeeds } from '../eval/bench';
 import type { ModelStructure } from './types';
 
@@ -22,7 +22,7 @@ export async function withMeasuredTokens(model: OnnxModel, st: ModelStructure): 
   const feeds = benchFeeds(st, typeof fixedBatch === 'number' ? fixedBatch : 1, 1);
   const first = st.layers[0]!.input;
   const proto = instrument(model, st, { maskLayers: [], outputs: [first], onlyOutputs: true });
-  const s = await createSession(sessionBytes({ ...model, proto }), { label: `${model.path} (token count probe)` });
+  const s = await sessionFor(model, proto, `${model.path} (token count probe)`);
   try {
     const out = (await runSession(s.session, feeds, `${model.path} (token count probe)`))[first] as ort.Tensor;
     const tokens = out.dims.length === 3 ? out.dims[1]! : undefined;
