@@ -114,7 +114,8 @@ export class PanelView {
       return;
     }
     this.heads = new Heatmap('head-heatmap', 'Head importance (layers × heads; bar: heads kept)', summary.layers.map((l) => l.heads));
-    this.neurons = new Heatmap('neuron-heatmap', `FFN neuron importance (layers × up to ${BINS} bins of neurons; bar: neurons kept; curve: the layer's neurons sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true);
+    const named = summary.layers.some((l) => l.name);
+    this.neurons = new Heatmap('neuron-heatmap', `FFN neuron importance (layers × up to ${BINS} bins of neurons${named ? '; named rows: channel groups outside the transformer, searched together with it' : ''}; bar: neurons kept; curve: the layer's neurons sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true, named ? summary.layers.map((l, i) => l.name ?? `L${i}`) : undefined);
     this.maps.replaceChildren(this.heads.root, this.neurons.root);
   }
 
@@ -182,7 +183,7 @@ export class PanelView {
   private renderMaps(s: State): void {
     const summary = s.summary!;
     if (!this.neurons) return;
-    const what = summary.units === 'channels' ? { row: (l: number) => summary.layers[l]!.name ?? `block ${l}`, unit: 'channels' } : { row: (l: number) => `layer ${l}`, unit: 'neurons' };
+    const what = summary.units === 'channels' ? { row: (l: number) => summary.layers[l]!.name ?? `block ${l}`, unit: 'channels' } : { row: (l: number) => summary.layers[l]!.name ?? `layer ${l}`, unit: 'neurons' };
     if (this.heads) this.renderHeads(s);
     this.renderNeurons(s, what);
   }

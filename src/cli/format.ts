@@ -42,19 +42,23 @@ function formatChannels(r: InspectReport): string {
 export function formatInspect(r: InspectReport): string {
   if (r.channels) return formatChannels(r);
   const s = r.structure;
+  const staged = s.layers.some((l) => l.shape);
   const lines = [
     `model   ${path.basename(r.path)}  (${bytes(r.fileBytes)}${r.usesExternalData ? ' + external data' : ''}, ${si(r.parameters)} parameters)`,
     `arch    ${s.architecture}, ${s.modality}, ${s.norm}-LN, hidden ${s.hidden}, ${s.layers.length} layers, opset ${s.opset}, ${s.producer || 'unknown producer'}`,
     `inputs  ${s.inputs.map((i) => `${i.name} (${i.role}, ${i.dtype} [${i.shape.join(', ')}])`).join('; ')}`,
-    `MACs at sequence length ${r.macs.seqLen}${s.visionTokens ? ' (tokens, measured)' : ''}:`,
+    staged
+      ? 'MACs per example at each layer\'s measured geometry (hidden x tokens; window = keys per query):'
+      : `MACs at sequence length ${r.macs.seqLen}${s.visionTokens ? ' (tokens, measured)' : ''}:`,
     '',
   ];
-  const rows = [['layer', 'heads x size', 'qkv', 'ffn', 'activation', 'head MACs', 'ffn MACs', 'total']];
+  const rows = [['layer', ...(staged ? ['hidden x tokens', 'window'] : []), 'heads x size', 'qkv', 'ffn', 'activation', 'head MACs', 'ffn MACs', 'total']];
   s.layers.forEach((l, i) => {
     const a = l.attention;
     const m = r.macs.layers[i]!;
     rows.push([
       String(i),
+      ...(staged ? [`${l.shape!.hidden} x ${l.shape!.tokens}`, l.shape!.windows > 1 ? `${l.shape!.keys} (${l.shape!.windows} windows)` : 'global'] : []),
       `${a.heads} x ${a.headSize}${a.vHeadSize !== a.headSize ? `/${a.vHeadSize}` : ''}`,
       `${a.qkv.kind}${a.folded ? ', folded' : ''}`,
       String(l.ffn?.width ?? 0),
@@ -64,8 +68,11 @@ export function formatInspect(r: InspectReport): string {
       si(m.total),
     ]);
   });
-  rows.push(['total', '', '', '', '', si(r.macs.layers.reduce((x, m) => x + m.heads, 0)), si(r.macs.layers.reduce((x, m) => x + m.ffn, 0)), si(r.macs.total)]);
-  return lines.join('\n') + table(rows);
+  rows.push(['total', ...(staged ? ['', ''] : []), '', '', '', '', si(r.macs.layers.reduce((x, m) => x + m.heads, 0)), si(r.macs.layers.reduce((x, m) => x + m.ffn, 0)), si(r.macs.total)]);
+  const h = r.hybrid;
+  if (!h) return lines.join('\n') + table(rows);
+  const blocks = [['block', 'channels', 'MACs'], ...h.blocks.map((b) => [b.name, String(b.channels), si(b.macs)]), ['total', String(h.blocks.reduce((a, b) => a + b.channels, 0)), si(h.macs.prunable)]];
+  return `${lines.join('\n')}${table(rows)}\n\nchannel groups outside the transformer layers (MACs per example; searched with the heads and neurons):\n\n${table(blocks)}`;
 }
 
 /** The machine-readable form of `optin inspect --json`. */
@@ -100,9 +107,11 @@ export function inspectJson(r: InspectReport): object {
       ...(l.ffn?.gate ? { gated: true } : {}),
       qkv: l.attention.qkv.kind,
       ...(l.attention.folded ? { headsFoldedIntoBatch: true } : {}),
+      ...(l.shape ? { hidden: l.shape.hidden, tokens: l.shape.tokens, window: l.shape.keys, windows: l.shape.windows } : {}),
       activation: l.ffn?.activation ?? null,
       macs: r.macs.layers[i]!.total,
     })),
-    macs: { seqLen: r.macs.seqLen, total: r.macs.total },
+    macs: { seqLen: r.macs.seqLen, total: r.macs.total, ...(r.hybrid ? { channels: r.hybrid.macs.prunable } : {}) },
+    ...(r.hybrid ? { blocks: r.hybrid.blocks.map((b) => ({ name: b.name, kind: b.kind, channels: b.channels, macs: b.macs, producers: b.producers, consumers: b.consumers })) } : {}),
   };
 }

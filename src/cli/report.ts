@@ -6,15 +6,15 @@ import { bytes, si, table } from './format';
 
 /** Kept elements, MACs, parameters, size and verification of an applied plan. */
 export function formatApply(a: ApplyReport): string {
-  const rows = a.groups ? [['group', 'channels']] : [['layer', 'heads', 'neurons']];
+  const rows = a.groups ? [['group', 'channels']] : [['layer', 'heads', a.layerNames ? 'neurons/channels' : 'neurons']];
   if (a.groups) a.groups.forEach((g, i) => rows.push([g, `${a.kept.neurons[i]}/${a.total.neurons[i]}`]));
-  else a.kept.heads.forEach((h, i) => rows.push([String(i), `${h}/${a.total.heads[i]}`, `${a.kept.neurons[i]}/${a.total.neurons[i]}`]));
+  else a.kept.heads.forEach((h, i) => rows.push([a.layerNames?.[i] ?? String(i), a.total.heads[i] ? `${h}/${a.total.heads[i]}` : '-', `${a.kept.neurons[i]}/${a.total.neurons[i]}`]));
   const pct = (x: number, y: number): string => `${((100 * x) / y).toFixed(1)}%`;
   const v = a.verification;
   const lines = [
     table(rows),
     '',
-    `MACs        ${si(a.macs.before)} -> ${si(a.macs.after)} (${pct(a.macs.after, a.macs.before)} kept, ${a.groups ? 'per example, of the pruned convolutions/projections' : `sequence length ${a.macs.seqLen.toFixed(1)}`}; recounted from the pruned graph)`,
+    `MACs        ${si(a.macs.before)} -> ${si(a.macs.after)} (${pct(a.macs.after, a.macs.before)} kept, ${a.groups ? 'per example, of the pruned convolutions/projections' : a.layerNames ? 'per example, heads, neurons and the channel groups\' convolutions' : `sequence length ${a.macs.seqLen.toFixed(1)}`}; recounted from the pruned graph)`,
     `parameters  ${si(a.parameters.before)} -> ${si(a.parameters.after)} (${pct(a.parameters.after, a.parameters.before)})`,
     `file size   ${bytes(a.fileBytes.before)} -> ${bytes(a.fileBytes.after)}`,
     `verified    max |pruned - masked original| = ${v.maxAbsDiff.toExponential(2)} (tolerance ${v.tolerance.toExponential(2)})${v.argmaxAgreement !== undefined ? `, same prediction on ${pct(v.argmaxAgreement, 1)} of the calibration batch` : ''}; on ${v.provider}`,

@@ -3,9 +3,14 @@ import { OptinError } from './errors';
 import { detectStructure } from './structure/detect';
 import type { ModelStructure } from './structure/types';
 import { analyzeChannels, type ChannelStructure } from './channels/structure';
+import { channelsOutside } from './hybrid/structure';
 
-/** What a model is pruned by: attention heads and FFN neurons, or coupled channel groups. */
-export type Analysis = { kind: 'transformer'; st: ModelStructure } | { kind: 'channels'; cs: ChannelStructure };
+/**
+ * What a model is pruned by: attention heads and FFN neurons (with `channels`, the coupled-channel
+ * groups outside the transformer layers of a hybrid model, searched together with them), or
+ * coupled channel groups alone.
+ */
+export type Analysis = { kind: 'transformer'; st: ModelStructure; channels?: ChannelStructure } | { kind: 'channels'; cs: ChannelStructure };
 
 /**
  * Transformer encoders are recognised by their attention; any other graph is analysed for coupled
@@ -13,8 +18,9 @@ export type Analysis = { kind: 'transformer'; st: ModelStructure } | { kind: 'ch
  * @throws OptinError('not-transformer') naming the transformer check and the channel propagation's stops when neither applies
  */
 export async function analyzeModel(model: OnnxModel): Promise<Analysis> {
+  let st: ModelStructure;
   try {
-    return { kind: 'transformer', st: detectStructure(model) };
+    st = detectStructure(model);
   } catch (e) {
     if (!(e instanceof OptinError) || e.code !== 'not-transformer') throw e;
     try {
@@ -24,4 +30,6 @@ export async function analyzeModel(model: OnnxModel): Promise<Analysis> {
       throw c;
     }
   }
+  const channels = await channelsOutside(model, st);
+  return channels ? { kind: 'transformer', st, channels } : { kind: 'transformer', st };
 }

@@ -3,10 +3,11 @@ import type { EncoderLayer, ModelStructure } from './structure/types';
 /**
  * MACs of one attention head at sequence length s (OPTIN.md section 3):
  * Q/K/V projections, QK^T and PV, and its rows of the output projection.
- * With dq = dv = d this is 3*s*D*d + 2*s^2*d + s*d*D.
+ * With dq = dv = d this is 3*s*D*d + 2*s^2*d + s*d*D; with window attention each of the s query
+ * rows attends to `keys` keys (the window) instead of s.
  */
-export function headMacs(s: number, hidden: number, dq: number, dv: number = dq): number {
-  return s * hidden * (2 * dq + dv) + s * s * (dq + dv) + s * dv * hidden;
+export function headMacs(s: number, hidden: number, dq: number, dv: number = dq, keys: number = s): number {
+  return s * hidden * (2 * dq + dv) + s * keys * (dq + dv) + s * dv * hidden;
 }
 
 /** MACs of one FFN neuron at sequence length s: 2*s*D (3*s*D for a gated FFN: gate, up and down). */
@@ -30,10 +31,11 @@ export interface MacReport {
   total: number;
 }
 
-/** MACs of one layer with `heads` heads and `neurons` FFN neurons kept. */
+/** MACs of one layer with `heads` heads and `neurons` FFN neurons kept (its measured shape, when it has one, replaces s and hidden). */
 export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention.heads, neurons = l.ffn?.width ?? 0): LayerMacs {
-  const perHead = headMacs(s, hidden, l.attention.headSize, l.attention.vHeadSize);
-  const perNeuron = neuronMacs(s, hidden, !!l.ffn?.gate);
+  const x = l.shape;
+  const perHead = x ? headMacs(x.queries, x.hidden, l.attention.headSize, l.attention.vHeadSize, x.keys) : headMacs(s, hidden, l.attention.headSize, l.attention.vHeadSize);
+  const perNeuron = x ? neuronMacs(x.tokens, x.hidden, !!l.ffn?.gate) : neuronMacs(s, hidden, !!l.ffn?.gate);
   return { perHead, perNeuron, heads: heads * perHead, ffn: neurons * perNeuron, total: heads * perHead + neurons * perNeuron };
 }
 

@@ -18,6 +18,8 @@ export interface InspectReport {
   usesExternalData: boolean;
   /** Channel networks (CNNs): the prunable coupled-channel groups; `structure` then has no layers. */
   channels?: ChannelSummary;
+  /** Hybrid models: the coupled-channel groups outside the transformer layers, searched with its heads and neurons. */
+  hybrid?: ChannelSummary;
 }
 
 /** Sequence length used for the MAC model when the caller gives none. */
@@ -44,5 +46,8 @@ export async function inspectModel(path: string, seqLen?: number): Promise<Inspe
   }
   const structure = await withMeasuredTokens(model, a.st);
   const s = seqLen ?? defaultSeqLen(structure);
-  return { path: model.path, structure, macs: modelMacs(structure, s), parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData };
+  return {
+    path: model.path, structure, macs: modelMacs(structure, s), parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData,
+    ...(a.channels ? { hybrid: channelSummary(model, a.channels) } : {}),
+  };
 }

@@ -40,7 +40,8 @@ export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Dis
     }
     if (n.kind === 'layer') {
       const kept = s.plan?.layers[n.layer];
-      const group = s.scores!.model.channels?.names[n.layer];
+      const m = s.scores!.model;
+      const group = m.channels?.names[n.layer] ?? (m.hybrid && n.layer >= m.hybrid.transformerLayers ? m.hybrid.names[n.layer - m.hybrid.transformerLayers] : undefined);
       const item = new vscode.TreeItem(group ?? `layer ${n.layer}`, group ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Collapsed);
       item.description = !kept ? '' : group ? `${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} channels` : `${kept.heads}/${s.plan!.model.layers[n.layer]!.heads} heads, ${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} neurons`;
       item.id = `${s.uri.fsPath}#${n.layer}`;

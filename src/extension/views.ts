@@ -7,10 +7,11 @@ import { macCosts } from '../engine/plan/costs';
 import { importanceRanks } from '../shared/ranks';
 import { planWarnings } from '../engine/plan/warnings';
 
-/** Parameters of the prunable projections (weights + biases) for kept heads/neurons per layer. */
+/** Parameters of the prunable projections (weights + biases) for kept heads/neurons per transformer layer. */
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
   const D = plan.model.hidden;
-  return plan.model.layers.reduce((a, g, l) => a + heads[l]! * ((2 * g.headSize + g.vHeadSize) * (D + 1) + g.vHeadSize * D) + neurons[l]! * (2 * D + 1), 0);
+  const L = plan.model.hybrid?.transformerLayers ?? plan.model.layers.length;
+  return plan.model.layers.slice(0, L).reduce((a, g, l) => a + heads[l]! * ((2 * g.headSize + g.vHeadSize) * (D + 1) + g.vHeadSize * D) + neurons[l]! * (2 * D + 1), 0);
 }
 
 /** The panel's view of a plan. */
@@ -37,7 +38,8 @@ export function scoresCsv(scores: ScoresFile, plan?: PlanFile): string {
   const hr = importanceRanks(scores.heads), nr = importanceRanks(scores.neurons);
   const kept = (set: number[][] | undefined, l: number, i: number): string => (set ? (set[l]!.includes(i) ? '1' : '0') : '');
   scores.heads.forEach((row, l) => row.forEach((s, h) => lines.push(`${l},head,${h},${s},${hr[l]![h]},${kept(plan?.keep.heads, l, h)}`)));
-  scores.neurons.forEach((row, l) => row.forEach((s, j) => lines.push(`${l},neuron,${j},${s},${nr[l]![j]},${kept(plan?.keep.neurons, l, j)}`)));
+  const L = scores.model.hybrid?.transformerLayers ?? (scores.model.channels ? 0 : scores.neurons.length);
+  scores.neurons.forEach((row, l) => row.forEach((s, j) => lines.push(`${l},${l < L ? 'neuron' : 'channel'},${j},${s},${nr[l]![j]},${kept(plan?.keep.neurons, l, j)}`)));
   return lines.join('\n') + '\n';
 }
 
@@ -63,15 +65,15 @@ export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 
     fileBytes: r.fileBytes,
     seqLen: r.macs.seqLen,
     seqLenSource: s.modality === 'vision' ? 'fixed' : source,
-    totalMacs: r.macs.total,
-    layers: s.layers.map((l, i) => ({
+    totalMacs: r.macs.total + (r.hybrid?.macs.prunable ?? 0),
+    layers: s.layers.map((l, i): ModelSummary['layers'][number] => ({
       heads: l.attention.heads,
       headSize: l.attention.headSize,
       ffn: l.ffn?.width ?? 0,
       qkv: l.attention.qkv.kind,
       activation: l.ffn?.activation ?? null,
       macs: r.macs.layers[i]!.total,
-    })),
+    })).concat((r.hybrid?.blocks ?? []).map((b) => ({ name: b.name, heads: 0, headSize: 0, ffn: b.channels, qkv: '-', activation: null, macs: b.macs }))),
   };
 }
 
@@ -80,7 +82,8 @@ export function atScoresSeqLen(summary: ModelSummary, scores: ScoresFile): Model
   if (summary.seqLenSource === 'fixed') return summary;
   const g = scores.model.layers;
   const c = macCosts(g, scores.model.hidden, scores.macSeqLen);
-  const layers = summary.layers.map((l, i) => ({ ...l, macs: c.head(i, g[i]!.heads) + c.neuron(i, g[i]!.ffn) }));
+  const L = scores.model.hybrid?.transformerLayers ?? g.length;
+  const layers = summary.layers.map((l, i) => (i < L ? { ...l, macs: c.head(i, g[i]!.heads) + c.neuron(i, g[i]!.ffn) } : l));
   return { ...summary, seqLen: scores.macSeqLen, seqLenSource: 'calibration', layers, totalMacs: layers.reduce((a, l) => a + l.macs, 0) };
 }
 

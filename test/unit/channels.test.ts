@@ -21,15 +21,35 @@ import { ROOT, expectOptinError, fixture, sha256, tempDir, optin } from './helpe
 const rep = (n: number, w: number): number[] => new Array<number>(n).fill(w);
 
 /** torchvision's own CNNs (random weights, refilled from skeletons): every prunable group and its width, in graph order. */
-const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; exact?: boolean; attention?: number }> = [
+/**
+ * A copy of a Swin export whose window attention is no longer recognisable as multi-head attention
+ * (Max(v, v) = v on every value path: the graph computes the same, but V no longer traces back to its
+ * projection), as an attention of an unknown form would be.
+ */
+function unrecognisableAttention(file: string): string {
+  const m = loadModel(file);
+  const g = m.proto.graph!;
+  for (const pv of g.node.filter((n) => n.opType === 'MatMul' && n.name.endsWith('/attn/MatMul_2'))) {
+    const v = pv.input[1]!;
+    g.node.splice(g.node.indexOf(pv), 0, create(NodeProtoSchema, { opType: 'Max', name: `${v}_max`, input: [v, v], output: [`${v}_max`] }));
+    pv.input[1] = `${v}_max`;
+  }
+  const out = path.join(tempDir(), 'unrecognisable-attention', 'model.onnx');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  saveModel(m, out);
+  fs.copyFileSync(path.join(path.dirname(file), 'preprocessor_config.json'), path.join(path.dirname(out), 'preprocessor_config.json'));
+  return out;
+}
+
+const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; exact?: boolean; attention?: number; prepare?: (file: string) => string }> = [
   { name: 'resnet18 (BasicBlock: the first conv of each block)', dir: 'tv-resnet18', widths: [64, 64, 128, 128, 256, 256, 512, 512], first: 'layer1.0.conv1', exact: true },
   { name: 'resnet50 (Bottleneck: conv1 and conv2 of each block; the stem feeds conv1 and downsample together)', dir: 'tv-resnet50', widths: [64, ...rep(6, 64), ...rep(8, 128), ...rep(12, 256), ...rep(6, 512)], first: 'conv1' },
   { name: 'mobilenet_v3_small (expansion through depthwise and squeeze-excitation, SE squeeze widths, classifier hidden)', dir: 'tv-mobilenet-v3-small', widths: [16, 8, 16, 72, 88, 96, 24, 240, 64, 240, 64, 120, 32, 144, 40, 288, 72, 576, 144, 576, 144, 576, 1024], first: 'features.0.0' },
   { name: 'ConvNeXt (small config: the MLP hidden width of each block)', dir: 'tv-convnext-small-config', widths: [128, 128, 256, 256, 512, 512], first: 'features.1.0.block.3' },
   { name: 'LR-ASPP MobileNetV3-Large segmentation (per-pixel output; Shape -> Resize of its own channels)', dir: 'tv-lraspp-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 128], first: 'model.backbone.2.block.0.0' },
   { name: 'DeepLabV3 MobileNetV3-Large segmentation (ASPP branches concatenated: left alone)', dir: 'tv-deeplabv3-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 256, 256], first: 'model.backbone.2.block.0.0' },
-  { name: 'Swin (small config; window attention not recognised, said so: the MLP widths only)', dir: 'tv-swin-small-config', widths: [128, 128, 256, 256], first: 'features.1.0.mlp.0', exact: true, attention: 4 },
-  { name: 'Swin features + FPN-style head, per-pixel logits (the Mask2Former analogue: Swin MLP widths and the head conv in one search)', dir: 'tv-swin-fpn-segmentation', widths: [128, 128, 256, 256, 48], first: 'stage1.0.mlp.0', exact: true, attention: 4 },
+  { name: 'Swin with an attention of a form not recognised (said so: the MLP widths only)', dir: 'tv-swin-small-config', widths: [128, 128, 256, 256], first: 'features.1.0.mlp.0', exact: true, attention: 4, prepare: unrecognisableAttention },
+  { name: 'Swin features + FPN-style head with an attention not recognised (per-pixel logits: Swin MLP widths and the head conv in one search)', dir: 'tv-swin-fpn-segmentation', widths: [128, 128, 256, 256, 48], first: 'stage1.0.mlp.0', exact: true, attention: 4, prepare: unrecognisableAttention },
 ];
 
 describe('channel groups of CNNs (torchvision exports)', function () {
@@ -37,7 +57,8 @@ describe('channel groups of CNNs (torchvision exports)', function () {
 
   for (const c of CNNS) {
     it(`${c.name}: inspect is exact, exact scoring runs, prune 0.6 verifies, original untouched`, async () => {
-      const file = materialize(fixture(`${c.dir}/model.skeleton.onnx`));
+      const dense = materialize(fixture(`${c.dir}/model.skeleton.onnx`));
+      const file = c.prepare ? c.prepare(dense) : dense;
       const r = await inspectModel(file);
       assert.ok(r.channels, 'analysed as channel groups');
       assert.deepEqual(r.channels.blocks.map((b) => b.channels), c.widths);

@@ -17,7 +17,7 @@ import { nodeMacs } from './macs';
 import type { ChannelStructure } from './structure';
 
 /** MACs of the nodes the plan's terms name, recounted from the pruned graph on its own measured shapes. */
-async function recount(pruned: OnnxModel, nodes: string[]): Promise<number> {
+export async function recountChannelMacs(pruned: OnnxModel, nodes: string[]): Promise<number> {
   const shapes = await measureShapes(pruned);
   const ix = new GraphIndex(pruned.proto.graph!, pruned.ext);
   const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
@@ -70,7 +70,7 @@ export async function cutAndVerifyChannels(model: OnnxModel, cs: ChannelStructur
   if (!(diff <= tolerance)) {
     throw new OptinError('runtime', `${out}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
   }
-  const macs = await recount(pruned, plan.model.channels!.terms.map((t) => t.node));
+  const macs = await recountChannelMacs(pruned, plan.model.channels!.terms.map((t) => t.node));
   if (Math.abs(macs - plan.macs.kept) > 1e-6 * Math.max(1, plan.macs.kept)) {
     throw new OptinError('runtime', `${out}: verification failed: the pruned graph has ${macs} MACs in its pruned convolutions/projections, the plan says ${plan.macs.kept}`);
   }

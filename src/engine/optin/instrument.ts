@@ -13,12 +13,19 @@ export const neuronMaskName = (l: number): string => `optin_neuron_mask_${l}`;
 /**
  * How a layer's head mask is shaped: per-head tensor [N,H,S,dv] gets [N,H,1,1]; merged [N,S,H*dv]
  * gets [N,1,H*dv]; V of heads folded into the batch axis, [S,N,H*dv], gets [1,N,H*dv] (same memory
- * order as [N,1,H*dv]).
+ * order as [N,1,H*dv]). Window attention has `windows` rows of N per example (one per window),
+ * so its mask repeats each example's row that many times.
  */
-export function headMaskDims(l: EncoderLayer): { dims: Array<number | string>; repeat: number } {
+export function headMaskDims(l: EncoderLayer): { dims: Array<number | string>; repeat: number; windows: number } {
   const a = l.attention;
-  if (a.perHead) return { dims: ['n', a.heads, 1, 1], repeat: 1 };
-  return { dims: a.folded ? [1, 'n', a.heads * a.vHeadSize] : ['n', 1, a.heads * a.vHeadSize], repeat: a.vHeadSize };
+  if (a.perHead) return { dims: ['n', a.heads, 1, 1], repeat: 1, windows: l.shape?.windows ?? 1 };
+  return { dims: a.folded ? [1, 'n', a.heads * a.vHeadSize] : ['n', 1, a.heads * a.vHeadSize], repeat: a.vHeadSize, windows: 1 };
+}
+
+/** Dims of a layer's neuron mask: [N, 1, I], or [N, 1, 1, I] for FFN activations laid out [batch, height, width, I]. */
+export function neuronMaskDims(l: EncoderLayer): Array<number | string> {
+  const rank = l.shape?.ffnRank ?? 3;
+  return ['n', ...new Array<number>(Math.max(1, rank - 2)).fill(1), l.ffn?.width ?? 0];
 }
 
 /** The value a layer's head mask multiplies (see {@link headMaskDims}). */
@@ -71,7 +78,7 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
     b.input(headMaskName(l), hm.dims);
     insertMul(b, headMaskSite(layer), headMaskName(l));
     if (layer.ffn) {
-      b.input(neuronMaskName(l), ['n', 1, layer.ffn.width]);
+      b.input(neuronMaskName(l), neuronMaskDims(layer));
       insertMul(b, layer.ffn.hidden, neuronMaskName(l));
     }
   }
@@ -81,7 +88,7 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
   if (opts.cutAt !== undefined) {
     const layer = st.layers[opts.cutAt];
     if (!layer) throw new OptinError('usage', `no layer ${opts.cutAt}`);
-    proto.graph = extractSubgraph(g, new Map([[layer.input, ['n', 's', st.hidden]]]), outputs);
+    proto.graph = extractSubgraph(g, new Map([[layer.input, layer.shape ? ['n', ...layer.shape.inputDims] : ['n', 's', st.hidden]]]), outputs);
   }
   return proto;
 }

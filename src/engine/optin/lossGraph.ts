@@ -31,6 +31,8 @@ export interface LossConstants {
   others?: Array<{ name: string; constants: LossConstants }>;
   /** Per output row: 1 = counted, 0 = padding (per-token outputs count real tokens only); absent = all rows. */
   rowWeights?: Uint8Array;
+  /** Staged models (Swin): each layer's own sampled rows, positions per example and width, in place of `rows`, `tokensPerVariant` and `hidden`. */
+  layerRows?: Map<number, { rows: number[]; tokens: number; hidden: number }>;
 }
 
 /**
@@ -40,12 +42,13 @@ export interface LossConstants {
  * float32 accuracy for the tiny differences single elements cause.
  */
 export function appendManifoldLoss(b: GraphBuilder, features: Map<number, string>, c: LossConstants, batch: number): string {
-  const K = c.rows.length;
-  const D = c.hidden;
-  const idx = b.ints(c.rows, [K], 'rows');
+  const shared = c.rows.length ? b.ints(c.rows, [c.rows.length], 'rows') : '';
   let md: string | undefined;
   for (const [k, value] of features) {
-    const f3 = b.reshape(value, [-1, batch * c.tokensPerVariant, D], 'feat');
+    const own = c.layerRows?.get(k);
+    const K = own ? own.rows.length : c.rows.length;
+    const idx = own ? b.ints(own.rows, [K], 'rows') : shared;
+    const f3 = b.reshape(value, [-1, batch * (own?.tokens ?? c.tokensPerVariant), own?.hidden ?? c.hidden], 'feat');
     const g = b.node('Gather', [f3, idx], { axis: 1 }, 'rows');
     const term = gramTerm(b, g, K, c.teacherRows.get(k)!, `${k}`);
     md = md ? b.node('Add', [md, term], {}, 'md') : term;

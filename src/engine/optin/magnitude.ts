@@ -1,7 +1,7 @@
 import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
-import { headMacs, neuronMacs } from '../flops';
+import { layerMacs } from '../flops';
 import type { Linear, ModelStructure } from '../structure/types';
 
 /** Squared L2 norm of every row and every column of a 2-D (or [h, d, D]) weight, in [in, out] terms. */
@@ -64,9 +64,9 @@ export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: nu
     const down = norms(ix, l.ffn.down.weight, l.ffn.down.transposed).rows;
     return Array.from(up, (u, j) => Math.sqrt(u) * Math.sqrt(down[j]!));
   });
-  const D = st.hidden;
-  const hCost = st.layers.reduce((s, l) => s + l.attention.heads * headMacs(seqLen, D, l.attention.headSize, l.attention.vHeadSize), 0);
-  const nCost = st.layers.reduce((s, l) => s + (l.ffn?.width ?? 0) * neuronMacs(seqLen, D, !!l.ffn?.gate), 0);
+  const macs = st.layers.map((l) => layerMacs(l, seqLen, st.hidden));
+  const hCost = macs.reduce((s, m) => s + m.heads, 0);
+  const nCost = macs.reduce((s, m) => s + m.ffn, 0);
   const hSum = heads.flat().reduce((a, b) => a + b, 0), nSum = neurons.flat().reduce((a, b) => a + b, 0);
   if (nSum > 0 && hSum > 0 && nCost > 0) {
     const f = (nSum / nCost) / (hSum / hCost);

@@ -7,7 +7,7 @@ import { GraphBuilder } from '../graph/builder';
 import { defaultOpset } from '../graph/surgery';
 import { OptinError } from '../errors';
 import { describeSession, runSession } from '../runtime/session';
-import { headMaskDims, headMaskName, instrument, neuronMaskName } from './instrument';
+import { headMaskDims, headMaskName, instrument, neuronMaskDims, neuronMaskName } from './instrument';
 import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph';
 import { runTeacher, sessionFor, type TeacherRun } from './teacher';
 import { DeviceFeeds } from '../runtime/deviceFeeds';
@@ -68,7 +68,7 @@ export function withFeatures(st: ModelStructure, choice: FeatureChoice): ModelSt
     ...st,
     layers: st.layers.map((l) => ({
       ...l,
-      feature: choice === 'attention-input' ? l.attention.input : (l.ffn?.down.output ?? l.attention.output.output),
+      feature: choice === 'attention-input' ? (l.shape && l.norm1 ? l.norm1.output : l.attention.input) : (l.ffn?.down.output ?? l.attention.output.output),
     })),
   };
 }
@@ -151,14 +151,22 @@ export function outputConstants(logits: Float32Array, dims: number[], hidden: nu
 export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teacher: TeacherRun, c: OptinConstants): LossConstants {
   const rows = tokenRows(batch, c.tokenSample, c.seed);
   const D = st.hidden;
+  // Staged models (Swin): every layer samples its own positions at its own width (all positions are real in images).
+  const layerRows = st.layers.some((l) => l.shape)
+    ? new Map(st.layers.map((l, k) => [k, { rows: sampleIndices(batch.batch * l.shape!.tokens, c.tokenSample, c.seed), tokens: l.shape!.tokens, hidden: l.shape!.hidden }]))
+    : undefined;
   const teacherRows = new Map<number, ReturnType<typeof teacherRowsOf>>();
-  teacher.features.forEach((f, k) => teacherRows.set(k, teacherRowsOf(f, rows, D)));
-  const base = { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows };
+  teacher.features.forEach((f, k) => {
+    const own = layerRows?.get(k);
+    teacherRows.set(k, teacherRowsOf(f, own?.rows ?? rows, own?.hidden ?? D));
+  });
+  const base = { rows, tokensPerVariant: batch.seqLen, hidden: D, teacherRows, ...(layerRows ? { layerRows } : {}) };
+  const outHidden = st.layers[st.layers.length - 1]?.shape?.hidden ?? D;
   const term = (logits: Float32Array, dims: number[]): LossConstants => {
     const pixels = samplePixels(logits, dims, c.seed);
-    if (pixels) return { ...base, pixels, ...outputConstants(pixels.teacher, [pixels.rows.length, pixels.classes], D) };
+    if (pixels) return { ...base, pixels, ...outputConstants(pixels.teacher, [pixels.rows.length, pixels.classes], outHidden) };
     const perToken = dims.length === 3 && dims[0] === batch.batch && dims[1] === batch.seqLen;
-    return { ...base, ...outputConstants(logits, dims, D, perToken ? batch.tokenMask : undefined) };
+    return { ...base, ...outputConstants(logits, dims, outHidden, perToken ? batch.tokenMask : undefined) };
   };
   const first = term(teacher.logits, teacher.logitsDims);
   const others = teacher.others.map((o) => ({ name: o.name, constants: term(o.data, o.dims) }));
@@ -248,7 +256,8 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
       const I = layer.ffn?.width ?? 0;
       const md = new Array<number>(elements.length);
       const kl = new Array<number>(elements.length);
-      const cut: TensorData = { type: 'float32', dims: [B, S, st.hidden], data: teacher.layerInputs[l]! };
+      const cut: TensorData = { type: 'float32', dims: layer.shape ? [B, ...layer.shape.inputDims] : [B, S, st.hidden], data: teacher.layerInputs[l]! };
+      const hRows = B * hd.windows;
       try {
         for (let start = 0; start < elements.length; start += m) {
           checkCancelled(opts.signal);
@@ -257,16 +266,14 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
           const feeds: Record<string, ort.Tensor> = {};
           if (reuse) feeds[layer.input] = await dev.tiled(`layer ${l} input`, cut, v);
           for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(name, t, v);
-          const hm = new Float32Array(v * B * hWidth).fill(1);
+          const hm = new Float32Array(v * hRows * hWidth).fill(1);
           const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
           chunk.forEach((e, j) => {
-            for (let r = j * B; r < (j + 1) * B; r++) {
-              if (e.kind === 'head') hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
-              else nm[r * I + e.index] = 0;
-            }
+            if (e.kind === 'head') for (let r = j * hRows; r < (j + 1) * hRows; r++) hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
+            else for (let r = j * B; r < (j + 1) * B; r++) nm[r * I + e.index] = 0;
           });
-          feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * B : d)) as number[]);
-          if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, [v * B, 1, I]);
+          feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * hRows : d)) as number[]);
+          if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, neuronMaskDims(layer).map((d) => (d === 'n' ? v * B : d)) as number[]);
           const out = await runSession(s.session, feeds, `${model.path} (layer ${l})`);
           const mdv = out[mdName]!.data as Float32Array;
           const klv = new Array<number>(v).fill(0);

@@ -13,10 +13,13 @@ export interface CostModel {
   perNeuron?: number;
 }
 
-/** The paper's MAC model (OPTIN.md section 3) at a sequence length. */
+/**
+ * The paper's MAC model (OPTIN.md section 3) at a sequence length; layers with a measured shape
+ * (staged models) use their own width, positions and keys per query instead.
+ */
 export function macCosts(layers: LayerGeometry[], hidden: number, seqLen: number): CostModel {
-  const hm = layers.map((g) => headMacs(seqLen, hidden, g.headSize, g.vHeadSize));
-  const nm = layers.map((g) => neuronMacs(seqLen, hidden, !!g.gated));
+  const hm = layers.map((g) => (g.shape ? headMacs(g.shape.queries, g.shape.hidden, g.headSize, g.vHeadSize, g.shape.keys) : headMacs(seqLen, hidden, g.headSize, g.vHeadSize)));
+  const nm = layers.map((g) => (g.shape ? neuronMacs(g.shape.tokens, g.shape.hidden, !!g.gated) : neuronMacs(seqLen, hidden, !!g.gated)));
   const uniform = nm.every((x) => x === nm[0]);
   return { unit: 'macs', head: (l, k) => k * hm[l]!, neuron: (l, k) => k * nm[l]!, ...(uniform && nm.length ? { perNeuron: nm[0]! } : {}) };
 }

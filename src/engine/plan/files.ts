@@ -1,19 +1,25 @@
 import * as fs from 'node:fs';
 import { OptinError } from '../errors';
-import type { ModelStructure } from '../structure/types';
+import type { LayerShape, ModelStructure } from '../structure/types';
 import type { Scores } from '../optin/types';
 import { TOOL } from '../version';
 import { searchMasks, searchUnderCost, type SearchResult } from './search';
 import { macCosts } from './costs';
 import { searchChannels } from './channelSearch';
+import { searchHybrid } from './hybridSearch';
 import { fixedMs, latencyCosts, predictMs, type LatencyTable } from '../latency/table';
-import { SCHEMA_VERSION, type ModelRef, type PlanFile, type PlanLatency, type ScoresFile } from './schema';
+import { SCHEMA_VERSION, type LayerGeometry, type ModelRef, type PlanFile, type PlanLatency, type ScoresFile } from './schema';
+
+/** The part of a measured layer shape the MAC model needs. */
+function geometryShape(x: LayerShape): NonNullable<LayerGeometry['shape']> {
+  return { hidden: x.hidden, tokens: x.tokens, queries: x.queries, keys: x.keys };
+}
 
 /** Model identity + geometry for scores and plans. */
 export function modelRef(path: string, sha256: string, st: ModelStructure): ModelRef {
   return {
     path, sha256, architecture: st.architecture, modality: st.modality, hidden: st.hidden, norm: st.norm,
-    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}) })),
+    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
   };
 }
 
@@ -66,6 +72,12 @@ export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen, mu
     const m = multipleOf ?? CHANNEL_MULTIPLE;
     return planFile(s, budget, seqLen, m, searchChannels(s.model.layers.map((g) => g.ffn), s.model.channels.terms, s.neurons, budget, m));
   }
+  if (s.model.hybrid) {
+    const h = s.model.hybrid, L = h.transformerLayers;
+    const ch = { widths: s.model.layers.slice(L).map((g) => g.ffn), terms: h.terms, scores: s.neurons.slice(L) };
+    const r = searchHybrid(s.model.layers.slice(0, L), s.model.hidden, seqLen, s.heads.slice(0, L), s.neurons.slice(0, L), ch, budget, { neurons: multipleOf ?? 1, channels: multipleOf ?? CHANNEL_MULTIPLE });
+    return planFile(s, budget, seqLen, multipleOf ?? 1, r);
+  }
   multipleOf ??= 1;
   const r = searchMasks(s.model.layers, s.model.hidden, seqLen, s.heads, s.neurons, budget, multipleOf);
   return planFile(s, budget, seqLen, multipleOf, r);
@@ -78,7 +90,7 @@ export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen, mu
  * @throws OptinError('data') when the table belongs to another model; OptinError('usage') for a target the fixed part alone exceeds
  */
 export function makeLatencyPlan(s: ScoresFile, table: LatencyTable, target: number, seqLen = s.macSeqLen, multipleOf: number = 1): PlanFile {
-  if (s.model.channels) throw new OptinError('usage', `${s.model.path}: latency targets are measured per transformer layer; for channel groups use a MAC budget (--budget)`);
+  if (s.model.channels || s.model.hybrid) throw new OptinError('usage', `${s.model.path}: latency targets are measured per transformer layer; for channel groups use a MAC budget (--budget)`);
   if (!(target > 0 && target <= 1)) throw new OptinError('usage', `latency target ${target} is outside (0, 1]; it is the fraction of the dense latency to keep (0.5 = twice as fast)`);
   if (table.model.sha256 !== s.model.sha256) throw new OptinError('data', `the latency table was measured on ${table.model.path} (sha256 ${table.model.sha256.slice(0, 12)}), not on the scored model ${s.model.path}`);
   if (table.layers.length !== s.model.layers.length) throw new OptinError('data', `the latency table has ${table.layers.length} layers, the model ${s.model.layers.length}`);

@@ -11,6 +11,11 @@ export interface LayerGeometry {
   ffn: number;
   /** Gated FFN (SwiGLU/GeGLU): a neuron is a column of gate and up and a row of down (3*s*D MACs). */
   gated?: boolean;
+  /**
+   * Staged models (Swin): this layer's measured width, positions, attention query rows and keys
+   * per query; the MAC model uses them instead of the model-wide hidden size and sequence length.
+   */
+  shape?: { hidden: number; tokens: number; queries: number; keys: number };
 }
 
 /** Identity of the model scores and plans belong to. */
@@ -27,6 +32,12 @@ export interface ModelRef {
    * this name, and MACs are the sum of these terms (products of kept widths).
    */
   channels?: { names: string[]; terms: MacTerm[] };
+  /**
+   * Hybrid models: the first `transformerLayers` layers are transformer layers; each layer after
+   * them is a coupled-channel group outside the transformer (0 heads, `ffn` = its channels) with
+   * this name, whose MACs are these terms. One search covers heads, neurons and channels.
+   */
+  hybrid?: { transformerLayers: number; names: string[]; terms: MacTerm[] };
 }
 
 /**

@@ -157,19 +157,25 @@ class Pruner {
   /**
    * Per-head terms added to the attention scores between the query-key MatMul and the Softmax
    * (a constant [.., heads, n, n] bias; a relative position bias gathered from a [rows, heads]
-   * table) keep only the kept heads.
+   * table) keep only the kept heads; views of the scores on the way (Swin's 5-D view for its
+   * shifted-window mask) get the new head count.
    */
   private scoreTerms(a: AttentionBlock, keep: number[], where: string): void {
     const softmax = this.nodes.get(a.core);
     if (softmax?.opType !== 'Softmax') return;
     let v = softmax.input[0]!;
-    for (let depth = 0; depth < 8; depth++) {
+    for (let depth = 0; depth < 12; depth++) {
       const p = this.ix.producer.get(v);
+      if (p?.opType === 'Reshape') {
+        this.fixer.scoresView(p, a.heads, keep.length);
+        v = p.input[0]!;
+        continue;
+      }
       if (!p || !SCORE_OPS.has(p.opType)) return;
       let next: string | undefined;
       for (const i of p.input) {
         if (!i) continue;
-        if (!next && !this.ix.constant(i) && findScoresMatMul(this.ix, i)) next = i;
+        if (!next && !this.ix.constant(i) && findScoresMatMul(this.ix, i, 0, true)) next = i;
         else this.sliceHeadTerm(p, i, a.heads, keep, where);
       }
       if (!next) return;

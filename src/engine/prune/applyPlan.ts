@@ -14,7 +14,10 @@ import type { EpChoice } from '../runtime/providers';
 import { OptinError } from '../errors';
 import { applyKeep, checkKeep, type KeepSet } from './apply';
 import { tuneMasks, type TuneStep } from './tune';
-import { verifyPruned, type Verification } from './verify';
+import { verifyPruned, type ChannelKeep, type Verification } from './verify';
+import { applyChannelKeep } from '../channels/apply';
+import { channelsOutside } from '../hybrid/structure';
+import type { ModelStructure } from '../structure/types';
 import { refitProjections, type RefitStep } from './refit';
 import { defaultOutput } from './output';
 import { checkOutput } from '../preflight';
@@ -51,6 +54,8 @@ export interface ApplyReport {
   kept: { heads: number[]; neurons: number[] };
   /** Channel networks: the group names (kept.neurons / total.neurons are their channels). */
   groups?: string[];
+  /** Hybrid models: a name per row of kept/total (transformer layer indices, then channel group names). */
+  layerNames?: string[];
   total: { heads: number[]; neurons: number[] };
   macs: { seqLen: number; before: number; after: number };
   parameters: { before: number; after: number };
@@ -81,6 +86,18 @@ export function checkPlanFor(model: OnnxModel, plan: PlanFile): void {
   }
 }
 
+/** The channel side of a hybrid plan, checked against the groups found on this model. */
+async function hybridPart(model: OnnxModel, st: ModelStructure, plan: PlanFile): Promise<ChannelKeep> {
+  const h = plan.model.hybrid!;
+  const cs = await channelsOutside(model, st);
+  const names = cs?.groups.map((g) => g.name) ?? [];
+  if (!cs || h.transformerLayers !== st.layers.length || names.join('|') !== h.names.join('|')) {
+    throw new OptinError('data', `${model.path}: the plan has ${h.transformerLayers} transformer layers and channel groups [${h.names.join(', ')}]; the model has ${st.layers.length} layers and [${names.join(', ')}]`);
+  }
+  const keep = checkChannelPlan(cs, { ...plan, keep: { heads: [], neurons: plan.keep.neurons.slice(h.transformerLayers) } }, model.path);
+  return { cs, keep, terms: h.terms };
+}
+
 /**
  * Apply a plan: (optionally) tune the kept elements, cut the weights, prove the result against the
  * masked original and its MACs against the plan, then write it atomically. Nothing is written
@@ -97,7 +114,10 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   if (plan.model.channels) return applyChannelPlan(req, model, out, t0, signal, onStep);
   if (req.tune && req.refit) throw new OptinError('usage', '--tune (mask scales) and --refit (least-squares weights) are alternatives; choose one');
   let st = await withMeasuredTokens(model, detectStructure(model));
-  const keep: KeepSet = { heads: plan.keep.heads, neurons: plan.keep.neurons };
+  const hybrid = plan.model.hybrid ? await hybridPart(model, st, plan) : undefined;
+  if (hybrid && (req.tune || req.refit)) throw new OptinError('usage', `${model.path}: --tune and --refit are not supported for hybrid models (heads, neurons and channel groups in one plan); apply the plan without them`);
+  const L = st.layers.length;
+  const keep: KeepSet = { heads: plan.keep.heads.slice(0, L), neurons: plan.keep.neurons.slice(0, L) };
   checkKeep(st, keep, model.path);
   onStep?.('loading calibration data');
   const batch = await loadCalibration(model.path, st, req.data);
@@ -123,10 +143,11 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     tool: `${TOOL.name} ${TOOL.version}`, budget: plan.budget, source: path.basename(model.path), sourceSha256: plan.model.sha256,
     macs: plan.macs, heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons), tuned: !!req.tune, refit: !!req.refit,
   };
-  const proto = applyKeep(model, st, keep, { metadata: { 'optin.plan': JSON.stringify(summary) } });
+  const cut = applyKeep(model, st, keep, { metadata: { 'optin.plan': JSON.stringify(summary) } });
+  const proto = hybrid ? applyChannelKeep({ ...model, proto: cut }, hybrid.cs, hybrid.keep).proto : cut;
   const pruned: OnnxModel = { ...model, path: out, proto };
   onStep?.('verifying');
-  const verification = await verifyPruned(model, st, pruned, keep, batch, { macs: plan.macs.kept, seqLen: plan.macs.seqLen }, req.ep ?? 'cpu');
+  const verification = await verifyPruned(model, st, pruned, keep, batch, { macs: plan.macs.kept, seqLen: plan.macs.seqLen }, req.ep ?? 'cpu', hybrid);
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');
   onStep?.('writing');
   const files = saveModel({ ...model, proto }, out);
@@ -135,6 +156,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     input: original.path, output: path.resolve(out), files, budget: plan.budget,
     kept: { heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons) },
     total: { heads: plan.model.layers.map((g) => g.heads), neurons: plan.model.layers.map((g) => g.ffn) },
+    ...(hybrid ? { layerNames: [...st.layers.map((l) => String(l.index)), ...hybrid.cs.groups.map((g) => g.name)] } : {}),
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
     parameters: { before: parameters(original.proto), after: parameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },

@@ -86,11 +86,27 @@ export class ReshapeFixer {
   private fix(n: NodeProto, c: WidthChange): void {
     if (this.done.has(n)) return;
     this.done.add(n);
-    const shapeName = n.input[1]!;
-    const elems = evalShape(this.ix, shapeName);
+    const elems = evalShape(this.ix, n.input[1]!);
     if (!elems) return;
+    this.rewrite(n, elems, folded(elems, c) ?? positions(elems.map((e) => e.value), c));
+  }
+
+  /**
+   * A Reshape of the attention scores ([.., heads, queries, keys], e.g. Swin's 5-D view for its
+   * shifted-window mask): the literal head count third from the end becomes `newHeads`.
+   */
+  scoresView(n: NodeProto, heads: number, newHeads: number): void {
+    if (this.done.has(n)) return;
+    this.done.add(n);
+    const elems = evalShape(this.ix, n.input[1]!);
+    const r = elems?.length ?? 0;
+    if (!elems || r < 3 || elems[r - 3]!.value !== heads) return;
+    this.rewrite(n, elems, new Map([[r - 3, newHeads]]));
+  }
+
+  private rewrite(n: NodeProto, elems: ShapeElem[], fix: Map<number, number>): void {
+    const shapeName = n.input[1]!;
     const values = elems.map((e) => e.value);
-    const fix = folded(elems, c) ?? positions(values, c);
     for (const [i] of fix) if (values[i] === -1) fix.delete(i);
     if (fix.size === 0) return;
     const lit = this.ix.constInts(shapeName);

@@ -54,6 +54,7 @@ function rowsOf(W: Float32Array, dims: number[], transposed: boolean, D: number)
  */
 export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, opts: TuneOptions = {}): Promise<TuneResult> {
   const ridge = opts.ridge ?? 1e-3, maxScale = opts.maxScale ?? 10;
+  if (st.layers.some((l) => l.shape)) throw new OptinError('unsupported', `${model.path}: --tune is not supported for staged models (width and token count change between stages, as in Swin); apply the plan without it`);
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const D = st.hidden;
   const subs = st.layers.map((l) => ({

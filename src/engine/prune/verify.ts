@@ -4,9 +4,9 @@ import type { ModelProto } from '../onnx/schema';
 import { GraphIndex } from '../onnx/graph';
 import { findBlocks } from '../structure/detect';
 import { headMacs, neuronMacs } from '../flops';
-import type { ModelStructure } from '../structure/types';
+import type { AttentionBlock, EncoderLayer, FfnBlock, ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
-import { headMaskDims, headMaskName, instrument, neuronMaskName } from '../optin/instrument';
+import { headMaskDims, headMaskName, instrument, neuronMaskDims, neuronMaskName } from '../optin/instrument';
 import { sessionFor, toOrt } from '../optin/teacher';
 import { describeSession, runSession } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
@@ -14,6 +14,17 @@ import { chunks, fixedBatch } from '../data/batches';
 import { argmaxRows } from '../eval/evaluate';
 import { OptinError } from '../errors';
 import type { KeepSet } from './apply';
+import type { ChannelStructure } from '../channels/structure';
+import type { MacTerm } from '../channels/macs';
+import { channelMaskFeeds, instrumentChannels } from '../channels/instrument';
+import { recountChannelMacs } from '../channels/applyPlan';
+
+/** The channel groups of a hybrid model cut with its heads and neurons: verified together. */
+export interface ChannelKeep {
+  cs: ChannelStructure;
+  keep: number[][];
+  terms: MacTerm[];
+}
 
 /** Result of checking a pruned model against the masked original. */
 export interface Verification {
@@ -43,19 +54,32 @@ export function maskFeeds(st: ModelStructure, keep: KeepSet): Record<string, ort
     if (l.ffn) {
       const n = new Float32Array(l.ffn.width);
       keep.neurons[i]!.forEach((j, k) => { n[j] = keep.scales?.neurons[i]?.[k] ?? 1; });
-      feeds[neuronMaskName(i)] = new ort.Tensor('float32', n, [1, 1, l.ffn.width]);
+      feeds[neuronMaskName(i)] = new ort.Tensor('float32', n, neuronMaskDims(l).map((d) => (typeof d === 'string' ? 1 : d)));
     }
   });
   return feeds;
 }
 
-/** MACs of the prunable parts of a graph, counted from what is actually in it. */
-export function recountMacs(model: OnnxModel, seqLen: number): number {
+/**
+ * MACs of the prunable parts of a graph, counted from what is actually in it. Staged models
+ * (layers with a measured shape) count each block at its layer's positions, keys and width; blocks
+ * are matched to the original's layers by node name (pruning keeps names).
+ */
+export function recountMacs(model: OnnxModel, seqLen: number, layers: EncoderLayer[] = []): number {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const { attns, ffns } = findBlocks(ix, model.path);
   const hidden = attns[0]!.output.outFeatures;
-  return attns.reduce((a, b) => a + b.heads * headMacs(seqLen, hidden, b.headSize, b.vHeadSize), 0) +
-    ffns.reduce((a, f) => a + f.width * neuronMacs(seqLen, hidden, !!f.gate), 0);
+  const byCore = new Map(layers.filter((l) => l.shape).map((l) => [l.attention.core, l.shape!]));
+  const byUp = new Map(layers.filter((l) => l.shape && l.ffn).map((l) => [l.ffn!.up.node, l.shape!]));
+  const head = (b: AttentionBlock): number => {
+    const x = byCore.get(b.core);
+    return x ? headMacs(x.queries, x.hidden, b.headSize, b.vHeadSize, x.keys) : headMacs(seqLen, hidden, b.headSize, b.vHeadSize);
+  };
+  const neuron = (f: FfnBlock): number => {
+    const x = byUp.get(f.up.node);
+    return x ? neuronMacs(x.tokens, x.hidden, !!f.gate) : neuronMacs(seqLen, hidden, !!f.gate);
+  };
+  return attns.reduce((a, b) => a + b.heads * head(b), 0) + ffns.reduce((a, f) => a + f.width * neuron(f), 0);
 }
 
 function maxAbs(a: ArrayLike<number>): number {
@@ -74,16 +98,17 @@ function argmaxAgreement(a: ort.Tensor, b: ort.Tensor): number | undefined {
 
 /**
  * Prove a pruned model: it loads in onnxruntime, its outputs equal the original's with the same
- * heads/neurons masked (and the same tuning scales) on the calibration batch, and its MACs
- * recounted from the graph equal the plan's.
+ * heads/neurons masked (and the same tuning scales; for hybrid models also the same channels) on
+ * the calibration batch, and its MACs recounted from the graph equal the plan's.
  * @throws OptinError('runtime') when outputs differ by more than 1e-4 of the output scale or the
  * MACs disagree, with the numbers.
  */
 export async function verifyPruned(
   original: OnnxModel, st: ModelStructure, pruned: OnnxModel, keep: KeepSet, batch: CalibrationBatch,
-  expected: { macs: number; seqLen: number }, ep: EpChoice = 'cpu',
+  expected: { macs: number; seqLen: number }, ep: EpChoice = 'cpu', channels?: ChannelKeep,
 ): Promise<Verification> {
-  const masked = instrument(original, st, { maskLayers: st.layers.map((l) => l.index), outputs: [] });
+  const heads = instrument(original, st, { maskLayers: st.layers.map((l) => l.index), outputs: [] });
+  const masked = channels ? instrumentChannels({ ...original, proto: heads }, channels.cs, channels.cs.groups.map((_, l) => l), []) : heads;
   const a = await sessionFor(original, masked, `${original.path} (masked)`, ep);
   const b = await sessionFor(pruned, pruned.proto, `${pruned.path} (pruned)`, ep);
   let diff = 0, scale = 0, same = 0, compared = 0;
@@ -91,7 +116,9 @@ export async function verifyPruned(
     const size = fixedBatch(st) ?? batch.batch;
     for (const c of chunks(batch.feeds, size * Math.floor(batch.batch / size), size)) {
       const feeds = toOrt(c.feeds);
-      const ref = await runSession(a.session, { ...feeds, ...maskFeeds(st, keep) }, `${original.path} (masked run)`);
+      const rows = Object.values(feeds)[0]!.dims[0]!;
+      const chMasks = channels ? channelMaskFeeds(channels.cs, channels.keep, rows) : {};
+      const ref = await runSession(a.session, { ...feeds, ...maskFeeds(st, keep), ...chMasks }, `${original.path} (masked run)`);
       const got = await runSession(b.session, feeds, `${pruned.path} (pruned run)`);
       for (const name of st.outputs) {
         const x = ref[name], y = got[name];
@@ -115,7 +142,7 @@ export async function verifyPruned(
   if (!(diff <= tolerance)) {
     throw new OptinError('runtime', `${pruned.path}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
   }
-  const macs = recountMacs(pruned, expected.seqLen);
+  const macs = recountMacs(pruned, expected.seqLen, st.layers) + (channels ? await recountChannelMacs(pruned, channels.terms.map((t) => t.node)) : 0);
   if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
     throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
   }

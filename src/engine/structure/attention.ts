@@ -122,7 +122,7 @@ function mergeSites(ix: GraphIndex, path: NodeProto[], width: number): ShapeSite
 
 /** Detect an attention block around an unfused Softmax. */
 export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: NodeProto): AttentionBlock | undefined {
-  const qk = findScoresMatMul(ix, softmax.input[0]!);
+  const qk = findScoresMatMul(ix, softmax.input[0]!, 0, true);
   if (!qk) return undefined;
   let probs = softmax.output[0]!;
   for (let hop = 0; hop < 3; hop++) {

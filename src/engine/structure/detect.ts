@@ -22,13 +22,31 @@ function attentionLinears(a: AttentionBlock): Linear[] {
   return l;
 }
 
+/** Ops that move a sublayer's output back into the residual stream's layout (Swin: window merge, reverse roll, unpad). */
+const BACK_TO_STREAM = new Set(['Reshape', 'Transpose', 'Dropout', 'Identity', 'Slice']);
+
+/**
+ * The value a sublayer output becomes after layout ops with a single data consumer, or after a
+ * cyclic shift (torch.roll exported as two Slices of the value joined by one Concat).
+ */
+function layoutStep(ix: GraphIndex, v: string): string | undefined {
+  const data = ix.uses(v).filter((u) => u.opType !== 'Shape');
+  if (data.length === 1 && BACK_TO_STREAM.has(data[0]!.opType) && data[0]!.input[0] === v) return data[0]!.output[0]!;
+  if (data.length === 2 && data.every((u) => u.opType === 'Slice' && u.input[0] === v)) {
+    const joins = data.map((u) => ix.uses(u.output[0]!));
+    const c = joins[0]!.length === 1 ? joins[0]![0]! : undefined;
+    if (c?.opType === 'Concat' && joins[1]!.length === 1 && joins[1]![0] === c && c.input.length === 2) return c.output[0]!;
+  }
+  return undefined;
+}
+
 /** Residual add after a sublayer output: the skip input, the add's output and the sublayer value the add reads. */
 export function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out: string; value: string } | undefined {
   let v = sub.output;
-  // A sequence-first sublayer (nn.MultiheadAttention) reshapes and transposes its output back first.
-  for (let hop = 0; hop < 3; hop++) {
-    const uses = ix.uses(v);
-    for (const u of uses) {
+  // A sequence-first sublayer (nn.MultiheadAttention) reshapes and transposes its output back first;
+  // window attention (Swin) merges windows, reverses its cyclic shift and removes padding.
+  for (let hop = 0; hop < 12; hop++) {
+    for (const u of ix.uses(v)) {
       if (u.opType === 'Add') {
         const skip = u.input[0] === v ? u.input[1]! : u.input[0]!;
         if (!ix.constant(skip)) return { skip, out: u.output[0]!, value: v };
@@ -38,10 +56,9 @@ export function residualAfter(ix: GraphIndex, sub: Linear): { skip: string; out:
         return { skip, out: u.output[0]!, value: v };
       }
     }
-    const data = uses.filter((u) => u.opType !== 'Shape');
-    const layout = data.length === 1 && (data[0]!.opType === 'Reshape' || data[0]!.opType === 'Transpose') ? data[0]! : undefined;
-    if (!layout) return undefined;
-    v = layout.output[0]!;
+    const next = layoutStep(ix, v);
+    if (!next) return undefined;
+    v = next;
   }
   return undefined;
 }
@@ -93,10 +110,9 @@ export function detectStructure(model: OnnxModel): ModelStructure {
     if (mine.length > 1) throw new OptinError('unsupported', `${where}: layer ${i} has ${mine.length} feed-forward blocks; expected one`);
     return { index: i, attention, ffn: mine[0] ?? null, input: attention.input, output: '', feature: '' };
   });
-  for (const l of layers) {
-    if (l.attention.output.outFeatures !== hidden) {
-      throw new OptinError('unsupported', `${where}: layer ${l.index} projects to width ${l.attention.output.outFeatures}, layer 0 to ${hidden}`);
-    }
+  const widths = new Set(layers.map((l) => l.attention.output.outFeatures));
+  if (widths.size > 1 && !inputs.some((i) => i.role === 'pixel_values')) {
+    throw new OptinError('unsupported', `${where}: layer widths change between layers (${[...widths].join(', ')}); staged models are supported for image inputs (Swin), not for ${inputs.map((i) => i.name).join(', ')}`);
   }
   const res0 = residualAfter(ix, layers[0]!.attention.output);
   const norm: 'pre' | 'post' = !res0 || res0.skip === layers[0]!.attention.input ? 'post' : 'pre';
@@ -115,12 +131,14 @@ export function detectStructure(model: OnnxModel): ModelStructure {
       l.feature = l.ffn ? l.ffn.down.output : l.attention.output.output;
     } else {
       l.input = resA?.skip ?? l.attention.input;
-      const n1 = normProducing(ix, l.attention.input);
+      // Window attention (Swin) pads, shifts and partitions the normalised stream before its projections.
+      const direct = normProducing(ix, l.attention.input);
+      const n1 = direct ?? (resA ? normAfter(ix, resA.skip) : undefined);
       if (n1) l.norm1 = n1;
       const n2 = l.ffn ? normProducing(ix, l.ffn.up.input) : undefined;
       if (n2) l.norm2 = n2;
       l.output = next ? (residualAfter(ix, next.attention.output)?.skip ?? next.attention.input) : (ffnRes?.out ?? resA?.out ?? l.attention.output.output);
-      l.feature = l.attention.input;
+      l.feature = direct || !n1 ? l.attention.input : n1.output;
     }
   });
   return withInterface(model, ix, inputs, hidden, norm, layers);

@@ -4,30 +4,62 @@ import { instrument } from '../optin/instrument';
 import { runSession } from '../runtime/session';
 import { sessionFor } from '../optin/teacher';
 import { benchFeeds } from '../eval/bench';
-import type { ModelStructure } from './types';
+import type { EncoderLayer, LayerShape, ModelStructure } from './types';
+
+/** The Softmax input (attention scores) of a layer whose heads stay on their own axis, when it has one. */
+function scoresOf(model: OnnxModel, l: EncoderLayer): string | undefined {
+  if (!l.attention.perHead) return undefined;
+  const n = model.proto.graph!.node.find((x) => (x.name || x.output[0]) === l.attention.core);
+  return n?.opType === 'Softmax' ? n.input[0] : undefined;
+}
+
+/** A layer's geometry from the probe's tensors (batch `B`). */
+function shapeOf(l: EncoderLayer, B: number, input: ort.Tensor, scores: ort.Tensor | undefined, ffn: ort.Tensor | undefined): LayerShape {
+  const hidden = l.attention.output.outFeatures;
+  const inputDims = [...input.dims.slice(1)];
+  const tokens = inputDims.reduce((a, b) => a * b, 1) / hidden;
+  const s = scores?.dims.length === 4 ? scores.dims : undefined;
+  const windows = s ? s[0]! / B : 1;
+  return { hidden, tokens, queries: s ? windows * s[2]! : tokens, keys: s ? s[3]! : tokens, windows, inputDims, ffnRank: ffn?.dims.length ?? 3 };
+}
+
+function uniform(shapes: LayerShape[], hidden: number): boolean {
+  const t = shapes[0]!.tokens;
+  return shapes.every((x) => x.inputDims.length === 2 && x.hidden === hidden && x.tokens === t && x.windows === 1 && x.keys === t && x.queries === t && x.ffnRank === 3);
+}
 
 /**
  * Measure, don't guess: the token count of a vision (or other fixed-size input, e.g. audio
- * features) model is what layer 0's residual input ([batch, tokens, hidden]) measures in one
- * onnxruntime run on a one-example probe batch, whatever the embedding (Conv, Linear over reshaped
- * patches, a strided Conv1d stem, ...) and the extra tokens (class, distillation). Text models keep
- * their data-dependent lengths. Returns the structure with `visionTokens` set from the run
- * (unchanged when the probe cannot be built, e.g. symbolic input sizes).
+ * features) model is what layer 0's residual input measures in one onnxruntime run on a
+ * one-example probe batch, whatever the embedding (Conv, Linear over reshaped patches, a strided
+ * Conv1d stem, ...) and the extra tokens (class, distillation). The same run measures every
+ * layer's residual stream and attention scores: when they are not one uniform [batch, tokens,
+ * hidden] (Swin: [batch, height, width, channels] per stage, attention over windows) each layer
+ * gets its {@link LayerShape}. Text models keep their data-dependent lengths. Returns the structure
+ * unchanged when the probe cannot be built (symbolic input sizes).
  */
 export async function withMeasuredTokens(model: OnnxModel, st: ModelStructure): Promise<ModelStructure> {
   if (st.modality === 'text' || !st.layers.length) return st;
   const fixed = st.inputs.every((i) => i.shape.slice(1).every((d) => typeof d === 'number' && d > 0));
   if (!fixed) return st;
   const fixedBatch = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
-  const feeds = benchFeeds(st, typeof fixedBatch === 'number' ? fixedBatch : 1, 1);
-  const first = st.layers[0]!.input;
-  const proto = instrument(model, st, { maskLayers: [], outputs: [first], onlyOutputs: true });
+  const B = typeof fixedBatch === 'number' ? fixedBatch : 1;
+  const feeds = benchFeeds(st, B, 1);
+  const scores = st.layers.map((l) => scoresOf(model, l));
+  const wanted = [...new Set([...st.layers.map((l) => l.input), ...scores.filter((x): x is string => !!x), ...st.layers.flatMap((l) => (l.ffn ? [l.ffn.hidden] : []))])];
+  const proto = instrument(model, st, { maskLayers: [], outputs: wanted, onlyOutputs: true });
   const s = await sessionFor(model, proto, `${model.path} (token count probe)`);
   try {
-    const out = (await runSession(s.session, feeds, `${model.path} (token count probe)`))[first] as ort.Tensor;
-    const tokens = out.dims.length === 3 ? out.dims[1]! : undefined;
-    return tokens ? { ...st, visionTokens: tokens } : st;
+    const out = await runSession(s.session, feeds, `${model.path} (token count probe)`);
+    const shapes = st.layers.map((l, i) => shapeOf(l, B, out[l.input]!, scores[i] ? out[scores[i]!] : undefined, l.ffn ? out[l.ffn.hidden] : undefined));
+    const tokens = shapes[0]!.tokens;
+    if (uniform(shapes, st.hidden)) return Number.isInteger(tokens) && tokens > 0 ? { ...st, visionTokens: tokens } : st;
+    const windowed = shapes.some((x) => x.windows > 1);
+    return { ...st, architecture: windowed ? 'swin' : 'staged-vit', visionTokens: tokens, layers: st.layers.map((l, i) => ({ ...l, shape: shapes[i]! })) };
   } finally {
     await s.session.release();
   }
 }
+
+/** True when the layers carry measured per-layer geometry (staged models such as Swin). */
+export const isStaged = (st: ModelStructure): boolean => st.layers.some((l) => l.shape);

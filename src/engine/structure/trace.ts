@@ -68,7 +68,7 @@ export function isShapeValue(ix: GraphIndex, value: string, depth = 0): boolean 
   const p = ix.producer.get(value);
   if (!p) return false;
   if (p.opType === 'Shape' || p.opType === 'Constant' || p.opType === 'ConstantOfShape') return true;
-  if (['Concat', 'Unsqueeze', 'Squeeze', 'Gather', 'Cast', 'Slice', 'Div', 'Mul', 'Where', 'Equal', 'Reshape', 'Range', 'ReduceProd', 'Sub', 'Add', 'Transpose'].includes(p.opType)) {
+  if (['Concat', 'Unsqueeze', 'Squeeze', 'Gather', 'Cast', 'Slice', 'Div', 'Mul', 'Where', 'Equal', 'Reshape', 'Range', 'ReduceProd', 'Sub', 'Add', 'Transpose', 'Pow', 'Sqrt', 'Mod', 'Floor', 'Ceil'].includes(p.opType)) {
     const ins = p.input.filter((i) => i && !ix.constant(i));
     return ins.length > 0 && ins.every((i) => isShapeValue(ix, i, depth + 1));
   }

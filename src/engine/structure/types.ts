@@ -95,6 +95,28 @@ export interface NormInfo {
   output: string;
 }
 
+/**
+ * Measured geometry of a layer whose residual stream differs from the model-wide [batch, tokens,
+ * hidden] (staged models such as Swin: width and token count change between stages, the stream is
+ * [batch, height, width, channels], attention runs over windows). Absent for uniform encoders.
+ */
+export interface LayerShape {
+  /** Width of the residual stream in this layer. */
+  hidden: number;
+  /** Positions per example in the residual stream. */
+  tokens: number;
+  /** Attention query rows per example (tokens plus window padding). */
+  queries: number;
+  /** Keys each query attends to (the window size for window attention). */
+  keys: number;
+  /** Attention batch rows per example (windows; 1 for global attention). */
+  windows: number;
+  /** The layer input's dims after the batch axis ([height, width, channels] for Swin). */
+  inputDims: number[];
+  /** Rank of the FFN activations the neuron mask multiplies ([batch, height, width, I] = 4). */
+  ffnRank: number;
+}
+
 /** One encoder layer. */
 export interface EncoderLayer {
   index: number;
@@ -109,6 +131,8 @@ export interface EncoderLayer {
   norm2?: NormInfo;
   /** Value used as this layer's OPTIN feature (see OPTIN.md section 2). */
   feature: string;
+  /** Measured geometry of staged models (see {@link LayerShape}); absent for uniform encoders. */
+  shape?: LayerShape;
 }
 
 /** A model input and the role it plays. */

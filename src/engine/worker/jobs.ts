@@ -21,6 +21,7 @@ import type { Scores } from '../optin/types';
 import { magnitudeScores } from '../optin/magnitude';
 import { scoreFast } from '../optin/fast';
 import { chooseMode, estimateCost, type ModeChoice } from '../optin/mode';
+import { hybridModelRef, withChannelScores } from '../hybrid/scores';
 
 /** Load, check, detect, calibrate and score a model (runs inside the engine worker). */
 export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, warning?: string) => void, signal: AbortSignal): Promise<ScoresFile> {
@@ -45,7 +46,10 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
       ? await scoreFast(model, st, batch, { ...opts, ...(mode.neuronExamples ? { neuronExamples: mode.neuronExamples } : {}), ...(mode.horizon ? { horizon: mode.horizon } : {}) })
       : await scoreModel(model, st, batch, opts);
   if (job.ranking !== 'magnitude') scores.modeReason = mode.reason;
-  const file = scoresFile(modelRef(model.path, sha256File(model.path), st), scores, macSeqLen);
+  const cs = analysis.channels;
+  const all = cs ? await withChannelScores(model, st, cs, batch, scores, macSeqLen, opts) : scores;
+  const sha = sha256File(model.path);
+  const file = scoresFile(cs ? hybridModelRef(model, sha, st, cs) : modelRef(model.path, sha, st), all, macSeqLen);
   const provider = scores.provider.split(' ')[0] as Provider;
   if (EP_CHOICES.includes(provider) && provider !== 'cpu') {
     file.cpuNodes = await cpuFallbackNodes(model.path, provider);

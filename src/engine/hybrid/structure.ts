@@ -1,0 +1,52 @@
+import type { OnnxModel } from '../onnx/model';
+import { OptinError } from '../errors';
+import { analyzeChannels, type ChannelStructure } from '../channels/structure';
+import type { ModelStructure } from '../structure/types';
+
+/** Every node a transformer's heads and neurons live in (projections, FFN matrices, fused attention). */
+function transformerNodes(st: ModelStructure): Set<string> {
+  const nodes = new Set<string>();
+  for (const l of st.layers) {
+    const a = l.attention, q = a.qkv;
+    nodes.add(a.output.node).add(a.core);
+    if (q.kind === 'separate' || q.kind === 'mha') nodes.add(q.q.node).add(q.k.node).add(q.v.node);
+    if (q.kind === 'packed') nodes.add(q.qkv.node);
+    if (q.kind === 'fused-attention' || q.kind === 'mha') nodes.add(q.node);
+    if (l.ffn) {
+      nodes.add(l.ffn.up.node).add(l.ffn.down.node);
+      if (l.ffn.gate) nodes.add(l.ffn.gate.node);
+    }
+  }
+  return nodes;
+}
+
+/**
+ * Hybrid models (a transformer with convolution channels outside its layers: a conv stem, an
+ * FPN-style decoder): the coupled-channel groups that touch none of the transformer's projections,
+ * with the features the channel scorer compares, or undefined when the graph has none (no Conv, or
+ * every channel feeds the residual stream, as a ViT's patch embedding does). The transformer's FFN
+ * widths are channel groups too; they stay neurons of the transformer.
+ */
+export async function channelsOutside(model: OnnxModel, st: ModelStructure): Promise<ChannelStructure | undefined> {
+  const g = model.proto.graph!;
+  if (!g.node.some((n) => n.opType === 'Conv')) return undefined;
+  let cs: ChannelStructure;
+  try {
+    cs = await analyzeChannels(model);
+  } catch (e) {
+    if (e instanceof OptinError && (e.code === 'not-transformer' || e.code === 'unsupported')) return undefined;
+    throw e;
+  }
+  const inside = transformerNodes(st);
+  const keep = cs.groups.map((grp, l) => ({ grp, l })).filter(({ grp }) => ![...grp.producers, ...grp.consumers, ...grp.depthwise].some((n) => inside.has(n)));
+  if (!keep.length) return undefined;
+  const features = [...new Set(keep.map(({ l }) => cs.featureOf[l]!))];
+  const { unrecognisedAttention: _recognised, ...rest } = cs;
+  return {
+    ...rest,
+    architecture: `${st.architecture}+channels`,
+    groups: keep.map(({ grp }) => grp),
+    features: features.map((f) => cs.features[f]!),
+    featureOf: keep.map(({ l }) => features.indexOf(cs.featureOf[l]!)),
+  };
+}
