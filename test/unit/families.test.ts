@@ -10,6 +10,7 @@ import { GraphIndex } from '../../src/engine/onnx/graph';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { withMeasuredTokens } from '../../src/engine/structure/measure';
 import { FIXTURES, fixture, sha256, tempDir, optin } from './helpers';
+import { materialize } from '../fixtures/materialize';
 
 const DIGITS = path.join(FIXTURES, 'data', 'digits', 'train');
 
@@ -159,6 +160,29 @@ describe('model families exported by their own code', function () {
         assert.ok(out.evaluation.reference.cosine > 0 && out.evaluation.reference.cosine < 1, `cosine ${out.evaluation.reference.cosine}`);
       }
     });
+  }
+
+  for (const [file, loss, outputs] of [['modern-encoder-tokens', 'kl', 1], ['modern-encoder-embedding', 'cosine-distance', 1], ['modern-encoder-qa', 'kl', 2]] as const) {
+    for (const variant of ['opset14', 'opset17.ort-fused']) {
+      it(`${file} at ${variant}: inspect is exact, exact scores give every head a positive ${loss} output term, prune 0.6 verifies`, () => {
+        const dir = tempDir();
+        const model = materialize(fixture(`${file}/model-${variant}.skeleton.onnx`));
+        const ins = JSON.parse(optin('inspect', model, '--json').stdout);
+        assert.deepEqual(ins.layers.map((l: { heads: number; headSize: number; ffn: number; gated?: boolean }) => [l.heads, l.headSize, l.ffn, !!l.gated]), Array.from({ length: 3 }, () => [4, 16, 96, true]));
+        assert.equal(ins.outputs.length, outputs);
+        const data = textFeeds();
+        const r = optin('score', model, '--data', data, '--samples', '16', '--out', path.join(dir, 's.json'), '--quiet');
+        assert.equal(r.code, 0, r.stderr);
+        const j = JSON.parse(fs.readFileSync(path.join(dir, 's.json'), 'utf8'));
+        assert.equal(j.mode, 'exact');
+        assert.equal(j.outputLoss, loss);
+        assert.ok(j.raw.heads.flatMap((l: { kl: number[] }) => l.kl).every((x: number) => x > 0 && Number.isFinite(x)));
+        const p = optin('prune', model, '--budget', '0.6', '--data', data, '--samples', '16', '--scores', path.join(dir, 's.json'), '--no-bench', '--out', path.join(dir, 'p.onnx'), '--json');
+        assert.equal(p.code, 0, p.stderr);
+        const out = JSON.parse(p.stdout);
+        assert.ok(out.apply.verification.maxAbsDiff <= out.apply.verification.tolerance);
+      });
+    }
   }
 
   for (const opset of ['14', '17', '17.ort-fused']) {
