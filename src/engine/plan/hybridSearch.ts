@@ -3,7 +3,7 @@ import type { MacTerm } from '../channels/macs';
 import { groupMacs, termsMacs } from '../channels/macs';
 import type { LayerGeometry } from './schema';
 import { macCosts } from './costs';
-import { neuronUnits, type SearchResult } from './search';
+import { headPrefixes, neuronUnits, rankHeads, type SearchResult } from './search';
 
 /** The channel side of a hybrid search: group widths, MAC terms and channel scores. */
 export interface ChannelSide {
@@ -40,7 +40,7 @@ export function searchHybrid(layers: LayerGeometry[], hidden: number, seqLen: nu
     ...neuronUnits(neurons, multipleOf.neurons).map((u): Unit => ({ kind: 'neuron', ...u })),
     ...cUnits.filter((_, i) => !firstOf.has(i)),
   ].sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || (a.kind === b.kind ? 0 : a.kind === 'neuron' ? -1 : 1) || a.l - b.l);
-  const hs = heads.flatMap((row, l) => row.map((s, h) => ({ l, i: h, s }))).sort((a, b) => b.s - a.s || a.l - b.l || a.i - b.i);
+  const hs = rankHeads(heads);
 
   /** Greedy fill at a head cost: the units taken and their importance. */
   const fill = (hCost: number): { taken: Unit[]; importance: number; cost: number; nKept: number[]; cKept: number[] } | undefined => {
@@ -68,14 +68,7 @@ export function searchHybrid(layers: LayerGeometry[], hidden: number, seqLen: nu
   };
 
   let best: { n: number; importance: number } | undefined;
-  let hCost = 0, hScore = 0;
-  const hTaken = layers.map(() => 0);
-  for (let n = 1; n <= hs.length; n++) {
-    const e = hs[n - 1]!;
-    const c = hTaken[e.l]!;
-    hTaken[e.l] = c + 1;
-    hCost += costs.head(e.l, c + 1) - costs.head(e.l, c);
-    hScore += e.s;
+  for (const { n, cost: hCost, score: hScore } of headPrefixes(hs, layers.length, costs)) {
     if (hCost > cap) break;
     const f = fill(hCost);
     if (!f) break;

@@ -32,6 +32,25 @@ export function neuronUnits(neurons: number[][], multipleOf: number): Array<{ l:
   });
 }
 
+/** Every head ranked by score (ties: layer, then index). */
+export function rankHeads(heads: number[][]): Array<{ l: number; i: number; s: number }> {
+  return heads.flatMap((row, l) => row.map((s, h) => ({ l, i: h, s }))).sort((a, b) => b.s - a.s || a.l - b.l || a.i - b.i);
+}
+
+/** For n = 1, 2, ...: the cost and summed score of keeping the top n ranked heads. */
+export function* headPrefixes(hs: Array<{ l: number; s: number }>, layers: number, costs: Pick<CostModel, 'head'>): Generator<{ n: number; cost: number; score: number }> {
+  const taken = new Array<number>(layers).fill(0);
+  let cost = 0, score = 0;
+  for (let n = 1; n <= hs.length; n++) {
+    const e = hs[n - 1]!;
+    const c = taken[e.l]!;
+    taken[e.l] = c + 1;
+    cost += costs.head(e.l, c + 1) - costs.head(e.l, c);
+    score += e.s;
+    yield { n, cost, score };
+  }
+}
+
 /**
  * OPTIN.md section 3: rank heads and neurons globally by score; for every n = 1..L*H keep the top
  * n heads, fill the remaining MAC capacity with neurons in rank order, and keep the n with the
@@ -56,7 +75,7 @@ export function searchUnderCost(layers: LayerGeometry[], heads: number[][], neur
   if (!(Number.isInteger(multipleOf) && multipleOf >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got ${multipleOf}`);
   const baseline = layers.reduce((a, g, l) => a + costs.head(l, g.heads) + costs.neuron(l, g.ffn), 0);
   const cap = capacity(baseline);
-  const hs = heads.flatMap((row, l) => row.map((s, h) => ({ l, i: h, s }))).sort((a, b) => b.s - a.s || a.l - b.l || a.i - b.i);
+  const hs = rankHeads(heads);
   const ns = neuronUnits(neurons, multipleOf).sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || a.l - b.l || a.b - b.b);
   const nPrefix = [0], cPrefix = [0];
   const taken = layers.map(() => 0);
@@ -81,15 +100,7 @@ export function searchUnderCost(layers: LayerGeometry[], heads: number[][], neur
     return lo;
   };
   let best = { n: -1, neurons: 0, importance: -Infinity };
-  let hCost = 0;
-  let hScore = 0;
-  const hTaken = layers.map(() => 0);
-  for (let n = 1; n <= hs.length; n++) {
-    const e = hs[n - 1]!;
-    const c = hTaken[e.l]!;
-    hTaken[e.l] = c + 1;
-    hCost += costs.head(e.l, c + 1) - costs.head(e.l, c);
-    hScore += e.s;
+  for (const { n, cost: hCost, score: hScore } of headPrefixes(hs, layers.length, costs)) {
     if (hCost > cap * (1 + 1e-12)) break;
     const k = fit(cap - hCost);
     const importance = hScore + nPrefix[k]!;
