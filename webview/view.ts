@@ -136,8 +136,10 @@ export class PanelView {
     this.header.replaceChildren(
       el('h1', {}, summary.fileName),
       el('p', { class: 'meta' }, `${summary.architecture} · ${summary.modality} · ${summary.norm}-LN · hidden ${summary.hidden} · ${summary.layers.length} layers · ${fmt(summary.parameters)} parameters · ${fmt(summary.totalMacs)} MACs`),
-      el('p', { class: 'meta', id: 'seq-len' }, `Every MAC count here is at sequence length ${Number.isInteger(summary.seqLen) ? summary.seqLen : summary.seqLen.toFixed(1)} (${where}).`),
-      grid(['Layer', 'Heads × size', 'QKV', 'FFN width', 'Activation', 'MACs'], summary.layers.map((l, i) => [String(i), `${l.heads} × ${l.headSize}`, l.qkv, String(l.ffn), l.activation ?? '-', fmt(l.macs)]), 'layers'));
+      el('p', { class: 'meta', id: 'seq-len' }, summary.perLayerGeometry
+        ? 'Every MAC count here is per example (one image), each layer at its own measured width, positions and attention window.'
+        : `Every MAC count here is at sequence length ${Number.isInteger(summary.seqLen) ? summary.seqLen : summary.seqLen.toFixed(1)} (${where}).`),
+      grid(['Layer', 'Heads × size', 'QKV', 'FFN width', 'Activation', 'MACs'], summary.layers.map((l, i) => [l.name ?? String(i), l.heads ? `${l.heads} × ${l.headSize}` : '-', l.qkv, String(l.ffn), l.activation ?? '-', fmt(l.macs)]), 'layers'));
   }
 
   private renderPhase(s: State): void {

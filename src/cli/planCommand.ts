@@ -27,7 +27,7 @@ export async function runPlan(argv: string[]): Promise<number> {
   if (args.flags.has('json')) process.stdout.write(JSON.stringify({ budget: plan.budget, macs: plan.macs, ...(plan.latency ? { latency: plan.latency } : {}), layers: plan.layers }) + '\n');
   else {
     if (plan.latency) process.stdout.write(`latency target ${plan.latency.target}: predicted ${plan.latency.predictedMs.toFixed(2)} of ${plan.latency.denseMs.toFixed(2)} ms (${(100 * plan.latency.predictedMs / plan.latency.denseMs).toFixed(1)}%) on ${plan.latency.provider}, batch ${plan.latency.batch} x ${plan.latency.seqLen}\n`);
-    process.stdout.write(`budget ${plan.latency ? plan.budget.toFixed(3) : budget}: ${si(plan.macs.kept)} of ${si(plan.macs.baseline)} MACs kept (${(100 * plan.macs.ratio).toFixed(1)}%) at sequence length ${plan.macs.seqLen.toFixed(1)}\n`);
+    process.stdout.write(`budget ${plan.latency ? plan.budget.toFixed(3) : budget}: ${si(plan.macs.kept)} of ${si(plan.macs.baseline)} MACs kept (${(100 * plan.macs.ratio).toFixed(1)}%) ${plan.model.layers.some((g) => g.shape) || plan.model.hybrid ? 'per example' : `at sequence length ${plan.macs.seqLen.toFixed(1)}`}\n`);
     plan.layers.forEach((l, i) => process.stdout.write(`layer ${i}: ${l.heads}/${plan.model.layers[i]!.heads} heads, ${l.neurons}/${plan.model.layers[i]!.ffn} neurons\n`));
     process.stdout.write(`wrote ${out}\n`);
   }

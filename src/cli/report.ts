@@ -14,7 +14,7 @@ export function formatApply(a: ApplyReport): string {
   const lines = [
     table(rows),
     '',
-    `MACs        ${si(a.macs.before)} -> ${si(a.macs.after)} (${pct(a.macs.after, a.macs.before)} kept, ${a.groups ? 'per example, of the pruned convolutions/projections' : a.layerNames ? 'per example, heads, neurons and the channel groups\' convolutions' : `sequence length ${a.macs.seqLen.toFixed(1)}`}; recounted from the pruned graph)`,
+    `MACs        ${si(a.macs.before)} -> ${si(a.macs.after)} (${pct(a.macs.after, a.macs.before)} kept, ${a.groups ? 'per example, of the pruned convolutions/projections' : a.layerNames ? 'per example, heads, neurons and the channel groups\' convolutions' : a.macs.perExample ? 'per example, at each layer\'s measured geometry' : `sequence length ${a.macs.seqLen.toFixed(1)}`}; recounted from the pruned graph)`,
     `parameters  ${si(a.parameters.before)} -> ${si(a.parameters.after)} (${pct(a.parameters.after, a.parameters.before)})`,
     `file size   ${bytes(a.fileBytes.before)} -> ${bytes(a.fileBytes.after)}`,
     `verified    max |pruned - masked original| = ${v.maxAbsDiff.toExponential(2)} (tolerance ${v.tolerance.toExponential(2)})${v.argmaxAgreement !== undefined ? `, same prediction on ${pct(v.argmaxAgreement, 1)} of the calibration batch` : ''}; on ${v.provider}`,

@@ -66,6 +66,7 @@ export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 
     seqLen: r.macs.seqLen,
     seqLenSource: s.modality === 'vision' ? 'fixed' : source,
     totalMacs: r.macs.total + (r.hybrid?.macs.prunable ?? 0),
+    ...(s.layers.some((l) => l.shape) ? { perLayerGeometry: true } : {}),
     layers: s.layers.map((l, i): ModelSummary['layers'][number] => ({
       heads: l.attention.heads,
       headSize: l.attention.headSize,

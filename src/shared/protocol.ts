@@ -5,7 +5,7 @@
 
 /** Per-layer summary shown in the panel. */
 export interface LayerSummary {
-  /** Channel networks: the group's name ("layer1.0.conv1"); its channels are in `ffn`. */
+  /** Channel networks and the channel groups of hybrid models: the group's name ("layer1.0.conv1"); its channels are in `ffn`. */
   name?: string;
   heads: number;
   headSize: number;
@@ -35,6 +35,8 @@ export interface ModelSummary {
   units?: 'heads-neurons' | 'channels';
   /** What is not pruned and why (e.g. attention the engine does not recognise), shown as a warning. */
   note?: string;
+  /** Staged models (Swin): every layer's MACs are per example at its own measured width, positions and window, not at `seqLen`. */
+  perLayerGeometry?: boolean;
 }
 
 /** Importance of every head and neuron, `heads[l][h]`, `neurons[l][j]` (larger = more important). */

@@ -13,6 +13,8 @@ import { loadCalibration } from '../../src/engine/data/calibration';
 import { sessionFor, toOrt } from '../../src/engine/optin/teacher';
 import { runSession } from '../../src/engine/runtime/session';
 import { materialize } from '../fixtures/materialize';
+import { inspectModel } from '../../src/engine/inspect';
+import { toSummary } from '../../src/extension/views';
 import { FIXTURES, fixture, optin, sha256, tempDir } from './helpers';
 
 const DIGITS = path.join(FIXTURES, 'data', 'digits', 'train');
@@ -147,6 +149,15 @@ describe('Swin (torchvision SwinTransformer: window attention, shifted windows, 
     const j = JSON.parse(a.stdout);
     assert.ok(j.verification.maxAbsDiff <= j.verification.tolerance);
     assert.equal(j.kept.neurons[4], 20);
+  });
+
+  it('the panel summary of the hybrid lists the channel group after the layers, per example at each layer\'s geometry', async () => {
+    const r = await inspectModel(materialize(fixture('tv-swin-fpn-segmentation/model.skeleton.onnx')));
+    const s = toSummary(r);
+    assert.equal(s.perLayerGeometry, true);
+    assert.deepEqual(s.layers.map((l) => [l.name ?? null, l.heads, l.ffn]), [[null, 2, 128], [null, 2, 128], [null, 4, 256], [null, 4, 256], ['fuse.0', 0, 48]]);
+    assert.equal(s.totalMacs, r.macs.total + r.hybrid!.macs.prunable);
+    assert.equal(s.layers[4]!.macs, r.hybrid!.blocks[0]!.macs);
   });
 
   it('--tune and --refit are refused for staged models in one line; nothing written', () => {

@@ -57,7 +57,8 @@ export interface ApplyReport {
   /** Hybrid models: a name per row of kept/total (transformer layer indices, then channel group names). */
   layerNames?: string[];
   total: { heads: number[]; neurons: number[] };
-  macs: { seqLen: number; before: number; after: number };
+  /** `perExample`: staged models, whose MACs are counted at each layer's measured geometry (no one sequence length). */
+  macs: { seqLen: number; before: number; after: number; perExample?: boolean };
   parameters: { before: number; after: number };
   fileBytes: { before: number; after: number };
   verification: Verification;
@@ -157,7 +158,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     kept: { heads: plan.layers.map((l) => l.heads), neurons: plan.layers.map((l) => l.neurons) },
     total: { heads: plan.model.layers.map((g) => g.heads), neurons: plan.model.layers.map((g) => g.ffn) },
     ...(hybrid ? { layerNames: [...st.layers.map((l) => String(l.index)), ...hybrid.cs.groups.map((g) => g.name)] } : {}),
-    macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
+    macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs, ...(st.layers.some((x) => x.shape) ? { perExample: true } : {}) },
     parameters: { before: parameters(original.proto), after: parameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
     verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), seconds: (performance.now() - t0) / 1000,
