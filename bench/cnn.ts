@@ -1,7 +1,8 @@
 /**
- * The CNN and segmentation results tables of the README (run on demand: npm run bench:cnn [-- --only resnet|seg] [--samples 64]).
+ * The CNN and segmentation results tables of the README (run on demand: npm run bench:cnn [-- --only resnet|seg|swinseg] [--samples 64]).
  * Score each model once per ranking (OPTIN exact; for channel groups also L1-norm filters and weight
- * magnitude; for transformers magnitude), then for every budget and ranking plan, apply (verified),
+ * magnitude; for transformers and hybrids magnitude), then for every budget and ranking plan, apply (verified,
+ * with and without mask tuning where the model allows it),
  * evaluate on the held-out split (accuracy; mIoU for segmentation) and time dense vs pruned
  * interleaved in one process (batch 32 images). Prints markdown tables.
  */
@@ -20,7 +21,7 @@ const root = path.resolve(__dirname, '..', '..');
 const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
 const BUDGETS = [0.8, 0.6, 0.5, 0.4];
 
-interface Case { key: string; name: string; model: string; calib: DataOptions; test: string; rankings: Array<'l1' | 'magnitude'> }
+interface Case { key: string; name: string; model: string; calib: DataOptions; test: string; rankings: Array<'l1' | 'magnitude'>; /** false: hybrid models, where tuning is refused. */ tune?: boolean }
 
 const metric = (e: EvalReport): number => e.segmentation?.miou ?? e.accuracy!;
 
@@ -38,14 +39,16 @@ async function run(c: Case, tmp: string): Promise<void> {
   const what = dense.segmentation ? 'mIoU' : 'accuracy';
   console.log(`\n### ${c.name}: dense ${what} ${(100 * metric(dense)).toFixed(2)}% on ${dense.examples} held-out ${dense.segmentation ? 'scenes' : 'images'}; OPTIN scores from ${optin.calibration.examples} calibration examples in ${seconds.toFixed(0)} s\n`);
   const names = { l1: 'L1-norm', magnitude: 'magnitude' };
-  console.log(`| budget (MACs kept) | ${c.rankings.map((r) => `${names[r]} | ${names[r]} + tuning`).join(' | ')} | OPTIN | OPTIN + tuning | measured speedup (ideal) | OPTIN + tuning, widths x8: ${what}, measured speedup |`);
-  console.log(`|---|${c.rankings.map(() => '---|---|').join('')}---|---|---|---|`);
+  const tuned = c.tune !== false;
+  const plus = tuned ? ' + tuning' : '';
+  console.log(`| budget (MACs kept) | ${c.rankings.map((r) => (tuned ? `${names[r]} | ${names[r]} + tuning` : names[r])).join(' | ')} | OPTIN |${tuned ? ' OPTIN + tuning |' : ''} measured speedup (ideal) | OPTIN${plus}, widths x8: ${what}, measured speedup |`);
+  console.log(`|---|${c.rankings.map(() => (tuned ? '---|---|' : '---|')).join('')}---|${tuned ? '---|' : ''}---|---|`);
   for (const budget of BUDGETS) {
     const cells: string[] = [];
     let speed = '';
     const runs: Array<[string, ScoresFile, boolean, number]> = [
-      ...c.rankings.flatMap((r, i) => [[r, baselines[i]!, false, 1], [`${r}-tuned`, baselines[i]!, true, 1]] as Array<[string, ScoresFile, boolean, number]>),
-      ['optin', optin, false, 1], ['optin-tuned', optin, true, 1], ['optin-tuned-x8', optin, true, 8],
+      ...c.rankings.flatMap((r, i) => (tuned ? [[r, baselines[i]!, false, 1], [`${r}-tuned`, baselines[i]!, true, 1]] : [[r, baselines[i]!, false, 1]]) as Array<[string, ScoresFile, boolean, number]>),
+      ['optin', optin, false, 1], ...(tuned ? [['optin-tuned', optin, true, 1] as [string, ScoresFile, boolean, number]] : []), ['optin-x8', optin, tuned, 8],
     ];
     const outs: Record<string, string> = {};
     for (const [label, scores, tune, multipleOf] of runs) {
@@ -57,7 +60,7 @@ async function run(c: Case, tmp: string): Promise<void> {
       outs[label] = out;
       if (label === 'optin') speed = `(${(plan.macs.baseline / plan.macs.kept).toFixed(2)}x)`;
     }
-    const b = await benchModels([c.model, outs['optin-tuned']!, outs['optin-tuned-x8']!], { batch: 32, runs: 30 });
+    const b = await benchModels([c.model, outs[tuned ? 'optin-tuned' : 'optin']!, outs['optin-x8']!], { batch: 32, runs: 30 });
     const x8 = cells.pop()!;
     console.log(`| ${budget} | ${cells.join(' | ')} | ${b.speedup[1]!.toFixed(2)}x ${speed} | ${x8}, ${b.speedup[2]!.toFixed(2)}x |`);
   }
@@ -74,6 +77,9 @@ async function main(): Promise<void> {
     }
     if (only === 'all' || only === 'seg') {
       await run({ key: 'seg', name: 'MNIST-scenes segmentation transformer', model: f('models', 'segvit-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'] }, tmp);
+    }
+    if (only === 'all' || only === 'swinseg') {
+      await run({ key: 'swinseg', name: 'MNIST-scenes Swin + FPN segmentation (hybrid: heads, neurons and the head conv\'s channels)', model: f('models', 'swin-fpn-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'], tune: false }, tmp);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -28,7 +28,11 @@ export async function runPlan(argv: string[]): Promise<number> {
   else {
     if (plan.latency) process.stdout.write(`latency target ${plan.latency.target}: predicted ${plan.latency.predictedMs.toFixed(2)} of ${plan.latency.denseMs.toFixed(2)} ms (${(100 * plan.latency.predictedMs / plan.latency.denseMs).toFixed(1)}%) on ${plan.latency.provider}, batch ${plan.latency.batch} x ${plan.latency.seqLen}\n`);
     process.stdout.write(`budget ${plan.latency ? plan.budget.toFixed(3) : budget}: ${si(plan.macs.kept)} of ${si(plan.macs.baseline)} MACs kept (${(100 * plan.macs.ratio).toFixed(1)}%) ${plan.model.layers.some((g) => g.shape) || plan.model.hybrid ? 'per example' : `at sequence length ${plan.macs.seqLen.toFixed(1)}`}\n`);
-    plan.layers.forEach((l, i) => process.stdout.write(`layer ${i}: ${l.heads}/${plan.model.layers[i]!.heads} heads, ${l.neurons}/${plan.model.layers[i]!.ffn} neurons\n`));
+    const h = plan.model.hybrid, names = plan.model.channels?.names;
+    plan.layers.forEach((l, i) => {
+      const group = names?.[i] ?? (h && i >= h.transformerLayers ? h.names[i - h.transformerLayers] : undefined);
+      process.stdout.write(group ? `${group}: ${l.neurons}/${plan.model.layers[i]!.ffn} channels\n` : `layer ${i}: ${l.heads}/${plan.model.layers[i]!.heads} heads, ${l.neurons}/${plan.model.layers[i]!.ffn} neurons\n`);
+    });
     process.stdout.write(`wrote ${out}\n`);
   }
   return 0;

@@ -160,6 +160,20 @@ describe('Swin (torchvision SwinTransformer: window attention, shifted windows, 
     assert.equal(s.layers[4]!.macs, r.hybrid!.blocks[0]!.macs);
   });
 
+  it('the Swin + FPN segmentation model trained on MNIST scenes (hybrid): at 0.6 of the MACs, verified, mIoU measured before and after (README table)', () => {
+    const dir = tempDir();
+    const model = fixture('swin-fpn-scenes/model-opset17.onnx');
+    const scenes = path.join(FIXTURES, 'data', 'mnist-scenes');
+    const r = optin('prune', model, '--budget', '0.6', '--data', path.join(scenes, 'train'), '--samples', '16', '--eval', path.join(scenes, 'test'), '--no-bench', '--out', path.join(dir, 'p.onnx'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const p = JSON.parse(r.stdout);
+    assert.ok(p.apply.verification.maxAbsDiff <= p.apply.verification.tolerance);
+    assert.deepEqual(p.apply.layerNames, ['0', '1', '2', '3', 'fuse.0']);
+    assert.equal(p.evaluation.examples, 200);
+    assert.ok(Math.abs(p.evaluation.reference.segmentation.miou - 0.3281) < 0.001, `dense mIoU ${p.evaluation.reference.segmentation.miou}`);
+    assert.ok(p.evaluation.segmentation.miou > 0.15, `pruned mIoU ${p.evaluation.segmentation.miou}`);
+  });
+
   it('--tune and --refit are refused for staged models in one line; nothing written', () => {
     const dir = tempDir();
     for (const flag of ['--tune', '--refit']) {
