@@ -79,7 +79,7 @@ async function main(): Promise<void> {
       await run({ key: 'seg', name: 'MNIST-scenes segmentation transformer', model: f('models', 'segvit-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'] }, tmp);
     }
     if (only === 'all' || only === 'swinseg') {
-      await run({ key: 'swinseg', name: 'MNIST-scenes Swin + FPN segmentation (hybrid: heads, neurons and the head conv\'s channels)', model: f('models', 'swin-fpn-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'], tune: false }, tmp);
+      await run({ key: 'swinseg', name: 'MNIST-scenes Swin + FPN segmentation (hybrid: heads, neurons and the head conv\'s channels)', model: f('models', 'swin-fpn-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'] }, tmp);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

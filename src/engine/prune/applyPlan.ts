@@ -5,7 +5,7 @@ import { saveModel } from '../onnx/writer';
 import { elementCount } from '../onnx/tensor';
 import { DataType, type ModelProto } from '../onnx/schema';
 import { detectStructure } from '../structure/detect';
-import { withMeasuredTokens } from '../structure/measure';
+import { withMeasuredTokens, withMeasurementsOf } from '../structure/measure';
 import { loadCalibration, type DataOptions } from '../data/calibration';
 import { sha256File } from '../util/atomic';
 import type { PlanFile } from '../plan/schema';
@@ -65,7 +65,7 @@ export interface ApplyReport {
   tuning?: TuneStep[];
   /** Transformers with --refit: every pruned sublayer's least-squares refit. */
   refit?: RefitStep[];
-  /** Channel networks with --tune: the least-squares refit of every consumer of a pruned group. */
+  /** Channel networks (and the channel groups of hybrid models) with --tune or --refit: the least-squares refit of every consumer of a pruned group. */
   reconstruction?: ReconstructionStep[];
   seconds: number;
 }
@@ -116,20 +116,27 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   if (req.tune && req.refit) throw new OptinError('usage', '--tune (mask scales) and --refit (least-squares weights) are alternatives; choose one');
   let st = await withMeasuredTokens(model, detectStructure(model));
   const hybrid = plan.model.hybrid ? await hybridPart(model, st, plan) : undefined;
-  if (hybrid && (req.tune || req.refit)) throw new OptinError('usage', `${model.path}: --tune and --refit are not supported for hybrid models (heads, neurons and channel groups in one plan); apply the plan without them`);
   const L = st.layers.length;
   const keep: KeepSet = { heads: plan.keep.heads.slice(0, L), neurons: plan.keep.neurons.slice(0, L) };
   checkKeep(st, keep, model.path);
   onStep?.('loading calibration data');
   const batch = await loadCalibration(model.path, st, req.data);
   const original = model;
+  let reconstruction: ReconstructionStep[] | undefined;
+  if (hybrid && (req.tune || req.refit)) {
+    // The channel groups' consumers are refit as for channel networks; then the transformer part is tuned or refit.
+    onStep?.('reconstructing consumers (least squares)');
+    const r = await reconstructConsumers(model, hybrid.cs, hybrid.keep, batch, signal);
+    reconstruction = r.steps;
+    model = withConsumerUpdates(model, r.updates);
+  }
   let refit: RefitStep[] | undefined;
   if (req.refit) {
     onStep?.('refitting projections (least squares)');
     const r = await refitProjections(model, st, keep, batch, signal);
     refit = r.steps;
     model = r.model;
-    st = { ...detectStructure(model), ...(st.visionTokens ? { visionTokens: st.visionTokens } : {}) };
+    st = withMeasurementsOf(st, detectStructure(model));
   }
   let tuning: TuneStep[] | undefined;
   if (req.tune) {
@@ -161,7 +168,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs, ...(st.layers.some((x) => x.shape) ? { perExample: true } : {}) },
     parameters: { before: parameters(original.proto), after: parameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
-    verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), seconds: (performance.now() - t0) / 1000,
+    verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), ...(reconstruction ? { reconstruction } : {}), seconds: (performance.now() - t0) / 1000,
   };
 }
 

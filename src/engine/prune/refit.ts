@@ -8,6 +8,7 @@ import type { Linear, ModelStructure } from '../structure/types';
 import { instrument } from '../optin/instrument';
 import { sessionFor, toOrt } from '../optin/teacher';
 import { detectStructure } from '../structure/detect';
+import { withMeasurementsOf } from '../structure/measure';
 import { OptinError } from '../errors';
 import { sampleIndices } from '../optin/random';
 import type { KeepSet } from './apply';
@@ -59,7 +60,6 @@ function withProjections(model: OnnxModel, lins: Array<{ lin: Linear; fit: Refit
  * (and verified against, masked) like the original; the plan's shapes are unchanged.
  */
 export async function refitProjections(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, signal?: AbortSignal): Promise<{ model: OnnxModel; steps: RefitStep[] }> {
-  if (st.layers.some((l) => l.shape)) throw new OptinError('unsupported', `${model.path}: --refit is not supported for staged models (width and token count change between stages, as in Swin); apply the plan without it`);
   const subs = st.layers.flatMap((l) => [
     { layer: l.index, part: 'attention' as const, lin: l.attention.output as Linear & { einsum?: boolean }, contrib: l.attention.perHead ?? l.attention.context, width: l.attention.heads * l.attention.vHeadSize, unit: l.attention.vHeadSize, kept: keep.heads[l.index]!, perHead: !!l.attention.perHead, heads: l.attention.heads },
     ...(l.ffn ? [{ layer: l.index, part: 'ffn' as const, lin: l.ffn.down as Linear & { einsum?: boolean }, contrib: l.ffn.hidden, width: l.ffn.width, unit: 1, kept: keep.neurons[l.index]!, perHead: false, heads: 0 }] : []),
@@ -67,8 +67,8 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
   const feeds = toOrt(batch.feeds);
   const tokens: number[] = [];
   batch.tokenMask.forEach((m, i) => { if (m) tokens.push(i); });
-  const rows = sampleIndices(tokens.length, REFIT_ROWS, 23).map((i) => tokens[i]!);
-  const S = batch.seqLen, D = st.hidden;
+  const sampled = (n: number): number[] => sampleIndices(n, REFIT_ROWS, 23);
+  const rowsAll = sampled(tokens.length).map((i) => tokens[i]!);
   const denseSession = await sessionFor(model, instrument(model, st, { maskLayers: [], outputs: subs.map((s) => s.lin.output), onlyOutputs: true }), `${model.path} (dense sublayers)`);
   let dense: Record<string, ort.Tensor>;
   try {
@@ -91,6 +91,12 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     } finally {
       await s.session.release();
     }
+    // Staged models (Swin): the attention's rows are windows x window positions (padding included), the FFN's every position; each at its layer's width.
+    const shape = st.layers[sub.layer]!.shape;
+    const B = batch.batch;
+    const S = shape ? (sub.part === 'attention' ? shape.queries / shape.windows : shape.tokens) : batch.seqLen;
+    const D = shape?.hidden ?? st.hidden;
+    const rows = shape ? sampled(B * (sub.part === 'attention' ? shape.queries : shape.tokens)) : rowsAll;
     const cols = sub.kept.flatMap((e) => Array.from({ length: sub.unit }, (_, j) => e * sub.unit + j));
     const xd = x.data as Float32Array;
     const H = sub.heads, dv = sub.unit;
@@ -122,8 +128,7 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     cols.forEach((c, f) => { for (let d = 0; d < D; d++) Wn[sub.lin.transposed ? d * inF + c : c * D + d] = fit.weights[f * D + d]!; });
     done.push({ lin: sub.lin, fit: { weight: Wn, ...(b0 && fit.bias ? { bias: Float32Array.from(fit.bias) } : {}) } });
     current = withProjections(model, done);
-    cst = detectStructure(current);
-    cst = { ...cst, ...(st.visionTokens ? { visionTokens: st.visionTokens } : {}) };
+    cst = withMeasurementsOf(st, detectStructure(current));
   }
   return { model: current, steps };
 }

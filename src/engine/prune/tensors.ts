@@ -49,7 +49,11 @@ export function scaleAlong(t: Dense, axis: number, s: ArrayLike<number>): Dense 
  */
 export class TensorStore {
   private n = 0;
-  constructor(private readonly ix: GraphIndex) {}
+  /** Names the graph already has (a model rewritten by an earlier store, e.g. refit after a consumer refit, keeps its `.optin.N` names). */
+  private readonly taken: Set<string>;
+  constructor(private readonly ix: GraphIndex) {
+    this.taken = new Set([...ix.graph.initializer.map((t) => t.name), ...ix.graph.node.flatMap((n) => n.output)]);
+  }
 
   /** Float32 contents of a constant (a view; never mutate it). */
   read(name: string): Dense {
@@ -61,7 +65,9 @@ export class TensorStore {
 
   /** Add a new float32 initializer derived from `base`; returns its name. */
   write(base: string, t: Dense): string {
-    const name = `${base}.optin.${this.n++}`;
+    let name: string;
+    do name = `${base}.optin.${this.n++}`; while (this.taken.has(name));
+    this.taken.add(name);
     const bytes = new Uint8Array(t.data.buffer as ArrayBuffer, t.data.byteOffset, t.data.byteLength);
     this.ix.graph.initializer.push(create(TensorProtoSchema, { name, dims: t.dims.map(BigInt), dataType: DataType.FLOAT, rawData: bytes }));
     return name;

@@ -54,9 +54,7 @@ function rowsOf(W: Float32Array, dims: number[], transposed: boolean, D: number)
  */
 export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, opts: TuneOptions = {}): Promise<TuneResult> {
   const ridge = opts.ridge ?? 1e-3, maxScale = opts.maxScale ?? 10;
-  if (st.layers.some((l) => l.shape)) throw new OptinError('unsupported', `${model.path}: --tune is not supported for staged models (width and token count change between stages, as in Swin); apply the plan without it`);
   const ix = new GraphIndex(model.proto.graph!, model.ext);
-  const D = st.hidden;
   const subs = st.layers.map((l) => ({
     attn: { lin: l.attention.output, contrib: l.attention.perHead ?? l.attention.context } as Sub,
     ffn: l.ffn ? ({ lin: l.ffn.down, contrib: l.ffn.hidden } as Sub) : undefined,
@@ -67,7 +65,6 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
   const scales = { heads: keep.heads.map((h) => h.map(() => 1)), neurons: keep.neurons.map((n) => n.map(() => 1)) };
   const steps: TuneStep[] = [];
   const tokens: number[] = [];
-  const S = batch.seqLen;
   batch.tokenMask.forEach((m, i) => { if (m) tokens.push(i); });
   try {
     for (const l of st.layers) {
@@ -83,6 +80,11 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
           ? { heads: keep.heads.map((h, i) => (i === l.index ? Array.from({ length: l.attention.heads }, (_, j) => j) : h)), scales: { ...scales, heads: scales.heads.map((x, i) => (i === l.index ? [] : x)) } }
           : {};
         const masks = maskFeeds(st, { ...cur, ...whole });
+        // Staged models (Swin): the attention's rows are windows x window positions (padding included), the FFN's every position; each at its layer's width.
+        const shape = l.shape;
+        const D = shape?.hidden ?? st.hidden;
+        const S = shape ? (part === 'attention' ? shape.queries / shape.windows : shape.tokens) : batch.seqLen;
+        const rows = shape ? Array.from({ length: batch.batch * (part === 'attention' ? shape.queries : shape.tokens) }, (_, i) => i) : tokens;
         const out = await masked.session.run({ ...feeds, ...masks }, [sub.contrib]);
         const w = ix.constant(sub.lin.weight)!;
         const W = tensorFloat32(w, model.ext);
@@ -91,11 +93,11 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
         let system: NormalEquations;
         if (part === 'attention') {
           const H = l.attention.heads;
-          const each = perHeadOutputs(ctx, H, l.attention.vHeadSize, Array.from({ length: H }, (_, h) => h), at, tokens, S, D);
+          const each = perHeadOutputs(ctx, H, l.attention.vHeadSize, Array.from({ length: H }, (_, h) => h), at, rows, S, D);
           system = headSystem(kept.map((h) => each[h]!), sumOf(each));
         } else {
           const I = l.ffn!.width;
-          system = neuronSystem(ctx.data as Float32Array, I, kept, at, neuronOutputs(ctx.data as Float32Array, I, at, tokens, D), tokens, D);
+          system = neuronSystem(ctx.data as Float32Array, I, kept, at, neuronOutputs(ctx.data as Float32Array, I, at, rows, D), rows, D);
         }
         const k = kept.length;
         const ones = new Float64Array(k).fill(1);
