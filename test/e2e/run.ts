@@ -10,7 +10,7 @@ import { devTests, sampleTests, type UiTest } from './uiTests';
 /**
  * Real-VS-Code test runner: starts code-server, runs the extension's mocha suite inside the
  * real extension host, then drives the workbench with Playwright. Prints "N passed, N failed".
- * Usage: node out/test/e2e/run.js [--vsix path/to.vsix]
+ * Usage: node out/test/e2e/run.js [--vsix path/to.vsix | --host-only | --dev-ui-only | --samples-only] (OPTIN_TEST_GREP filters the extension host suite)
  */
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'models');
@@ -24,6 +24,10 @@ function makeWorkspace(): string {
   fs.copyFileSync(path.join(FIX, 'ort-bert-toy', 'model.onnx'), path.join(ws, 'bert-toy.onnx'));
   fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset14.onnx'), path.join(ws, 'bert-tiny-14.onnx'));
   fs.copyFileSync(path.join(FIX, 'resnet-mnist', 'model-opset17.onnx'), path.join(ws, 'resnet-mnist.onnx'));
+  // A hybrid (Swin stages + an FPN-style head) in its own folder, with its preprocessor config.
+  fs.mkdirSync(path.join(ws, 'swin'));
+  fs.copyFileSync(path.join(FIX, 'swin-fpn-scenes', 'model-opset17.onnx'), path.join(ws, 'swin', 'swin-fpn-scenes.onnx'));
+  fs.copyFileSync(path.join(FIX, 'swin-fpn-scenes', 'preprocessor_config.json'), path.join(ws, 'swin', 'preprocessor_config.json'));
   fs.writeFileSync(path.join(ws, 'notes.txt'), 'not a model\n');
   fs.mkdirSync(path.join(ws, '.vscode'));
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.data': 'synthetic', 'optin.calibration.samples': 4, 'optin.executionProvider': 'cpu' }, null, 1));
@@ -167,6 +171,8 @@ async function main(): Promise<number> {
       add('installed VSIX, bundled samples', await uiSuite(t, browser, samples, sampleTests('vsix'), { extensionsDir: installVsix(t, vsix), dev: false }));
     } else if (args.includes('--dev-ui-only')) {
       add('workbench UI', await uiSuite(t, browser, ws, devTests, { dev: true }));
+    } else if (args.includes('--host-only')) {
+      add('extension host', await extensionSuite(t, browser, ws));
     } else if (args.includes('--samples-only')) {
       add('panel UI, bundled samples', await uiSuite(t, browser, samples, sampleTests('dev'), { dev: true }));
     } else {

@@ -107,7 +107,7 @@ export function detectStructure(model: OnnxModel): ModelStructure {
     const lo = coreOrder[i]!;
     const hi = i + 1 < attns.length ? coreOrder[i + 1]! : Infinity;
     const mine = ffns.filter((f) => { const o = order(f.up.node); return o > lo && o < hi; });
-    if (mine.length > 1) throw new OptinError('unsupported', `${where}: layer ${i} has ${mine.length} feed-forward blocks; expected one`);
+    if (mine.length > 1) throw new OptinError('unsupported', `${where}: layer ${i} has ${mine.length} feed-forward blocks; expected one (a layer whose whole attention is gone, as after pruning all its heads, is not analysed again)`);
     return { index: i, attention, ffn: mine[0] ?? null, input: attention.input, output: '', feature: '' };
   });
   const widths = new Set(layers.map((l) => l.attention.output.outFeatures));
