@@ -2,12 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { OptinApi } from '../../src/extension/extension';
-import { OPTIN_ID, waitFor, workspaceModel } from './util';
-
-function api(): OptinApi {
-  return vscode.extensions.getExtension<OptinApi>(OPTIN_ID)!.exports;
-}
+import { OPTIN_ID, api, waitFor, workspaceModel } from './util';
 
 describe('a hybrid model (Swin stages + FPN-style segmentation head) in a real VS Code', function () {
   this.timeout(300_000);

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import type { OptinApi } from '../../src/extension/extension';
 
 /** Extension id from package.json (publisher.name). */
 export const OPTIN_ID = 'optin-tools.optin-vscode';
@@ -19,4 +20,9 @@ export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The API the activated extension exports (sessions, tree, engine). */
+export function api(): OptinApi {
+  return vscode.extensions.getExtension<OptinApi>(OPTIN_ID)!.exports;
 }
