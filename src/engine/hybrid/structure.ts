@@ -1,5 +1,7 @@
 import type { OnnxModel } from '../onnx/model';
 import { OptinError } from '../errors';
+import { GraphIndex } from '../onnx/graph';
+import { BINARY, UNARY } from '../groups/rules';
 import { analyzeChannels, type ChannelStructure } from '../channels/structure';
 import type { ModelStructure } from '../structure/types';
 
@@ -20,6 +22,31 @@ function transformerNodes(st: ModelStructure): Set<string> {
   return nodes;
 }
 
+/** Ops a conv's channels pass through on their way to the next weighted node (a cheap pre-check). */
+const PASS = new Set([...UNARY, ...BINARY, 'BatchNormalization', 'Transpose', 'Cast']);
+
+/**
+ * True when some Conv's output reaches another Conv (or a MatMul/Gemm with a constant weight)
+ * through elementwise ops: only then can a channel group exist outside the transformer, and only
+ * then is the graph probed for one (a ViT's patch embedding feeds the residual stream: no probe).
+ */
+function convFeedsWeights(ix: GraphIndex): boolean {
+  for (const conv of ix.graph.node.filter((n) => n.opType === 'Conv')) {
+    const stack = [conv.output[0]!];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v) || seen.size > 64) continue;
+      seen.add(v);
+      for (const u of ix.uses(v)) {
+        if (u.opType === 'Conv' || ((u.opType === 'MatMul' || u.opType === 'Gemm') && u.input[1] && ix.constant(u.input[1]))) return true;
+        if (PASS.has(u.opType)) stack.push(...u.output.filter(Boolean));
+      }
+    }
+  }
+  return false;
+}
+
 /**
  * Hybrid models (a transformer with convolution channels outside its layers: a conv stem, an
  * FPN-style decoder): the coupled-channel groups that touch none of the transformer's projections,
@@ -28,8 +55,8 @@ function transformerNodes(st: ModelStructure): Set<string> {
  * widths are channel groups too; they stay neurons of the transformer.
  */
 export async function channelsOutside(model: OnnxModel, st: ModelStructure): Promise<ChannelStructure | undefined> {
-  const g = model.proto.graph!;
-  if (!g.node.some((n) => n.opType === 'Conv')) return undefined;
+  const ix = new GraphIndex(model.proto.graph!, model.ext);
+  if (!convFeedsWeights(ix)) return undefined;
   let cs: ChannelStructure;
   try {
     cs = await analyzeChannels(model);
