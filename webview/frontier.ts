@@ -34,7 +34,7 @@ export class FrontierSection {
     if (key === this.key) return;
     this.key = key;
     const focused = (document.activeElement as Element | null)?.getAttribute('data-point');
-    this.caption.textContent = `${f.metric === 'accuracy' ? 'Accuracy' : 'Agreement with the original'} on ${f.examples} ${f.heldOut ? 'held-out ' : ''}examples of ${f.source}; medians of ${f.bench.runs} interleaved runs at ${f.bench.shape.replace(' x ', ' × ')} on ${f.bench.provider} (${f.bench.threads} threads). Click a point to select its plan; Apply writes it.`;
+    this.caption.textContent = `${f.metric === 'accuracy' ? 'Accuracy' : f.metric === 'mIoU' ? 'Mean IoU' : 'Agreement with the original'} on ${f.examples} ${f.heldOut ? 'held-out ' : ''}examples of ${f.source}; medians of ${f.bench.runs} interleaved runs at ${f.bench.shape.replace(' x ', ' × ')} on ${f.bench.provider} (${f.bench.threads} threads). Click a point to select its plan; Apply writes it.`;
     const values = [f.dense.value, ...f.points.map((p) => p.value)];
     const vlo = Math.max(0, Math.floor((Math.min(...values) - 0.02) * 50) / 50), vhi = Math.min(1, Math.ceil((Math.max(...values) + 0.01) * 50) / 50);
     const smax = Math.max(1.5, Math.ceil(Math.max(...f.points.map((p) => p.speedup)) * 2) / 2);

@@ -21,10 +21,10 @@ function targetsOf(v: string | true | undefined, flag: string): number[] {
 
 /** The frontier as CSV: one row for the dense model, one per target. */
 export function sweepCsv(r: SweepReport): string {
-  const rows = [['target', 'macs_ratio', 'params_ratio', 'accuracy', 'agreement', 'median_ms', 'p10_ms', 'p90_ms', 'speedup', 'predicted_latency_ratio', 'max_abs_diff', 'output']];
-  rows.push(['dense', '1', '1', r.dense.accuracy?.toString() ?? '', '1', r.dense.medianMs.toFixed(3), r.dense.p10Ms.toFixed(3), r.dense.p90Ms.toFixed(3), '1', '', '0', r.model]);
+  const rows = [['target', 'macs_ratio', 'params_ratio', 'accuracy', 'miou', 'agreement', 'median_ms', 'p10_ms', 'p90_ms', 'speedup', 'predicted_latency_ratio', 'max_abs_diff', 'output']];
+  rows.push(['dense', '1', '1', r.dense.accuracy?.toString() ?? '', r.dense.miou?.toString() ?? '', '1', r.dense.medianMs.toFixed(3), r.dense.p10Ms.toFixed(3), r.dense.p90Ms.toFixed(3), '1', '', '0', r.model]);
   for (const p of r.points) {
-    rows.push([String(p.target), p.macsRatio.toFixed(4), p.paramsRatio.toFixed(4), p.accuracy?.toString() ?? '', p.agreement.toString(), p.medianMs.toFixed(3), p.p10Ms.toFixed(3), p.p90Ms.toFixed(3), p.speedup.toFixed(3), p.predictedRatio?.toFixed(4) ?? '', p.maxAbsDiff.toExponential(2), p.output]);
+    rows.push([String(p.target), p.macsRatio.toFixed(4), p.paramsRatio.toFixed(4), p.accuracy?.toString() ?? '', p.miou?.toString() ?? '', p.agreement.toString(), p.medianMs.toFixed(3), p.p10Ms.toFixed(3), p.p90Ms.toFixed(3), p.speedup.toFixed(3), p.predictedRatio?.toFixed(4) ?? '', p.maxAbsDiff.toExponential(2), p.output]);
   }
   return rows.map((r) => r.map((c) => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')).join('\n') + '\n';
 }
@@ -32,11 +32,13 @@ export function sweepCsv(r: SweepReport): string {
 /** The frontier as a text table. */
 export function formatSweep(r: SweepReport): string {
   const e = r.evaluation;
-  const metric = e.labelled ? 'accuracy' : 'agreement';
-  const head = [r.kind === 'latency' ? 'latency target' : 'budget', 'MACs kept', metric, 'median ms (p10-p90)', 'speedup', ...(r.kind === 'latency' ? ['predicted'] : [])];
-  const rows = [head, ['dense', '100%', e.labelled ? pct(r.dense.accuracy ?? 0) : '100%', `${r.dense.medianMs.toFixed(2)} (${r.dense.p10Ms.toFixed(2)}-${r.dense.p90Ms.toFixed(2)})`, '1.00x', ...(r.kind === 'latency' ? [''] : [])]];
+  const seg = r.dense.miou !== undefined;
+  const metric = seg ? 'mIoU' : e.labelled ? 'accuracy' : 'agreement';
+  const head = [r.kind === 'latency' ? 'latency target' : 'budget', 'MACs kept', metric, ...(seg ? ['pixel accuracy'] : []), 'median ms (p10-p90)', 'speedup', ...(r.kind === 'latency' ? ['predicted'] : [])];
+  const value = (x: { accuracy?: number; miou?: number }, agreement: number): string[] => (seg ? [pct(x.miou ?? 0), pct(x.accuracy ?? 0)] : [pct(e.labelled ? x.accuracy ?? 0 : agreement)]);
+  const rows = [head, ['dense', '100%', ...value(r.dense, 1), `${r.dense.medianMs.toFixed(2)} (${r.dense.p10Ms.toFixed(2)}-${r.dense.p90Ms.toFixed(2)})`, '1.00x', ...(r.kind === 'latency' ? [''] : [])]];
   for (const p of r.points) {
-    rows.push([String(p.target), pct(p.macsRatio, 1), pct(e.labelled ? p.accuracy ?? 0 : p.agreement), `${p.medianMs.toFixed(2)} (${p.p10Ms.toFixed(2)}-${p.p90Ms.toFixed(2)})`, `${p.speedup.toFixed(2)}x`, ...(r.kind === 'latency' ? [pct(p.predictedRatio ?? 0, 1)] : [])]);
+    rows.push([String(p.target), pct(p.macsRatio, 1), ...value(p, p.agreement), `${p.medianMs.toFixed(2)} (${p.p10Ms.toFixed(2)}-${p.p90Ms.toFixed(2)})`, `${p.speedup.toFixed(2)}x`, ...(r.kind === 'latency' ? [pct(p.predictedRatio ?? 0, 1)] : [])]);
   }
   return [
     `${path.basename(r.model)}: OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} examples; ${metric} on ${e.examples} ${e.heldOut ? 'held-out ' : ''}examples of ${path.basename(e.data)}${e.labelled ? '' : ' (agreement with the original model\'s predictions)'}`,

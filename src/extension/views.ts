@@ -90,12 +90,13 @@ export function atScoresSeqLen(summary: ModelSummary, scores: ScoresFile): Model
 
 /** The panel's view of a sweep. */
 export function frontierView(r: SweepReport): FrontierView {
-  const metric = r.evaluation.labelled ? 'accuracy' : 'agreement';
+  const metric = r.dense.miou !== undefined ? 'mIoU' : r.evaluation.labelled ? 'accuracy' : 'agreement';
+  const value = (x: { accuracy?: number; miou?: number }, agreement: number): number => (metric === 'mIoU' ? x.miou ?? 0 : metric === 'accuracy' ? x.accuracy ?? 0 : agreement);
   return {
     metric, examples: r.evaluation.examples, source: path.basename(r.evaluation.data), heldOut: r.evaluation.heldOut,
-    dense: { value: metric === 'accuracy' ? r.dense.accuracy ?? 0 : 1, medianMs: r.dense.medianMs, p10Ms: r.dense.p10Ms, p90Ms: r.dense.p90Ms },
+    dense: { value: value(r.dense, 1), medianMs: r.dense.medianMs, p10Ms: r.dense.p10Ms, p90Ms: r.dense.p90Ms },
     points: r.points.map((p) => ({
-      budget: p.target, macsRatio: p.macsRatio, value: metric === 'accuracy' ? p.accuracy ?? 0 : p.agreement,
+      budget: p.target, macsRatio: p.macsRatio, value: value(p, p.agreement),
       speedup: p.speedup, medianMs: p.medianMs, p10Ms: p.p10Ms, p90Ms: p.p90Ms, output: p.output,
     })),
     bench: { shape: r.bench.shape, runs: r.bench.runs, threads: r.bench.threads, provider: r.bench.provider },

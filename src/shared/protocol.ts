@@ -110,7 +110,7 @@ export interface FrontierPoint {
 
 /** The speed/accuracy frontier of a sweep, as the panel plots it. */
 export interface FrontierView {
-  metric: 'accuracy' | 'agreement';
+  metric: 'accuracy' | 'agreement' | 'mIoU';
   examples: number;
   source: string;
   heldOut: boolean;

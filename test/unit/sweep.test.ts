@@ -33,13 +33,32 @@ describe('optin sweep (the speed/accuracy frontier)', function () {
     }
     const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
     assert.equal(lines.length, 4);
-    assert.match(lines[0]!, /^target,macs_ratio,params_ratio,accuracy,agreement,median_ms/);
-    assert.match(lines[1]!, /^dense,1,1,0\.9\d*,1,/);
+    assert.match(lines[0]!, /^target,macs_ratio,params_ratio,accuracy,miou,agreement,median_ms/);
+    assert.match(lines[1]!, /^dense,1,1,0\.9\d*,,1,/);
     assert.match(lines[2]!, /^0\.8,0\.8\d*|^0\.8,0\.7\d*/);
     assert.match(r.stdout, /accuracy on 360 examples of test/);
     assert.match(r.stdout, /timed at batch 32 images on cpu \(\d+ threads\), 5 interleaved runs per model after warm-up; medians \(p10-p90\)/);
     assert.match(r.stdout, /^0\.5\s+\d+\.\d%\s+\d+\.\d\d%\s+[\d.]+ \([\d.]+-[\d.]+\)\s+[\d.]+x$/m);
     assert.equal(sha256(VIT), before, 'the original is untouched');
+  });
+
+  it('a segmentation model (the hybrid Swin + FPN) is swept by mean IoU, with pixel accuracy beside it, in the table, the CSV and the panel', async () => {
+    const dir = tempDir();
+    const scenes = path.join(FIXTURES, 'data', 'mnist-scenes');
+    const csv = path.join(dir, 'f.csv');
+    const r = optin('sweep', fixture('swin-fpn-scenes/model-opset17.onnx'), '--budgets', '0.6', '--samples', '4', '--data', path.join(scenes, 'train'), '--eval', path.join(scenes, 'test'), '--out-dir', dir, '--csv', csv, '--bench-runs', '3');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(fs.readFileSync(path.join(dir, 'frontier.json'), 'utf8'));
+    assert.ok(Math.abs(j.dense.miou - 0.3281) < 0.001, `dense mIoU ${j.dense.miou}`);
+    assert.ok(j.points[0].miou > 0.1 && j.points[0].miou < j.dense.miou + 0.02);
+    assert.match(r.stdout, /mIoU on 200 examples of test/);
+    assert.match(r.stdout, /^dense\s+100%\s+32\.81%\s+91\.21%\s/m);
+    assert.match(fs.readFileSync(csv, 'utf8').split('\n')[1]!, /^dense,1,1,0\.912\d*,0\.328\d*,1,/);
+    const { frontierView } = await import('../../src/extension/views');
+    const f = frontierView(j);
+    assert.equal(f.metric, 'mIoU');
+    assert.equal(f.dense.value, j.dense.miou);
+    assert.equal(f.points[0]!.value, j.points[0].miou);
   });
 
   it('without --eval measures on the held-out rest of the calibration data', () => {

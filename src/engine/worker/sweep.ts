@@ -46,8 +46,10 @@ export interface SweepPoint {
   /** Verification: max |pruned - masked original| and its tolerance. */
   maxAbsDiff: number;
   tolerance: number;
-  /** Accuracy on labelled data (undefined without labels) and agreement with the original. */
+  /** Accuracy on labelled data (undefined without labels; pixel accuracy for segmentation) and agreement with the original. */
   accuracy?: number;
+  /** Segmentation: mean IoU over classes on the label maps. */
+  miou?: number;
   agreement: number;
   medianMs: number;
   p10Ms: number;
@@ -64,7 +66,7 @@ export interface SweepReport {
   kind: 'macs' | 'latency';
   scores: Pick<ScoresFile, 'mode' | 'provider' | 'seconds' | 'calibration' | 'macSeqLen'>;
   evaluation: { data: string; examples: number; heldOut: boolean; labelled: boolean };
-  dense: { accuracy?: number; medianMs: number; p10Ms: number; p90Ms: number };
+  dense: { accuracy?: number; miou?: number; medianMs: number; p10Ms: number; p90Ms: number };
   bench: Pick<BenchReport, 'batch' | 'seqLen' | 'shape' | 'runs' | 'threads' | 'provider'>;
   points: SweepPoint[];
   /** The plans, in target order (what the panel applies when a point is clicked). */
@@ -118,14 +120,14 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
     model: req.model, kind: req.kind,
     scores: { mode: scores.mode, provider: scores.provider, seconds: scores.seconds, calibration: scores.calibration, macSeqLen: scores.macSeqLen },
     evaluation: { data: e0.data, examples: e0.examples, heldOut: heldOut && !req.evalData, labelled: e0.accuracy !== undefined },
-    dense: { ...(e0.reference?.accuracy !== undefined ? { accuracy: e0.reference.accuracy } : {}), medianMs: bench.models[0]!.medianMs, p10Ms: bench.models[0]!.p10Ms, p90Ms: bench.models[0]!.p90Ms },
+    dense: { ...(e0.reference?.accuracy !== undefined ? { accuracy: e0.reference.accuracy } : {}), ...(e0.reference?.segmentation ? { miou: e0.reference.segmentation.miou } : {}), medianMs: bench.models[0]!.medianMs, p10Ms: bench.models[0]!.p10Ms, p90Ms: bench.models[0]!.p90Ms },
     bench: { batch: bench.batch, seqLen: bench.seqLen, shape: bench.shape, runs: bench.runs, threads: bench.threads, provider: bench.provider },
     points: targets.map((t, i) => {
       const a = applied[i]!, e = evals[i]!, m = bench.models[i + 1]!, p = plans[i]!;
       return {
         target: t, output: a.output, macsRatio: a.macs.after / a.macs.before, paramsRatio: a.parameters.after / a.parameters.before,
         maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
-        ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), agreement: e.reference?.agreement ?? 1,
+        ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), ...(e.segmentation ? { miou: e.segmentation.miou } : {}), agreement: e.reference?.agreement ?? 1,
         medianMs: m.medianMs, p10Ms: m.p10Ms, p90Ms: m.p90Ms, speedup: bench.speedup[i + 1]!,
         ...(p.latency ? { predictedRatio: p.latency.predictedMs / p.latency.denseMs } : {}),
       };
