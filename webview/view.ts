@@ -113,8 +113,9 @@ export class PanelView {
       this.maps.replaceChildren(this.neurons.root);
       return;
     }
-    this.heads = new Heatmap('head-heatmap', 'Head importance (layers × heads; bar: heads kept)', summary.layers.map((l) => l.heads));
     const named = summary.layers.some((l) => l.name);
+    const transformerRows = named ? summary.layers.filter((l) => !l.name) : summary.layers;
+    this.heads = new Heatmap('head-heatmap', 'Head importance (layers × heads; bar: heads kept)', transformerRows.map((l) => l.heads));
     this.neurons = new Heatmap('neuron-heatmap', `FFN neuron importance (layers × up to ${BINS} bins of neurons${named ? '; named rows: channel groups outside the transformer, searched together with it' : ''}; bar: neurons kept; curve: the layer's neurons sorted by importance, line at the cut)`, summary.layers.map((l) => bins(l.ffn)), true, named ? summary.layers.map((l, i) => l.name ?? `L${i}`) : undefined);
     this.maps.replaceChildren(this.heads.root, this.neurons.root);
   }
