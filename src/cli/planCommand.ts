@@ -4,6 +4,7 @@ import { writeFileAtomic } from '../engine/util/atomic';
 import { checkFlags, parseArgs } from './args';
 import { si } from './format';
 import { multipleOfFlag, targetFlag } from './common';
+import { groupName } from '../engine/plan/schema';
 
 const USAGE = 'usage: optin plan <scores.json> (--budget C | --latency C --table table.json) [--multiple-of N] [--seq-len S] --out plan.json   (C = fraction of MACs, or of the dense latency, kept, e.g. 0.6)';
 
@@ -28,9 +29,8 @@ export async function runPlan(argv: string[]): Promise<number> {
   else {
     if (plan.latency) process.stdout.write(`latency target ${plan.latency.target}: predicted ${plan.latency.predictedMs.toFixed(2)} of ${plan.latency.denseMs.toFixed(2)} ms (${(100 * plan.latency.predictedMs / plan.latency.denseMs).toFixed(1)}%) on ${plan.latency.provider}, batch ${plan.latency.batch} x ${plan.latency.seqLen}\n`);
     process.stdout.write(`budget ${plan.latency ? plan.budget.toFixed(3) : budget}: ${si(plan.macs.kept)} of ${si(plan.macs.baseline)} MACs kept (${(100 * plan.macs.ratio).toFixed(1)}%) ${plan.model.layers.some((g) => g.shape) || plan.model.hybrid ? 'per example' : `at sequence length ${plan.macs.seqLen.toFixed(1)}`}\n`);
-    const h = plan.model.hybrid, names = plan.model.channels?.names;
     plan.layers.forEach((l, i) => {
-      const group = names?.[i] ?? (h && i >= h.transformerLayers ? h.names[i - h.transformerLayers] : undefined);
+      const group = groupName(plan.model, i);
       process.stdout.write(group ? `${group}: ${l.neurons}/${plan.model.layers[i]!.ffn} channels\n` : `layer ${i}: ${l.heads}/${plan.model.layers[i]!.heads} heads, ${l.neurons}/${plan.model.layers[i]!.ffn} neurons\n`);
     });
     process.stdout.write(`wrote ${out}\n`);

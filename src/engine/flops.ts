@@ -15,6 +15,24 @@ export function neuronMacs(s: number, hidden: number, gated = false): number {
   return (gated ? 3 : 2) * s * hidden;
 }
 
+/** Where a layer's MACs are counted: query rows, keys per query, positions and width. */
+export interface MacGeometry {
+  queries: number;
+  keys: number;
+  tokens: number;
+  hidden: number;
+}
+
+/** A layer's measured geometry (staged models such as Swin), or the model-wide sequence length and width. */
+export function macGeometry(shape: MacGeometry | undefined, s: number, hidden: number): MacGeometry {
+  return shape ?? { queries: s, keys: s, tokens: s, hidden };
+}
+
+/** MACs of one head and of one FFN neuron at a geometry. */
+export function unitMacs(g: MacGeometry, dq: number, dv: number, gated: boolean): { head: number; neuron: number } {
+  return { head: headMacs(g.queries, g.hidden, dq, dv, g.keys), neuron: neuronMacs(g.tokens, g.hidden, gated) };
+}
+
 /** MACs of one layer split into its heads and its FFN neurons. */
 export interface LayerMacs {
   perHead: number;
@@ -33,9 +51,7 @@ export interface MacReport {
 
 /** MACs of one layer with `heads` heads and `neurons` FFN neurons kept (its measured shape, when it has one, replaces s and hidden). */
 export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention.heads, neurons = l.ffn?.width ?? 0): LayerMacs {
-  const x = l.shape;
-  const perHead = x ? headMacs(x.queries, x.hidden, l.attention.headSize, l.attention.vHeadSize, x.keys) : headMacs(s, hidden, l.attention.headSize, l.attention.vHeadSize);
-  const perNeuron = x ? neuronMacs(x.tokens, x.hidden, !!l.ffn?.gate) : neuronMacs(s, hidden, !!l.ffn?.gate);
+  const { head: perHead, neuron: perNeuron } = unitMacs(macGeometry(l.shape, s, hidden), l.attention.headSize, l.attention.vHeadSize, !!l.ffn?.gate);
   return { perHead, perNeuron, heads: heads * perHead, ffn: neurons * perNeuron, total: heads * perHead + neurons * perNeuron };
 }
 

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ModelSession, Sessions } from './sessions';
 import { importanceRanks } from '../shared/ranks';
+import { groupName } from '../engine/plan/schema';
 
 type Node =
   | { kind: 'model'; s: ModelSession }
@@ -40,8 +41,7 @@ export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Dis
     }
     if (n.kind === 'layer') {
       const kept = s.plan?.layers[n.layer];
-      const m = s.scores!.model;
-      const group = m.channels?.names[n.layer] ?? (m.hybrid && n.layer >= m.hybrid.transformerLayers ? m.hybrid.names[n.layer - m.hybrid.transformerLayers] : undefined);
+      const group = groupName(s.scores!.model, n.layer);
       const item = new vscode.TreeItem(group ?? `layer ${n.layer}`, group ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Collapsed);
       item.description = !kept ? '' : group ? `${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} channels` : `${kept.heads}/${s.plan!.model.layers[n.layer]!.heads} heads, ${kept.neurons}/${s.plan!.model.layers[n.layer]!.ffn} neurons`;
       item.id = `${s.uri.fsPath}#${n.layer}`;

@@ -1,4 +1,4 @@
-import type { PlanFile, ScoresFile } from '../engine/plan/schema';
+import { transformerLayerCount, type PlanFile, type ScoresFile } from '../engine/plan/schema';
 import * as path from 'node:path';
 import type { FrontierView, ModelSummary, PlanView } from '../shared/protocol';
 import type { InspectReport } from '../engine/inspect';
@@ -10,8 +10,7 @@ import { planWarnings } from '../engine/plan/warnings';
 /** Parameters of the prunable projections (weights + biases) for kept heads/neurons per transformer layer. */
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
   const D = plan.model.hidden;
-  const L = plan.model.hybrid?.transformerLayers ?? plan.model.layers.length;
-  return plan.model.layers.slice(0, L).reduce((a, g, l) => a + heads[l]! * ((2 * g.headSize + g.vHeadSize) * (D + 1) + g.vHeadSize * D) + neurons[l]! * (2 * D + 1), 0);
+  return plan.model.layers.slice(0, transformerLayerCount(plan.model)).reduce((a, g, l) => a + heads[l]! * ((2 * g.headSize + g.vHeadSize) * (D + 1) + g.vHeadSize * D) + neurons[l]! * (2 * D + 1), 0);
 }
 
 /** The panel's view of a plan. */
@@ -38,7 +37,7 @@ export function scoresCsv(scores: ScoresFile, plan?: PlanFile): string {
   const hr = importanceRanks(scores.heads), nr = importanceRanks(scores.neurons);
   const kept = (set: number[][] | undefined, l: number, i: number): string => (set ? (set[l]!.includes(i) ? '1' : '0') : '');
   scores.heads.forEach((row, l) => row.forEach((s, h) => lines.push(`${l},head,${h},${s},${hr[l]![h]},${kept(plan?.keep.heads, l, h)}`)));
-  const L = scores.model.hybrid?.transformerLayers ?? (scores.model.channels ? 0 : scores.neurons.length);
+  const L = transformerLayerCount(scores.model);
   scores.neurons.forEach((row, l) => row.forEach((s, j) => lines.push(`${l},${l < L ? 'neuron' : 'channel'},${j},${s},${nr[l]![j]},${kept(plan?.keep.neurons, l, j)}`)));
   return lines.join('\n') + '\n';
 }
@@ -83,7 +82,7 @@ export function atScoresSeqLen(summary: ModelSummary, scores: ScoresFile): Model
   if (summary.seqLenSource === 'fixed') return summary;
   const g = scores.model.layers;
   const c = macCosts(g, scores.model.hidden, scores.macSeqLen);
-  const L = scores.model.hybrid?.transformerLayers ?? g.length;
+  const L = transformerLayerCount(scores.model);
   const layers = summary.layers.map((l, i) => (i < L ? { ...l, macs: c.head(i, g[i]!.heads) + c.neuron(i, g[i]!.ffn) } : l));
   return { ...summary, seqLen: scores.macSeqLen, seqLenSource: 'calibration', layers, totalMacs: layers.reduce((a, l) => a + l.macs, 0) };
 }

@@ -56,6 +56,11 @@ export function macTerms(ix: GraphIndex, shapes: MeasuredShapes, groups: Channel
   return terms;
 }
 
+/** Extra MACs of growing group l by n channels at the kept widths `kept` (its terms are linear in its own width). */
+export function growthMacs(terms: MacTerm[], l: number, n: number, kept: number[]): number {
+  return terms.reduce((a, t) => a + t.perUnit * n * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : f.group === l ? 1 : kept[f.group]!), 1), 0);
+}
+
 /** MACs of the terms at the given kept width of every group. */
 export function termsMacs(terms: MacTerm[], widths: number[]): number {
   return terms.reduce((a, t) => a + t.perUnit * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : widths[f.group]!), 1), 0);

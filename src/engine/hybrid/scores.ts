@@ -23,8 +23,6 @@ function perKl(scores: number[][], raw: RawLosses[]): number | undefined {
   return median(scores.flatMap((row, l) => row.flatMap((s, j) => (raw[l]?.kl[j] ?? 0) > 0 ? [s / raw[l]!.kl[j]!] : [])));
 }
 
-const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-
 /**
  * One currency for one global search. Channels are scored by their own trajectories (later feature
  * maps), heads and neurons by theirs (later layers' features), so their manifold terms are not

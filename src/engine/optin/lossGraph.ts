@@ -42,7 +42,7 @@ export interface LossConstants {
  * float32 accuracy for the tiny differences single elements cause.
  */
 export function appendManifoldLoss(b: GraphBuilder, features: Map<number, string>, c: LossConstants, batch: number): string {
-  const shared = c.rows.length ? b.ints(c.rows, [c.rows.length], 'rows') : '';
+  const shared = c.layerRows ? '' : b.ints(c.rows, [c.rows.length], 'rows');
   let md: string | undefined;
   for (const [k, value] of features) {
     const own = c.layerRows?.get(k);

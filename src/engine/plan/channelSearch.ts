@@ -1,6 +1,6 @@
 import { OptinError } from '../errors';
 import type { MacTerm } from '../channels/macs';
-import { groupMacs, termsMacs } from '../channels/macs';
+import { groupMacs, growthMacs, termsMacs } from '../channels/macs';
 import { neuronUnits, type SearchResult } from './search';
 
 /**
@@ -19,7 +19,7 @@ export function searchChannels(widths: number[], terms: MacTerm[], scores: numbe
   const byGroup = widths.map((_, l) => terms.filter((t) => t.factors.some((f) => typeof f !== 'number' && f.group === l)));
   const kept = widths.map(() => 0);
   /** Extra MACs of growing group l by n channels at the current widths (linear in l's own width). */
-  const delta = (l: number, n: number): number => byGroup[l]!.reduce((a, t) => a + t.perUnit * n * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : f.group === l ? 1 : kept[f.group]!), 1), 0);
+  const delta = (l: number, n: number): number => growthMacs(byGroup[l]!, l, n, kept);
   const units = neuronUnits(scores, multipleOf);
   const first = new Set(widths.map((_, l) => units.findIndex((u) => u.l === l)));
   const keep = widths.map((w) => new Array<boolean>(w).fill(false));

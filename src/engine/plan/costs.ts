@@ -1,4 +1,4 @@
-import { headMacs, neuronMacs } from '../flops';
+import { macGeometry, unitMacs } from '../flops';
 import type { LayerGeometry } from './schema';
 
 /**
@@ -18,8 +18,9 @@ export interface CostModel {
  * (staged models) use their own width, positions and keys per query instead.
  */
 export function macCosts(layers: LayerGeometry[], hidden: number, seqLen: number): CostModel {
-  const hm = layers.map((g) => (g.shape ? headMacs(g.shape.queries, g.shape.hidden, g.headSize, g.vHeadSize, g.shape.keys) : headMacs(seqLen, hidden, g.headSize, g.vHeadSize)));
-  const nm = layers.map((g) => (g.shape ? neuronMacs(g.shape.tokens, g.shape.hidden, !!g.gated) : neuronMacs(seqLen, hidden, !!g.gated)));
+  const unit = layers.map((g) => unitMacs(macGeometry(g.shape, seqLen, hidden), g.headSize, g.vHeadSize, !!g.gated));
+  const hm = unit.map((u) => u.head);
+  const nm = unit.map((u) => u.neuron);
   const uniform = nm.every((x) => x === nm[0]);
   return { unit: 'macs', head: (l, k) => k * hm[l]!, neuron: (l, k) => k * nm[l]!, ...(uniform && nm.length ? { perNeuron: nm[0]! } : {}) };
 }

@@ -1,6 +1,6 @@
 import { OptinError } from '../errors';
 import type { MacTerm } from '../channels/macs';
-import { groupMacs, termsMacs } from '../channels/macs';
+import { groupMacs, growthMacs, termsMacs } from '../channels/macs';
 import type { LayerGeometry } from './schema';
 import { macCosts } from './costs';
 import { headPrefixes, neuronUnits, rankHeads, type SearchResult } from './search';
@@ -47,7 +47,7 @@ export function searchHybrid(layers: LayerGeometry[], hidden: number, seqLen: nu
     const nKept = layers.map(() => 0), cKept = ch.widths.map(() => 0);
     const delta = (u: Unit): number => {
       if (u.kind === 'neuron') return costs.neuron(u.l, nKept[u.l]! + u.idx.length) - costs.neuron(u.l, nKept[u.l]!);
-      return byGroup[u.l]!.reduce((a, t) => a + t.perUnit * u.idx.length * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : f.group === u.l ? 1 : cKept[f.group]!), 1), 0);
+      return growthMacs(byGroup[u.l]!, u.l, u.idx.length, cKept);
     };
     const taken: Unit[] = [];
     let cost = hCost, importance = 0;

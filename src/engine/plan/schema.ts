@@ -40,6 +40,17 @@ export interface ModelRef {
   hybrid?: { transformerLayers: number; names: string[]; terms: MacTerm[] };
 }
 
+/** How many of a model's layers are transformer layers (the rest are channel groups: all of them in channel networks, the tail in hybrids). */
+export function transformerLayerCount(model: ModelRef): number {
+  return model.channels ? 0 : model.hybrid?.transformerLayers ?? model.layers.length;
+}
+
+/** The name of layer `l` when it is a channel group (channel networks, the tail of a hybrid), else undefined. */
+export function groupName(model: ModelRef, l: number): string | undefined {
+  const L = transformerLayerCount(model);
+  return l < L ? undefined : (model.channels ?? model.hybrid)?.names[l - L];
+}
+
 /**
  * `optin score` output (schema "optin-scores", version 1). `heads[l][h]` and `neurons[l][j]` are
  * OPTIN importances, larger = more important.

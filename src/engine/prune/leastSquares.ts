@@ -1,3 +1,18 @@
+import type { EncoderLayer, ModelStructure } from '../structure/types';
+
+/**
+ * The rows a sublayer's least-squares solve reads: `perItem` positions per row of the batch axis,
+ * the output `width`, and (staged models) `count`, every row of the solve: window attention reads
+ * windows x window positions (padding included), the MLP every position, each at the layer's own
+ * width. Without `count` the solve reads the batch's real tokens.
+ */
+export function solveRows(st: ModelStructure, l: EncoderLayer, part: 'attention' | 'ffn', batch: { batch: number; seqLen: number }): { perItem: number; width: number; count?: number } {
+  const x = l.shape;
+  if (!x) return { perItem: batch.seqLen, width: st.hidden };
+  const attention = part === 'attention';
+  return { perItem: attention ? x.queries / x.windows : x.tokens, width: x.hidden, count: batch.batch * (attention ? x.queries : x.tokens) };
+}
+
 /**
  * Solve (A + lambda I) X = R for symmetric positive semi-definite A (k x k, row-major, float64) and
  * `cols` right-hand sides by Cholesky, lambda = ridge * mean(diag A); R's entries may use lambda

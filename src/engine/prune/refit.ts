@@ -14,7 +14,7 @@ import { sampleIndices } from '../optin/random';
 import type { KeepSet } from './apply';
 import { TensorStore } from './tensors';
 import { maskFeeds } from './verify';
-import { fitRows } from './leastSquares';
+import { fitRows, solveRows } from './leastSquares';
 
 /** What the refit did to one sublayer. */
 export interface RefitStep {
@@ -91,12 +91,8 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     } finally {
       await s.session.release();
     }
-    // Staged models (Swin): the attention's rows are windows x window positions (padding included), the FFN's every position; each at its layer's width.
-    const shape = st.layers[sub.layer]!.shape;
-    const B = batch.batch;
-    const S = shape ? (sub.part === 'attention' ? shape.queries / shape.windows : shape.tokens) : batch.seqLen;
-    const D = shape?.hidden ?? st.hidden;
-    const rows = shape ? sampled(B * (sub.part === 'attention' ? shape.queries : shape.tokens)) : rowsAll;
+    const { perItem: S, width: D, count } = solveRows(st, st.layers[sub.layer]!, sub.part, batch);
+    const rows = count !== undefined ? sampled(count) : rowsAll;
     const cols = sub.kept.flatMap((e) => Array.from({ length: sub.unit }, (_, j) => e * sub.unit + j));
     const xd = x.data as Float32Array;
     const H = sub.heads, dv = sub.unit;

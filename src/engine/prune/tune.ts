@@ -9,7 +9,7 @@ import { sessionFor, toOrt } from '../optin/teacher';
 import { OptinError } from '../errors';
 import type { KeepSet } from './apply';
 import { maskFeeds } from './verify';
-import { residual, ridgeTowardOne } from './leastSquares';
+import { residual, ridgeTowardOne, solveRows } from './leastSquares';
 
 /** Options for {@link tuneMasks} (Kwon et al. 2022 mask tuning, OPTIN.md section 5). */
 export interface TuneOptions {
@@ -80,11 +80,8 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
           ? { heads: keep.heads.map((h, i) => (i === l.index ? Array.from({ length: l.attention.heads }, (_, j) => j) : h)), scales: { ...scales, heads: scales.heads.map((x, i) => (i === l.index ? [] : x)) } }
           : {};
         const masks = maskFeeds(st, { ...cur, ...whole });
-        // Staged models (Swin): the attention's rows are windows x window positions (padding included), the FFN's every position; each at its layer's width.
-        const shape = l.shape;
-        const D = shape?.hidden ?? st.hidden;
-        const S = shape ? (part === 'attention' ? shape.queries / shape.windows : shape.tokens) : batch.seqLen;
-        const rows = shape ? Array.from({ length: batch.batch * (part === 'attention' ? shape.queries : shape.tokens) }, (_, i) => i) : tokens;
+        const { perItem: S, width: D, count } = solveRows(st, l, part, batch);
+        const rows = count !== undefined ? Array.from({ length: count }, (_, i) => i) : tokens;
         const out = await masked.session.run({ ...feeds, ...masks }, [sub.contrib]);
         const w = ix.constant(sub.lin.weight)!;
         const W = tensorFloat32(w, model.ext);

@@ -61,9 +61,6 @@ export async function withMeasuredTokens(model: OnnxModel, st: ModelStructure): 
   }
 }
 
-/** True when the layers carry measured per-layer geometry (staged models such as Swin). */
-export const isStaged = (st: ModelStructure): boolean => st.layers.some((l) => l.shape);
-
 /**
  * A structure detected again on a rewritten model (refit weights: same graph, same layers) with the
  * original's measurements: token count, architecture and every layer's measured shape.
