@@ -76,7 +76,10 @@ export function gramTerm(b: GraphBuilder, g: string, K: number, t: TeacherRows, 
   const q = b.reduceSum(b.node('Mul', [d, b.node('Add', [b.node('Add', [ft, ft]), d])]), [2], 1, 'q');
   const dn = b.node('Div', [q, b.node('Add', [nT, nS])], {}, 'dnorm');
   const corr = b.node('Mul', [fnT, b.node('Div', [dn, nS])], {}, 'corr');
-  const delta = b.node('Sub', [b.node('Div', [d, nS]), corr], {}, 'delta');
+  // A student row that is exactly zero (the only live head masked, its bias fused elsewhere) normalises
+  // to zero, as torch's F.normalize does: its delta is -F_T/|F_T| (the formula above divides by 0 there).
+  const live = b.node('Greater', [nS, b.floats(new Float32Array(1), [1], 'zero')], {}, 'live');
+  const delta = b.node('Where', [live, b.node('Sub', [b.node('Div', [d, nS]), corr]), b.node('Neg', [fnT])], {}, 'delta');
   const deltaT = b.node('Transpose', [delta], { perm: [0, 2, 1] });
   const a = b.node('MatMul', [fnT, deltaT], {}, 'cross');
   const aT = b.node('Transpose', [a], { perm: [0, 2, 1] });
