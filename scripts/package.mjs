@@ -67,7 +67,9 @@ for (const name of wanted) {
   mkdirSync(join(stage, 'dist'), { recursive: true });
   const manifest = { ...pkg, scripts: {}, devDependencies: {} };
   writeFileSync(join(stage, 'package.json'), JSON.stringify(manifest, null, 2));
-  for (const f of ['README.md', 'CHANGELOG.md', 'LICENSE']) cpSync(f, join(stage, f));
+  // The VSIX carries the users' README (README.vsix.md), not the developers' one.
+  cpSync('README.vsix.md', join(stage, 'README.md'));
+  for (const f of ['CHANGELOG.md', 'LICENSE']) cpSync(f, join(stage, f));
   cpSync('media', join(stage, 'media'), { recursive: true });
   for (const f of readdirSync('dist').filter((f) => f.endsWith('.js'))) cpSync(join('dist', f), join(stage, 'dist', f));
   for (const [pkgName, src, parts] of runtimePackages(t)) {

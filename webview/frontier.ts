@@ -1,6 +1,6 @@
 import type { FrontierPoint, FrontierView, WebviewMessage } from '../src/shared/protocol';
 import { formatBudget, pct } from '../src/shared/format';
-import { el, svg } from './components';
+import { button, el, svg } from './components';
 
 const W = 300, H = 190, M = { l: 46, r: 12, t: 10, b: 34 };
 
@@ -20,12 +20,14 @@ export class FrontierSection {
   readonly root: HTMLElement;
   private readonly plots: HTMLElement;
   private readonly caption: HTMLElement;
+  private readonly files: HTMLElement;
   private key = '';
 
   constructor(private readonly post: (m: WebviewMessage) => void) {
     this.plots = el('div', { class: 'row frontier-plots' });
     this.caption = el('p', { class: 'meta', id: 'frontier-caption' });
-    this.root = el('section', { id: 'frontier' }, el('h2', {}, 'Speed / accuracy frontier'), this.caption, this.plots);
+    this.files = el('div', { class: 'row', id: 'frontier-files' });
+    this.root = el('section', { id: 'frontier' }, el('h2', {}, 'Speed / accuracy frontier'), this.caption, this.files, this.plots);
   }
 
   /** Draw `f`, ringing the point of the plan at `budget`. */
@@ -34,7 +36,11 @@ export class FrontierSection {
     if (key === this.key) return;
     this.key = key;
     const focused = (document.activeElement as Element | null)?.getAttribute('data-point');
-    this.caption.textContent = `${f.metric === 'accuracy' ? 'Accuracy' : f.metric === 'mIoU' ? 'Mean IoU' : 'Agreement with the original'} on ${f.examples} ${f.heldOut ? 'held-out ' : ''}examples of ${f.source}; medians of ${f.bench.runs} interleaved runs at ${f.bench.shape.replace(' x ', ' × ')} on ${f.bench.provider} (${f.bench.threads} threads). Click a point to select its plan; Apply writes it.`;
+    const files = f.files.count
+      ? `The ${f.files.count} sweep models (${(f.files.bytes / 1048576).toFixed(1)} MB) are in ${f.files.folder}.`
+      : `The sweep models were deleted from ${f.files.folder}; the plans remain.`;
+    this.caption.textContent = `${f.metric === 'accuracy' ? 'Accuracy' : f.metric === 'mIoU' ? 'Mean IoU' : 'Agreement with the original'} on ${f.examples} ${f.heldOut ? 'held-out ' : ''}examples of ${f.source}; medians of ${f.bench.runs} interleaved runs at ${f.bench.shape.replace(' x ', ' × ')} on ${f.bench.provider} (${f.bench.threads} threads). Click a point to select its plan; Apply writes it. ${files}`;
+    this.files.replaceChildren(...(f.files.count ? [button('delete-sweep', 'Delete sweep models', () => this.post({ type: 'deleteSweep' }), 'secondary')] : []));
     const values = [f.dense.value, ...f.points.map((p) => p.value)];
     const vlo = Math.max(0, Math.floor((Math.min(...values) - 0.02) * 50) / 50), vhi = Math.min(1, Math.ceil((Math.max(...values) + 0.01) * 50) / 50);
     const smax = Math.max(1.5, Math.ceil(Math.max(...f.points.map((p) => p.speedup)) * 2) / 2);

@@ -9,7 +9,7 @@ export interface State {
   heads: Array<number[] | undefined>;
   neurons: Array<number[] | undefined>;
   /** Colour-scale anchors (median score of the first layer to arrive, per kind), fixed for a run. */
-  anchor?: { heads: number; neurons: number };
+  anchor?: { heads?: number; neurons?: number };
   data?: DataInfo;
   warning?: string;
   plan?: PlanView;
@@ -27,8 +27,11 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : 1;
 }
 
+/** Each kind's anchor is fixed by the first scores of that kind to arrive (heads may come before neurons). */
 function withAnchor(s: State, heads: number[] | undefined, neurons: number[] | undefined): State['anchor'] {
-  return s.anchor ?? { heads: median(heads ?? []), neurons: median(neurons ?? []) };
+  const h = s.anchor?.heads ?? (heads?.length ? median(heads) : undefined);
+  const n = s.anchor?.neurons ?? (neurons?.length ? median(neurons) : undefined);
+  return h === undefined && n === undefined ? undefined : { ...(h !== undefined ? { heads: h } : {}), ...(n !== undefined ? { neurons: n } : {}) };
 }
 
 /** The panel's state after a host message (pure: the webview renders whatever this returns). */
@@ -48,7 +51,7 @@ export function reduce(s: State, m: HostMessage): State {
     case 'layerScores': {
       const heads = [...s.heads], neurons = [...s.neurons];
       heads[m.layer] = m.heads;
-      neurons[m.layer] = m.neurons;
+      if (m.neurons) neurons[m.layer] = m.neurons;
       return { ...s, heads, neurons, anchor: withAnchor(s, m.heads, m.neurons) };
     }
     case 'scores': {

@@ -20,7 +20,7 @@ function dataLine(d: DataInfo): string {
 
 function appliedText(a: AppliedView): HTMLElement[] {
   const lines = [
-    `Wrote ${a.output} (${formatBudget(a.budget)}; ${fmt(a.fileBytes.before)}B → ${fmt(a.fileBytes.after)}B${a.tuned ? '; mask-tuned' : ''}).`,
+    `Wrote ${a.output} (${formatBudget(a.budget)}; ${fmt(a.fileBytes.before)}B → ${fmt(a.fileBytes.after)}B; ${a.tuned ? 'repaired: kept weights refit by least squares' : 'no repair (the optin.maskTuning setting)'}).`,
     `Verified: outputs match the masked original within ${a.maxAbsDiff.toExponential(2)} (tolerance ${a.tolerance.toExponential(2)}).`,
   ];
   if (a.speedup !== undefined) {
@@ -44,6 +44,8 @@ export class PanelView {
   private plan?: PlanSection;
   private planBox = el('div', {});
   private applied = el('div', { id: 'applied', role: 'status' });
+  private lastApplied?: AppliedView;
+  private lastPhase?: string;
   private frontier?: FrontierSection;
   private frontierBox = el('div', {});
   private headerKey = '';
@@ -72,6 +74,14 @@ export class PanelView {
     }
     if (s.plan) this.plan!.update(s.plan, s.phase === 'scoring' || s.phase === 'applying');
     this.applied.replaceChildren(...(s.applied ? appliedText(s.applied) : []));
+    // Focus follows the work: a new result takes it; when scoring ends, the plan's first control.
+    if (s.applied && s.applied !== this.lastApplied) {
+      this.applied.tabIndex = -1;
+      this.applied.focus();
+    }
+    if (this.lastPhase === 'scoring' && s.phase === 'scored') this.planBox.querySelector<HTMLElement>('input, vscode-button, button')?.focus();
+    this.lastApplied = s.applied;
+    this.lastPhase = s.phase;
     if (s.frontier) {
       if (!this.frontier) {
         this.frontier = new FrontierSection(this.post);
@@ -164,6 +174,8 @@ export class PanelView {
     const score = (label: string): HTMLElement => button('score', label, () => this.post({ type: 'score' }), s.phase === 'idle' ? 'primary' : 'secondary');
     const log = (): HTMLElement => button('show-log', 'Show Log', () => this.post({ type: 'showLog' }), 'secondary');
     const data = s.data ? [el('span', { class: 'meta', id: 'data-line' }, dataLine(s.data))] : [];
+    // Sweeping needs scores only: it stays offered while earlier scores hold (after a cancelled or failed re-score too).
+    const sweep = (): HTMLElement[] => (s.plan ? [button('sweep', s.frontier ? 'Sweep budgets again' : 'Sweep budgets (speed / accuracy)', () => this.post({ type: 'sweep' }), 'secondary')] : []);
     if (this.summaryOnly) {
       if (s.phase === 'refused') return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'This model cannot be pruned.'), log()];
       return s.summary ? [button('prune', 'Prune with OPTIN', () => this.post({ type: 'score' }))] : [el('span', { id: 'status' }, s.message ?? 'Loading...')];
@@ -176,10 +188,10 @@ export class PanelView {
         this.progressText = el('span', { id: 'progress-text', 'aria-live': 'polite' });
         return [spinner(), this.progressText, button('cancel', 'Cancel', () => this.post({ type: 'cancel' }), 'secondary')];
       case 'applying': return [spinner(), el('span', { id: 'status' }, s.message ?? 'Writing, verifying and timing the pruned model...'), button('cancel', 'Cancel', () => this.post({ type: 'cancel' }), 'secondary')];
-      case 'cancelled': return [el('span', { id: 'status' }, s.message ?? 'Scoring cancelled; nothing was written.'), ...data, score('Score again')];
-      case 'failed': return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'Failed.'), ...data, score('Score again'), log()];
+      case 'cancelled': return [el('span', { id: 'status' }, s.message ?? 'Scoring cancelled; nothing was written.'), ...data, score('Score again'), ...sweep()];
+      case 'failed': return [el('p', { class: 'error', role: 'alert' }, s.message ?? 'Failed.'), ...data, score('Score again'), ...sweep(), log()];
       case 'scored':
-      case 'applied': return [...data, score('Score again'), button('sweep', s.frontier ? 'Sweep budgets again' : 'Sweep budgets (speed / accuracy)', () => this.post({ type: 'sweep' }), 'secondary')];
+      case 'applied': return [...data, score('Score again'), ...sweep()];
     }
   }
 

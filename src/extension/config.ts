@@ -11,7 +11,8 @@ export interface OptinSettings {
   maxSequenceLength: number;
   maskTuning: boolean;
   outputNaming: string;
-  /** Kept neurons per layer a multiple of this (1 = any width). */
+  /** When the pruned model's file exists already: ask, keep both (a free name), or replace it. */
+  existingOutput: 'ask' | 'keepBoth' | 'replace';
   /** Kept widths are a multiple of this; undefined = automatic (1 for transformers, 8 for channel groups). */
   multipleOf: number | undefined;
 }
@@ -28,6 +29,7 @@ export function settings(scope?: vscode.Uri): OptinSettings {
     maxSequenceLength: c.get<number>('maxSequenceLength', 128),
     maskTuning: c.get<boolean>('maskTuning', false),
     outputNaming: c.get<string>('outputNaming', '${name}.optin-${pct}.onnx'),
+    existingOutput: c.get<'ask' | 'keepBoth' | 'replace'>('existingOutput', 'ask'),
     multipleOf: Math.round(c.get<number>('multipleOf', 0)) >= 1 ? Math.round(c.get<number>('multipleOf', 0)) : undefined,
   };
 }

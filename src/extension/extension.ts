@@ -20,7 +20,7 @@ export function activate(ctx: vscode.ExtensionContext): OptinApi {
   const log = new Log();
   const engine = new EngineClient(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'engineWorker.js').fsPath);
   const sessions = new Sessions();
-  const runner = new Runner(engine, sessions, log);
+  const runner = new Runner(engine, sessions, log, ctx.workspaceState);
   const tree = new ImportanceTree(sessions);
   const lens = new PlanLens();
   const plans: vscode.DocumentSelector = { language: 'json', pattern: '**/*.json' };

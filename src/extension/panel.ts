@@ -1,13 +1,15 @@
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { distinctNames } from './names';
 import type { AppliedView, HostMessage, WebviewMessage } from '../shared/protocol';
 import type { BenchReport } from '../engine/eval/bench';
 import type { EngineClient } from '../engine/worker/client';
 import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
 import { Runner } from './runner';
-import { frontierView, planView, toSummary } from './views';
+import { frontierView, planView, sweepFiles, toSummary } from './views';
 
 function timingOf(b: BenchReport): NonNullable<AppliedView['timing']> {
   const [d, p] = b.models;
@@ -62,6 +64,7 @@ export class OptinPanel {
     else {
       p = new OptinPanel(deps, session);
       OptinPanel.panels.set(key, p);
+      OptinPanel.retitle();
     }
     if (!session.summary) await p.analyse();
     else p.sync(true);
@@ -71,6 +74,12 @@ export class OptinPanel {
   /** The open panel of a model, if any. */
   static of(fsPath: string): OptinPanel | undefined {
     return OptinPanel.panels.get(fsPath);
+  }
+
+  /** Tab titles that tell same-named models apart by their folders. */
+  private static retitle(): void {
+    const names = distinctNames([...OptinPanel.panels.keys()]);
+    for (const [file, p] of OptinPanel.panels) p.panel.title = `OPTIN: ${names.get(file) ?? path.basename(file)}`;
   }
 
   /** Panels currently open (for tests and commands). */
@@ -90,6 +99,7 @@ export class OptinPanel {
     this.subscription = deps.sessions.onDidChange((s) => { if (s === session) this.sync(); });
     this.panel.onDidDispose(() => {
       OptinPanel.panels.delete(session.uri.fsPath);
+      OptinPanel.retitle();
       this.subscription.dispose();
     });
     this.panel.webview.onDidReceiveMessage((m: WebviewMessage) => void this.onMessage(m));
@@ -120,6 +130,9 @@ export class OptinPanel {
       case 'sweep':
         await this.sweep();
         break;
+      case 'deleteSweep':
+        await this.deleteSweep();
+        break;
       case 'exportPlan':
         await vscode.commands.executeCommand('optin.exportPlan', s.uri);
         break;
@@ -139,7 +152,7 @@ export class OptinPanel {
   async score(): Promise<boolean> {
     const r = await this.deps.runner.score(this.session, {
       onStart: () => this.post({ type: 'phase', phase: 'scoring' }),
-      onLayer: (layer, heads, neurons) => this.post({ type: 'layerScores', layer, heads, neurons }),
+      onLayer: (layer, heads, neurons) => this.post({ type: 'layerScores', layer, heads, ...(neurons ? { neurons } : {}) }),
       onProgress: (done, total, eta) => this.post({ type: 'progress', done, total, ...(eta !== undefined ? { eta } : {}) }),
     });
     if (r.status === 'done') {
@@ -159,8 +172,10 @@ export class OptinPanel {
     if (!this.session.plan) return;
     this.post({ type: 'phase', phase: 'applying', message: `Writing, verifying, timing and evaluating the model that keeps ${Math.round(this.session.budget * 100)}% of MACs...` });
     const r = await this.deps.runner.apply(this.session, out);
+    // The Explorer took focus to reveal the new file: give it back to the panel, whose result takes it.
+    this.panel.reveal(this.panel.viewColumn, false);
     if ('report' in r) {
-      const a = r.report.apply, e = r.evaluation, src = path.basename(this.session.data?.data ?? '');
+      const a = r.report.apply, e = r.evaluation, src = path.basename(r.evalSource ?? this.session.data?.data ?? '');
       const labelled = e?.accuracy !== undefined && e.reference?.accuracy !== undefined;
       this.post({
         type: 'applied',
@@ -177,6 +192,21 @@ export class OptinPanel {
     } else {
       this.post({ type: 'phase', phase: 'scored' });
     }
+  }
+
+  /** Delete the sweep's models after asking; the frontier and its plans stay (Apply writes a plan again). */
+  async deleteSweep(): Promise<void> {
+    const r = this.session.frontier;
+    if (!r) return;
+    const files = sweepFiles(r);
+    if (!files.count) return;
+    const mb = (files.bytes / 1048576).toFixed(1);
+    const ok = await vscode.window.showWarningMessage(`Delete the ${files.count} models of this sweep (${mb} MB in ${files.folder})?`, { modal: true }, 'Delete');
+    if (ok !== 'Delete') return;
+    for (const f of files.paths) fs.rmSync(f, { force: true });
+    if (fs.existsSync(files.folder) && fs.readdirSync(files.folder).length === 0) fs.rmdirSync(files.folder);
+    this.deps.log.info(`deleted ${files.count} sweep models (${mb} MB) in ${files.folder}`);
+    this.post({ type: 'frontier', frontier: frontierView(r) });
   }
 
   /** Measure every sweep budget and plot the frontier; a point then selects its plan. */

@@ -14,13 +14,15 @@ import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
 import { outputName, settings } from './config';
 import { pickCalibration } from './dataPick';
+import { freeName } from './names';
 import { describeCpuNodes } from '../engine/runtime/fallback';
 
 /** Callbacks the panel gives the runner to follow a job live. */
 export interface RunnerEvents {
   /** Data is chosen and checked; scoring starts now. */
   onStart?: () => void;
-  onLayer?: (layer: number, heads: number[], neurons: number[]) => void;
+  /** A layer's scores arrived (`neurons` absent: only its heads so far). */
+  onLayer?: (layer: number, heads: number[], neurons?: number[]) => void;
   onProgress?: (done: number, total: number, eta?: number) => void;
 }
 
@@ -28,7 +30,7 @@ export interface RunnerEvents {
 export type Outcome = { status: 'done' } | { status: 'cancelled' } | { status: 'failed'; message: string } | { status: 'skipped' };
 
 /** A finished Apply: the prune report and, when data was given, the evaluation beside it. */
-export interface ApplyResult { report: PruneReport; evaluation?: EvalReport; heldOut: boolean }
+export interface ApplyResult { report: PruneReport; evaluation?: EvalReport; heldOut: boolean; /** The data evaluated on (a test split, or the calibration file). */ evalSource?: string }
 
 /** Show an engine failure: notification with the reason and "Show Log"; cancellations are quiet. */
 export function reportFailure(e: unknown, log: Log, what: string): Outcome {
@@ -49,6 +51,8 @@ export class Runner {
     private readonly engine: EngineClient,
     private readonly sessions: Sessions,
     private readonly log: Log,
+    /** Per-workspace memory (the calibration data last chosen for each model). */
+    private readonly memory?: vscode.Memento,
   ) {}
 
   /** Re-plan a scored session at a budget (instant; no model needed). */
@@ -116,7 +120,7 @@ export class Runner {
       void vscode.window.showInformationMessage('OPTIN is already working on this model.');
       return { status: 'skipped' };
     }
-    const data = await pickCalibration(s.uri, s.summary?.modality);
+    const data = await pickCalibration(s.uri, s.summary?.modality, this.memory);
     if (!data) return { status: 'skipped' };
     const cfg = settings(s.uri);
     const ac = new AbortController();
@@ -138,7 +142,7 @@ export class Runner {
           }
           if (p.partial) {
             s.partial!.heads[p.partial.layer] = p.partial.heads;
-            s.partial!.neurons[p.partial.layer] = p.partial.neurons;
+            if (p.partial.neurons) s.partial!.neurons[p.partial.layer] = p.partial.neurons;
             ev.onLayer?.(p.partial.layer, p.partial.heads, p.partial.neurons);
           }
           if (p.total > 0) {
@@ -156,7 +160,8 @@ export class Runner {
       if (scores.cpuNodes) this.log.info(describeCpuNodes(scores.cpuNodes, scores.provider.split(' ')[0]!));
       this.plan(s, s.budget);
       const elements = scores.heads.flat().length + scores.neurons.flat().length;
-      void vscode.window.showInformationMessage(`OPTIN: scored ${elements} heads and neurons of ${name} in ${scores.seconds.toFixed(0)} s; the plan to ${formatBudget(s.budget)} is ready.`, 'Apply').then((a) => {
+      const what = s.summary?.units === 'channels' ? 'channels' : scores.heads.flat().length ? 'heads and neurons' : 'neurons';
+      void vscode.window.showInformationMessage(`OPTIN: scored ${elements} ${what} of ${name} in ${scores.seconds.toFixed(0)} s; the plan to ${formatBudget(s.budget)} is ready.`, 'Apply').then((a) => {
         if (a === 'Apply') void vscode.commands.executeCommand('optin.applyPlan', s.uri);
       });
       return { status: 'done' };
@@ -177,7 +182,16 @@ export class Runner {
     }
     const scores = s.scores;
     const cfg = settings(s.uri);
-    const target = out ?? path.join(path.dirname(s.uri.fsPath), outputName(cfg.outputNaming, path.basename(s.uri.fsPath), s.budget));
+    let target = out ?? path.join(path.dirname(s.uri.fsPath), outputName(cfg.outputNaming, path.basename(s.uri.fsPath), s.budget));
+    if (!out && fs.existsSync(target) && cfg.existingOutput !== 'replace') {
+      let keepBoth = cfg.existingOutput === 'keepBoth';
+      if (!keepBoth) {
+        const a = await vscode.window.showWarningMessage(`${path.basename(target)} exists already. Replace it?`, { modal: true, detail: 'Keep Both writes the new model under a free name beside it. The setting optin.existingOutput decides without asking.' }, 'Replace', 'Keep Both');
+        if (!a) return { status: 'skipped' };
+        keepBoth = a === 'Keep Both';
+      }
+      if (keepBoth) target = freeName(target, fs.existsSync);
+    }
     const result = await this.job(s, `OPTIN: writing ${path.basename(target)}`, 'apply', async (step, signal) => {
       const report = await runPrune(this.engine, {
         model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, tune: cfg.maskTuning, out: target,
@@ -190,12 +204,12 @@ export class Runner {
         this.log.warn(`could not evaluate ${report.apply.output}: ${e instanceof Error ? e.message : String(e)}`);
         return undefined;
       }) : undefined;
-      return { report, ...(ev ? { evaluation: ev.evaluation, heldOut: ev.heldOut } : { heldOut: false }) };
+      return { report, ...(ev ? { evaluation: ev.evaluation, heldOut: ev.heldOut, evalSource: ev.source } : { heldOut: false }) };
     });
     if (!('report' in result)) return result;
     s.output = result.report.apply.output;
     this.log.info(`wrote ${result.report.apply.files.join(', ')}; max |pruned - masked| ${result.report.apply.verification.maxAbsDiff.toExponential(2)}; speedup ${result.report.bench?.speedup[1]?.toFixed(2)}x (ideal ${result.report.idealSpeedup.toFixed(2)}x)`);
-    this.announce(result);
+    await this.announce(result);
     return result;
   }
 
@@ -229,7 +243,8 @@ export class Runner {
     return report;
   }
 
-  private announce(r: ApplyResult): void {
+  /** Say what was written; the new file is revealed in the Explorer (the caller takes focus back). */
+  private async announce(r: ApplyResult): Promise<void> {
     const out = r.report.apply.output;
     const parts = [`wrote ${path.basename(out)}`];
     if (r.report.bench) parts.push(`${r.report.bench.speedup[1]!.toFixed(2)}x faster`);
@@ -240,6 +255,6 @@ export class Runner {
       if (a === 'Reveal in Explorer' && fs.existsSync(out)) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out));
       if (a === 'Open Summary') void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(out), 'optin.modelSummary');
     });
-    if (fs.existsSync(out)) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out)).then(undefined, () => undefined);
+    if (fs.existsSync(out)) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out)).then(undefined, () => undefined);
   }
 }

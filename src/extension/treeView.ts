@@ -1,5 +1,6 @@
 import { formatBudget } from '../shared/format';
 import * as path from 'node:path';
+import { distinctNames } from './names';
 import * as vscode from 'vscode';
 import type { ModelSession, Sessions } from './sessions';
 import { importanceRanks } from '../shared/ranks';
@@ -30,7 +31,8 @@ export class ImportanceTree implements vscode.TreeDataProvider<Node>, vscode.Dis
   getTreeItem(n: Node): vscode.TreeItem {
     const s = n.s;
     if (n.kind === 'model') {
-      const item = new vscode.TreeItem(path.basename(s.uri.fsPath), vscode.TreeItemCollapsibleState.Expanded);
+      const name = distinctNames(this.sessions.all().filter((x) => x.scores).map((x) => x.uri.fsPath)).get(s.uri.fsPath) ?? path.basename(s.uri.fsPath);
+      const item = new vscode.TreeItem(name, vscode.TreeItemCollapsibleState.Expanded);
       const unit = s.plan?.model.channels ? 'channels' : 'heads';
       const kept = (l: { heads: number; neurons: number }): number => (unit === 'channels' ? l.neurons : l.heads);
       const total = (g: { heads: number; ffn: number }): number => (unit === 'channels' ? g.ffn : g.heads);

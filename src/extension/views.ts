@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { transformerLayerCount, type PlanFile, type ScoresFile } from '../engine/plan/schema';
 import * as path from 'node:path';
 import type { FrontierView, ModelSummary, PlanView } from '../shared/protocol';
@@ -99,5 +100,23 @@ export function frontierView(r: SweepReport): FrontierView {
       speedup: p.speedup, medianMs: p.medianMs, p10Ms: p.p10Ms, p90Ms: p.p90Ms, output: p.output,
     })),
     bench: { shape: r.bench.shape, runs: r.bench.runs, threads: r.bench.threads, provider: r.bench.provider },
+    files: sweepFiles(r),
   };
+}
+
+/** The files a sweep wrote that are still on disk (models and their external-data side files), their folder and total size. */
+export function sweepFiles(r: SweepReport): { folder: string; count: number; bytes: number; paths: string[] } {
+  const paths: string[] = [];
+  let bytes = 0, count = 0;
+  for (const p of r.points) {
+    if (!fs.existsSync(p.output)) continue;
+    count++;
+    for (const f of [p.output, `${p.output}.data`]) {
+      if (fs.existsSync(f)) {
+        paths.push(f);
+        bytes += fs.statSync(f).size;
+      }
+    }
+  }
+  return { folder: path.dirname(r.points[0]?.output ?? r.model), count, bytes, paths };
 }

@@ -118,6 +118,8 @@ export interface FrontierView {
   points: FrontierPoint[];
   /** How the timings were taken ("batch 8 x 64 tokens", runs, threads, provider). */
   bench: { shape: string; runs: number; threads: number; provider: string };
+  /** Where the sweep's models were written, how many are still there and their size on disk. */
+  files: { folder: string; count: number; bytes: number };
 }
 
 /**
@@ -135,7 +137,7 @@ export type HostMessage =
   /** Scoring progress: elements done of total, seconds left when known. */
   | { type: 'progress'; done: number; total: number; eta?: number }
   /** One layer finished scoring: fill its heatmap rows now. */
-  | { type: 'layerScores'; layer: number; heads: number[]; neurons: number[] }
+  | { type: 'layerScores'; layer: number; heads: number[]; neurons?: number[] }
   /** Every score is known (from a run or a saved scores file), and the data they came from. */
   | { type: 'scores'; scores: ScoreGrid; data: DataInfo; warning?: string }
   /** The plan at the current budget. */
@@ -163,6 +165,8 @@ export type WebviewMessage =
   | { type: 'apply' }
   /** Apply, verify, evaluate and time several budgets and plot the frontier. */
   | { type: 'sweep' }
+  /** Delete the models a sweep wrote (after a confirmation); the frontier and its plans stay. */
+  | { type: 'deleteSweep' }
   /** Save the plan as JSON / the scores as CSV. */
   | { type: 'exportPlan' }
   | { type: 'exportScores' }

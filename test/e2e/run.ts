@@ -5,12 +5,12 @@ import { spawnSync } from 'node:child_process';
 import type { Browser } from 'playwright-core';
 import { CodeServer, launchBrowser, openWorkbench, tools, type Tools } from './harness';
 import { OUTPUT, screenshot, t as scaled } from './ui';
-import { devTests, sampleTests, type UiTest } from './uiTests';
+import { devTests, layoutTests, sampleTests, vsixTests, type UiTest } from './uiTests';
 
 /**
  * Real-VS-Code test runner: starts code-server, runs the extension's mocha suite inside the
  * real extension host, then drives the workbench with Playwright. Prints "N passed, N failed".
- * Usage: node out/test/e2e/run.js [--vsix path/to.vsix | --host-only | --dev-ui-only | --samples-only] (OPTIN_TEST_GREP filters the extension host suite)
+ * Usage: node out/test/e2e/run.js [--vsix path/to.vsix | --host-only | --dev-ui-only | --samples-only | --layout-only] (OPTIN_TEST_GREP filters the extension host suite)
  */
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const FIX = path.join(ROOT, 'test', 'fixtures', 'models');
@@ -30,7 +30,7 @@ function makeWorkspace(): string {
   fs.copyFileSync(path.join(FIX, 'swin-fpn-scenes', 'preprocessor_config.json'), path.join(ws, 'swin', 'preprocessor_config.json'));
   fs.writeFileSync(path.join(ws, 'notes.txt'), 'not a model\n');
   fs.mkdirSync(path.join(ws, '.vscode'));
-  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.data': 'synthetic', 'optin.calibration.samples': 4, 'optin.executionProvider': 'cpu' }, null, 1));
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.data': 'synthetic', 'optin.calibration.samples': 4, 'optin.executionProvider': 'cpu', 'optin.existingOutput': 'replace' }, null, 1));
   return ws;
 }
 
@@ -53,6 +53,38 @@ function makeSampleWorkspace(): string {
     fs.mkdirSync(path.join(ws, 'digits-train', c), { recursive: true });
     for (const f of fs.readdirSync(path.join(digits, c)).sort().slice(0, 4)) fs.copyFileSync(path.join(digits, c, f), path.join(ws, 'digits-train', c, f));
   }
+  fs.mkdirSync(path.join(ws, '.vscode'));
+  // These flows apply the same budgets more than once: replace without asking (the layout suite tests the question).
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.samples': 4, 'optin.executionProvider': 'cpu', 'optin.existingOutput': 'replace', 'workbench.secondarySideBar.defaultVisibility': 'hidden', 'chat.disableAIFeatures': true }, null, 1));
+  return ws;
+}
+
+/**
+ * Models and data in sibling folders, as people keep them: three models all named model.onnx under
+ * models/<name>/, their data under data/ with train and test splits.
+ */
+function makeLayoutWorkspace(): string {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-layout-'));
+  const put = (from: string, to: string): void => {
+    fs.mkdirSync(path.dirname(path.join(ws, to)), { recursive: true });
+    fs.copyFileSync(from, path.join(ws, to));
+  };
+  for (const f of ['model-opset17.onnx', 'tokenizer.json', 'tokenizer_config.json']) put(path.join(FIX, 'bert-sst2', f), `models/bert-sst2/${f.endsWith('.onnx') ? 'model.onnx' : f}`);
+  for (const f of ['model-opset17.onnx', 'preprocessor_config.json']) put(path.join(FIX, 'vit-digits', f), `models/vit-digits/${f.endsWith('.onnx') ? 'model.onnx' : f}`);
+  put(path.join(FIX, 'resnet-mnist', 'model-opset17.onnx'), 'models/resnet-mnist/model.onnx');
+  if (fs.existsSync(path.join(FIX, 'resnet-mnist', 'preprocessor_config.json'))) put(path.join(FIX, 'resnet-mnist', 'preprocessor_config.json'), 'models/resnet-mnist/preprocessor_config.json');
+  const sst2 = path.join(ROOT, 'test', 'fixtures', 'data', 'sst2');
+  fs.mkdirSync(path.join(ws, 'data', 'sst2'), { recursive: true });
+  for (const [from, to, n] of [['train.tsv', 'train.tsv', 33], ['test.tsv', 'test.tsv', 41]] as const) {
+    fs.writeFileSync(path.join(ws, 'data', 'sst2', to), fs.readFileSync(path.join(sst2, from), 'utf8').split('\n').slice(0, n).join('\n') + '\n');
+  }
+  for (const split of ['train', 'test']) {
+    const digits = path.join(ROOT, 'test', 'fixtures', 'data', 'digits', split);
+    for (const c of fs.readdirSync(digits)) {
+      for (const f of fs.readdirSync(path.join(digits, c)).sort().slice(0, 3)) put(path.join(digits, c, f), `data/digits/${split}/${c}/${f}`);
+    }
+  }
+  fs.writeFileSync(path.join(ws, 'notes.txt'), 'models in models/, their data in data/\n');
   fs.mkdirSync(path.join(ws, '.vscode'));
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'optin.calibration.samples': 4, 'optin.executionProvider': 'cpu', 'workbench.secondarySideBar.defaultVisibility': 'hidden', 'chat.disableAIFeatures': true }, null, 1));
   return ws;
@@ -151,6 +183,12 @@ function installVsix(t: Tools, vsix: string): string {
   return ext;
 }
 
+/** OPTIN_UI_GREP keeps only the UI tests whose name matches (for running one while developing it). */
+function only(tests: UiTest[]): UiTest[] {
+  const re = process.env.OPTIN_UI_GREP ? new RegExp(process.env.OPTIN_UI_GREP) : undefined;
+  return re ? tests.filter((x) => re.test(x.name)) : tests;
+}
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const vsixIdx = args.indexOf('--vsix');
@@ -158,6 +196,7 @@ async function main(): Promise<number> {
   const t = tools();
   const ws = makeWorkspace();
   const samples = makeSampleWorkspace();
+  const layout = makeLayoutWorkspace();
   const browser = await launchBrowser(t);
   const total: Tally = { passed: 0, failed: 0, failures: [] };
   const add = (name: string, r: Tally): void => {
@@ -168,11 +207,13 @@ async function main(): Promise<number> {
   };
   try {
     if (vsix) {
-      add('installed VSIX, bundled samples', await uiSuite(t, browser, samples, sampleTests('vsix'), { extensionsDir: installVsix(t, vsix), dev: false }));
+      add('installed VSIX, bundled samples', await uiSuite(t, browser, samples, only([...sampleTests('vsix'), ...vsixTests]), { extensionsDir: installVsix(t, vsix), dev: false }));
     } else if (args.includes('--dev-ui-only')) {
       add('workbench UI', await uiSuite(t, browser, ws, devTests, { dev: true }));
     } else if (args.includes('--host-only')) {
       add('extension host', await extensionSuite(t, browser, ws));
+    } else if (args.includes('--layout-only')) {
+      add('sibling folders UI', await uiSuite(t, browser, layout, only(layoutTests), { dev: true }));
     } else if (args.includes('--samples-only')) {
       add('panel UI, bundled samples', await uiSuite(t, browser, samples, sampleTests('dev'), { dev: true }));
     } else {
@@ -182,10 +223,12 @@ async function main(): Promise<number> {
       add('workbench UI', await uiSuite(t, browser, ws, devTests, { dev: true }));
       console.log('panel UI tests on the bundled samples (Playwright):');
       add('panel UI, bundled samples', await uiSuite(t, browser, samples, sampleTests('dev'), { dev: true }));
+      console.log('UI tests on models and data in sibling folders (Playwright):');
+      add('sibling folders UI', await uiSuite(t, browser, layout, layoutTests, { dev: true }));
     }
   } finally {
     await browser.close();
-    for (const d of [ws, samples]) fs.rmSync(d, { recursive: true, force: true });
+    for (const d of [ws, samples, layout]) fs.rmSync(d, { recursive: true, force: true });
   }
   console.log(`e2e: ${total.passed} passed, ${total.failed} failed`);
   return total.failed > 0 || total.passed === 0 ? 1 : 0;

@@ -147,6 +147,7 @@ async function frontierTest(page: Page, shot: string): Promise<void> {
   assert.equal(await points.count(), 5);
   assert.equal(await view.locator('#frontier-plot-1 .frontier-point').count(), 5);
   assert.match(await view.locator('#frontier-caption').innerText(), /^Accuracy on 28 held-out examples of sst2-train\.tsv; medians of 10 interleaved runs at batch 8 × \d+ tokens on cpu \(\d+ threads\)\./);
+  assert.match(await view.locator('#frontier-caption').innerText(), /The 5 sweep models \([\d.]+ MB\) are in \S*bert-sst2\.optin-sweep\.$/);
   assert.match((await points.first().getAttribute('aria-label')) ?? '', /^keep 90% of MACs: accuracy [\d.]+%, [\d.]+× faster \([\d.]+ ms, p10-p90 [\d.]+-[\d.]+\), [\d.]+% of MACs$/);
   await view.locator('#frontier').evaluate((e) => e.scrollIntoView({ block: 'start' }));
   await screenshot(page, `${shot}-frontier`);
@@ -171,6 +172,15 @@ async function frontierTest(page: Page, shot: string): Promise<void> {
   await view.locator('#preset-60').click();
   await view.locator('#plan-latency').waitFor({ state: 'hidden', timeout: t(10_000) });
   await view.locator('#budget-label', { hasText: 'keep 60% of MACs' }).waitFor({ timeout: t(10_000) });
+  // The sweep's models can be deleted from the panel (after a confirmation); the frontier and its plans stay.
+  await view.locator('#delete-sweep').click();
+  const dialog = page.locator('.monaco-dialog-box');
+  await dialog.waitFor({ timeout: t(30_000) });
+  assert.match(await dialog.innerText(), /Delete the 5 models of this sweep \([\d.]+ MB in \S*bert-sst2\.optin-sweep\)\?/);
+  await dialog.locator('.monaco-button', { hasText: 'Delete' }).click();
+  await view.locator('#frontier-caption', { hasText: /The sweep models were deleted from \S*bert-sst2\.optin-sweep; the plans remain\./ }).waitFor({ timeout: t(30_000) });
+  assert.equal(await view.locator('#delete-sweep').count(), 0);
+  assert.equal(await view.locator('#frontier-plot-0 .frontier-point').count(), 5, 'the frontier stays');
 }
 
 /** Switch the colour theme from the palette, as a user does. */
@@ -316,4 +326,149 @@ export const devTests: UiTest[] = [
     },
   },
   { name: 'a CNN (ResNet): right-click > Prune with OPTIN shows blocks x channel bins; preset; Apply writes a verified, smaller model', run: cnnFlow },
+];
+
+/** Every <img> of a frame has loaded (natural size known): the images render offline. */
+async function imagesLoaded(frame: FrameLocator, min: number, what: string): Promise<string[]> {
+  const imgs = frame.locator('img');
+  await imgs.nth(min - 1).waitFor({ state: 'attached', timeout: t(30_000) });
+  const srcs: string[] = [];
+  for (let i = 0; i < (await imgs.count()); i++) {
+    const img = imgs.nth(i);
+    await img.scrollIntoViewIfNeeded().catch(() => undefined);
+    const ok = await img.evaluate((el) => new Promise<boolean>((resolve) => {
+      const im = el as HTMLImageElement;
+      if (im.complete) resolve(im.naturalWidth > 0);
+      else { im.onload = () => resolve(im.naturalWidth > 0); im.onerror = () => resolve(false); }
+    }));
+    const src = (await img.getAttribute('src')) ?? '';
+    assert.ok(ok, `${what}: image ${src} does not render`);
+    srcs.push(src);
+  }
+  return srcs;
+}
+
+/** Tests only the installed VSIX can answer: what a user sees of the package before using it. */
+export const vsixTests: UiTest[] = [
+  {
+    name: 'vsix: the extension\'s details page renders its README with every screenshot and its icon; the walkthrough lists open, data, score, apply, sweep',
+    async run(page) {
+      await runCommand(page, 'View: Close All Editors');
+      await runCommand(page, 'Extensions: Show Installed Extensions');
+      const row = page.locator('.extensions-viewlet .monaco-list-row', { hasText: 'OPTIN' }).first();
+      await row.waitFor({ timeout: t(30_000) });
+      await row.click();
+      const editor = page.locator('.extension-editor');
+      await editor.waitFor({ timeout: t(30_000) });
+      assert.match(await editor.locator('.header .name').first().innerText(), /OPTIN/);
+      const icon = editor.locator('.header .icon').first();
+      await icon.waitFor({ timeout: t(10_000) });
+      assert.ok(await icon.evaluate((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0), 'the icon renders');
+      const readme = webview(page);
+      await readme.locator('h1', { hasText: 'OPTIN' }).waitFor({ timeout: t(30_000) });
+      const srcs = await imagesLoaded(readme, 4, 'README');
+      assert.ok(srcs.length >= 4, `README images: ${srcs.join(', ')}`);
+      await screenshot(page, 'vsix-details');
+      await runCommand(page, 'View: Close All Editors');
+      await runCommand(page, 'Welcome: Open Walkthrough...');
+      const pick = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Get started with OPTIN' }).first();
+      await pick.waitFor({ timeout: t(20_000) });
+      await pick.click();
+      for (const step of ['Open a model', 'Pick calibration data', 'Score heads, neurons and channels', 'Choose a budget and apply', 'Sweep the frontier']) {
+        await page.locator('.getting-started-step', { hasText: step }).first().waitFor({ timeout: t(20_000) });
+      }
+      await screenshot(page, 'vsix-walkthrough');
+    },
+  },
+];
+
+/** Open a model from the palette by its workspace-relative path (three files share one name here); other panels stay open. */
+async function openByPath(page: Page, rel: string): Promise<void> {
+  // With a panel active, the palette command acts on that panel's model: make a text file the active editor first.
+  await runCommand(page, 'Go to File...');
+  await page.locator('.quick-input-widget input').fill('notes.txt');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'notes.txt' }).first().click();
+  await page.locator('.tab', { hasText: 'notes.txt' }).waitFor({ timeout: t(20_000) });
+  await runCommand(page, 'OPTIN: Prune with OPTIN');
+  await page.locator('.quick-input-widget input').fill(rel);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: rel }).first();
+  await row.waitFor({ timeout: t(20_000) });
+  await row.click();
+  await row.waitFor({ state: 'detached', timeout: t(20_000) }).catch(() => undefined);
+}
+
+/** The calibration quick pick's rows: label and description. */
+async function pickRows(page: Page): Promise<Array<{ label: string; description: string }>> {
+  const rows = page.locator('.quick-input-list .monaco-list-row');
+  await rows.first().waitFor({ timeout: t(60_000) });
+  const out: Array<{ label: string; description: string }> = [];
+  for (let i = 0; i < (await rows.count()); i++) {
+    out.push({ label: (await rows.nth(i).locator('.label-name').innerText()).trim(), description: (await rows.nth(i).locator('.label-description').innerText().catch(() => '')).trim() });
+  }
+  return out;
+}
+
+/** Tests on a workspace that keeps models and data in sibling folders (models/<name>/model.onnx, data/). */
+export const layoutTests: UiTest[] = [
+  {
+    name: 'sibling folders: the calibration pick offers the right data first for a text, a vision and a CNN model; same-named models get distinct tab titles',
+    async run(page) {
+      const cases = [
+        { rel: 'models/bert-sst2/model.onnx', first: '../../data/sst2/train.tsv', title: 'OPTIN: model.onnx · bert-sst2' },
+        { rel: 'models/vit-digits/model.onnx', first: '../../data/digits/train', title: 'OPTIN: model.onnx · vit-digits' },
+        { rel: 'models/resnet-mnist/model.onnx', first: '../../data/digits/train', title: 'OPTIN: model.onnx · resnet-mnist' },
+      ];
+      await runCommand(page, 'View: Close All Editors');
+      for (const c of cases) {
+        await openByPath(page, c.rel);
+        const rows = await pickRows(page);
+        assert.equal(rows[0]?.label, c.first, `${c.rel}: ${rows.map((r) => r.label).join(' | ')}`);
+        assert.match(rows[0]!.description, /nearby folder/);
+        const test = rows.findIndex((r) => /test/.test(r.label));
+        assert.equal(test, rows.length - 3, `${c.rel}: the test split is offered last (before Browse and Synthetic): ${rows.map((r) => r.label).join(' | ')}`);
+        await screenshot(page, `layout-pick-${c.rel.split('/')[1]}`);
+        await page.keyboard.press('Escape');
+        await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: t(10_000) });
+      }
+      // Three panels of same-named models open at once: each title names its folder.
+      for (const c of cases) await page.locator('.tab', { hasText: c.title }).waitFor({ timeout: t(30_000) });
+      await screenshot(page, 'layout-titles');
+    },
+  },
+  {
+    name: 'sibling folders: "Score again" offers the last choice first; Apply evaluates on the test split beside the training data and leaves the focus on its result in the panel',
+    async run(page) {
+      await runCommand(page, 'View: Close All Editors');
+      await openByPath(page, 'models/bert-sst2/model.onnx');
+      let rows = await pickRows(page);
+      const testRow = rows.findIndex((r) => r.label === '../../data/sst2/test.tsv');
+      assert.ok(testRow > 0, rows.map((r) => r.label).join(' | '));
+      await page.locator('.quick-input-list .monaco-list-row').nth(testRow).click();
+      const view = webview(page);
+      const again = view.locator('#score', { hasText: 'Score again' });
+      await again.waitFor({ timeout: t(300_000) });
+      assert.match(await view.locator('#data-line').innerText(), /examples of test\.tsv/);
+      await closeMenus(page);
+      await again.click();
+      rows = await pickRows(page);
+      assert.deepEqual(rows[0], { label: '../../data/sst2/test.tsv', description: 'last used for this model' }, rows.map((r) => `${r.label} (${r.description})`).join(' | '));
+      const trainRow = rows.findIndex((r) => r.label === '../../data/sst2/train.tsv');
+      await page.locator('.quick-input-list .monaco-list-row').nth(trainRow).click();
+      await view.locator('#data-line', { hasText: /examples of train\.tsv/ }).waitFor({ timeout: t(300_000) });
+      await view.locator('#apply:not([disabled])').click();
+      const applied = view.locator('#applied');
+      await applied.locator('p', { hasText: 'Verified' }).waitFor({ timeout: t(300_000) });
+      assert.match(await applied.innerText(), /held-out examples of test\.tsv/);
+      await view.locator('#applied:focus').waitFor({ timeout: t(10_000) });
+      await screenshot(page, 'layout-applied-focus');
+      // Apply again at the same budget: asked before anything is overwritten; Keep Both writes beside it.
+      await view.locator('#apply:not([disabled])').click();
+      const dialog = page.locator('.monaco-dialog-box');
+      await dialog.waitFor({ timeout: t(30_000) });
+      assert.match(await dialog.innerText(), /model\.optin-60\.onnx exists already/);
+      await dialog.locator('.monaco-button', { hasText: 'Keep Both' }).click();
+      await applied.locator('p', { hasText: /Wrote \S*model\.optin-60-2\.onnx/ }).waitFor({ timeout: t(300_000) });
+      await view.locator('#applied:focus').waitFor({ timeout: t(10_000) });
+    },
+  },
 ];

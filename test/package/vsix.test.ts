@@ -154,6 +154,31 @@ describe('VSIX packages', function () {
     });
   }
 
+  it('the Marketplace face: the users\' README with every image it shows inside the VSIX (no remote ones), the icon, the walkthrough and its media', () => {
+    const file = built.find((f) => targetOf(f) === 'linux-x64');
+    assert.ok(file);
+    const v = new Vsix(path.join(VSIX_DIR, file));
+    const readmeName = [...v.files.keys()].find((f) => f.toLowerCase() === 'readme.md');
+    assert.ok(readmeName, 'the VSIX has a README');
+    const readme = v.text(readmeName);
+    assert.doesNotMatch(readme, /scripts\/test-all\.sh|npm ci/, 'the VSIX README is the users\' one, not the developers\'');
+    const images = [...readme.matchAll(/!\[[^\]]*\]\(([^)\s]+)[^)]*\)|<img[^>]+src=["']([^"']+)["']/g)].map((m) => m[1] ?? m[2]!);
+    assert.ok(images.length >= 1, 'the README shows the panel');
+    for (const img of images) {
+      assert.ok(!/^[a-z]+:/i.test(img), `${img}: images are packaged so they render offline`);
+      assert.ok(v.has(img), `${img} is referenced by README.md but not in the VSIX`);
+    }
+    const manifest = v.json<{ icon?: string; categories: string[]; description: string; contributes: { walkthroughs?: Array<{ steps: Array<{ media: { image?: string; markdown?: string } }> }> } }>('package.json');
+    assert.ok(manifest.icon && v.has(manifest.icon), `icon ${manifest.icon} is inside`);
+    assert.match(manifest.description, /transformers.*CNNs.*segmentation/);
+    const steps = manifest.contributes.walkthroughs?.flatMap((w) => w.steps) ?? [];
+    assert.ok(steps.length >= 5, 'a walkthrough of open, data, score, apply, sweep');
+    for (const st of steps) {
+      const media = st.media.image ?? st.media.markdown;
+      assert.ok(media && v.has(media), `walkthrough media ${media} is inside`);
+    }
+  });
+
   it('the linux-x64 VSIX, unpacked, decodes a digit image with sharp and runs the digits ViT with onnxruntime', function () {
     if (`${process.platform}-${process.arch}` !== 'linux-x64') this.skip();
     const file = built.find((f) => targetOf(f) === 'linux-x64');

@@ -89,53 +89,6 @@ describe('OPTIN workflow in a real VS Code (synthetic calibration from the works
   });
 });
 
-describe('calibration data choices beside a model', () => {
-  const make = (): string => {
-    const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'optin-pick-'));
-    for (const f of ['model.onnx', 'dev.tsv', 'extra.jsonl', 'LICENSE.txt', 'README.txt', 'weights.bin']) fs.writeFileSync(path.join(dir, f), 'x');
-    fs.writeFileSync(path.join(dir, 'sst2-train.tsv'), 'sentence\tlabel\nok\t1\n');
-    for (const c of ['0', '1']) {
-      fs.mkdirSync(path.join(dir, 'digits-train', c), { recursive: true });
-      for (const i of [0, 1, 2]) fs.writeFileSync(path.join(dir, 'digits-train', c, `${i}.png`), 'x');
-    }
-    fs.mkdirSync(path.join(dir, 'flat-images'));
-    fs.writeFileSync(path.join(dir, 'flat-images', 'a.jpg'), 'x');
-    fs.mkdirSync(path.join(dir, 'data'));
-    fs.writeFileSync(path.join(dir, 'data', 'more.csv'), 'text,label\nhi,0\n');
-    fs.mkdirSync(path.join(dir, '.git'));
-    return dir;
-  };
-
-  it('a text model is offered text files only, training data first, and told which folders were left out', async () => {
-    const { candidates } = await import('../../src/extension/dataPick');
-    const dir = make();
-    try {
-      const c = candidates(path.join(dir, 'model.onnx'), 'text');
-      const got = c.fits.map((f) => path.relative(dir, f.path));
-      assert.equal(got[0], 'sst2-train.tsv', `best first: ${got.join(', ')}`);
-      assert.deepEqual([...got].sort(), ['data/more.csv', 'dev.tsv', 'extra.jsonl', 'sst2-train.tsv']);
-      assert.deepEqual([...c.skipped].sort(), ['digits-train/', 'flat-images/']);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('a vision model is offered image folders (not their class subfolders) and feeds, the training folder first', async () => {
-    const { candidates } = await import('../../src/extension/dataPick');
-    const dir = make();
-    try {
-      const c = candidates(path.join(dir, 'model.onnx'), 'vision');
-      const got = c.fits.map((f) => path.relative(dir, f.path));
-      assert.equal(got[0], 'digits-train');
-      assert.deepEqual([...got].sort(), ['digits-train', 'extra.jsonl', 'flat-images']);
-      assert.match(c.fits[0]!.what, /image folder, 6 images/);
-      assert.deepEqual([...c.skipped].sort(), ['data/more.csv', 'dev.tsv', 'sst2-train.tsv']);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
 describe('several models at once', () => {
   it('two models scored at once (two panels) both finish with their own plans', async function () {
     this.timeout(400_000);

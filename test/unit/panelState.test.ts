@@ -41,7 +41,7 @@ describe('panel state machine (webview)', () => {
     const frontier = {
       metric: 'accuracy' as const, examples: 28, source: 'train.tsv', heldOut: true, dense: { value: 0.8, medianMs: 10, p10Ms: 9, p90Ms: 11 },
       points: [{ budget: 0.7, macsRatio: 0.7, value: 0.79, speedup: 1.4, medianMs: 7, p10Ms: 6.5, p90Ms: 7.5, output: 'm.optin-70.onnx' }],
-      bench: { shape: 'batch 8 x 64 tokens', runs: 10, threads: 2, provider: 'cpu' },
+      bench: { shape: 'batch 8 x 64 tokens', runs: 10, threads: 2, provider: 'cpu' }, files: { folder: '/m.optin-sweep', count: 1, bytes: 1000 },
     };
     const swept = run(...scored, { type: 'phase', phase: 'applying', message: 'Sweeping' }, { type: 'frontier', frontier });
     assert.equal(swept.phase, 'scored');

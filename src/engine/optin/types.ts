@@ -9,7 +9,8 @@ export interface ScoreProgress {
   /** Estimated seconds left (undefined until the first run finished). */
   eta?: number;
   /** Scores of the layer just finished (to fill heatmaps live). */
-  partial?: { layer: number; heads: number[]; neurons: number[] };
+  /** Scores of the layer just finished (to fill heatmaps live); `neurons` absent: its heads are done, its neurons still running. */
+  partial?: { layer: number; heads: number[]; neurons?: number[] };
 }
 
 /** Raw OPTIN losses before balancing: MD and T^2-scaled KL (or squared error) per element. */

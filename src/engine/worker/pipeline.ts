@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DataOptions } from '../data/calibration';
+import { testSplitFor } from '../data/discover';
 import type { EpChoice } from '../runtime/providers';
 import type { ScoreProgress } from '../optin/types';
 import type { PlanFile, ScoresFile } from '../plan/schema';
@@ -87,19 +88,32 @@ export function besideOriginal<T extends DataOptions>(model: string, data: T): T
 }
 
 /**
- * Evaluate `output` against `reference` on the calibration file's examples after the ones scoring
- * used (held out); when the file has no more, on the scored examples themselves (heldOut false).
- * Cancellation and other failures of the held-out run propagate only when no fallback applies.
+ * Evaluate `output` against `reference` on held-out data: the test split beside the calibration
+ * data when there is one (`train.tsv` -> `test.tsv`, `train/` -> `test/`; {@link testSplitFor}),
+ * else the calibration file's examples after the ones scoring used; when the file has no more, on
+ * the scored examples themselves (heldOut false). `source` is the file or folder evaluated on.
+ * Cancellation and other failures of a held-out run propagate only when no fallback applies.
  */
-export async function evaluateOnCalibration(engine: EngineClient, output: string, reference: string, data: DataOptions & { data: string }, ep: EpChoice, signal?: AbortSignal, note?: (m: string) => void): Promise<{ evaluation: EvalReport; heldOut: boolean }> {
+export async function evaluateOnCalibration(engine: EngineClient, output: string, reference: string, data: DataOptions & { data: string }, ep: EpChoice, signal?: AbortSignal, note?: (m: string) => void): Promise<{ evaluation: EvalReport; heldOut: boolean; source: string }> {
   const d = besideOriginal(reference, data);
-  try {
-    return { evaluation: await engine.evaluate(output, { data: { ...d, skip: d.samples ?? 32, samples: 500 }, reference, ep }, signal), heldOut: true };
-  } catch (e) {
+  const fallback = (e: unknown, what: string): void => {
     if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
-    note?.(`no held-out examples to evaluate on (${e.message}); measuring on the calibration examples`);
+    note?.(`${what} (${e.message})`);
+  };
+  const test = testSplitFor(data.data);
+  if (test) {
+    try {
+      return { evaluation: await engine.evaluate(output, { data: { ...d, data: test, skip: 0, samples: 1000 }, reference, ep }, signal), heldOut: true, source: test };
+    } catch (e) {
+      fallback(e, `could not evaluate on the test split ${test}; using held-out calibration examples`);
+    }
   }
-  return { evaluation: await engine.evaluate(output, { data: { ...d, skip: 0 }, reference, ep }, signal), heldOut: false };
+  try {
+    return { evaluation: await engine.evaluate(output, { data: { ...d, skip: d.samples ?? 32, samples: 500 }, reference, ep }, signal), heldOut: true, source: data.data };
+  } catch (e) {
+    fallback(e, 'no held-out examples to evaluate on; measuring on the calibration examples');
+  }
+  return { evaluation: await engine.evaluate(output, { data: { ...d, skip: 0 }, reference, ep }, signal), heldOut: false, source: data.data };
 }
 
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */
