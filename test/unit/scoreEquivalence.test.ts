@@ -6,32 +6,8 @@ import { detectStructure } from '../../src/engine/structure/detect';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { scoreModel } from '../../src/engine/optin/scorer';
 import { OPTIN_DEFAULTS, type RawLosses } from '../../src/engine/optin/types';
-import { naiveRawTerms, type NaiveElement } from './naiveOptin';
+import { klBound, mdBound, naiveRawTerms } from './naiveOptin';
 import { FIXTURES, ROOT, fixture } from './helpers';
-
-const u = 2 ** -24;
-/** Worst-case relative error of a float32 sum of n terms (Higham's gamma_n). */
-const gamma = (n: number): number => (n * u) / (1 - n * u);
-
-/**
- * Bounds of the float32 error of the scorer's raw terms against the double-precision reference,
- * derived from the quantities that enter them:
- * - Each Gram entry of unit-normalised rows is a float32 dot product of D terms whose absolute
- *   values sum to at most 1 (Cauchy-Schwarz), so it is off by at most gamma(D); a difference of two
- *   entries by 2 gamma(D). md = sum (G_T - G_S)^2 then moves by at most 2 e sum|G_T - G_S| + e^2
- *   per entry (e = 2 gamma(D)), and the float32 ReduceSum of its K^2 non-negative terms adds
- *   gamma(K^2) md.
- * - The logits are float32 products over the hidden size: each off by at most gamma(D) max|z|. The KL's
- *   change under logit errors e is at most e (||p - q||_1 + 2 sum p |log p - log q|) per row
- *   (first order in the student's and the teacher's logits).
- */
-function mdBound(e: NaiveElement, D: number, K: number, compared: number): number {
-  const entry = 2 * gamma(D);
-  return 2 * entry * e.gramAbs + compared * K * K * entry * entry + gamma(K * K) * e.md;
-}
-function klBound(e: NaiveElement, D: number, logitScale: number): number {
-  return e.klSensitivity * gamma(D) * logitScale;
-}
 
 /** The paper's balance (OPTIN.md section 2) written plainly from the raw terms. */
 function combine(raw: RawLosses[], decay: number, L: number): number[][] {
