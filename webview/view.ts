@@ -46,6 +46,8 @@ export class PanelView {
   private applied = el('div', { id: 'applied', role: 'status' });
   private lastApplied?: AppliedView;
   private lastPhase?: string;
+  /** Scoring just ended: the plan's first control takes the focus once the plan is drawn. */
+  private focusPlan = false;
   private frontier?: FrontierSection;
   private frontierBox = el('div', {});
   private headerKey = '';
@@ -79,7 +81,12 @@ export class PanelView {
       this.applied.tabIndex = -1;
       this.applied.focus();
     }
-    if (this.lastPhase === 'scoring' && s.phase === 'scored') this.planBox.querySelector<HTMLElement>('input, vscode-button, button')?.focus();
+    if (this.lastPhase === 'scoring' && s.phase === 'scored') this.focusPlan = true;
+    const first = this.focusPlan ? this.planBox.querySelector<HTMLElement>('input, vscode-button, button') : null;
+    if (first) {
+      first.focus();
+      this.focusPlan = false;
+    }
     this.lastApplied = s.applied;
     this.lastPhase = s.phase;
     if (s.frontier) {

@@ -436,7 +436,7 @@ export const layoutTests: UiTest[] = [
     },
   },
   {
-    name: 'sibling folders: "Score again" offers the last choice first; Apply evaluates on the test split beside the training data and leaves the focus on its result in the panel',
+    name: 'sibling folders: scoring ends with the focus on the budget; "Score again" offers the last choice first; Apply evaluates on the test split beside the training data, leaves the focus on its result, asks before overwriting',
     async run(page) {
       await runCommand(page, 'View: Close All Editors');
       await openByPath(page, 'models/bert-sst2/model.onnx');
@@ -448,6 +448,7 @@ export const layoutTests: UiTest[] = [
       const again = view.locator('#score', { hasText: 'Score again' });
       await again.waitFor({ timeout: t(300_000) });
       assert.match(await view.locator('#data-line').innerText(), /examples of test\.tsv/);
+      await view.locator('#budget:focus').waitFor({ timeout: t(10_000) });
       await closeMenus(page);
       await again.click();
       rows = await pickRows(page);

@@ -61,14 +61,29 @@ describe('optin sweep (the speed/accuracy frontier)', function () {
     assert.equal(f.points[0]!.value, j.points[0].miou);
   });
 
-  it('without --eval measures on the held-out rest of the calibration data', () => {
+  it('without --eval measures on the test split beside the calibration data (train/ -> test/)', () => {
     const dir = tempDir();
     const r = optin('sweep', VIT, '--budgets', '0.6', '--samples', '8', '--data', TRAIN, '--out-dir', dir, '--bench-runs', '3', '--json');
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.evaluation.heldOut, true);
-    assert.equal(j.evaluation.data, TRAIN);
-    assert.ok(j.evaluation.examples > 0);
+    assert.equal(j.evaluation.data, path.join(path.dirname(TRAIN), 'test'));
+    assert.equal(j.evaluation.examples, 360);
+  });
+
+  it('without --eval and without a test split, measures on the held-out rest of the calibration data', () => {
+    const dir = tempDir();
+    const images = path.join(tempDir(), 'my-digits');
+    for (const c of fs.readdirSync(TRAIN).sort().slice(0, 3)) {
+      fs.mkdirSync(path.join(images, c), { recursive: true });
+      for (const f of fs.readdirSync(path.join(TRAIN, c)).sort().slice(0, 4)) fs.copyFileSync(path.join(TRAIN, c, f), path.join(images, c, f));
+    }
+    const r = optin('sweep', VIT, '--budgets', '0.6', '--samples', '8', '--data', images, '--out-dir', dir, '--bench-runs', '3', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.evaluation.heldOut, true);
+    assert.equal(j.evaluation.data, images);
+    assert.equal(j.evaluation.examples, 4, '12 images, 8 used for calibration');
   });
 
   it('refuses unclear targets in one line, creating nothing', () => {
