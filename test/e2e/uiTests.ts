@@ -328,33 +328,13 @@ export const devTests: UiTest[] = [
   { name: 'a CNN (ResNet): right-click > Prune with OPTIN shows blocks x channel bins; preset; Apply writes a verified, smaller model', run: cnnFlow },
 ];
 
-/** Every <img> of a frame has loaded (natural size known): the images render offline. */
-async function imagesLoaded(frame: FrameLocator, min: number, what: string): Promise<string[]> {
-  const imgs = frame.locator('img');
-  await imgs.nth(min - 1).waitFor({ state: 'attached', timeout: t(30_000) });
-  const srcs: string[] = [];
-  for (let i = 0; i < (await imgs.count()); i++) {
-    const img = imgs.nth(i);
-    await img.scrollIntoViewIfNeeded().catch(() => undefined);
-    const ok = await img.evaluate((el) => new Promise<boolean>((resolve) => {
-      const im = el as HTMLImageElement;
-      if (im.complete) resolve(im.naturalWidth > 0);
-      else { im.onload = () => resolve(im.naturalWidth > 0); im.onerror = () => resolve(false); }
-    }));
-    const src = (await img.getAttribute('src')) ?? '';
-    assert.ok(ok, `${what}: image ${src} does not render`);
-    srcs.push(src);
-  }
-  return srcs;
-}
-
 /** Tests only the installed VSIX can answer: what a user sees of the package before using it. */
 export const vsixTests: UiTest[] = [
   {
-    name: 'vsix: the extension\'s details page renders its README with every screenshot and its icon; the walkthrough lists open, data, score, apply, sweep',
+    name: 'vsix: the extension\'s details page renders its README and icon (no broken image); the walkthrough lists open, data, score, apply, sweep and renders its screenshots',
     async run(page) {
       await runCommand(page, 'View: Close All Editors');
-      await runCommand(page, 'Extensions: Show Installed Extensions');
+      await runCommand(page, 'View: Show Extensions');
       const row = page.locator('.extensions-viewlet .monaco-list-row', { hasText: 'OPTIN' }).first();
       await row.waitFor({ timeout: t(30_000) });
       await row.click();
@@ -366,8 +346,8 @@ export const vsixTests: UiTest[] = [
       assert.ok(await icon.evaluate((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0), 'the icon renders');
       const readme = webview(page);
       await readme.locator('h1', { hasText: 'OPTIN' }).waitFor({ timeout: t(30_000) });
-      const srcs = await imagesLoaded(readme, 4, 'README');
-      assert.ok(srcs.length >= 4, `README images: ${srcs.join(', ')}`);
+      await readme.locator('h2', { hasText: 'Start in 30 seconds' }).waitFor({ timeout: t(10_000) });
+      assert.equal(await readme.locator('img').count(), 0, 'no image placeholder on the details page (VS Code shows none of an installed README)');
       await screenshot(page, 'vsix-details');
       await runCommand(page, 'View: Close All Editors');
       await runCommand(page, 'Welcome: Open Walkthrough...');
@@ -377,6 +357,11 @@ export const vsixTests: UiTest[] = [
       for (const step of ['Open a model', 'Pick calibration data', 'Score heads, neurons and channels', 'Choose a budget and apply', 'Sweep the frontier']) {
         await page.locator('.getting-started-step', { hasText: step }).first().waitFor({ timeout: t(20_000) });
       }
+      // A step with a screenshot: the image is read from the installed extension and renders.
+      await page.locator('.getting-started-step', { hasText: 'Choose a budget and apply' }).first().click();
+      const shot = page.locator('.getting-started-media img[alt^="The panel after Apply"]').first();
+      await shot.waitFor({ state: 'attached', timeout: t(20_000) });
+      await page.waitForFunction((el) => (el as HTMLImageElement).complete && (el as HTMLImageElement).naturalWidth > 0, await shot.elementHandle(), { timeout: t(20_000) });
       await screenshot(page, 'vsix-walkthrough');
     },
   },

@@ -154,7 +154,7 @@ describe('VSIX packages', function () {
     });
   }
 
-  it('the Marketplace face: the users\' README with every image it shows inside the VSIX (no remote ones), the icon, the walkthrough and its media', () => {
+  it('the Marketplace face: the users\' README (any image it names inside the VSIX, no remote ones), the icon, the walkthrough and its screenshots', () => {
     const file = built.find((f) => targetOf(f) === 'linux-x64');
     assert.ok(file);
     const v = new Vsix(path.join(VSIX_DIR, file));
@@ -162,8 +162,9 @@ describe('VSIX packages', function () {
     assert.ok(readmeName, 'the VSIX has a README');
     const readme = v.text(readmeName);
     assert.doesNotMatch(readme, /scripts\/test-all\.sh|npm ci/, 'the VSIX README is the users\' one, not the developers\'');
+    // VS Code's details page shows no image of an installed VSIX's README (relative paths and, since 1.103,
+    // data URIs are dropped), so the screenshots live in the walkthrough; any image the README names must be inside.
     const images = [...readme.matchAll(/!\[[^\]]*\]\(([^)\s]+)[^)]*\)|<img[^>]+src=["']([^"']+)["']/g)].map((m) => m[1] ?? m[2]!);
-    assert.ok(images.length >= 1, 'the README shows the panel');
     for (const img of images) {
       assert.ok(!/^[a-z]+:/i.test(img), `${img}: images are packaged so they render offline`);
       assert.ok(v.has(img), `${img} is referenced by README.md but not in the VSIX`);
@@ -173,6 +174,7 @@ describe('VSIX packages', function () {
     assert.match(manifest.description, /transformers.*CNNs.*segmentation/);
     const steps = manifest.contributes.walkthroughs?.flatMap((w) => w.steps) ?? [];
     assert.ok(steps.length >= 5, 'a walkthrough of open, data, score, apply, sweep');
+    assert.ok(steps.filter((st) => st.media.image).length >= 3, 'the walkthrough shows the panel');
     for (const st of steps) {
       const media = st.media.image ?? st.media.markdown;
       assert.ok(media && v.has(media), `walkthrough media ${media} is inside`);
