@@ -104,19 +104,9 @@ export function frontierView(r: SweepReport): FrontierView {
   };
 }
 
-/** The files a sweep wrote that are still on disk (models and their external-data side files), their folder and total size. */
+/** The files a sweep wrote that are still on disk, their folder and total size. */
 export function sweepFiles(r: SweepReport): { folder: string; count: number; bytes: number; paths: string[] } {
-  const paths: string[] = [];
-  let bytes = 0, count = 0;
-  for (const p of r.points) {
-    if (!fs.existsSync(p.output)) continue;
-    count++;
-    for (const f of [p.output, `${p.output}.data`]) {
-      if (fs.existsSync(f)) {
-        paths.push(f);
-        bytes += fs.statSync(f).size;
-      }
-    }
-  }
-  return { folder: path.dirname(r.points[0]?.output ?? r.model), count, bytes, paths };
+  const paths = r.points.flatMap((p) => p.files).filter((f) => fs.existsSync(f));
+  const count = r.points.filter((p) => fs.existsSync(p.output)).length;
+  return { folder: path.dirname(r.points[0]?.output ?? r.model), count, bytes: paths.reduce((a, f) => a + fs.statSync(f).size, 0), paths };
 }

@@ -26,6 +26,7 @@ describe('optin sweep (the speed/accuracy frontier)', function () {
     for (const p of j.points) {
       assert.ok(Math.abs(p.macsRatio - p.target) < 0.03, `MACs kept ${p.macsRatio} vs budget ${p.target}`);
       assert.ok(p.maxAbsDiff <= p.tolerance, `verification ${p.maxAbsDiff} > ${p.tolerance}`);
+      assert.deepEqual(p.files, [p.output], 'the files written: the model alone (no external data at this size)');
       assert.ok(p.accuracy >= 0 && p.accuracy <= 1 && p.agreement > 0 && p.agreement <= 1);
       assert.ok(p.p10Ms <= p.medianMs && p.medianMs <= p.p90Ms);
       assert.ok(Math.abs(p.speedup - j.dense.medianMs / p.medianMs) < 1e-9);

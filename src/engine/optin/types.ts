@@ -8,7 +8,6 @@ export interface ScoreProgress {
   elapsed: number;
   /** Estimated seconds left (undefined until the first run finished). */
   eta?: number;
-  /** Scores of the layer just finished (to fill heatmaps live). */
   /** Scores of the layer just finished (to fill heatmaps live); `neurons` absent: its heads are done, its neurons still running. */
   partial?: { layer: number; heads: number[]; neurons?: number[] };
 }

@@ -40,6 +40,8 @@ export interface SweepPoint {
   /** The target asked for (MAC fraction or latency fraction). */
   target: number;
   output: string;
+  /** Every file written for it (the model and, for large models, its external data). */
+  files: string[];
   /** Fraction of MACs kept (recounted from the pruned graph) and parameters kept. */
   macsRatio: number;
   paramsRatio: number;
@@ -125,7 +127,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
     points: targets.map((t, i) => {
       const a = applied[i]!, e = evals[i]!, m = bench.models[i + 1]!, p = plans[i]!;
       return {
-        target: t, output: a.output, macsRatio: a.macs.after / a.macs.before, paramsRatio: a.parameters.after / a.parameters.before,
+        target: t, output: a.output, files: a.files, macsRatio: a.macs.after / a.macs.before, paramsRatio: a.parameters.after / a.parameters.before,
         maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
         ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), ...(e.segmentation ? { miou: e.segmentation.miou } : {}), agreement: e.reference?.agreement ?? 1,
         medianMs: m.medianMs, p10Ms: m.p10Ms, p90Ms: m.p90Ms, speedup: bench.speedup[i + 1]!,
