@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: installs everything, builds, runs every suite and prints "N passed, N failed".
-# Suites: typecheck, unit tests (mocha + onnxruntime, WebGPU on SwiftShader), extension tests in a real VS Code (code-server +
+# Suites: typecheck, import cycles, unit tests (mocha + onnxruntime, WebGPU on SwiftShader), extension tests in a real VS Code (code-server +
 # Playwright + Debian chromium), every platform VSIX unpacked and checked, the linux-x64 one installed and UI-tested.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,9 @@ quiet build node scripts/build.mjs --tests || die "build"
 
 echo "== typecheck"
 if npx tsc -p . --noEmit; then add 1 0 typecheck; else add 0 1 typecheck; fi
+
+echo "== import cycles (dpdm, type-only imports included)"
+if npm run --silent check:cycles; then add 1 0 import-cycles; else add 0 1 import-cycles; fi
 
 # Run a mocha suite, tee its output to test-output/<name>.log and add its counts.
 mocha_suite() {

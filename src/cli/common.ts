@@ -97,18 +97,26 @@ export function budgetFlag(args: Args): number {
   return n;
 }
 
+/** The engine process for a command; what it prints (onnxruntime's warnings) is shown only with OPTIN_DEBUG set. */
+export function newEngine(): EngineClient {
+  return new EngineClient(path.join(__dirname, 'engineWorker.js'), process.env.OPTIN_DEBUG ? (line) => process.stderr.write(`engine: ${line}\n`) : undefined);
+}
+
 /**
- * Run with an engine worker. Ctrl-C cancels the job (exit 130, nothing written); a second Ctrl-C or
- * SIGTERM stops at once: the worker is terminated and this process's temporary files in the folders
+ * Run with an engine process. Ctrl-C cancels the job (exit 130, nothing written); a second Ctrl-C or
+ * SIGTERM stops at once: the engine process is killed and this process's temporary files in the folders
  * of `outputs` are removed before exiting (130 / 143).
  */
 export async function withEngine(fn: (engine: EngineClient, signal: AbortSignal) => Promise<number>, outputs: string[] = []): Promise<number> {
-  const engine = new EngineClient(path.join(__dirname, 'engineWorker.js'));
+  const engine = newEngine();
   const ac = new AbortController();
+  let stopping = false;
   const stopNow = (code: number, why: string): void => {
+    stopping = true;
     process.stderr.write(`\noptin: ${why}; stopping now; no partial file is left\n`);
+    const enginePid = engine.pid;
     void engine.dispose().finally(() => {
-      for (const o of outputs) removeOwnTemps(path.dirname(path.resolve(o)));
+      for (const o of outputs) removeOwnTemps(path.dirname(path.resolve(o)), [enginePid]);
       process.exit(code);
     });
   };
@@ -124,7 +132,7 @@ export async function withEngine(fn: (engine: EngineClient, signal: AbortSignal)
     return await fn(engine, ac.signal);
   } catch (e) {
     if (e instanceof OptinError && e.code === 'cancelled') {
-      process.stderr.write('optin: cancelled; nothing was written\n');
+      if (!stopping) process.stderr.write('optin: cancelled; nothing was written\n');
       return 130;
     }
     throw e;

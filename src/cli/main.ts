@@ -33,7 +33,7 @@ commands:
   bench <a.onnx> <b.onnx> [--batch B] [--seq-len S]
                                                 interleaved median latency and speedup
 
-Exit codes: 0 ok, 1 internal error, 2 refused input (reason on stderr).`;
+Exit codes: 0 ok, 1 internal error or the engine process crashed, 2 refused input (reason on stderr).`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -75,7 +75,7 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     if (isOptinError(e)) {
       process.stderr.write(`optin: ${e.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = e.code === 'crashed' ? 1 : 2;
     } else {
       process.stderr.write(`optin: internal error: ${e instanceof Error ? (process.env.OPTIN_DEBUG ? e.stack : e.message) : String(e)}\n`);
       process.exitCode = 1;

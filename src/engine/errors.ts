@@ -8,6 +8,7 @@ export type OptinErrorCode =
   | 'runtime'
   | 'data'
   | 'cancelled'
+  | 'crashed'
   | 'usage';
 
 /**

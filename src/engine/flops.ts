@@ -1,7 +1,7 @@
 import type { EncoderLayer, ModelStructure } from './structure/types';
 
 /**
- * MACs of one attention head at sequence length s (OPTIN.md section 3):
+ * MACs of one attention head at sequence length s (docs/method.md §3):
  * Q/K/V projections, QK^T and PV, and its rows of the output projection.
  * With dq = dv = d this is 3*s*D*d + 2*s^2*d + s*d*D; with window attention each of the s query
  * rows attends to `keys` keys (the window) instead of s.

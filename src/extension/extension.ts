@@ -15,10 +15,10 @@ export interface OptinApi {
   tree: ImportanceTree;
 }
 
-/** Wire up commands, views, the engine worker and the output channel; nothing heavy runs here. */
+/** Wire up commands, views, the engine process and the output channel; nothing heavy runs here. */
 export function activate(ctx: vscode.ExtensionContext): OptinApi {
   const log = new Log();
-  const engine = new EngineClient(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'engineWorker.js').fsPath);
+  const engine = new EngineClient(vscode.Uri.joinPath(ctx.extensionUri, 'dist', 'engineWorker.js').fsPath, (line) => log.info(`engine: ${line}`));
   const sessions = new Sessions();
   const runner = new Runner(engine, sessions, log, ctx.workspaceState);
   const tree = new ImportanceTree(sessions);

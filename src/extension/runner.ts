@@ -102,15 +102,21 @@ export class Runner {
         return fn((m) => { progress.report({ message: m }); this.log.info(m); }, ac.signal);
       });
     } catch (e) {
-      return reportFailure(e, this.log, what);
+      return this.failed(s, reportFailure(e, this.log, what));
     } finally {
       this.setBusy(s, undefined);
       this.sessions.changed(s);
     }
   }
 
+  private failed(s: ModelSession, o: Outcome): Outcome {
+    if (o.status === 'failed') s.lastFailure = o.message;
+    return o;
+  }
+
   private setBusy(s: ModelSession, ac: AbortController | undefined): void {
     s.busy = ac;
+    if (ac) s.lastFailure = undefined;
     void vscode.commands.executeCommand('setContext', 'optin.busy', this.sessions.all().some((x) => x.busy));
   }
 
@@ -166,7 +172,7 @@ export class Runner {
       });
       return { status: 'done' };
     } catch (e) {
-      return reportFailure(e, this.log, 'scoring');
+      return this.failed(s, reportFailure(e, this.log, 'scoring'));
     } finally {
       this.setBusy(s, undefined);
       s.partial = undefined;

@@ -21,6 +21,8 @@ export interface ModelSession {
   /** Last written pruned model. */
   output?: string;
   busy?: AbortController;
+  /** Why the last scoring, apply or planning job on this model failed (cleared when one starts). */
+  lastFailure?: string;
 }
 
 /** All model sessions of this window; fires when one changes (tree view, panel, hovers listen). */

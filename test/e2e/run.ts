@@ -20,6 +20,8 @@ interface Tally { passed: number; failed: number; failures: string[] }
 function makeWorkspace(): string {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-ws-'));
   fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset17.onnx'), path.join(ws, 'bert-tiny.onnx'));
+  // The engine process aborts while scoring this copy (OPTIN_FAULT_INJECT in the extension host's environment).
+  fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset17.onnx'), path.join(ws, 'crash.onnx'));
   fs.copyFileSync(path.join(FIX, 'gpt2-decoder', 'model.onnx'), path.join(ws, 'gpt2-decoder.onnx'));
   fs.copyFileSync(path.join(FIX, 'ort-bert-toy', 'model.onnx'), path.join(ws, 'bert-toy.onnx'));
   fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset14.onnx'), path.join(ws, 'bert-tiny-14.onnx'));
@@ -118,7 +120,7 @@ async function extensionSuite(t: Tools, browser: Browser, ws: string): Promise<T
   const cs = await CodeServer.start(t);
   const resultFile = path.join(cs.tmp, 'result.json');
   try {
-    const env = { OPTIN_TEST_RESULT: resultFile, ...(process.env.OPTIN_TEST_GREP ? { OPTIN_TEST_GREP: process.env.OPTIN_TEST_GREP } : {}) };
+    const env = { OPTIN_TEST_RESULT: resultFile, OPTIN_FAULT_INJECT: 'abort:crash.onnx:scoring layer 1', ...(process.env.OPTIN_TEST_GREP ? { OPTIN_TEST_GREP: process.env.OPTIN_TEST_GREP } : {}) };
     const url = cs.url(ws, [
       ['extensionDevelopmentPath', cs.remote(ROOT)],
       ['extensionTestsPath', cs.remote(path.join(ROOT, 'out', 'test', 'suite', 'index'))],

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { OPTIN_ID, waitFor, workspaceModel } from './util';
+import { OPTIN_ID, api, waitFor, workspaceModel } from './util';
 
 describe('OPTIN extension in a real VS Code', () => {
   it('is installed and activates', async () => {
@@ -38,6 +38,18 @@ describe('OPTIN extension in a real VS Code', () => {
   it('analyses the model in the engine worker', async () => {
     const ext = vscode.extensions.getExtension<{ engine: { inspect(p: string): Promise<{ structure: { layers: Array<{ attention: { heads: number } }> } }> } }>(OPTIN_ID)!;
     const r = await ext.exports.engine.inspect(workspaceModel('bert-tiny.onnx').fsPath);
+    assert.deepEqual(r.structure.layers.map((l) => l.attention.heads), [4, 4]);
+  });
+
+  it('an abort inside onnxruntime ends only the engine process: Prune reports the step, the host and the next job go on', async () => {
+    const crash = workspaceModel('crash.onnx');
+    await vscode.commands.executeCommand('optin.prune40', crash);
+    const session = await waitFor(() => api().sessions.find(crash.fsPath), 60_000, 'a session for crash.onnx');
+    await waitFor(() => session.lastFailure, 120_000, 'the scoring failure');
+    assert.match(session.lastFailure!, /^the engine process aborted while scoring layer 1 \(\d+ of \d+ elements\) of crash\.onnx \(it said: injected fault \(OPTIN_FAULT_INJECT\)\); nothing was written; /);
+    assert.equal(session.scores, undefined);
+    assert.equal(session.busy, undefined);
+    const r = await api().engine.inspect(workspaceModel('bert-tiny.onnx').fsPath);
     assert.deepEqual(r.structure.layers.map((l) => l.attention.heads), [4, 4]);
   });
 

@@ -4,7 +4,7 @@ import { detectStructure } from '../../src/engine/structure/detect';
 import { loadModel } from '../../src/engine/onnx/model';
 import { fixture } from './helpers';
 
-describe('MAC model (OPTIN.md section 3)', () => {
+describe('MAC model (docs/method.md §3)', () => {
   it('BERT-base head and neuron at s=128', () => {
     // 3*s*D*d + 2*s^2*d + s*d*D with s=128, D=768, d=64
     assert.equal(headMacs(128, 768, 64), 3 * 128 * 768 * 64 + 2 * 128 * 128 * 64 + 128 * 64 * 768);

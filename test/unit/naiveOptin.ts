@@ -89,7 +89,7 @@ function logSoftmax(z: Float32Array, r: number, C: number): Float64Array {
 }
 
 /**
- * Raw OPTIN terms (OPTIN.md section 2) of every head and neuron by full-model runs of weight-edited
+ * Raw OPTIN terms (docs/method.md §2) of every head and neuron by full-model runs of weight-edited
  * copies: md = sum over later layers k of ||G_T[k] - G_S[k]||_F^2 (Gram of unit-normalised real-token
  * features), kl = T^2 KL(softmax(z_T) || softmax(z_S)) summed over the batch.
  */

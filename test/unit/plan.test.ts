@@ -14,7 +14,7 @@ const S = 3;
 const hm = headMacs(S, D, 4);
 const nm = neuronMacs(S, D);
 
-/** Exhaustive version of OPTIN.md section 3, for checking the fast search. */
+/** Exhaustive version of docs/method.md §3, for checking the fast search. */
 function bruteForce(heads: number[][], neurons: number[][], budget: number): number {
   const base = 4 * hm + 8 * nm;
   const hs = heads.flat().sort((a, b) => b - a);
@@ -29,7 +29,7 @@ function bruteForce(heads: number[][], neurons: number[][], budget: number): num
   return best;
 }
 
-describe('mask search (OPTIN.md section 3)', () => {
+describe('mask search (docs/method.md §3)', () => {
   const heads = [[5, 1], [3, 0.5]];
   const neurons = [[9, 0.1, 0.2, 4], [0.3, 2, 0.05, 1]];
 

@@ -8,6 +8,8 @@ import { saveModel } from '../../src/engine/onnx/writer';
 import { DataType } from '../../src/engine/onnx/schema';
 import { elementCount, tensorFloat32 } from '../../src/engine/onnx/tensor';
 import { removeStaleTemps } from '../../src/engine/util/temps';
+import { EngineClient } from '../../src/engine/worker/client';
+import type { OptinError } from '../../src/engine/errors';
 import { FIXTURES, ROOT, expectOptinError, fixture, sha256, tempDir } from './helpers';
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -17,13 +19,15 @@ const TRAIN = path.join(FIXTURES, 'data', 'sst2', 'train.tsv');
 /** Lines that only appear once work on the model has started. */
 const WORK_STARTED = /scoring heads and neurons|ranking by weight magnitude|elements|planning at budget/;
 const TEMP = /\.tmp$/;
+/** What a native abort prints (onnxruntime-node torn down while a run is in flight). */
+const NATIVE_ABORT = /terminate called|Napi::Error|what\(\)|core dumped/;
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 /** Run the CLI; `onStderr` sees stderr as it arrives and may kill the child. */
-function optin(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Run> {
+function optin(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void, env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '', stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); onStderr?.(stderr, child); });
@@ -176,6 +180,7 @@ describe('crash safety: kills, full disks, concurrent runs', function () {
         assert.ok(killed, `${point}: the run was killed (${r.stderr})`);
         if (sig === 'SIGTERM') {
           assert.ok(r.code === 143 || r.signal === 'SIGTERM', `${point}: exit ${r.code} ${r.signal} ${r.stderr}`);
+          assert.doesNotMatch(r.stderr, NATIVE_ABORT, `${point}: no native abort after the exit message`);
           assert.deepEqual(temps(dir), [], `${point}: SIGTERM leaves no temp file`);
         }
         assert.equal(sha256(BERT), original, `${point}: original untouched`);
@@ -221,5 +226,65 @@ describe('crash safety: kills, full disks, concurrent runs', function () {
     assert.equal(await assertCompleteOrAbsent(path.join(dir, 'b.onnx')), 'complete');
     assert.deepEqual(temps(dir), []);
     assert.equal(sha256(BERT), original);
+  });
+});
+
+describe('crash containment: onnxruntime aborts in the engine process, not in the CLI', function () {
+  this.timeout(600_000);
+  const cases: Array<[string, string, (dir: string, model: string) => string[], RegExp]> = [
+    ['while scoring', 'scoring layer 1',
+      (dir, model) => ['prune', model, '--budget', '0.6', '--data', TRAIN, '--tokenizer', path.dirname(BERT), '--samples', '2', '--no-bench', '--out', path.join(dir, 'out.onnx')],
+      /^optin: the engine process aborted while scoring layer 1 \(\d+ of 4128 elements\) of crash\.onnx \(it said: injected fault \(OPTIN_FAULT_INJECT\)\); nothing was written; run it again; if it repeats, try --ep cpu and report it with the model$/],
+    ['while cutting weights', 'cutting weights',
+      (dir, model) => ['prune', model, '--budget', '0.6', '--ranking', 'magnitude', '--samples', '2', '--no-bench', '--out', path.join(dir, 'out.onnx')],
+      /^optin: the engine process aborted while cutting weights of crash\.onnx \(it said: injected fault \(OPTIN_FAULT_INJECT\)\); nothing was written; /],
+  ];
+  for (const [name, words, args, message] of cases) {
+    it(`${name}: one line naming the step, exit 1, nothing written, original intact`, async () => {
+      const dir = tempDir();
+      const model = path.join(dir, 'crash.onnx');
+      fs.copyFileSync(BERT, model);
+      const before = sha256(model);
+      const r = await optin(args(dir, model), undefined, { OPTIN_FAULT_INJECT: `abort:crash.onnx:${words}` });
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('optin:') && !l.startsWith('optin: warning:'));
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, message);
+      assert.doesNotMatch(r.stderr, NATIVE_ABORT, 'the native abort stays in the engine process');
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['crash.onnx'], 'no output, no temp file');
+      assert.equal(sha256(model), before);
+    });
+  }
+
+  it('the same fault on another model name does nothing (the hook is off unless named)', async () => {
+    const dir = tempDir();
+    const r = await optin(['prune', TINY, '--budget', '0.6', '--ranking', 'magnitude', '--samples', '2', '--no-bench', '--out', path.join(dir, 'out.onnx')], undefined, { OPTIN_FAULT_INJECT: 'abort:crash.onnx:cutting weights' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(fs.existsSync(path.join(dir, 'out.onnx')));
+  });
+
+  it('an engine client survives its engine process: the failed job rejects, the next job runs in a fresh process', async () => {
+    const dir = tempDir();
+    const model = path.join(dir, 'crash.onnx');
+    fs.copyFileSync(TINY, model);
+    const saved = process.env.OPTIN_FAULT_INJECT;
+    process.env.OPTIN_FAULT_INJECT = 'abort:crash.onnx:scoring layer 0';
+    const engine = new EngineClient(path.join(ROOT, 'dist', 'engineWorker.js'));
+    try {
+      const first = engine.pid;
+      assert.equal(first, undefined, 'no process before the first job');
+      await assert.rejects(engine.score({ model, data: { samples: 2 }, ep: 'cpu', mode: 'exact' }), (e: OptinError) => {
+        assert.equal(e.code, 'crashed');
+        assert.match(e.message, /^the engine process aborted while scoring layer 0 \(\d+ of \d+ elements\) of crash\.onnx/);
+        return true;
+      });
+      const report = await engine.inspect(TINY);
+      assert.deepEqual(report.structure.layers.map((l) => l.attention.heads), [4, 4]);
+      assert.ok(engine.pid, 'a fresh engine process');
+    } finally {
+      if (saved === undefined) delete process.env.OPTIN_FAULT_INJECT;
+      else process.env.OPTIN_FAULT_INJECT = saved;
+      await engine.dispose();
+    }
   });
 });

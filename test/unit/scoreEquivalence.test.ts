@@ -9,7 +9,7 @@ import { OPTIN_DEFAULTS, type RawLosses } from '../../src/engine/optin/types';
 import { klBound, mdBound, naiveRawTerms } from './naiveOptin';
 import { FIXTURES, ROOT, fixture } from './helpers';
 
-/** The paper's balance (OPTIN.md section 2) written plainly from the raw terms. */
+/** The paper's balance (docs/method.md §2) written plainly from the raw terms. */
 function combine(raw: RawLosses[], decay: number, L: number): number[][] {
   const scales: number[] = [];
   return raw.map((r, l) => r.md.map((md, i) => {

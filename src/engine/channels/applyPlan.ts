@@ -7,26 +7,13 @@ import { sessionFor, toOrt } from '../optin/teacher';
 import { describeSession, runSession } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
 import { OptinError } from '../errors';
-import { measureShapes } from '../groups/shapes';
 import type { Verification } from '../prune/verify';
 import type { PlanFile } from '../plan/schema';
 import { argmaxRows } from '../eval/evaluate';
 import { applyChannelKeep } from './apply';
 import { channelMaskFeeds, instrumentChannels } from './instrument';
-import { nodeMacs } from './macs';
+import { recountChannelMacs } from './macs';
 import type { ChannelStructure } from './structure';
-
-/** MACs of the nodes the plan's terms name, recounted from the pruned graph on its own measured shapes. */
-export async function recountChannelMacs(pruned: OnnxModel, nodes: string[]): Promise<number> {
-  const shapes = await measureShapes(pruned);
-  const ix = new GraphIndex(pruned.proto.graph!, pruned.ext);
-  const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
-  return nodes.reduce((a, name) => {
-    const n = byName.get(name);
-    if (!n) throw new OptinError('runtime', `${pruned.path}: node "${name}" is missing from the pruned graph`);
-    return a + nodeMacs(ix, shapes, n)!.macs;
-  }, 0);
-}
 
 /**
  * Cut a channel plan (on `model`, which may carry compensated biases) and prove it: the pruned model's outputs equal the original's with the same

@@ -1,5 +1,8 @@
 import type { NodeProto } from '../onnx/schema';
-import { attrInt, type GraphIndex } from '../onnx/graph';
+import type { OnnxModel } from '../onnx/model';
+import { OptinError } from '../errors';
+import { measureShapes } from '../groups/shapes';
+import { attrInt, GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import type { MeasuredShapes } from '../groups/shapes';
 import type { ChannelGroup } from '../groups/types';
@@ -75,4 +78,16 @@ export function groupMacs(terms: MacTerm[], widths: number[]): number[] {
     for (const f of gs) per[f.group]! += m / gs.length;
   }
   return per;
+}
+
+/** MACs of the nodes the plan's terms name, recounted from the pruned graph on its own measured shapes. */
+export async function recountChannelMacs(pruned: OnnxModel, nodes: string[]): Promise<number> {
+  const shapes = await measureShapes(pruned);
+  const ix = new GraphIndex(pruned.proto.graph!, pruned.ext);
+  const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
+  return nodes.reduce((a, name) => {
+    const n = byName.get(name);
+    if (!n) throw new OptinError('runtime', `${pruned.path}: node "${name}" is missing from the pruned graph`);
+    return a + nodeMacs(ix, shapes, n)!.macs;
+  }, 0);
 }

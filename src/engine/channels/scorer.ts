@@ -33,7 +33,7 @@ function featureRows(teacher: ChannelTeacher, c: OptinConstants): Array<{ rows: 
 }
 
 /**
- * Exact OPTIN scores for channel groups (OPTIN.md section 2 with spatial positions as the tokens of
+ * Exact OPTIN scores for channel groups (docs/method.md §2 with spatial positions as the tokens of
  * the manifold term): for every channel, the masked model's later block outputs (sampled positions,
  * channels as features) are compared with the dense model's by Gram distance, and its logits by
  * KL. Groups play the role of layers and channels of neurons in the returned {@link Scores}.

@@ -1,5 +1,5 @@
 import type { ModelStructure } from '../structure/types';
-import type { TensorData } from './calibration';
+import type { TensorData } from './types';
 
 /** Rows [start, end) of every feed along the batch axis. */
 export function sliceFeeds(feeds: Record<string, TensorData>, start: number, end: number): Record<string, TensorData> {

@@ -1,7 +1,7 @@
-import type { DataModel } from './calibration';
+import type { DataModel } from './types';
 import * as fs from 'node:fs';
 import { OptinError } from '../errors';
-import type { CalibrationBatch, TensorData } from './calibration';
+import type { CalibrationBatch, TensorData } from './types';
 
 function flatten(v: unknown, dims: number[], out: number[], where: string, depth = 0): void {
   if (Array.isArray(v)) {

@@ -1,8 +1,8 @@
-import type { DataModel } from './calibration';
+import type { DataModel } from './types';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OptinError } from '../errors';
-import type { CalibrationBatch } from './calibration';
+import type { CalibrationBatch } from './types';
 import { IMAGE_EXT } from './kinds';
 
 /** Image preprocessing from a Hugging Face preprocessor_config.json. */

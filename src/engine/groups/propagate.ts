@@ -16,7 +16,7 @@ const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
 const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
 
 /**
- * The closure of one candidate's coupled channel slots (DESIGN-GROUPS.md): from a producer's output
+ * The closure of one candidate's coupled channel slots (docs/units.md): from a producer's output
  * axis, every slot reachable through pass-through ops (forward and backward), every producer and
  * consumer weight that carries the channels, on measured shapes. Throws {@link GroupStop} where a
  * rule is missing or the channels cannot be cut alone (residual sums, norms over them, the graph output).

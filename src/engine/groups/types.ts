@@ -23,7 +23,7 @@ export interface MaskSite {
 }
 
 /**
- * A prunable coupled-channel group (../shared/DESIGN-GROUPS.md): channel i of every slot in it is
+ * A prunable coupled-channel group (docs/units.md): channel i of every slot in it is
  * one unit: kept or cut together in every producer's output rows, every pass-through op's
  * parameters and every consumer's input columns.
  */

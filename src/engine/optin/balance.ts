@@ -1,7 +1,7 @@
 import type { OptinConstants, RawLosses } from './types';
 
 /**
- * Combine MD and KL into scores (OPTIN.md section 2): KL is rescaled by a power of ten so that
+ * Combine MD and KL into scores (docs/method.md §2): KL is rescaled by a power of ten so that
  * MD/KL is about lambda when MD > KL, otherwise by the mean of the scales seen so far (1 if none);
  * heads and last-layer elements are decayed. Elements are visited layer by layer, one scale
  * history for heads and one for neurons.

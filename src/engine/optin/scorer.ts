@@ -180,7 +180,7 @@ function checkCancelled(signal?: AbortSignal): void {
 }
 
 /**
- * Exact OPTIN scores (OPTIN.md section 2) with the layers before l run once and reused: for each
+ * Exact OPTIN scores (docs/method.md §2) with the layers before l run once and reused: for each
  * layer a suffix graph from its residual input computes, per masked variant stacked along the batch
  * axis, the manifold-distillation and KL terms inside onnxruntime.
  */

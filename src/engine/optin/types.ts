@@ -1,3 +1,6 @@
+import type { DataOptions } from '../data/types';
+import type { EpChoice } from '../runtime/providers';
+
 /** Progress of a scoring run. */
 export interface ScoreProgress {
   phase: 'teacher' | 'layer';
@@ -38,7 +41,7 @@ export interface Scores {
   seconds: number;
 }
 
-/** Method constants of OPTIN.md section 2. */
+/** Method constants of docs/method.md §2. */
 export interface OptinConstants {
   temperature: number;
   lambda: number;
@@ -50,3 +53,22 @@ export interface OptinConstants {
 
 /** The paper's defaults. */
 export const OPTIN_DEFAULTS: OptinConstants = { temperature: 4, lambda: 10, tokenSample: 768, seed: 0, headDecay: 0.5, lastLayerDecay: 0.5 };
+
+/** Arguments of a scoring job. */
+export interface ScoreJob {
+  model: string;
+  data: DataOptions;
+  ep: EpChoice;
+  /** 'exact', 'fast' (neurons on a subset of the examples) or 'auto' (exact when it fits timeBudget). */
+  mode: 'exact' | 'fast' | 'auto';
+  /** Fast mode: examples the neurons are scored on. */
+  neuronExamples?: number;
+  /** Fast mode: layers each neuron's trajectory covers (default all). */
+  horizon?: number;
+  /** Auto mode: seconds exact scoring may take (default 600). */
+  timeBudget?: number;
+  /** 'optin' (default), the weight-magnitude baseline, or (channel groups) L1-norm filter ranking. */
+  ranking?: 'optin' | 'magnitude' | 'l1';
+  seqLen?: number;
+  features?: 'auto' | 'ffn-output' | 'attention-input';
+}

@@ -4,7 +4,7 @@ import { groupMacs, growthMacs, termsMacs } from '../channels/macs';
 import { neuronUnits, type SearchResult } from './search';
 
 /**
- * OPTIN.md section 3 for channel groups: channels ranked globally by score (in per-group blocks of
+ * docs/method.md §3 for channel groups: channels ranked globally by score (in per-group blocks of
  * `multipleOf`), every group's best block kept first (a group never vanishes: its convolutions
  * would have no channel), then blocks taken in rank order while they fit the MAC budget. A block's
  * cost is exact at the widths kept so far: MACs are products of kept widths (a convolution that

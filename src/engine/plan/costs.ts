@@ -14,7 +14,7 @@ export interface CostModel {
 }
 
 /**
- * The paper's MAC model (OPTIN.md section 3) at a sequence length; layers with a measured shape
+ * The paper's MAC model (docs/method.md §3) at a sequence length; layers with a measured shape
  * (staged models) use their own width, positions and keys per query instead.
  */
 export function macCosts(layers: LayerGeometry[], hidden: number, seqLen: number): CostModel {

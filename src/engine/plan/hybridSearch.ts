@@ -15,7 +15,7 @@ export interface ChannelSide {
 type Unit = { kind: 'neuron' | 'channel'; l: number; idx: number[]; s: number };
 
 /**
- * OPTIN.md section 3 over heads, neurons and channels together (hybrid models): for every n, keep
+ * docs/method.md §3 over heads, neurons and channels together (hybrid models): for every n, keep
  * the top n heads, then every channel group's best block (a group never vanishes), then fill the
  * remaining MAC capacity with neuron and channel blocks (of `multipleOf` each) in one ranking (score per unit), taking
  * each block that still fits at the widths kept so far (channel MACs are products of kept widths);

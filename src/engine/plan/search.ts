@@ -52,7 +52,7 @@ export function* headPrefixes(hs: Array<{ l: number; s: number }>, layers: numbe
 }
 
 /**
- * OPTIN.md section 3: rank heads and neurons globally by score; for every n = 1..L*H keep the top
+ * docs/method.md §3: rank heads and neurons globally by score; for every n = 1..L*H keep the top
  * n heads, fill the remaining MAC capacity with neurons in rank order, and keep the n with the
  * largest total importance. With `multipleOf` N > 1 neurons are taken in per-layer blocks of N
  * (ranked by mean score), so kept widths are hardware-friendly by construction, not rounded after.

@@ -35,7 +35,7 @@ export interface ApplyRequest {
   plan: PlanFile;
   /** Output path (default `<name>.optin-<pct>.onnx` beside the model). */
   out?: string;
-  /** Mask tuning (OPTIN.md section 5) before writing. */
+  /** Mask tuning (docs/method.md §5) before writing. */
   tune?: boolean;
   /** Least-squares refit of the output projections / FFN second matrices (channel groups: every consumer) over the kept elements. */
   refit?: boolean;

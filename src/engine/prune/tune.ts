@@ -11,7 +11,7 @@ import type { KeepSet } from './apply';
 import { maskFeeds } from './verify';
 import { residual, ridgeTowardOne, solveRows } from './leastSquares';
 
-/** Options for {@link tuneMasks} (Kwon et al. 2022 mask tuning, OPTIN.md section 5). */
+/** Options for {@link tuneMasks} (Kwon et al. 2022 mask tuning, docs/method.md §5). */
 export interface TuneOptions {
   /** Ridge strength relative to the mean diagonal of the normal matrix (default 1e-3). */
   ridge?: number;

@@ -15,9 +15,8 @@ import { argmaxRows } from '../eval/evaluate';
 import { OptinError } from '../errors';
 import type { KeepSet } from './apply';
 import type { ChannelStructure } from '../channels/structure';
-import type { MacTerm } from '../channels/macs';
+import { recountChannelMacs, type MacTerm } from '../channels/macs';
 import { channelMaskFeeds, instrumentChannels } from '../channels/instrument';
-import { recountChannelMacs } from '../channels/applyPlan';
 
 /** The channel groups of a hybrid model cut with its heads and neurons: verified together. */
 export interface ChannelKeep {

@@ -129,7 +129,7 @@ export interface EncoderLayer {
   /** LayerNorm before attention (pre-LN) or after the attention residual (post-LN). */
   norm1?: NormInfo;
   norm2?: NormInfo;
-  /** Value used as this layer's OPTIN feature (see OPTIN.md section 2). */
+  /** Value used as this layer's OPTIN feature (see docs/method.md §2). */
   feature: string;
   /** Measured geometry of staged models (see {@link LayerShape}); absent for uniform encoders. */
   shape?: LayerShape;

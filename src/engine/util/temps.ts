@@ -48,9 +48,9 @@ export function removeStaleTemps(dir: string): string[] {
   return gone;
 }
 
-/** Remove this process's own temporary files in `dir` (used when a run is interrupted by a signal). */
-export function removeOwnTemps(dir: string): string[] {
-  const mine = tempsIn(dir).filter((t) => t.pid === process.pid);
+/** Remove the temporary files in `dir` of this process and of `others` (its engine process) when a run is interrupted by a signal. */
+export function removeOwnTemps(dir: string, others: ReadonlyArray<number | undefined> = []): string[] {
+  const mine = tempsIn(dir).filter((t) => t.pid === process.pid || others.includes(t.pid));
   for (const t of mine) fs.rmSync(t.file, { force: true });
   return mine.map((t) => t.file);
 }

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
 import { OptinError, type OptinErrorCode } from '../errors';
 import type { InspectReport } from '../inspect';
 import type { ScoreProgress } from '../optin/types';
@@ -10,60 +10,116 @@ import type { EvalOptions, EvalReport } from '../eval/evaluate';
 import type { BenchOptions, BenchReport } from '../eval/bench';
 import type { LatencyOptions } from '../latency/measure';
 import type { PreflightReport, PreflightRequest } from '../preflight';
+import { describeJobOn } from './where';
 
 /** A job request before the client assigns its id. */
 type JobRequest = DistributiveOmit<Exclude<WorkerRequest, { kind: 'cancel' }>, 'id'>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-type Pending = { resolve: (r: Extract<WorkerReply, { kind: 'result' }>) => void; reject: (e: Error) => void; progress?: (p: ScoreProgress, warning?: string) => void; step?: (s: string) => void };
+type Job = Exclude<WorkerRequest, { kind: 'cancel' }>;
+type Pending = {
+  req: Job;
+  resolve: (r: Extract<WorkerReply, { kind: 'result' }>) => void;
+  reject: (e: Error) => void;
+  progress?: (p: ScoreProgress, warning?: string) => void;
+  step?: (s: string) => void;
+  last: { progress?: ScoreProgress; step?: string };
+};
+
+const TAIL_LINES = 40;
 
 /**
- * Runs engine jobs in a worker thread (dist/engineWorker.js next to the caller's bundle), so
- * onnxruntime never blocks the calling thread. Used by the CLI and the extension.
+ * Runs engine jobs in a child process (dist/engineWorker.js next to the caller's bundle), so
+ * onnxruntime never blocks the caller and a native abort inside it ends only that process: pending
+ * jobs fail with one sentence naming the step and the model, and the next job starts a fresh process.
+ * Used by the CLI and the extension.
  */
 export class EngineClient {
-  private worker: Worker | undefined;
+  private child: ChildProcess | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private readonly tail: string[] = [];
 
-  constructor(private readonly workerFile: string = path.join(__dirname, 'engineWorker.js')) {}
+  /**
+   * @param workerFile the engine process's script
+   * @param onLog receives what the engine process prints (onnxruntime's warnings), a line at a time
+   */
+  constructor(
+    private readonly workerFile: string = path.join(__dirname, 'engineWorker.js'),
+    private readonly onLog?: (line: string) => void,
+  ) {}
 
-  private ensure(): Worker {
-    if (this.worker) return this.worker;
-    const w = new Worker(this.workerFile);
-    w.on('message', (r: WorkerReply) => {
+  /** The engine process's id while it runs (its temporary files carry it). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  private ensure(): ChildProcess {
+    if (this.child) return this.child;
+    const child = fork(this.workerFile, [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execArgv: [],
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    });
+    this.tail.length = 0;
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding('utf8');
+      let partial = '';
+      stream?.on('data', (chunk: string) => {
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop() ?? '';
+        for (const l of lines) this.logLine(l);
+      });
+      stream?.on('end', () => this.logLine(partial));
+    }
+    child.on('message', (r: WorkerReply) => {
       const p = this.pending.get(r.id);
       if (!p) return;
-      if (r.kind === 'progress') p.progress?.(r.progress, r.warning);
-      else if (r.kind === 'step') p.step?.(r.step);
-      else {
+      if (r.kind === 'progress') {
+        p.last = { progress: r.progress };
+        p.progress?.(r.progress, r.warning);
+      } else if (r.kind === 'step') {
+        p.last = { step: r.step };
+        p.step?.(r.step);
+      } else {
         this.pending.delete(r.id);
         p.resolve(r);
       }
     });
-    w.on('error', (e) => this.failAll(e));
-    w.on('exit', (code) => {
-      this.worker = undefined;
-      if (this.pending.size) this.failAll(new Error(`engine worker exited with code ${code}`));
+    child.on('error', (e) => this.failAll(() => e));
+    child.on('close', (code, signal) => {
+      if (this.child === child) this.child = undefined;
+      this.failAll((p) => new OptinError('crashed', crashMessage(p, code, signal, this.tail)));
     });
-    this.worker = w;
-    return w;
+    this.child = child;
+    return child;
   }
 
-  private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
+  private logLine(line: string): void {
+    if (!line.trim()) return;
+    this.tail.push(line);
+    if (this.tail.length > TAIL_LINES) this.tail.shift();
+    this.onLog?.(line);
+  }
+
+  private failAll(error: (p: Pending) => Error): void {
+    for (const p of this.pending.values()) p.reject(error(p));
     this.pending.clear();
   }
 
   private async request(req: JobRequest, progress?: Pending['progress'], signal?: AbortSignal, step?: Pending['step']): Promise<Extract<WorkerReply, { kind: 'result'; ok: true }>> {
     const id = this.nextId++;
-    const w = this.ensure();
+    const child = this.ensure();
+    const job = { ...req, id } as Job;
     const r = await new Promise<Extract<WorkerReply, { kind: 'result' }>>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, ...(progress ? { progress } : {}), ...(step ? { step } : {}) });
-      const cancel = (): void => w.postMessage({ id, kind: 'cancel' } satisfies WorkerRequest);
+      this.pending.set(id, { req: job, resolve, reject, last: {}, ...(progress ? { progress } : {}), ...(step ? { step } : {}) });
+      const cancel = (): void => {
+        if (child.connected) child.send({ id, kind: 'cancel' } satisfies WorkerRequest);
+      };
       if (signal?.aborted) cancel();
       signal?.addEventListener('abort', cancel, { once: true });
-      w.postMessage({ ...req, id });
+      child.send(job);
     });
     if (!r.ok) throw new OptinError(r.code as OptinErrorCode, r.message);
     return r;
@@ -104,10 +160,32 @@ export class EngineClient {
     return (await this.request({ kind: 'bench', models, options }, undefined, signal)).bench!;
   }
 
-  /** Stop the worker. */
+  /** Stop the engine process at once; jobs still running fail as cancelled. */
   async dispose(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
-    await w?.terminate();
+    const child = this.child;
+    this.child = undefined;
+    if (!child) return;
+    this.failAll(() => new OptinError('cancelled', 'the engine was stopped'));
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
   }
+}
+
+/** One sentence for a job whose engine process ended under it: what it was doing, how it ended, what onnxruntime said. */
+function crashMessage(p: Pending, code: number | null, signal: NodeJS.Signals | null, tail: readonly string[]): string {
+  const how = signal === 'SIGABRT' ? 'aborted' : signal ? `was killed (${signal})` : `exited with code ${code}`;
+  const said = nativeReason(tail);
+  const hint = signal === 'SIGKILL' ? 'if memory ran out, use fewer calibration examples (--samples)' : 'run it again; if it repeats, try --ep cpu and report it with the model';
+  return `the engine process ${how} while ${describeJobOn(p.req, p.last)}${said ? ` (it said: ${said})` : ''}; nothing was written; ${hint}`;
+}
+
+/** The native error's own words from the engine's last output lines ("what(): ..."), if any. */
+function nativeReason(tail: readonly string[]): string | undefined {
+  const what = [...tail].reverse().find((l) => /what\(\)/.test(l));
+  const line = what ?? [...tail].reverse().find((l) => /terminate called|error|exception|abort/i.test(l));
+  if (!line) return undefined;
+  const text = line.replace(/^\s*what\(\):\s*/, '').trim();
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }

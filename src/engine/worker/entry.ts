@@ -1,4 +1,3 @@
-import { parentPort } from 'node:worker_threads';
 import { inspectModel } from '../inspect';
 import { isOptinError } from '../errors';
 import { runScoreJob } from './jobs';
@@ -9,14 +8,25 @@ import { preflight } from '../preflight';
 import { loadModel } from '../onnx/model';
 import { detectStructure } from '../structure/detect';
 import { latencyTableFor } from '../latency/cache';
+import { faultFor } from './fault';
 import type { WorkerReply, WorkerRequest } from './protocol';
 
-/** Engine worker: every onnxruntime call runs here, never on the caller's thread. */
-const port = parentPort!;
+/**
+ * The engine process (forked by {@link EngineClient}): every onnxruntime call runs here, so a native
+ * abort ends this process, never the editor's extension host or the CLI.
+ */
 const controllers = new Map<number, AbortController>();
-const send = (r: WorkerReply): void => port.postMessage(r);
+const send = (r: WorkerReply): void => {
+  if (process.connected) process.send!(r);
+};
 
-port.on('message', (req: WorkerRequest) => {
+// The parent owns Ctrl-C (it cancels the job); a parent that went away or a SIGTERM ends this process
+// at once, without running onnxruntime's teardown while a run may still be in flight.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => process.kill(process.pid, 'SIGKILL'));
+process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+
+process.on('message', (req: WorkerRequest) => {
   if (req.kind === 'cancel') {
     controllers.get(req.id)?.abort();
     return;
@@ -27,6 +37,7 @@ port.on('message', (req: WorkerRequest) => {
 async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<void> {
   const ac = new AbortController();
   controllers.set(req.id, ac);
+  const fault = faultFor(req);
   try {
     switch (req.kind) {
       case 'inspect':
@@ -36,12 +47,18 @@ async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<
         send({ id: req.id, kind: 'result', ok: true, preflight: await preflight(req.req) });
         break;
       case 'score': {
-        const scores = await runScoreJob(req.job, (progress, warning) => send({ id: req.id, kind: 'progress', progress, ...(warning ? { warning } : {}) }), ac.signal);
+        const scores = await runScoreJob(req.job, (progress, warning) => {
+          send({ id: req.id, kind: 'progress', progress, ...(warning ? { warning } : {}) });
+          fault?.({ progress });
+        }, ac.signal);
         send({ id: req.id, kind: 'result', ok: true, scores });
         break;
       }
       case 'apply': {
-        const apply = await applyPlan(req.job, ac.signal, (step) => send({ id: req.id, kind: 'step', step }));
+        const apply = await applyPlan(req.job, ac.signal, (step) => {
+          send({ id: req.id, kind: 'step', step });
+          fault?.({ step });
+        });
         send({ id: req.id, kind: 'result', ok: true, apply });
         break;
       }

@@ -1,8 +1,6 @@
 import type { InspectReport } from '../inspect';
-import type { ScoreProgress } from '../optin/types';
+import type { ScoreJob, ScoreProgress } from '../optin/types';
 import type { ScoresFile } from '../plan/schema';
-import type { DataOptions } from '../data/calibration';
-import type { EpChoice } from '../runtime/providers';
 import type { ApplyReport, ApplyRequest } from '../prune/applyPlan';
 import type { EvalOptions, EvalReport } from '../eval/evaluate';
 import type { BenchOptions, BenchReport } from '../eval/bench';
@@ -18,24 +16,7 @@ export interface LatencyResult {
   file: string;
 }
 
-/** Arguments of a scoring job. */
-export interface ScoreJob {
-  model: string;
-  data: DataOptions;
-  ep: EpChoice;
-  /** 'exact', 'fast' (neurons on a subset of the examples) or 'auto' (exact when it fits timeBudget). */
-  mode: 'exact' | 'fast' | 'auto';
-  /** Fast mode: examples the neurons are scored on. */
-  neuronExamples?: number;
-  /** Fast mode: layers each neuron's trajectory covers (default all). */
-  horizon?: number;
-  /** Auto mode: seconds exact scoring may take (default 600). */
-  timeBudget?: number;
-  /** 'optin' (default), the weight-magnitude baseline, or (channel groups) L1-norm filter ranking. */
-  ranking?: 'optin' | 'magnitude' | 'l1';
-  seqLen?: number;
-  features?: 'auto' | 'ffn-output' | 'attention-input';
-}
+export type { ScoreJob } from '../optin/types';
 
 /** Host -> engine worker. */
 export type WorkerRequest =
