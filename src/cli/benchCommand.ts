@@ -1,13 +1,14 @@
 import * as path from 'node:path';
 import { OptinError } from '../engine/errors';
 import { checkFlags, intFlag, parseArgs } from './args';
-import { epFlag, withEngine } from './common';
+import { epFlag, str, withEngine } from './common';
+import { parseInputSize } from '../engine/data/inputSize';
 
-const USAGE = 'usage: optin bench <a.onnx> <b.onnx> [...] [--batch B] [--seq-len S] [--runs N] [--threads T] [--ep E] [--json]';
+const USAGE = 'usage: optin bench <a.onnx> <b.onnx> [...] [--batch B] [--seq-len S] [--runs N] [--threads T] [--input-size HxW] [--ep E] [--json]';
 
 /** `optin bench`: median latency of models, runs interleaved in one process, and the ratios. */
 export async function runBench(argv: string[]): Promise<number> {
-  const valued = ['batch', 'seq-len', 'runs', 'threads', 'ep'];
+  const valued = ['batch', 'seq-len', 'runs', 'threads', 'ep', 'input-size'];
   const args = parseArgs(argv, valued);
   checkFlags(args, [...valued, 'json'], 'bench');
   if (args.positional.length < 1) throw new OptinError('usage', USAGE);
@@ -15,6 +16,7 @@ export async function runBench(argv: string[]): Promise<number> {
   return withEngine(async (engine, signal) => {
     const r = await engine.bench(args.positional, {
       ep: epFlag(args), ...(batch ? { batch } : {}), ...(seqLen ? { seqLen } : {}), ...(runs ? { runs } : {}), ...(threads ? { threads } : {}),
+      ...(str(args, 'input-size') ? { inputSize: parseInputSize(str(args, 'input-size')!) } : {}),
     }, signal);
     if (args.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
     else {

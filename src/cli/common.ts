@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { OptinError } from '../engine/errors';
 import { EngineClient } from '../engine/worker/client';
 import type { DataOptions } from '../engine/data/calibration';
+import { parseInputSize } from '../engine/data/inputSize';
 import { EP_CHOICES, type EpChoice } from '../engine/runtime/providers';
 import { intFlag, type Args } from './args';
 import { removeOwnTemps } from '../engine/util/temps';
@@ -10,7 +11,7 @@ import type { ScoreProgress } from '../engine/optin/types';
 
 
 /** Flags every data-reading command accepts. */
-export const DATA_FLAGS = ['data', 'tokenizer', 'samples', 'max-length', 'preprocessor'] as const;
+export const DATA_FLAGS = ['data', 'tokenizer', 'samples', 'max-length', 'preprocessor', 'input-size'] as const;
 
 /** A string flag, or undefined. */
 export function str(args: Args, k: string): string | undefined {
@@ -18,7 +19,7 @@ export function str(args: Args, k: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** Calibration/evaluation data options from --data/--tokenizer/--samples/--max-length/--preprocessor. */
+/** Calibration/evaluation data options from --data/--tokenizer/--samples/--max-length/--preprocessor/--input-size. */
 export function dataOptions(args: Args, dataFlag = 'data'): DataOptions {
   const samples = intFlag(args, 'samples');
   const maxLength = intFlag(args, 'max-length');
@@ -28,6 +29,7 @@ export function dataOptions(args: Args, dataFlag = 'data'): DataOptions {
   if (samples) o.samples = samples;
   if (maxLength) o.maxLength = maxLength;
   if (str(args, 'preprocessor')) o.preprocessor = str(args, 'preprocessor')!;
+  if (str(args, 'input-size')) o.inputSize = parseInputSize(str(args, 'input-size')!);
   return o;
 }
 

@@ -28,6 +28,7 @@ function formatChannels(r: InspectReport): string {
     `model   ${path.basename(r.path)}  (${bytes(r.fileBytes)}${r.usesExternalData ? ' + external data' : ''}, ${si(r.parameters)} parameters)`,
     `arch    ${s.architecture}, ${s.modality}, ${c.blocks.length} prunable channel groups, opset ${s.opset}, ${s.producer || 'unknown producer'}`,
     `inputs  ${s.inputs.map((i) => `${i.name} (${i.role}, ${i.dtype} [${i.shape.join(', ')}])`).join('; ')}`,
+    ...(c.inputSize ? [`size    measured at ${c.inputSize.height} x ${c.inputSize.width} (the model's height and width are dynamic and stay so when pruned; --input-size HxW to choose)`] : []),
     `MACs per example: ${si(c.macs.prunable)} prunable of ${si(c.macs.all)} in Conv/MatMul/Gemm`,
     ...(c.note ? [`note    ${c.note}`] : []),
     '',
@@ -85,6 +86,7 @@ export function inspectJson(r: InspectReport): object {
       blocks: c.blocks.map((b) => ({ name: b.name, kind: b.kind, channels: b.channels, macs: b.macs, producers: b.producers, consumers: b.consumers })),
       refused: c.refused,
       ...(c.note ? { note: c.note } : {}),
+      ...(c.inputSize ? { inputSize: c.inputSize } : {}),
       macs: { perExample: true, prunable: c.macs.prunable, all: c.macs.all },
     };
   }

@@ -13,7 +13,8 @@ import { runSweepCommand } from './sweepCommand';
 const USAGE = `usage: optin <command> [options]
 
 commands:
-  inspect <model.onnx> [--seq-len N] [--json]   detected transformer structure and MACs
+  inspect <model.onnx> [--seq-len N] [--input-size HxW] [--json]
+                                                detected structure and MACs (--input-size: for dynamic image height/width)
   score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--ep E] --out scores.json
                                                 OPTIN importance of every head and FFN neuron
   plan <scores.json> --budget C [--multiple-of N] --out plan.json
@@ -30,7 +31,7 @@ commands:
                                                 the speed/accuracy frontier: one scoring run, every budget applied, verified, evaluated, timed
   eval <model.onnx> --data PATH [--reference model.onnx]
                                                 accuracy on labelled data, agreement with a reference
-  bench <a.onnx> <b.onnx> [--batch B] [--seq-len S]
+  bench <a.onnx> <b.onnx> [--batch B] [--seq-len S] [--input-size HxW]
                                                 interleaved median latency and speedup
 
 Exit codes: 0 ok, 1 internal error or the engine process crashed, 2 refused input (reason on stderr).`;

@@ -4,6 +4,7 @@ import { detectStructure } from './structure/detect';
 import type { ModelStructure } from './structure/types';
 import { analyzeChannels, type ChannelStructure } from './channels/structure';
 import { channelsOutside } from './hybrid/structure';
+import type { InputSize } from './data/types';
 
 /**
  * What a model is pruned by: attention heads and FFN neurons (with `channels`, the coupled-channel
@@ -15,16 +16,17 @@ export type Analysis = { kind: 'transformer'; st: ModelStructure; channels?: Cha
 /**
  * Transformer encoders are recognised by their attention; any other graph is analysed for coupled
  * channel groups (CNNs, MLPs). Decoder-only, float16 and otherwise refused transformers stay refused.
+ * Dynamic image axes are measured at `size` ({@link inputSizeFor}).
  * @throws OptinError('not-transformer') naming the transformer check and the channel propagation's stops when neither applies
  */
-export async function analyzeModel(model: OnnxModel): Promise<Analysis> {
+export async function analyzeModel(model: OnnxModel, size?: InputSize): Promise<Analysis> {
   let st: ModelStructure;
   try {
     st = detectStructure(model);
   } catch (e) {
     if (!(e instanceof OptinError) || e.code !== 'not-transformer') throw e;
     try {
-      return { kind: 'channels', cs: await analyzeChannels(model) };
+      return { kind: 'channels', cs: await analyzeChannels(model, size) };
     } catch (c) {
       if (c instanceof OptinError && c.code === 'not-transformer') throw new OptinError('not-transformer', `${e.message}; ${c.message.replace(`${model.path}: `, '')}`);
       throw c;

@@ -1,5 +1,9 @@
 import { loadModel } from './onnx/model';
 import { analyzeModel } from './analyze';
+import { inputSizeFor } from './data/inputSize';
+import { modelInputs } from './structure/inputs';
+import { GraphIndex } from './onnx/graph';
+import type { InputSize } from './data/types';
 import { channelSummary, type ChannelSummary } from './channels/jobs';
 import { withMeasuredTokens } from './structure/measure';
 import { modelMacs, type MacReport } from './flops';
@@ -32,16 +36,17 @@ export function defaultSeqLen(st: ModelStructure): number {
  * Load, check in onnxruntime and analyse a model.
  * @throws OptinError for unreadable, refused or non-transformer models.
  */
-export async function inspectModel(path: string, seqLen?: number): Promise<InspectReport> {
+export async function inspectModel(path: string, seqLen?: number, size?: InputSize): Promise<InspectReport> {
   const model = loadModel(path);
   await checkLoadable(model.path, model.path);
-  const a = await analyzeModel(model);
+  const a = await analyzeModel(model, size ?? inputSizeFor(path));
   let parameters = 0;
   for (const t of model.proto.graph!.initializer) parameters += elementCount(t.dims);
   if (a.kind === 'channels') {
     const channels = channelSummary(model, a.cs);
     const cs = a.cs;
-    const structure: ModelStructure = { architecture: cs.architecture, modality: cs.modality, hidden: 0, norm: 'post', layers: [], inputs: cs.inputs, outputs: cs.outputs, opset: cs.opset, producer: cs.producer };
+    const inputs = cs.inputSize ? modelInputs(new GraphIndex(model.proto.graph!, model.ext)) : cs.inputs;
+    const structure: ModelStructure = { architecture: cs.architecture, modality: cs.modality, hidden: 0, norm: 'post', layers: [], inputs, outputs: cs.outputs, opset: cs.opset, producer: cs.producer };
     return { path: model.path, structure, macs: { seqLen: 1, layers: [], total: channels.macs.prunable }, parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData, channels };
   }
   const structure = await withMeasuredTokens(model, a.st);

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { inputSizeFor } from './data/inputSize';
 import * as path from 'node:path';
 import { OptinError } from './errors';
 import { loadModel, type OnnxModel } from './onnx/model';
@@ -134,7 +135,7 @@ export function checkOutput(input: string, out: string, bytes: number): { free?:
  */
 export async function preflight(req: PreflightRequest): Promise<PreflightReport> {
   const m = loadModel(req.model);
-  const a = await analyzeModel(m);
+  const a = await analyzeModel(m, inputSizeFor(req.model, req.data));
   const st: DataModel = a.kind === 'transformer' ? a.st : a.cs;
   await checkData(m, st, req.data, 'calibration data');
   await checkData(m, st, req.evalData, 'evaluation data');

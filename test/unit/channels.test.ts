@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
+import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { DataType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema, ValueInfoProtoSchema } from '../../src/engine/onnx/schema';
@@ -10,6 +11,7 @@ import { analyzeChannels } from '../../src/engine/channels/structure';
 import { scoreChannels } from '../../src/engine/channels/scorer';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { GraphIndex } from '../../src/engine/onnx/graph';
+import { modelInputs } from '../../src/engine/structure/inputs';
 import { macTerms, termsMacs } from '../../src/engine/channels/macs';
 import { searchChannels } from '../../src/engine/plan/channelSearch';
 import { segmentationMetrics } from '../../src/engine/eval/segmentation';
@@ -195,5 +197,71 @@ describe('channel groups of CNNs (torchvision exports)', function () {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /CumSum node "mix_channels"/);
     assert.deepEqual(fs.readdirSync(dir), ['mixing.onnx']);
+  });
+});
+
+describe('CNNs exported with dynamic height and width (torchvision resnet18, mobilenet_v3_large)', function () {
+  this.timeout(600_000);
+  const static18 = (): string => materialize(fixture('tv-resnet18/model.skeleton.onnx'));
+
+  it('resnet18: analysed at the preprocessor config\'s size, exactly as the fixed-size export; MACs follow --input-size', async () => {
+    const file = materialize(fixture('tv-resnet18-dynamic-hw/model.skeleton.onnx'));
+    const dyn = await inspectModel(file);
+    const fixed = await inspectModel(static18());
+    assert.deepEqual(dyn.channels!.inputSize, { height: 64, width: 64 });
+    assert.deepEqual(dyn.structure.inputs[0]!.shape, ['batch', 3, 'height', 'width'], 'inspect shows the model\'s own axes');
+    assert.deepEqual(dyn.channels!.blocks.map((b) => [b.name, b.channels, b.macs]), fixed.channels!.blocks.map((b) => [b.name, b.channels, b.macs]));
+    assert.equal(dyn.channels!.macs.prunable, fixed.channels!.macs.prunable);
+    // Every resnet18 feature map at 96 is 1.5x as wide and high as at 64 (64 and 96 are both multiples of 32): MACs x 2.25.
+    const at96 = await inspectModel(file, undefined, { height: 96, width: 96 });
+    assert.equal(at96.channels!.macs.prunable, 2.25 * dyn.channels!.macs.prunable);
+    const cli = optin('inspect', file, '--input-size', '96x96');
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /^size {4}measured at 96 x 96 \(the model's height and width are dynamic and stay so when pruned; --input-size HxW to choose\)$/m);
+  });
+
+  for (const c of [
+    { name: 'resnet18 (exact OPTIN scores)', dir: 'tv-resnet18-dynamic-hw', ranking: [] as string[] },
+    { name: 'mobilenet_v3_large (L1 ranking; 24 groups through depthwise and squeeze-excitation)', dir: 'tv-mobilenet-v3-large-dynamic-hw', ranking: ['--ranking', 'l1'] },
+  ]) {
+    it(`${c.name}: prune 0.6 verifies at the calibration size, the pruned model keeps dynamic axes and runs at another size, original byte-identical`, async () => {
+      const file = materialize(fixture(`${c.dir}/model.skeleton.onnx`));
+      const before = sha256(file);
+      const out = path.join(tempDir(), 'p.onnx');
+      const p = optin('prune', file, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', out, '--json', ...c.ranking);
+      assert.equal(p.code, 0, p.stderr);
+      const j = JSON.parse(p.stdout);
+      assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+      assert.equal(j.apply.macs.after, j.plan.macs.kept);
+      assert.ok(j.apply.macs.after <= 0.6 * j.apply.macs.before * (1 + 1e-9) && j.apply.macs.after > 0.5 * j.apply.macs.before);
+      assert.equal(sha256(file), before, 'the original is byte-identical');
+      const pruned = loadModel(out);
+      assert.deepEqual(modelInputs(new GraphIndex(pruned.proto.graph!, pruned.ext)).map((i) => i.shape), [['batch', 3, 'height', 'width']]);
+      const session = await ort.InferenceSession.create(out);
+      try {
+        const r = await session.run({ pixel_values: new ort.Tensor('float32', new Float32Array(3 * 96 * 80), [1, 3, 96, 80]) });
+        assert.deepEqual(r[session.outputNames[0]!]!.dims, [1, 10]);
+      } finally {
+        await session.release();
+      }
+    });
+  }
+
+  it('without a size: refused in one line that says how to give one; --input-size analyses and prunes it', () => {
+    const dir = tempDir();
+    const bare = path.join(dir, 'r.onnx');
+    fs.copyFileSync(materialize(fixture('tv-resnet18-dynamic-hw/model.skeleton.onnx')), bare);
+    const r = optin('prune', bare, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', path.join(dir, 'p.onnx'));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /optin: .*r\.onnx: input "pixel_values" has dynamic axes \(batch x 3 x height x width\) and no size to analyse it at; put the preprocessor_config\.json the model was trained with \(its "size"\) next to the model, or pass --input-size HxW\n$/);
+    assert.ok(!fs.existsSync(path.join(dir, 'p.onnx')));
+    const b = optin('bench', bare, '--runs', '1');
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /has dynamic height and width .*--input-size HxW/);
+    const ok = optin('prune', bare, '--input-size', '64x64', '--budget', '0.6', '--ranking', 'l1', '--samples', '2', '--bench-runs', '2', '--out', path.join(dir, 'p.onnx'), '--json');
+    assert.equal(ok.code, 0, ok.stderr);
+    const j = JSON.parse(ok.stdout);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+    assert.match(j.bench.shape, /images of 64x64$/);
   });
 });

@@ -57,7 +57,7 @@ export async function cutAndVerifyChannels(model: OnnxModel, cs: ChannelStructur
   if (!(diff <= tolerance)) {
     throw new OptinError('runtime', `${out}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
   }
-  const macs = await recountChannelMacs(pruned, plan.model.channels!.terms.map((t) => t.node));
+  const macs = await recountChannelMacs(pruned, plan.model.channels!.terms.map((t) => t.node), cs.inputSize);
   if (Math.abs(macs - plan.macs.kept) > 1e-6 * Math.max(1, plan.macs.kept)) {
     throw new OptinError('runtime', `${out}: verification failed: the pruned graph has ${macs} MACs in its pruned convolutions/projections, the plan says ${plan.macs.kept}`);
   }

@@ -5,6 +5,7 @@ import type { ModelRef, PlanFile, ScoresFile } from '../plan/schema';
 import { scoresFile } from '../plan/files';
 import type { Scores, ScoreJob, ScoreProgress } from '../optin/types';
 import { OptinError } from '../errors';
+import type { InputSize } from '../data/types';
 import { groupMacs, macTerms, nodeMacs, termsMacs, type MacTerm } from './macs';
 import { scoreChannels } from './scorer';
 import { channelWeightScores } from './baselines';
@@ -32,6 +33,8 @@ export interface ChannelSummary {
   terms: MacTerm[];
   /** Set when the graph has attention the transformer detector did not recognise (its heads are not pruned). */
   note?: string;
+  /** The image height and width the MACs were measured at, when the model's are dynamic. */
+  inputSize?: InputSize;
 }
 
 /** Why a graph with attention is pruned by channel groups only. */
@@ -65,6 +68,7 @@ export function channelSummary(model: OnnxModel, cs: ChannelStructure): ChannelS
     macs: { prunable: termsMacs(terms, widths), all },
     terms,
     ...(note ? { note } : {}),
+    ...(cs.inputSize ? { inputSize: cs.inputSize } : {}),
   };
 }
 

@@ -2,6 +2,7 @@ import type { NodeProto } from '../onnx/schema';
 import type { OnnxModel } from '../onnx/model';
 import { OptinError } from '../errors';
 import { measureShapes } from '../groups/shapes';
+import type { InputSize } from '../data/types';
 import { attrInt, GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import type { MeasuredShapes } from '../groups/shapes';
@@ -81,8 +82,8 @@ export function groupMacs(terms: MacTerm[], widths: number[]): number[] {
 }
 
 /** MACs of the nodes the plan's terms name, recounted from the pruned graph on its own measured shapes. */
-export async function recountChannelMacs(pruned: OnnxModel, nodes: string[]): Promise<number> {
-  const shapes = await measureShapes(pruned);
+export async function recountChannelMacs(pruned: OnnxModel, nodes: string[], size?: InputSize): Promise<number> {
+  const shapes = await measureShapes(pruned, size);
   const ix = new GraphIndex(pruned.proto.graph!, pruned.ext);
   const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
   return nodes.reduce((a, name) => {

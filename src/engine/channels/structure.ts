@@ -2,6 +2,8 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex, attr } from '../onnx/graph';
 import { findScoresMatMul } from '../structure/attention';
 import { OptinError } from '../errors';
+import { hasDynamicSize, withInputSize } from '../data/inputSize';
+import type { InputSize } from '../data/types';
 import { modelInputs } from '../structure/inputs';
 import { checkWeightTypes } from '../structure/dtypes';
 import type { ModelInput } from '../structure/types';
@@ -27,6 +29,8 @@ export interface ChannelStructure {
   architecture: string;
   modality: 'vision' | 'text' | 'hidden-states';
   inputs: ModelInput[];
+  /** The size dynamic image axes were measured at (absent when every axis but the batch is fixed). */
+  inputSize?: InputSize;
   outputs: string[];
   groups: ChannelGroup[];
   /** Candidates that are not prunable alone (residual streams, the classifier...), with the reason. */
@@ -68,16 +72,17 @@ function blockOutput(ix: GraphIndex, grp: ChannelGroup, shapes: MeasuredShapes, 
 /**
  * Find the prunable channel groups of a graph on shapes measured in one onnxruntime run, and each
  * group's block output for the manifold term.
+ * Dynamic image axes are measured at `size`; the structure's inputs carry it.
  * @throws OptinError('not-transformer') when no group is prunable (with the most common reasons)
  */
-export async function analyzeChannels(model: OnnxModel): Promise<ChannelStructure> {
+export async function analyzeChannels(model: OnnxModel, size?: InputSize): Promise<ChannelStructure> {
   checkWeightTypes(model);
   const g = model.proto.graph!;
   const ix = new GraphIndex(g, model.ext);
-  const inputs = modelInputs(ix);
+  const inputs = withInputSize(modelInputs(ix), size);
   const half = inputs.find((i) => i.dtype === 'float16');
   if (half) throw new OptinError('unsupported', `${model.path}: input "${half.name}" is float16; OPTIN needs a float32 model`);
-  const shapes = await measureShapes(model);
+  const shapes = await measureShapes(model, size);
   const { groups, refused } = findChannelGroups(model, shapes);
   if (!groups.length) {
     const why = refused.slice(0, 3).map((r) => `${r.op} node "${r.node}": ${r.reason}`).join('; ');
@@ -96,7 +101,7 @@ export async function analyzeChannels(model: OnnxModel): Promise<ChannelStructur
   const convs = g.node.filter((n) => n.opType === 'Conv').length;
   const attention = g.node.filter((n) => n.opType === 'Softmax' && findScoresMatMul(ix, n.input[0]!, 0, true));
   return {
-    kind: 'channels', architecture: attention.length ? 'attention-not-recognised' : convs ? 'cnn' : 'mlp', modality, inputs, outputs: g.output.map((o) => o.name), groups, refused, features, featureOf, shapes,
+    kind: 'channels', architecture: attention.length ? 'attention-not-recognised' : convs ? 'cnn' : 'mlp', modality, inputs, ...(size && modelInputs(ix).some(hasDynamicSize) ? { inputSize: size } : {}), outputs: g.output.map((o) => o.name), groups, refused, features, featureOf, shapes,
     ...(attention.length ? { unrecognisedAttention: { count: attention.length, example: ix.label(attention[0]!) } } : {}),
     opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0), producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
   };

@@ -8,7 +8,7 @@ import { readImages } from './images';
 import { mulberry32 } from '../optin/random';
 import type { CalibrationBatch, DataModel, DataOptions, TensorData } from './types';
 
-export type { TensorData, CalibrationBatch, DataModel, DataOptions } from './types';
+export type { TensorData, CalibrationBatch, DataModel, DataOptions, InputSize } from './types';
 
 /** Default number of calibration examples. */
 export const DEFAULT_SAMPLES = 32;
@@ -83,7 +83,7 @@ export async function loadCalibration(modelPath: string, st: DataModel, opts: Da
   const ext = path.extname(opts.data).toLowerCase();
   if (st.modality === 'vision') {
     if (ext === '.jsonl') return readFeeds(opts.data, st, samples);
-    return readImages(opts.data, st, samples, opts.preprocessor ?? path.join(path.dirname(modelPath), 'preprocessor_config.json'), opts.skip ?? 0);
+    return readImages(opts.data, st, samples, opts.preprocessor ?? path.join(path.dirname(modelPath), 'preprocessor_config.json'), opts.skip ?? 0, opts.inputSize);
   }
   if (st.modality !== 'text') return readFeeds(opts.data, st, samples);
   if (ext === '.jsonl') {

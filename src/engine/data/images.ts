@@ -2,7 +2,7 @@ import type { DataModel } from './types';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OptinError } from '../errors';
-import type { CalibrationBatch } from './types';
+import type { CalibrationBatch, InputSize } from './types';
 import { IMAGE_EXT } from './kinds';
 
 /** Image preprocessing from a Hugging Face preprocessor_config.json. */
@@ -102,12 +102,12 @@ function roundRobin<T extends { label?: number }>(items: T[]): T[] {
  * Decode, resize and normalise images into pixel_values [N, C, H, W] with the graph's channel count.
  * @throws OptinError('data') for unreadable images or a folder without images
  */
-export async function readImages(dir: string, st: DataModel, samples: number, preprocessorFile: string, skip = 0): Promise<CalibrationBatch> {
+export async function readImages(dir: string, st: DataModel, samples: number, preprocessorFile: string, skip = 0, size?: InputSize): Promise<CalibrationBatch> {
   const px = st.inputs.find((i) => i.role === 'pixel_values');
   if (!px) throw new OptinError('data', 'the model has no image input');
   const channels = typeof px.shape[1] === 'number' ? px.shape[1] : 3;
   if (channels !== 1 && channels !== 3) throw new OptinError('data', `input "${px.name}" expects ${channels} channels; only 1 (grayscale) or 3 (RGB) are supported`);
-  const pre = readPreprocessor(preprocessorFile, st);
+  const pre = { ...readPreprocessor(preprocessorFile, st), ...size };
   const all = roundRobin(listImages(dir));
   if (all.length <= skip) throw new OptinError('data', `${dir} holds no images beyond the first ${skip}`);
   const files = all.slice(skip, skip + samples);

@@ -43,4 +43,12 @@ export interface DataOptions {
   skip?: number;
   /** 'chosen' when the user picked synthetic data on purpose (changes the warning's wording). */
   synthetic?: 'chosen';
+  /** Image height and width for a model whose image axes are dynamic (default: the preprocessor config's size). */
+  inputSize?: InputSize;
+}
+
+/** Image height and width a model with dynamic spatial axes is analysed, calibrated and timed at. */
+export interface InputSize {
+  height: number;
+  width: number;
 }

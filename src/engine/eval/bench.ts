@@ -1,8 +1,11 @@
 import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/model';
 import { describeInterface } from '../structure/detect';
-import type { ModelStructure } from '../structure/types';
+import type { ModelInput, ModelStructure } from '../structure/types';
+import { hasDynamicSize, inputSizeFor, withInputSize } from '../data/inputSize';
+import type { InputSize } from '../data/types';
 import { createSession, describeSession, runSession, type Session } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
 import { mulberry32 } from '../optin/random';
@@ -34,6 +37,8 @@ export interface BenchOptions {
   /** A provider per model (same model on several providers), instead of `ep` for all. */
   eps?: EpChoice[];
   threads?: number;
+  /** Height and width of dynamic image axes (default: the first model's preprocessor config size). */
+  inputSize?: InputSize;
   signal?: AbortSignal;
 }
 
@@ -59,6 +64,11 @@ export function benchFeeds(st: Pick<ModelStructure, 'inputs' | 'vocabSize'>, bat
     }
   }
   return feeds;
+}
+
+function imageSize(inputs: ModelInput[]): string {
+  const px = inputs.find((i) => i.role === 'pixel_values');
+  return px && px.shape.length === 4 ? ` of ${px.shape[2]}x${px.shape[3]}` : '';
 }
 
 /** The q-quantile (0..1) of samples, nearest-rank. */
@@ -101,14 +111,17 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
   try {
     for (const [k, p] of paths.entries()) {
       const m = loadModel(p);
-      const st = describeInterface(m);
+      const st0 = describeInterface(m);
+      const st = { ...st0, inputs: withInputSize(st0.inputs, opts.inputSize ?? inputSizeFor(paths[0]!)) };
+      const open = st.inputs.find(hasDynamicSize);
+      if (open) throw new OptinError('usage', `${m.path}: input "${open.name}" has dynamic height and width (${open.shape.join(' x ')}); give the size to time it at: --input-size HxW, or a preprocessor_config.json beside ${path.basename(paths[0]!)}`);
       const fixed = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
       sessions.push(await createSession(m.path, { ep: opts.eps?.[k] ?? opts.ep ?? 'cpu', label: m.path, noSpin: true, threads }));
       const b = typeof fixed === 'number' ? fixed : batch;
       feeds.push(benchFeeds(st, b, seqLen));
       if (k === 0) {
         usedBatch = b;
-        shape = st.inputs.some((i) => i.role === 'input_ids') ? `batch ${b} x ${seqLen} tokens` : st.inputs.some((i) => i.role === 'pixel_values') ? `batch ${b} images` : `batch ${b}`;
+        shape = st.inputs.some((i) => i.role === 'input_ids') ? `batch ${b} x ${seqLen} tokens` : st.inputs.some((i) => i.role === 'pixel_values') ? `batch ${b} images${imageSize(st.inputs)}` : `batch ${b}`;
       }
     }
     const times = await timeInterleaved(sessions.map((se, i) => () => runSession(se.session, feeds[i]!, paths[i]!)), runs, warmup, opts.signal);

@@ -9,6 +9,8 @@ import { benchFeeds } from '../eval/bench';
 import { create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from '../onnx/schema';
 import { OptinError } from '../errors';
+import { hasDynamicSize, withInputSize } from '../data/inputSize';
+import type { InputSize } from '../data/types';
 
 /** Batch of the shape probe: 2, so a batch axis is never confused with a size-1 axis (unless the graph fixes it). */
 export const PROBE_BATCH = 2;
@@ -23,17 +25,21 @@ export class MeasuredShapes extends Map<string, number[]> {
 /**
  * Measure, don't guess: the shape of every float value of the graph, from one onnxruntime run on a
  * probe batch of {@link PROBE_BATCH} random inputs (every node output exposed as a graph output).
+ * Dynamic image height and width are measured at `size` (see {@link inputSizeFor}).
  * @throws OptinError('unsupported') when an input has no fixed size besides the batch axis
  */
-export async function measureShapes(model: OnnxModel): Promise<MeasuredShapes> {
+export async function measureShapes(model: OnnxModel, size?: InputSize): Promise<MeasuredShapes> {
   const proto = shallowCopyModel(model.proto);
   const g = proto.graph!;
   const ix = new GraphIndex(g, model.ext);
-  const inputs = modelInputs(ix);
+  const inputs = withInputSize(modelInputs(ix), size);
   for (const i of inputs) {
     const open = i.shape.slice(1).some((d) => typeof d !== 'number' || d <= 0);
     if (open && i.role !== 'input_ids' && i.role !== 'attention_mask' && i.role !== 'token_type_ids') {
-      throw new OptinError('unsupported', `${model.path}: input "${i.name}" has no fixed size (${i.shape.join('x')}); channel groups need a fixed input size to measure`);
+      const how = hasDynamicSize(i)
+        ? 'put the preprocessor_config.json the model was trained with (its "size") next to the model, or pass --input-size HxW'
+        : 'export the model with fixed sizes for every axis but the batch';
+      throw new OptinError('unsupported', `${model.path}: input "${i.name}" has dynamic axes (${i.shape.join(' x ')}) and no size to analyse it at; ${how}`);
     }
   }
   const have = new Set(g.output.map((o) => o.name));

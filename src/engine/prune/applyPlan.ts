@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { inputSizeFor } from '../data/inputSize';
 import * as path from 'node:path';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import { saveModel } from '../onnx/writer';
@@ -175,7 +176,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
 async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string, t0: number, signal?: AbortSignal, onStep?: (what: string) => void): Promise<ApplyReport> {
   const plan = req.plan;
   onStep?.('finding channel groups');
-  const cs = await analyzeChannels(model);
+  const cs = await analyzeChannels(model, inputSizeFor(req.model, req.data));
   const keep = checkChannelPlan(cs, plan, model.path);
   onStep?.('loading calibration data');
   const batch = await loadCalibration(model.path, cs, req.data);

@@ -135,7 +135,7 @@ export async function verifyPruned(
   if (!(diff <= tolerance)) {
     throw new OptinError('runtime', `${pruned.path}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
   }
-  const macs = recountMacs(pruned, expected.seqLen, st.layers) + (channels ? await recountChannelMacs(pruned, channels.terms.map((t) => t.node)) : 0);
+  const macs = recountMacs(pruned, expected.seqLen, st.layers) + (channels ? await recountChannelMacs(pruned, channels.terms.map((t) => t.node), channels.cs.inputSize) : 0);
   if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
     throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
   }

@@ -11,6 +11,7 @@ import type { BenchOptions, BenchReport } from '../eval/bench';
 import type { LatencyOptions } from '../latency/measure';
 import type { PreflightReport, PreflightRequest } from '../preflight';
 import { describeJobOn } from './where';
+import type { InputSize } from '../data/types';
 
 /** A job request before the client assigns its id. */
 type JobRequest = DistributiveOmit<Exclude<WorkerRequest, { kind: 'cancel' }>, 'id'>;
@@ -126,8 +127,8 @@ export class EngineClient {
   }
 
   /** Analyse a model. */
-  async inspect(file: string, seqLen?: number): Promise<InspectReport> {
-    return (await this.request({ kind: 'inspect', path: file, ...(seqLen ? { seqLen } : {}) })).inspect!;
+  async inspect(file: string, seqLen?: number, inputSize?: InputSize): Promise<InspectReport> {
+    return (await this.request({ kind: 'inspect', path: file, ...(seqLen ? { seqLen } : {}), ...(inputSize ? { inputSize } : {}) })).inspect!;
   }
 
   /** Check model, data and destinations before any work (about a second; see {@link preflight}). */

@@ -41,7 +41,7 @@ async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<
   try {
     switch (req.kind) {
       case 'inspect':
-        send({ id: req.id, kind: 'result', ok: true, inspect: await inspectModel(req.path, req.seqLen) });
+        send({ id: req.id, kind: 'result', ok: true, inspect: await inspectModel(req.path, req.seqLen, req.inputSize) });
         break;
       case 'preflight':
         send({ id: req.id, kind: 'result', ok: true, preflight: await preflight(req.req) });

@@ -1,4 +1,5 @@
 import { loadModel } from '../onnx/model';
+import { inputSizeFor } from '../data/inputSize';
 import { analyzeModel } from '../analyze';
 import { runChannelScoreJob } from '../channels/jobs';
 import { OptinError } from '../errors';
@@ -28,7 +29,7 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const model = loadModel(job.model);
   checkWeightTypes(model);
   await checkLoadable(model.path, model.path);
-  const analysis = await analyzeModel(model);
+  const analysis = await analyzeModel(model, inputSizeFor(job.model, job.data));
   if (analysis.kind === 'channels') return runChannelScoreJob(model, analysis.cs, sha256File(model.path), job, onProgress, signal);
   if (job.ranking === 'l1') throw new OptinError('usage', `${model.path}: --ranking l1 ranks convolution filters; this model is pruned by attention heads and FFN neurons (use optin or magnitude)`);
   const st = await withMeasuredTokens(model, analysis.st);

@@ -141,7 +141,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   }
   if (req.bench !== false) {
     ev.step?.('measuring speed');
-    report.bench = await engine.bench([req.model, apply.output], { ...benchShape, ep: req.ep }, signal);
+    report.bench = await engine.bench([req.model, apply.output], { ...benchShape, ep: req.ep, ...(req.data.inputSize ? { inputSize: req.data.inputSize } : {}) }, signal);
     if (report.latency) {
       const [d, p] = report.bench.models;
       Object.assign(report.latency, { measuredDenseMs: d!.medianMs, measuredMs: p!.medianMs, measuredRatio: p!.medianMs / d!.medianMs });

@@ -7,6 +7,7 @@ import type { BenchOptions, BenchReport } from '../eval/bench';
 import type { PreflightReport, PreflightRequest } from '../preflight';
 import type { LatencyOptions } from '../latency/measure';
 import type { LatencyTable } from '../latency/table';
+import type { InputSize } from '../data/types';
 
 /** A latency table and whether it came from the cache. */
 export interface LatencyResult {
@@ -20,7 +21,7 @@ export type { ScoreJob } from '../optin/types';
 
 /** Host -> engine worker. */
 export type WorkerRequest =
-  | { id: number; kind: 'inspect'; path: string; seqLen?: number }
+  | { id: number; kind: 'inspect'; path: string; seqLen?: number; inputSize?: InputSize }
   | { id: number; kind: 'preflight'; req: PreflightRequest }
   | { id: number; kind: 'score'; job: ScoreJob }
   | { id: number; kind: 'apply'; job: ApplyRequest }

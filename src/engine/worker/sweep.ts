@@ -116,7 +116,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
     }
   }
   ev.step?.(`timing the dense model and ${applied.length} pruned ones interleaved`);
-  const bench = await engine.bench([req.model, ...applied.map((a) => a.output)], { ...req.bench, ep: req.ep }, signal);
+  const bench = await engine.bench([req.model, ...applied.map((a) => a.output)], { ...req.bench, ep: req.ep, ...(req.data.inputSize ? { inputSize: req.data.inputSize } : {}) }, signal);
   const e0 = evals[0]!;
   return {
     model: req.model, kind: req.kind,

@@ -1,0 +1,43 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { OptinError } from '../errors';
+import type { ModelInput } from '../structure/types';
+import type { DataOptions, InputSize } from './types';
+
+/** Parse `--input-size`: `HxW`, or a whole image shape `NxCxHxW` / `CxHxW` (its last two dims). */
+export function parseInputSize(text: string): InputSize {
+  const dims = text.split(/[x,]/i).map((d) => Number(d.trim()));
+  if (dims.length < 2 || dims.length > 4 || dims.some((d) => !Number.isInteger(d) || d <= 0)) {
+    throw new OptinError('usage', `--input-size ${text}: expected the image height and width as HxW (e.g. 224x224) or a whole shape such as 1x3x224x224`);
+  }
+  return { height: dims[dims.length - 2]!, width: dims[dims.length - 1]! };
+}
+
+/**
+ * The size a model with dynamic image axes is analysed, calibrated and timed at: `data.inputSize`,
+ * else the size calibration images are resized to (the preprocessor config given or beside the model).
+ */
+export function inputSizeFor(modelPath: string, data?: Pick<DataOptions, 'inputSize' | 'preprocessor'>): InputSize | undefined {
+  if (data?.inputSize) return data.inputSize;
+  const file = data?.preprocessor ?? path.join(path.dirname(modelPath), 'preprocessor_config.json');
+  let c: { size?: Record<string, number> | number; crop_size?: Record<string, number> };
+  try {
+    c = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof c;
+  } catch {
+    return undefined;
+  }
+  const size = typeof c.size === 'number' ? { height: c.size, width: c.size } : c.size ?? {};
+  const height = size.height ?? size.shortest_edge, width = size.width ?? size.shortest_edge;
+  return typeof height === 'number' && typeof width === 'number' && height > 0 && width > 0 ? { height, width } : undefined;
+}
+
+/** An image input (float, [batch, channels, height, width]) whose height or width is dynamic. */
+export function hasDynamicSize(i: ModelInput): boolean {
+  return i.dtype === 'float32' && i.shape.length === 4 && i.role === 'pixel_values' && [2, 3].some((k) => typeof i.shape[k] !== 'number' || (i.shape[k] as number) <= 0);
+}
+
+/** The inputs with dynamic image height and width replaced by `size` (unchanged without one). */
+export function withInputSize(inputs: ModelInput[], size: InputSize | undefined): ModelInput[] {
+  if (!size) return inputs;
+  return inputs.map((i) => (hasDynamicSize(i) ? { ...i, shape: i.shape.map((d, k) => (k === 2 ? size.height : k === 3 ? size.width : d)) } : i));
+}
