@@ -2,7 +2,6 @@
  * Variant-stacking measurement (run on demand: node scripts/build.mjs --bench && node out/bench/stacking.js SAMPLES CHUNK...):
  * layer-0 elements scored per second of the SST-2 BERT for each tokens-per-run setting.
  */
-import * as path from 'node:path';
 import { loadModel } from '../src/engine/onnx/model';
 import { detectStructure } from '../src/engine/structure/detect';
 import { loadCalibration } from '../src/engine/data/calibration';

@@ -8,7 +8,7 @@ import { channelSummary, type ChannelSummary } from './channels/jobs';
 import { withMeasuredTokens } from './structure/measure';
 import { modelMacs, type MacReport } from './flops';
 import { checkLoadable } from './runtime/session';
-import { elementCount } from './onnx/tensor';
+import { countParameters } from './onnx/tensor';
 import type { ModelStructure } from './structure/types';
 
 /** Summary of a model as `optin inspect` prints it. */
@@ -40,8 +40,7 @@ export async function inspectModel(path: string, seqLen?: number, size?: InputSi
   const model = loadModel(path);
   await checkLoadable(model.path, model.path);
   const a = await analyzeModel(model, size ?? inputSizeFor(path));
-  let parameters = 0;
-  for (const t of model.proto.graph!.initializer) parameters += elementCount(t.dims);
+  const parameters = countParameters(model.proto);
   if (a.kind === 'channels') {
     const channels = channelSummary(model, a.cs);
     const cs = a.cs;

@@ -265,3 +265,69 @@ describe('CNNs exported with dynamic height and width (torchvision resnet18, mob
     assert.match(j.bench.shape, /images of 64x64$/);
   });
 });
+
+describe('exporters other than torch: a paddle2onnx-style CNN (opset 11, weights in Constant nodes, Reshape [0, -1])', function () {
+  this.timeout(300_000);
+  const file = fixture('paddle-style-cnn/model.onnx');
+  /** Float weights of the generator's network at kept widths k (3 -> k0 -> k1 -> k2 -> k3 -> GAP -> 10; BatchNorm: 4 per channel). */
+  const params = (k: number[]): number => {
+    const ins = [3, ...k.slice(0, 3)];
+    return k.reduce((a, w, i) => a + ins[i]! * w * 9 + 4 * w, 0) + k[3]! * 10 + 10;
+  };
+
+  it('inspect counts the Constant weights as parameters and finds the four conv groups, the last one through GlobalAveragePool and Reshape [0, -1]', async () => {
+    const r = await inspectModel(file);
+    assert.equal(r.parameters, params([16, 32, 32, 64]));
+    assert.deepEqual(r.channels!.blocks.map((b) => [b.name, b.channels]), [['conv2d_0.tmp_0', 16], ['conv2d_1.tmp_0', 32], ['conv2d_2.tmp_0', 32], ['conv2d_3.tmp_0', 64]]);
+    // MACs at 32x32: conv k x k x 9 per output position (32x32, then 16x16 after each stride 2), the classifier 64 x 10.
+    assert.equal(r.channels!.macs.all, 3 * 16 * 9 * 1024 + 16 * 32 * 9 * 256 + 32 * 32 * 9 * 256 + 32 * 64 * 9 * 64 + 64 * 10);
+  });
+
+  it('exact OPTIN scores, prune 0.6: the Constant weights are sliced, verified, counted; the original is byte-identical', () => {
+    const before = sha256(file);
+    const out = path.join(tempDir(), 'p.onnx');
+    const p = optin('prune', file, '--budget', '0.6', '--samples', '4', '--no-bench', '--out', out, '--json');
+    assert.equal(p.code, 0, p.stderr);
+    const j = JSON.parse(p.stdout);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+    assert.equal(j.apply.macs.after, j.plan.macs.kept);
+    const kept = (j.plan.keep.neurons as number[][]).map((k) => k.length);
+    assert.deepEqual(j.apply.parameters, { before: params([16, 32, 32, 64]), after: params(kept) });
+    assert.equal(sha256(file), before);
+  });
+
+  const NHWC = fixture('tf2onnx-style-nhwc-cnn/model.onnx');
+  const MNIST = path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train');
+
+  it('tf2onnx-style NHWC: images are fed channels-last (the same pixels as the NCHW loader, transposed)', async () => {
+    const nhwc = await analyzeChannels(loadModel(NHWC));
+    const nchw = await analyzeChannels(loadModel(file));
+    const a = await loadCalibration(NHWC, nhwc, { data: MNIST, samples: 3 });
+    const b = await loadCalibration(file, nchw, { data: MNIST, samples: 3 });
+    const x = a.feeds.input_1!, y = b.feeds.x!;
+    assert.deepEqual(x.dims, [3, 32, 32, 3]);
+    assert.deepEqual(y.dims, [3, 3, 32, 32]);
+    // tf2onnx-style preprocessor: p = raw / 255; paddle-style: q = (raw / 255 - 0.5) / 0.5, so p = q / 2 + 1/2.
+    // Each is computed in float64 and rounded once to float32 (|p|, |q| <= 1: at most 2^-24 absolute each).
+    let worst = 0;
+    for (let n = 0; n < 3; n++) for (let h = 0; h < 32; h++) for (let w = 0; w < 32; w++) for (let c = 0; c < 3; c++) {
+      const p = x.data[((n * 32 + h) * 32 + w) * 3 + c] as number, q = y.data[((n * 3 + c) * 32 + h) * 32 + w] as number;
+      worst = Math.max(worst, Math.abs(p - (q * 0.5 + 0.5)));
+    }
+    assert.ok(worst <= 1.5 * 2 ** -24, `largest difference ${worst}`);
+  });
+
+  it('tf2onnx-style NHWC: the groups are found through the Transposes and ReduceMean over [1, 2]; exact scores on real images, prune 0.6 verified', async () => {
+    const r = await inspectModel(NHWC);
+    assert.deepEqual(r.channels!.blocks.map((b) => [b.name, b.channels]), [['model.conv2d', 16], ['model.conv2d_1', 32], ['model.conv2d_2', 48]]);
+    assert.equal(r.parameters, 3 * 16 * 9 + 16 + 16 * 32 * 9 + 32 + 32 * 48 * 9 + 48 + 48 * 10 + 10);
+    const before = sha256(NHWC);
+    const out = path.join(tempDir(), 'p.onnx');
+    const p = optin('prune', NHWC, '--budget', '0.6', '--data', MNIST, '--samples', '8', '--no-bench', '--out', out, '--json');
+    assert.equal(p.code, 0, p.stderr);
+    const j = JSON.parse(p.stdout);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+    assert.equal(j.apply.macs.after, j.plan.macs.kept);
+    assert.equal(sha256(NHWC), before);
+  });
+});

@@ -1,6 +1,4 @@
-import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
-import { GraphIndex } from '../onnx/graph';
 import type { CalibrationBatch } from '../data/calibration';
 import { chunks } from '../data/batches';
 import { sessionFor, toOrt } from '../optin/teacher';

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { OptinError } from '../errors';
 import type { CalibrationBatch, InputSize } from './types';
 import { IMAGE_EXT } from './kinds';
+import { imageAxes } from './inputSize';
 
 /** Image preprocessing from a Hugging Face preprocessor_config.json. */
 export interface Preprocessor {
@@ -18,8 +19,12 @@ export interface Preprocessor {
 /** Read preprocessor_config.json (or defaults from the graph's input size). */
 export function readPreprocessor(file: string, st: DataModel): Preprocessor {
   const px = st.inputs.find((i) => i.role === 'pixel_values');
-  const gh = typeof px?.shape[2] === 'number' ? px.shape[2] : 224;
-  const gw = typeof px?.shape[3] === 'number' ? px.shape[3] : 224;
+  const axes = px ? imageAxes(px) : { height: 2, width: 3 };
+  const dim = (k: number): number => {
+    const d = px?.shape[k];
+    return typeof d === 'number' && d > 0 ? d : 224;
+  };
+  const gh = dim(axes.height), gw = dim(axes.width);
   if (!fs.existsSync(file)) return { width: gw, height: gh, rescale: 1 / 255, mean: [0.5], std: [0.5] };
   let c: Record<string, unknown>;
   try {
@@ -99,13 +104,16 @@ function roundRobin<T extends { label?: number }>(items: T[]): T[] {
 }
 
 /**
- * Decode, resize and normalise images into pixel_values [N, C, H, W] with the graph's channel count.
+ * Decode, resize and normalise images into pixel_values [N, C, H, W] (or [N, H, W, C] when the graph
+ * takes channels last) with the graph's channel count.
  * @throws OptinError('data') for unreadable images or a folder without images
  */
 export async function readImages(dir: string, st: DataModel, samples: number, preprocessorFile: string, skip = 0, size?: InputSize): Promise<CalibrationBatch> {
   const px = st.inputs.find((i) => i.role === 'pixel_values');
   if (!px) throw new OptinError('data', 'the model has no image input');
-  const channels = typeof px.shape[1] === 'number' ? px.shape[1] : 3;
+  const axes = imageAxes(px);
+  const nhwc = axes.channels === 3;
+  const channels = typeof px.shape[axes.channels] === 'number' ? px.shape[axes.channels] as number : 3;
   if (channels !== 1 && channels !== 3) throw new OptinError('data', `input "${px.name}" expects ${channels} channels; only 1 (grayscale) or 3 (RGB) are supported`);
   const pre = { ...readPreprocessor(preprocessorFile, st), ...size };
   const all = roundRobin(listImages(dir));
@@ -130,7 +138,7 @@ export async function readImages(dir: string, st: DataModel, samples: number, pr
     for (let c = 0; c < channels; c++) {
       const mean = pre.mean[c] ?? pre.mean[0]!;
       const std = pre.std[c] ?? pre.std[0]!;
-      for (let i = 0; i < plane; i++) data[(n * channels + c) * plane + i] = (raw[i * channels + c]! * pre.rescale - mean) / std;
+      for (let i = 0; i < plane; i++) data[nhwc ? (n * plane + i) * channels + c : (n * channels + c) * plane + i] = (raw[i * channels + c]! * pre.rescale - mean) / std;
     }
   }
   const pairs = segmentationPairs(dir);
@@ -154,7 +162,7 @@ export async function readImages(dir: string, st: DataModel, samples: number, pr
   const labels = pairs ? undefined : files.every((f) => f.label !== undefined) ? files.map((f) => f.label!) : undefined;
   return {
     kind: 'images',
-    feeds: { [px.name]: { type: 'float32', dims: [N, channels, pre.height, pre.width], data } },
+    feeds: { [px.name]: { type: 'float32', dims: nhwc ? [N, pre.height, pre.width, channels] : [N, channels, pre.height, pre.width], data } },
     batch: N,
     seqLen: tokens,
     tokenMask: new Uint8Array(N * tokens).fill(1),

@@ -31,13 +31,25 @@ export function inputSizeFor(modelPath: string, data?: Pick<DataOptions, 'inputS
   return typeof height === 'number' && typeof width === 'number' && height > 0 && width > 0 ? { height, width } : undefined;
 }
 
-/** An image input (float, [batch, channels, height, width]) whose height or width is dynamic. */
+/** Axes of an image input: NCHW as torch exports, or NHWC (tf2onnx, Keras) when the last axis is 1 or 3 channels and the second is not. */
+export function imageAxes(i: ModelInput): { channels: number; height: number; width: number } {
+  const small = (d: number | string | undefined): boolean => d === 1 || d === 3;
+  return small(i.shape[3]) && !small(i.shape[1]) ? { channels: 3, height: 1, width: 2 } : { channels: 1, height: 2, width: 3 };
+}
+
+/** An image input (float, rank 4) whose height or width is dynamic. */
 export function hasDynamicSize(i: ModelInput): boolean {
-  return i.dtype === 'float32' && i.shape.length === 4 && i.role === 'pixel_values' && [2, 3].some((k) => typeof i.shape[k] !== 'number' || (i.shape[k] as number) <= 0);
+  if (i.dtype !== 'float32' || i.shape.length !== 4 || i.role !== 'pixel_values') return false;
+  const a = imageAxes(i);
+  return [a.height, a.width].some((k) => typeof i.shape[k] !== 'number' || (i.shape[k] as number) <= 0);
 }
 
 /** The inputs with dynamic image height and width replaced by `size` (unchanged without one). */
 export function withInputSize(inputs: ModelInput[], size: InputSize | undefined): ModelInput[] {
   if (!size) return inputs;
-  return inputs.map((i) => (hasDynamicSize(i) ? { ...i, shape: i.shape.map((d, k) => (k === 2 ? size.height : k === 3 ? size.width : d)) } : i));
+  return inputs.map((i) => {
+    if (!hasDynamicSize(i)) return i;
+    const a = imageAxes(i);
+    return { ...i, shape: i.shape.map((d, k) => (k === a.height ? size.height : k === a.width ? size.width : d)) };
+  });
 }

@@ -1,4 +1,4 @@
-import { DataLocation, DataType, type TensorProto } from './schema';
+import { DataLocation, DataType, type ModelProto, type TensorProto } from './schema';
 import { OptinError } from '../errors';
 import { readExternal, type ExternalDataContext } from './externalData';
 
@@ -121,4 +121,19 @@ function intOrInfinity(v: bigint): number {
 /** Shape of a tensor as numbers. */
 export function tensorShape(t: TensorProto): number[] {
   return t.dims.map(dimToNumber);
+}
+
+const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
+
+/** Parameters of a model: the elements of its floating-point weights, in initializers and in `Constant` nodes (as paddle2onnx writes them). */
+export function countParameters(proto: ModelProto): number {
+  const g = proto.graph!;
+  let n = 0;
+  for (const t of g.initializer) if (FLOAT_TYPES.has(t.dataType)) n += elementCount(t.dims);
+  for (const node of g.node) {
+    if (node.opType !== 'Constant') continue;
+    const t = node.attribute.find((a) => a.name === 'value')?.t;
+    if (t && FLOAT_TYPES.has(t.dataType)) n += elementCount(t.dims);
+  }
+  return n;
 }

@@ -3,8 +3,7 @@ import { inputSizeFor } from '../data/inputSize';
 import * as path from 'node:path';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import { saveModel } from '../onnx/writer';
-import { elementCount } from '../onnx/tensor';
-import { DataType, type ModelProto } from '../onnx/schema';
+import { countParameters } from '../onnx/tensor';
 import { detectStructure } from '../structure/detect';
 import { withMeasuredTokens, withMeasurementsOf } from '../structure/measure';
 import { loadCalibration, type DataOptions } from '../data/calibration';
@@ -72,9 +71,6 @@ export interface ApplyReport {
 }
 
 
-function parameters(proto: ModelProto): number {
-  return proto.graph!.initializer.filter((t) => t.dataType === DataType.FLOAT).reduce((a, t) => a + elementCount(t.dims), 0);
-}
 
 function fileSize(files: string[]): number {
   return files.reduce((a, f) => a + fs.statSync(f).size, 0);
@@ -167,7 +163,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     total: { heads: plan.model.layers.map((g) => g.heads), neurons: plan.model.layers.map((g) => g.ffn) },
     ...(hybrid ? { layerNames: [...st.layers.map((l) => String(l.index)), ...hybrid.cs.groups.map((g) => g.name)] } : {}),
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs, ...(st.layers.some((x) => x.shape) ? { perExample: true } : {}) },
-    parameters: { before: parameters(original.proto), after: parameters(proto) },
+    parameters: { before: countParameters(original.proto), after: countParameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
     verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), ...(reconstruction ? { reconstruction } : {}), seconds: (performance.now() - t0) / 1000,
   };
@@ -204,7 +200,7 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
     kept: { heads: plan.layers.map(() => 0), neurons: plan.layers.map((l) => l.neurons) }, groups: plan.model.channels!.names,
     total: { heads: plan.model.layers.map(() => 0), neurons: plan.model.layers.map((g) => g.ffn) },
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs },
-    parameters: { before: parameters(model.proto), after: parameters(pruned.proto) },
+    parameters: { before: countParameters(model.proto), after: countParameters(pruned.proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
     verification, ...(reconstruction ? { reconstruction } : {}), seconds: (performance.now() - t0) / 1000,
   };

@@ -1,6 +1,5 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
-import type { ModelProto } from '../onnx/schema';
 import { GraphIndex } from '../onnx/graph';
 import { findBlocks } from '../structure/detect';
 import { macGeometry, unitMacs } from '../flops';
