@@ -16,6 +16,10 @@ import { macTerms, termsMacs } from '../../src/engine/channels/macs';
 import { searchChannels } from '../../src/engine/plan/channelSearch';
 import { segmentationMetrics } from '../../src/engine/eval/segmentation';
 import { materialize } from '../fixtures/materialize';
+import { withWeights } from './weightEdits';
+import { channelMaskFeeds, instrumentChannels } from '../../src/engine/channels/instrument';
+import { sessionFor, toOrt } from '../../src/engine/optin/teacher';
+import { tensorFloat32 } from '../../src/engine/onnx/tensor';
 import { toSummary } from '../../src/extension/views';
 import { ROOT, expectOptinError, fixture, sha256, tempDir, optin } from './helpers';
 
@@ -49,7 +53,7 @@ const CNNS: Array<{ name: string; dir: string; widths: number[]; first: string; 
   { name: 'mobilenet_v3_small (expansion through depthwise and squeeze-excitation, SE squeeze widths, classifier hidden)', dir: 'tv-mobilenet-v3-small', widths: [16, 8, 16, 72, 88, 96, 24, 240, 64, 240, 64, 120, 32, 144, 40, 288, 72, 576, 144, 576, 144, 576, 1024], first: 'features.0.0' },
   { name: 'ConvNeXt (small config: the MLP hidden width of each block)', dir: 'tv-convnext-small-config', widths: [128, 128, 256, 256, 512, 512], first: 'features.1.0.block.3' },
   { name: 'LR-ASPP MobileNetV3-Large segmentation (per-pixel output; Shape -> Resize of its own channels)', dir: 'tv-lraspp-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 128], first: 'model.backbone.2.block.0.0' },
-  { name: 'DeepLabV3 MobileNetV3-Large segmentation (ASPP branches concatenated: left alone)', dir: 'tv-deeplabv3-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 256, 256], first: 'model.backbone.2.block.0.0' },
+  { name: 'DeepLabV3 MobileNetV3-Large segmentation (the five ASPP branches, concatenated: each cut at its offset of the projection\'s input)', dir: 'tv-deeplabv3-mobilenet-v3-large', widths: [64, 72, 72, 24, 120, 32, 120, 32, 240, 200, 184, 184, 480, 120, 672, 168, 672, 168, 960, 240, 960, 240, 960, 256, 256, 256, 256, 256, 256, 256], first: 'model.backbone.2.block.0.0' },
   { name: 'Swin with an attention of a form not recognised (said so: the MLP widths only)', dir: 'tv-swin-small-config', widths: [128, 128, 256, 256], first: 'features.1.0.mlp.0', exact: true, attention: 4, prepare: unrecognisableAttention },
   { name: 'Swin features + FPN-style head with an attention not recognised (per-pixel logits: Swin MLP widths and the head conv in one search)', dir: 'tv-swin-fpn-segmentation', widths: [128, 128, 256, 256, 48], first: 'stage1.0.mlp.0', exact: true, attention: 4, prepare: unrecognisableAttention },
 ];
@@ -329,5 +333,48 @@ describe('exporters other than torch: a paddle2onnx-style CNN (opset 11, weights
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
     assert.equal(j.apply.macs.after, j.plan.macs.kept);
     assert.equal(sha256(NHWC), before);
+  });
+});
+
+describe('Concat couples slices: DeepLabV3\'s ASPP branches', function () {
+  this.timeout(300_000);
+
+  it('a masked ASPP channel equals zeroing its column at the branch\'s offset of the projection weight (an independent edit); MACs of the projection are a sum of the branches', async () => {
+    const file = materialize(fixture('tv-deeplabv3-mobilenet-v3-large/model.skeleton.onnx'));
+    const m = loadModel(file);
+    const cs = await analyzeChannels(m);
+    const branches = cs.groups.map((g, l) => ({ g, l })).filter(({ g }) => /^model\.classifier\.0\.convs\./.test(g.name));
+    assert.equal(branches.length, 5);
+    const project = m.proto.graph!.node.find((n) => n.name.includes('classifier.0/project/project.0/Conv'))!;
+    const sites = branches.map(({ g }) => g.masks.find((s) => s.node === project.name)!);
+    assert.deepEqual(sites.map((s) => [s.offset, s.extent]), [[0, 1280], [256, 1280], [512, 1280], [768, 1280], [1024, 1280]]);
+    const terms = macTerms(new GraphIndex(m.proto.graph!, m.ext), cs.shapes, cs.groups);
+    const t = terms.find((x) => x.node === project.name)!;
+    assert.deepEqual(t.factors[0], { groups: branches.map((b) => b.l), fixed: 0 });
+
+    // Channel 7 of branch 2 (atrous conv): masked in the instrumented model vs. its column of the projection weight zeroed in a copy.
+    const { g, l } = branches[2]!;
+    const j = 7;
+    const wName = project.input[1]!;
+    const w = tensorFloat32(m.proto.graph!.initializer.find((x) => x.name === wName)!, m.ext);
+    const [O, I] = [256, 1280];
+    const edited = Float32Array.from(w);
+    for (let o = 0; o < O; o++) edited[o * I + 512 + j] = 0;
+    const copy = withWeights(m, [{ name: wName, data: edited }]);
+    const keep = cs.groups.map((x, k) => Array.from({ length: x.width }, (_, i) => i).filter((i) => !(k === l && i === j)));
+    const batch = await loadCalibration(m.path, cs, { samples: 2 });
+    const feeds = toOrt(batch.feeds);
+    const masked = await sessionFor(m, instrumentChannels(m, cs, [l], []), 'masked');
+    const zeroed = await sessionFor(copy, copy.proto, 'zeroed');
+    try {
+      const a = (await masked.session.run({ ...feeds, ...channelMaskFeeds(cs, keep, 2, [l]) }))[cs.outputs[0]!]!.data as Float32Array;
+      const b = (await zeroed.session.run(feeds))[cs.outputs[0]!]!.data as Float32Array;
+      // The two graphs compute the same sums in the same order (a masked input times the weight vs. the input times a zeroed weight): bitwise equal.
+      assert.deepEqual(Array.from(a), Array.from(b));
+    } finally {
+      await masked.session.release();
+      await zeroed.session.release();
+    }
+    assert.equal(g.width, 256);
   });
 });

@@ -7,6 +7,7 @@ import { removeDeadNodes, shallowCopyModel } from '../graph/surgery';
 import { TensorStore, take, type Dense } from '../prune/tensors';
 import { OptinError } from '../errors';
 import type { ChannelStructure } from './structure';
+import type { ChannelGroup, Cut } from '../groups/types';
 
 /**
  * Physically cut channel groups: `keep[l]` lists group l's kept channels (sorted). Every carried
@@ -23,6 +24,9 @@ export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: n
   const byName = new Map<string, NodeProto>(g.node.map((n) => [n.name || n.output[0]!, n]));
   const cut = new Map<string, { base: string; t: Dense }>();
   const shapes = new Map<NodeProto, number[]>();
+  // Groups side by side on a concatenated axis are cut from the highest offset down, so each
+  // group's offset still holds when it is cut.
+  const pending: Array<{ c: Cut; grp: ChannelGroup; kept: number[] }> = [];
   cs.groups.forEach((grp, l) => {
     const kept = keep[l] ?? [];
     if (kept.length === grp.width) return;
@@ -32,13 +36,7 @@ export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: n
       const n = byName.get(p)!;
       if (n.opType === 'Conv' && n.input[2] && !cuts.some((c) => c.node === p && c.input === 2)) cuts.push({ tensor: n.input[2], axis: 0, node: p, input: 2 });
     }
-    for (const c of cuts) {
-      const key = `${c.node}#${c.input}`;
-      const current = byName.get(c.node)!.input[c.input]!;
-      const cur = cut.get(key) ?? { base: c.tensor, t: store.read(current) };
-      if (cur.t.dims[c.axis] !== grp.width) throw new Error(`${c.tensor} axis ${c.axis} has ${cur.t.dims[c.axis]}, not ${grp.width}`);
-      cut.set(key, { base: cur.base, t: take(cur.t, c.axis, kept) });
-    }
+    for (const c of cuts) pending.push({ c, grp, kept });
     for (const name of grp.depthwise) {
       const n = byName.get(name)!;
       n.attribute = n.attribute.filter((a) => a.name !== 'group');
@@ -51,6 +49,21 @@ export function applyChannelKeep(model: OnnxModel, cs: ChannelStructure, keep: n
       shapes.set(n, shape);
     }
   });
+  pending.sort((a, b) => (b.c.offset ?? 0) - (a.c.offset ?? 0));
+  for (const { c, grp, kept } of pending) {
+    const key = `${c.node}#${c.input}`;
+    const current = byName.get(c.node)!.input[c.input]!;
+    const cur = cut.get(key) ?? { base: c.tensor, t: store.read(current) };
+    const offset = c.offset ?? 0;
+    const extent = cur.t.dims[c.axis]!;
+    if (c.offset === undefined ? extent !== grp.width : extent < offset + grp.width) throw new Error(`${c.tensor} axis ${c.axis} has ${extent}, not ${c.offset === undefined ? grp.width : `room for ${grp.width} at ${offset}`}`);
+    const indices = c.offset === undefined ? kept : [
+      ...Array.from({ length: offset }, (_, i) => i),
+      ...kept.map((j) => offset + j),
+      ...Array.from({ length: extent - offset - grp.width }, (_, i) => offset + grp.width + i),
+    ];
+    cut.set(key, { base: cur.base, t: take(cur.t, c.axis, indices) });
+  }
   for (const [key, { base, t }] of cut) {
     const [node, input] = [key.slice(0, key.lastIndexOf('#')), Number(key.slice(key.lastIndexOf('#') + 1))];
     byName.get(node)!.input[input] = store.write(base, t);

@@ -34,7 +34,7 @@ export function channelWeightScores(model: OnnxModel, cs: ChannelStructure, kind
     for (const c of weights) {
       const t = ix.constant(c.tensor)!;
       const n = sliceNorms(tensorFloat32(t, ix.ext), tensorShape(t), c.axis, kind === 'l1' ? 1 : 2);
-      for (let i = 0; i < g.width; i++) acc[i] = acc[i]! + n[i]!;
+      for (let i = 0; i < g.width; i++) acc[i] = acc[i]! + n[(c.offset ?? 0) + i]!;
     }
     if (kind === 'magnitude') {
       const n = Array.from(acc, Math.sqrt);

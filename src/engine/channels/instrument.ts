@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { create } from '@bufbuild/protobuf';
 import type { OnnxModel } from '../onnx/model';
-import { NodeProtoSchema, type ModelProto } from '../onnx/schema';
+import { NodeProtoSchema, type ModelProto, type NodeProto } from '../onnx/schema';
 import { GraphBuilder } from '../graph/builder';
 import { defaultOpset, shallowCopyModel } from '../graph/surgery';
 import type { ChannelStructure } from './structure';
@@ -42,12 +42,27 @@ export function instrumentChannels(model: OnnxModel, cs: ChannelStructure, group
     for (const site of grp.masks) {
       const at = g.node.findIndex((n) => (n.name || n.output[0]) === site.node);
       const consumer = g.node[at]!;
-      const dims = Array.from({ length: site.rank }, (_, i) => (i === 0 ? -1 : i === site.axis ? grp.width : 1));
+      const extent = site.extent ?? grp.width;
+      const dims = Array.from({ length: site.rank }, (_, i) => (i === 0 ? -1 : i === site.axis ? extent : 1));
       const shape = b.ints(dims, [site.rank], 'maskShape');
       const r = b.name('mask');
       const m = b.name('masked');
-      g.node.splice(at, 0,
-        create(NodeProtoSchema, { opType: 'Reshape', name: r, input: [mask, shape], output: [r] }),
+      const before: NodeProto[] = [];
+      let source = mask;
+      if (site.offset !== undefined) {
+        // The group's mask placed at its offset of the concatenated axis, 1 elsewhere: mask x E + ones
+        // outside the range (E selects; every product is by 1 or 0, so the values are exact).
+        const select = new Float32Array(grp.width * extent);
+        for (let j = 0; j < grp.width; j++) select[j * extent + site.offset + j] = 1;
+        const rest = new Float32Array(extent).fill(1).fill(0, site.offset, site.offset + grp.width);
+        const placed = b.name('maskPlaced'), full = b.name('maskFull');
+        before.push(
+          create(NodeProtoSchema, { opType: 'MatMul', name: placed, input: [mask, b.floats(select, [grp.width, extent], 'maskSelect')], output: [placed] }),
+          create(NodeProtoSchema, { opType: 'Add', name: full, input: [placed, b.floats(rest, [extent], 'maskRest')], output: [full] }));
+        source = full;
+      }
+      g.node.splice(at, 0, ...before,
+        create(NodeProtoSchema, { opType: 'Reshape', name: r, input: [source, shape], output: [r] }),
         create(NodeProtoSchema, { opType: 'Mul', name: m, input: [consumer.input[site.input]!, r], output: [m] }));
       consumer.input[site.input] = m;
     }

@@ -9,15 +9,36 @@ import type { MeasuredShapes } from '../groups/shapes';
 import type { ChannelGroup } from '../groups/types';
 
 /**
- * MACs of one Conv/MatMul/Gemm as a product: perUnit x every factor, where a factor is a fixed
- * channel count or the kept width of a group (input channels of a consumer, output channels of a
- * producer, the one width of a depthwise conv). Summing terms gives exact MACs for any kept widths,
- * including convolutions that read one group and produce another.
+ * One factor of a {@link MacTerm}: a fixed channel count, a group's kept width, or (a consumer of a
+ * Concat) the sum of several groups' kept widths and a fixed count.
+ */
+export type MacFactor = number | { group: number } | { groups: number[]; fixed: number };
+
+/**
+ * MACs of one Conv/MatMul/Gemm as a product: perUnit x every factor (input channels of a consumer,
+ * output channels of a producer, the one width of a depthwise conv). Summing terms gives exact MACs
+ * for any kept widths, including convolutions that read one group and produce another; each group
+ * appears in at most one factor of a term, so a term is linear in every group's width.
  */
 export interface MacTerm {
   node: string;
   perUnit: number;
-  factors: Array<number | { group: number }>;
+  factors: MacFactor[];
+}
+
+/** The groups a factor's width depends on. */
+export function factorGroups(f: MacFactor): number[] {
+  return typeof f === 'number' ? [] : 'group' in f ? [f.group] : f.groups;
+}
+
+/** A factor's value at the given widths. */
+function factorValue(f: MacFactor, widths: number[]): number {
+  return typeof f === 'number' ? f : 'group' in f ? widths[f.group]! : f.groups.reduce((a, g) => a + widths[g]!, f.fixed);
+}
+
+/** The terms that depend on group l's width. */
+export function termsOf(terms: MacTerm[], l: number): MacTerm[] {
+  return terms.filter((t) => t.factors.some((f) => factorGroups(f).includes(l)));
 }
 
 const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
@@ -44,39 +65,44 @@ export function nodeMacs(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): 
 /** The MAC terms of every node a group touches (producers, consumers, depthwise convs). */
 export function macTerms(ix: GraphIndex, shapes: MeasuredShapes, groups: ChannelGroup[]): MacTerm[] {
   const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
-  const role = new Map<string, { in?: number; out?: number; dw?: number }>();
-  const at = (name: string): { in?: number; out?: number; dw?: number } => role.get(name) ?? (role.set(name, {}), role.get(name)!);
+  const role = new Map<string, { in: number[]; out?: number; dw?: number }>();
+  const at = (name: string): { in: number[]; out?: number; dw?: number } => role.get(name) ?? (role.set(name, { in: [] }), role.get(name)!);
   groups.forEach((g, l) => {
     for (const p of g.producers) at(p).out = l;
-    for (const c of g.consumers) at(c).in = l;
+    for (const c of g.consumers) at(c).in.push(l);
     for (const d of g.depthwise) at(d).dw = l;
   });
   const terms: MacTerm[] = [];
   for (const [name, r] of role) {
     const m = nodeMacs(ix, shapes, byName.get(name)!)!;
-    if (r.dw !== undefined) terms.push({ node: name, perUnit: m.macs / m.outCh, factors: [{ group: r.dw }] });
-    else terms.push({ node: name, perUnit: m.macs / (m.inCh * m.outCh), factors: [r.in !== undefined ? { group: r.in } : m.inCh, r.out !== undefined ? { group: r.out } : m.outCh] });
+    if (r.dw !== undefined) {
+      terms.push({ node: name, perUnit: m.macs / m.outCh, factors: [{ group: r.dw }] });
+      continue;
+    }
+    const inWidth = r.in.reduce((a, l) => a + groups[l]!.width, 0);
+    const input: MacFactor = !r.in.length ? m.inCh : r.in.length === 1 && inWidth === m.inCh ? { group: r.in[0]! } : { groups: r.in, fixed: m.inCh - inWidth };
+    terms.push({ node: name, perUnit: m.macs / (m.inCh * m.outCh), factors: [input, r.out !== undefined ? { group: r.out } : m.outCh] });
   }
   return terms;
 }
 
 /** Extra MACs of growing group l by n channels at the kept widths `kept` (its terms are linear in its own width). */
 export function growthMacs(terms: MacTerm[], l: number, n: number, kept: number[]): number {
-  return terms.reduce((a, t) => a + t.perUnit * n * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : f.group === l ? 1 : kept[f.group]!), 1), 0);
+  return terms.reduce((a, t) => a + t.perUnit * n * t.factors.reduce<number>((p, f) => p * (factorGroups(f).includes(l) ? 1 : factorValue(f, kept)), 1), 0);
 }
 
 /** MACs of the terms at the given kept width of every group. */
 export function termsMacs(terms: MacTerm[], widths: number[]): number {
-  return terms.reduce((a, t) => a + t.perUnit * t.factors.reduce<number>((p, f) => p * (typeof f === 'number' ? f : widths[f.group]!), 1), 0);
+  return terms.reduce((a, t) => a + t.perUnit * t.factors.reduce<number>((p, f) => p * factorValue(f, widths), 1), 0);
 }
 
 /** Each group's share of the MACs at the given widths (a term that carries two groups is split between them). */
 export function groupMacs(terms: MacTerm[], widths: number[]): number[] {
   const per = widths.map(() => 0);
   for (const t of terms) {
-    const gs = t.factors.filter((f): f is { group: number } => typeof f !== 'number');
+    const gs = t.factors.flatMap(factorGroups);
     const m = termsMacs([t], widths);
-    for (const f of gs) per[f.group]! += m / gs.length;
+    for (const g of gs) per[g]! += m / gs.length;
   }
   return per;
 }

@@ -100,7 +100,10 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
   const steps: ReconstructionStep[] = [];
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
-  const consumersOf = (l: number): NodeProto[] => cs.groups[l]!.masks.map((m) => byName.get(m.node)!).filter((n) => (n.opType === 'Conv' && attrInt(n, 'group', 1) === 1) || n.opType === 'MatMul' || n.opType === 'Gemm');
+  const weighted = (n: NodeProto): boolean => (n.opType === 'Conv' && attrInt(n, 'group', 1) === 1) || n.opType === 'MatMul' || n.opType === 'Gemm';
+  // A consumer of a Concat also reads other groups' channels: not refit here (left as cut).
+  const consumersOf = (l: number): NodeProto[] => cs.groups[l]!.masks.filter((m) => m.offset === undefined).map((m) => byName.get(m.node)!).filter(weighted);
+  const sharedOf = (l: number): string[] => cs.groups[l]!.masks.filter((m) => m.offset !== undefined && weighted(byName.get(m.node)!)).map((m) => m.node);
   const dense = await sessionFor(model, instrumentChannels(model, cs, [], cs.groups.flatMap((_, l) => consumersOf(l).map((n) => n.output[0]!))), `${model.path} (dense consumers)`);
   let target: Record<string, ort.Tensor>;
   try {
@@ -114,6 +117,8 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
     if (kept.length === grp.width) continue;
     if (signal?.aborted) throw new OptinError('cancelled', 'tuning cancelled; nothing was written');
     const consumers = consumersOf(l);
+    for (const c of sharedOf(l)) steps.push({ group: grp.name, consumer: c, before: 0, after: 0, rejected: 'it also reads channels concatenated from other groups; left as cut' });
+    if (!consumers.length) continue;
     const current = withConsumerUpdates(model, updates);
     const inputs = consumers.map((n) => n.input[grp.masks.find((m) => m.node === (n.name || n.output[0]))!.input]!);
     const earlier = cs.groups.map((_, i) => i).filter((i) => i < l);

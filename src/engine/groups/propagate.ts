@@ -13,6 +13,8 @@ export class GroupStop extends Error {
 }
 
 const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
+/** The group's channels as entries offset.. of a concatenated axis of `extent` entries. */
+type Range = { offset: number; extent: number };
 const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
 
 /**
@@ -80,10 +82,10 @@ export class Propagation {
     return t ? tensorShape(t) : undefined;
   }
 
-  private cut(n: NodeProto, i: number, axis: number): void {
+  private cut(n: NodeProto, i: number, axis: number, range?: Range): void {
     if (!n.input[i]) return;
     if (this.cuts.some((c) => c.node === nodeName(n) && c.input === i && c.axis === axis)) return;
-    this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i });
+    this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i, ...range });
   }
 
   private fromOutput(n: NodeProto, axis: number): void {
@@ -111,6 +113,10 @@ export class Propagation {
       return this.consumer(n, i, axis, 1);
     }
     if (n.opType === 'Shape') return this.shapeRead(n, axis);
+    if (n.opType === 'Concat') {
+      const rank = this.dims(n.output[0]!, n).length;
+      if ((attrInt(n, 'axis', 0) + rank) % rank === axis) return this.concatInto(n, i, axis);
+    }
     if (n.opType === 'MatMul' || n.opType === 'Gemm') {
       const rank = this.dims(n.input[0]!, n).length;
       const transA = attrInt(n, 'transA', 0);
@@ -141,11 +147,11 @@ export class Propagation {
     }
   }
 
-  private consumer(n: NodeProto, i: number, axis: number, weightAxis: number): void {
-    this.masks.push({ node: nodeName(n), input: i, axis, rank: this.dims(n.input[i]!, n).length });
+  private consumer(n: NodeProto, i: number, axis: number, weightAxis: number, range?: Range): void {
+    this.masks.push({ node: nodeName(n), input: i, axis, rank: this.dims(n.input[i]!, n).length, ...range });
     if (this.consumers.has(n)) return;
     this.consumers.add(n);
-    this.cut(n, 1, weightAxis);
+    this.cut(n, 1, weightAxis, range);
     const out = this.dims(n.output[0]!, n);
     const w = this.constWeight(n, 1)!;
     if (n.opType === 'Conv') this.macs += prod(out.slice(2)) * w[0]! * prod(w.slice(2));
@@ -161,6 +167,55 @@ export class Propagation {
     this.macs += prod(this.dims(n.output[0]!, n).slice(2)) * prod(w.slice(2));
     this.visit(n.input[0]!, 1);
     this.visit(n.output[0]!, 1);
+  }
+
+  /**
+   * Input i of a Concat along the channels: the group's channels become entries offset.. of the
+   * output's longer axis, next to other groups' channels. From there only ops that treat every
+   * channel alike (activations, BatchNorm, constants broadcast per channel) and the consumers that
+   * read them are followed; each cut takes the group's range of the longer axis.
+   */
+  private concatInto(n: NodeProto, i: number, axis: number): void {
+    if (n.input.filter((v) => v === n.input[i]).length > 1) throw new GroupStop(n, 'the same channels are concatenated twice');
+    this.passed.add(n);
+    const offset = n.input.slice(0, i).reduce((o, v) => o + this.dims(v, n)[axis]!, 0);
+    this.visitRange(n.output[0]!, axis, { offset, extent: this.dims(n.output[0]!, n)[axis]! });
+  }
+
+  private visitRange(value: string, axis: number, range: Range): void {
+    const key = `${value}#${axis}@${range.offset}`;
+    if (this.seen.has(key)) return;
+    this.seen.set(key, { value, axis, offset: range.offset });
+    const p = this.ix.producer.get(value);
+    if (this.dims(value, p)[axis] !== range.extent) throw new GroupStop(p, `axis ${axis} of "${value}" does not have the ${range.extent} concatenated channels`);
+    if (this.outputs.has(value)) throw new GroupStop(p, `the channels reach the graph output "${value}"`);
+    for (const c of this.ix.uses(value)) {
+      c.input.forEach((v, i) => {
+        if (v !== value) return;
+        const w = this.constWeight(c, 1);
+        const rank = this.dims(value, c).length;
+        if (c.opType === 'Conv' && i === 0 && w && !isDepthwise(c, w) && attrInt(c, 'group', 1) === 1 && axis === 1) return this.consumer(c, 0, 1, 1, range);
+        if ((c.opType === 'MatMul' || c.opType === 'Gemm') && i === 0 && w?.length === 2 && axis === rank - 1 && !attrInt(c, 'transA', 0)) return this.consumer(c, 0, axis, c.opType === 'Gemm' && attrInt(c, 'transB', 0) ? 1 : 0, range);
+        if ((UNARY.has(c.opType) && c.opType !== 'PRelu') || c.opType === 'Cast') return this.visitRange(c.output[0]!, axis, range);
+        if (c.opType === 'BatchNormalization' && axis === 1) {
+          for (let k = 1; k < c.input.length; k++) this.cut(c, k, 0, range);
+          return this.visitRange(c.output[0]!, axis, range);
+        }
+        if (BINARY.has(c.opType) && c.opType !== 'Where') {
+          const outRank = this.dims(c.output[0]!, c).length;
+          c.input.forEach((u, k) => {
+            if (k === i || !u) return;
+            const d = this.dims(u, c);
+            const ak = axis - (outRank - d.length);
+            if (ak < 0 || d[ak] === 1) return;
+            if (!this.ix.constant(u)) throw new GroupStop(c, `${c.opType} combines the concatenated channels with another branch`);
+            this.cut(c, k, ak, range);
+          });
+          return this.visitRange(c.output[0]!, axis, range);
+        }
+        throw new GroupStop(c, `${c.opType} reads channels concatenated with others (only activations, BatchNorm and the weights reading them are followed)`);
+      });
+    }
   }
 
   /** The output axis carrying input i's axis `a` through a pass-through op. */

@@ -1,7 +1,8 @@
-/** One axis of one value in the graph. */
+/** One axis of one value in the graph (with `offset`: the group's channels are entries offset.. of a longer, concatenated axis). */
 export interface Slot {
   value: string;
   axis: number;
+  offset?: number;
 }
 
 /** An initializer (or Constant) sliced along one axis when the group's channels are cut. */
@@ -12,6 +13,9 @@ export interface Cut {
   node: string;
   /** Input index of `tensor` on `node`. */
   input: number;
+  /** After a Concat: the group's channels are entries offset .. offset + width - 1 of the axis (which then has `extent` entries). */
+  offset?: number;
+  extent?: number;
 }
 
 /** A consumer input where a scoring mask multiplies the group's channels. */
@@ -20,6 +24,9 @@ export interface MaskSite {
   input: number;
   axis: number;
   rank: number;
+  /** After a Concat: the channels are entries offset .. offset + width - 1 of an axis of `extent` entries. */
+  offset?: number;
+  extent?: number;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { OptinError } from '../errors';
 import type { MacTerm } from '../channels/macs';
-import { groupMacs, growthMacs, termsMacs } from '../channels/macs';
+import { groupMacs, growthMacs, termsMacs, termsOf } from '../channels/macs';
 import { neuronUnits, type SearchResult } from './search';
 
 /**
@@ -16,7 +16,7 @@ export function searchChannels(widths: number[], terms: MacTerm[], scores: numbe
   if (!(Number.isInteger(multipleOf) && multipleOf >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got ${multipleOf}`);
   const baseline = termsMacs(terms, widths);
   const cap = budget * baseline * (1 + 1e-12);
-  const byGroup = widths.map((_, l) => terms.filter((t) => t.factors.some((f) => typeof f !== 'number' && f.group === l)));
+  const byGroup = widths.map((_, l) => termsOf(terms, l));
   const kept = widths.map(() => 0);
   /** Extra MACs of growing group l by n channels at the current widths (linear in l's own width). */
   const delta = (l: number, n: number): number => growthMacs(byGroup[l]!, l, n, kept);

@@ -1,6 +1,6 @@
 import { OptinError } from '../errors';
 import type { MacTerm } from '../channels/macs';
-import { groupMacs, growthMacs, termsMacs } from '../channels/macs';
+import { groupMacs, growthMacs, termsMacs, termsOf } from '../channels/macs';
 import type { LayerGeometry } from './schema';
 import { macCosts } from './costs';
 import { headPrefixes, neuronUnits, rankHeads, type SearchResult } from './search';
@@ -32,7 +32,7 @@ export function searchHybrid(layers: LayerGeometry[], hidden: number, seqLen: nu
   const tBase = layers.reduce((a, g, l) => a + costs.head(l, g.heads) + costs.neuron(l, g.ffn), 0);
   const baseline = tBase + termsMacs(ch.terms, ch.widths);
   const cap = budget * baseline * (1 + 1e-12);
-  const byGroup = ch.widths.map((_, l) => ch.terms.filter((t) => t.factors.some((f) => typeof f !== 'number' && f.group === l)));
+  const byGroup = ch.widths.map((_, l) => termsOf(ch.terms, l));
   const cUnits = neuronUnits(ch.scores, multipleOf.channels).map((u): Unit => ({ kind: 'channel', ...u }));
   const firstOf = new Set(ch.widths.map((_, l) => cUnits.findIndex((u) => u.l === l)).filter((i) => i >= 0));
   const first = [...firstOf].map((i) => cUnits[i]!);

@@ -1,0 +1,56 @@
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { inspectModel } from '../../src/engine/inspect';
+import { materialize } from '../fixtures/materialize';
+import { fixture, optin, sha256, tempDir } from './helpers';
+
+/** Per-head and per-neuron MACs of the paper's model (docs/method.md §3) at s tokens, hidden D, head size d. */
+const perHead = (s: number, D: number, d: number): number => 3 * s * D * d + 2 * s * s * d + s * d * D;
+const perNeuron = (s: number, D: number): number => 2 * s * D;
+
+const CASES = [
+  {
+    name: 'DETR-style: torchvision resnet18 layers + torch nn.TransformerEncoder on the flattened feature map',
+    dir: 'detr-style', layers: 2, heads: 4, hidden: 64, ffn: 128, tokens: 64,
+    groups: ['backbone.4.0.conv1', 'backbone.4.1.conv1', 'backbone.5.0.conv1', 'backbone.5.1.conv1'], ranking: [] as string[],
+  },
+  {
+    name: 'torchaudio wav2vec2 (its components at a small size: conv feature extractor, positional conv, transformer)',
+    dir: 'torchaudio-wav2vec2-small', layers: 2, heads: 4, hidden: 64, ffn: 128, tokens: 39,
+    groups: ['m.feature_extractor.conv_layers.1.conv', 'm.feature_extractor.conv_layers.2.conv'], ranking: [] as string[],
+  },
+  {
+    name: 'torchaudio wav2vec2_base (12 layers, hidden 768, 95 M parameters; ranked by weight magnitude here)',
+    dir: 'torchaudio-wav2vec2-base', layers: 12, heads: 12, hidden: 768, ffn: 3072, tokens: 12,
+    groups: [1, 2, 3, 4, 5].map((i) => `m.feature_extractor.conv_layers.${i}.conv`), ranking: ['--ranking', 'magnitude'],
+  },
+];
+
+describe('a CNN feeding a transformer: exported architectures this project did not write', function () {
+  this.timeout(600_000);
+
+  for (const c of CASES) {
+    it(`${c.name}: tokens measured from the feature map, MACs exact, prune 0.6 verified, original byte-identical`, async () => {
+      const file = materialize(fixture(`${c.dir}/model.skeleton.onnx`));
+      const r = await inspectModel(file);
+      assert.equal(r.structure.layers.length, c.layers);
+      assert.equal(r.macs.seqLen, c.tokens, 'tokens per example, measured');
+      for (const l of r.macs.layers) {
+        assert.equal(l.perHead, perHead(c.tokens, c.hidden, c.hidden / c.heads));
+        assert.equal(l.perNeuron, perNeuron(c.tokens, c.hidden));
+        assert.equal(l.total, c.heads * perHead(c.tokens, c.hidden, c.hidden / c.heads) + c.ffn * perNeuron(c.tokens, c.hidden));
+      }
+      assert.deepEqual(r.hybrid!.blocks.map((b) => b.name), c.groups, 'the CNN front end\'s channel groups are searched with the heads and neurons');
+
+      const before = sha256(file);
+      const out = path.join(tempDir(), 'p.onnx');
+      const p = optin('prune', file, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', out, '--json', ...c.ranking);
+      assert.equal(p.code, 0, p.stderr);
+      const j = JSON.parse(p.stdout);
+      assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+      assert.equal(j.apply.macs.after, j.plan.macs.kept);
+      assert.ok(j.apply.macs.after <= 0.6 * j.apply.macs.before * (1 + 1e-9));
+      assert.equal(sha256(file), before, 'the original is byte-identical');
+    });
+  }
+});
