@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
+import type { ModelProto } from '../onnx/schema';
 import { GraphIndex } from '../onnx/graph';
 import { findBlocks } from '../structure/detect';
 import { macGeometry, unitMacs } from '../flops';
@@ -101,42 +102,70 @@ export async function verifyPruned(
 ): Promise<Verification> {
   const heads = instrument(original, st, { maskLayers: st.layers.map((l) => l.index), outputs: [] });
   const masked = channels ? instrumentChannels({ ...original, proto: heads }, channels.cs, channels.cs.groups.map((_, l) => l), []) : heads;
-  const a = await sessionFor(original, masked, `${original.path} (masked)`, ep);
-  const b = await sessionFor(pruned, pruned.proto, `${pruned.path} (pruned)`, ep);
+  const size = fixedBatch(st) ?? batch.batch;
+  const { diff, scale, agreement, provider } = await compareWithMasked({
+    original, masked, pruned, batch, ep, outputs: st.outputs, chunk: size, rows: size * Math.floor(batch.batch / size),
+    masks: (rows) => ({ ...maskFeeds(st, keep), ...(channels ? channelMaskFeeds(channels.cs, channels.keep, rows) : {}) }),
+  });
+  if (batch.batch < (fixedBatch(st) ?? 1)) throw new OptinError('data', `${original.path} needs batches of ${fixedBatch(st)}; the calibration batch has ${batch.batch} examples`);
+  const tolerance = withinTolerance(pruned.path, diff, scale);
+  const macs = recountMacs(pruned, expected.seqLen, st.layers) + (channels ? await recountChannelMacs(pruned, channels.terms.map((t) => t.node), channels.cs.inputSize) : 0);
+  if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
+    throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
+  }
+  return { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(agreement !== undefined ? { argmaxAgreement: agreement } : {}), provider };
+}
+
+/**
+ * The one comparison every pruned model goes through: run the original with the plan's masks
+ * (`masked`, its feeds from `masks`) and the pruned model on the same calibration rows, chunk by
+ * chunk, and return the largest output difference, the output scale and the argmax agreement of
+ * the first output when it is a classifier.
+ * @throws OptinError('runtime') when an output is missing or has another shape
+ */
+export async function compareWithMasked(o: {
+  original: OnnxModel; masked: ModelProto; pruned: OnnxModel; batch: CalibrationBatch; ep: EpChoice; outputs: string[];
+  /** Rows per run, and the rows compared in all (a multiple of chunk for graphs with a fixed batch). */
+  chunk: number; rows: number;
+  masks: (rows: number) => Record<string, ort.Tensor>;
+}): Promise<{ diff: number; scale: number; agreement?: number; provider: string }> {
+  const a = await sessionFor(o.original, o.masked, `${o.original.path} (masked)`, o.ep);
+  const b = await sessionFor(o.pruned, o.pruned.proto, `${o.pruned.path} (pruned)`, o.ep);
   let diff = 0, scale = 0, same = 0, compared = 0;
   try {
-    const size = fixedBatch(st) ?? batch.batch;
-    for (const c of chunks(batch.feeds, size * Math.floor(batch.batch / size), size)) {
+    for (const c of chunks(o.batch.feeds, o.rows, o.chunk)) {
       const feeds = toOrt(c.feeds);
       const rows = Object.values(feeds)[0]!.dims[0]!;
-      const chMasks = channels ? channelMaskFeeds(channels.cs, channels.keep, rows) : {};
-      const ref = await runSession(a.session, { ...feeds, ...maskFeeds(st, keep), ...chMasks }, `${original.path} (masked run)`);
-      const got = await runSession(b.session, feeds, `${pruned.path} (pruned run)`);
-      for (const name of st.outputs) {
+      const ref = await runSession(a.session, { ...feeds, ...o.masks(rows) }, `${o.original.path} (masked run)`);
+      const got = await runSession(b.session, feeds, `${o.pruned.path} (pruned run)`);
+      for (const name of o.outputs) {
         const x = ref[name], y = got[name];
-        if (!x || !y) throw new OptinError('runtime', `${pruned.path}: output "${name}" is missing from the pruned model`);
-        if (x.dims.join() !== y.dims.join()) throw new OptinError('runtime', `${pruned.path}: output "${name}" has shape [${y.dims}], masked original [${x.dims}]`);
+        if (!x || !y) throw new OptinError('runtime', `${o.pruned.path}: output "${name}" is missing from the pruned model`);
+        if (x.dims.join() !== y.dims.join()) throw new OptinError('runtime', `${o.pruned.path}: output "${name}" has shape [${y.dims}], masked original [${x.dims}]`);
         const xd = x.data as Float32Array, yd = y.data as Float32Array;
         scale = Math.max(scale, maxAbs(xd));
         for (let i = 0; i < xd.length; i++) diff = Math.max(diff, Math.abs(xd[i]! - yd[i]!));
         if (Number.isNaN(diff)) diff = Infinity;
       }
-      const first = st.outputs[0]!;
+      const first = o.outputs[0]!;
       const agree = argmaxAgreement(ref[first]!, got[first]!);
       if (agree !== undefined) { same += agree * ref[first]!.dims[0]!; compared += ref[first]!.dims[0]!; }
     }
+    return { diff, scale, ...(compared ? { agreement: same / compared } : {}), provider: describeSession(a) };
   } finally {
     await a.session.release();
     await b.session.release();
   }
-  if (batch.batch < (fixedBatch(st) ?? 1)) throw new OptinError('data', `${original.path} needs batches of ${fixedBatch(st)}; the calibration batch has ${batch.batch} examples`);
+}
+
+/**
+ * The tolerance of a comparison: 1e-4 of the output scale (docs/testing.md says why it is fixed).
+ * @throws OptinError('runtime') with the numbers when the difference is above it
+ */
+export function withinTolerance(file: string, diff: number, scale: number): number {
   const tolerance = 1e-4 * Math.max(scale, 1e-6);
   if (!(diff <= tolerance)) {
-    throw new OptinError('runtime', `${pruned.path}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
+    throw new OptinError('runtime', `${file}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
   }
-  const macs = recountMacs(pruned, expected.seqLen, st.layers) + (channels ? await recountChannelMacs(pruned, channels.terms.map((t) => t.node), channels.cs.inputSize) : 0);
-  if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
-    throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
-  }
-  return { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(compared ? { argmaxAgreement: same / compared } : {}), provider: describeSession(a) };
+  return tolerance;
 }
