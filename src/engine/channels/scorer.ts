@@ -5,8 +5,7 @@ import { DeviceFeeds } from '../runtime/deviceFeeds';
 import { GraphBuilder } from '../graph/builder';
 import { defaultOpset } from '../graph/surgery';
 import { OptinError } from '../errors';
-import { describeSession, runSession } from '../runtime/session';
-import { sessionFor } from '../optin/teacher';
+import { scoreVariants } from '../optin/variants';
 import { gramTerm, outputLoss, type LossConstants } from '../optin/lossGraph';
 import { outputConstants, teacherRowsOf } from '../optin/scorer';
 import { sampleIndices } from '../optin/random';
@@ -95,31 +94,27 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
       }
       proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
       b.output(md!);
-      const s = await sessionFor(model, proto, `${model.path} (group ${grp.name})`, opts.ep ?? 'cpu');
-      provider = describeSession(s);
       const inputs = new Set(proto.graph!.input.map((i) => i.name));
-      try {
-        for (let start = 0; start < idx.length; start += m) {
-          cancelled();
-          const chunk = idx.slice(start, start + m);
-          const v = chunk.length;
+      const res = await scoreVariants({
+        model, proto, label: `group ${grp.name}`, ep: opts.ep ?? 'cpu', dev, count: idx.length, perRun: m, ...(opts.signal ? { signal: opts.signal } : {}),
+        feeds: async (start, v) => {
+          const chunk = idx.slice(start, start + v);
           const feeds: Record<string, ort.Tensor> = {};
           for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(name, t, v);
           const mask = new Float32Array(v * B * grp.width).fill(1);
           chunk.forEach((ch, j) => { for (let e = j * B; e < (j + 1) * B; e++) mask[e * grp.width + ch] = 0; });
           feeds[channelMaskName(l)] = new ort.Tensor('float32', mask, [v * B, grp.width]);
-          const res = await runSession(s.session, feeds, `${model.path} (group ${grp.name})`);
-          const mdv = res[md!]!.data as Float32Array;
-          const klv = outputLoss(res[logitsName]!.data as Float32Array, v, out, c.temperature);
-          chunk.forEach((ch, j) => { r.md[ch] = mdv[j]! / compared.length; r.kl[ch] = klv[j]!; });
+          return feeds;
+        },
+        read: (run, v) => ({ md: run[md!]!.data as Float32Array, kl: outputLoss(run[logitsName]!.data as Float32Array, v, out, c.temperature) }),
+        onRun: (_start, v) => {
           done += v;
           const el = elapsed();
           opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta: (el / done) * (total - done) });
-        }
-      } finally {
-        dev.clear();
-        await s.session.release();
-      }
+        },
+      });
+      provider = res.provider;
+      idx.forEach((ch, j) => { r.md[ch] = res.md[j]! / compared.length; r.kl[ch] = res.kl[j]!; });
       opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial: { layer: l, heads: [], neurons: balance(raw, 'neuron', noLastDecay, L)[l]! } });
     }
   } finally {

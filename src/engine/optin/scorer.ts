@@ -6,11 +6,11 @@ import type { EpChoice } from '../runtime/providers';
 import { GraphBuilder } from '../graph/builder';
 import { defaultOpset } from '../graph/surgery';
 import { OptinError } from '../errors';
-import { describeSession, runSession } from '../runtime/session';
 import { headMaskDims, headMaskName, instrument, neuronMaskDims, neuronMaskName } from './instrument';
 import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph';
-import { runTeacher, sessionFor, type TeacherRun } from './teacher';
+import { runTeacher, type TeacherRun } from './teacher';
 import { DeviceFeeds } from '../runtime/deviceFeeds';
+import { scoreVariants } from './variants';
 import { sampleIndices } from './random';
 import { gatherPixels, samplePixels } from './pixels';
 import { balance } from './balance';
@@ -243,8 +243,6 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
       });
       proto.graph!.output = proto.graph!.output.filter((o) => terms.some((t) => t.name === o.name));
       b.output(mdName);
-      const s = await sessionFor(model, proto, `${model.path} (layer ${l} suffix)`, ep);
-      provider = describeSession(s);
       const inputs = new Set(proto.graph!.input.map((i) => i.name));
       const elements: Element[] = [
         ...Array.from({ length: nH }, (_, index) => ({ kind: 'head' as const, index })),
@@ -254,15 +252,12 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
       const H = layer.attention.heads;
       const hWidth = H * hd.repeat;
       const I = layer.ffn?.width ?? 0;
-      const md = new Array<number>(elements.length);
-      const kl = new Array<number>(elements.length);
       const cut: TensorData = { type: 'float32', dims: layer.shape ? [B, ...layer.shape.inputDims] : [B, S, st.hidden], data: teacher.layerInputs[l]! };
       const hRows = B * hd.windows;
-      try {
-        for (let start = 0; start < elements.length; start += m) {
-          checkCancelled(opts.signal);
-          const chunk = elements.slice(start, start + m);
-          const v = chunk.length;
+      const r = await scoreVariants({
+        model, proto, label: `layer ${l} suffix`, ep, dev, count: elements.length, perRun: m, ...(opts.signal ? { signal: opts.signal } : {}),
+        feeds: async (start, v) => {
+          const chunk = elements.slice(start, start + v);
           const feeds: Record<string, ort.Tensor> = {};
           if (reuse) feeds[layer.input] = await dev.tiled(`layer ${l} input`, cut, v);
           for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(name, t, v);
@@ -274,14 +269,14 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
           });
           feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * hRows : d)) as number[]);
           if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, neuronMaskDims(layer).map((d) => (d === 'n' ? v * B : d)) as number[]);
-          const out = await runSession(s.session, feeds, `${model.path} (layer ${l})`);
-          const mdv = out[mdName]!.data as Float32Array;
+          return feeds;
+        },
+        read: (out, v) => {
           const klv = new Array<number>(v).fill(0);
           for (const t of terms) outputLoss(out[t.name]!.data as Float32Array, v, t.constants, c.temperature).forEach((x, j) => { klv[j] = klv[j]! + x; });
-          for (let j = 0; j < v; j++) {
-            md[start + j] = mdv[j]!;
-            kl[start + j] = klv[j]!;
-          }
+          return { md: out[mdName]!.data as Float32Array, kl: klv };
+        },
+        onRun: (start, v, { md, kl }) => {
           done += v;
           const el = elapsed();
           workDone += v * (L - l);
@@ -292,11 +287,10 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
           const headsDone = nH > 0 && nIdx.length > 0 && start < nH && start + v >= nH;
           const headRow = headsDone ? { partial: { layer: l, heads: balance([...rawHeads, { md: md.slice(0, nH), kl: kl.slice(0, nH) }], 'head', c, L)[l]! } } : {};
           opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta, ...headRow });
-        }
-      } finally {
-        dev.clear();
-        await s.session.release();
-      }
+        },
+      });
+      provider = r.provider;
+      const { md, kl } = r;
       rawHeads.push(nH ? { md: md.slice(0, nH), kl: kl.slice(0, nH) } : zeros(H));
       if (!doNeurons) rawNeurons.push(zeros(I));
       else {
