@@ -65,7 +65,7 @@ async function presetAndApply(page: Page, view: FrameLocator, shot: string, m: S
   const text = await applied.innerText();
   assert.match(text, new RegExp(`Wrote \\S*${out.replace(/\./g, '\\.')} \\(keep 50% of MACs;`));
   assert.match(text, /Verified: outputs match the masked original within [0-9.e+-]+ \(tolerance [0-9.e+-]+\)/);
-  assert.match(text, /Speed: measured [0-9.]+× faster \(ideal [0-9.]+× from MACs\): [0-9.]+ → [0-9.]+ ms \(p10-p90 [0-9.]+-[0-9.]+\), medians of 10 interleaved runs at batch 8 (× \d+ tokens|images) on cpu, \d+ threads\./);
+  assert.match(text, /Speed: measured [0-9.]+× faster \(ideal [0-9.]+× from MACs\): [0-9.]+ → [0-9.]+ ms \(p10-p90 [0-9.]+-[0-9.]+\), medians of 10 interleaved runs at batch 8 (× \d+ tokens|images of \d+x\d+) on cpu, \d+ threads\./);
   if (m.heldOut) assert.match(text, new RegExp(`Accuracy: [0-9.]+% → [0-9.]+% on ${m.heldOut} held-out examples of \\S+ \\(not used for calibration\\)`));
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: out }).waitFor({ timeout: t(30_000) });
   await screenshot(page, `${shot}-applied`);

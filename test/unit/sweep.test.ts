@@ -38,7 +38,7 @@ describe('optin sweep (the speed/accuracy frontier)', function () {
     assert.match(lines[1]!, /^dense,1,1,0\.9\d*,,1,/);
     assert.match(lines[2]!, /^0\.8,0\.8\d*|^0\.8,0\.7\d*/);
     assert.match(r.stdout, /accuracy on 360 examples of test/);
-    assert.match(r.stdout, /timed at batch 32 images on cpu \(\d+ threads\), 5 interleaved runs per model after warm-up; medians \(p10-p90\)/);
+    assert.match(r.stdout, /timed at batch 32 images of 8x8 on cpu \(\d+ threads\), 5 interleaved runs per model after warm-up; medians \(p10-p90\)/);
     assert.match(r.stdout, /^0\.5\s+\d+\.\d%\s+\d+\.\d\d%\s+[\d.]+ \([\d.]+-[\d.]+\)\s+[\d.]+x$/m);
     assert.equal(sha256(VIT), before, 'the original is untouched');
   });
