@@ -18,7 +18,7 @@ import { segmentationMetrics } from '../../src/engine/eval/segmentation';
 import { materialize } from '../fixtures/materialize';
 import { withWeights } from './weightEdits';
 import { channelMaskFeeds, instrumentChannels } from '../../src/engine/channels/instrument';
-import { sessionFor, toOrt } from '../../src/engine/optin/teacher';
+import { sessionFor, toOrt } from '../../src/engine/runtime/session';
 import { tensorFloat32 } from '../../src/engine/onnx/tensor';
 import { toSummary } from '../../src/extension/views';
 import { ROOT, expectOptinError, fixture, sha256, tempDir, optin } from './helpers';

@@ -8,7 +8,7 @@ import type { ModelStructure } from '../../src/engine/structure/types';
 import { headMacs, neuronMacs } from '../../src/engine/flops';
 import { loadCalibration, type CalibrationBatch } from '../../src/engine/data/calibration';
 import { applyKeep, type KeepSet } from '../../src/engine/prune/apply';
-import { verifyPruned } from '../../src/engine/prune/verify';
+import { verifyPruned } from '../../src/engine/verify/verify';
 import { mulberry32 } from '../../src/engine/optin/random';
 import { tensorFloat32 } from '../../src/engine/onnx/tensor';
 import { DataType } from '../../src/engine/onnx/schema';

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { fitRows } from '../../src/engine/prune/leastSquares';
+import { fitRows } from '../../src/engine/repair/leastSquares';
 import { FIXTURES, fixture, tempDir, optin } from './helpers';
 
 

@@ -2,7 +2,7 @@ import type { OnnxModel } from '../onnx/model';
 import type { CalibrationBatch } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
 import { OptinError } from '../errors';
-import { compareWithMasked, withinTolerance, type Verification } from '../prune/verify';
+import { compareWithMasked, withinTolerance, type Verification } from '../verify/verify';
 import type { PlanFile } from '../plan/schema';
 import { applyChannelKeep } from './apply';
 import { channelMaskFeeds, instrumentChannels } from './instrument';

@@ -1,8 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import { shallowCopyModel } from '../graph/surgery';
-import { runSession } from '../runtime/session';
-import { sessionFor } from '../optin/teacher';
+import { runSession, sessionFor } from '../runtime/session';
 import { GraphIndex } from '../onnx/graph';
 import { modelInputs } from '../structure/inputs';
 import { benchFeeds } from '../eval/bench';

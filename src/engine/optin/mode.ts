@@ -2,8 +2,7 @@ import type { OnnxModel } from '../onnx/model';
 import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
-import { createSession, runSession } from '../runtime/session';
-import { toOrt } from './teacher';
+import { createSession, runSession, toOrt } from '../runtime/session';
 
 /** How long exact scoring would take, from one timed dense forward of the calibration batch. */
 export interface CostEstimate {

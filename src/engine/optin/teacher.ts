@@ -1,22 +1,10 @@
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
-import type { ModelProto } from '../onnx/schema';
-import { sessionBytes } from '../onnx/writer';
 import type { ModelStructure } from '../structure/types';
-import type { CalibrationBatch, TensorData } from '../data/calibration';
-import { createSession, runSession, type Session } from '../runtime/session';
+import type { CalibrationBatch } from '../data/calibration';
+import { runSession, sessionFor, toOrt } from '../runtime/session';
 import type { EpChoice, Provider } from '../runtime/providers';
 import { instrument } from './instrument';
-
-/** Serialize an in-memory variant of a model and open it in onnxruntime. */
-export async function sessionFor(model: OnnxModel, proto: ModelProto, label: string, ep: EpChoice = 'cpu', threads = 0): Promise<Session> {
-  return createSession(sessionBytes({ ...model, proto }), { ep, threads, label });
-}
-
-/** Convert plain tensors to onnxruntime tensors. */
-export function toOrt(feeds: Record<string, TensorData>): Record<string, ort.Tensor> {
-  return Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data, t.dims)]));
-}
 
 /** Dense-model outputs OPTIN compares every masked variant against. */
 export interface TeacherRun {

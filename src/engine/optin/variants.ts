@@ -4,8 +4,7 @@ import type { ModelProto } from '../onnx/schema';
 import type { EpChoice } from '../runtime/providers';
 import type { DeviceFeeds } from '../runtime/deviceFeeds';
 import { OptinError } from '../errors';
-import { describeSession, runSession } from '../runtime/session';
-import { sessionFor } from './teacher';
+import { describeSession, runSession, sessionFor } from '../runtime/session';
 
 /** One masked run of `v` stacked variants: its feeds, then what it returns. */
 export interface VariantRun {

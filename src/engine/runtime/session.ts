@@ -3,7 +3,10 @@ import { OptinError } from '../errors';
 import { gpuCandidates, providerMissing, type EpChoice, type Provider } from './providers';
 import { webgpuAdapter } from './adapter';
 import { probeProvider } from './probe';
-import type { SessionBytes } from '../onnx/writer';
+import { sessionBytes, type SessionBytes } from '../onnx/writer';
+import type { OnnxModel } from '../onnx/model';
+import type { ModelProto } from '../onnx/schema';
+import type { TensorData } from '../data/types';
 
 /** What a session is created from: a model file, model bytes, or bytes whose tensors stay in external-data files. */
 export type ModelSource = string | Uint8Array | SessionBytes;
@@ -123,4 +126,14 @@ export async function runSession(s: ort.InferenceSession, feeds: Record<string, 
     const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ').slice(0, 500);
     throw new OptinError('runtime', `${label}: onnxruntime failed: ${msg}`);
   }
+}
+
+/** Serialize an in-memory variant of a model and open it in onnxruntime. */
+export async function sessionFor(model: OnnxModel, proto: ModelProto, label: string, ep: EpChoice = 'cpu', threads = 0): Promise<Session> {
+  return createSession(sessionBytes({ ...model, proto }), { ep, threads, label });
+}
+
+/** Convert plain tensors to onnxruntime tensors. */
+export function toOrt(feeds: Record<string, TensorData>): Record<string, ort.Tensor> {
+  return Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type, t.data, t.dims)]));
 }

@@ -1,8 +1,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import { instrument } from '../optin/instrument';
-import { runSession } from '../runtime/session';
-import { sessionFor } from '../optin/teacher';
+import { runSession, sessionFor } from '../runtime/session';
 import { benchFeeds } from '../eval/bench';
 import type { EncoderLayer, LayerShape, ModelStructure } from './types';
 

@@ -6,15 +6,15 @@ import { shallowCopyModel } from '../graph/surgery';
 import type { CalibrationBatch } from '../data/calibration';
 import type { Linear, ModelStructure } from '../structure/types';
 import { instrument } from '../optin/instrument';
-import { sessionFor, toOrt } from '../optin/teacher';
 import { detectStructure } from '../structure/detect';
 import { withMeasurementsOf } from '../structure/measure';
 import { OptinError } from '../errors';
 import { sampleIndices } from '../optin/random';
-import type { KeepSet } from './apply';
-import { TensorStore } from './tensors';
-import { maskFeeds } from './verify';
+import type { KeepSet } from '../prune/apply';
+import { TensorStore } from '../prune/tensors';
+import { maskFeeds } from '../verify/verify';
 import { fitRows, solveRows } from './leastSquares';
+import { sessionFor, toOrt } from '../runtime/session';
 
 /** What the refit did to one sublayer. */
 export interface RefitStep {

@@ -5,11 +5,11 @@ import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import type { CalibrationBatch } from '../data/calibration';
 import type { Linear, ModelStructure } from '../structure/types';
 import { instrument } from '../optin/instrument';
-import { sessionFor, toOrt } from '../optin/teacher';
 import { OptinError } from '../errors';
-import type { KeepSet } from './apply';
-import { maskFeeds } from './verify';
+import type { KeepSet } from '../prune/apply';
+import { maskFeeds } from '../verify/verify';
 import { residual, ridgeTowardOne, solveRows } from './leastSquares';
+import { sessionFor, toOrt } from '../runtime/session';
 
 /** Options for {@link tuneMasks} (Kwon et al. 2022 mask tuning, docs/method.md §5). */
 export interface TuneOptions {

@@ -4,14 +4,13 @@ import type { NodeProto } from '../onnx/schema';
 import { GraphIndex, attrInt, attrInts } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import type { CalibrationBatch } from '../data/calibration';
-import { sessionFor, toOrt } from '../optin/teacher';
-import { runSession } from '../runtime/session';
+import { runSession, sessionFor, toOrt } from '../runtime/session';
 import { sampleIndices } from '../optin/random';
-import { fitRows } from '../prune/leastSquares';
+import { fitRows } from './leastSquares';
 import { OptinError } from '../errors';
-import { channelMaskFeeds, instrumentChannels } from './instrument';
-import { withConsumerUpdates, type ConsumerUpdates } from './consumers';
-import type { ChannelStructure } from './structure';
+import { channelMaskFeeds, instrumentChannels } from '../channels/instrument';
+import { withConsumerUpdates, type ConsumerUpdates } from '../channels/consumers';
+import type { ChannelStructure } from '../channels/structure';
 
 /** Rows (examples x output positions) each consumer's least squares uses at most. */
 export const RECONSTRUCTION_ROWS = 16384;
