@@ -4,7 +4,7 @@ import { AttributeProtoSchema, AttributeType, DataType, StringStringEntryProtoSc
 import { valueInfo } from '../graph/builder';
 import { GraphIndex } from '../onnx/graph';
 import { removeDeadNodes, shallowCopyModel } from '../graph/surgery';
-import { TensorStore, take, type Dense } from '../prune/tensors';
+import { TensorStore, take, type Dense } from '../graph/tensors';
 import { OptinError } from '../errors';
 import type { ChannelStructure } from './structure';
 import type { ChannelGroup, Cut } from '../groups/types';

@@ -2,7 +2,7 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { shallowCopyModel } from '../graph/surgery';
-import { TensorStore } from '../prune/tensors';
+import { TensorStore } from '../graph/tensors';
 
 /** New weights (full original shape) and biases of consumer nodes, by node name. */
 export type ConsumerUpdates = Record<string, { weight: Float32Array; bias?: number[] }>;

@@ -10,7 +10,7 @@ import { residualAfter } from '../structure/detect';
 import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelStructure } from '../structure/types';
 import { OptinError } from '../errors';
 import { ReshapeFixer, type WidthChange } from './shapes';
-import { TensorStore, headColumns, scaleAlong, take } from './tensors';
+import { TensorStore, headColumns, scaleAlong, take } from '../graph/tensors';
 
 /** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
 export interface KeepSet {

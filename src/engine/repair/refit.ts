@@ -11,7 +11,7 @@ import { withMeasurementsOf } from '../structure/measure';
 import { OptinError } from '../errors';
 import { sampleIndices } from '../optin/random';
 import type { KeepSet } from '../prune/apply';
-import { TensorStore } from '../prune/tensors';
+import { TensorStore } from '../graph/tensors';
 import { maskFeeds } from '../verify/verify';
 import { fitRows, solveRows } from './leastSquares';
 import { sessionFor, toOrt } from '../runtime/session';
