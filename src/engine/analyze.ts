@@ -5,6 +5,7 @@ import type { ModelStructure } from './structure/types';
 import { analyzeChannels, type ChannelStructure } from './channels/structure';
 import { channelsOutside } from './hybrid/structure';
 import type { InputSize } from './data/types';
+import { hasDynamicSize, noSizeMessage, withInputSize } from './data/inputSize';
 
 /**
  * What a model is pruned by: attention heads and FFN neurons (with `channels`, the coupled-channel
@@ -32,6 +33,8 @@ export async function analyzeModel(model: OnnxModel, size?: InputSize): Promise<
       throw c;
     }
   }
-  const channels = await channelsOutside(model, st);
+  const open = withInputSize(st.inputs, size).find(hasDynamicSize);
+  if (open) throw new OptinError('unsupported', noSizeMessage(model.path, open));
+  const channels = await channelsOutside(model, st, size);
   return channels ? { kind: 'transformer', st, channels } : { kind: 'transformer', st };
 }

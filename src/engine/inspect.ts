@@ -39,7 +39,8 @@ export function defaultSeqLen(st: ModelStructure): number {
 export async function inspectModel(path: string, seqLen?: number, size?: InputSize): Promise<InspectReport> {
   const model = loadModel(path);
   await checkLoadable(model.path, model.path);
-  const a = await analyzeModel(model, size ?? inputSizeFor(path));
+  const at = size ?? inputSizeFor(path);
+  const a = await analyzeModel(model, at);
   const parameters = countParameters(model.proto);
   if (a.kind === 'channels') {
     const channels = channelSummary(model, a.cs);
@@ -48,7 +49,7 @@ export async function inspectModel(path: string, seqLen?: number, size?: InputSi
     const structure: ModelStructure = { architecture: cs.architecture, modality: cs.modality, hidden: 0, norm: 'post', layers: [], inputs, outputs: cs.outputs, opset: cs.opset, producer: cs.producer };
     return { path: model.path, structure, macs: { seqLen: 1, layers: [], total: channels.macs.prunable }, parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData, channels };
   }
-  const structure = await withMeasuredTokens(model, a.st);
+  const structure = await withMeasuredTokens(model, a.st, at);
   const s = seqLen ?? defaultSeqLen(structure);
   return {
     path: model.path, structure, macs: modelMacs(structure, s), parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData,

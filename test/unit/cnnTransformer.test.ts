@@ -1,5 +1,8 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { loadModel } from '../../src/engine/onnx/model';
+import { saveModel } from '../../src/engine/onnx/writer';
 import { inspectModel } from '../../src/engine/inspect';
 import { materialize } from '../fixtures/materialize';
 import { fixture, optin, sha256, tempDir } from './helpers';
@@ -53,4 +56,41 @@ describe('a CNN feeding a transformer: exported architectures this project did n
       assert.equal(sha256(file), before, 'the original is byte-identical');
     });
   }
+});
+
+describe('a vision transformer whose image height and width are dynamic in the graph', function () {
+  this.timeout(300_000);
+  const ROOT_DIGITS = path.join(path.dirname(fixture('vit-digits/model-opset17.onnx')), '..', '..', 'data', 'digits', 'train');
+
+  /** The digits ViT with pixel_values [batch, 1, height, width] (it still only runs at 8x8, its trained size). */
+  function dynamicViT(dir: string, withPreprocessor: boolean): string {
+    const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
+    const px = m.proto.graph!.input.find((i) => i.name === 'pixel_values')!;
+    const t = px.type!.value;
+    assert.equal(t.case, 'tensorType');
+    const dims = t.value.shape!.dim;
+    dims[2]!.value = { case: 'dimParam', value: 'height' };
+    dims[3]!.value = { case: 'dimParam', value: 'width' };
+    const out = path.join(dir, 'vit.onnx');
+    saveModel(m, out);
+    if (withPreprocessor) fs.copyFileSync(path.join(path.dirname(fixture('vit-digits/model-opset17.onnx')), 'preprocessor_config.json'), path.join(dir, 'preprocessor_config.json'));
+    return out;
+  }
+
+  it('tokens are measured at the preprocessor config\'s size; prune 0.6 on its images verifies; without a size: one line saying how to give one', async () => {
+    const file = dynamicViT(tempDir(), true);
+    const r = await inspectModel(file);
+    assert.equal(r.macs.seqLen, 17, '16 patches of the 8x8 digits + the class token');
+    const p = optin('prune', file, '--budget', '0.6', '--data', ROOT_DIGITS, '--samples', '8', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
+    assert.equal(p.code, 0, p.stderr);
+    const j = JSON.parse(p.stdout);
+    assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+
+    const bare = dynamicViT(tempDir(), false);
+    const q = optin('prune', bare, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', path.join(tempDir(), 'q.onnx'));
+    assert.equal(q.code, 2);
+    assert.match(q.stderr, /optin: .*vit\.onnx: input "pixel_values" has dynamic axes \(batch x 1 x height x width\) and no size to analyse it at; .* --input-size HxW\n$/);
+    const s = optin('prune', bare, '--input-size', '8x8', '--budget', '0.6', '--samples', '2', '--no-bench', '--out', path.join(tempDir(), 's.onnx'));
+    assert.equal(s.code, 0, s.stderr);
+  });
 });

@@ -53,3 +53,8 @@ export function withInputSize(inputs: ModelInput[], size: InputSize | undefined)
     return { ...i, shape: i.shape.map((d, k) => (k === a.height ? size.height : k === a.width ? size.width : d)) };
   });
 }
+
+/** The refusal for an input whose height and width are dynamic when no size is known. */
+export function noSizeMessage(modelPath: string, i: ModelInput): string {
+  return `${modelPath}: input "${i.name}" has dynamic axes (${i.shape.join(' x ')}) and no size to analyse it at; put the preprocessor_config.json the model was trained with (its "size") next to the model, or pass --input-size HxW`;
+}

@@ -8,7 +8,7 @@ import { benchFeeds } from '../eval/bench';
 import { create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from '../onnx/schema';
 import { OptinError } from '../errors';
-import { hasDynamicSize, withInputSize } from '../data/inputSize';
+import { hasDynamicSize, noSizeMessage, withInputSize } from '../data/inputSize';
 import type { InputSize } from '../data/types';
 
 /** Batch of the shape probe: 2, so a batch axis is never confused with a size-1 axis (unless the graph fixes it). */
@@ -35,10 +35,7 @@ export async function measureShapes(model: OnnxModel, size?: InputSize): Promise
   for (const i of inputs) {
     const open = i.shape.slice(1).some((d) => typeof d !== 'number' || d <= 0);
     if (open && i.role !== 'input_ids' && i.role !== 'attention_mask' && i.role !== 'token_type_ids') {
-      const how = hasDynamicSize(i)
-        ? 'put the preprocessor_config.json the model was trained with (its "size") next to the model, or pass --input-size HxW'
-        : 'export the model with fixed sizes for every axis but the batch';
-      throw new OptinError('unsupported', `${model.path}: input "${i.name}" has dynamic axes (${i.shape.join(' x ')}) and no size to analyse it at; ${how}`);
+      throw new OptinError('unsupported', hasDynamicSize(i) ? noSizeMessage(model.path, i) : `${model.path}: input "${i.name}" has dynamic axes (${i.shape.join(' x ')}) and no size to analyse it at; export the model with fixed sizes for every axis but the batch`);
     }
   }
   const have = new Set(g.output.map((o) => o.name));

@@ -1,4 +1,5 @@
 import type { OnnxModel } from '../onnx/model';
+import type { InputSize } from '../data/types';
 import { OptinError } from '../errors';
 import { GraphIndex } from '../onnx/graph';
 import { BINARY, UNARY } from '../groups/rules';
@@ -54,12 +55,12 @@ function convFeedsWeights(ix: GraphIndex): boolean {
  * every channel feeds the residual stream, as a ViT's patch embedding does). The transformer's FFN
  * widths are channel groups too; they stay neurons of the transformer.
  */
-export async function channelsOutside(model: OnnxModel, st: ModelStructure): Promise<ChannelStructure | undefined> {
+export async function channelsOutside(model: OnnxModel, st: ModelStructure, size?: InputSize): Promise<ChannelStructure | undefined> {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   if (!convFeedsWeights(ix)) return undefined;
   let cs: ChannelStructure;
   try {
-    cs = await analyzeChannels(model);
+    cs = await analyzeChannels(model, size);
   } catch (e) {
     if (e instanceof OptinError && (e.code === 'not-transformer' || e.code === 'unsupported')) return undefined;
     throw e;

@@ -203,7 +203,8 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   const S = batch.seqLen;
   const measured = teacher.layerInputs[0]!.length / (B * st.hidden);
   if (measured !== S) {
-    throw new Error(`${model.path}: the calibration batch has ${S} tokens per example but layer 0 receives ${measured}; the structure's token count must be measured first (withMeasuredTokens)`);
+    const open = st.inputs.filter((i) => i.shape.slice(1).some((d) => typeof d !== 'number' || d <= 0)).map((i) => `"${i.name}" [${i.shape.join(' x ')}]`);
+    throw new OptinError('unsupported', `${model.path}: layer 0 receives ${measured} tokens per example, but the calibration batch was built for ${S}${open.length ? `: the input ${open.join(', ')} has dynamic axes that set the token count; for images put the preprocessor_config.json (its "size") next to the model or pass --input-size HxW, otherwise export the model with fixed sizes` : ''}`);
   }
   const lc = lossConstants(st, batch, teacher, c);
   const perVariant = B * S;

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { inputSizeFor } from '../data/inputSize';
+import type { InputSize } from '../data/types';
 import * as path from 'node:path';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import { saveModel } from '../onnx/writer';
@@ -85,9 +86,9 @@ export function checkPlanFor(model: OnnxModel, plan: PlanFile): void {
 }
 
 /** The channel side of a hybrid plan, checked against the groups found on this model. */
-async function hybridPart(model: OnnxModel, st: ModelStructure, plan: PlanFile): Promise<ChannelKeep> {
+async function hybridPart(model: OnnxModel, st: ModelStructure, plan: PlanFile, size?: InputSize): Promise<ChannelKeep> {
   const h = plan.model.hybrid!;
-  const cs = await channelsOutside(model, st);
+  const cs = await channelsOutside(model, st, size);
   const names = cs?.groups.map((g) => g.name) ?? [];
   if (!cs || h.transformerLayers !== st.layers.length || names.join('|') !== h.names.join('|')) {
     throw new OptinError('data', `${model.path}: the plan has ${h.transformerLayers} transformer layers and channel groups [${h.names.join(', ')}]; the model has ${st.layers.length} layers and [${names.join(', ')}]`);
@@ -111,8 +112,9 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   checkPlanFor(model, plan);
   if (plan.model.channels) return applyChannelPlan(req, model, out, t0, signal, onStep);
   if (req.tune && req.refit) throw new OptinError('usage', '--tune (mask scales) and --refit (least-squares weights) are alternatives; choose one');
-  let st = await withMeasuredTokens(model, detectStructure(model));
-  const hybrid = plan.model.hybrid ? await hybridPart(model, st, plan) : undefined;
+  const size = inputSizeFor(req.model, req.data);
+  let st = await withMeasuredTokens(model, detectStructure(model), size);
+  const hybrid = plan.model.hybrid ? await hybridPart(model, st, plan, size) : undefined;
   const L = st.layers.length;
   const keep: KeepSet = { heads: plan.keep.heads.slice(0, L), neurons: plan.keep.neurons.slice(0, L) };
   checkKeep(st, keep, model.path);

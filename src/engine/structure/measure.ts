@@ -4,6 +4,8 @@ import { instrument } from '../optin/instrument';
 import { runSession, sessionFor } from '../runtime/session';
 import { benchFeeds } from '../eval/bench';
 import type { EncoderLayer, LayerShape, ModelStructure } from './types';
+import { withInputSize } from '../data/inputSize';
+import type { InputSize } from '../data/types';
 
 /** The Softmax input (attention scores) of a layer whose heads stay on their own axis, when it has one. */
 function scoresOf(model: OnnxModel, l: EncoderLayer): string | undefined {
@@ -34,11 +36,13 @@ function uniform(shapes: LayerShape[], hidden: number): boolean {
  * Conv1d stem, ...) and the extra tokens (class, distillation). The same run measures every
  * layer's residual stream and attention scores: when they are not one uniform [batch, tokens,
  * hidden] (Swin: [batch, height, width, channels] per stage, attention over windows) each layer
- * gets its {@link LayerShape}. Text models keep their data-dependent lengths. Returns the structure
- * unchanged when the probe cannot be built (symbolic input sizes).
+ * gets its {@link LayerShape}. Text models keep their data-dependent lengths. Dynamic image height
+ * and width are probed at `size` (the size calibration images are resized to). Returns the
+ * structure unchanged when the probe cannot be built (other symbolic input sizes).
  */
-export async function withMeasuredTokens(model: OnnxModel, st: ModelStructure): Promise<ModelStructure> {
+export async function withMeasuredTokens(model: OnnxModel, st: ModelStructure, size?: InputSize): Promise<ModelStructure> {
   if (st.modality === 'text' || !st.layers.length) return st;
+  if (size) st = { ...st, inputs: withInputSize(st.inputs, size) };
   const fixed = st.inputs.every((i) => i.shape.slice(1).every((d) => typeof d === 'number' && d > 0));
   if (!fixed) return st;
   const fixedBatch = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);

@@ -29,10 +29,11 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const model = loadModel(job.model);
   checkWeightTypes(model);
   await checkLoadable(model.path, model.path);
-  const analysis = await analyzeModel(model, inputSizeFor(job.model, job.data));
+  const size = inputSizeFor(job.model, job.data);
+  const analysis = await analyzeModel(model, size);
   if (analysis.kind === 'channels') return runChannelScoreJob(model, analysis.cs, sha256File(model.path), job, onProgress, signal);
   if (job.ranking === 'l1') throw new OptinError('usage', `${model.path}: --ranking l1 ranks convolution filters; this model is pruned by attention heads and FFN neurons (use optin or magnitude)`);
-  const st = await withMeasuredTokens(model, analysis.st);
+  const st = await withMeasuredTokens(model, analysis.st, size);
   const batch = await loadCalibration(model.path, st, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
   const macSeqLen = job.seqLen ?? (st.modality === 'text' ? batch.meanLength : batch.seqLen);
