@@ -228,8 +228,18 @@ describe('CNNs exported with dynamic height and width (torchvision resnet18, mob
     { name: 'resnet18 (exact OPTIN scores)', dir: 'tv-resnet18-dynamic-hw', ranking: [] as string[] },
     { name: 'mobilenet_v3_large (L1 ranking; 24 groups through depthwise and squeeze-excitation)', dir: 'tv-mobilenet-v3-large-dynamic-hw', ranking: ['--ranking', 'l1'] },
   ]) {
-    it(`${c.name}: prune 0.6 verifies at the calibration size, the pruned model keeps dynamic axes and runs at another size, original byte-identical`, async () => {
+    it(`${c.name}: exact scores at the calibration size, prune 0.6 verifies, the pruned model keeps dynamic axes and runs at another size, original byte-identical`, async () => {
       const file = materialize(fixture(`${c.dir}/model.skeleton.onnx`));
+      const m = loadModel(file);
+      const cs = await analyzeChannels(m, { height: 64, width: 64 });
+      const batch = await loadCalibration(m.path, cs, { samples: 2 });
+      assert.deepEqual(batch.feeds.pixel_values!.dims, [2, 3, 64, 64]);
+      const subset = cs.groups.map((g) => [0, g.width - 1]);
+      const sc = await scoreChannels(m, cs, batch, { neuronSubset: subset });
+      sc.raw.neurons.forEach((r, l) => {
+        for (const j of subset[l]!) assert.ok(Number.isFinite(r.md[j]!) && r.md[j]! >= 0 && r.kl[j]! >= 0, `group ${l} channel ${j}`);
+      });
+      assert.ok(sc.raw.neurons.some((r) => r.md.some((x) => x > 0)));
       const before = sha256(file);
       const out = path.join(tempDir(), 'p.onnx');
       const p = optin('prune', file, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', out, '--json', ...c.ranking);

@@ -4,6 +4,10 @@ import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { inspectModel } from '../../src/engine/inspect';
+import { detectStructure } from '../../src/engine/structure/detect';
+import { withMeasuredTokens } from '../../src/engine/structure/measure';
+import { loadCalibration } from '../../src/engine/data/calibration';
+import { scoreModel } from '../../src/engine/optin/scorer';
 import { materialize } from '../fixtures/materialize';
 import { fixture, optin, sha256, tempDir } from './helpers';
 
@@ -44,6 +48,17 @@ describe('a CNN feeding a transformer: exported architectures this project did n
         assert.equal(l.total, c.heads * perHead(c.tokens, c.hidden, c.hidden / c.heads) + c.ffn * perNeuron(c.tokens, c.hidden));
       }
       assert.deepEqual(r.hybrid!.blocks.map((b) => b.name), c.groups, 'the CNN front end\'s channel groups are searched with the heads and neurons');
+
+      // Exact OPTIN terms of the last layer's heads and two of its neurons (the whole model is scored exactly by the prune below where it is small).
+      const m = loadModel(file);
+      const st = await withMeasuredTokens(m, detectStructure(m));
+      const batch = await loadCalibration(m.path, st, { samples: 2 });
+      const last = c.layers - 1;
+      const s = await scoreModel(m, st, batch, { layers: [last], neuronSubset: st.layers.map(() => [0, c.ffn - 1]) });
+      for (const t of [s.raw.heads[last]!, { md: [0, c.ffn - 1].map((j) => s.raw.neurons[last]!.md[j]!), kl: [0, c.ffn - 1].map((j) => s.raw.neurons[last]!.kl[j]!) }]) {
+        assert.ok(t.md.every((x) => Number.isFinite(x) && x >= 0) && t.kl.every((x) => Number.isFinite(x) && x >= 0), `finite terms: ${JSON.stringify(t)}`);
+      }
+      assert.ok(s.raw.heads[last]!.md.some((x) => x > 0), 'masking a head changes the last layer\'s features');
 
       const before = sha256(file);
       const out = path.join(tempDir(), 'p.onnx');
