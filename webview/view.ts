@@ -30,7 +30,9 @@ function appliedText(a: AppliedView): HTMLElement[] {
   if (a.latency) lines.push(`Latency: target ${pct(a.latency.target, 0)} of the dense model, predicted ${pct(a.latency.predicted, 1)}${a.latency.measured !== undefined ? `, measured ${pct(a.latency.measured, 1)}` : ''}.`);
   if (a.accuracy) lines.push(`Accuracy: ${pct(a.accuracy.before)} → ${pct(a.accuracy.after)} on ${a.accuracy.examples} held-out examples of ${a.accuracy.source} (not used for calibration).`);
   if (a.agreement) lines.push(`Agreement with the original: ${pct(a.agreement.rate)} of ${a.agreement.examples} examples of ${a.agreement.source}.`);
-  return lines.map((l, i) => el('p', { class: i === 0 ? 'ok' : '' }, i === 0 ? `✓ ${l}` : l));
+  const out = lines.map((l, i) => el('p', { class: i === 0 ? 'ok' : '' }, i === 0 ? `✓ ${l}` : l));
+  if (a.warning) out.push(el('p', { class: 'warn', role: 'alert' }, `⚠ Much worse than the original: ${a.warning.replace(/^the pruned model /, 'it ')}.`));
+  return out;
 }
 
 /** The whole panel: a skeleton built once per model, updated in place from {@link State}. */

@@ -37,6 +37,7 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
       }, signal);
       bar?.done();
       process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, ...(r.plan.latency ? { latency: r.plan.latency } : {}), keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');
+      if (r.warning) process.stderr.write(`optin: warning: ${r.warning}\n`);
       return 0;
     } finally {
       bar?.done();

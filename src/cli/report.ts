@@ -65,5 +65,6 @@ export function formatPrune(r: PruneReport): string {
       ? `accuracy    ${pct(e.reference.accuracy)} -> ${pct(e.accuracy)} on ${e.examples} examples (${path.basename(e.data)}); ${agree}`
       : `agreement   ${agree} of ${e.examples} unlabelled examples (${path.basename(e.data)})`);
   }
+  if (r.warning) lines.push(`warning     ${r.warning}`);
   return lines.join('\n');
 }

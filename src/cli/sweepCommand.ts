@@ -45,6 +45,7 @@ export function formatSweep(r: SweepReport): string {
     `timed at ${r.bench.shape} on ${r.bench.provider} (${r.bench.threads} threads), ${r.bench.runs} interleaved runs per model after warm-up; medians (p10-p90)`,
     '',
     table(rows),
+    ...r.points.filter((p) => p.warning).map((p, i) => `${i ? '' : '\n'}warning at ${p.target}: ${p.warning}`),
   ].join('\n');
 }
 

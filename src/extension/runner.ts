@@ -5,7 +5,8 @@ import { OptinError } from '../engine/errors';
 import { makeLatencyPlan, makePlan } from '../engine/plan/files';
 import { runPrune, type PruneReport } from '../engine/worker/pipeline';
 import { runSweep, type SweepReport } from '../engine/worker/sweep';
-import { evaluateOnCalibration } from '../engine/worker/pipeline';
+import { evaluateOnCalibration, repairOf } from '../engine/worker/pipeline';
+import { qualityWarning } from '../engine/eval/quality';
 import { atScoresSeqLen } from './views';
 import type { EngineClient } from '../engine/worker/client';
 import type { EvalReport } from '../engine/eval/evaluate';
@@ -30,7 +31,13 @@ export interface RunnerEvents {
 export type Outcome = { status: 'done' } | { status: 'cancelled' } | { status: 'failed'; message: string } | { status: 'skipped' };
 
 /** A finished Apply: the prune report and, when data was given, the evaluation beside it. */
-export interface ApplyResult { report: PruneReport; evaluation?: EvalReport; heldOut: boolean; /** The data evaluated on (a test split, or the calibration file). */ evalSource?: string }
+export interface ApplyResult {
+  report: PruneReport; evaluation?: EvalReport; heldOut: boolean;
+  /** The data evaluated on (a test split, or the calibration file). */
+  evalSource?: string;
+  /** Set when the evaluation shows a much worse model (said in the panel and a notification). */
+  warning?: string;
+}
 
 /** Show an engine failure: notification with the reason and "Show Log"; cancellations are quiet. */
 export function reportFailure(e: unknown, log: Log, what: string): Outcome {
@@ -210,11 +217,16 @@ export class Runner {
         this.log.warn(`could not evaluate ${report.apply.output}: ${e instanceof Error ? e.message : String(e)}`);
         return undefined;
       }) : undefined;
-      return { report, ...(ev ? { evaluation: ev.evaluation, heldOut: ev.heldOut, evalSource: ev.source } : { heldOut: false }) };
+      const warning = qualityWarning(ev?.evaluation, { ...repairOf(report.apply), repair: 'the optin.maskTuning setting' });
+      return { report, ...(ev ? { evaluation: ev.evaluation, heldOut: ev.heldOut, evalSource: ev.source } : { heldOut: false }), ...(warning ? { warning } : {}) };
     });
     if (!('report' in result)) return result;
     s.output = result.report.apply.output;
     this.log.info(`wrote ${result.report.apply.files.join(', ')}; max |pruned - masked| ${result.report.apply.verification.maxAbsDiff.toExponential(2)}; speedup ${result.report.bench?.speedup[1]?.toFixed(2)}x (ideal ${result.report.idealSpeedup.toFixed(2)}x)`);
+    if (result.warning) {
+      this.log.warn(`${result.report.apply.output}: ${result.warning}`);
+      void vscode.window.showWarningMessage(`OPTIN: ${result.warning}.`);
+    }
     await this.announce(result);
     return result;
   }
@@ -240,12 +252,13 @@ export class Runner {
       fs.mkdirSync(outDir, { recursive: true });
       return runSweep(this.engine, {
         model: file, targets: Runner.SWEEP_BUDGETS, kind: 'macs', multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, outDir,
-        bench: this.benchShape(s),
+        bench: this.benchShape(s), repairHint: 'the optin.maskTuning setting',
       }, { step }, signal);
     });
     if (!('points' in report)) return report;
     s.frontier = report;
     this.log.info(`sweep of ${file}: ${report.points.map((p) => `${p.target}: ${p.speedup.toFixed(2)}x`).join(', ')}; models in ${outDir}`);
+    for (const p of report.points) if (p.warning) this.log.warn(`sweep of ${file} at ${p.target}: ${p.warning}`);
     return report;
   }
 

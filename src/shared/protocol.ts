@@ -90,6 +90,8 @@ export interface AppliedView {
   accuracy?: { before: number; after: number; examples: number; source: string };
   /** How often the pruned model predicts what the original predicts (on the same examples). */
   agreement?: { rate: number; examples: number; source: string };
+  /** The pruned model is much worse than the original (said in words, with what to try). */
+  warning?: string;
 }
 
 /** One budget of a sweep, measured. */

@@ -66,7 +66,15 @@ async function presetAndApply(page: Page, view: FrameLocator, shot: string, m: S
   assert.match(text, new RegExp(`Wrote \\S*${out.replace(/\./g, '\\.')} \\(keep 50% of MACs;`));
   assert.match(text, /Verified: outputs match the masked original within [0-9.e+-]+ \(tolerance [0-9.e+-]+\)/);
   assert.match(text, /Speed: measured [0-9.]+× faster \(ideal [0-9.]+× from MACs\): [0-9.]+ → [0-9.]+ ms \(p10-p90 [0-9.]+-[0-9.]+\), medians of 10 interleaved runs at batch 8 (× \d+ tokens|images of \d+x\d+) on cpu, \d+ threads\./);
-  if (m.heldOut) assert.match(text, new RegExp(`Accuracy: [0-9.]+% → [0-9.]+% on ${m.heldOut} held-out examples of \\S+ \\(not used for calibration\\)`));
+  if (m.heldOut) {
+    const acc = new RegExp(`Accuracy: ([0-9.]+)% → ([0-9.]+)% on ${m.heldOut} held-out examples of \\S+ \\(not used for calibration\\)`).exec(text);
+    assert.ok(acc, text);
+    // More than 5 points lost: the panel says so in words, with what to try; otherwise it says nothing of the kind.
+    const lost = Number(acc[1]) - Number(acc[2]);
+    const warn = applied.locator('p.warn');
+    if (lost > 5.05) assert.match(await warn.innerText(), new RegExp(`^⚠ Much worse than the original: it lost ${lost.toFixed(1)} points of accuracy \\([0-9.]+% -> [0-9.]+%\\) on ${m.heldOut} examples; `));
+    else if (lost < 4.95) assert.equal(await warn.count(), 0, text);
+  }
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: out }).waitFor({ timeout: t(30_000) });
   await screenshot(page, `${shot}-applied`);
 }

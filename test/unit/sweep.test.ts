@@ -40,6 +40,13 @@ describe('optin sweep (the speed/accuracy frontier)', function () {
     assert.match(r.stdout, /accuracy on 360 examples of test/);
     assert.match(r.stdout, /timed at batch 32 images of 8x8 on cpu \(\d+ threads\), 5 interleaved runs per model after warm-up; medians \(p10-p90\)/);
     assert.match(r.stdout, /^0\.5\s+\d+\.\d%\s+\d+\.\d\d%\s+[\d.]+ \([\d.]+-[\d.]+\)\s+[\d.]+x$/m);
+    // A budget that lost more than 5 points of accuracy is said so in words under the table; the others are not.
+    for (const p of j.points) {
+      const lost = 100 * (j.dense.accuracy - p.accuracy);
+      const said = r.stdout.includes(`warning at ${p.target}: the pruned model lost ${lost.toFixed(1)} points of accuracy`);
+      assert.equal(said, lost > 5, `${p.target}: lost ${lost.toFixed(2)} points; said ${said}`);
+      assert.equal(!!p.warning, lost > 5);
+    }
     assert.equal(sha256(VIT), before, 'the original is untouched');
   });
 

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { qualityWarning } from '../eval/quality';
 import * as path from 'node:path';
 import type { DataOptions } from '../data/calibration';
 import { testSplitFor } from '../data/discover';
@@ -55,6 +56,13 @@ export interface PruneReport {
   idealSpeedup: number;
   /** Latency target runs: the table used, and predicted vs measured latency of the pruned model. */
   latency?: LatencyOutcome;
+  /** Set when the evaluation shows a much worse model (see {@link qualityWarning}). */
+  warning?: string;
+}
+
+/** What a written model's repair was, for {@link qualityWarning}. */
+export function repairOf(a: ApplyReport): { channels: boolean; repaired: boolean } {
+  return { channels: !!a.groups?.length, repaired: !!(a.reconstruction || a.tuning || a.refit) };
 }
 
 /** Predicted vs measured latency of a plan searched under a latency target. */
@@ -138,6 +146,8 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   if (req.evalData) {
     ev.step?.('evaluating accuracy');
     report.evaluation = await engine.evaluate(apply.output, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal);
+    const warning = qualityWarning(report.evaluation, repairOf(apply));
+    if (warning) report.warning = warning;
   }
   if (req.bench !== false) {
     ev.step?.('measuring speed');

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { qualityWarning } from '../eval/quality';
 import type { DataOptions } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
 import type { ScoreProgress } from '../optin/types';
@@ -10,7 +11,7 @@ import type { BenchReport } from '../eval/bench';
 import { OptinError } from '../errors';
 import type { EngineClient } from './client';
 import type { ScoreJob } from './protocol';
-import { besideOriginal, evaluateOnCalibration } from './pipeline';
+import { besideOriginal, evaluateOnCalibration, repairOf } from './pipeline';
 
 /** `optin sweep` / the panel's frontier: one scoring run, then every budget applied, checked, evaluated and timed. */
 export interface SweepRequest {
@@ -33,6 +34,8 @@ export interface SweepRequest {
    */
   evalData?: DataOptions & { data: string };
   bench: { batch: number; seqLen: number; runs: number };
+  /** How the user turns the repair on where warnings are shown (default `--tune`). */
+  repairHint?: string;
 }
 
 /** One point of the frontier. */
@@ -60,6 +63,8 @@ export interface SweepPoint {
   speedup: number;
   /** Latency targets: predicted fraction of the dense latency. */
   predictedRatio?: number;
+  /** Set when this model is much worse than the original (see {@link qualityWarning}). */
+  warning?: string;
 }
 
 /** The frontier: the dense model and every target, measured in one run. */
@@ -126,12 +131,14 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
     bench: { batch: bench.batch, seqLen: bench.seqLen, shape: bench.shape, runs: bench.runs, threads: bench.threads, provider: bench.provider },
     points: targets.map((t, i) => {
       const a = applied[i]!, e = evals[i]!, m = bench.models[i + 1]!, p = plans[i]!;
+      const warning = qualityWarning(e, { ...repairOf(a), ...(req.repairHint ? { repair: req.repairHint } : {}) });
       return {
         target: t, output: a.output, files: a.files, macsRatio: a.macs.after / a.macs.before, paramsRatio: a.parameters.after / a.parameters.before,
         maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
         ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), ...(e.segmentation ? { miou: e.segmentation.miou } : {}), agreement: e.reference?.agreement ?? 1,
         medianMs: m.medianMs, p10Ms: m.p10Ms, p90Ms: m.p90Ms, speedup: bench.speedup[i + 1]!,
         ...(p.latency ? { predictedRatio: p.latency.predictedMs / p.latency.denseMs } : {}),
+        ...(warning ? { warning } : {}),
       };
     }),
     plans,
