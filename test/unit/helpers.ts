@@ -1,3 +1,4 @@
+import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -81,4 +82,22 @@ export async function runModel(model: string | Uint8Array, feeds: Record<string,
   } finally {
     await s.release();
   }
+}
+
+/**
+ * `optin prune --budget 0.6 --json` on a model (extra flags appended), checked as every fixture is:
+ * exit 0, verified within its tolerance, the MACs recounted from the written graph equal the plan's
+ * and are at most 60% of the original's, the original byte-identical. Returns the JSON report.
+ */
+export function pruneVerified(file: string, ...extra: string[]): any {
+  const before = sha256(file);
+  const out = path.join(tempDir(), 'p.onnx');
+  const p = optin('prune', file, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', out, '--json', ...extra);
+  assert.equal(p.code, 0, p.stderr);
+  const j = JSON.parse(p.stdout);
+  assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance, `verification ${j.apply.verification.maxAbsDiff} > ${j.apply.verification.tolerance}`);
+  assert.equal(j.apply.macs.after, j.plan.macs.kept);
+  assert.ok(j.apply.macs.after <= 0.6 * j.apply.macs.before * (1 + 1e-9), `MACs ${j.apply.macs.after} of ${j.apply.macs.before}`);
+  assert.equal(sha256(file), before, 'the original is byte-identical');
+  return { ...j, out };
 }
