@@ -49,7 +49,8 @@ export async function inspectModel(path: string, seqLen?: number, size?: InputSi
     const structure: ModelStructure = { architecture: cs.architecture, modality: cs.modality, hidden: 0, norm: 'post', layers: [], inputs, outputs: cs.outputs, opset: cs.opset, producer: cs.producer };
     return { path: model.path, structure, macs: { seqLen: 1, layers: [], total: channels.macs.prunable }, parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData, channels };
   }
-  const structure = await withMeasuredTokens(model, a.st, at);
+  // The model's own input axes are shown (symbolic ones too), whatever size the tokens were measured at.
+  const structure = { ...(await withMeasuredTokens(model, a.st, at)), inputs: a.st.inputs };
   const s = seqLen ?? defaultSeqLen(structure);
   return {
     path: model.path, structure, macs: modelMacs(structure, s), parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData,

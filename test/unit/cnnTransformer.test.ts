@@ -88,6 +88,7 @@ describe('a vision transformer whose image height and width are dynamic in the g
     const file = dynamicViT(tempDir(), true);
     const r = await inspectModel(file);
     assert.equal(r.macs.seqLen, 17, '16 patches of the 8x8 digits + the class token');
+    assert.deepEqual(r.structure.inputs[0]!.shape, ['batch', 1, 'height', 'width'], 'inspect shows the model\'s own axes');
     const p = optin('prune', file, '--budget', '0.6', '--data', ROOT_DIGITS, '--samples', '8', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
     assert.equal(p.code, 0, p.stderr);
     const j = JSON.parse(p.stdout);
