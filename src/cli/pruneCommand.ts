@@ -1,6 +1,7 @@
 import { OptinError } from '../engine/errors';
+import { qualityWarning } from '../engine/eval/quality';
 import { readScores } from '../engine/plan/files';
-import { runPrune } from '../engine/worker/pipeline';
+import { evaluateOnCalibration, repairOf, runPrune } from '../engine/worker/pipeline';
 import { checkFlags, parseArgs } from './args';
 import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine, jobEvents, benchFlags } from './common';
 import { formatPrune } from './report';
@@ -14,7 +15,7 @@ const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--mul
 export async function runPruneCommand(argv: string[]): Promise<number> {
   const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'latency', 'multiple-of', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
   const args = parseArgs(argv, valued);
-  checkFlags(args, [...valued, 'tune', 'refit', 'no-bench', 'json', 'quiet'], 'prune');
+  checkFlags(args, [...valued, 'tune', 'refit', 'no-bench', 'no-eval', 'json', 'quiet'], 'prune');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   const target = targetFlag(args);
   const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude' | 'l1';
@@ -35,6 +36,16 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
       }, {
         progress: ev.progress, step: ev.step,
       }, signal);
+      if (!evalPath && data.data && !args.flags.has('no-eval')) {
+        // The default flow says how the written model does: on the test split beside the calibration
+        // data, else on calibration examples scoring did not use.
+        ev.step?.('evaluating on held-out data');
+        const h = await evaluateOnCalibration(engine, r.apply.output, args.positional[0]!, { ...data, data: data.data }, epFlag(args), signal);
+        r.evaluation = h.evaluation;
+        r.evaluatedOn = { source: h.source, heldOut: h.heldOut };
+        const warning = qualityWarning(h.evaluation, repairOf(r.apply));
+        if (warning) r.warning = warning;
+      }
       bar?.done();
       process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, ...(r.plan.latency ? { latency: r.plan.latency } : {}), keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');
       if (r.warning) process.stderr.write(`optin: warning: ${r.warning}\n`);

@@ -60,10 +60,11 @@ export function formatPrune(r: PruneReport): string {
   if (r.evaluation) {
     const e = r.evaluation;
     const agree = `predictions agree on ${pct(e.reference!.agreement)}`;
-    if (e.segmentation && e.reference?.segmentation) lines.push(`mIoU        ${pct(e.reference.segmentation.miou)} -> ${pct(e.segmentation.miou)}, pixel accuracy ${pct(e.reference.segmentation.pixelAccuracy)} -> ${pct(e.segmentation.pixelAccuracy)} on ${e.examples} images (${path.basename(e.data)}); pixel predictions agree on ${pct(e.reference.agreement)}`);
+    const on = r.evaluatedOn ? (r.evaluatedOn.heldOut ? `held-out, ${path.basename(r.evaluatedOn.source)}` : `the calibration examples of ${path.basename(r.evaluatedOn.source)}`) : path.basename(e.data);
+    if (e.segmentation && e.reference?.segmentation) lines.push(`mIoU        ${pct(e.reference.segmentation.miou)} -> ${pct(e.segmentation.miou)}, pixel accuracy ${pct(e.reference.segmentation.pixelAccuracy)} -> ${pct(e.segmentation.pixelAccuracy)} on ${e.examples} images (${on}); pixel predictions agree on ${pct(e.reference.agreement)}`);
     else lines.push(e.accuracy !== undefined && e.reference?.accuracy !== undefined
-      ? `accuracy    ${pct(e.reference.accuracy)} -> ${pct(e.accuracy)} on ${e.examples} examples (${path.basename(e.data)}); ${agree}`
-      : `agreement   ${agree} of ${e.examples} unlabelled examples (${path.basename(e.data)})`);
+      ? `accuracy    ${pct(e.reference.accuracy)} -> ${pct(e.accuracy)} on ${e.examples} examples (${on}); ${agree}`
+      : `agreement   ${agree} of ${e.examples} unlabelled examples (${on})`);
   }
   if (r.warning) lines.push(`warning     ${r.warning}`);
   return lines.join('\n');

@@ -112,11 +112,11 @@ describe('channel groups of CNNs (torchvision exports)', function () {
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
   });
 
-  it('the MNIST-trained ResNet cut at 0.6 without a repair: the report and stderr say in words how much worse it is and what to try', () => {
+  it('the default flow on the MNIST-trained ResNet (0.6, no repair, no --eval): evaluated on the test split beside the data; the report and stderr say in words how much worse it is and what to try', () => {
     const out = path.join(tempDir(), 'p.onnx');
-    const r = optin('prune', fixture('resnet-mnist/model-opset17.onnx'), '--budget', '0.6', '--data', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), '--samples', '16',
-      '--eval', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'test'), '--no-bench', '--out', out);
+    const r = optin('prune', fixture('resnet-mnist/model-opset17.onnx'), '--budget', '0.6', '--data', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), '--samples', '16', '--no-bench', '--out', out);
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^accuracy {4}98\.96% -> \d+\.\d\d% on 963 examples \(held-out, test\); predictions agree on /m);
     const line = /^warning {5}(the pruned model lost (\d+\.\d) points of accuracy \(99\.0% -> \d+\.\d%\) on 963 examples; channel groups were cut without a repair: turn it on \(--tune\), or keep more MACs)$/m.exec(r.stdout);
     assert.ok(line, r.stdout);
     assert.ok(Number(line[2]) > 5);

@@ -58,6 +58,8 @@ export interface PruneReport {
   latency?: LatencyOutcome;
   /** Set when the evaluation shows a much worse model (see {@link qualityWarning}). */
   warning?: string;
+  /** Without `--eval`: the evaluation ran on held-out data found from the calibration data (`heldOut` false: on the calibration examples themselves). */
+  evaluatedOn?: { source: string; heldOut: boolean };
 }
 
 /** What a written model's repair was, for {@link qualityWarning}. */
