@@ -381,7 +381,8 @@ async function openByPath(page: Page, rel: string): Promise<void> {
   await runCommand(page, 'Go to File...');
   await page.locator('.quick-input-widget input').fill('notes.txt');
   await page.locator('.quick-input-list .monaco-list-row', { hasText: 'notes.txt' }).first().click();
-  await page.locator('.tab', { hasText: 'notes.txt' }).waitFor({ timeout: t(20_000) });
+  // The tab may be open already from an earlier case: wait until it is the active one.
+  await page.locator('.tab.active', { hasText: 'notes.txt' }).waitFor({ timeout: t(20_000) });
   await runCommand(page, 'OPTIN: Prune with OPTIN');
   await page.locator('.quick-input-widget input').fill(rel);
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: rel }).first();
