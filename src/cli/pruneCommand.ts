@@ -40,11 +40,18 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
         // The default flow says how the written model does: on the test split beside the calibration
         // data, else on calibration examples scoring did not use.
         ev.step?.('evaluating on held-out data');
-        const h = await evaluateOnCalibration(engine, r.apply.output, args.positional[0]!, { ...data, data: data.data }, epFlag(args), signal);
-        r.evaluation = h.evaluation;
-        r.evaluatedOn = { source: h.source, heldOut: h.heldOut };
-        const warning = qualityWarning(h.evaluation, repairOf(r.apply));
-        if (warning) r.warning = warning;
+        try {
+          const h = await evaluateOnCalibration(engine, r.apply.output, args.positional[0]!, { ...data, data: data.data }, epFlag(args), signal);
+          r.evaluation = h.evaluation;
+          r.evaluatedOn = { source: h.source, heldOut: h.heldOut };
+          const warning = qualityWarning(h.evaluation, repairOf(r.apply));
+          if (warning) r.warning = warning;
+        } catch (e) {
+          // The model is written and verified; an evaluation the data cannot give (labels the model
+          // does not have) is said and the run still succeeds.
+          if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
+          process.stderr.write(`optin: warning: ${r.apply.output} was written and verified but not evaluated: ${e.message}; pass --eval with labelled data, or --no-eval\n`);
+        }
       }
       bar?.done();
       process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, ...(r.plan.latency ? { latency: r.plan.latency } : {}), keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');

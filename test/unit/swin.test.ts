@@ -126,6 +126,8 @@ describe('Swin (torchvision SwinTransformer: window attention, shifted windows, 
     assert.ok(s.raw.neurons[4].kl.some((x: number) => x > 0) && s.neurons[4].every((x: number) => Number.isFinite(x)), 'the head conv\'s channels are scored');
     const r = optin('prune', model, '--budget', '0.6', '--scores', path.join(dir, 's.json'), '--data', scenes, '--samples', '4', '--no-bench', '--out', path.join(dir, 'p.onnx'), '--json');
     assert.equal(r.code, 0, r.stderr);
+    // The scenes' label maps use classes this random 6-class head does not have: written, verified, and the default evaluation says why it did not run.
+    assert.match(r.stderr, /optin: warning: .*p\.onnx was written and verified but not evaluated: .*label 7 is not a class of the model \(6 classes; 255 = ignore\); pass --eval with labelled data, or --no-eval/);
     const p = JSON.parse(r.stdout);
     assert.equal(p.plan.keep.heads.length, 5);
     assert.ok(p.apply.verification.maxAbsDiff <= p.apply.verification.tolerance);
