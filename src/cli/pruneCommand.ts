@@ -1,7 +1,6 @@
 import { OptinError } from '../engine/errors';
-import { qualityWarning } from '../engine/eval/quality';
 import { readScores } from '../engine/plan/files';
-import { evaluateOnCalibration, repairOf, runPrune } from '../engine/worker/pipeline';
+import { runPrune } from '../engine/worker/pipeline';
 import { checkFlags, parseArgs } from './args';
 import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine, jobEvents, benchFlags } from './common';
 import { formatPrune } from './report';
@@ -31,28 +30,12 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
         ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
         ...(args.flags.has('tune') ? { tune: true } : {}), ...(args.flags.has('refit') ? { refit: true } : {}),
         ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
-        ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : {}),
+        ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : args.flags.has('no-eval') ? {} : { evalBesideData: true }),
         bench: args.flags.has('no-bench') ? false : benchFlags(args),
       }, {
         progress: ev.progress, step: ev.step,
       }, signal);
-      if (!evalPath && data.data && !args.flags.has('no-eval')) {
-        // The default flow says how the written model does: on the test split beside the calibration
-        // data, else on calibration examples scoring did not use.
-        ev.step?.('evaluating on held-out data');
-        try {
-          const h = await evaluateOnCalibration(engine, r.apply.output, args.positional[0]!, { ...data, data: data.data }, epFlag(args), signal);
-          r.evaluation = h.evaluation;
-          r.evaluatedOn = { source: h.source, heldOut: h.heldOut };
-          const warning = qualityWarning(h.evaluation, repairOf(r.apply));
-          if (warning) r.warning = warning;
-        } catch (e) {
-          // The model is written and verified; an evaluation the data cannot give (labels the model
-          // does not have) is said and the run still succeeds.
-          if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
-          process.stderr.write(`optin: warning: ${r.apply.output} was written and verified but not evaluated: ${e.message}; pass --eval with labelled data, or --no-eval\n`);
-        }
-      }
+      if (r.notEvaluated) process.stderr.write(`optin: warning: ${r.apply.output} was written and verified but not evaluated: ${r.notEvaluated}; pass --eval with labelled data, or --no-eval\n`);
       bar?.done();
       process.stdout.write(args.flags.has('json') ? JSON.stringify({ ...r, scores: undefined, plan: { budget: r.plan.budget, macs: r.plan.macs, ...(r.plan.latency ? { latency: r.plan.latency } : {}), keep: r.plan.keep } }) + '\n' : formatPrune(r) + '\n');
       if (r.warning) process.stderr.write(`optin: warning: ${r.warning}\n`);

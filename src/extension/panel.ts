@@ -185,7 +185,7 @@ export class OptinPanel {
           ...(r.report.latency ? { latency: { target: r.report.latency.target, predicted: r.report.latency.predictedRatio, ...(r.report.latency.measuredRatio !== undefined ? { measured: r.report.latency.measuredRatio } : {}) } } : {}), idealSpeedup: r.report.idealSpeedup, fileBytes: a.fileBytes, tuned: !!a.tuning,
           ...(labelled && r.heldOut ? { accuracy: { before: e.reference!.accuracy!, after: e.accuracy!, examples: e.examples, source: src } } : {}),
           ...(e?.reference && !(labelled && r.heldOut) ? { agreement: { rate: e.reference.agreement, examples: e.examples, source: r.heldOut ? src : `${src} (the calibration examples)` } } : {}),
-          ...(r.warning ? { warning: r.warning } : {}),
+          ...(r.report.warning ? { warning: r.report.warning } : {}),
         },
       });
     } else if (r.status === 'failed') {

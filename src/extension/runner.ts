@@ -5,8 +5,6 @@ import { OptinError } from '../engine/errors';
 import { makeLatencyPlan, makePlan } from '../engine/plan/files';
 import { runPrune, type PruneReport } from '../engine/worker/pipeline';
 import { runSweep, type SweepReport } from '../engine/worker/sweep';
-import { evaluateOnCalibration, repairOf } from '../engine/worker/pipeline';
-import { qualityWarning } from '../engine/eval/quality';
 import { atScoresSeqLen } from './views';
 import type { EngineClient } from '../engine/worker/client';
 import type { EvalReport } from '../engine/eval/evaluate';
@@ -35,8 +33,6 @@ export interface ApplyResult {
   report: PruneReport; evaluation?: EvalReport; heldOut: boolean;
   /** The data evaluated on (a test split, or the calibration file). */
   evalSource?: string;
-  /** Set when the evaluation shows a much worse model (said in the panel and a notification). */
-  warning?: string;
 }
 
 /** Show an engine failure: notification with the reason and "Show Log"; cancellations are quiet. */
@@ -208,24 +204,19 @@ export class Runner {
     const result = await this.job(s, `OPTIN: writing ${path.basename(target)}`, 'apply', async (step, signal) => {
       const report = await runPrune(this.engine, {
         model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, tune: cfg.maskTuning, out: target,
-        bench: this.benchShape(s),
-      }, { step }, signal);
-      step('evaluating');
-      const d = s.data;
-      const ev = d?.data ? await evaluateOnCalibration(this.engine, report.apply.output, s.uri.fsPath, { ...d, data: d.data }, cfg.executionProvider, signal, (m) => this.log.info(m)).catch((e: unknown) => {
-        if (e instanceof OptinError && e.code === 'cancelled') throw e;
-        this.log.warn(`could not evaluate ${report.apply.output}: ${e instanceof Error ? e.message : String(e)}`);
-        return undefined;
-      }) : undefined;
-      const warning = qualityWarning(ev?.evaluation, { ...repairOf(report.apply), repair: 'the optin.maskTuning setting' });
-      return { report, ...(ev ? { evaluation: ev.evaluation, heldOut: ev.heldOut, evalSource: ev.source } : { heldOut: false }), ...(warning ? { warning } : {}) };
+        bench: this.benchShape(s), evalBesideData: true, repairHint: 'the optin.maskTuning setting',
+      }, { step, note: (m) => this.log.info(m) }, signal);
+      if (report.notEvaluated) this.log.warn(`could not evaluate ${report.apply.output}: ${report.notEvaluated}`);
+      const on = report.evaluatedOn;
+      return { report, ...(report.evaluation && on ? { evaluation: report.evaluation, heldOut: on.heldOut, evalSource: on.source } : { heldOut: false }) };
     });
     if (!('report' in result)) return result;
     s.output = result.report.apply.output;
     this.log.info(`wrote ${result.report.apply.files.join(', ')}; max |pruned - masked| ${result.report.apply.verification.maxAbsDiff.toExponential(2)}; speedup ${result.report.bench?.speedup[1]?.toFixed(2)}x (ideal ${result.report.idealSpeedup.toFixed(2)}x)`);
-    if (result.warning) {
-      this.log.warn(`${result.report.apply.output}: ${result.warning}`);
-      void vscode.window.showWarningMessage(`OPTIN: ${result.warning}.`);
+    const warning = result.report.warning;
+    if (warning) {
+      this.log.warn(`${result.report.apply.output}: ${warning}`);
+      void vscode.window.showWarningMessage(`OPTIN: ${warning}.`);
     }
     await this.announce(result);
     return result;

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { OptinError } from '../errors';
 import type { CalibrationBatch, InputSize } from './types';
 import { IMAGE_EXT } from './kinds';
-import { imageAxes } from './inputSize';
+import { configSize, imageAxes } from './inputSize';
 
 /** Image preprocessing from a Hugging Face preprocessor_config.json. */
 export interface Preprocessor {
@@ -32,11 +32,11 @@ export function readPreprocessor(file: string, st: DataModel): Preprocessor {
   } catch (e) {
     throw new OptinError('data', `cannot parse ${file}: ${(e as Error).message}`);
   }
-  const size = (c.size ?? {}) as Record<string, number>;
+  const size = configSize(c);
   const nums = (v: unknown, d: number[]): number[] => (Array.isArray(v) ? v.map(Number) : typeof v === 'number' ? [v] : d);
   return {
-    width: size.width ?? size.shortest_edge ?? gw,
-    height: size.height ?? size.shortest_edge ?? gh,
+    width: size.width ?? gw,
+    height: size.height ?? gh,
     rescale: c.do_rescale === false ? 1 : Number(c.rescale_factor ?? 1 / 255),
     mean: c.do_normalize === false ? [0] : nums(c.image_mean, [0.5]),
     std: c.do_normalize === false ? [1] : nums(c.image_std, [0.5]),

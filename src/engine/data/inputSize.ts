@@ -20,15 +20,25 @@ export function parseInputSize(text: string): InputSize {
 export function inputSizeFor(modelPath: string, data?: Pick<DataOptions, 'inputSize' | 'preprocessor'>): InputSize | undefined {
   if (data?.inputSize) return data.inputSize;
   const file = data?.preprocessor ?? path.join(path.dirname(modelPath), 'preprocessor_config.json');
-  let c: { size?: Record<string, number> | number; crop_size?: Record<string, number> };
+  let c: Record<string, unknown>;
   try {
-    c = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof c;
+    c = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch {
     return undefined;
   }
-  const size = typeof c.size === 'number' ? { height: c.size, width: c.size } : c.size ?? {};
-  const height = size.height ?? size.shortest_edge, width = size.width ?? size.shortest_edge;
-  return typeof height === 'number' && typeof width === 'number' && height > 0 && width > 0 ? { height, width } : undefined;
+  const { height, width } = configSize(c);
+  return height && width ? { height, width } : undefined;
+}
+
+/** The image size a preprocessor config resizes to (`size` as {height, width}, {shortest_edge} or one number). */
+export function configSize(c: Record<string, unknown>): Partial<InputSize> {
+  const s = c.size;
+  const size = (typeof s === 'number' ? { height: s, width: s } : s ?? {}) as Record<string, number>;
+  const h = size.height ?? size.shortest_edge, w = size.width ?? size.shortest_edge;
+  const out: Partial<InputSize> = {};
+  if (typeof h === 'number' && h > 0) out.height = h;
+  if (typeof w === 'number' && w > 0) out.width = w;
+  return out;
 }
 
 /** Axes of an image input: NCHW as torch exports, or NHWC (tf2onnx, Keras) when the last axis is 1 or 3 channels and the second is not. */

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/model';
 import { describeInterface } from '../structure/detect';
 import type { ModelInput, ModelStructure } from '../structure/types';
-import { hasDynamicSize, inputSizeFor, withInputSize } from '../data/inputSize';
+import { hasDynamicSize, imageAxes, inputSizeFor, withInputSize } from '../data/inputSize';
 import type { InputSize } from '../data/types';
 import { createSession, describeSession, runSession, type Session } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
@@ -68,7 +68,9 @@ export function benchFeeds(st: Pick<ModelStructure, 'inputs' | 'vocabSize'>, bat
 
 function imageSize(inputs: ModelInput[]): string {
   const px = inputs.find((i) => i.role === 'pixel_values');
-  return px && px.shape.length === 4 ? ` of ${px.shape[2]}x${px.shape[3]}` : '';
+  if (!px || px.shape.length !== 4) return '';
+  const a = imageAxes(px);
+  return ` of ${px.shape[a.height]}x${px.shape[a.width]}`;
 }
 
 /** The q-quantile (0..1) of samples, nearest-rank. */

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import { qualityWarning } from '../eval/quality';
 import * as path from 'node:path';
+import { qualityWarning } from '../eval/quality';
 import type { DataOptions } from '../data/calibration';
 import { testSplitFor } from '../data/discover';
 import type { EpChoice } from '../runtime/providers';
@@ -40,6 +40,13 @@ export interface PruneRequest {
   out?: string;
   /** Labelled data to measure accuracy before and after. */
   evalData?: DataOptions & { data: string };
+  /**
+   * Without `evalData`: evaluate on held-out data found from the calibration data (see
+   * {@link evaluateOnCalibration}); data that cannot evaluate the model leaves `notEvaluated`.
+   */
+  evalBesideData?: boolean;
+  /** How the user turns the repair on where warnings are shown (default `--tune`). */
+  repairHint?: string;
   /** Latency benchmark of original vs pruned (default on). */
   bench?: { batch: number; seqLen: number; runs: number } | false;
 }
@@ -58,8 +65,10 @@ export interface PruneReport {
   latency?: LatencyOutcome;
   /** Set when the evaluation shows a much worse model (see {@link qualityWarning}). */
   warning?: string;
-  /** Without `--eval`: the evaluation ran on held-out data found from the calibration data (`heldOut` false: on the calibration examples themselves). */
+  /** With `evalBesideData`: the data evaluated on (`heldOut` false: the calibration examples themselves). */
   evaluatedOn?: { source: string; heldOut: boolean };
+  /** With `evalBesideData`: why the written, verified model could not be evaluated. */
+  notEvaluated?: string;
 }
 
 /** What a written model's repair was, for {@link qualityWarning}. */
@@ -88,6 +97,8 @@ export interface LatencyOutcome {
 export interface PruneEvents {
   progress?: (p: ScoreProgress, warning?: string) => void;
   step?: (s: string) => void;
+  /** Why an evaluation fell back to other data. */
+  note?: (m: string) => void;
 }
 
 /** The pruned file may live elsewhere: read the tokenizer / preprocessor from beside the original. */
@@ -148,9 +159,20 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   if (req.evalData) {
     ev.step?.('evaluating accuracy');
     report.evaluation = await engine.evaluate(apply.output, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal);
-    const warning = qualityWarning(report.evaluation, repairOf(apply));
-    if (warning) report.warning = warning;
+  } else if (req.evalBesideData && req.data.data) {
+    ev.step?.('evaluating on held-out data');
+    try {
+      const h = await evaluateOnCalibration(engine, apply.output, req.model, { ...req.data, data: req.data.data }, req.ep, signal, ev.note);
+      report.evaluation = h.evaluation;
+      report.evaluatedOn = { source: h.source, heldOut: h.heldOut };
+    } catch (e) {
+      // The model is written and verified; data that cannot evaluate it (labels the model does not have) is said, not fatal.
+      if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
+      report.notEvaluated = e.message;
+    }
   }
+  const warning = qualityWarning(report.evaluation, { ...repairOf(apply), ...(req.repairHint ? { repair: req.repairHint } : {}) });
+  if (warning) report.warning = warning;
   if (req.bench !== false) {
     ev.step?.('measuring speed');
     report.bench = await engine.bench([req.model, apply.output], { ...benchShape, ep: req.ep, ...(req.data.inputSize ? { inputSize: req.data.inputSize } : {}) }, signal);
