@@ -71,7 +71,7 @@ export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 
       heads: l.attention.heads,
       headSize: l.attention.headSize,
       ffn: l.ffn?.width ?? 0,
-      qkv: l.attention.qkv.kind,
+      qkv: l.attention.layout,
       activation: l.ffn?.activation ?? null,
       macs: r.macs.layers[i]!.total,
     })).concat((r.hybrid?.blocks ?? []).map((b) => ({ name: b.name, heads: 0, headSize: 0, ffn: b.channels, qkv: '-', activation: null, macs: b.macs }))),

@@ -68,7 +68,7 @@ describe('transformer structure detection', () => {
         assert.equal(l.attention.heads, e.heads, where);
         assert.equal(l.attention.headSize, e.headSize, where);
         assert.equal(l.attention.vHeadSize, e.vHeadSize ?? e.headSize, where);
-        assert.equal(l.attention.qkv.kind, e.qkv, where);
+        assert.equal(l.attention.layout, e.qkv, where);
         assert.equal(l.ffn?.width ?? 0, e.ffn, where);
         assert.equal(l.ffn?.activation ?? null, e.activation, where);
         assert.ok(l.input && l.output && l.feature, `${where}: residual stream and feature found`);

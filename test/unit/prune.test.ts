@@ -95,8 +95,8 @@ describe('physical pruning', function () {
     const keep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [2, 5] : [0, 1, 2, 3, 4, 5, 6, 7])), neurons: st.layers.map((_, i) => (i === 0 ? [7, 9] : Array.from({ length: 1024 }, (_, j) => j))) };
     const proto = applyKeep(m, st, keep);
     const l0 = st.layers[0]!;
-    const q = l0.attention.qkv.kind === 'separate' ? l0.attention.qkv.q : undefined;
-    assert.ok(q);
+    assert.equal(l0.attention.layout, 'separate');
+    const q = l0.attention.projections[0]!;
     const find = (name: string) => proto.graph!.node.find((n) => (n.name || n.output[0]) === name)!;
     const newW = proto.graph!.initializer.find((t) => t.name === find(q.node).input[1])!;
     assert.deepEqual(newW.dims.map(Number), [256, 64]);

@@ -10,11 +10,9 @@ import type { ModelStructure } from '../structure/types';
 function transformerNodes(st: ModelStructure): Set<string> {
   const nodes = new Set<string>();
   for (const l of st.layers) {
-    const a = l.attention, q = a.qkv;
+    const a = l.attention;
     nodes.add(a.output.node).add(a.core);
-    if (q.kind === 'separate' || q.kind === 'mha') nodes.add(q.q.node).add(q.k.node).add(q.v.node);
-    if (q.kind === 'packed') nodes.add(q.qkv.node);
-    if (q.kind === 'fused-attention' || q.kind === 'mha') nodes.add(q.node);
+    for (const x of [...a.projections, ...a.slices, ...a.attrs]) nodes.add(x.node);
     if (l.ffn) {
       nodes.add(l.ffn.up.node).add(l.ffn.down.node);
       if (l.ffn.gate) nodes.add(l.ffn.gate.node);

@@ -33,7 +33,7 @@ export function widthGrid(full: number): number[] {
 }
 
 function geometryKey(l: ModelStructure['layers'][number]): string {
-  return `${l.attention.heads}/${l.attention.headSize}/${l.attention.vHeadSize}/${l.ffn?.width ?? 0}/${l.attention.qkv.kind}`;
+  return `${l.attention.heads}/${l.attention.headSize}/${l.attention.vHeadSize}/${l.ffn?.width ?? 0}/${l.attention.layout}`;
 }
 
 function firstN(n: number): number[] {

@@ -2,7 +2,7 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import { layerMacs } from '../flops';
-import type { Linear, ModelStructure } from '../structure/types';
+import type { ModelStructure } from '../structure/types';
 
 /** Squared L2 norm of every row and every column of a 2-D (or [h, d, D]) weight, in [in, out] terms. */
 function norms(ix: GraphIndex, weight: string, transposed: boolean): { rows: Float64Array; cols: Float64Array } {
@@ -22,6 +22,22 @@ function norms(ix: GraphIndex, weight: string, transposed: boolean): { rows: Flo
   return { rows, cols };
 }
 
+/** Squared entries of a weight (rank >= 2; biases are not counted) summed per index of one axis. */
+function alongAxis(ix: GraphIndex, name: string, axis: number): Float64Array | undefined {
+  const t = ix.constant(name)!;
+  const dims = tensorShape(t);
+  if (dims.length < 2) return undefined;
+  const w = tensorFloat32(t, ix.ext);
+  const n = dims[axis]!, inner = dims.slice(axis + 1).reduce((p, x) => p * x, 1);
+  const out = new Float64Array(n);
+  for (let i = 0; i < w.length; i++) {
+    const x = w[i]!;
+    const j = Math.floor(i / inner) % n;
+    out[j] = out[j]! + x * x;
+  }
+  return out;
+}
+
 function sumRange(a: Float64Array, start: number, n: number): number {
   let s = 0;
   for (let i = start; i < start + n; i++) s += a[i]!;
@@ -37,24 +53,13 @@ function sumRange(a: Float64Array, start: number, n: number): number {
 export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: number): { heads: number[][]; neurons: number[][] } {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const heads = st.layers.map((l) => {
-    const a = l.attention, H = a.heads, dq = a.headSize, dv = a.vHeadSize;
+    const a = l.attention, H = a.heads, dv = a.vHeadSize;
     const o = norms(ix, a.output.weight, a.output.transposed).rows;
     const per = new Float64Array(H);
-    const addCols = (lin: Linear, size: number, offset = 0): void => {
-      const c = norms(ix, lin.weight, lin.transposed).cols;
-      for (let h = 0; h < H; h++) per[h] = per[h]! + sumRange(c, offset + h * size, size);
-    };
-    const q = a.qkv;
-    if (q.kind === 'separate' || q.kind === 'mha') { addCols(q.q, dq); addCols(q.k, dq); addCols(q.v, dv); }
-    else if (q.kind === 'packed') {
-      const c = norms(ix, q.qkv.weight, q.qkv.transposed).cols;
-      for (let h = 0; h < H; h++) {
-        per[h] = per[h]! + (q.order === 'qkv-heads' ? [0, 1, 2].reduce((s, p) => s + sumRange(c, p * H * dq + h * dq, dq), 0) : sumRange(c, h * 3 * dq, 3 * dq));
-      }
-    } else {
-      const c = norms(ix, q.weight, false).cols;
-      const [qh, kh] = q.qkvHiddenSizes;
-      for (let h = 0; h < H; h++) per[h] = per[h]! + sumRange(c, h * dq, dq) + sumRange(c, qh + h * dq, dq) + sumRange(c, qh + kh + h * dv, dv);
+    for (const s of a.slices) {
+      const along = alongAxis(ix, s.tensor, s.axis);
+      if (!along) continue;
+      for (const b of s.blocks) for (let h = 0; h < H; h++) per[h] = per[h]! + sumRange(along, b.offset + h * b.stride, b.size);
     }
     return Array.from(per, (s, h) => Math.sqrt(s + sumRange(o, h * dv, dv)));
   });

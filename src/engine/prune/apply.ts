@@ -9,7 +9,7 @@ import { defaultOpset, removeDeadNodes, rewire, shallowCopyModel, topoSort } fro
 import { residualAfter } from '../structure/detect';
 import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelStructure } from '../structure/types';
 import { OptinError } from '../errors';
-import { ReshapeFixer, type WidthChange } from './shapes';
+import { ReshapeFixer } from './shapes';
 import { TensorStore, headColumns, scaleAlong, take } from '../graph/tensors';
 
 /** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
@@ -108,50 +108,20 @@ class Pruner {
   }
 
   attention(a: AttentionBlock, keep: number[], scales: number[] | undefined, where: string): void {
-    const H = a.heads, dq = a.headSize, dv = a.vHeadSize, k = keep.length;
+    const H = a.heads, dv = a.vHeadSize, k = keep.length;
     if (k === H && !scales) return;
     if (k === 0) return this.dropSublayer(a.output, `${where} attention`);
-    const qCols = headColumns(keep, dq), vCols = headColumns(keep, dv);
-    const change = (d: number): WidthChange => ({ heads: H, newHeads: k, headSize: d, width: H * d, newWidth: k * d });
-    const q = a.qkv;
     if (k < H) {
-      switch (q.kind) {
-        case 'separate':
-        case 'mha':
-          this.sliceOut(q.q, qCols);
-          this.sliceOut(q.k, qCols);
-          this.sliceOut(q.v, vCols);
-          for (const [lin, d] of [[q.q, dq], [q.k, dq], [q.v, dv]] as const) this.fixer.walk(this.matmulOut(lin), change(d));
-          if (q.kind === 'mha') {
-            const n = this.node(q.node);
-            this.setAttr(n, 'num_heads', k);
-            if (q.packedBias) this.sliceBias(n, q.packedBias, [...qCols, ...headColumns(keep, dq, H * dq), ...headColumns(keep, dv, 2 * H * dq)]);
-          }
-          break;
-        case 'packed': {
-          const cols = q.order === 'qkv-heads'
-            ? [0, 1, 2].flatMap((p) => headColumns(keep, dq, p * H * dq))
-            : keep.flatMap((h) => Array.from({ length: 3 * dq }, (_, j) => h * 3 * dq + j));
-          this.sliceOut(q.qkv, cols);
-          this.fixer.walk(this.matmulOut(q.qkv), { heads: H, newHeads: k, headSize: dq, width: 3 * H * dq, newWidth: 3 * k * dq });
-          break;
-        }
-        case 'fused-attention': {
-          const [qh, kh] = q.qkvHiddenSizes;
-          const cols = [...qCols, ...headColumns(keep, dq, qh), ...headColumns(keep, dv, qh + kh)];
-          const n = this.node(q.node);
-          const w = this.store.read(q.weight);
-          this.replaceInput(n, q.weight, this.store.write(q.weight, take(w, 1, cols)));
-          if (q.bias) this.sliceBias(n, q.bias, cols);
-          this.setAttr(n, 'num_heads', k);
-          if (n.attribute.some((x) => x.name === 'qkv_hidden_sizes')) this.setAttr(n, 'qkv_hidden_sizes', [k * dq, k * dq, k * dv]);
-          break;
-        }
+      for (const s of a.slices) {
+        const idx = s.blocks.flatMap((b) => keep.flatMap((h) => Array.from({ length: b.size }, (_, j) => b.offset + h * b.stride + j)));
+        const n = this.node(s.node);
+        this.replaceInput(n, s.tensor, this.store.write(s.tensor, take(this.store.read(s.tensor), s.axis, idx)));
       }
-      this.fixer.walk(a.perHead ?? a.folded?.pv ?? a.context, change(dv));
+      for (const t of a.attrs) this.setAttr(this.node(t.node), t.name, t.perHead.length === 1 ? t.perHead[0]! * k : t.perHead.map((x) => x * k));
+      for (const w of a.walks) this.fixer.walk(w.value, { heads: H, newHeads: k, headSize: w.headSize, width: w.parts * H * w.headSize, newWidth: w.parts * k * w.headSize });
       this.scoreTerms(a, keep, where);
     }
-    this.sliceIn(a.output, vCols, scales ? { size: dv, scales } : undefined);
+    this.sliceIn(a.output, headColumns(keep, dv), scales ? { size: dv, scales } : undefined);
   }
 
   /**

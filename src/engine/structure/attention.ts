@@ -5,7 +5,7 @@ import { OptinError } from '../errors';
 import { nodeId } from './linear';
 import { evalShape, type ShapeElem } from './shapeEval';
 import { LinearIndex, traceBackToLinear, traceForwardToLinear } from './trace';
-import type { AttentionBlock, Linear, QkvLayout, ShapeSite } from './types';
+import type { AttentionBlock, HeadBlock, HeadSlice, HeadWalk, Linear, ShapeSite } from './types';
 
 /** Ops between the query-key MatMul and the Softmax: masks, scales, biases. */
 export const SCORE_OPS = new Set(['Add', 'Sub', 'Div', 'Mul', 'Where', 'Cast', 'Identity']);
@@ -26,6 +26,28 @@ export function findScoresMatMul(ix: GraphIndex, value: string, depth = 0, throu
     if (hit) return hit;
   }
   return undefined;
+}
+
+/** A tensor laid out head after head from `offset`: head h owns offset + h * size .. + size. */
+export const headBlock = (size: number, offset = 0): HeadBlock => ({ offset, stride: size, size });
+
+/** Slices that cut a projection's output features with the heads: weight columns and bias entries. */
+export function outputSlices(lin: Linear, blocks: HeadBlock[]): HeadSlice[] {
+  const s: HeadSlice[] = [{ tensor: lin.weight, node: lin.node, axis: lin.transposed ? 0 : 1, blocks }];
+  if (lin.bias && lin.biasNode) s.push({ tensor: lin.bias, node: lin.biasNode, axis: 0, blocks });
+  return s;
+}
+
+/** The value a projection's MatMul/Gemm writes (before any separate bias Add). */
+export function productOf(ix: GraphIndex, lin: Linear): string {
+  const n = ix.graph.node.find((x) => nodeId(x) === lin.node);
+  if (!n) throw new Error(`projection node ${lin.node} not in the graph`);
+  return n.output[0]!;
+}
+
+/** Walks from separate Q, K and V projections' products. */
+export function projectionWalks(ix: GraphIndex, q: Linear, k: Linear, v: Linear, dq: number, dv: number): HeadWalk[] {
+  return [[q, dq], [k, dq], [v, dv]].map(([lin, d]) => ({ value: productOf(ix, lin as Linear), headSize: d as number, parts: 1 }));
 }
 
 function siteKind(ix: GraphIndex, reshape: NodeProto, e: ShapeElem): ShapeSite['kind'] {
@@ -140,7 +162,6 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
   const out = traceForwardToLinear(ix, li.all, pv.output[0]!);
   if (!out) return undefined;
   const packed = q.linear === k.linear && k.linear === v.linear;
-  let qkv: QkvLayout;
   let geom: HeadGeometry | undefined;
   if (packed) {
     geom = headsFromPath(ix, q.path, q.linear.outFeatures, true) ?? headsFromPath(ix, v.path, v.linear.outFeatures, true);
@@ -158,14 +179,12 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
         }
       }
     }
-    qkv = { kind: 'packed', qkv: q.linear, order: geom?.packedOrder ?? 'qkv-heads' };
   } else {
     if (q.linear === k.linear || k.linear === v.linear || q.linear === v.linear) return undefined;
     geom = headsFromPath(ix, q.path, q.linear.outFeatures, false);
     const vGeom = headsFromPath(ix, v.path, v.linear.outFeatures, false);
     const kGeom = headsFromPath(ix, k.path, k.linear.outFeatures, false);
     if (geom) geom = { ...geom, sites: [...geom.sites, ...(kGeom?.sites ?? []), ...(vGeom?.sites ?? [])] };
-    qkv = { kind: 'separate', q: q.linear, k: k.linear, v: v.linear };
   }
   if (!geom) {
     const folded = q.path.find((r) => r.opType === 'Reshape' && evalShape(ix, r.input[1]!)?.length === 3);
@@ -189,11 +208,27 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     folded = { v: vFold.input[0]!, pv: pv.output[0]! };
     input = t.input[0]!;
   }
+  const H = geom.heads, dq = geom.headSize, dv = ctxWidth / H;
+  const heads = packed
+    ? {
+      layout: 'packed',
+      projections: [q.linear],
+      slices: outputSlices(q.linear, geom.packedOrder === 'heads-qkv' ? [{ offset: 0, stride: 3 * dq, size: 3 * dq }] : [0, 1, 2].map((p) => headBlock(dq, p * H * dq))),
+      walks: [{ value: productOf(ix, q.linear), headSize: dq, parts: 3 }],
+    }
+    : {
+      layout: 'separate',
+      projections: [q.linear, k.linear, v.linear],
+      slices: [...outputSlices(q.linear, [headBlock(dq)]), ...outputSlices(k.linear, [headBlock(dq)]), ...outputSlices(v.linear, [headBlock(dv)])],
+      walks: projectionWalks(ix, q.linear, k.linear, v.linear, dq, dv),
+    };
   return {
-    heads: geom.heads,
-    headSize: geom.headSize,
-    vHeadSize: ctxWidth / geom.heads,
-    qkv,
+    heads: H,
+    headSize: dq,
+    vHeadSize: dv,
+    ...heads,
+    attrs: [],
+    walks: [...heads.walks, { value: pv.output[0]!, headSize: dv, parts: 1 }],
     output: out.linear,
     input,
     context: out.linear.input,
@@ -251,9 +286,15 @@ export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto
   const sites: ShapeSite[] = [{ node: nodeId(n), kind: 'attribute', holder: 'num_heads', index: 0, meaning: 'heads', value: heads, shared: false }];
   if (sizes) sites.push({ node: nodeId(n), kind: 'attribute', holder: 'qkv_hidden_sizes', index: 0, meaning: 'width', value: qh, shared: false });
   const bias = n.input[2] && ix.constant(n.input[2]) ? n.input[2] : undefined;
+  const dq = qh / heads, dv = vh / heads;
+  const blocks = [headBlock(dq), headBlock(dq, qh), headBlock(dv, qh + kh)];
   return {
-    heads, headSize: qh / heads, vHeadSize: vh / heads,
-    qkv: { kind: 'fused-attention', node: nodeId(n), weight: n.input[1]!, ...(bias ? { bias } : {}), qkvHiddenSizes: [qh, kh, vh] },
+    heads, headSize: dq, vHeadSize: dv,
+    layout: 'fused-attention',
+    projections: [],
+    slices: [{ tensor: n.input[1]!, node: nodeId(n), axis: 1, blocks }, ...(bias ? [{ tensor: bias, node: nodeId(n), axis: 0, blocks }] : [])],
+    attrs: [{ node: nodeId(n), name: 'num_heads', perHead: [1] }, ...(sizes ? [{ node: nodeId(n), name: 'qkv_hidden_sizes', perHead: [dq, dq, dv] }] : [])],
+    walks: [{ value: n.output[0]!, headSize: dv, parts: 1 }],
     output: out.linear, input: n.input[0]!, context: n.output[0]!, core: nodeId(n), shapeSites: [...sites, ...out.sites],
   };
 }
@@ -274,9 +315,17 @@ export function attentionFromMha(ix: GraphIndex, li: LinearIndex, n: NodeProto):
   const out = outputProjection(ix, li, n.output[0]!, heads);
   if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
   const packedBias = n.input[3] && ix.constant(n.input[3]) ? n.input[3] : undefined;
+  const dq = q.linear.outFeatures / heads, dv = v.linear.outFeatures / heads;
   return {
-    heads, headSize: q.linear.outFeatures / heads, vHeadSize: v.linear.outFeatures / heads,
-    qkv: { kind: 'mha', node: nodeId(n), q: q.linear, k: k.linear, v: v.linear, ...(packedBias ? { packedBias } : {}) },
+    heads, headSize: dq, vHeadSize: dv,
+    layout: 'mha',
+    projections: [q.linear, k.linear, v.linear],
+    slices: [
+      ...outputSlices(q.linear, [headBlock(dq)]), ...outputSlices(k.linear, [headBlock(dq)]), ...outputSlices(v.linear, [headBlock(dv)]),
+      ...(packedBias ? [{ tensor: packedBias, node: nodeId(n), axis: 0, blocks: [headBlock(dq), headBlock(dq, heads * dq), headBlock(dv, 2 * heads * dq)] }] : []),
+    ],
+    attrs: [{ node: nodeId(n), name: 'num_heads', perHead: [1] }],
+    walks: [...projectionWalks(ix, q.linear, k.linear, v.linear, dq, dv), { value: n.output[0]!, headSize: dv, parts: 1 }],
     output: out.linear, input: q.linear.input, context: n.output[0]!, core: nodeId(n),
     shapeSites: [{ node: nodeId(n), kind: 'attribute', holder: 'num_heads', index: 0, meaning: 'heads', value: heads, shared: false }, ...out.sites],
   };

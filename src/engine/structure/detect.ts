@@ -15,11 +15,7 @@ import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelInput, ModelS
 import type { TensorProto } from '../onnx/schema';
 
 function attentionLinears(a: AttentionBlock): Linear[] {
-  const q = a.qkv;
-  const l: Linear[] = [a.output];
-  if (q.kind === 'separate' || q.kind === 'mha') l.push(q.q, q.k, q.v);
-  if (q.kind === 'packed') l.push(q.qkv);
-  return l;
+  return [a.output, ...a.projections];
 }
 
 /** Ops that move a sublayer's output back into the residual stream's layout (Swin: window merge, reverse roll, unpad). */

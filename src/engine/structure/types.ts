@@ -37,12 +37,40 @@ export interface ShapeSite {
   shared: boolean;
 }
 
-/** How Q, K and V are projected. */
-export type QkvLayout =
-  | { kind: 'separate'; q: Linear; k: Linear; v: Linear }
-  | { kind: 'packed'; qkv: Linear; order: 'qkv-heads' | 'heads-qkv' }
-  | { kind: 'fused-attention'; node: string; weight: string; bias?: string; qkvHiddenSizes: [number, number, number] }
-  | { kind: 'mha'; node: string; q: Linear; k: Linear; v: Linear; packedBias?: string };
+/** Entries of one axis that head h owns: `offset + h * stride + j` for j in [0, size). */
+export interface HeadBlock {
+  offset: number;
+  stride: number;
+  size: number;
+}
+
+/**
+ * A tensor sliced along one axis when heads are cut: a projection's output columns or bias
+ * entries, a fused node's packed weight or bias. Each block lists the entries every head owns
+ * (Q, K and V parts of a packed tensor are three blocks).
+ */
+export interface HeadSlice {
+  tensor: string;
+  /** The node that reads it (the tensor is replaced on this node only). */
+  node: string;
+  axis: number;
+  blocks: HeadBlock[];
+}
+
+/** A node attribute proportional to the kept heads: `perHead` times the kept count (a scalar when one entry). */
+export interface HeadAttr {
+  node: string;
+  name: string;
+  perHead: number[];
+}
+
+/** A value whose downstream Reshapes hold the head count or width: rewritten when heads are cut. */
+export interface HeadWalk {
+  value: string;
+  headSize: number;
+  /** Head-sized blocks per head in the value's last axis (3 for packed Q/K/V). */
+  parts: number;
+}
 
 /** One multi-head attention block. */
 export interface AttentionBlock {
@@ -51,7 +79,16 @@ export interface AttentionBlock {
   headSize: number;
   /** Head size of V (equal to headSize except for qkv_hidden_sizes graphs). */
   vHeadSize: number;
-  qkv: QkvLayout;
+  /** How Q, K and V are produced ('separate', 'packed', 'fused-attention', 'mha', ...): shown, never branched on. */
+  layout: string;
+  /** The Q/K/V projections (none when a fused node holds the weights). */
+  projections: Linear[];
+  /** Every tensor sliced with the heads, besides the output projection's rows. */
+  slices: HeadSlice[];
+  /** Attributes holding head counts or widths. */
+  attrs: HeadAttr[];
+  /** Values from which Reshapes holding head geometry are found and rewritten. */
+  walks: HeadWalk[];
   /** Output projection; `einsum` when the weight is [heads, headSize, hidden]. */
   output: Linear & { einsum?: boolean };
   /** Value entering the Q/K/V projections. */
