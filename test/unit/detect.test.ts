@@ -52,6 +52,7 @@ const CASES: Record<string, Expect> = {
   'ort-fused-attention/attention-varied-qkv-opt.onnx': single(2, 12, 'fused-attention', 8),
   'ort-fused-attention/bert-3d-attention-opt.onnx': single(4, 4, 'fused-attention'),
   'ort-fused-attention/pruned-attention-opt.onnx': single(2, 4, 'fused-attention'),
+  'onnx-attention-random/model-opset23.onnx': { arch: 'bert', modality: 'text', norm: 'post', hidden: 64, layers: 2, heads: 4, headSize: 16, ffn: 128, qkv: 'onnx-attention', activation: 'gelu' },
 };
 
 describe('transformer structure detection', () => {

@@ -24,6 +24,7 @@ const CASES: Array<[string, () => { data?: string; samples: number }]> = [
   ['torch-bert-like-random/model-opset17.onnx', () => ({ samples: 6 })],
   ['vit-digits/model-opset17.onnx', () => ({ data: path.join(FIXTURES, 'data', 'digits', 'test'), samples: 10 })],
   ['ort-bert-toy/model.ort-fused.onnx', () => ({ samples: 4 })],
+  ['onnx-attention-random/model-opset23.onnx', () => ({ samples: 4 })],
 ];
 
 describe('exact OPTIN scores: suffix reuse + batched variants equal a naive reference that masks by editing weights', () => {

@@ -26,6 +26,7 @@ const CASES: Array<[string, DataOptions, { noOrdering?: boolean }?]> = [
   // Skeleton whose heads all score 4.5e-10 (float noise) unedited: its attention does not reach the output measurably.
   ['ort-fused-attention/bert-3d-attention-opt.onnx', { samples: 2 }, { noOrdering: true }],
   ['ort-fused-attention/pruned-attention-opt.onnx', { samples: 2 }],
+  ['onnx-attention-random/model-opset23.onnx', { samples: 2 }],
 ];
 
 describe('scoring and planning work on every supported fixture; an element removed from the weights scores lowest', () => {

@@ -5,6 +5,7 @@ import { OptinError } from '../errors';
 import { findLinears } from './linear';
 import { LinearIndex } from './trace';
 import { attentionFromFused, attentionFromMha, attentionFromSoftmax } from './attention';
+import { attentionFromOnnx } from './onnxAttention';
 import { ffnFromDown } from './ffn';
 import { modelInputs } from './inputs';
 import { causalEvidence } from './decoder';
@@ -203,6 +204,7 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
         if (a) attns.push(a);
       } else if (n.opType === 'Attention' && n.domain === 'com.microsoft') attns.push(attentionFromFused(ix, li, n));
       else if (n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') attns.push(attentionFromMha(ix, li, n));
+      else if (n.opType === 'Attention' && (!n.domain || n.domain === 'ai.onnx')) attns.push(attentionFromOnnx(ix, li, n));
     } catch (e) {
       if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
       throw e;
@@ -211,7 +213,7 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
   if (attns.length === 0) {
     throw new OptinError(
       'not-transformer',
-      `${where}: no multi-head attention found (no Softmax between query-key and value MatMuls fed by projections, no fused Attention); this does not look like a transformer encoder`,
+      `${where}: no multi-head attention found (no Softmax between query-key and value MatMuls fed by projections, no Attention op); this does not look like a transformer encoder`,
     );
   }
   const taken = new Set<Linear>(attns.flatMap(attentionLinears));
