@@ -60,7 +60,7 @@ export function formatInspect(r: InspectReport): string {
     rows.push([
       String(i),
       ...(staged ? [`${l.shape!.hidden} x ${l.shape!.tokens}`, l.shape!.windows > 1 ? `${l.shape!.keys} (${l.shape!.windows} windows)` : 'global'] : []),
-      `${a.heads} x ${a.headSize}${a.vHeadSize !== a.headSize ? `/${a.vHeadSize}` : ''}`,
+      a.group ? `${a.heads} kv x ${a.group} q x ${a.headSize}` : `${a.heads} x ${a.headSize}${a.vHeadSize !== a.headSize ? `/${a.vHeadSize}` : ''}`,
       `${a.layout}${a.folded ? ', folded' : ''}`,
       String(l.ffn?.width ?? 0),
       l.ffn?.activation ?? '-',
@@ -101,6 +101,7 @@ export function inspectJson(r: InspectReport): object {
     outputs: s.outputs,
     ...(s.visionTokens ? { visionTokens: s.visionTokens } : {}),
     ...(s.maxPositions ? { maxPositions: s.maxPositions } : {}),
+    ...(s.causal ? { causal: s.causal } : {}),
     layers: s.layers.map((l, i) => ({
       heads: l.attention.heads,
       headSize: l.attention.headSize,
@@ -109,6 +110,7 @@ export function inspectJson(r: InspectReport): object {
       ...(l.ffn?.gate ? { gated: true } : {}),
       qkv: l.attention.layout,
       ...(l.attention.folded ? { headsFoldedIntoBatch: true } : {}),
+      ...(l.attention.group ? { queryHeadsPerKvHead: l.attention.group } : {}),
       ...(l.shape ? { hidden: l.shape.hidden, tokens: l.shape.tokens, window: l.shape.keys, windows: l.shape.windows } : {}),
       activation: l.ffn?.activation ?? null,
       macs: r.macs.layers[i]!.total,

@@ -25,7 +25,7 @@ commands:
                                                 per-layer latency table (heads and neurons at several widths; cached)
   apply <model.onnx> --plan plan.json [--tune] [--data PATH] [--out PATH]
                                                 write the physically pruned model, verified
-  prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tune] [--eval PATH | --no-eval] [--ranking optin|magnitude|l1] [--out PATH]
+  prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tune] [--eval PATH | --no-eval] [--ranking optin|magnitude|wanda|l1] [--out PATH]
                                                 score + plan + apply + verify + eval + bench, with a report (without --eval: evaluated on the
                                                 test split beside --data, else on held-out --data examples)
   sweep <model.onnx> (--budgets 0.9,0.8,... | --latency 0.9,0.7,...) [--data PATH] [--eval PATH] [--csv F]

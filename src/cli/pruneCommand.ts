@@ -7,7 +7,7 @@ import { formatPrune } from './report';
 import { defaultOutput } from '../engine/prune/output';
 
 const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune | --refit]
-         [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude|l1] [--scores scores.json] [--eval <labelled data>] [--out PATH]
+         [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude|wanda|l1] [--scores scores.json] [--eval <labelled data>] [--out PATH]
          [--no-bench] [--bench-batch B] [--bench-seq-len S] [--ep E] [--json]`;
 
 /** `optin prune`: score, plan, apply, verify, evaluate and benchmark in one go. */
@@ -17,8 +17,8 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
   checkFlags(args, [...valued, 'tune', 'refit', 'no-bench', 'no-eval', 'json', 'quiet'], 'prune');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   const target = targetFlag(args);
-  const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude' | 'l1';
-  if (!['optin', 'magnitude', 'l1'].includes(ranking)) throw new OptinError('usage', '--ranking must be optin, magnitude or l1 (L1-norm filters, channel groups only)');
+  const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude' | 'wanda' | 'l1';
+  if (!['optin', 'magnitude', 'wanda', 'l1'].includes(ranking)) throw new OptinError('usage', '--ranking must be optin, magnitude, wanda (activation-weighted magnitude, transformers) or l1 (L1-norm filters, channel groups only)');
   const data = dataOptions(args);
   const evalPath = str(args, 'eval');
   const ev = jobEvents(args);

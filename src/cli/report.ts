@@ -19,6 +19,8 @@ export function formatApply(a: ApplyReport): string {
     `file size   ${bytes(a.fileBytes.before)} -> ${bytes(a.fileBytes.after)}`,
     `verified    max |pruned - masked original| = ${v.maxAbsDiff.toExponential(2)} (tolerance ${v.tolerance.toExponential(2)})${v.argmaxAgreement !== undefined ? `, same prediction on ${pct(v.argmaxAgreement, 1)} of the calibration batch` : ''}; on ${v.provider}`,
   ];
+  if (v.decodeStep) lines.push(`decode step max |pruned - masked original| = ${v.decodeStep.maxAbsDiff.toExponential(2)}, vs its own full run ${v.decodeStep.selfMaxAbsDiff.toExponential(2)} (one step with the key/value cache after a prefill)`);
+  if (a.cache && a.cache.after.join() !== a.cache.before.join()) lines.push(`cache       key/value heads per layer ${a.cache.before.join('/')} -> ${a.cache.after.join('/')}: the cache inputs and outputs change shape (a runtime must allocate the smaller cache)`);
   if (a.tuning) {
     const used = a.tuning.filter((t) => !t.rejected);
     const gain = used.reduce((s, t) => s + t.before, 0) > 0 ? 1 - used.reduce((s, t) => s + t.after, 0) / used.reduce((s, t) => s + t.before, 0) : 0;
@@ -47,7 +49,7 @@ export function formatLatency(l: NonNullable<PruneReport['latency']>): string {
 /** The `optin prune` report. */
 export function formatPrune(r: PruneReport): string {
   const lines = [
-    `${path.basename(r.apply.input)}: ${r.latency ? `latency target ${r.latency.target} (${formatBudget(r.plan.budget)} chosen)` : `budget ${r.plan.budget} (${formatBudget(r.plan.budget)})`}, ${r.scores.mode === 'magnitude' ? (r.scores.modeReason?.startsWith('L1') ? 'L1-norm filter ranking' : 'weight-magnitude ranking') : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
+    `${path.basename(r.apply.input)}: ${r.latency ? `latency target ${r.latency.target} (${formatBudget(r.plan.budget)} chosen)` : `budget ${r.plan.budget} (${formatBudget(r.plan.budget)})`}, ${r.scores.mode === 'magnitude' ? (r.scores.modeReason?.startsWith('L1') ? 'L1-norm filter ranking' : r.scores.modeReason?.startsWith('activation') ? 'activation-weighted magnitude ranking (Wanda)' : 'weight-magnitude ranking') : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
     '',
     formatApply(r.apply),
   ];
@@ -61,11 +63,18 @@ export function formatPrune(r: PruneReport): string {
     const e = r.evaluation;
     const agree = `predictions agree on ${pct(e.reference!.agreement)}`;
     const on = r.evaluatedOn ? (r.evaluatedOn.heldOut ? `held-out, ${path.basename(r.evaluatedOn.source)}` : `the calibration examples of ${path.basename(r.evaluatedOn.source)}`) : path.basename(e.data);
-    if (e.segmentation && e.reference?.segmentation) lines.push(`mIoU        ${pct(e.reference.segmentation.miou)} -> ${pct(e.segmentation.miou)}, pixel accuracy ${pct(e.reference.segmentation.pixelAccuracy)} -> ${pct(e.segmentation.pixelAccuracy)} on ${e.examples} images (${on}); pixel predictions agree on ${pct(e.reference.agreement)}`);
+    if (e.language && e.reference?.language) lines.push(`perplexity  ${e.reference.language.perplexity.toFixed(2)} -> ${e.language.perplexity.toFixed(2)} (${formatRise(e.language.perplexity / e.reference.language.perplexity)}) on ${e.language.tokens} next tokens of ${e.examples} texts (${on}); next-token predictions agree on ${pct(e.reference.agreement)}`);
+    else if (e.segmentation && e.reference?.segmentation) lines.push(`mIoU        ${pct(e.reference.segmentation.miou)} -> ${pct(e.segmentation.miou)}, pixel accuracy ${pct(e.reference.segmentation.pixelAccuracy)} -> ${pct(e.segmentation.pixelAccuracy)} on ${e.examples} images (${on}); pixel predictions agree on ${pct(e.reference.agreement)}`);
     else lines.push(e.accuracy !== undefined && e.reference?.accuracy !== undefined
       ? `accuracy    ${pct(e.reference.accuracy)} -> ${pct(e.accuracy)} on ${e.examples} examples (${on}); ${agree}`
       : `agreement   ${agree} of ${e.examples} unlabelled examples (${on})`);
   }
   if (r.warning) lines.push(`warning     ${r.warning}`);
   return lines.join('\n');
+}
+
+/** A ratio as a signed percentage change ("+4.2%"). */
+function formatRise(ratio: number): string {
+  const d = 100 * (ratio - 1);
+  return `${d >= 0 ? '+' : ''}${d.toFixed(1)}%`;
 }

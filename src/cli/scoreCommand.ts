@@ -5,7 +5,7 @@ import { DATA_FLAGS, MODE_FLAGS, dataOptions, epFlag, modeOptions, str, withEngi
 import { ProgressBar } from './progress';
 import { describeCpuNodes } from '../engine/runtime/fallback';
 
-const USAGE = 'usage: optin score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--max-length N] [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude|l1] [--ep auto|cpu|cuda|dml|coreml] [--seq-len N] [--features auto|ffn-output|attention-input] --out scores.json';
+const USAGE = 'usage: optin score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--max-length N] [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude|wanda|l1] [--ep auto|cpu|cuda|dml|coreml] [--seq-len N] [--features auto|ffn-output|attention-input] --out scores.json';
 
 /** `optin score`: OPTIN importance of every head and FFN neuron, written as JSON. */
 export async function runScore(argv: string[]): Promise<number> {
@@ -18,8 +18,8 @@ export async function runScore(argv: string[]): Promise<number> {
   const mode = modeOptions(args);
   const features = (str(args, 'features') ?? 'auto') as 'auto' | 'ffn-output' | 'attention-input';
   if (!['auto', 'ffn-output', 'attention-input'].includes(features)) throw new OptinError('usage', '--features must be auto, ffn-output or attention-input');
-  const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude' | 'l1';
-  if (!['optin', 'magnitude', 'l1'].includes(ranking)) throw new OptinError('usage', '--ranking must be optin, magnitude or l1 (L1-norm filters, channel groups only)');
+  const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude' | 'wanda' | 'l1';
+  if (!['optin', 'magnitude', 'wanda', 'l1'].includes(ranking)) throw new OptinError('usage', '--ranking must be optin, magnitude, wanda (activation-weighted magnitude, transformers) or l1 (L1-norm filters, channel groups only)');
   const seqLen = intFlag(args, 'seq-len');
   const ep = epFlag(args);
   const bar = args.flags.has('quiet') ? undefined : new ProgressBar();

@@ -4,10 +4,14 @@ import type { EncoderLayer, ModelStructure } from './structure/types';
  * MACs of one attention head at sequence length s (docs/method.md §3):
  * Q/K/V projections, QK^T and PV, and its rows of the output projection.
  * With dq = dv = d this is 3*s*D*d + 2*s^2*d + s*d*D; with window attention each of the s query
- * rows attends to `keys` keys (the window) instead of s.
+ * rows attends to `keys` keys (the window) instead of s. With grouped-query attention the unit is
+ * a key/value head and the `group` query heads that share it: `dv` is then the context width of
+ * the whole unit (group x the value head size) and the unit costs group x (Q columns, QK^T, PV,
+ * output rows) plus one K and one V head.
  */
-export function headMacs(s: number, hidden: number, dq: number, dv: number = dq, keys: number = s): number {
-  return s * hidden * (2 * dq + dv) + s * keys * (dq + dv) + s * dv * hidden;
+export function headMacs(s: number, hidden: number, dq: number, dv: number = dq, keys: number = s, group = 1): number {
+  const dHead = dv / group;
+  return s * hidden * (group * dq + dq + dHead) + group * s * keys * (dq + dHead) + s * dv * hidden;
 }
 
 /** MACs of one FFN neuron at sequence length s: 2*s*D (3*s*D for a gated FFN: gate, up and down). */
@@ -28,9 +32,9 @@ export function macGeometry(shape: MacGeometry | undefined, s: number, hidden: n
   return shape ?? { queries: s, keys: s, tokens: s, hidden };
 }
 
-/** MACs of one head and of one FFN neuron at a geometry. */
-export function unitMacs(g: MacGeometry, dq: number, dv: number, gated: boolean): { head: number; neuron: number } {
-  return { head: headMacs(g.queries, g.hidden, dq, dv, g.keys), neuron: neuronMacs(g.tokens, g.hidden, gated) };
+/** MACs of one head (one key/value group with `group` > 1) and of one FFN neuron at a geometry. */
+export function unitMacs(g: MacGeometry, dq: number, dv: number, gated: boolean, group = 1): { head: number; neuron: number } {
+  return { head: headMacs(g.queries, g.hidden, dq, dv, g.keys, group), neuron: neuronMacs(g.tokens, g.hidden, gated) };
 }
 
 /** MACs of one layer split into its heads and its FFN neurons. */
@@ -51,7 +55,7 @@ export interface MacReport {
 
 /** MACs of one layer with `heads` heads and `neurons` FFN neurons kept (its measured shape, when it has one, replaces s and hidden). */
 export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention.heads, neurons = l.ffn?.width ?? 0): LayerMacs {
-  const { head: perHead, neuron: perNeuron } = unitMacs(macGeometry(l.shape, s, hidden), l.attention.headSize, l.attention.vHeadSize, !!l.ffn?.gate);
+  const { head: perHead, neuron: perNeuron } = unitMacs(macGeometry(l.shape, s, hidden), l.attention.headSize, l.attention.vHeadSize, !!l.ffn?.gate, l.attention.group);
   return { perHead, perNeuron, heads: heads * perHead, ffn: neurons * perNeuron, total: heads * perHead + neurons * perNeuron };
 }
 

@@ -259,7 +259,8 @@ export class Runner {
     const parts = [`wrote ${path.basename(out)}`];
     if (r.report.bench) parts.push(`${r.report.bench.speedup[1]!.toFixed(2)}x faster`);
     const e = r.evaluation;
-    if (e?.accuracy !== undefined && e.reference?.accuracy !== undefined) parts.push(`accuracy ${pct(e.reference.accuracy, 1)} -> ${pct(e.accuracy, 1)}`);
+    if (e?.language && e.reference?.language) parts.push(`perplexity ${e.reference.language.perplexity.toFixed(2)} -> ${e.language.perplexity.toFixed(2)}`);
+    else if (e?.accuracy !== undefined && e.reference?.accuracy !== undefined) parts.push(`accuracy ${pct(e.reference.accuracy, 1)} -> ${pct(e.accuracy, 1)}`);
     else if (e?.reference) parts.push(`agrees with the original on ${pct(e.reference.agreement, 1)}`);
     void vscode.window.showInformationMessage(`OPTIN: ${parts.join(', ')}.`, 'Reveal in Explorer', 'Open Summary').then((a) => {
       if (a === 'Reveal in Explorer' && fs.existsSync(out)) void vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(out));

@@ -8,10 +8,13 @@ import { macCosts } from '../engine/plan/costs';
 import { importanceRanks } from '../shared/ranks';
 import { planWarnings } from '../engine/plan/warnings';
 
-/** Parameters of the prunable projections (weights + biases) for kept heads/neurons per transformer layer. */
+/** Parameters of the prunable projections (weights + biases) for kept heads (key/value groups) and neurons per transformer layer. */
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
   const D = plan.model.hidden;
-  return plan.model.layers.slice(0, transformerLayerCount(plan.model)).reduce((a, g, l) => a + heads[l]! * ((2 * g.headSize + g.vHeadSize) * (D + 1) + g.vHeadSize * D) + neurons[l]! * (2 * D + 1), 0);
+  return plan.model.layers.slice(0, transformerLayerCount(plan.model)).reduce((a, g, l) => {
+    const q = g.group ?? 1;
+    return a + heads[l]! * (((q + 1) * g.headSize + g.vHeadSize / q) * (D + 1) + g.vHeadSize * D) + neurons[l]! * ((g.gated ? 3 : 2) * D + 1);
+  }, 0);
 }
 
 /** The panel's view of a plan. */

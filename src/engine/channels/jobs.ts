@@ -99,6 +99,7 @@ export async function runChannelScoreJob(model: OnnxModel, cs: ChannelStructure,
   const note = attentionNote(cs);
   if (note) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, note);
   const ranking = job.ranking ?? 'optin';
+  if (ranking === 'wanda') throw new OptinError('usage', `${model.path}: --ranking wanda ranks attention heads and FFN neurons; this model is pruned by channel groups (use optin, magnitude or l1)`);
   const scores = ranking === 'optin' ? await scoreChannels(model, cs, batch, { ep: job.ep, onProgress, signal }) : weightRun(model, cs, batch, ranking);
   if (ranking === 'optin') scores.modeReason = job.mode === 'exact' ? '--mode exact' : `--mode ${job.mode}: channel groups are always scored exactly`;
   const terms = macTerms(new GraphIndex(model.proto.graph!, model.ext), cs.shapes, cs.groups);

@@ -49,6 +49,7 @@ export function textFeeds(st: DataModel, rows: Array<{ ids: number[]; types: num
       case 'attention_mask': feeds[input.name] = intTensor(input, dims, mask); break;
       case 'token_type_ids': feeds[input.name] = intTensor(input, dims, types); break;
       case 'position_ids': feeds[input.name] = intTensor(input, dims, pos); break;
+      case 'past_key_values': feeds[input.name] = emptyCache(input, B); break;
       default:
         throw new OptinError('data', `model input "${input.name}" (${input.dtype}) cannot be built from text; give a feeds .jsonl with --data`);
     }
@@ -65,8 +66,11 @@ function tokenize(tok: LoadedTokenizer, ex: TextExample[], maxLen: number, wantT
     let ids = enc.ids;
     let types = wantTypes ? (enc.token_type_ids ?? ids.map(() => 0)) : ids.map(() => 0);
     if (ids.length > maxLen) {
-      ids = [...ids.slice(0, maxLen - 1), ids[ids.length - 1]!];
-      types = [...types.slice(0, maxLen - 1), types[types.length - 1]!];
+      // A closing special token ([SEP], </s>) is kept; text without one (decoders) is cut at maxLen.
+      const plain = tok.tokenizer.encode(e.text, { ...(e.textPair !== undefined ? { text_pair: e.textPair } : {}), add_special_tokens: false }).ids;
+      const closing = plain.length > 0 && ids[ids.length - 1] !== plain[plain.length - 1] ? 1 : 0;
+      ids = [...ids.slice(0, maxLen - closing), ...ids.slice(ids.length - closing)];
+      types = [...types.slice(0, maxLen - closing), ...types.slice(types.length - closing)];
     }
     return { ids, types };
   });
@@ -149,4 +153,15 @@ function synthetic(st: DataModel, samples: number, opts: DataOptions): Calibrati
 export function gaussian(rnd: () => number): number {
   const u = Math.max(rnd(), 1e-12);
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd());
+}
+
+/**
+ * An empty key/value cache [batch, heads, 0, head size] for a decoder's past input: calibration,
+ * scoring and verification run the prefill (the first step of generation).
+ * @throws OptinError('data') when the cache's head axes are not fixed numbers
+ */
+export function emptyCache(input: ModelInput, batch: number): TensorData {
+  const dims = input.shape.map((d, k) => (k === 0 ? batch : k === input.shape.length - 2 ? 0 : d));
+  if (dims.some((d) => typeof d !== 'number' || d < 0)) throw new OptinError('data', `cache input "${input.name}" has shape [${input.shape.join(', ')}]; expected [batch, heads, past length, head size] with fixed heads and head size`);
+  return { type: 'float32', dims: dims as number[], data: new Float32Array(0) };
 }

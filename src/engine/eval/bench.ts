@@ -58,6 +58,7 @@ export function benchFeeds(st: Pick<ModelStructure, 'inputs' | 'vocabSize'>, bat
       case 'attention_mask': feeds[i.name] = ints(() => 1); break;
       case 'token_type_ids': feeds[i.name] = ints(() => 0); break;
       case 'position_ids': feeds[i.name] = ints(() => 0); break;
+      case 'past_key_values': feeds[i.name] = new ort.Tensor('float32', new Float32Array(0), dims.map((d, k) => (k === dims.length - 2 ? 0 : d))); break;
       default:
         if (i.dtype !== 'float32') throw new OptinError('unsupported', `cannot make benchmark data for input "${i.name}" (${i.dtype})`);
         feeds[i.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => rnd() * 2 - 1), dims);

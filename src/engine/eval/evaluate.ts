@@ -8,6 +8,7 @@ import { createSession, runSession, toOrt } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
 import { OptinError } from '../errors';
 import { firstOutputRank, predictPixels, segmentationMetrics } from './segmentation';
+import { nextTokenAgreement, nextTokenQuality } from './language';
 
 /** Accuracy of a classifier on labelled data, and agreement with a reference model. */
 export interface EvalReport {
@@ -16,12 +17,21 @@ export interface EvalReport {
   examples: number;
   /** Undefined when the data has no labels (then only the agreement with the reference is known). */
   accuracy?: number;
-  reference?: { model: string; accuracy?: number; agreement: number; cosine?: number; segmentation?: { miou: number; pixelAccuracy: number } };
+  reference?: { model: string; accuracy?: number; agreement: number; cosine?: number; segmentation?: { miou: number; pixelAccuracy: number }; language?: LanguageQuality };
+  /** Causal language models: next-token perplexity on the real tokens of the text (`reference.agreement` is then per predicted token). */
+  language?: LanguageQuality;
   /** Segmentation models (per-pixel logits): mIoU and pixel accuracy on the label maps; `examples` counts images, `agreement` is per pixel. */
   segmentation?: { miou: number; pixelAccuracy: number; pixels: number };
   /** 'embedding' when the first output is a vector of the hidden size (no logits): then `reference.cosine` is the measure. */
   output?: 'logits' | 'embedding';
   seconds: number;
+}
+
+/** Next-token quality of a language model: perplexity, bits per token, predicted tokens. */
+export interface LanguageQuality {
+  perplexity: number;
+  bitsPerToken: number;
+  tokens: number;
 }
 
 /** Options for {@link evaluate}. */
@@ -78,6 +88,7 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
   const st = describeInterface(model);
   const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...opts.data });
   if (firstOutputRank(model) === 4 || batch.labelMaps) return evaluateSegmentation(model, st.outputs[0]!, batch, opts, t0);
+  if (st.causal && firstOutputRank(model) === 3) return evaluateLanguage(model, st, batch, opts, t0);
   if (!batch.labels && !opts.reference) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
   const size = opts.batchSize ?? 64;
   const rows: Float32Array[] = [];
@@ -98,6 +109,20 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
       report.output = 'embedding';
       report.reference.cosine = meanCosine(a, b, width);
     }
+  }
+  report.seconds = (performance.now() - t0) / 1000;
+  return report;
+}
+
+async function evaluateLanguage(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, opts: EvalOptions, t0: number): Promise<EvalReport> {
+  const size = opts.batchSize ?? 32;
+  const q = await nextTokenQuality(model, st, batch, size, opts.ep, opts.signal);
+  const quality = (x: typeof q): LanguageQuality => ({ perplexity: x.perplexity, bitsPerToken: x.bitsPerToken, tokens: x.tokens });
+  const report: EvalReport = { model: model.path, data: opts.data.data, examples: batch.batch, language: quality(q), seconds: 0 };
+  if (opts.reference) {
+    const refModel = loadModel(opts.reference);
+    const r = await nextTokenQuality(refModel, describeInterface(refModel), batch, size, opts.ep, opts.signal);
+    report.reference = { model: opts.reference, agreement: nextTokenAgreement(q.predicted, r.predicted), language: quality(r) };
   }
   report.seconds = (performance.now() - t0) / 1000;
   return report;

@@ -34,7 +34,7 @@ export async function measureShapes(model: OnnxModel, size?: InputSize): Promise
   const inputs = withInputSize(modelInputs(ix), size);
   for (const i of inputs) {
     const open = i.shape.slice(1).some((d) => typeof d !== 'number' || d <= 0);
-    if (open && i.role !== 'input_ids' && i.role !== 'attention_mask' && i.role !== 'token_type_ids') {
+    if (open && !['input_ids', 'attention_mask', 'token_type_ids', 'position_ids', 'past_key_values'].includes(i.role)) {
       throw new OptinError('unsupported', hasDynamicSize(i) ? noSizeMessage(model.path, i) : `${model.path}: input "${i.name}" has dynamic axes (${i.shape.join(' x ')}) and no size to analyse it at; export the model with fixed sizes for every axis but the batch`);
     }
   }

@@ -19,6 +19,10 @@ export const neuronMaskName = (l: number): string => `optin_neuron_mask_${l}`;
 export function headMaskDims(l: EncoderLayer): { dims: Array<number | string>; repeat: number; windows: number } {
   const a = l.attention;
   if (a.perHead) return { dims: ['n', a.heads, 1, 1], repeat: 1, windows: l.shape?.windows ?? 1 };
+  if (a.kvValue) {
+    const d = a.vHeadSize / (a.group ?? 1);
+    return { dims: ['n', 1, a.heads * d], repeat: d, windows: 1 };
+  }
   return { dims: a.folded ? [1, 'n', a.heads * a.vHeadSize] : ['n', 1, a.heads * a.vHeadSize], repeat: a.vHeadSize, windows: 1 };
 }
 
@@ -29,7 +33,7 @@ export function neuronMaskDims(l: EncoderLayer): Array<number | string> {
 }
 
 /** The value a layer's head mask multiplies (see {@link headMaskDims}). */
-export const headMaskSite = (l: EncoderLayer): string => l.attention.perHead ?? l.attention.folded?.v ?? l.attention.context;
+export const headMaskSite = (l: EncoderLayer): string => l.attention.perHead ?? l.attention.folded?.v ?? l.attention.kvValue ?? l.attention.context;
 
 /** Options for {@link instrument}. */
 export interface InstrumentOptions {

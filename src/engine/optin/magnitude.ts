@@ -46,9 +46,9 @@ function sumRange(a: Float64Array, start: number, n: number): number {
 
 /**
  * Weight-magnitude importance, the baseline OPTIN is compared with: per head the L2 norm of its
- * Q/K/V columns and output-projection rows together, per neuron the norm of its first-matrix column
- * times the norm of its second-matrix row. Heads and neurons are then put on one scale by making
- * their mean importance per MAC equal, so the global search trades them off neutrally.
+ * Q/K/V columns and output-projection rows together (per key/value group with grouped-query
+ * attention), per neuron the norm of its first-matrix column (with its gate column, for gated FFNs)
+ * times the norm of its second-matrix row; then {@link onOneScale}.
  */
 export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: number): { heads: number[][]; neurons: number[][] } {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
@@ -66,9 +66,18 @@ export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: nu
   const neurons = st.layers.map((l) => {
     if (!l.ffn) return [];
     const up = norms(ix, l.ffn.up.weight, l.ffn.up.transposed).cols;
+    const gate = l.ffn.gate ? norms(ix, l.ffn.gate.weight, l.ffn.gate.transposed).cols : undefined;
     const down = norms(ix, l.ffn.down.weight, l.ffn.down.transposed).rows;
-    return Array.from(up, (u, j) => Math.sqrt(u) * Math.sqrt(down[j]!));
+    return Array.from(up, (u, j) => Math.sqrt(u + (gate?.[j] ?? 0)) * Math.sqrt(down[j]!));
   });
+  return onOneScale(st, seqLen, heads, neurons);
+}
+
+/**
+ * Heads and neurons of a weight-based ranking put on one scale: heads rescaled so that their mean
+ * importance per MAC equals the neurons', so the global search trades them off neutrally.
+ */
+export function onOneScale(st: ModelStructure, seqLen: number, heads: number[][], neurons: number[][]): { heads: number[][]; neurons: number[][] } {
   const macs = st.layers.map((l) => layerMacs(l, seqLen, st.hidden));
   const hCost = macs.reduce((s, m) => s + m.heads, 0);
   const nCost = macs.reduce((s, m) => s + m.ffn, 0);

@@ -67,8 +67,8 @@ export interface ScoreJob {
   horizon?: number;
   /** Auto mode: seconds exact scoring may take (default 600). */
   timeBudget?: number;
-  /** 'optin' (default), the weight-magnitude baseline, or (channel groups) L1-norm filter ranking. */
-  ranking?: 'optin' | 'magnitude' | 'l1';
+  /** 'optin' (default), the weight-magnitude or activation-weighted magnitude (Wanda) baseline, or (channel groups) L1-norm filter ranking. */
+  ranking?: 'optin' | 'magnitude' | 'wanda' | 'l1';
   seqLen?: number;
   features?: 'auto' | 'ffn-output' | 'attention-input';
 }

@@ -18,7 +18,7 @@ export interface CostModel {
  * (staged models) use their own width, positions and keys per query instead.
  */
 export function macCosts(layers: LayerGeometry[], hidden: number, seqLen: number): CostModel {
-  const unit = layers.map((g) => unitMacs(macGeometry(g.shape, seqLen, hidden), g.headSize, g.vHeadSize, !!g.gated));
+  const unit = layers.map((g) => unitMacs(macGeometry(g.shape, seqLen, hidden), g.headSize, g.vHeadSize, !!g.gated, g.group));
   const hm = unit.map((u) => u.head);
   const nm = unit.map((u) => u.neuron);
   const uniform = nm.every((x) => x === nm[0]);

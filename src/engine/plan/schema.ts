@@ -11,6 +11,8 @@ export interface LayerGeometry {
   ffn: number;
   /** Gated FFN (SwiGLU/GeGLU): a neuron is a column of gate and up and a row of down (3*s*D MACs). */
   gated?: boolean;
+  /** Grouped-query attention: query heads per key/value head; a "head" here is that whole group. */
+  group?: number;
   /**
    * Staged models (Swin): this layer's measured width, positions, attention query rows and keys
    * per query; the MAC model uses them instead of the model-wide hidden size and sequence length.

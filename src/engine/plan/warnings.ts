@@ -12,7 +12,7 @@ export function planWarnings(plan: PlanFile): string[] {
   const s = plan.macs.seqLen, D = plan.model.hidden;
   return plan.model.layers.flatMap((g, l) => {
     const k = plan.layers[l]!;
-    const hm = headMacs(s, D, g.headSize, g.vHeadSize), nm = neuronMacs(s, D, !!g.gated);
+    const hm = headMacs(s, D, g.headSize, g.vHeadSize, s, g.group), nm = neuronMacs(s, D, !!g.gated);
     const share = (k.heads * hm + k.neurons * nm) / (g.heads * hm + g.ffn * nm);
     return share < GUTTED_LAYER ? [`layer ${l} keeps ${k.heads} of ${g.heads} heads and ${k.neurons} of ${g.ffn} neurons (${Math.round(100 * share)}% of its MACs); expect a larger accuracy cost there`] : [];
   });

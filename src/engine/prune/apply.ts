@@ -118,10 +118,22 @@ class Pruner {
         this.replaceInput(n, s.tensor, this.store.write(s.tensor, take(this.store.read(s.tensor), s.axis, idx)));
       }
       for (const t of a.attrs) this.setAttr(this.node(t.node), t.name, t.perHead.length === 1 ? t.perHead[0]! * k : t.perHead.map((x) => x * k));
-      for (const w of a.walks) this.fixer.walk(w.value, { heads: H, newHeads: k, headSize: w.headSize, width: w.parts * H * w.headSize, newWidth: w.parts * k * w.headSize });
+      for (const w of a.walks) {
+        const u = w.perUnit ?? 1;
+        this.fixer.walk(w.value, { heads: u * H, newHeads: u * k, headSize: w.headSize, width: w.parts * u * H * w.headSize, newWidth: w.parts * u * k * w.headSize });
+      }
       this.scoreTerms(a, keep, where);
+      for (const name of a.cache ?? []) this.cacheHeads(name, k);
     }
     this.sliceIn(a.output, headColumns(keep, dv), scales ? { size: dv, scales } : undefined);
+  }
+
+  /** A key/value-cache graph input or output [batch, heads, length, size] keeps `k` heads. */
+  private cacheHeads(name: string, k: number): void {
+    const g = this.proto.graph!;
+    const v = [...g.input, ...g.output].find((x) => x.name === name);
+    const dim = v?.type?.value.case === 'tensorType' ? v.type.value.value.shape?.dim[1] : undefined;
+    if (dim?.value.case === 'dimValue') dim.value = { case: 'dimValue', value: BigInt(k) };
   }
 
   /**

@@ -68,6 +68,8 @@ export interface ApplyReport {
   refit?: RefitStep[];
   /** Channel networks (and the channel groups of hybrid models) with --tune or --refit: the least-squares refit of every consumer of a pruned group. */
   reconstruction?: ReconstructionStep[];
+  /** Decoders with a key/value cache: key/value heads of each layer's cache inputs and outputs before and after (the model's signature changes). */
+  cache?: { before: number[]; after: number[] };
   seconds: number;
 }
 
@@ -167,7 +169,9 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     macs: { seqLen: plan.macs.seqLen, before: plan.macs.baseline, after: verification.macs, ...(st.layers.some((x) => x.shape) ? { perExample: true } : {}) },
     parameters: { before: countParameters(original.proto), after: countParameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
-    verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), ...(reconstruction ? { reconstruction } : {}), seconds: (performance.now() - t0) / 1000,
+    verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), ...(reconstruction ? { reconstruction } : {}),
+    ...(st.layers.some((l) => l.attention.cache) ? { cache: { before: st.layers.map((l) => l.attention.heads), after: st.layers.map((l, i) => (keep.heads[i]!.length ? keep.heads[i]!.length : l.attention.heads)) } } : {}),
+    seconds: (performance.now() - t0) / 1000,
   };
 }
 

@@ -45,6 +45,24 @@ export function productOf(ix: GraphIndex, lin: Linear): string {
   return n.output[0]!;
 }
 
+/** `{ cache }` for an attention whose K/V paths join a key/value cache, else nothing. */
+export function withCache(ix: GraphIndex, paths: NodeProto[][]): { cache?: string[] } {
+  const cache = cacheOf(ix, paths);
+  return cache.length ? { cache } : {};
+}
+
+/** Key/value-cache graph inputs joined into K or V on these paths, and the graph outputs those joins write. */
+export function cacheOf(ix: GraphIndex, paths: NodeProto[][]): string[] {
+  const inputs = new Set(ix.graph.input.map((i) => i.name)), outputs = new Set(ix.graph.output.map((o) => o.name));
+  const found: string[] = [];
+  for (const n of paths.flat()) {
+    if (n.opType !== 'Concat') continue;
+    for (const i of n.input) if (inputs.has(i)) found.push(i);
+    if (n.input.some((i) => inputs.has(i)) && outputs.has(n.output[0]!)) found.push(n.output[0]!);
+  }
+  return [...new Set(found)];
+}
+
 /** Walks from separate Q, K and V projections' products. */
 export function projectionWalks(ix: GraphIndex, q: Linear, k: Linear, v: Linear, dq: number, dv: number): HeadWalk[] {
   return [[q, dq], [k, dq], [v, dv]].map(([lin, d]) => ({ value: productOf(ix, lin as Linear), headSize: d as number, parts: 1 }));
@@ -185,6 +203,9 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     const vGeom = headsFromPath(ix, v.path, v.linear.outFeatures, false);
     const kGeom = headsFromPath(ix, k.path, k.linear.outFeatures, false);
     if (geom) geom = { ...geom, sites: [...geom.sites, ...(kGeom?.sites ?? []), ...(vGeom?.sites ?? [])] };
+    if (geom && kGeom && vGeom && kGeom.heads < geom.heads) {
+      return groupedQuery(ix, softmax, pv, out, { q: q.linear, k: k.linear, v: v.linear }, geom, kGeom.heads, [k.path, v.path]);
+    }
   }
   if (!geom) {
     const folded = q.path.find((r) => r.opType === 'Reshape' && evalShape(ix, r.input[1]!)?.length === 3);
@@ -233,7 +254,49 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     input,
     context: out.linear.input,
     ...(folded ? { folded } : { perHead: pv.output[0]! }),
+    ...withCache(ix, [k.path, v.path]),
     core: nodeId(softmax),
+    shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
+  };
+}
+
+/**
+ * Grouped-query attention: `kvHeads` key/value heads, each repeated for `group` consecutive query
+ * heads (Unsqueeze at axis 2, Expand, Reshape: Llama's repeat_kv). The unit is a key/value head with
+ * its query heads: Q columns of the group, one K and one V head, the group's output rows. With one
+ * key/value head (multi-query attention) the whole attention is one unit.
+ */
+function groupedQuery(
+  ix: GraphIndex, softmax: NodeProto, pv: NodeProto, out: { linear: Linear; path: NodeProto[] }, p: { q: Linear; k: Linear; v: Linear },
+  geom: HeadGeometry, kvHeads: number, kvPaths: NodeProto[][],
+): AttentionBlock {
+  const H = geom.heads, dq = geom.headSize, group = H / kvHeads, dv = p.v.outFeatures / kvHeads;
+  const where = `attention at ${ix.label(softmax)}`;
+  if (!Number.isInteger(group)) throw new OptinError('unsupported', `${where}: ${H} query heads do not split evenly over ${kvHeads} key/value heads`);
+  for (const path of kvPaths) {
+    const e = path.find((n) => n.opType === 'Expand');
+    const u = e ? ix.producer.get(e.input[0]!) : undefined;
+    const axes = u?.opType === 'Unsqueeze' ? (u.input[1] ? ix.constInts(u.input[1]) : attrInts(u, 'axes')) : undefined;
+    if (!e || axes?.length !== 1 || axes[0] !== 2) {
+      throw new OptinError('unsupported', `${where}: ${H} query heads share ${kvHeads} key/value heads, but not repeated as Unsqueeze(axis 2) + Expand + Reshape (Llama's repeat_kv); cannot tell which query heads share each key/value head`);
+    }
+  }
+  const ctxWidth = out.linear.inFeatures;
+  if (ctxWidth !== H * dv) throw new OptinError('unsupported', `${where}: the output projection reads ${ctxWidth} features, expected ${H} heads x ${dv}`);
+  return {
+    heads: kvHeads, headSize: dq, vHeadSize: group * dv, group,
+    layout: 'grouped-query',
+    projections: [p.q, p.k, p.v],
+    slices: [...outputSlices(p.q, [headBlock(group * dq)]), ...outputSlices(p.k, [headBlock(dq)]), ...outputSlices(p.v, [headBlock(dv)])],
+    attrs: [],
+    walks: [
+      { value: productOf(ix, p.q), headSize: dq, parts: 1, perUnit: group },
+      { value: productOf(ix, p.k), headSize: dq, parts: 1 },
+      { value: productOf(ix, p.v), headSize: dv, parts: 1 },
+      { value: pv.output[0]!, headSize: dv, parts: 1, perUnit: group },
+    ],
+    output: out.linear, input: p.q.input, context: out.linear.input, kvValue: p.v.output, core: nodeId(softmax),
+    ...withCache(ix, kvPaths),
     shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
   };
 }

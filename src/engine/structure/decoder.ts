@@ -2,11 +2,23 @@ import type { GraphIndex } from '../onnx/graph';
 import { DataType } from '../onnx/schema';
 import { tensorBytes, tensorShape } from '../onnx/tensor';
 
-/** Why a graph looks like a causal decoder, or undefined when it does not. */
-export function causalEvidence(ix: GraphIndex): string | undefined {
+/** Names of key/value-cache inputs and outputs (optimum's past_key_values.N.key, present.N.value, onnxruntime-genai's past_key_N...). */
+export const CACHE_NAME = /(^|[._/])(past|present)([._]|$)|past_key|past_value|key_values|kv_cache|(^|[._])cache[._]/i;
+
+/** A key/value-cache input or output of the graph not among `understood` (the caches joined to a recognised attention), or undefined. */
+export function cacheEvidence(ix: GraphIndex, understood: Set<string> = new Set()): string | undefined {
   for (const v of [...ix.graph.input, ...ix.graph.output]) {
-    if (/past|present|cache/i.test(v.name)) return `it has key/value-cache ${ix.graph.input.includes(v) ? 'input' : 'output'} "${v.name}"`;
+    if (understood.has(v.name)) continue;
+    const t = v.type?.value.case === 'tensorType' ? v.type.value.value : undefined;
+    const float = t && [DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16].includes(t.elemType);
+    const rank = t?.shape?.dim.length ?? 0;
+    if (CACHE_NAME.test(v.name) && float && rank >= 3) return `key/value-cache ${ix.graph.input.includes(v) ? 'input' : 'output'} "${v.name}"`;
   }
+  return undefined;
+}
+
+/** Why a graph computes causal (decoder) attention, or undefined when it does not. */
+export function causalEvidence(ix: GraphIndex): string | undefined {
   for (const n of ix.graph.node) {
     if (n.opType === 'Trilu') return `${ix.label(n)} builds a triangular (causal) mask`;
   }

@@ -8,7 +8,7 @@ import { attentionFromFused, attentionFromMha, attentionFromSoftmax } from './at
 import { attentionFromOnnx } from './onnxAttention';
 import { ffnFromDown } from './ffn';
 import { modelInputs } from './inputs';
-import { causalEvidence } from './decoder';
+import { cacheEvidence, causalEvidence } from './decoder';
 import { normAfter, normProducing } from './norms';
 import { visionTokenCount } from './vision';
 import { checkWeightTypes } from './dtypes';
@@ -89,13 +89,24 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   const where = model.path;
   checkWeightTypes(model);
   const causal = causalEvidence(ix);
-  if (causal) {
-    throw new OptinError('decoder', `${where}: decoder-only (causal) models are not supported: ${causal}. OPTIN prunes encoders (BERT, ViT...)`);
-  }
   const inputs = modelInputs(ix);
   const half = inputs.find((i) => i.dtype === 'float16');
   if (half) throw new OptinError('unsupported', `${where}: input "${half.name}" is float16; OPTIN needs a float32 model`);
-  const { attns, ffns } = findBlocks(ix, where);
+  let blocks: ReturnType<typeof findBlocks>;
+  try {
+    blocks = findBlocks(ix, where);
+  } catch (e) {
+    if (causal && e instanceof OptinError && (e.code === 'not-transformer' || e.code === 'unsupported')) {
+      throw new OptinError('decoder', `${where}: a decoder-only (causal) model (${causal}) that cannot be pruned yet: ${e.message.replace(`${where}: `, '')}`);
+    }
+    throw e;
+  }
+  const { attns, ffns } = blocks;
+  const cached = new Set(attns.flatMap((a) => a.cache ?? []));
+  const cache = cacheEvidence(ix, cached);
+  if (cache) {
+    throw new OptinError('decoder', `${where}: this key/value-cache layout is not supported yet (${cache} is not joined to one attention's keys or values); export the model without its cache (use_cache=False) and prune that`);
+  }
   const position = new Map(g.node.map((n, i) => [n.name || n.output[0]!, i]));
   const order = (name: string): number => position.get(name) ?? -1;
   const coreOrder = attns.map((a) => order(a.core));
@@ -138,7 +149,8 @@ export function detectStructure(model: OnnxModel): ModelStructure {
       l.feature = direct || !n1 ? l.attention.input : n1.output;
     }
   });
-  return withInterface(model, ix, inputs, hidden, norm, layers);
+  const st = withInterface(model, ix, inputs, hidden, norm, layers);
+  return causal ? { ...st, architecture: 'decoder', causal } : st;
 }
 
 /** A structure around `layers`: inputs, outputs, modality, vocabulary, position table and vision tokens. */
@@ -152,7 +164,7 @@ function withInterface(model: OnnxModel, ix: GraphIndex, inputs: ModelInput[], h
     norm,
     layers,
     inputs,
-    outputs: ix.graph.output.map((o) => o.name),
+    outputs: ix.graph.output.map((o) => o.name).filter((o) => !layers.some((l) => l.attention.cache?.includes(o))),
     opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0),
     producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
   };
@@ -233,17 +245,20 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
 /**
  * The model's interface (inputs with their roles, outputs, vocabulary, position table) for running
  * it on data: the full structure when it can be detected, otherwise what the inputs and embeddings
- * show (e.g. a pruned model in which whole layers lost their attention). `layers` may be empty.
+ * show (e.g. a pruned model in which whole layers lost their attention, a decoder whose cache a
+ * removed attention no longer reads). `layers` may be empty.
  */
 export function describeInterface(model: OnnxModel): ModelStructure {
   try {
     return detectStructure(model);
   } catch (e) {
-    if (!(e instanceof OptinError) || (e.code !== 'unsupported' && e.code !== 'not-transformer')) throw e;
+    if (!(e instanceof OptinError) || !['unsupported', 'not-transformer', 'decoder'].includes(e.code)) throw e;
     const ix = new GraphIndex(model.proto.graph!, model.ext);
     const inputs = modelInputs(ix);
     const ids = inputs.find((i) => i.role === 'input_ids');
     const word = ids ? wordEmbedding(ix, ids.name) : undefined;
-    return withInterface(model, ix, inputs, word ? Number(word.dims[1]) : 0, 'post', []);
+    const st = withInterface(model, ix, inputs, word ? Number(word.dims[1]) : 0, 'post', []);
+    const causal = causalEvidence(ix);
+    return causal ? { ...st, architecture: 'decoder', causal } : st;
   }
 }

@@ -2,6 +2,7 @@ import type { GraphIndex } from '../onnx/graph';
 import type { ValueInfoProto } from '../onnx/schema';
 import { DataType } from '../onnx/schema';
 import type { ModelInput } from './types';
+import { CACHE_NAME } from './decoder';
 
 function dtypeOf(v: ValueInfoProto): ModelInput['dtype'] {
   const t = v.type?.value.case === 'tensorType' ? v.type.value.value.elemType : undefined;
@@ -36,7 +37,8 @@ export function modelInputs(ix: GraphIndex): ModelInput[] {
     const dtype = dtypeOf(v);
     const shape = shapeOf(v);
     let role: ModelInput['role'] = NAME_ROLES.find(([re]) => re.test(v.name))?.[1] ?? 'other';
-    if (dtype === 'float32' || dtype === 'float16') role = shape.length === 4 ? 'pixel_values' : 'hidden_states';
+    if ((dtype === 'float32' || dtype === 'float16') && CACHE_NAME.test(v.name) && shape.length >= 3) role = 'past_key_values';
+    else if (dtype === 'float32' || dtype === 'float16') role = shape.length === 4 ? 'pixel_values' : 'hidden_states';
     else if (role === 'pixel_values') role = 'other';
     out.push({ name: v.name, role, dtype, shape });
   }

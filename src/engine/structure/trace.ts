@@ -22,7 +22,7 @@ export class LinearIndex {
 
 /** Ops that only move, split or rescale a projection's output on its way into attention. */
 export const LAYOUT_OPS = new Set([
-  'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Gather', 'Split', 'Slice', 'Cast', 'Identity', 'Div', 'Mul', 'Dropout',
+  'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Gather', 'Split', 'Slice', 'Cast', 'Identity', 'Div', 'Mul', 'Dropout', 'Expand',
 ]);
 
 /** Walk back from `value` through layout ops (first non-constant input) to a linear. */
@@ -55,7 +55,37 @@ export function traceBackToLinear(
  */
 const MERGE_OPS = new Set(['Add', 'Sub', 'Mul', 'Concat', 'Neg']);
 
+/**
+ * True when `value` is computed from the graph inputs without any weighted op (a rotary cos/sin
+ * table gathered at run-time positions, a mask): a factor that does not carry a projection's heads.
+ */
+function fromInputsOnly(ix: GraphIndex, value: string): boolean {
+  const stack = [value];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    if (seen.size > 96) return false;
+    const p = ix.producer.get(v);
+    if (!p) continue;
+    if (['MatMul', 'Gemm', 'Conv', 'FusedMatMul', 'Attention', 'MultiHeadAttention', 'Softmax'].includes(p.opType)) return false;
+    for (const i of p.input) if (i && !ix.constant(i)) stack.push(i);
+  }
+  return true;
+}
+
 function traceMerge(ix: GraphIndex, li: LinearIndex, p: NodeProto, ins: string[], path: NodeProto[]): { linear: Linear; path: NodeProto[] } | undefined {
+  if (p.opType === 'Mul' || p.opType === 'Add' || p.opType === 'Sub') {
+    const carried = ins.filter((i) => !fromInputsOnly(ix, i));
+    if (carried.length === 1) return traceBackToLinear(ix, li, carried[0]!, [...path, p]);
+    ins = carried;
+  }
+  if (p.opType === 'Concat') {
+    // A key/value cache: the past (a graph input) joined with this step's keys or values.
+    const carried = ins.filter((i) => !ix.graph.input.some((g) => g.name === i));
+    if (carried.length === 1) return traceBackToLinear(ix, li, carried[0]!, [...path, p]);
+  }
   const branches = ins.map((i) => traceBackToLinear(ix, li, i, []));
   const first = branches[0];
   if (!first || branches.some((b) => b?.linear !== first.linear)) return undefined;

@@ -70,6 +70,8 @@ export interface HeadWalk {
   headSize: number;
   /** Head-sized blocks per head in the value's last axis (3 for packed Q/K/V). */
   parts: number;
+  /** Heads per unit on this path (the query heads of a key/value group); absent: 1. */
+  perUnit?: number;
 }
 
 /** One multi-head attention block. */
@@ -77,8 +79,23 @@ export interface AttentionBlock {
   heads: number;
   /** Head size of Q and K. */
   headSize: number;
-  /** Head size of V (equal to headSize except for qkv_hidden_sizes graphs). */
+  /**
+   * Context columns per unit: the head size of V (equal to headSize except for qkv_hidden_sizes
+   * graphs); with grouped-query attention, group x the value head size.
+   */
   vHeadSize: number;
+  /**
+   * Grouped-query attention: query heads sharing each key/value head. `heads` then counts key/value
+   * heads, each pruned with its query heads as one unit (docs/units.md). Absent: 1.
+   */
+  group?: number;
+  /**
+   * Decoders exported with a key/value cache: the graph inputs (past) and outputs (present) that hold
+   * this attention's keys and values, heads on axis 1; their head axis follows the kept key/value heads.
+   */
+  cache?: string[];
+  /** Grouped-query attention: the V projection's product [batch, seq, heads * value head size], where scoring masks a unit. */
+  kvValue?: string;
   /** How Q, K and V are produced ('separate', 'packed', 'fused-attention', 'mha', ...): shown, never branched on. */
   layout: string;
   /** The Q/K/V projections (none when a fused node holds the weights). */
@@ -175,7 +192,7 @@ export interface EncoderLayer {
 /** A model input and the role it plays. */
 export interface ModelInput {
   name: string;
-  role: 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids' | 'pixel_values' | 'hidden_states' | 'other';
+  role: 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids' | 'pixel_values' | 'hidden_states' | 'past_key_values' | 'other';
   dtype: 'int64' | 'int32' | 'float32' | 'float16' | 'other';
   /** Dimensions; strings are symbolic, -1 unknown. */
   shape: Array<number | string>;
@@ -198,4 +215,6 @@ export interface ModelStructure {
   maxPositions?: number;
   opset: number;
   producer: string;
+  /** Decoder-only models: why attention is causal (the mask the graph builds). */
+  causal?: string;
 }

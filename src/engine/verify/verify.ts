@@ -16,6 +16,7 @@ import type { KeepSet } from '../prune/apply';
 import type { ChannelStructure } from '../channels/structure';
 import { recountChannelMacs, type MacTerm } from '../channels/macs';
 import { channelMaskFeeds, instrumentChannels } from '../channels/instrument';
+import { checkDecodeStep, type DecodeCheck } from './decode';
 
 /** The channel groups of a hybrid model cut with its heads and neurons: verified together. */
 export interface ChannelKeep {
@@ -38,6 +39,8 @@ export interface Verification {
   argmaxAgreement?: number;
   /** Where both models ran, e.g. "cpu" or "webgpu (NVIDIA (Vulkan))". */
   provider: string;
+  /** Decoders with a key/value cache: one decode step after a prefill, against the masked original and the pruned model's own full run. */
+  decodeStep?: DecodeCheck;
 }
 
 /** Mask feeds equal to a keep set: 0 for pruned, 1 (or the tuning scale) for kept elements. */
@@ -69,7 +72,7 @@ export function recountMacs(model: OnnxModel, seqLen: number, layers: EncoderLay
   const hidden = attns[0]!.output.outFeatures;
   const byCore = new Map(layers.filter((l) => l.shape).map((l) => [l.attention.core, l.shape!]));
   const byUp = new Map(layers.filter((l) => l.shape && l.ffn).map((l) => [l.ffn!.up.node, l.shape!]));
-  const head = (b: AttentionBlock): number => unitMacs(macGeometry(byCore.get(b.core), seqLen, hidden), b.headSize, b.vHeadSize, false).head;
+  const head = (b: AttentionBlock): number => unitMacs(macGeometry(byCore.get(b.core), seqLen, hidden), b.headSize, b.vHeadSize, false, b.group).head;
   const neuron = (f: FfnBlock): number => unitMacs(macGeometry(byUp.get(f.up.node), seqLen, hidden), 0, 0, !!f.gate).neuron;
   return attns.reduce((a, b) => a + b.heads * head(b), 0) + ffns.reduce((a, f) => a + f.width * neuron(f), 0);
 }
@@ -112,7 +115,13 @@ export async function verifyPruned(
   if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
     throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
   }
-  return { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(agreement !== undefined ? { argmaxAgreement: agreement } : {}), provider };
+  let decodeStep: DecodeCheck | undefined;
+  if (st.layers.some((l) => l.attention.cache)) {
+    decodeStep = await checkDecodeStep({ original, masked, pruned, st, batch, ep, masks: () => maskFeeds(st, keep), fit: emptyCachesOf });
+    withinTolerance(`${pruned.path} (decode step with the cache)`, decodeStep.maxAbsDiff, decodeStep.outputScale);
+    withinTolerance(`${pruned.path} (decode step vs its own full run)`, decodeStep.selfMaxAbsDiff, decodeStep.outputScale);
+  }
+  return { maxAbsDiff: diff, outputScale: scale, tolerance, macs, ...(agreement !== undefined ? { argmaxAgreement: agreement } : {}), provider, ...(decodeStep ? { decodeStep } : {}) };
 }
 
 /**
@@ -136,7 +145,7 @@ export async function compareWithMasked(o: {
       const feeds = toOrt(c.feeds);
       const rows = Object.values(feeds)[0]!.dims[0]!;
       const ref = await runSession(a.session, { ...feeds, ...o.masks(rows) }, `${o.original.path} (masked run)`);
-      const got = await runSession(b.session, feeds, `${o.pruned.path} (pruned run)`);
+      const got = await runSession(b.session, emptyCachesOf(o.pruned.proto, feeds), `${o.pruned.path} (pruned run)`);
       for (const name of o.outputs) {
         const x = ref[name], y = got[name];
         if (!x || !y) throw new OptinError('runtime', `${o.pruned.path}: output "${name}" is missing from the pruned model`);
@@ -155,6 +164,22 @@ export async function compareWithMasked(o: {
     await a.session.release();
     await b.session.release();
   }
+}
+
+/**
+ * Feeds for a pruned decoder: empty key/value-cache inputs (the prefill's past of length 0) take the
+ * pruned graph's fixed dims (fewer key/value heads); every other feed is passed as is.
+ */
+export function emptyCachesOf(proto: ModelProto, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const out = { ...feeds };
+  for (const v of proto.graph!.input) {
+    const t = feeds[v.name];
+    const dims = v.type?.value.case === 'tensorType' ? v.type.value.value.shape?.dim : undefined;
+    if (!t || t.size !== 0 || !dims || dims.length !== t.dims.length) continue;
+    const want = dims.map((d, k) => (d.value.case === 'dimValue' ? Number(d.value.value) : t.dims[k]!));
+    if (want.join() !== t.dims.join()) out[v.name] = new ort.Tensor('float32', new Float32Array(0), want);
+  }
+  return out;
 }
 
 /**

@@ -20,6 +20,7 @@ import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
 import type { Scores } from '../optin/types';
 import { magnitudeScores } from '../optin/magnitude';
+import { activationMagnitudeScores } from '../optin/wanda';
 import { scoreFast } from '../optin/fast';
 import { chooseMode, estimateCost, type ModeChoice } from '../optin/mode';
 import { hybridModelRef, withChannelScores } from '../hybrid/scores';
@@ -32,22 +33,23 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const size = inputSizeFor(job.model, job.data);
   const analysis = await analyzeModel(model, size);
   if (analysis.kind === 'channels') return runChannelScoreJob(model, analysis.cs, sha256File(model.path), job, onProgress, signal);
-  if (job.ranking === 'l1') throw new OptinError('usage', `${model.path}: --ranking l1 ranks convolution filters; this model is pruned by attention heads and FFN neurons (use optin or magnitude)`);
+  if (job.ranking === 'l1') throw new OptinError('usage', `${model.path}: --ranking l1 ranks convolution filters; this model is pruned by attention heads and FFN neurons (use optin, magnitude or wanda)`);
   const st = await withMeasuredTokens(model, analysis.st, size);
   const batch = await loadCalibration(model.path, st, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
   const macSeqLen = job.seqLen ?? (st.modality === 'text' ? batch.meanLength : batch.seqLen);
   const opts = { ep: job.ep, onProgress, signal, features: job.features ?? 'auto' } as const;
   let mode: ModeChoice = { mode: job.mode === 'fast' ? 'fast' : 'exact', ...(job.neuronExamples ? { neuronExamples: job.neuronExamples } : {}), ...(job.horizon ? { horizon: job.horizon } : {}), reason: `--mode ${job.mode}` };
-  if (job.ranking !== 'magnitude' && job.mode === 'auto') {
+  const baseline = job.ranking === 'magnitude' || job.ranking === 'wanda';
+  if (!baseline && job.mode === 'auto') {
     mode = chooseMode(await estimateCost(model, st, batch, job.ep), batch.batch, job.timeBudget ?? 600);
   }
-  const scores = job.ranking === 'magnitude'
-    ? magnitudeRun(model, st, batch, macSeqLen)
+  const scores = baseline
+    ? await baselineRun(model, st, batch, macSeqLen, job.ranking === 'wanda')
     : mode.mode === 'fast'
       ? await scoreFast(model, st, batch, { ...opts, ...(mode.neuronExamples ? { neuronExamples: mode.neuronExamples } : {}), ...(mode.horizon ? { horizon: mode.horizon } : {}) })
       : await scoreModel(model, st, batch, opts);
-  if (job.ranking !== 'magnitude') scores.modeReason = mode.reason;
+  if (!baseline) scores.modeReason = mode.reason;
   const cs = analysis.channels;
   const all = cs ? await withChannelScores(model, st, cs, batch, scores, macSeqLen, opts) : scores;
   const sha = sha256File(model.path);
@@ -59,13 +61,13 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   return file;
 }
 
-function magnitudeRun(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, seqLen: number): Scores {
+async function baselineRun(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, seqLen: number, wanda: boolean): Promise<Scores> {
   const t0 = performance.now();
-  const m = magnitudeScores(model, st, seqLen);
+  const m = wanda ? await activationMagnitudeScores(model, st, batch, seqLen) : magnitudeScores(model, st, seqLen);
   const none = (rows: number[][]): Array<{ md: number[]; kl: number[] }> => rows.map(() => ({ md: [], kl: [] }));
   return {
     ...m, raw: { heads: none(m.heads), neurons: none(m.neurons) }, outputLoss: 'kl', tokenRows: 0,
     calibration: { examples: batch.batch, seqLen: batch.seqLen, meanLength: batch.meanLength, source: batch.source, ...(batch.warning ? { warning: batch.warning } : {}) },
-    mode: 'magnitude', provider: 'none', seconds: (performance.now() - t0) / 1000,
+    mode: 'magnitude', ...(wanda ? { modeReason: 'activation-weighted magnitude (Wanda, Sun et al., 2023)' } : {}), provider: 'none', seconds: (performance.now() - t0) / 1000,
   };
 }

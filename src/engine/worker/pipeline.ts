@@ -29,7 +29,7 @@ export interface PruneRequest {
   multipleOf?: number;
   data: DataOptions;
   ep: EpChoice;
-  ranking?: 'optin' | 'magnitude' | 'l1';
+  ranking?: 'optin' | 'magnitude' | 'wanda' | 'l1';
   /** Scoring mode (default exact). */
   scoring?: Pick<ScoreJob, 'mode' | 'neuronExamples' | 'horizon' | 'timeBudget'>;
   /** Reuse scores instead of scoring again (must belong to the same model file). */
@@ -144,7 +144,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   await engine.preflight({ model: req.model, data: req.data, out, ...(req.evalData ? { evalData: req.evalData } : {}) });
   const benchShape = { batch: 32, seqLen: 48, runs: 20, ...(req.bench || {}) };
   const lat = req.latency ? await engine.latency(req.model, { ep: req.ep, batch: benchShape.batch, seqLen: benchShape.seqLen }, ev.step, signal) : undefined;
-  ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : req.ranking === 'l1' ? 'ranking filters by L1 norm' : 'scoring');
+  ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : req.ranking === 'wanda' ? 'ranking by activation-weighted magnitude' : req.ranking === 'l1' ? 'ranking filters by L1 norm' : 'scoring');
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(req.latency ? `planning at ${req.latency} of the dense latency` : `planning at budget ${req.budget}`);
   const plan = lat ? makeLatencyPlan(scores, lat.table, req.latency!, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf);

@@ -1,0 +1,100 @@
+import * as ort from 'onnxruntime-node';
+import { create } from '@bufbuild/protobuf';
+import type { OnnxModel } from '../onnx/model';
+import { ValueInfoProtoSchema } from '../onnx/schema';
+import { GraphIndex } from '../onnx/graph';
+import { tensorFloat32, tensorShape } from '../onnx/tensor';
+import { shallowCopyModel } from '../graph/surgery';
+import { runSession, sessionFor, toOrt } from '../runtime/session';
+import { chunks } from '../data/batches';
+import type { CalibrationBatch } from '../data/types';
+import type { Linear, ModelStructure } from '../structure/types';
+import { onOneScale } from './magnitude';
+
+/** Squared L2 norm of every feature (last axis) of the values, over the batch's real tokens (every row when the value is not [batch, seq, features]). */
+async function featureNorms(model: OnnxModel, values: string[], batch: CalibrationBatch): Promise<Map<string, Float64Array>> {
+  const proto = shallowCopyModel(model.proto);
+  const g = proto.graph!;
+  const have = new Set(g.output.map((o) => o.name));
+  for (const v of values) if (!have.has(v)) g.output.push(create(ValueInfoProtoSchema, { name: v }));
+  const s = await sessionFor(model, proto, `${model.path} (activation norms)`);
+  const norms = new Map<string, Float64Array>();
+  try {
+    for (const c of chunks(batch.feeds, batch.batch, 16)) {
+      const out = await runSession(s.session, toOrt(c.feeds), model.path);
+      for (const v of values) {
+        const t = out[v] as ort.Tensor;
+        const x = t.data as Float32Array, F = t.dims[t.dims.length - 1]!, rows = x.length / F;
+        const perExample = t.dims.length === 3 && t.dims[1] === batch.seqLen;
+        let n = norms.get(v);
+        if (!n) norms.set(v, (n = new Float64Array(F)));
+        for (let r = 0; r < rows; r++) {
+          if (perExample && !batch.tokenMask[c.start * batch.seqLen + r]) continue;
+          for (let j = 0; j < F; j++) n[j] = n[j]! + x[r * F + j]! * x[r * F + j]!;
+        }
+      }
+    }
+  } finally {
+    await s.session.release();
+  }
+  for (const n of norms.values()) for (let j = 0; j < n.length; j++) n[j] = Math.sqrt(n[j]!);
+  return norms;
+}
+
+/** |W| weighted by its input feature's norm, summed per output feature (per input feature with `byInput`). */
+function weighted(ix: GraphIndex, lin: Linear, inNorm: Float64Array, byInput: boolean): Float64Array {
+  const t = ix.constant(lin.weight)!;
+  const w = tensorFloat32(t, ix.ext);
+  const dims = tensorShape(t);
+  const cols = dims[dims.length - 1]!, rows = w.length / cols;
+  const out = new Float64Array(byInput ? lin.inFeatures : lin.outFeatures);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const [i, o] = lin.transposed ? [c, r] : [r, c];
+      const v = Math.abs(w[r * cols + c]!) * inNorm[i]!;
+      out[byInput ? i : o] = out[byInput ? i : o]! + v;
+    }
+  }
+  return out;
+}
+
+const sum = (a: Float64Array, start: number, n: number): number => a.subarray(start, start + n).reduce((x, y) => x + y, 0);
+
+/**
+ * Activation-weighted magnitude (Wanda, Sun et al., 2023) for whole units, the second baseline
+ * OPTIN is compared with: every weight of a unit counts |W_ij| * ||x_i|| (the norm of its input
+ * feature over the calibration batch's real tokens), summed over the unit's Q/K/V columns (per
+ * head, or per key/value group), its output-projection rows, and per neuron its up (and gate)
+ * column and down row. Heads and neurons are put on one scale by {@link onOneScale}.
+ */
+export async function activationMagnitudeScores(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, seqLen: number): Promise<{ heads: number[][]; neurons: number[][] }> {
+  const ix = new GraphIndex(model.proto.graph!, model.ext);
+  const values = new Set<string>();
+  for (const l of st.layers) {
+    for (const p of l.attention.projections) values.add(p.input);
+    values.add(l.attention.output.input);
+    if (l.ffn) values.add(l.ffn.up.input).add(l.ffn.down.input);
+  }
+  const norms = await featureNorms(model, [...values], batch);
+  const heads = st.layers.map((l) => {
+    const a = l.attention, H = a.heads;
+    const per = new Float64Array(H);
+    for (const s of a.slices) {
+      const p = a.projections.find((x) => x.weight === s.tensor);
+      if (!p) continue;
+      const cols = weighted(ix, p, norms.get(p.input)!, false);
+      for (const b of s.blocks) for (let h = 0; h < H; h++) per[h] = per[h]! + sum(cols, b.offset + h * b.stride, b.size);
+    }
+    const rows = weighted(ix, a.output, norms.get(a.output.input)!, true);
+    return Array.from(per, (x, h) => x + sum(rows, h * a.vHeadSize, a.vHeadSize));
+  });
+  const neurons = st.layers.map((l) => {
+    const f = l.ffn;
+    if (!f) return [];
+    const up = weighted(ix, f.up, norms.get(f.up.input)!, false);
+    const gate = f.gate ? weighted(ix, f.gate, norms.get(f.gate.input)!, false) : undefined;
+    const down = weighted(ix, f.down, norms.get(f.down.input)!, true);
+    return Array.from(up, (u, j) => u + (gate?.[j] ?? 0) + down[j]!);
+  });
+  return onOneScale(st, seqLen, heads, neurons);
+}
