@@ -65,7 +65,7 @@ export class PlanSection {
     const s = this.summary;
     this.table.replaceChildren(s.units === 'channels'
       ? grid(['Block', 'Channels kept'], s.layers.map((l, i) => [l.name ?? String(i), `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers')
-      : grid(['Layer', 'Heads kept', 'Neurons kept'], s.layers.map((l, i) => [l.name ?? String(i), l.heads ? `${p.keepHeads[i]!.length} / ${l.heads}` : '-', `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers'));
+      : grid(['Layer', 'Heads kept', 'Neurons kept'], s.layers.map((l, i) => [l.name ?? String(i), l.heads ? `${p.keepHeads[i]!.length} / ${l.heads}${l.group ? ' KV groups' : ''}` : '-', `${p.keepNeurons[i]!.length} / ${l.ffn}`]), 'plan-layers'));
     for (const b of this.actions.slice(0, 1)) b.toggleAttribute('disabled', busy);
   }
 }

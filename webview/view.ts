@@ -159,7 +159,7 @@ export class PanelView {
       el('p', { class: 'meta', id: 'seq-len' }, summary.perLayerGeometry
         ? 'Every MAC count here is per example (one image), each layer at its own measured width, positions and attention window.'
         : `Every MAC count here is at sequence length ${Number.isInteger(summary.seqLen) ? summary.seqLen : summary.seqLen.toFixed(1)} (${where}).`),
-      grid(['Layer', 'Heads × size', 'QKV', 'FFN width', 'Activation', 'MACs'], summary.layers.map((l, i) => [l.name ?? String(i), l.heads ? `${l.heads} × ${l.headSize}` : '-', l.qkv, String(l.ffn), l.activation ?? '-', fmt(l.macs)]), 'layers'));
+      grid(['Layer', 'Heads × size', 'QKV', 'FFN width', 'Activation', 'MACs'], summary.layers.map((l, i) => [l.name ?? String(i), l.heads ? (l.group ? `${l.heads} KV × ${l.group} q × ${l.headSize}` : `${l.heads} × ${l.headSize}`) : '-', l.qkv, String(l.ffn), l.activation ?? '-', fmt(l.macs)]), 'layers'));
   }
 
   private renderPhase(s: State): void {

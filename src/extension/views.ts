@@ -73,6 +73,7 @@ export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 
     layers: s.layers.map((l, i): ModelSummary['layers'][number] => ({
       heads: l.attention.heads,
       headSize: l.attention.headSize,
+      ...(l.attention.group ? { group: l.attention.group } : {}),
       ffn: l.ffn?.width ?? 0,
       qkv: l.attention.layout,
       activation: l.ffn?.activation ?? null,

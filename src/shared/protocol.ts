@@ -9,6 +9,8 @@ export interface LayerSummary {
   name?: string;
   heads: number;
   headSize: number;
+  /** Grouped-query attention: query heads per key/value head (then `heads` counts key/value groups). */
+  group?: number;
   ffn: number;
   qkv: string;
   activation: string | null;
