@@ -22,6 +22,10 @@ export async function runBench(argv: string[]): Promise<number> {
     else {
       process.stdout.write(`${r.shape}, ${r.runs} interleaved runs each after warm-up, ${r.provider}, ${r.threads} threads\n`);
       r.models.forEach((m, i) => process.stdout.write(`${path.basename(m.model).padEnd(40)} median ${m.medianMs.toFixed(2)} ms (p10 ${m.p10Ms.toFixed(2)}, p90 ${m.p90Ms.toFixed(2)})${i ? `  speedup ${r.speedup[i]!.toFixed(2)}x` : ''}\n`));
+      if (r.decode) {
+        process.stdout.write(`decode: one new token per row after a cache of ${r.decode.context} tokens, batch ${r.batch}\n`);
+        r.decode.models.forEach((d, i) => process.stdout.write(`${path.basename(r.models[i]!.model).padEnd(40)} median ${d.medianMs.toFixed(2)} ms per step, ${d.tokensPerSecond.toFixed(0)} tokens/s${i ? `  speedup ${r.decode!.speedup[i]!.toFixed(2)}x` : ''}\n`));
+      }
     }
     return 0;
   });

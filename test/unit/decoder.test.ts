@@ -104,7 +104,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     assert.equal(st.layers.length, 4);
   });
 
-  it('its export with a key/value cache (optimum names, position_ids) prunes at 0.6: the cache keeps the kept key/value heads; prefill and one decode step equal the masked original; the decode step equals the pruned model\'s own full run', () => {
+  it('its export with a key/value cache (optimum names, position_ids) prunes at 0.6: the cache keeps the kept key/value heads; prefill and one decode step equal the masked original; the decode step equals the pruned model\'s own full run; optin bench times decode steps', () => {
     const file = materialize(fixture(`${DIR}/model-with-past.skeleton.onnx`));
     const j = pruneVerified(file, '--data', path.join(path.dirname(file), 'train.txt'), '--samples', '8', '--no-eval');
     const d = j.apply.verification.decodeStep;
@@ -119,6 +119,12 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
       if (k === 0) return;
       for (const n of [`past_key_values.${l}.key`, `past_key_values.${l}.value`, `present.${l}.key`, `present.${l}.value`]) assert.equal(heads(n), k, n);
     });
+    const b = optin('bench', file, j.out, '--batch', '2', '--seq-len', '8', '--runs', '2', '--json');
+    assert.equal(b.code, 0, b.stderr);
+    const d2 = JSON.parse(b.stdout).decode;
+    assert.equal(d2.context, 8, 'decode steps timed after a cache of --seq-len tokens');
+    assert.equal(d2.models.length, 2);
+    for (const m of d2.models) assert.ok(Math.abs(m.tokensPerSecond - 2000 / m.medianMs) < 1e-9 * m.tokensPerSecond);
   });
 
   it('a cache input joined to no attention is refused in one line naming it; nothing written', () => {

@@ -25,6 +25,11 @@ export interface BenchReport {
   models: Array<{ model: string; provider: string; medianMs: number; p10Ms: number; p90Ms: number }>;
   /** medianMs of the first model divided by each model's medianMs (speedup over the first). */
   speedup: number[];
+  /**
+   * Decoders with a key/value cache: one decode step (one new token per row, a cache of
+   * `context` tokens), timed interleaved like the prefill; `tokensPerSecond` = batch / step time.
+   */
+  decode?: { context: number; models: Array<{ medianMs: number; tokensPerSecond: number }>; speedup: number[] };
 }
 
 /** Options for {@link benchModels}. */
@@ -63,6 +68,26 @@ export function benchFeeds(st: Pick<ModelStructure, 'inputs' | 'vocabSize'>, bat
         if (i.dtype !== 'float32') throw new OptinError('unsupported', `cannot make benchmark data for input "${i.name}" (${i.dtype})`);
         feeds[i.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => rnd() * 2 - 1), dims);
     }
+  }
+  return feeds;
+}
+
+/** Inputs of one decode step: one new token per row after a cache of `context` tokens (random keys and values). */
+export function decodeFeeds(st: Pick<ModelStructure, 'inputs' | 'vocabSize'>, batch: number, context: number): Record<string, ort.Tensor> {
+  const rnd = mulberry32(7);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const i of st.inputs) {
+    const int = (dims: number[], f: () => number): ort.Tensor => (i.dtype === 'int32'
+      ? new ort.Tensor('int32', Int32Array.from({ length: dims[0]! * dims[1]! }, f), dims)
+      : new ort.Tensor('int64', BigInt64Array.from({ length: dims[0]! * dims[1]! }, () => BigInt(f())), dims));
+    if (i.role === 'input_ids') feeds[i.name] = int([batch, 1], () => 1 + Math.floor(rnd() * (Math.max(2, st.vocabSize ?? 100) - 1)));
+    else if (i.role === 'attention_mask') feeds[i.name] = int([batch, context + 1], () => 1);
+    else if (i.role === 'position_ids') feeds[i.name] = int([batch, 1], () => context);
+    else if (i.role === 'token_type_ids') feeds[i.name] = int([batch, 1], () => 0);
+    else if (i.role === 'past_key_values') {
+      const dims = i.shape.map((d, k) => (k === 0 ? batch : k === i.shape.length - 2 ? context : Number(d)));
+      feeds[i.name] = new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rnd() * 2 - 1), dims);
+    } else throw new OptinError('unsupported', `cannot make decode-step inputs for "${i.name}"`);
   }
   return feeds;
 }
@@ -109,6 +134,7 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
   const threads = opts.threads || (os.availableParallelism?.() ?? os.cpus().length);
   const sessions: Session[] = [];
   const feeds: Array<Record<string, ort.Tensor>> = [];
+  const interfaces: ModelStructure[] = [];
   let shape = '';
   let usedBatch = batch;
   try {
@@ -122,6 +148,7 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
       sessions.push(await createSession(m.path, { ep: opts.eps?.[k] ?? opts.ep ?? 'cpu', label: m.path, noSpin: true, threads }));
       const b = typeof fixed === 'number' ? fixed : batch;
       feeds.push(benchFeeds(st, b, seqLen));
+      interfaces.push(st);
       if (k === 0) {
         usedBatch = b;
         shape = st.inputs.some((i) => i.role === 'input_ids') ? `batch ${b} x ${seqLen} tokens` : st.inputs.some((i) => i.role === 'pixel_values') ? `batch ${b} images${imageSize(st.inputs)}` : `batch ${b}`;
@@ -129,7 +156,14 @@ export async function benchModels(paths: string[], opts: BenchOptions = {}): Pro
     }
     const times = await timeInterleaved(sessions.map((se, i) => () => runSession(se.session, feeds[i]!, paths[i]!)), runs, warmup, opts.signal);
     const models = paths.map((model, i) => ({ model, provider: describeSession(sessions[i]!), medianMs: quantile(times[i]!, 0.5), p10Ms: quantile(times[i]!, 0.1), p90Ms: quantile(times[i]!, 0.9) }));
-    return { batch: usedBatch, seqLen, shape, runs, threads, provider: describeSession(sessions[0]!), models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
+    const report: BenchReport = { batch: usedBatch, seqLen, shape, runs, threads, provider: describeSession(sessions[0]!), models, speedup: models.map((m) => models[0]!.medianMs / m.medianMs) };
+    if (interfaces.every((st) => st.inputs.some((i) => i.role === 'past_key_values'))) {
+      const steps = interfaces.map((st) => decodeFeeds(st, usedBatch, seqLen));
+      const t = await timeInterleaved(sessions.map((se, i) => () => runSession(se.session, steps[i]!, paths[i]!)), runs, warmup, opts.signal);
+      const med = t.map((x) => quantile(x, 0.5));
+      report.decode = { context: seqLen, models: med.map((ms) => ({ medianMs: ms, tokensPerSecond: (1000 * usedBatch) / ms })), speedup: med.map((ms) => med[0]! / ms) };
+    }
+    return report;
   } finally {
     for (const s of sessions) await s.session.release();
   }
