@@ -26,6 +26,7 @@ function makeWorkspace(): string {
   fs.copyFileSync(path.join(FIX, 'ort-bert-toy', 'model.onnx'), path.join(ws, 'bert-toy.onnx'));
   fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset14.onnx'), path.join(ws, 'bert-tiny-14.onnx'));
   fs.copyFileSync(path.join(FIX, 'resnet-mnist', 'model-opset17.onnx'), path.join(ws, 'resnet-mnist.onnx'));
+  fs.copyFileSync(path.join(FIX, 'llama-sst2', 'model.onnx'), path.join(ws, 'llama-decoder.onnx'));
   // A hybrid (Swin stages + an FPN-style head) in its own folder, with its preprocessor config.
   fs.mkdirSync(path.join(ws, 'swin'));
   fs.copyFileSync(path.join(FIX, 'swin-fpn-scenes', 'model-opset17.onnx'), path.join(ws, 'swin', 'swin-fpn-scenes.onnx'));

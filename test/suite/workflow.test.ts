@@ -104,4 +104,19 @@ describe('several models at once', () => {
     assert.notEqual(pa.model.sha256, pb.model.sha256);
     assert.equal(pb.keep.heads.length, 2);
   });
+
+  it('a decoder-only language model (Llama-style, grouped-query attention): the preset scores key/value groups and neurons; Apply writes a smaller decoder', async () => {
+    const llama = workspaceModel('llama-decoder.onnx');
+    await vscode.commands.executeCommand('optin.prune40', llama);
+    const s = await waitFor(() => api().sessions.find(llama.fsPath)?.plan, 180_000, 'a plan for the decoder');
+    assert.deepEqual(s.scores.heads.map((h) => h.length), [2, 2, 2, 2], 'one score per key/value group');
+    assert.deepEqual(s.scores.neurons.map((n) => n.length), [256, 256, 256, 256]);
+    const out = path.join(path.dirname(llama.fsPath), 'llama-decoder.optin-60.onnx');
+    fs.rmSync(out, { force: true });
+    await vscode.commands.executeCommand('optin.applyPlan', llama);
+    assert.ok(fs.existsSync(out), 'pruned decoder written');
+    const r = await api().engine.inspect(out);
+    assert.equal(r.structure.architecture, 'decoder');
+    assert.ok(r.macs.total < (await api().engine.inspect(llama.fsPath)).macs.total);
+  });
 });
