@@ -31,6 +31,7 @@ const FAMILIES: Array<{ name: string; file: string; layers: number; heads: numbe
   { name: 'torchvision VisionTransformer, opset 17 (nn.MultiheadAttention: sequence-first, heads folded into the batch axis, packed in_proj split by run-time Slices)', file: 'torchvision-vit-random/model-opset17.onnx', layers: 3, heads: 4, headSize: 16, ffn: 128, tokens: 17 },
   { name: 'torchvision VisionTransformer, opset 14', file: 'torchvision-vit-random/model-opset14.onnx', layers: 3, heads: 4, headSize: 16, ffn: 128, tokens: 17 },
   { name: 'torchvision VisionTransformer after onnxruntime graph optimizations (the unfolding Transposes absorbed into FusedMatMul)', file: 'torchvision-vit-random/model-opset17.ort-fused.onnx', layers: 3, heads: 4, headSize: 16, ffn: 128, tokens: 17 },
+  { name: 'GPT-2-style decoder (fused c_attn split into Q/K/V, causal mask from a lower-triangular buffer, learned positions, tanh GELU, tied LM head), torch 1.13', file: 'gpt2-style-random/model.onnx', layers: 3, heads: 4, headSize: 16, ffn: 256 },
   { name: 'the standard ONNX Attention op, opset 23 (3-D Q/K/V, q_num_heads/kv_num_heads, boolean padding mask; built with the onnx helpers)', file: 'onnx-attention-random/model-opset23.onnx', layers: 2, heads: 4, headSize: 16, ffn: 128 },
 ];
 

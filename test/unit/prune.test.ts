@@ -49,6 +49,7 @@ const SUPPORTED = [
   'ort-fused-attention/bert-3d-attention-opt.onnx',
   'vit-digits/model-opset14.onnx',
   'vit-digits/model-opset17.onnx',
+  'gpt2-style-random/model.onnx',
 ];
 
 describe('physical pruning', function () {

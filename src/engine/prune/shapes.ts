@@ -77,6 +77,9 @@ export class ReshapeFixer {
         if (n.opType === 'Reshape') {
           if (n.input[0] !== v) continue;
           this.fix(n, c);
+        } else if (n.opType === 'Split') {
+          if (n.input[0] !== v) continue;
+          this.fixSplit(n, c);
         } else if (n.opType !== 'Add' && n.opType !== 'Mul' && n.opType !== 'Sub' && n.opType !== 'Div' && n.input[0] !== v) continue;
         for (const o of n.output) if (o) stack.push(o);
       }
@@ -89,6 +92,21 @@ export class ReshapeFixer {
     const elems = evalShape(this.ix, n.input[1]!);
     if (!elems) return;
     this.rewrite(n, elems, folded(elems, c) ?? positions(elems.map((e) => e.value), c));
+  }
+
+  /**
+   * A Split of the pruned width into parts (a packed Q/K/V cut into Q, K and V): each part's
+   * literal size scales with the kept width.
+   */
+  private fixSplit(n: NodeProto, c: WidthChange): void {
+    if (this.done.has(n)) return;
+    this.done.add(n);
+    const attr = n.attribute.find((a) => a.name === 'split');
+    const sizes = n.input[1] ? this.ix.constInts(n.input[1]) : attr?.ints.map(Number);
+    if (!sizes || sizes.reduce((a, b) => a + b, 0) !== c.width || sizes.some((x) => (x * c.newWidth) % c.width !== 0)) return;
+    const next = sizes.map((x) => (x * c.newWidth) / c.width);
+    if (n.input[1]) n.input[1] = this.b.ints(next, [next.length], 'split');
+    else attr!.ints = next.map(BigInt);
   }
 
   /**
