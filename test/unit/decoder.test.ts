@@ -9,7 +9,7 @@ import { verifyPruned } from '../../src/engine/verify/verify';
 import { layerMacs } from '../../src/engine/flops';
 import { activationMagnitudeScores } from '../../src/engine/optin/wanda';
 import type { Linear } from '../../src/engine/structure/types';
-import { fixture, optin, pruneVerified, tempDir } from './helpers';
+import { FIXTURES, fixture, optin, pruneVerified, tempDir } from './helpers';
 import { materialize } from '../fixtures/materialize';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { create } from '@bufbuild/protobuf';
@@ -54,6 +54,18 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     assert.ok(Math.abs(j.evaluation.reference.language.perplexity / metrics().test_txt_perplexity - 1) < 1e-3, `dense perplexity ${j.evaluation.reference.language.perplexity} vs PyTorch ${metrics().test_txt_perplexity}`);
     assert.equal(j.evaluation.reference.language.tokens, metrics().test_txt_tokens);
     assert.ok(j.evaluation.language.perplexity > j.evaluation.reference.language.perplexity * 0.99);
+  });
+
+  it('calibration text through a SentencePiece-style tokenizer.json (Metaspace normalizer, BPE with byte fallback) gives the ids of an independent reference', async () => {
+    const dir = path.join(FIXTURES, 'data', 'tokenizers', 'sentencepiece-style');
+    const m = loadModel(fixture(MODEL));
+    const st = detectStructure(m);
+    const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as number[][];
+    const b = await loadCalibration(m.path, st, { data: path.join(dir, 'samples.txt'), tokenizer: dir });
+    const ids = b.feeds.input_ids!, S = b.seqLen;
+    const rows = Array.from({ length: b.batch }, (_, r) => Array.from(ids.data.subarray(r * S, (r + 1) * S), Number).filter((_, t) => b.tokenMask[r * S + t]));
+    assert.deepEqual(rows, expected);
+    assert.deepEqual(expected[2]!.slice(10, 13), [229, 155, 152], '☕ falls back to its three UTF-8 bytes <0xE2><0x98><0x95>');
   });
 
   it('optin eval reports perplexity and bits per token; equal to PyTorch\'s on the same text', () => {
