@@ -9,9 +9,14 @@ import type { EncoderLayer, ModelStructure } from './structure/types';
  * the whole unit (group x the value head size) and the unit costs group x (Q columns, QK^T, PV,
  * output rows) plus one K and one V head.
  */
-export function headMacs(s: number, hidden: number, dq: number, dv: number = dq, keys: number = s, group = 1): number {
+export function headMacs(s: number, hidden: number, dq: number, dv: number = dq, keys: number = s, group = 1, sharedKv = false): number {
   const dHead = dv / group;
-  return s * hidden * (group * dq + dq + dHead) + group * s * keys * (dq + dHead) + s * dv * hidden;
+  return s * hidden * (group * dq + (sharedKv ? 0 : dq + dHead)) + group * s * keys * (dq + dHead) + s * dv * hidden;
+}
+
+/** Multi-query attention: MACs of the shared key and value projections, paid while any query head is kept. */
+export function sharedKvMacs(s: number, hidden: number, dq: number, dv: number): number {
+  return s * hidden * (dq + dv);
 }
 
 /** MACs of one FFN neuron at sequence length s: 2*s*D (3*s*D for a gated FFN: gate, up and down). */
@@ -32,9 +37,20 @@ export function macGeometry(shape: MacGeometry | undefined, s: number, hidden: n
   return shape ?? { queries: s, keys: s, tokens: s, hidden };
 }
 
-/** MACs of one head (one key/value group with `group` > 1) and of one FFN neuron at a geometry. */
-export function unitMacs(g: MacGeometry, dq: number, dv: number, gated: boolean, group = 1): { head: number; neuron: number } {
-  return { head: headMacs(g.queries, g.hidden, dq, dv, g.keys, group), neuron: neuronMacs(g.tokens, g.hidden, gated) };
+/**
+ * MACs of one head (one key/value group with `group` > 1) and of one FFN neuron at a geometry;
+ * with `sharedKv` (multi-query attention) `kv` is the shared K/V projections' fixed cost.
+ */
+export function unitMacs(g: MacGeometry, dq: number, dv: number, gated: boolean, group = 1, sharedKv = false): { head: number; neuron: number; kv: number } {
+  return {
+    head: headMacs(g.queries, g.hidden, dq, dv, g.keys, group, sharedKv), neuron: neuronMacs(g.tokens, g.hidden, gated),
+    kv: sharedKv ? sharedKvMacs(g.queries, g.hidden, dq, dv) : 0,
+  };
+}
+
+/** MACs of `k` kept heads: k per-head costs, plus the shared K/V projections while any is kept. */
+export function keptHeadMacs(u: { head: number; kv: number }, k: number): number {
+  return k * u.head + (k > 0 ? u.kv : 0);
 }
 
 /** MACs of one layer split into its heads and its FFN neurons. */
@@ -55,8 +71,9 @@ export interface MacReport {
 
 /** MACs of one layer with `heads` heads and `neurons` FFN neurons kept (its measured shape, when it has one, replaces s and hidden). */
 export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention.heads, neurons = l.ffn?.width ?? 0): LayerMacs {
-  const { head: perHead, neuron: perNeuron } = unitMacs(macGeometry(l.shape, s, hidden), l.attention.headSize, l.attention.vHeadSize, !!l.ffn?.gate, l.attention.group);
-  return { perHead, perNeuron, heads: heads * perHead, ffn: neurons * perNeuron, total: heads * perHead + neurons * perNeuron };
+  const u = unitMacs(macGeometry(l.shape, s, hidden), l.attention.headSize, l.attention.vHeadSize, !!l.ffn?.gate, l.attention.group, l.attention.sharedKv);
+  const h = keptHeadMacs(u, heads);
+  return { perHead: u.head, perNeuron: u.neuron, heads: h, ffn: neurons * u.neuron, total: h + neurons * u.neuron };
 }
 
 /** MAC model of a whole structure at sequence length s. */

@@ -12,8 +12,9 @@ import { planWarnings } from '../engine/plan/warnings';
 function prunableParams(plan: PlanFile, heads: number[], neurons: number[]): number {
   const D = plan.model.hidden;
   return plan.model.layers.slice(0, transformerLayerCount(plan.model)).reduce((a, g, l) => {
-    const q = g.group ?? 1;
-    return a + heads[l]! * (((q + 1) * g.headSize + g.vHeadSize / q) * (D + 1) + g.vHeadSize * D) + neurons[l]! * ((g.gated ? 3 : 2) * D + 1);
+    const q = g.group ?? 1, kv = g.headSize + g.vHeadSize / q;
+    const perHead = (q * g.headSize + (g.sharedKv ? 0 : kv)) * (D + 1) + g.vHeadSize * D;
+    return a + heads[l]! * perHead + (g.sharedKv && heads[l]! > 0 ? kv * (D + 1) : 0) + neurons[l]! * ((g.gated ? 3 : 2) * D + 1);
   }, 0);
 }
 

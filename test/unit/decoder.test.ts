@@ -45,7 +45,26 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     const v = await verifyPruned(m, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
     assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
     const re = detectStructure({ ...m, proto: applyKeep(m, st, { ...keep, heads: [[1], [0], [0, 1], [0]] }) });
-    assert.deepEqual(re.layers.map((l) => [l.attention.heads, l.attention.group]), [[1, 4], [1, 4], [2, 4], [1, 4]], 're-detected: 4 query heads per kept group');
+    assert.deepEqual(re.layers.map((l) => [l.attention.layout, l.attention.heads]), [['multi-query', 4], ['multi-query', 4], ['grouped-query', 2], ['multi-query', 4]], 're-detected: one kept group is 4 query heads sharing one key/value head');
+  });
+
+  it('multi-query attention (8 query heads, one shared key/value head): the units are query heads; the shared K/V projections cost MACs while any head is kept; cutting rewrites the repeat count; verified', async () => {
+    const file = materialize(fixture('llama-mqa-random/model.skeleton.onnx'));
+    const m = loadModel(file);
+    const st = detectStructure(m);
+    assert.deepEqual(st.layers.map((l) => [l.attention.layout, l.attention.heads, l.attention.sharedKv]), [['multi-query', 8, true], ['multi-query', 8, true]]);
+    const s = 20, D = 128, d = 16;
+    const perHead = s * D * d + s * s * (d + d) + s * d * D, kv = s * D * (d + d);
+    assert.equal(layerMacs(st.layers[0]!, s, D).heads, 8 * perHead + kv);
+    assert.equal(layerMacs(st.layers[0]!, s, D, 3).heads, 3 * perHead + kv);
+    assert.equal(layerMacs(st.layers[0]!, s, D, 0).heads, 0, 'no head kept: the whole attention, K/V included, is gone');
+    const batch = await loadCalibration(m.path, st, { samples: 4 });
+    const keep: KeepSet = { heads: [[1, 5, 6], []], neurons: [Array.from({ length: 100 }, (_, j) => 2 * j), [3]] };
+    const pruned = { ...m, path: `${m.path} (pruned)`, proto: applyKeep(m, st, keep) };
+    const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, batch.meanLength, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);
+    const v = await verifyPruned(m, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
+    assert.ok(v.maxAbsDiff <= v.tolerance);
+    pruneVerified(file, '--samples', '4');
   });
 
   it('prune --budget 0.6 on text with the model\'s tokenizer: verified, perplexity on the held-out text beside it, original untouched', () => {

@@ -1,4 +1,4 @@
-import { macGeometry, unitMacs } from '../flops';
+import { keptHeadMacs, macGeometry, unitMacs } from '../flops';
 import type { LayerGeometry } from './schema';
 
 /**
@@ -18,9 +18,8 @@ export interface CostModel {
  * (staged models) use their own width, positions and keys per query instead.
  */
 export function macCosts(layers: LayerGeometry[], hidden: number, seqLen: number): CostModel {
-  const unit = layers.map((g) => unitMacs(macGeometry(g.shape, seqLen, hidden), g.headSize, g.vHeadSize, !!g.gated, g.group));
-  const hm = unit.map((u) => u.head);
+  const unit = layers.map((g) => unitMacs(macGeometry(g.shape, seqLen, hidden), g.headSize, g.vHeadSize, !!g.gated, g.group, g.sharedKv));
   const nm = unit.map((u) => u.neuron);
   const uniform = nm.every((x) => x === nm[0]);
-  return { unit: 'macs', head: (l, k) => k * hm[l]!, neuron: (l, k) => k * nm[l]!, ...(uniform && nm.length ? { perNeuron: nm[0]! } : {}) };
+  return { unit: 'macs', head: (l, k) => keptHeadMacs(unit[l]!, k), neuron: (l, k) => k * nm[l]!, ...(uniform && nm.length ? { perNeuron: nm[0]! } : {}) };
 }

@@ -13,6 +13,8 @@ export interface LayerGeometry {
   gated?: boolean;
   /** Grouped-query attention: query heads per key/value head; a "head" here is that whole group. */
   group?: number;
+  /** Multi-query attention: heads are query heads sharing one key/value head (a fixed K/V cost while any is kept). */
+  sharedKv?: boolean;
   /**
    * Staged models (Swin): this layer's measured width, positions, attention query rows and keys
    * per query; the MAC model uses them instead of the model-wide hidden size and sequence length.

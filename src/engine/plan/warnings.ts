@@ -1,4 +1,4 @@
-import { headMacs, neuronMacs } from '../flops';
+import { keptHeadMacs, unitMacs } from '../flops';
 import type { PlanFile } from './schema';
 
 /** A layer keeping less than this share of its MACs is called out. */
@@ -12,8 +12,8 @@ export function planWarnings(plan: PlanFile): string[] {
   const s = plan.macs.seqLen, D = plan.model.hidden;
   return plan.model.layers.flatMap((g, l) => {
     const k = plan.layers[l]!;
-    const hm = headMacs(s, D, g.headSize, g.vHeadSize, s, g.group), nm = neuronMacs(s, D, !!g.gated);
-    const share = (k.heads * hm + k.neurons * nm) / (g.heads * hm + g.ffn * nm);
+    const u = unitMacs({ queries: s, keys: s, tokens: s, hidden: D }, g.headSize, g.vHeadSize, !!g.gated, g.group, g.sharedKv);
+    const share = (keptHeadMacs(u, k.heads) + k.neurons * u.neuron) / (keptHeadMacs(u, g.heads) + g.ffn * u.neuron);
     return share < GUTTED_LAYER ? [`layer ${l} keeps ${k.heads} of ${g.heads} heads and ${k.neurons} of ${g.ffn} neurons (${Math.round(100 * share)}% of its MACs); expect a larger accuracy cost there`] : [];
   });
 }

@@ -118,6 +118,11 @@ class Pruner {
         this.replaceInput(n, s.tensor, this.store.write(s.tensor, take(this.store.read(s.tensor), s.axis, idx)));
       }
       for (const t of a.attrs) this.setAttr(this.node(t.node), t.name, t.perHead.length === 1 ? t.perHead[0]! * k : t.perHead.map((x) => x * k));
+      for (const c of a.constants ?? []) {
+        const n = this.node(c.node);
+        const old = this.ix.constant(n.input[c.input]!)!;
+        n.input[c.input] = this.b.ints([c.perHead * k], old.dims.map(Number));
+      }
       for (const w of a.walks) {
         const u = w.perUnit ?? 1;
         this.fixer.walk(w.value, { heads: u * H, newHeads: u * k, headSize: w.headSize, width: w.parts * u * H * w.headSize, newWidth: w.parts * u * k * w.headSize });

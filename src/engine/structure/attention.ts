@@ -45,6 +45,40 @@ export function productOf(ix: GraphIndex, lin: Linear): string {
   return n.output[0]!;
 }
 
+/** The first producer of `value` through Where/Reshape/Cast/Identity (how exporters guard a shape against -1 entries), or undefined. */
+function shapeSource(ix: GraphIndex, value: string, op: string): NodeProto | undefined {
+  let v = value;
+  for (let hop = 0; hop < 6; hop++) {
+    const n = ix.producer.get(v);
+    if (!n) return undefined;
+    if (n.opType === op) return n;
+    if (n.opType === 'Where') v = n.input[2]!;
+    else if (['Reshape', 'Cast', 'Identity'].includes(n.opType)) v = n.input[0]!;
+    else return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Where a shared key/value head is repeated for `H` query heads (Expand to [b, 1, H, s, d], then
+ * Reshape to [b, 1 * H, s, d]): the literal H in the Expand's shape Concat and in the Mul that
+ * forms the Reshape's head count, which become the kept count.
+ * @throws OptinError('unsupported') when the repeat count is not such a literal
+ */
+function repeatCount(ix: GraphIndex, path: NodeProto[], H: number, where: string): Array<{ node: string; input: number; perHead: number }> {
+  const e = path.find((n) => n.opType === 'Expand')!;
+  const after = ix.uses(e.output[0]!).find((n) => n.opType === 'Reshape');
+  const concat = shapeSource(ix, e.input[1]!, 'Concat');
+  const literal = concat?.input.findIndex((i, k) => k === 2 && ix.constInts(i)?.length === 1 && ix.constInts(i)![0] === H) ?? -1;
+  const count = after ? evalShape(ix, after.input[1]!)?.[1]?.computedFrom : undefined;
+  const mul = count?.op === 'Mul' && count.constant === H ? ix.graph.node.find((n) => nodeId(n) === count.node) : undefined;
+  const mulInput = mul ? mul.input.findIndex((i) => ix.constInts(i)?.[0] === H) : -1;
+  if (!concat || literal < 0 || !mul || mulInput < 0) {
+    throw new OptinError('unsupported', `${where}: ${H} query heads share one key/value head, repeated at ${ix.label(e)} by a count that is not a literal ${H}; cannot prune its query heads`);
+  }
+  return [{ node: nodeId(concat), input: literal, perHead: 1 }, { node: nodeId(mul), input: mulInput, perHead: 1 }];
+}
+
 /** `{ cache }` for an attention whose K/V paths join a key/value cache, else nothing. */
 export function withCache(ix: GraphIndex, paths: NodeProto[][]): { cache?: string[] } {
   const cache = cacheOf(ix, paths);
@@ -283,6 +317,20 @@ function groupedQuery(
   }
   const ctxWidth = out.linear.inFeatures;
   if (ctxWidth !== H * dv) throw new OptinError('unsupported', `${where}: the output projection reads ${ctxWidth} features, expected ${H} heads x ${dv}`);
+  if (kvHeads === 1) {
+    return {
+      heads: H, headSize: dq, vHeadSize: dv, sharedKv: true,
+      layout: 'multi-query',
+      projections: [p.q, p.k, p.v],
+      slices: outputSlices(p.q, [headBlock(dq)]),
+      attrs: [],
+      constants: kvPaths.flatMap((path) => repeatCount(ix, path, H, where)),
+      walks: [{ value: productOf(ix, p.q), headSize: dq, parts: 1 }, { value: pv.output[0]!, headSize: dv, parts: 1 }],
+      output: out.linear, input: p.q.input, context: out.linear.input, perHead: pv.output[0]!, core: nodeId(softmax),
+      ...withCache(ix, kvPaths),
+      shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
+    };
+  }
   return {
     heads: kvHeads, headSize: dq, vHeadSize: group * dv, group,
     layout: 'grouped-query',

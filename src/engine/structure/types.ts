@@ -94,6 +94,13 @@ export interface AttentionBlock {
    * this attention's keys and values, heads on axis 1; their head axis follows the kept key/value heads.
    */
   cache?: string[];
+  /**
+   * Multi-query attention: one key/value head shared by every query head; the units are the query
+   * heads, and the K/V projections are a fixed cost paid while any head is kept.
+   */
+  sharedKv?: boolean;
+  /** Literal head counts in shape arithmetic (the repeat count of a shared key/value head): input `input` of `node` becomes `perHead` x the kept count. */
+  constants?: Array<{ node: string; input: number; perHead: number }>;
   /** Grouped-query attention: the V projection's product [batch, seq, heads * value head size], where scoring masks a unit. */
   kvValue?: string;
   /** How Q, K and V are produced ('separate', 'packed', 'fused-attention', 'mha', ...): shown, never branched on. */

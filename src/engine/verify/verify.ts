@@ -3,7 +3,7 @@ import type { OnnxModel } from '../onnx/model';
 import type { ModelProto } from '../onnx/schema';
 import { GraphIndex } from '../onnx/graph';
 import { findBlocks } from '../structure/detect';
-import { macGeometry, unitMacs } from '../flops';
+import { keptHeadMacs, macGeometry, unitMacs } from '../flops';
 import type { AttentionBlock, EncoderLayer, FfnBlock, ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
 import { headMaskDims, headMaskName, instrument, neuronMaskDims, neuronMaskName } from '../optin/instrument';
@@ -72,9 +72,9 @@ export function recountMacs(model: OnnxModel, seqLen: number, layers: EncoderLay
   const hidden = attns[0]!.output.outFeatures;
   const byCore = new Map(layers.filter((l) => l.shape).map((l) => [l.attention.core, l.shape!]));
   const byUp = new Map(layers.filter((l) => l.shape && l.ffn).map((l) => [l.ffn!.up.node, l.shape!]));
-  const head = (b: AttentionBlock): number => unitMacs(macGeometry(byCore.get(b.core), seqLen, hidden), b.headSize, b.vHeadSize, false, b.group).head;
+  const head = (b: AttentionBlock): number => keptHeadMacs(unitMacs(macGeometry(byCore.get(b.core), seqLen, hidden), b.headSize, b.vHeadSize, false, b.group, b.sharedKv), b.heads);
   const neuron = (f: FfnBlock): number => unitMacs(macGeometry(byUp.get(f.up.node), seqLen, hidden), 0, 0, !!f.gate).neuron;
-  return attns.reduce((a, b) => a + b.heads * head(b), 0) + ffns.reduce((a, f) => a + f.width * neuron(f), 0);
+  return attns.reduce((a, b) => a + head(b), 0) + ffns.reduce((a, f) => a + f.width * neuron(f), 0);
 }
 
 function maxAbs(a: ArrayLike<number>): number {
