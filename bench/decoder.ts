@@ -3,7 +3,7 @@
  * The SST-2 Llama-style decoder: OPTIN exact scores from the first N lines of train.txt, weight
  * magnitude and activation-weighted magnitude (Wanda) on the same lines; for every budget and
  * ranking: plan, apply (verified), next-token perplexity on test.txt (400 held-out sentences).
- * Prints a markdown table.
+ * Prints a markdown table, then fast mode's neuron-ranking Spearman against the exact scores.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,6 +12,8 @@ import { loadModel } from '../src/engine/onnx/model';
 import { detectStructure } from '../src/engine/structure/detect';
 import { loadCalibration } from '../src/engine/data/calibration';
 import { scoreModel } from '../src/engine/optin/scorer';
+import { scoreFast } from '../src/engine/optin/fast';
+import { spearman } from '../src/shared/ranks';
 import { magnitudeScores } from '../src/engine/optin/magnitude';
 import { activationMagnitudeScores } from '../src/engine/optin/wanda';
 import { makePlan, modelRef, scoresFile } from '../src/engine/plan/files';
@@ -64,6 +66,16 @@ async function main(): Promise<void> {
         if (label === 'optin') groups = plan.layers.map((l) => l.heads).join('/');
       }
       console.log(`| ${budget} | ${cells.join(' | ')} | ${groups} |`);
+    }
+    console.log('');
+    for (const [label, opts] of [['defaults', {}], ['as auto picks it for the base-size decoder: neurons on 1/16 of the examples, next layer only', { neuronExamples: Math.max(1, Math.round(batch.batch / 16)), horizon: 1 }]] as const) {
+      const t1 = performance.now();
+      const fast = await scoreFast(model, st, batch, opts);
+      const fastSeconds = (performance.now() - t1) / 1000;
+      const out = path.join(tmp, 'fast-0.7.onnx');
+      await applyPlan({ model: file, plan: makePlan(scoresFile(ref, fast, seq), 0.7), data: calib, out });
+      const e = await evaluate(out, { data: test });
+      console.log(`fast mode (${label}): ${fastSeconds.toFixed(0)} s; neuron ranking Spearman ${spearman(fast.neurons.flat(), optin.neurons.flat()).toFixed(3)} against exact; perplexity at 0.7 ${e.language!.perplexity.toFixed(2)}`);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
