@@ -13,6 +13,7 @@ import { scoreModel } from '../src/engine/optin/scorer';
 import { scoreFast } from '../src/engine/optin/fast';
 import { chooseMode, estimateCost } from '../src/engine/optin/mode';
 import { makePlan, modelRef, scoresFile } from '../src/engine/plan/files';
+import { minuteProgress } from './lib/progress';
 import { materialize } from '../test/fixtures/materialize';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -32,12 +33,7 @@ async function main(): Promise<void> {
   const budget = Number(arg('budget-min', '10')) * 60;
   const choice = wanted === 'auto' ? chooseMode(est, batch.batch, budget) : { mode: wanted as 'exact' | 'fast', reason: `--mode ${wanted}` };
   console.log(`one dense forward ${est.forward.toFixed(2)} s; exact estimate: heads ${(est.heads / 60).toFixed(1)} min, neurons ${(est.neurons / 60).toFixed(1)} min; ${choice.reason}`);
-  let last = 0;
-  const onProgress = (p: { done: number; total: number; elapsed: number; eta?: number }): void => {
-    if (p.elapsed - last < 60) return;
-    last = p.elapsed;
-    console.log(`  ${p.done}/${p.total} elements, ${(p.elapsed / 60).toFixed(1)} min${p.eta !== undefined ? `, ETA ${(p.eta / 60).toFixed(1)} min` : ''}`);
-  };
+  const onProgress = minuteProgress();
   const scores = choice.mode === 'fast'
     ? await scoreFast(model, st, batch, { onProgress, ...('neuronExamples' in choice && choice.neuronExamples ? { neuronExamples: choice.neuronExamples } : {}), ...('horizon' in choice && choice.horizon ? { horizon: choice.horizon } : {}) })
     : await scoreModel(model, st, batch, { onProgress });

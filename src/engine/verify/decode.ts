@@ -56,7 +56,7 @@ function maxDiff(a: ort.Tensor, b: ort.Tensor, lastOfB = false): number {
  */
 export async function checkDecodeStep(o: {
   original: OnnxModel; masked: ModelProto; pruned: OnnxModel; st: ModelStructure; batch: CalibrationBatch; ep: EpChoice;
-  masks: (rows: number) => Record<string, ort.Tensor>; fit: (proto: ModelProto, feeds: Record<string, ort.Tensor>) => Record<string, ort.Tensor>;
+  masks: (rows: number) => Record<string, ort.Tensor>;
 }): Promise<DecodeCheck> {
   const S = o.batch.seqLen;
   if (S < 2) throw new OptinError('data', `${o.batch.source}: the decode check needs examples of at least 2 tokens`);
@@ -68,20 +68,37 @@ export async function checkDecodeStep(o: {
     const l = o.st.layers.find((x) => x.attention.cache?.includes(past))!;
     return l.attention.cache![l.attention.cache!.indexOf(past) + 1]!;
   };
-  const generate = async (model: OnnxModel, proto: ModelProto, extra: Record<string, ort.Tensor>): Promise<{ step: ort.Tensor; full: ort.Tensor }> => {
+  const generate = async (model: OnnxModel, proto: ModelProto, extra: Record<string, ort.Tensor>, withFull: boolean): Promise<{ step: ort.Tensor; full?: ort.Tensor }> => {
     const s = await sessionFor(model, proto, `${model.path} (decode check)`, o.ep);
     try {
-      const prefill = await runSession(s.session, o.fit(proto, { ...toOrt(columns(all, o.st, 0, S - 1, S - 1)), ...extra }), `${model.path} (prefill)`);
+      const prefill = await runSession(s.session, emptyCachesOf(proto, { ...toOrt(columns(all, o.st, 0, S - 1, S - 1)), ...extra }), `${model.path} (prefill)`);
       const past = Object.fromEntries(pasts.map((p) => [p, prefill[presentOf(p)] as ort.Tensor]));
       const step = await runSession(s.session, { ...toOrt(columns(all, o.st, S - 1, S, S)), ...past, ...extra }, `${model.path} (decode step)`);
-      const full = await runSession(s.session, o.fit(proto, { ...toOrt(all), ...extra }), `${model.path} (full run)`);
+      if (!withFull) return { step: step[logits] as ort.Tensor };
+      const full = await runSession(s.session, emptyCachesOf(proto, { ...toOrt(all), ...extra }), `${model.path} (full run)`);
       return { step: step[logits] as ort.Tensor, full: full[logits] as ort.Tensor };
     } finally {
       await s.session.release();
     }
   };
-  const ref = await generate(o.original, o.masked, o.masks(rows));
-  const got = await generate(o.pruned, o.pruned.proto, {});
+  const ref = await generate(o.original, o.masked, o.masks(rows), false);
+  const got = await generate(o.pruned, o.pruned.proto, {}, true);
   const scale = (ref.step.data as Float32Array).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-  return { maxAbsDiff: maxDiff(ref.step, got.step), selfMaxAbsDiff: maxDiff(got.step, got.full, true), outputScale: scale };
+  return { maxAbsDiff: maxDiff(ref.step, got.step), selfMaxAbsDiff: maxDiff(got.step, got.full!, true), outputScale: scale };
+}
+
+/**
+ * Feeds for a pruned decoder: empty key/value-cache inputs (the prefill's past of length 0) take the
+ * pruned graph's fixed dims (fewer key/value heads); every other feed is passed as is.
+ */
+export function emptyCachesOf(proto: ModelProto, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const out = { ...feeds };
+  for (const v of proto.graph!.input) {
+    const t = feeds[v.name];
+    const dims = v.type?.value.case === 'tensorType' ? v.type.value.value.shape?.dim : undefined;
+    if (!t || t.size !== 0 || !dims || dims.length !== t.dims.length) continue;
+    const want = dims.map((d, k) => (d.value.case === 'dimValue' ? Number(d.value.value) : t.dims[k]!));
+    if (want.join() !== t.dims.join()) out[v.name] = new ort.Tensor('float32', new Float32Array(0), want);
+  }
+  return out;
 }

@@ -16,7 +16,7 @@ import type { KeepSet } from '../prune/apply';
 import type { ChannelStructure } from '../channels/structure';
 import { recountChannelMacs, type MacTerm } from '../channels/macs';
 import { channelMaskFeeds, instrumentChannels } from '../channels/instrument';
-import { checkDecodeStep, type DecodeCheck } from './decode';
+import { checkDecodeStep, emptyCachesOf, type DecodeCheck } from './decode';
 
 /** The channel groups of a hybrid model cut with its heads and neurons: verified together. */
 export interface ChannelKeep {
@@ -117,7 +117,7 @@ export async function verifyPruned(
   }
   let decodeStep: DecodeCheck | undefined;
   if (st.layers.some((l) => l.attention.cache)) {
-    decodeStep = await checkDecodeStep({ original, masked, pruned, st, batch, ep, masks: () => maskFeeds(st, keep), fit: emptyCachesOf });
+    decodeStep = await checkDecodeStep({ original, masked, pruned, st, batch, ep, masks: () => maskFeeds(st, keep) });
     withinTolerance(`${pruned.path} (decode step with the cache)`, decodeStep.maxAbsDiff, decodeStep.outputScale);
     withinTolerance(`${pruned.path} (decode step vs its own full run)`, decodeStep.selfMaxAbsDiff, decodeStep.outputScale);
   }
@@ -164,22 +164,6 @@ export async function compareWithMasked(o: {
     await a.session.release();
     await b.session.release();
   }
-}
-
-/**
- * Feeds for a pruned decoder: empty key/value-cache inputs (the prefill's past of length 0) take the
- * pruned graph's fixed dims (fewer key/value heads); every other feed is passed as is.
- */
-export function emptyCachesOf(proto: ModelProto, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
-  const out = { ...feeds };
-  for (const v of proto.graph!.input) {
-    const t = feeds[v.name];
-    const dims = v.type?.value.case === 'tensorType' ? v.type.value.value.shape?.dim : undefined;
-    if (!t || t.size !== 0 || !dims || dims.length !== t.dims.length) continue;
-    const want = dims.map((d, k) => (d.value.case === 'dimValue' ? Number(d.value.value) : t.dims[k]!));
-    if (want.join() !== t.dims.join()) out[v.name] = new ort.Tensor('float32', new Float32Array(0), want);
-  }
-  return out;
 }
 
 /**
