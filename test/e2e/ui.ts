@@ -121,11 +121,17 @@ export async function runFromExplorer(page: Page, fileName: string, entry: strin
 }
 
 /** Labels of the explorer context menu for a file (the menu is closed again). */
-export async function explorerContextMenuLabels(page: Page, fileName: string): Promise<string[]> {
-  await openContextMenu(page, fileName);
-  const labels = (await page.locator('.context-view .monaco-menu .action-label').allInnerTexts()).map((s) => s.trim()).filter(Boolean);
-  await closeMenus(page);
-  return labels;
+export async function explorerContextMenuLabels(page: Page, fileName: string, timeoutMs = t(60_000)): Promise<string[]> {
+  // A menu can close between "shown" and the read (a webview that finishes loading takes focus): an
+  // empty read is that, not an empty menu (the explorer's own entries are always there), so open it again.
+  for (let attempt = 1, end = Date.now() + timeoutMs; ; attempt++) {
+    await openContextMenu(page, fileName);
+    const labels = (await page.locator('.context-view .monaco-menu .action-label').allInnerTexts()).map((s) => s.trim()).filter(Boolean);
+    await closeMenus(page);
+    if (labels.length) return labels;
+    if (Date.now() > end) throw new Error(`the context menu of ${fileName} closed before its entries could be read (${attempt} tries)`);
+    console.log(`    (read ${attempt} of the context menu of ${fileName}: it closed before its entries were read)`);
+  }
 }
 
 /** The DOM of the active webview (outer iframe, then VS Code's inner active-frame). */
