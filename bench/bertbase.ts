@@ -1,8 +1,10 @@
 /**
  * BERT-base-geometry benchmark (run on demand: npm run bench:bertbase [-- --mode auto|fast|exact]
- * [--budget-min 10] [--layers 12]): generates a 12-layer, hidden-768, 12-head, FFN-3072 encoder with
- * random weights, scores it on 16 random sequences of 64 tokens in the chosen mode, plans at 0.6,
- * and prints wall time and peak memory against the targets (15 minutes; 3x model size + 1 GB).
+ * [--budget-min 10] [--layers 12] [--tokens sst2|random]): generates a 12-layer, hidden-768,
+ * 12-head, FFN-3072 encoder with random weights, scores it on 16 sentences of up to 64 tokens (the
+ * first SST-2 training sentences with the bundled BERT tokenizer; `--tokens random`: 16 random
+ * sequences of exactly 64) in the chosen mode, plans at 0.6, and prints wall time and peak memory
+ * against the targets (15 minutes; 3x model size + 1 GB).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,7 +12,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { loadModel } from '../src/engine/onnx/model';
 import { detectStructure } from '../src/engine/structure/detect';
-import { textFeeds, type CalibrationBatch } from '../src/engine/data/calibration';
+import { loadCalibration, textFeeds, type CalibrationBatch } from '../src/engine/data/calibration';
 import { scoreModel } from '../src/engine/optin/scorer';
 import { scoreFast } from '../src/engine/optin/fast';
 import { chooseMode, estimateCost } from '../src/engine/optin/mode';
@@ -42,8 +44,11 @@ async function main(): Promise<void> {
       const ids = [101, ...Array.from({ length: 62 }, () => 1000 + Math.floor(rnd() * 29000)), 102];
       return { ids, types: ids.map(() => 0) };
     });
-    const batch: CalibrationBatch = { kind: 'text', ...textFeeds(st, rows, 0), source: 'random tokens' };
-    console.log(`model: ${layers} layers, hidden 768, 12 heads, FFN 3072, random weights, ${(size / 2 ** 20).toFixed(0)} MB; calibration 16 x 64 tokens`);
+    const fixtures = path.resolve(__dirname, '..', '..', 'test', 'fixtures');
+    const batch: CalibrationBatch = arg('tokens', 'sst2') === 'random'
+      ? { kind: 'text', ...textFeeds(st, rows, 0), source: 'random tokens' }
+      : await loadCalibration(file, st, { data: path.join(fixtures, 'data', 'sst2', 'train.tsv'), tokenizer: path.join(fixtures, 'models', 'bert-sst2'), samples: 16, maxLength: 64 });
+    console.log(`model: ${layers} layers, hidden 768, 12 heads, FFN 3072, random weights, ${(size / 2 ** 20).toFixed(0)} MB; calibration ${batch.batch} x ${batch.seqLen} tokens (${batch.source}; mean ${batch.meanLength.toFixed(1)} real)`);
     const est = await estimateCost(model, st, batch);
     const wanted = arg('mode', 'auto');
     const budget = Number(arg('budget-min', '10')) * 60;

@@ -34,10 +34,17 @@ export async function runScore(argv: string[]): Promise<number> {
       writeFileAtomic(out, JSON.stringify(scores) + '\n');
       const n = scores.heads.flat().length + scores.neurons.flat().length;
       if (scores.cpuNodes) process.stderr.write(`${describeCpuNodes(scores.cpuNodes, scores.provider.split(' ')[0]!)}\n`);
-      process.stderr.write(`scored ${n} elements of ${scores.model.layers.length} layers in ${scores.seconds.toFixed(1)} s on ${scores.provider}${scores.inputsOnDevice ? ', shared inputs kept on the device' : ''} (${scores.mode}${scores.modeReason ? `: ${scores.modeReason}` : ''}); wrote ${out}\n`);
+      process.stderr.write(`scored ${n} elements of ${scores.model.layers.length} layers in ${scores.seconds.toFixed(1)} s on ${scores.provider}${scores.inputsOnDevice ? ', shared inputs kept on the device' : ''}${bucketNote(scores)} (${scores.mode}${scores.modeReason ? `: ${scores.modeReason}` : ''}); wrote ${out}\n`);
       return 0;
     } finally {
       bar?.done();
     }
   }, [out]);
+}
+
+/** ", in 4 length buckets (212 of 400 padded tokens)" when the text batch was scored by length. */
+function bucketNote(s: { calibration: { examples: number; seqLen: number; buckets?: Array<{ examples: number; seqLen: number }> } }): string {
+  const b = s.calibration.buckets;
+  if (!b) return '';
+  return `, in ${b.length} length buckets (${b.reduce((a, x) => a + x.examples * x.seqLen, 0)} of ${s.calibration.examples * s.calibration.seqLen} padded tokens)`;
 }

@@ -91,7 +91,7 @@ function logSoftmax(z: Float32Array, r: number, C: number): Float64Array {
 /**
  * Raw OPTIN terms (docs/method.md §2) of every head and neuron by full-model runs of weight-edited
  * copies: md = sum over later layers k of ||G_T[k] - G_S[k]||_F^2 (Gram of unit-normalised real-token
- * features), kl = T^2 KL(softmax(z_T) || softmax(z_S)) summed over the batch.
+ * features), kl = T^2 KL(softmax(z_T) || softmax(z_S)) summed over the batch (over real tokens for per-token logits).
  */
 export async function naiveRawTerms(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, temperature = 4): Promise<NaiveResult> {
   const L = st.layers.length;
@@ -114,6 +114,7 @@ export async function naiveRawTerms(model: OnnxModel, st: ModelStructure, batch:
   const teacher = await run();
   const C = teacher.classes;
   const logitRows = teacher.logits.length / C;
+  const perToken = logitRows === batch.tokenMask.length;
   const teacherLog = Array.from({ length: logitRows }, (_, r) => logSoftmax(teacher.logits, r, C));
   const element = async (l: number, edit: { name: string; data: Float32Array }): Promise<NaiveElement> => {
     const s = await run(edit);
@@ -135,6 +136,8 @@ export async function naiveRawTerms(model: OnnxModel, st: ModelStructure, batch:
     let kl = 0;
     let klSensitivity = 0;
     for (let r = 0; r < logitRows; r++) {
+      // Per-token logits (a language model's): padding positions do not count.
+      if (perToken && !batch.tokenMask[r]) continue;
       const lp = teacherLog[r]!;
       const lq = logSoftmax(s.logits, r, C);
       for (let j = 0; j < C; j++) {

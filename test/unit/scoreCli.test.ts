@@ -62,6 +62,21 @@ describe('optin score / optin plan', () => {
     assert.match(r.stderr, /warning: no calibration data given: scoring on a synthetic batch/);
   });
 
+  it('scores sentences of different lengths in length buckets, says so and records them', () => {
+    const out = path.join(dir, 'llama.scores.json');
+    const r = optin('score', fixture('llama-sst2/model.onnx'), '--data', fixture('llama-sst2/train.txt'), '--samples', '6', '--mode', 'exact', '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    const m = /in (\d) length buckets \((\d+) of (\d+) padded tokens\)/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    const j = JSON.parse(fs.readFileSync(out, 'utf8'));
+    const b: Array<{ examples: number; seqLen: number }> = j.calibration.buckets;
+    assert.equal(b.length, Number(m[1]));
+    assert.equal(b.reduce((a, x) => a + x.examples, 0), 6);
+    assert.equal(b.reduce((a, x) => a + x.examples * x.seqLen, 0), Number(m[2]));
+    assert.equal(Number(m[3]), 6 * j.calibration.seqLen);
+    assert.ok(Number(m[2]) < Number(m[3]));
+  });
+
   it('refuses a decoder before scoring', () => {
     const r = optin('score', fixture('gpt2-decoder/model.onnx'), '--out', path.join(dir, 'g.json'));
     assert.equal(r.code, 2);

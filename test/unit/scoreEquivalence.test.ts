@@ -25,6 +25,8 @@ const CASES: Array<[string, () => { data?: string; samples: number }]> = [
   ['vit-digits/model-opset17.onnx', () => ({ data: path.join(FIXTURES, 'data', 'digits', 'test'), samples: 10 })],
   ['ort-bert-toy/model.ort-fused.onnx', () => ({ samples: 4 })],
   ['onnx-attention-random/model-opset23.onnx', () => ({ samples: 4 })],
+  // Sentences of 3 to 23 tokens: scored in length buckets, against the reference's one padded batch.
+  ['llama-sst2/model.onnx', () => ({ data: path.join(FIXTURES, 'models', 'llama-sst2', 'train.txt'), samples: 6 })],
 ];
 
 describe('exact OPTIN scores: suffix reuse + batched variants equal a naive reference that masks by editing weights', () => {
@@ -35,6 +37,7 @@ describe('exact OPTIN scores: suffix reuse + batched variants equal a naive refe
       const batch = await loadCalibration(model.path, st, data());
       const fast = await scoreModel(model, st, batch, { chunkTokens: Number(process.env.OPTIN_CHUNK ?? 300) });
       const naive = await naiveRawTerms(model, st, batch);
+      if (rel.startsWith('llama')) assert.ok((fast.calibration.buckets?.length ?? 0) > 1, 'sentences of different lengths are scored in length buckets');
       assert.ok(naive.rows < OPTIN_DEFAULTS.tokenSample, 'the fixture has fewer real tokens than the sample: both sides use every row');
       assert.equal(fast.tokenRows, naive.rows);
       const L = st.layers.length;

@@ -106,7 +106,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
           feeds[channelMaskName(l)] = new ort.Tensor('float32', mask, [v * B, grp.width]);
           return feeds;
         },
-        read: (run, v) => ({ md: run[md!]!.data as Float32Array, kl: outputLoss(run[logitsName]!.data as Float32Array, v, out, c.temperature) }),
+        read: ([run], v) => ({ md: run![md!]!.data as Float32Array, kl: outputLoss(run![logitsName]!.data as Float32Array, v, out, c.temperature) }),
         onRun: (_start, v) => {
           done += v;
           const el = elapsed();

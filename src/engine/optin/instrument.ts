@@ -43,6 +43,11 @@ export interface InstrumentOptions {
   outputs: string[];
   /** Keep only the graph from this layer's residual input on (that value becomes an input). */
   cutAt?: number;
+  /**
+   * With `cutAt`: start at the layer's FFN activations instead (a neuron suffix): they and these
+   * values the rest of the graph reads from before them ({@link ffnFrontier}; name to rank) become inputs too.
+   */
+  fromActivations?: Map<string, number>;
   /** Replace the graph outputs with exactly these (default: original outputs + `outputs`). */
   onlyOutputs?: boolean;
 }
@@ -92,7 +97,43 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
   if (opts.cutAt !== undefined) {
     const layer = st.layers[opts.cutAt];
     if (!layer) throw new OptinError('usage', `no layer ${opts.cutAt}`);
-    proto.graph = extractSubgraph(g, new Map([[layer.input, layer.shape ? ['n', ...layer.shape.inputDims] : ['n', 's', st.hidden]]]), outputs);
+    const cuts = new Map<string, Array<number | string>>([[layer.input, layer.shape ? ['n', ...layer.shape.inputDims] : ['n', 's', st.hidden]]]);
+    if (opts.fromActivations && layer.ffn) {
+      cuts.set(layer.ffn.hidden, neuronMaskDims(layer).map((d, i) => (i === 0 ? 'n' : d === 1 ? `optin_d${i}` : d)));
+      for (const [v, rank] of opts.fromActivations) cuts.set(v, ['n', ...Array.from({ length: rank - 1 }, (_, i) => `optin_${v}_${i + 1}`)]);
+    }
+    proto.graph = extractSubgraph(g, cuts, outputs);
   }
   return proto;
+}
+
+/**
+ * What a neuron of layer l changes starts at its FFN activations: the suffix graph of a neuron can
+ * begin there instead of at the layer input, skipping the layer's attention and first FFN matrix.
+ * The values it then needs from before (the residual the FFN output is added to) are those computed
+ * from the layer input that a node downstream of the activations reads; the dense run supplies them.
+ * @returns their names (float activations are checked by the caller on the dense run)
+ */
+export function ffnFrontier(g: GraphProto, layer: EncoderLayer): string[] {
+  if (!layer.ffn) return [];
+  const closure = (start: string): Set<string> => {
+    const consumers = new Map<string, number[]>();
+    g.node.forEach((n, i) => n.input.forEach((x) => consumers.set(x, [...(consumers.get(x) ?? []), i])));
+    const values = new Set([start]);
+    const stack = [start];
+    while (stack.length) {
+      for (const i of consumers.get(stack.pop()!) ?? []) {
+        for (const o of g.node[i]!.output) if (o && !values.has(o)) { values.add(o); stack.push(o); }
+      }
+    }
+    return values;
+  };
+  const after = closure(layer.ffn.hidden);
+  const fromInput = closure(layer.input);
+  const out = new Set<string>();
+  for (const n of g.node) {
+    if (!n.input.some((x) => after.has(x))) continue;
+    for (const x of n.input) if (x && !after.has(x) && fromInput.has(x)) out.add(x);
+  }
+  return [...out];
 }

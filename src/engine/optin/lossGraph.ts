@@ -1,4 +1,6 @@
+import { create, toBinary } from '@bufbuild/protobuf';
 import { GraphBuilder } from '../graph/builder';
+import { DataType, GraphProtoSchema, ModelProtoSchema } from '../onnx/schema';
 import type { PixelSample } from './pixels';
 
 /** Teacher-side constants of the loss subgraph. */
@@ -126,4 +128,56 @@ export function outputLoss(student: Float32Array, variants: number, c: LossConst
     out.push(Math.max(0, c.kind === 'kl' ? temperature ** 2 * s : s));
   }
   return out;
+}
+
+/** Inputs of a suffix graph that returns sampled feature rows (length buckets): the rows and the [variants, rows per variant, hidden] shape to take them from. */
+export const ROWS_INPUT = 'optin_rows';
+export const ROWS_SHAPE_INPUT = 'optin_rows_shape';
+/** Input of the manifold graph for the sampled rows of compared layer k. */
+export const rowsOutputName = (k: number): string => `optin_rows_of_${k}`;
+
+/**
+ * Expose the sampled rows of each compared feature as an output [V, K, D] (rows and shape fed per
+ * run, so one session serves every length bucket); the Gram term is formed afterwards over the rows
+ * of all buckets together ({@link manifoldModel}).
+ */
+export function appendRowOutputs(b: GraphBuilder, features: Map<number, string>): Map<number, string> {
+  b.input(ROWS_INPUT, ['k'], DataType.INT64);
+  b.input(ROWS_SHAPE_INPUT, [3], DataType.INT64);
+  return new Map([...features].map(([k, value]) => {
+    const out = b.node('Gather', [b.node('Reshape', [value, ROWS_SHAPE_INPUT], {}, 'feat'), ROWS_INPUT], { axis: 1 }, 'rows');
+    b.output(out);
+    return [k, out];
+  }));
+}
+
+/**
+ * A standalone graph md[V] = sum_k ||G_T[k] - G_S[k]||^2 from student rows [V, K, D] per compared
+ * layer (inputs named by {@link rowsOutputName}: k), with the teacher's rows in the same order.
+ */
+export function manifoldModel(teacher: Map<number, TeacherRows>): { bytes: Uint8Array; output: string } {
+  const graph = create(GraphProtoSchema, { name: 'optin-manifold' });
+  const b = new GraphBuilder(graph, 17);
+  let md: string | undefined;
+  for (const [k, t] of teacher) {
+    const K = t.norms.length;
+    const g = b.input(rowsOutputName(k), ['v', K, t.raw.length / Math.max(K, 1)]);
+    const term = gramTerm(b, g, K, t, `${k}`);
+    md = md ? b.node('Add', [md, term], {}, 'md') : term;
+  }
+  if (!md) throw new Error('no layer to compare');
+  b.output(md);
+  const proto = create(ModelProtoSchema, { irVersion: 8n, producerName: 'optin-manifold', opsetImport: [{ domain: '', version: 17n }], graph });
+  return { bytes: toBinary(ModelProtoSchema, proto), output: md };
+}
+
+/** Teacher rows of several parts (buckets) one after the other. */
+export function concatRows(parts: TeacherRows[]): TeacherRows {
+  const cat = (pick: (t: TeacherRows) => Float32Array): Float32Array => {
+    const out = new Float32Array(parts.reduce((a, t) => a + pick(t).length, 0));
+    let o = 0;
+    for (const t of parts) { out.set(pick(t), o); o += pick(t).length; }
+    return out;
+  };
+  return { raw: cat((t) => t.raw), normalised: cat((t) => t.normalised), norms: cat((t) => t.norms) };
 }

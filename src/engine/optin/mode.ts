@@ -3,42 +3,72 @@ import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
 import { createSession, runSession, toOrt } from '../runtime/session';
+import { layerMacs } from '../flops';
+import { bucketBatch, splitByLength } from './buckets';
 
-/** How long exact scoring would take, from one timed dense forward of the calibration batch. */
+/** How long exact scoring would take, from a timed dense forward of the calibration batch. */
 export interface CostEstimate {
-  /** Seconds of one dense forward of the whole batch (second of two runs). */
+  /** Seconds of one dense forward of the whole batch as scoring runs it (in its length buckets when it has them; second of two runs). */
   forward: number;
-  /** Estimated seconds for all heads / all neurons: each element costs its suffix (layers l..L-1). */
+  /** Estimated seconds for all heads / all neurons: each element costs its suffix (heads from the layer input, neurons from the FFN activations). */
   heads: number;
   neurons: number;
   /** Estimated seconds for all neurons when each compares only the next layer (horizon 1). */
   neuronsHorizon1: number;
 }
 
-/** Measured here: stacked suffix runs take about 1.35x the FLOP-proportional estimate. */
+/**
+ * Measured suffix time over the FLOP-proportional estimate: 1.35 with one padded block (stacked runs
+ * of about 1,024 tokens); length buckets run smaller stacks, measured at 1.5 (npm run bench:score).
+ */
 const OVERHEAD = 1.35;
+const BUCKET_OVERHEAD = 1.5;
 
-/** Time one dense forward and extrapolate the exact method's cost. */
-export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<CostEstimate> {
-  const s = await createSession(model.path, { ep, label: model.path });
-  let forward: number;
+async function timedForward(path: string, feeds: CalibrationBatch['feeds'], ep: EpChoice): Promise<number> {
+  const s = await createSession(path, { ep, label: path });
   try {
-    const feeds = toOrt(batch.feeds);
-    await runSession(s.session, feeds, model.path);
+    const f = toOrt(feeds);
+    await runSession(s.session, f, path);
     const t = performance.now();
-    await runSession(s.session, feeds, model.path);
-    forward = (performance.now() - t) / 1000;
+    await runSession(s.session, f, path);
+    return (performance.now() - t) / 1000;
   } finally {
     await s.session.release();
   }
+}
+
+/**
+ * Time one dense forward (of the length buckets scoring will use, when the batch has them) and
+ * extrapolate the exact method's cost: an element of layer l runs the layers from l on; a neuron's
+ * suffix skips its layer's attention and first FFN matrix (their share of the layer's MACs).
+ */
+export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<CostEstimate> {
+  const split = st.layers.some((l) => l.shape) ? undefined : splitByLength(batch).buckets;
+  let forward = 0;
+  let bucketed = false;
+  if (split) {
+    try {
+      for (const b of split) forward += await timedForward(model.path, bucketBatch(batch, b).feeds, ep);
+      bucketed = true;
+    } catch {
+      forward = 0;
+    }
+  }
+  if (!bucketed) forward = await timedForward(model.path, batch.feeds, ep);
   const L = st.layers.length;
-  const suffix = (l: number, h = L): number => Math.min(L - l, h + 1) / L;
-  const f = forward * OVERHEAD;
+  const S = Math.max(1, Math.round(batch.meanLength));
+  const share = st.layers.map((l) => {
+    const m = layerMacs(l, S, st.hidden);
+    const down = m.ffn / (l.ffn?.gate ? 3 : 2);
+    return m.total > 0 ? down / m.total : 1;
+  });
+  const suffix = (l: number, h = L, fromActivations = false): number => (Math.min(L - l, h + 1) - (fromActivations ? 1 - share[l]! : 0)) / L;
+  const f = forward * (bucketed ? BUCKET_OVERHEAD : OVERHEAD);
   return {
     forward,
     heads: st.layers.reduce((a, l, i) => a + l.attention.heads * suffix(i), 0) * f,
-    neurons: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i), 0) * f,
-    neuronsHorizon1: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i, 1), 0) * f,
+    neurons: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i, L, true), 0) * f,
+    neuronsHorizon1: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i, 1, true), 0) * f,
   };
 }
 

@@ -4,11 +4,13 @@ import type { ModelStructure } from '../structure/types';
 import type { CalibrationBatch, TensorData } from '../data/calibration';
 import type { EpChoice } from '../runtime/providers';
 import { GraphBuilder } from '../graph/builder';
+import { createSession, runSession } from '../runtime/session';
 import { defaultOpset } from '../graph/surgery';
 import { OptinError } from '../errors';
-import { headMaskDims, headMaskName, instrument, neuronMaskDims, neuronMaskName } from './instrument';
-import { appendManifoldLoss, outputLoss, type LossConstants } from './lossGraph';
-import { runTeacher, type TeacherRun } from './teacher';
+import { ffnFrontier, headMaskDims, headMaskName, instrument, neuronMaskDims, neuronMaskName } from './instrument';
+import { appendManifoldLoss, appendRowOutputs, concatRows, manifoldModel, outputLoss, ROWS_INPUT, ROWS_SHAPE_INPUT, rowsOutputName, type LossConstants, type TeacherRows } from './lossGraph';
+import { bucketRows, planBuckets, type BucketRun } from './buckets';
+import { layerValues, runTeacher, type TeacherRun } from './teacher';
 import { DeviceFeeds } from '../runtime/deviceFeeds';
 import { scoreVariants } from './variants';
 import { sampleIndices } from './random';
@@ -39,6 +41,12 @@ export interface ScoreOptions {
   features?: FeatureChoice;
   /** Run the layers before l once and reuse them (default true; false = full model per run, for benchmarks). */
   reusePrefix?: boolean;
+  /**
+   * Start each neuron's suffix at its layer's FFN activations (default true): the layer's attention
+   * and first FFN matrix, which a neuron does not change, come from the dense run; false = from the
+   * layer input, as heads.
+   */
+  neuronCut?: boolean;
   /** Which elements to score (default both); the other kind gets zeros. */
   kinds?: Array<'head' | 'neuron'>;
   /**
@@ -50,6 +58,12 @@ export interface ScoreOptions {
   layers?: number[];
   /** Only these neuron indices per layer (default all); the others get zeros. */
   neuronSubset?: number[][];
+  /**
+   * Score text in length buckets (default true): examples grouped by length run padded only to their
+   * bucket's longest, when the model's real tokens are checked not to depend on the padding
+   * ({@link planBuckets}); false = one padded batch, as the naive method and the reference do.
+   */
+  buckets?: boolean;
   /**
    * Keep the inputs every masked run shares (the layer input and the batch, tiled) on the device
    * between runs where the provider allows it (default true; false = upload them for every run, for
@@ -148,8 +162,8 @@ export function outputConstants(logits: Float32Array, dims: number[], hidden: nu
 }
 
 /** Teacher-side constants of the loss graph. */
-export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teacher: TeacherRun, c: OptinConstants): LossConstants {
-  const rows = tokenRows(batch, c.tokenSample, c.seed);
+export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teacher: TeacherRun, c: OptinConstants, sampled?: number[]): LossConstants {
+  const rows = sampled ?? tokenRows(batch, c.tokenSample, c.seed);
   const D = st.hidden;
   // Staged models (Swin): every layer samples its own positions at its own width (all positions are real in images).
   const layerRows = st.layers.some((l) => l.shape)
@@ -175,6 +189,33 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
 
 interface Element { kind: 'head' | 'neuron'; index: number }
 
+/**
+ * Loss constants of each length bucket: the padded batch's sampled rows mapped into the buckets, the
+ * output terms from each bucket's own dense run, and the teacher rows bucket after bucket (the order
+ * the student rows are concatenated in: the Gram norm is the same under a permutation shared by both).
+ */
+function bucketConstants(st: ModelStructure, runs: BucketRun[], lc: LossConstants, S: number, c: OptinConstants): { local: number[][]; constants: LossConstants[]; teacherRows: Map<number, TeacherRows> } {
+  const { local } = bucketRows(lc.rows, S, runs.map((r) => r.bucket));
+  const constants = runs.map((r, p) => lossConstants(st, r.batch, r.teacher, c, local[p]));
+  const teacherRows = new Map([...lc.teacherRows.keys()].map((k) => [k, concatRows(constants.map((x) => x.teacherRows.get(k)!))]));
+  return { local, constants, teacherRows };
+}
+
+/** Sampled rows [v, K_p, D] of each bucket joined along the row axis: [v, sum K_p, D]. */
+function concatVariantRows(parts: ort.Tensor[], v: number): ort.Tensor {
+  const D = parts[0]!.dims[2]!;
+  const K = parts.reduce((a, t) => a + t.dims[1]!, 0);
+  const out = new Float32Array(v * K * D);
+  for (let j = 0, o = 0; j < v; j++) {
+    for (const t of parts) {
+      const n = t.dims[1]! * D;
+      out.set((t.data as Float32Array).subarray(j * n, (j + 1) * n), o);
+      o += n;
+    }
+  }
+  return new ort.Tensor('float32', out, [v, K, D]);
+}
+
 function checkCancelled(signal?: AbortSignal): void {
   if (signal?.aborted) throw new OptinError('cancelled', 'scoring was cancelled');
 }
@@ -198,6 +239,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   const count = (l: ModelStructure['layers'][number]): number => (opts.layers && !opts.layers.includes(l.index) ? 0 : (doHeads ? l.attention.heads : 0) + neuronIdx(l).length);
   const total = st.layers.reduce((a, l) => a + count(l), 0);
   opts.onProgress?.({ phase: 'teacher', done: 0, total, elapsed: 0 });
+  const reuse = opts.reusePrefix ?? true;
   const teacher = await runTeacher(model, st, batch, ep);
   const B = batch.batch;
   const S = batch.seqLen;
@@ -207,7 +249,29 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     throw new OptinError('unsupported', `${model.path}: layer 0 receives ${measured} tokens per example, but the calibration batch was built for ${S}${open.length ? `: the input ${open.join(', ')} has dynamic axes that set the token count; for images put the preprocessor_config.json (its "size") next to the model or pass --input-size HxW, otherwise export the model with fixed sizes` : ''}`);
   }
   const lc = lossConstants(st, batch, teacher, c);
-  const perVariant = B * S;
+  const plan = reuse && opts.buckets !== false ? await planBuckets(model, st, batch, teacher, ep) : undefined;
+  const bucketed = plan?.runs ? { runs: plan.runs, ...bucketConstants(st, plan.runs, lc, S, c) } : undefined;
+  const parts = bucketed
+    ? bucketed.runs.map((r, p) => ({ batch: r.batch, layerInputs: r.teacher.layerInputs, rows: bucketed.local[p]!, constants: bucketed.constants[p]! }))
+    : [{ batch, layerInputs: teacher.layerInputs, rows: lc.rows, constants: lc }];
+  const layerInput = (l: number, part: (typeof parts)[number]): TensorData => {
+    const layer = st.layers[l]!, b = part.batch.batch;
+    return { type: 'float32', dims: layer.shape ? [b, ...layer.shape.inputDims] : [b, part.batch.seqLen, st.hidden], data: part.layerInputs[l]! };
+  };
+  /**
+   * Where layer l's neurons can start at the FFN activations: the dense values they then read (the
+   * activations and what the graph reads from before them), per part, when each is a float tensor
+   * with one row per example (else the neurons run from the layer input, as heads do).
+   */
+  const neuronStart = async (l: number): Promise<Array<Map<string, TensorData>> | undefined> => {
+    const layer = st.layers[l]!;
+    if (!reuse || opts.neuronCut === false || !layer.ffn) return undefined;
+    const names = [layer.ffn.hidden, ...ffnFrontier(model.proto.graph!, layer)];
+    const values = await layerValues(model, st, l, parts.map((p) => ({ batch: p.batch, layerInput: layerInput(l, p) })), names, ep);
+    if (!values.every((v, p) => names.every((n) => v.get(n)!.type === 'float32' && v.get(n)!.dims[0] === parts[p]!.batch.batch))) return undefined;
+    return values.map((v) => new Map([...v].map(([n, t]) => [n, { type: 'float32' as const, dims: t.dims, data: t.data }])));
+  };
+  const perVariant = Math.max(...parts.map((p) => p.batch.batch * p.batch.seqLen));
   const m = Math.max(1, Math.floor((opts.chunkTokens ?? (teacher.provider === 'cpu' ? 1024 : GPU_CHUNK_TOKENS)) / perVariant));
   const dev = new DeviceFeeds(opts.deviceFeeds === false ? 'cpu' : teacher.provider);
   const rawHeads: RawLosses[] = [];
@@ -217,6 +281,83 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   let workDone = 0;
   let workTotal = 0;
   st.layers.forEach((l, i) => { workTotal += (L - i) * count(l); });
+  /** One suffix graph of layer l (from its input, or from its FFN activations with `values` from {@link neuronStart}) scoring `elements`; `offset` = their place among the layer's. */
+  const scoreSuffix = async (l: number, compared: number[], truncated: boolean, elements: Element[], offset: number, values: Array<Map<string, TensorData>> | undefined): Promise<{ md: number[]; kl: number[]; provider: string }> => {
+    const layer = st.layers[l]!;
+    const nH = doHeads ? layer.attention.heads : 0;
+    const nIdx = neuronIdx(layer);
+    const scored = [st.outputs[0]!, ...(lc.others ?? []).map((o) => o.name)];
+    const from = values ? new Map([...values[0]!].filter(([n]) => n !== layer.ffn!.hidden).map(([n, t]) => [n, t.dims.length])) : undefined;
+    const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : scored), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), ...(from ? { fromActivations: from } : {}), onlyOutputs: true });
+    const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
+    const features = new Map(compared.map((k) => [k, st.layers[k]!.feature]));
+    const mdName = bucketed ? undefined : appendManifoldLoss(b, features, lc, B);
+    const termOf = (o: LossConstants, i: number): LossConstants => (i === 0 ? o : o.others![i - 1]!.constants);
+    const terms = truncated ? [] : [{ name: st.outputs[0]!, constants: lc }, ...(lc.others ?? [])].map((o, i) => {
+      const name = o.constants.pixels ? gatherPixels(b, o.name, o.constants.pixels) : o.name;
+      if (name !== o.name) b.output(name);
+      return { name, index: i };
+    });
+    proto.graph!.output = proto.graph!.output.filter((o) => terms.some((t) => t.name === o.name));
+    if (mdName) b.output(mdName);
+    const rowOutputs = bucketed ? appendRowOutputs(b, features) : undefined;
+    const gram = bucketed ? manifoldModel(new Map(compared.map((k) => [k, bucketed.teacherRows.get(k)!]))) : undefined;
+    const gramSession = gram ? (await createSession(gram.bytes, { ep, label: `${model.path} (layer ${l} manifold term)` })).session : undefined;
+    const inputs = new Set(proto.graph!.input.map((i) => i.name));
+    const hd = headMaskDims(layer);
+    const H = layer.attention.heads;
+    const hWidth = H * hd.repeat;
+    const I = layer.ffn?.width ?? 0;
+    return scoreVariants({
+      model, proto, label: `layer ${l} ${from ? 'neuron ' : ''}suffix`, ep, dev, count: elements.length, perRun: m, parts: parts.length, ...(opts.signal ? { signal: opts.signal } : {}),
+      feeds: async (start, v, p) => {
+        const part = parts[p]!;
+        const B = part.batch.batch, S = part.batch.seqLen;
+        const hRows = B * hd.windows;
+        const chunk = elements.slice(start, start + v);
+        const feeds: Record<string, ort.Tensor> = {};
+        if (reuse && inputs.has(layer.input)) feeds[layer.input] = await dev.tiled(`layer ${l} input/${p}`, layerInput(l, part), v);
+        for (const [name, t] of values?.[p] ?? []) if (inputs.has(name)) feeds[name] = await dev.tiled(`${name}/${p}`, t, v);
+        for (const [name, t] of Object.entries(part.batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(`${name}/${p}`, t, v);
+        if (bucketed) {
+          feeds[ROWS_INPUT] = new ort.Tensor('int64', BigInt64Array.from(part.rows, BigInt), [part.rows.length]);
+          feeds[ROWS_SHAPE_INPUT] = new ort.Tensor('int64', BigInt64Array.from([v, B * S, st.hidden], BigInt), [3]);
+        }
+        const hm = new Float32Array(v * hRows * hWidth).fill(1);
+        const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
+        chunk.forEach((e, j) => {
+          if (e.kind === 'head') for (let r = j * hRows; r < (j + 1) * hRows; r++) hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
+          else for (let r = j * B; r < (j + 1) * B; r++) nm[r * I + e.index] = 0;
+        });
+        if (inputs.has(headMaskName(l))) feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * hRows : d)) as number[]);
+        if (inputs.has(neuronMaskName(l))) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, neuronMaskDims(layer).map((d) => (d === 'n' ? v * B : d)) as number[]);
+        return feeds;
+      },
+      read: async (outs, v) => {
+        const klv = new Array<number>(v).fill(0);
+        outs.forEach((out, p) => {
+          for (const t of terms) outputLoss(out[t.name]!.data as Float32Array, v, termOf(parts[p]!.constants, t.index), c.temperature).forEach((x, j) => { klv[j] = klv[j]! + x; });
+        });
+        if (!gramSession) return { md: outs[0]![mdName!]!.data as Float32Array, kl: klv };
+        const gramFeeds = Object.fromEntries([...rowOutputs!].map(([k, name]) => [rowsOutputName(k), concatVariantRows(outs.map((o) => o[name]!), v)]));
+        const res = await runSession(gramSession, gramFeeds, `${model.path} (layer ${l} manifold term)`);
+        return { md: res[gram!.output]!.data as Float32Array, kl: klv };
+      },
+      onRun: (start, v, { md, kl }) => {
+        done += v;
+        const el = elapsed();
+        workDone += v * (L - l);
+        // Elapsed time per unit of suffix work (an element of layer l runs L - l layers) times the work left:
+        // within 0.96-1.21x of the time actually left from 5% of the run on (npm run bench:eta).
+        const eta = (el / workDone) * (workTotal - workDone);
+        // The layer's heads are all done while its neurons still run: show its head row now.
+        const at = offset + start;
+        const headsDone = nH > 0 && nIdx.length > 0 && at < nH && at + v >= nH;
+        const headRow = headsDone ? { partial: { layer: l, heads: balance([...rawHeads, { md: md.slice(0, nH), kl: kl.slice(0, nH) }], 'head', c, L)[l]! } } : {};
+        opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta, ...headRow });
+      },
+    }).finally(async () => { await gramSession?.release(); });
+  };
   try {
     for (let l = 0; l < L; l++) {
       checkCancelled(opts.signal);
@@ -232,66 +373,24 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
       const full = comparedLayers(l, L);
       const truncated = opts.horizon !== undefined && full.length > opts.horizon;
       const compared = truncated ? full.slice(0, Math.max(1, opts.horizon!)) : full;
-      const reuse = opts.reusePrefix ?? true;
-      const scored = [st.outputs[0]!, ...(lc.others ?? []).map((o) => o.name)];
-      const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : scored), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), onlyOutputs: true });
-      const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
-      const mdName = appendManifoldLoss(b, new Map(compared.map((k) => [k, st.layers[k]!.feature])), lc, B);
-      const terms = truncated ? [] : [{ name: st.outputs[0]!, constants: lc }, ...(lc.others ?? [])].map((o) => {
-        const name = o.constants.pixels ? gatherPixels(b, o.name, o.constants.pixels) : o.name;
-        if (name !== o.name) b.output(name);
-        return { name, constants: o.constants };
-      });
-      proto.graph!.output = proto.graph!.output.filter((o) => terms.some((t) => t.name === o.name));
-      b.output(mdName);
-      const inputs = new Set(proto.graph!.input.map((i) => i.name));
-      const elements: Element[] = [
+      const H = layer.attention.heads;
+      const I = layer.ffn?.width ?? 0;
+      const all: Element[] = [
         ...Array.from({ length: nH }, (_, index) => ({ kind: 'head' as const, index })),
         ...nIdx.map((index) => ({ kind: 'neuron' as const, index })),
       ];
-      const hd = headMaskDims(layer);
-      const H = layer.attention.heads;
-      const hWidth = H * hd.repeat;
-      const I = layer.ffn?.width ?? 0;
-      const cut: TensorData = { type: 'float32', dims: layer.shape ? [B, ...layer.shape.inputDims] : [B, S, st.hidden], data: teacher.layerInputs[l]! };
-      const hRows = B * hd.windows;
-      const r = await scoreVariants({
-        model, proto, label: `layer ${l} suffix`, ep, dev, count: elements.length, perRun: m, ...(opts.signal ? { signal: opts.signal } : {}),
-        feeds: async (start, v) => {
-          const chunk = elements.slice(start, start + v);
-          const feeds: Record<string, ort.Tensor> = {};
-          if (reuse) feeds[layer.input] = await dev.tiled(`layer ${l} input`, cut, v);
-          for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(name, t, v);
-          const hm = new Float32Array(v * hRows * hWidth).fill(1);
-          const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
-          chunk.forEach((e, j) => {
-            if (e.kind === 'head') for (let r = j * hRows; r < (j + 1) * hRows; r++) hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
-            else for (let r = j * B; r < (j + 1) * B; r++) nm[r * I + e.index] = 0;
-          });
-          feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * hRows : d)) as number[]);
-          if (layer.ffn) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, neuronMaskDims(layer).map((d) => (d === 'n' ? v * B : d)) as number[]);
-          return feeds;
-        },
-        read: (out, v) => {
-          const klv = new Array<number>(v).fill(0);
-          for (const t of terms) outputLoss(out[t.name]!.data as Float32Array, v, t.constants, c.temperature).forEach((x, j) => { klv[j] = klv[j]! + x; });
-          return { md: out[mdName]!.data as Float32Array, kl: klv };
-        },
-        onRun: (start, v, { md, kl }) => {
-          done += v;
-          const el = elapsed();
-          workDone += v * (L - l);
-          // Elapsed time per unit of suffix work (an element of layer l runs L - l layers) times the work left:
-          // within 0.96-1.21x of the time actually left from 5% of the run on (npm run bench:eta).
-          const eta = (el / workDone) * (workTotal - workDone);
-          // The layer's heads are all done while its neurons still run: show its head row now.
-          const headsDone = nH > 0 && nIdx.length > 0 && start < nH && start + v >= nH;
-          const headRow = headsDone ? { partial: { layer: l, heads: balance([...rawHeads, { md: md.slice(0, nH), kl: kl.slice(0, nH) }], 'head', c, L)[l]! } } : {};
-          opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: el, eta, ...headRow });
-        },
-      });
-      provider = r.provider;
-      const { md, kl } = r;
+      // Heads run from the layer input; neurons, where the dense run supplies what they need, from the FFN activations.
+      const values = nIdx.length ? await neuronStart(l) : undefined;
+      const suffixes = values ? [{ elements: all.slice(0, nH), offset: 0 }, { elements: all.slice(nH), offset: nH, values }] : [{ elements: all, offset: 0 }];
+      const md: number[] = [];
+      const kl: number[] = [];
+      for (const sfx of suffixes) {
+        if (!sfx.elements.length) continue;
+        const r = await scoreSuffix(l, compared, truncated, sfx.elements, sfx.offset, sfx.values);
+        provider = r.provider;
+        md.push(...r.md);
+        kl.push(...r.kl);
+      }
       rawHeads.push(nH ? { md: md.slice(0, nH), kl: kl.slice(0, nH) } : zeros(H));
       if (!doNeurons) rawNeurons.push(zeros(I));
       else {
@@ -311,7 +410,10 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     raw: { heads: rawHeads, neurons: rawNeurons },
     outputLoss: lc.kind === 'cosine' ? 'cosine-distance' : lc.kind,
     tokenRows: lc.rows.length,
-    calibration: { examples: B, seqLen: S, meanLength: batch.meanLength, source: batch.source, ...(batch.warning ? { warning: batch.warning } : {}) },
+    calibration: {
+      examples: B, seqLen: S, meanLength: batch.meanLength, source: batch.source, ...(batch.warning ? { warning: batch.warning } : {}),
+      ...(bucketed ? { buckets: bucketed.runs.map((r) => ({ examples: r.batch.batch, seqLen: r.batch.seqLen })) } : {}),
+    },
     mode: 'exact',
     provider,
     ...(dev.onDevice ? { inputsOnDevice: true } : {}),

@@ -30,7 +30,8 @@ export interface Scores {
   outputLoss: 'kl' | 'squared-error' | 'cosine-distance';
   /** Token rows sampled for the manifold-distillation term. */
   tokenRows: number;
-  calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string };
+  /** `buckets`: the length buckets the batch was scored in (examples, tokens each), absent when it ran as one padded block. */
+  calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string; buckets?: Array<{ examples: number; seqLen: number }> };
   /** 'exact' OPTIN trajectory scores, or the 'magnitude' weight-norm baseline. */
   mode: 'exact' | 'fast' | 'magnitude';
   /** Why this mode was used (auto's decision). */

@@ -8,13 +8,21 @@ import { describeSession, runSession, sessionFor } from '../runtime/session';
 
 /** One masked run of `v` stacked variants: its feeds, then what it returns. */
 export interface VariantRun {
-  /** Feeds for variants start .. start + v - 1 (inputs tiled v times and the masks that remove one element per variant). */
-  feeds: (start: number, v: number) => Promise<Record<string, ort.Tensor>>;
-  /** The manifold and output terms of each variant of the run. */
-  read: (out: ort.InferenceSession.OnnxValueMapType, v: number) => { md: ArrayLike<number>; kl: ArrayLike<number> };
+  /**
+   * Onnxruntime runs per chunk of variants (default 1): the parts of a calibration batch scored
+   * apart (length buckets), each with its own feeds; `read` gets their outputs in order.
+   */
+  parts?: number;
+  /** Feeds for variants start .. start + v - 1 of a part (inputs tiled v times and the masks that remove one element per variant). */
+  feeds: (start: number, v: number, part: number) => Promise<Record<string, ort.Tensor>>;
+  /** The manifold and output terms of each variant of the chunk, from each part's outputs. */
+  read: (outs: ort.InferenceSession.OnnxValueMapType[], v: number) => Promise<Terms> | Terms;
   /** After each run (progress), with the terms of the elements done so far. */
   onRun?: (start: number, v: number, sofar: { md: number[]; kl: number[] }) => void;
 }
+
+/** Raw manifold and output terms of the variants of one chunk. */
+export interface Terms { md: ArrayLike<number>; kl: ArrayLike<number> }
 
 /**
  * The one scoring loop (heads, neurons and channels alike): one session for an instrumented graph
@@ -34,8 +42,9 @@ export async function scoreVariants(o: {
     for (let start = 0; start < o.count; start += o.perRun) {
       if (o.signal?.aborted) throw new OptinError('cancelled', 'scoring was cancelled');
       const v = Math.min(o.perRun, o.count - start);
-      const out = await runSession(s.session, await o.feeds(start, v), `${o.model.path} (${o.label})`);
-      const r = o.read(out, v);
+      const outs: ort.InferenceSession.OnnxValueMapType[] = [];
+      for (let p = 0; p < (o.parts ?? 1); p++) outs.push(await runSession(s.session, await o.feeds(start, v, p), `${o.model.path} (${o.label})`));
+      const r = await o.read(outs, v);
       for (let j = 0; j < v; j++) {
         md[start + j] = r.md[j]!;
         kl[start + j] = r.kl[j]!;

@@ -74,7 +74,7 @@ export interface ScoresFile {
   /** True when the inputs shared by the masked runs stayed on the device between runs (WebGPU). */
   inputsOnDevice?: boolean;
   seconds: number;
-  calibration: { source: string; examples: number; seqLen: number; meanLength: number; tokenRows: number; warning?: string };
+  calibration: { source: string; examples: number; seqLen: number; meanLength: number; tokenRows: number; warning?: string; buckets?: Array<{ examples: number; seqLen: number }> };
   /** Sequence length of the MAC model (mean unpadded calibration length for text; tokens for vision). */
   macSeqLen: number;
   heads: number[][];
