@@ -27,6 +27,8 @@ const CASES: Array<[string, () => { data?: string; samples: number }]> = [
   ['onnx-attention-random/model-opset23.onnx', () => ({ samples: 4 })],
   // Sentences of 3 to 23 tokens: scored in length buckets, against the reference's one padded batch.
   ['llama-sst2/model.onnx', () => ({ data: path.join(FIXTURES, 'models', 'llama-sst2', 'train.txt'), samples: 6 })],
+  // The same decoder after onnxruntime-style fusion (GroupQueryAttention, SkipSimplifiedLayerNormalization).
+  ['llama-sst2/model.ort-gqa.onnx', () => ({ data: path.join(FIXTURES, 'models', 'llama-sst2', 'train.txt'), samples: 6 })],
 ];
 
 describe('exact OPTIN scores: suffix reuse + batched variants equal a naive reference that masks by editing weights', () => {

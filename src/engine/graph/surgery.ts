@@ -1,5 +1,5 @@
-import { clone } from '@bufbuild/protobuf';
-import { GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type GraphProto, type ModelProto } from '../onnx/schema';
+import { clone, create } from '@bufbuild/protobuf';
+import { AttributeProtoSchema, AttributeType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, type GraphProto, type ModelProto, type NodeProto } from '../onnx/schema';
 import { DataType } from '../onnx/schema';
 import { valueInfo } from './builder';
 
@@ -40,8 +40,9 @@ export function defaultOpset(proto: ModelProto): number {
  * (dims given) instead of computing them. Original inputs that remain needed are kept.
  */
 export function extractSubgraph(g: GraphProto, cuts: Map<string, Array<number | string>>, outputs: string[]): GraphProto {
+  const nodes = g.node.map((n) => unfuseSkipNorm(n, cuts));
   const producer = new Map<string, number>();
-  g.node.forEach((n, i) => n.output.forEach((o) => producer.set(o, i)));
+  nodes.forEach((n, i) => n.output.forEach((o) => producer.set(o, i)));
   const needed = new Set<number>();
   const seen = new Set<string>();
   const stack = [...outputs];
@@ -53,9 +54,9 @@ export function extractSubgraph(g: GraphProto, cuts: Map<string, Array<number | 
     const p = producer.get(v);
     if (p === undefined || needed.has(p)) continue;
     needed.add(p);
-    for (const i of g.node[p]!.input) stack.push(i);
+    for (const i of nodes[p]!.input) stack.push(i);
   }
-  const [nodes, inits] = [g.node, g.initializer];
+  const inits = g.initializer;
   const sub = cloneWithout(g, ['node', 'initializer'], () => clone(GraphProtoSchema, g));
   sub.node = nodes.filter((_, i) => needed.has(i)).map((n) => clone(NodeProtoSchema, n));
   const used = new Set(sub.node.flatMap((n) => n.input));
@@ -129,4 +130,21 @@ export function topoSort(g: GraphProto): void {
   };
   for (let i = 0; i < g.node.length; i++) if (state[i] !== 2) visit(i);
   g.node = out;
+}
+
+/**
+ * onnxruntime's Skip(Simplified)LayerNormalization whose residual sum (output 3) is a cut: the
+ * same norm read from that sum (LayerNormalization / SimplifiedLayerNormalization), so the part of
+ * the graph from the cut on does not need the two addends from before it. Other nodes unchanged.
+ */
+function unfuseSkipNorm(n: NodeProto, cuts: Map<string, unknown>): NodeProto {
+  const simplified = n.opType === 'SkipSimplifiedLayerNormalization';
+  if (n.domain !== 'com.microsoft' || (!simplified && n.opType !== 'SkipLayerNormalization') || !n.output[3] || !cuts.has(n.output[3])) return n;
+  const eps = n.attribute.filter((a) => a.name === 'epsilon');
+  return create(NodeProtoSchema, {
+    name: `${n.name}_from_sum`, opType: simplified ? 'SimplifiedLayerNormalization' : 'LayerNormalization', domain: '',
+    input: simplified ? [n.output[3], n.input[2]!] : [n.output[3], n.input[2]!, ...(n.input[3] ? [n.input[3]] : [])],
+    output: [n.output[0]!],
+    attribute: [...eps, create(AttributeProtoSchema, { name: 'axis', type: AttributeType.INT, i: -1n })],
+  });
 }

@@ -21,6 +21,7 @@ export function cacheEvidence(ix: GraphIndex, understood: Set<string> = new Set(
 export function causalEvidence(ix: GraphIndex): string | undefined {
   for (const n of ix.graph.node) {
     if (n.opType === 'Trilu') return `${ix.label(n)} builds a triangular (causal) mask`;
+    if (n.opType === 'GroupQueryAttention' && n.domain === 'com.microsoft') return `${ix.label(n)} is onnxruntime's GroupQueryAttention (always causal)`;
   }
   for (const t of ix.graph.initializer.concat(
     ix.graph.node.filter((n) => n.opType === 'Constant').flatMap((n) => n.attribute.filter((a) => a.t).map((a) => a.t!)),

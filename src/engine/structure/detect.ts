@@ -6,6 +6,7 @@ import { findLinears } from './linear';
 import { LinearIndex } from './trace';
 import { attentionFromFused, attentionFromMha, attentionFromSoftmax } from './attention';
 import { attentionFromOnnx } from './onnxAttention';
+import { attentionFromGqa } from './ortGqa';
 import { ffnFromDown } from './ffn';
 import { modelInputs } from './inputs';
 import { cacheEvidence, causalEvidence } from './decoder';
@@ -65,6 +66,9 @@ function inResidualStream(ix: GraphIndex, f: FfnBlock): boolean {
   const r = residualAfter(ix, f.down);
   if (!r) return false;
   if (r.skip === f.up.input) return true;
+  // Fused pre-LN (onnxruntime's Skip*LayerNormalization): the stream is the sum output of the norm the FFN reads.
+  const p = ix.producer.get(r.skip);
+  if (p && (p.opType === 'SkipLayerNormalization' || p.opType === 'SkipSimplifiedLayerNormalization') && p.output[3] === r.skip && p.output[0] === f.up.input) return true;
   return normAfter(ix, r.skip)?.output === f.up.input;
 }
 
@@ -217,6 +221,7 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
       } else if (n.opType === 'Attention' && n.domain === 'com.microsoft') attns.push(attentionFromFused(ix, li, n));
       else if (n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') attns.push(attentionFromMha(ix, li, n));
       else if (n.opType === 'Attention' && (!n.domain || n.domain === 'ai.onnx')) attns.push(attentionFromOnnx(ix, li, n));
+      else if (n.opType === 'GroupQueryAttention' && n.domain === 'com.microsoft') attns.push(attentionFromGqa(ix, li, n));
     } catch (e) {
       if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
       throw e;
