@@ -1,6 +1,6 @@
 /**
  * BERT-base-size decoder benchmark (run on demand: npm run bench:decoder-base [-- --mode auto|fast|exact]
- * [--budget-min 10]): the Llama-style decoder at 12 layers, hidden 768, 12 query / 4 key-value heads,
+ * [--budget-min 10] [--choice-only]): the Llama-style decoder at 12 layers, hidden 768, 12 query / 4 key-value heads,
  * SwiGLU 2048 (random weights: the skeleton test/fixtures/models/llama-base-random refilled), scored
  * on 16 SST-2 sentences (the llama-sst2 tokenizer, up to 64 tokens) in the chosen mode, planned at
  * 0.6; prints the wall time from loading to the plan against the 10-minute target.
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   const budget = Number(arg('budget-min', '10')) * 60;
   const choice = wanted === 'auto' ? chooseMode(est, batch.batch, budget) : { mode: wanted as 'exact' | 'fast', reason: `--mode ${wanted}` };
   console.log(`one dense forward ${est.forward.toFixed(2)} s; exact estimate: heads ${(est.heads / 60).toFixed(1)} min, neurons ${(est.neurons / 60).toFixed(1)} min; ${choice.reason}`);
+  if (process.argv.includes('--choice-only')) return;
   const onProgress = minuteProgress();
   const scores = choice.mode === 'fast'
     ? await scoreFast(model, st, batch, { onProgress, ...('neuronExamples' in choice && choice.neuronExamples ? { neuronExamples: choice.neuronExamples } : {}), ...('horizon' in choice && choice.horizon ? { horizon: choice.horizon } : {}) })

@@ -18,8 +18,10 @@ export interface CostEstimate {
 }
 
 /**
- * Measured suffix time over the FLOP-proportional estimate: 1.35 with one padded block (stacked runs
- * of about 1,024 tokens); length buckets run smaller stacks, measured at 1.5 (npm run bench:score).
+ * Suffix time over the FLOP-proportional estimate: 1.35 measured with one padded block (stacked runs
+ * of about 1,024 tokens); 1.5 with length buckets (smaller stacks), which put the estimate at 0.70x
+ * (SST-2 BERT, 16 sentences, exact), 1.29x (the trained decoder, 32 sentences, exact) and 0.87x
+ * (BERT-base geometry, fast mode) of the measured time.
  */
 const OVERHEAD = 1.35;
 const BUCKET_OVERHEAD = 1.5;
@@ -39,8 +41,9 @@ async function timedForward(path: string, feeds: CalibrationBatch['feeds'], ep: 
 
 /**
  * Time one dense forward (of the length buckets scoring will use, when the batch has them) and
- * extrapolate the exact method's cost: an element of layer l runs the layers from l on; a neuron's
- * suffix skips its layer's attention and first FFN matrix (their share of the layer's MACs).
+ * extrapolate the exact method's cost: an element of layer l runs the layers from l on (to the
+ * logits, or with a horizon to the last compared feature); a neuron's suffix skips its layer's
+ * attention and first FFN matrix (their share of the layer's MACs).
  */
 export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<CostEstimate> {
   const split = st.layers.some((l) => l.shape) ? undefined : splitByLength(batch).buckets;
@@ -62,7 +65,13 @@ export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: 
     const down = m.ffn / (l.ffn?.gate ? 3 : 2);
     return m.total > 0 ? down / m.total : 1;
   });
-  const suffix = (l: number, h = L, fromActivations = false): number => (Math.min(L - l, h + 1) - (fromActivations ? 1 - share[l]! : 0)) / L;
+  // A suffix runs to the logits, or (horizon h cutting the trajectory short) to layer l + h's feature,
+  // which a pre-LN layer computes at its start (its input norm) and a post-LN one at its end.
+  const pre = st.norm === 'pre';
+  const suffix = (l: number, h = L, fromActivations = false): number => {
+    const layers = L - l - 1 > h ? (pre ? h : h + 1) : L - l;
+    return Math.max(0, layers - (fromActivations ? 1 - share[l]! : 0)) / L;
+  };
   const f = forward * (bucketed ? BUCKET_OVERHEAD : OVERHEAD);
   return {
     forward,
