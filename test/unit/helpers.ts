@@ -17,8 +17,14 @@ export function fixture(rel: string): string {
   return path.join(FIXTURES, 'models', rel);
 }
 
-const temps: string[] = [];
-process.on('exit', () => { for (const d of temps) fs.rmSync(d, { recursive: true, force: true }); });
+// Every test file bundles this module; mocha loads them all in one process, so the folder list and
+// its exit hook are registered once for all of them.
+const shared = globalThis as unknown as { optinTestTemps?: string[] };
+if (!shared.optinTestTemps) {
+  const list: string[] = (shared.optinTestTemps = []);
+  process.on('exit', () => { for (const d of list) fs.rmSync(d, { recursive: true, force: true }); });
+}
+const temps = shared.optinTestTemps;
 ort.env.logLevel = 'error';
 
 /** A fresh temporary folder removed after the process ends. */
