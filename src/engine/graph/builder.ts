@@ -1,8 +1,9 @@
-import { create } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import {
   AttributeProtoSchema,
   AttributeType,
   DataType,
+  ModelProtoSchema,
   NodeProtoSchema,
   TensorProtoSchema,
   ValueInfoProtoSchema,
@@ -130,4 +131,9 @@ export function valueInfo(name: string, dims: Array<number | string> | undefined
       },
     },
   });
+}
+
+/** A small standalone model (opset 17, IR 8) around `graph`, serialised for onnxruntime. */
+export function modelBytes(graph: GraphProto, producerName: string): Uint8Array {
+  return toBinary(ModelProtoSchema, create(ModelProtoSchema, { irVersion: 8n, producerName, opsetImport: [{ domain: '', version: 17n }], graph }));
 }

@@ -1,6 +1,6 @@
-import { create, toBinary } from '@bufbuild/protobuf';
-import { GraphBuilder } from '../graph/builder';
-import { DataType, GraphProtoSchema, ModelProtoSchema } from '../onnx/schema';
+import { create } from '@bufbuild/protobuf';
+import { GraphBuilder, modelBytes } from '../graph/builder';
+import { DataType, GraphProtoSchema } from '../onnx/schema';
 import type { PixelSample } from './pixels';
 
 /** Teacher-side constants of the loss subgraph. */
@@ -167,8 +167,7 @@ export function manifoldModel(teacher: Map<number, TeacherRows>): { bytes: Uint8
   }
   if (!md) throw new Error('no layer to compare');
   b.output(md);
-  const proto = create(ModelProtoSchema, { irVersion: 8n, producerName: 'optin-manifold', opsetImport: [{ domain: '', version: 17n }], graph });
-  return { bytes: toBinary(ModelProtoSchema, proto), output: md };
+  return { bytes: modelBytes(graph, 'optin-manifold'), output: md };
 }
 
 /** Teacher rows of several parts (buckets) one after the other. */

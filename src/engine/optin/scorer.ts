@@ -269,7 +269,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     const names = [layer.ffn.hidden, ...ffnFrontier(model.proto.graph!, layer)];
     const values = await layerValues(model, st, l, parts.map((p) => ({ batch: p.batch, layerInput: layerInput(l, p) })), names, ep);
     if (!values.every((v, p) => names.every((n) => v.get(n)!.type === 'float32' && v.get(n)!.dims[0] === parts[p]!.batch.batch))) return undefined;
-    return values.map((v) => new Map([...v].map(([n, t]) => [n, { type: 'float32' as const, dims: t.dims, data: t.data }])));
+    return values.map((v) => new Map([...v].map(([n, t]) => [n, { type: 'float32' as const, dims: [...t.dims], data: t.data as Float32Array }])));
   };
   const perVariant = Math.max(...parts.map((p) => p.batch.batch * p.batch.seqLen));
   const m = Math.max(1, Math.floor((opts.chunkTokens ?? (teacher.provider === 'cpu' ? 1024 : GPU_CHUNK_TOKENS)) / perVariant));

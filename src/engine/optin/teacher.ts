@@ -25,9 +25,6 @@ export interface TeacherRun {
   provider: Provider;
 }
 
-/** A dense value as onnxruntime returned it. */
-export interface DenseValue { type: string; data: Float32Array; dims: number[] }
-
 /** Run the dense model once, exposing every layer's input and feature. */
 export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<TeacherRun> {
   const outputs = [...new Set([...st.layers.map((l) => l.input), ...st.layers.map((l) => l.feature)])];
@@ -59,16 +56,16 @@ export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: Ca
  * Dense values of layer l (computed from its input, `layerInput` [batch, ..]) for each part of a
  * batch: one run of the graph from the layer input to `names` per part.
  */
-export async function layerValues(model: OnnxModel, st: ModelStructure, l: number, parts: Array<{ batch: CalibrationBatch; layerInput: TensorData }>, names: string[], ep: EpChoice): Promise<Array<Map<string, DenseValue>>> {
+export async function layerValues(model: OnnxModel, st: ModelStructure, l: number, parts: Array<{ batch: CalibrationBatch; layerInput: TensorData }>, names: string[], ep: EpChoice): Promise<Array<Map<string, ort.Tensor>>> {
   const proto = instrument(model, st, { maskLayers: [], outputs: names, cutAt: l, onlyOutputs: true });
   const inputs = new Set(proto.graph!.input.map((i) => i.name));
   const s = await sessionFor(model, proto, `${model.path} (layer ${l} dense values)`, ep);
   try {
-    const out: Array<Map<string, DenseValue>> = [];
+    const out: Array<Map<string, ort.Tensor>> = [];
     for (const p of parts) {
       const feeds = toOrt(Object.fromEntries([[st.layers[l]!.input, p.layerInput], ...Object.entries(p.batch.feeds)].filter(([k]) => inputs.has(k as string))));
       const r = await runSession(s.session, feeds, `${model.path} (layer ${l} dense run)`);
-      out.push(new Map(names.map((name) => { const t = r[name]!; return [name, { type: t.type, data: t.data as Float32Array, dims: [...t.dims] }]; })));
+      out.push(new Map(names.map((name) => [name, r[name]!])));
     }
     return out;
   } finally {

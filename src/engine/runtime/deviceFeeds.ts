@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
-import { create, toBinary } from '@bufbuild/protobuf';
-import { GraphBuilder } from '../graph/builder';
-import { DataType, GraphProtoSchema, ModelProtoSchema } from '../onnx/schema';
+import { create } from '@bufbuild/protobuf';
+import { GraphBuilder, modelBytes } from '../graph/builder';
+import { DataType, GraphProtoSchema } from '../onnx/schema';
 import type { TensorData } from '../data/calibration';
 import type { Provider } from './providers';
 import { runSession } from './session';
@@ -26,7 +26,7 @@ function tileModel(type: TensorData['type'], rank: number): Uint8Array {
   b.input('repeats', [rank], DataType.INT64);
   const y = b.node('Tile', ['x', 'repeats']);
   b.output(y, ELEM[type]);
-  return toBinary(ModelProtoSchema, create(ModelProtoSchema, { irVersion: 8n, producerName: 'optin-tile', opsetImport: [{ domain: '', version: 17n }], graph }));
+  return modelBytes(graph, 'optin-tile');
 }
 
 /**

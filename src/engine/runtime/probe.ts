@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
-import { create, toBinary } from '@bufbuild/protobuf';
-import { GraphBuilder } from '../graph/builder';
-import { GraphProtoSchema, ModelProtoSchema } from '../onnx/schema';
+import { create } from '@bufbuild/protobuf';
+import { GraphBuilder, modelBytes } from '../graph/builder';
+import { GraphProtoSchema } from '../onnx/schema';
 import { mulberry32 } from '../optin/random';
 
 /** Largest difference from the CPU provider a trusted provider may show on the probe graph. */
@@ -20,7 +20,7 @@ export function probeModel(): Uint8Array {
   const gelu = b.node('Mul', [b.node('Mul', [h, b.node('Add', [erf, b.floats(Float32Array.of(1), [], 'one')])]), b.floats(Float32Array.of(0.5), [], 'half')]);
   const y = b.node('Softmax', [gelu], { axis: -1 });
   b.output(y);
-  return toBinary(ModelProtoSchema, create(ModelProtoSchema, { irVersion: 8n, producerName: 'optin-probe', opsetImport: [{ domain: '', version: 17n }], graph }));
+  return modelBytes(graph, 'optin-probe');
 }
 
 const verdicts = new Map<string, Promise<string | undefined>>();
