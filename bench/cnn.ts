@@ -1,5 +1,5 @@
 /**
- * The CNN and segmentation results tables of the README (run on demand: npm run bench:cnn [-- --only resnet|seg|swinseg] [--samples 64]).
+ * The CNN and segmentation results tables of the README (run on demand: npm run bench:cnn [-- --only resnet|mobilenet|lraspp|seg|swinseg] [--samples 64]).
  * Score each model once per ranking (OPTIN exact; for channel groups also L1-norm filters and weight
  * magnitude; for transformers and hybrids magnitude), then for every budget and ranking plan, apply (verified,
  * with and without mask tuning where the model allows it),
@@ -16,6 +16,7 @@ import { applyPlan } from '../src/engine/prune/applyPlan';
 import { evaluate, type EvalReport } from '../src/engine/eval/evaluate';
 import { benchModels } from '../src/engine/eval/bench';
 import type { DataOptions } from '../src/engine/data/calibration';
+import type { ChannelAllocation } from '../src/engine/plan/channelSearch';
 
 const root = path.resolve(__dirname, '..', '..');
 const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
@@ -29,7 +30,41 @@ async function score(c: Case, ranking: 'optin' | 'l1' | 'magnitude'): Promise<Sc
   return runScoreJob({ model: c.model, data: c.calib, ep: 'cpu', mode: 'exact', ranking }, () => undefined, new AbortController().signal);
 }
 
+async function applyAndEvaluate(c: Case, scores: ScoresFile, budget: number, label: string, tmp: string, testData: DataOptions & { data: string }, opts: { tune: boolean; allocation?: ChannelAllocation; multipleOf?: number }): Promise<{ cell: string; out: string; ideal: number }> {
+  const plan = makePlan(scores, budget, scores.macSeqLen, opts.multipleOf, opts.allocation);
+  const out = path.join(tmp, `${c.key}-${label}-${budget}.onnx`);
+  await applyPlan({ model: c.model, plan, data: c.calib, out, tune: opts.tune });
+  const e = await evaluate(out, { data: testData });
+  return { cell: `${(100 * metric(e)).toFixed(2)}%`, out, ideal: plan.macs.baseline / plan.macs.kept };
+}
+
+/** Channel networks: the baselines with and without the repair, OPTIN's global allocation (the paper's) and the default (uniform shares), all repaired, widths x8 (the default). */
+async function runChannels(c: Case, tmp: string): Promise<void> {
+  const t0 = performance.now();
+  const optin = await score(c, 'optin');
+  const seconds = (performance.now() - t0) / 1000;
+  const [l1, magnitude] = await Promise.all([score(c, 'l1'), score(c, 'magnitude')]);
+  const testData = { data: c.test, preprocessor: path.join(path.dirname(c.model), 'preprocessor_config.json') };
+  const dense = await evaluate(c.model, { data: testData });
+  const what = dense.segmentation ? 'mIoU' : 'accuracy';
+  console.log(`\n### ${c.name}: dense ${what} ${(100 * metric(dense)).toFixed(2)}% on ${dense.examples} held-out ${dense.segmentation ? 'scenes' : 'images'}; OPTIN scores from ${optin.calibration.examples} calibration examples in ${seconds.toFixed(0)} s\n`);
+  console.log('| budget (MACs kept) | L1-norm, no repair | OPTIN, no repair | L1-norm + repair | magnitude + repair | OPTIN global + repair (paper\'s allocation) | **OPTIN default** (uniform shares + repair) | measured speedup (ideal) |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const budget of BUDGETS) {
+    const cells: string[] = [];
+    for (const [label, scores, tune, allocation] of [
+      ['l1-raw', l1, false, 'uniform'], ['optin-raw', optin, false, 'uniform'], ['l1', l1, true, 'uniform'], ['magnitude', magnitude, true, 'global'], ['optin-global', optin, true, 'global'],
+    ] as Array<[string, ScoresFile, boolean, ChannelAllocation]>) {
+      cells.push((await applyAndEvaluate(c, scores, budget, label, tmp, testData, { tune, allocation })).cell);
+    }
+    const def = await applyAndEvaluate(c, optin, budget, 'optin', tmp, testData, { tune: true });
+    const b = await benchModels([c.model, def.out], { batch: 32, runs: 30 });
+    console.log(`| ${budget} | ${cells.join(' | ')} | **${def.cell}** | ${b.speedup[1]!.toFixed(2)}x (${def.ideal.toFixed(2)}x) |`);
+  }
+}
+
 async function run(c: Case, tmp: string): Promise<void> {
+  if (c.rankings.includes('l1')) return runChannels(c, tmp);
   const t0 = performance.now();
   const optin = await score(c, 'optin');
   const seconds = (performance.now() - t0) / 1000;
@@ -52,13 +87,10 @@ async function run(c: Case, tmp: string): Promise<void> {
     ];
     const outs: Record<string, string> = {};
     for (const [label, scores, tune, multipleOf] of runs) {
-      const plan = makePlan(scores, budget, scores.macSeqLen, multipleOf);
-      const out = path.join(tmp, `${c.key}-${label}-${budget}.onnx`);
-      await applyPlan({ model: c.model, plan, data: c.calib, out, tune });
-      const e = await evaluate(out, { data: testData });
-      cells.push(`${(100 * metric(e)).toFixed(2)}%`);
-      outs[label] = out;
-      if (label === 'optin') speed = `(${(plan.macs.baseline / plan.macs.kept).toFixed(2)}x)`;
+      const r = await applyAndEvaluate(c, scores, budget, label, tmp, testData, { tune, multipleOf });
+      cells.push(r.cell);
+      outs[label] = r.out;
+      if (label === 'optin') speed = `(${r.ideal.toFixed(2)}x)`;
     }
     const b = await benchModels([c.model, outs[tuned ? 'optin-tuned' : 'optin']!, outs['optin-x8']!], { batch: 32, runs: 30 });
     const x8 = cells.pop()!;
@@ -74,6 +106,12 @@ async function main(): Promise<void> {
   try {
     if (only === 'all' || only === 'resnet') {
       await run({ key: 'resnet', name: 'MNIST ResNet (torchvision BasicBlocks)', model: f('models', 'resnet-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
+    }
+    if (only === 'all' || only === 'mobilenet') {
+      await run({ key: 'mobilenet', name: 'MNIST MobileNetV3 (torchvision MobileNetV3 blocks)', model: f('models', 'mobilenet-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
+    }
+    if (only === 'all' || only === 'lraspp') {
+      await run({ key: 'lraspp', name: 'MNIST-scenes LR-ASPP (torchvision LRASPP head on the small MobileNetV3)', model: f('models', 'lraspp-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
     }
     if (only === 'all' || only === 'seg') {
       await run({ key: 'seg', name: 'MNIST-scenes segmentation transformer', model: f('models', 'segvit-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'] }, tmp);

@@ -20,7 +20,7 @@ function dataLine(d: DataInfo): string {
 
 function appliedText(a: AppliedView): HTMLElement[] {
   const lines = [
-    `Wrote ${a.output} (${formatBudget(a.budget)}; ${fmt(a.fileBytes.before)}B → ${fmt(a.fileBytes.after)}B; ${a.tuned ? 'repaired: kept weights refit by least squares' : 'no repair (the optin.maskTuning setting)'}).`,
+    `Wrote ${a.output} (${formatBudget(a.budget)}; ${fmt(a.fileBytes.before)}B → ${fmt(a.fileBytes.after)}B; ${a.tuned ? 'repaired: kept weights refit to the original outputs' : 'no repair (the optin.maskTuning and optin.channelRepair settings)'}).`,
     `Verified: outputs match the masked original within ${a.maxAbsDiff.toExponential(2)} (tolerance ${a.tolerance.toExponential(2)}).`,
   ];
   if (a.speedup !== undefined) {
@@ -30,6 +30,10 @@ function appliedText(a: AppliedView): HTMLElement[] {
   if (a.latency) lines.push(`Latency: target ${pct(a.latency.target, 0)} of the dense model, predicted ${pct(a.latency.predicted, 1)}${a.latency.measured !== undefined ? `, measured ${pct(a.latency.measured, 1)}` : ''}.`);
   if (a.accuracy) lines.push(`Accuracy: ${pct(a.accuracy.before)} → ${pct(a.accuracy.after)} on ${a.accuracy.examples} held-out examples of ${a.accuracy.source} (not used for calibration).`);
   if (a.agreement) lines.push(`Agreement with the original: ${pct(a.agreement.rate)} of ${a.agreement.examples} examples of ${a.agreement.source}.`);
+  if (a.comparisons?.length) {
+    const what = { l1: 'L1-norm filters (uniform shares, same repair)', unrepaired: 'this plan without the repair' };
+    lines.push(`Same budget, same examples: ${a.comparisons.map((c) => `${what[c.kind]} ${c.measure === 'agreement' ? 'agrees on ' : `${c.measure} `}${pct(c.value)}`).join('; ')}.`);
+  }
   const out = lines.map((l, i) => el('p', { class: i === 0 ? 'ok' : '' }, i === 0 ? `✓ ${l}` : l));
   if (a.warning) out.push(el('p', { class: 'warn', role: 'alert' }, `⚠ Much worse than the original: ${a.warning.replace(/^the pruned model /, 'it ')}.`));
   return out;

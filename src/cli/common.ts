@@ -64,6 +64,21 @@ export function multipleOfFlag(args: Args): number | undefined {
   return n;
 }
 
+/** `--allocation uniform|global` (channel groups; unset: the default of plan/files.ts). */
+export function allocationFlag(args: Args): 'uniform' | 'global' | undefined {
+  const v = args.flags.get('allocation');
+  if (v === undefined) return undefined;
+  if (v !== 'uniform' && v !== 'global') throw new OptinError('usage', `--allocation must be uniform (every channel group keeps about the same share, its best channels) or global (one ranking over all channels, as the paper), got "${String(v)}"`);
+  return v;
+}
+
+/** `--tune` / `--refit` / `--no-tune` as request fields (unset: the default, a repair for channel groups only). */
+export function repairFlags(args: Args): { tune?: boolean; refit?: true } {
+  const on = args.flags.has('tune'), off = args.flags.has('no-tune'), refit = args.flags.has('refit');
+  if (off && (on || refit)) throw new OptinError('usage', '--no-tune turns the repair off; it cannot go with --tune or --refit');
+  return { ...(on ? { tune: true } : off ? { tune: false } : {}), ...(refit ? { refit: true } : {}) };
+}
+
 /** `--budget C` (fraction of MACs) or `--latency C` (fraction of the dense latency): exactly one, in (0, 1]. */
 export function targetFlag(args: Args): { kind: 'macs' | 'latency'; value: number } {
   const l = args.flags.get('latency');

@@ -17,17 +17,18 @@ commands:
                                                 detected structure and MACs (--input-size: for dynamic image height/width)
   score <model.onnx> [--data PATH] [--tokenizer DIR] [--samples N] [--ep E] --out scores.json
                                                 OPTIN importance of every head and FFN neuron
-  plan <scores.json> --budget C [--multiple-of N] --out plan.json
-                                                heads/neurons to keep at a MAC budget (C in (0,1]); N: kept neurons per layer a multiple of N
+  plan <scores.json> --budget C [--multiple-of N] [--allocation uniform|global] --out plan.json
+                                                heads/neurons to keep at a MAC budget (C in (0,1]); N: kept neurons per layer a multiple of N;
+                                                channel groups share the budget uniformly, or by one global ranking
   plan <scores.json> --latency C --table table.json --out plan.json
                                                 the same under a latency target (C = fraction of the dense latency)
   latency <model.onnx> [--batch B] [--seq-len S] [--ep E] [--out table.json]
                                                 per-layer latency table (heads and neurons at several widths; cached)
-  apply <model.onnx> --plan plan.json [--tune] [--data PATH] [--out PATH]
-                                                write the physically pruned model, verified
-  prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tune] [--eval PATH | --no-eval] [--ranking optin|magnitude|wanda|l1] [--out PATH]
+  apply <model.onnx> --plan plan.json [--tune | --no-tune] [--data PATH] [--out PATH]
+                                                write the physically pruned model, verified (channel groups repaired unless --no-tune)
+  prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tune | --no-tune] [--eval PATH | --no-eval] [--ranking optin|magnitude|wanda|l1] [--out PATH]
                                                 score + plan + apply + verify + eval + bench, with a report (without --eval: evaluated on the
-                                                test split beside --data, else on held-out --data examples)
+                                                test split beside --data, else on held-out --data examples; CNNs: beside the L1 baseline)
   sweep <model.onnx> (--budgets 0.9,0.8,... | --latency 0.9,0.7,...) [--data PATH] [--eval PATH] [--csv F]
                                                 the speed/accuracy frontier: one scoring run, every budget applied, verified, evaluated, timed
   eval <model.onnx> --data PATH [--reference model.onnx]

@@ -3,15 +3,15 @@ import { makeLatencyPlan, makePlan, readLatencyTable, readScores } from '../engi
 import { writeFileAtomic } from '../engine/util/atomic';
 import { checkFlags, parseArgs } from './args';
 import { si } from './format';
-import { multipleOfFlag, targetFlag } from './common';
+import { allocationFlag, multipleOfFlag, targetFlag } from './common';
 import { groupName } from '../engine/plan/schema';
 
-const USAGE = 'usage: optin plan <scores.json> (--budget C | --latency C --table table.json) [--multiple-of N] [--seq-len S] --out plan.json   (C = fraction of MACs, or of the dense latency, kept, e.g. 0.6)';
+const USAGE = 'usage: optin plan <scores.json> (--budget C | --latency C --table table.json) [--multiple-of N] [--allocation uniform|global] [--seq-len S] --out plan.json   (C = fraction of MACs, or of the dense latency, kept, e.g. 0.6)';
 
 /** `optin plan`: the OPTIN mask search at a MAC budget, from a saved scores file. */
 export async function runPlan(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['budget', 'latency', 'table', 'out', 'seq-len', 'multiple-of']);
-  checkFlags(args, ['budget', 'latency', 'table', 'out', 'seq-len', 'multiple-of', 'json'], 'plan');
+  const args = parseArgs(argv, ['budget', 'latency', 'table', 'out', 'seq-len', 'multiple-of', 'allocation']);
+  checkFlags(args, ['budget', 'latency', 'table', 'out', 'seq-len', 'multiple-of', 'allocation', 'json'], 'plan');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   const out = args.flags.get('out');
   if (typeof out !== 'string') throw new OptinError('usage', USAGE);
@@ -23,7 +23,7 @@ export async function runPlan(argv: string[]): Promise<number> {
   const seqLen = typeof sl === 'string' ? Number(sl) : undefined;
   if (seqLen !== undefined && !(seqLen > 0)) throw new OptinError('usage', `--seq-len must be positive`);
   const scores = readScores(args.positional[0]!);
-  const plan = target.kind === 'latency' ? makeLatencyPlan(scores, readLatencyTable(tableFile as string), budget, seqLen, multipleOfFlag(args)) : makePlan(scores, budget, seqLen, multipleOfFlag(args));
+  const plan = target.kind === 'latency' ? makeLatencyPlan(scores, readLatencyTable(tableFile as string), budget, seqLen, multipleOfFlag(args)) : makePlan(scores, budget, seqLen, multipleOfFlag(args), allocationFlag(args));
   writeFileAtomic(out, JSON.stringify(plan, null, 1) + '\n');
   if (args.flags.has('json')) process.stdout.write(JSON.stringify({ budget: plan.budget, macs: plan.macs, ...(plan.latency ? { latency: plan.latency } : {}), layers: plan.layers }) + '\n');
   else {

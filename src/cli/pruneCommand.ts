@@ -2,19 +2,19 @@ import { OptinError } from '../engine/errors';
 import { readScores } from '../engine/plan/files';
 import { runPrune } from '../engine/worker/pipeline';
 import { checkFlags, parseArgs } from './args';
-import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine, jobEvents, benchFlags } from './common';
+import { DATA_FLAGS, MODE_FLAGS, targetFlag, multipleOfFlag, dataOptions, epFlag, modeOptions, str, withEngine, jobEvents, benchFlags, repairFlags, allocationFlag } from './common';
 import { formatPrune } from './report';
 import { defaultOutput } from '../engine/prune/output';
 
-const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune | --refit]
+const USAGE = `usage: optin prune <model.onnx> (--budget C | --latency C) [--multiple-of N] [--data PATH] [--tokenizer DIR] [--samples N] [--tune | --refit | --no-tune] [--allocation uniform|global]
          [--mode exact|fast|auto] [--neuron-examples N] [--horizon H] [--time-budget MIN] [--ranking optin|magnitude|wanda|l1] [--scores scores.json] [--eval <labelled data>] [--out PATH]
-         [--no-bench] [--bench-batch B] [--bench-seq-len S] [--ep E] [--json]`;
+         [--no-compare] [--no-bench] [--bench-batch B] [--bench-seq-len S] [--ep E] [--json]`;
 
 /** `optin prune`: score, plan, apply, verify, evaluate and benchmark in one go. */
 export async function runPruneCommand(argv: string[]): Promise<number> {
-  const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'latency', 'multiple-of', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
+  const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budget', 'latency', 'multiple-of', 'ranking', 'scores', 'eval', 'out', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep', 'allocation'];
   const args = parseArgs(argv, valued);
-  checkFlags(args, [...valued, 'tune', 'refit', 'no-bench', 'no-eval', 'json', 'quiet'], 'prune');
+  checkFlags(args, [...valued, 'tune', 'refit', 'no-tune', 'no-compare', 'no-bench', 'no-eval', 'json', 'quiet'], 'prune');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   const target = targetFlag(args);
   const ranking = (str(args, 'ranking') ?? 'optin') as 'optin' | 'magnitude' | 'wanda' | 'l1';
@@ -28,12 +28,12 @@ export async function runPruneCommand(argv: string[]): Promise<number> {
       const r = await runPrune(engine, {
         model: args.positional[0]!, budget: target.kind === 'macs' ? target.value : 1, ...(target.kind === 'latency' ? { latency: target.value } : {}), multipleOf: multipleOfFlag(args), data, ep: epFlag(args), ranking, scoring: modeOptions(args),
         ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
-        ...(args.flags.has('tune') ? { tune: true } : {}), ...(args.flags.has('refit') ? { refit: true } : {}),
+        ...repairFlags(args), ...(allocationFlag(args) ? { allocation: allocationFlag(args)! } : {}),
         ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
         ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : args.flags.has('no-eval') ? {} : { evalBesideData: true }),
-        bench: args.flags.has('no-bench') ? false : benchFlags(args),
+        bench: args.flags.has('no-bench') ? false : benchFlags(args), ...(args.flags.has('no-compare') ? { compare: false } : {}),
       }, {
-        progress: ev.progress, step: ev.step,
+        progress: ev.progress, step: ev.step, note: (m) => process.stderr.write(`optin: note: ${m}\n`),
       }, signal);
       if (r.notEvaluated) process.stderr.write(`optin: warning: ${r.apply.output} was written and verified but not evaluated: ${r.notEvaluated}; pass --eval with labelled data, or --no-eval\n`);
       bar?.done();

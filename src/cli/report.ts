@@ -1,7 +1,7 @@
 import { formatBudget, pct } from '../shared/format';
 import * as path from 'node:path';
 import type { ApplyReport } from '../engine/prune/applyPlan';
-import type { PruneReport } from '../engine/worker/pipeline';
+import type { Comparison, PruneReport } from '../engine/worker/pipeline';
 import { bytes, si, table } from './format';
 
 /** Kept elements, MACs, parameters, size and verification of an applied plan. */
@@ -34,7 +34,8 @@ export function formatApply(a: ApplyReport): string {
   if (a.reconstruction) {
     const used = a.reconstruction.filter((t) => !t.rejected);
     const sum = (k: 'before' | 'after'): number => used.reduce((s, t) => s + t[k], 0);
-    lines.push(`tuned       ${used.length}/${a.reconstruction.length} consumers refitted by least squares to the dense outputs (reconstruction error -${(100 * (sum('before') > 0 ? 1 - sum('after') / sum('before') : 0)).toFixed(1)}%)`);
+    const stats = used.filter((t) => t.method === 'statistics').length;
+    lines.push(`repaired    ${used.length}/${a.reconstruction.length} consumers of cut channels: ${used.length - stats} refitted by least squares${stats ? `, ${stats} by their output statistics (too large for least squares here)` : ''} to the dense outputs (reconstruction error -${(100 * (sum('before') > 0 ? 1 - sum('after') / sum('before') : 0)).toFixed(1)}%)`);
   }
   lines.push(`wrote       ${a.files.join(', ')}`);
   return lines.join('\n');
@@ -58,7 +59,7 @@ export function formatPrune(r: PruneReport): string {
     lines.push(`speed       ${a!.medianMs.toFixed(2)} ms -> ${b!.medianMs.toFixed(2)} ms median of ${r.bench.runs} interleaved runs at ${r.bench.shape} (${r.bench.provider}, ${r.bench.threads} threads): ${r.bench.speedup[1]!.toFixed(2)}x measured, ${r.idealSpeedup.toFixed(2)}x ideal from MACs`);
   }
   if (r.latency) lines.push(formatLatency(r.latency));
-  if (r.apply.groups && !r.apply.reconstruction) lines.push('hint        channel groups lose much accuracy when cut without a refit: add --tune (least-squares refit of every consumer; README "CNNs and segmentation")');
+  if (r.apply.groups && !r.apply.reconstruction) lines.push('hint        channel groups lose much accuracy when cut without the repair: drop --no-tune (least-squares refit of every consumer; docs/cnn.md)');
   if (r.evaluation) {
     const e = r.evaluation;
     const agree = `predictions agree on ${pct(e.reference!.agreement)}`;
@@ -69,8 +70,17 @@ export function formatPrune(r: PruneReport): string {
       ? `accuracy    ${pct(e.reference.accuracy)} -> ${pct(e.accuracy)} on ${e.examples} examples (${on}); ${agree}`
       : `agreement   ${agree} of ${e.examples} unlabelled examples (${on})`);
   }
+  for (const c of r.comparisons ?? []) lines.push(`${c.kind === 'l1' ? 'baseline   ' : 'no repair  '} ${comparisonLine(c)}`);
   if (r.warning) lines.push(`warning     ${r.warning}`);
   return lines.join('\n');
+}
+
+/** One comparison of the prune report: what the other model is and the same measure as the evaluation line. */
+export function comparisonLine(c: Comparison): string {
+  const e = c.evaluation;
+  const what = c.kind === 'l1' ? 'L1-norm filters, uniform shares, same repair, same budget' : 'this plan cut without the repair';
+  const measure = e.segmentation ? `mIoU ${pct(e.segmentation.miou)}` : e.accuracy !== undefined ? `accuracy ${pct(e.accuracy)}` : `predictions agree on ${pct(e.reference!.agreement)}`;
+  return `${measure} (${what})`;
 }
 
 /** A ratio as a signed percentage change ("+4.2%"). */

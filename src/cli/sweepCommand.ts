@@ -10,7 +10,7 @@ import { DATA_FLAGS, MODE_FLAGS, dataOptions, epFlag, modeOptions, multipleOfFla
 import { table } from './format';
 
 const USAGE = `usage: optin sweep <model.onnx> (--budgets 0.9,0.8,... | --latency 0.9,0.7,...) [--data PATH] [--eval <labelled data>] [--multiple-of N]
-         [--scores scores.json] [--out-dir DIR] [--out frontier.json] [--csv frontier.csv] [--bench-batch B] [--bench-seq-len S] [--bench-runs N] [--ep E] [--json]`;
+         [--scores scores.json] [--out-dir DIR] [--out frontier.json] [--csv frontier.csv] [--bench-batch B] [--bench-seq-len S] [--bench-runs N] [--no-compare] [--ep E] [--json]`;
 
 function targetsOf(v: string | true | undefined, flag: string): number[] {
   if (typeof v !== 'string') throw new OptinError('usage', USAGE);
@@ -21,10 +21,11 @@ function targetsOf(v: string | true | undefined, flag: string): number[] {
 
 /** The frontier as CSV: one row for the dense model, one per target. */
 export function sweepCsv(r: SweepReport): string {
-  const rows = [['target', 'macs_ratio', 'params_ratio', 'accuracy', 'miou', 'agreement', 'median_ms', 'p10_ms', 'p90_ms', 'speedup', 'predicted_latency_ratio', 'max_abs_diff', 'output']];
-  rows.push(['dense', '1', '1', r.dense.accuracy?.toString() ?? '', r.dense.miou?.toString() ?? '', '1', r.dense.medianMs.toFixed(3), r.dense.p10Ms.toFixed(3), r.dense.p90Ms.toFixed(3), '1', '', '0', r.model]);
+  const rows = [['target', 'macs_ratio', 'params_ratio', 'accuracy', 'miou', 'agreement', 'median_ms', 'p10_ms', 'p90_ms', 'speedup', 'predicted_latency_ratio', 'max_abs_diff', 'output', 'l1_accuracy', 'l1_miou', 'l1_agreement']];
+  rows.push(['dense', '1', '1', r.dense.accuracy?.toString() ?? '', r.dense.miou?.toString() ?? '', '1', r.dense.medianMs.toFixed(3), r.dense.p10Ms.toFixed(3), r.dense.p90Ms.toFixed(3), '1', '', '0', r.model, '', '', '']);
   for (const p of r.points) {
-    rows.push([String(p.target), p.macsRatio.toFixed(4), p.paramsRatio.toFixed(4), p.accuracy?.toString() ?? '', p.miou?.toString() ?? '', p.agreement.toString(), p.medianMs.toFixed(3), p.p10Ms.toFixed(3), p.p90Ms.toFixed(3), p.speedup.toFixed(3), p.predictedRatio?.toFixed(4) ?? '', p.maxAbsDiff.toExponential(2), p.output]);
+    const b = p.baseline;
+    rows.push([String(p.target), p.macsRatio.toFixed(4), p.paramsRatio.toFixed(4), p.accuracy?.toString() ?? '', p.miou?.toString() ?? '', p.agreement.toString(), p.medianMs.toFixed(3), p.p10Ms.toFixed(3), p.p90Ms.toFixed(3), p.speedup.toFixed(3), p.predictedRatio?.toFixed(4) ?? '', p.maxAbsDiff.toExponential(2), p.output, b?.accuracy?.toString() ?? '', b?.miou?.toString() ?? '', b?.agreement.toString() ?? '']);
   }
   return rows.map((r) => r.map((c) => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')).join('\n') + '\n';
 }
@@ -34,11 +35,12 @@ export function formatSweep(r: SweepReport): string {
   const e = r.evaluation;
   const seg = r.dense.miou !== undefined;
   const metric = seg ? 'mIoU' : e.labelled ? 'accuracy' : 'agreement';
-  const head = [r.kind === 'latency' ? 'latency target' : 'budget', 'MACs kept', metric, ...(seg ? ['pixel accuracy'] : []), 'median ms (p10-p90)', 'speedup', ...(r.kind === 'latency' ? ['predicted'] : [])];
+  const base = r.points.some((p) => p.baseline);
+  const head = [r.kind === 'latency' ? 'latency target' : 'budget', 'MACs kept', metric, ...(seg ? ['pixel accuracy'] : []), ...(base ? [`L1 + same repair: ${metric}`] : []), 'median ms (p10-p90)', 'speedup', ...(r.kind === 'latency' ? ['predicted'] : [])];
   const value = (x: { accuracy?: number; miou?: number }, agreement: number): string[] => (seg ? [pct(x.miou ?? 0), pct(x.accuracy ?? 0)] : [pct(e.labelled ? x.accuracy ?? 0 : agreement)]);
-  const rows = [head, ['dense', '100%', ...value(r.dense, 1), `${r.dense.medianMs.toFixed(2)} (${r.dense.p10Ms.toFixed(2)}-${r.dense.p90Ms.toFixed(2)})`, '1.00x', ...(r.kind === 'latency' ? [''] : [])]];
+  const rows = [head, ['dense', '100%', ...value(r.dense, 1), ...(base ? [''] : []), `${r.dense.medianMs.toFixed(2)} (${r.dense.p10Ms.toFixed(2)}-${r.dense.p90Ms.toFixed(2)})`, '1.00x', ...(r.kind === 'latency' ? [''] : [])]];
   for (const p of r.points) {
-    rows.push([String(p.target), pct(p.macsRatio, 1), ...value(p, p.agreement), `${p.medianMs.toFixed(2)} (${p.p10Ms.toFixed(2)}-${p.p90Ms.toFixed(2)})`, `${p.speedup.toFixed(2)}x`, ...(r.kind === 'latency' ? [pct(p.predictedRatio ?? 0, 1)] : [])]);
+    rows.push([String(p.target), pct(p.macsRatio, 1), ...value(p, p.agreement), ...(base ? [p.baseline ? value(p.baseline, p.baseline.agreement)[0]! : ''] : []), `${p.medianMs.toFixed(2)} (${p.p10Ms.toFixed(2)}-${p.p90Ms.toFixed(2)})`, `${p.speedup.toFixed(2)}x`, ...(r.kind === 'latency' ? [pct(p.predictedRatio ?? 0, 1)] : [])]);
   }
   return [
     `${path.basename(r.model)}: OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} examples; ${metric} on ${e.examples} ${e.heldOut ? 'held-out ' : ''}examples of ${path.basename(e.data)}${e.labelled ? '' : ' (agreement with the original model\'s predictions)'}`,
@@ -53,7 +55,7 @@ export function formatSweep(r: SweepReport): string {
 export async function runSweepCommand(argv: string[]): Promise<number> {
   const valued = [...DATA_FLAGS, ...MODE_FLAGS, 'budgets', 'latency', 'multiple-of', 'scores', 'eval', 'out-dir', 'out', 'csv', 'bench-batch', 'bench-seq-len', 'bench-runs', 'ep'];
   const args = parseArgs(argv, valued);
-  checkFlags(args, [...valued, 'json', 'quiet'], 'sweep');
+  checkFlags(args, [...valued, 'no-compare', 'json', 'quiet'], 'sweep');
   if (args.positional.length !== 1) throw new OptinError('usage', USAGE);
   if (args.flags.has('budgets') === args.flags.has('latency')) throw new OptinError('usage', 'give --budgets (fractions of MACs) or --latency (fractions of the dense latency), one of them');
   const kind = args.flags.has('latency') ? 'latency' : 'macs';
@@ -72,7 +74,7 @@ export async function runSweepCommand(argv: string[]): Promise<number> {
         model, targets, kind, multipleOf: multipleOfFlag(args), data, ep: epFlag(args), scoring: modeOptions(args), outDir,
         ...(str(args, 'scores') ? { scores: readScores(str(args, 'scores')!) } : {}),
         ...(evalPath ? { evalData: { ...data, data: evalPath, samples: Number.MAX_SAFE_INTEGER } } : {}),
-        bench: benchFlags(args),
+        bench: benchFlags(args), ...(args.flags.has('no-compare') ? { compare: false } : {}),
       }, {
         progress: ev.progress, step: ev.step,
       }, signal);

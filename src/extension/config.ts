@@ -10,6 +10,8 @@ export interface OptinSettings {
   executionProvider: EpChoice;
   maxSequenceLength: number;
   maskTuning: boolean;
+  /** Channel groups (CNNs): repair the consumers of cut channels (default on). */
+  channelRepair: boolean;
   outputNaming: string;
   /** When the pruned model's file exists already: ask, keep both (a free name), or replace it. */
   existingOutput: 'ask' | 'keepBoth' | 'replace';
@@ -28,10 +30,16 @@ export function settings(scope?: vscode.Uri): OptinSettings {
     executionProvider: c.get<EpChoice>('executionProvider', 'auto'),
     maxSequenceLength: c.get<number>('maxSequenceLength', 128),
     maskTuning: c.get<boolean>('maskTuning', false),
+    channelRepair: c.get<boolean>('channelRepair', true),
     outputNaming: c.get<string>('outputNaming', '${name}.optin-${pct}.onnx'),
     existingOutput: c.get<'ask' | 'keepBoth' | 'replace'>('existingOutput', 'ask'),
     multipleOf: Math.round(c.get<number>('multipleOf', 0)) >= 1 ? Math.round(c.get<number>('multipleOf', 0)) : undefined,
   };
+}
+
+/** The prune request's repair field: mask tuning on when asked; else unset (channel groups repaired) unless channel repair is turned off. */
+export function repairRequest(cfg: OptinSettings): { tune?: boolean } {
+  return cfg.maskTuning ? { tune: true } : cfg.channelRepair ? {} : { tune: false };
 }
 
 /** Output file name from the naming pattern: ${name} = model name without .onnx, ${pct} = budget in %. */

@@ -9,7 +9,7 @@ import type { EngineClient } from '../engine/worker/client';
 import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
 import { Runner } from './runner';
-import { frontierView, planView, sweepFiles, toSummary } from './views';
+import { comparisonView, frontierView, planView, sweepFiles, toSummary } from './views';
 
 function timingOf(b: BenchReport): NonNullable<AppliedView['timing']> {
   const [d, p] = b.models;
@@ -182,10 +182,11 @@ export class OptinPanel {
         result: {
           output: a.output, budget: a.budget, maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
           ...(r.report.bench ? { speedup: r.report.bench.speedup[1]!, timing: timingOf(r.report.bench) } : {}),
-          ...(r.report.latency ? { latency: { target: r.report.latency.target, predicted: r.report.latency.predictedRatio, ...(r.report.latency.measuredRatio !== undefined ? { measured: r.report.latency.measuredRatio } : {}) } } : {}), idealSpeedup: r.report.idealSpeedup, fileBytes: a.fileBytes, tuned: !!a.tuning,
+          ...(r.report.latency ? { latency: { target: r.report.latency.target, predicted: r.report.latency.predictedRatio, ...(r.report.latency.measuredRatio !== undefined ? { measured: r.report.latency.measuredRatio } : {}) } } : {}), idealSpeedup: r.report.idealSpeedup, fileBytes: a.fileBytes, tuned: !!(a.tuning || a.reconstruction || a.refit),
           ...(labelled && r.heldOut ? { accuracy: { before: e.reference!.accuracy!, after: e.accuracy!, examples: e.examples, source: src } } : {}),
           ...(e?.reference && !(labelled && r.heldOut) ? { agreement: { rate: e.reference.agreement, examples: e.examples, source: r.heldOut ? src : `${src} (the calibration examples)` } } : {}),
           ...(r.report.warning ? { warning: r.report.warning } : {}),
+          ...(r.report.comparisons?.length ? { comparisons: r.report.comparisons.map(comparisonView) } : {}),
         },
       });
     } else if (r.status === 'failed') {

@@ -11,7 +11,7 @@ import type { EvalReport } from '../engine/eval/evaluate';
 import { formatBudget, formatEta, pct } from '../shared/format';
 import type { Log } from './log';
 import type { ModelSession, Sessions } from './sessions';
-import { outputName, settings } from './config';
+import { outputName, repairRequest, settings } from './config';
 import { pickCalibration } from './dataPick';
 import { freeName } from './names';
 import { describeCpuNodes } from '../engine/runtime/fallback';
@@ -203,7 +203,7 @@ export class Runner {
     }
     const result = await this.job(s, `OPTIN: writing ${path.basename(target)}`, 'apply', async (step, signal) => {
       const report = await runPrune(this.engine, {
-        model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, tune: cfg.maskTuning, out: target,
+        model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, ...repairRequest(cfg), out: target,
         bench: this.benchShape(s), evalBesideData: true, repairHint: 'the optin.maskTuning setting',
       }, { step, note: (m) => this.log.info(m) }, signal);
       if (report.notEvaluated) this.log.warn(`could not evaluate ${report.apply.output}: ${report.notEvaluated}`);

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import { transformerLayerCount, type PlanFile, type ScoresFile } from '../engine/plan/schema';
 import * as path from 'node:path';
-import type { FrontierView, ModelSummary, PlanView } from '../shared/protocol';
+import type { AppliedView, FrontierView, ModelSummary, PlanView } from '../shared/protocol';
 import type { InspectReport } from '../engine/inspect';
 import type { SweepReport } from '../engine/worker/sweep';
+import type { Comparison } from '../engine/worker/pipeline';
 import { macCosts } from '../engine/plan/costs';
 import { importanceRanks } from '../shared/ranks';
 import { planWarnings } from '../engine/plan/warnings';
@@ -114,4 +115,12 @@ export function sweepFiles(r: SweepReport): { folder: string; count: number; byt
   const paths = r.points.flatMap((p) => p.files).filter((f) => fs.existsSync(f));
   const count = r.points.filter((p) => fs.existsSync(p.output)).length;
   return { folder: path.dirname(r.points[0]?.output ?? r.model), count, bytes: paths.reduce((a, f) => a + fs.statSync(f).size, 0), paths };
+}
+
+/** A prune report's comparison as the panel shows it (the same measure as the written model's line). */
+export function comparisonView(c: Comparison): NonNullable<AppliedView['comparisons']>[number] {
+  const e = c.evaluation;
+  if (e.segmentation) return { kind: c.kind, measure: 'mIoU', value: e.segmentation.miou };
+  if (e.accuracy !== undefined) return { kind: c.kind, measure: 'accuracy', value: e.accuracy };
+  return { kind: c.kind, measure: 'agreement', value: e.reference?.agreement ?? 0 };
 }

@@ -94,6 +94,8 @@ export interface AppliedView {
   agreement?: { rate: number; examples: number; source: string };
   /** The pruned model is much worse than the original (said in words, with what to try). */
   warning?: string;
+  /** Channel plans: other models at the same budget, measured on the same examples as `accuracy`/`agreement`. */
+  comparisons?: Array<{ kind: 'l1' | 'unrepaired'; measure: 'accuracy' | 'mIoU' | 'agreement'; value: number }>;
 }
 
 /** One budget of a sweep, measured. */

@@ -279,7 +279,7 @@ async function cnnFlow(page: Page): Promise<void> {
   await view.locator('#apply:not([disabled])').click();
   const applied = view.locator('#applied');
   await applied.locator('p', { hasText: 'Verified' }).waitFor({ timeout: t(300_000) });
-  assert.match(await applied.innerText(), /Wrote \S*resnet-mnist\.optin-50\.onnx \(keep 50% of MACs;/);
+  assert.match(await applied.innerText(), /Wrote \S*resnet-mnist\.optin-50\.onnx \(keep 50% of MACs; .*; repaired: kept weights refit to the original outputs\)/, 'channel groups are repaired by default (optin.channelRepair)');
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'resnet-mnist.optin-50.onnx' }).waitFor({ timeout: t(30_000) });
   await screenshot(page, 'cnn-applied');
 }

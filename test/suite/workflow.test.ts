@@ -82,7 +82,7 @@ describe('OPTIN workflow in a real VS Code (synthetic calibration from the works
 
   it('contributes the documented settings', () => {
     const c = vscode.workspace.getConfiguration('optin');
-    for (const k of ['defaultBudget', 'calibration.data', 'calibration.samples', 'scoringMode', 'executionProvider', 'maxSequenceLength', 'maskTuning', 'outputNaming']) {
+    for (const k of ['defaultBudget', 'calibration.data', 'calibration.samples', 'scoringMode', 'executionProvider', 'maxSequenceLength', 'maskTuning', 'channelRepair', 'outputNaming']) {
       assert.notEqual(c.inspect(k)?.defaultValue, undefined, `optin.${k}`);
     }
     assert.equal(c.get('calibration.data'), 'synthetic', 'the test workspace setting is read');

@@ -9,6 +9,7 @@ import { DataType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, TensorPr
 import { inspectModel } from '../../src/engine/inspect';
 import { analyzeChannels } from '../../src/engine/channels/structure';
 import { scoreChannels } from '../../src/engine/channels/scorer';
+import { runChannelTeacher } from '../../src/engine/channels/teacher';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { GraphIndex } from '../../src/engine/onnx/graph';
 import { modelInputs } from '../../src/engine/structure/inputs';
@@ -20,7 +21,8 @@ import { withWeights } from './weightEdits';
 import { channelMaskFeeds, instrumentChannels } from '../../src/engine/channels/instrument';
 import { sessionFor, toOrt } from '../../src/engine/runtime/session';
 import { tensorFloat32 } from '../../src/engine/onnx/tensor';
-import { toSummary } from '../../src/extension/views';
+import { comparisonView, toSummary } from '../../src/extension/views';
+import type { Comparison } from '../../src/engine/worker/pipeline';
 import { ROOT, expectOptinError, fixture, sha256, tempDir, optin, pruneVerified } from './helpers';
 
 
@@ -102,25 +104,93 @@ describe('channel groups of CNNs (torchvision exports)', function () {
   it('the MNIST-trained ResNet at keep 60% of MACs: OPTIN + tuning stays within 1 point of dense (README: 98.65%, dense 98.96%)', () => {
     const out = path.join(tempDir(), 'p.onnx');
     const r = optin('prune', fixture('resnet-mnist/model-opset17.onnx'), '--budget', '0.6', '--tune', '--data', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), '--samples', '64',
-      '--eval', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'test'), '--no-bench', '--out', out, '--json');
+      '--eval', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'test'), '--no-bench', '--no-compare', '--out', out, '--json');
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.evaluation.examples, 963);
+    assert.equal(j.comparisons, undefined, '--no-compare');
     assert.ok(Math.abs(j.evaluation.reference.accuracy - 0.9896) < 0.0006, `dense ${j.evaluation.reference.accuracy}`);
     assert.ok(j.evaluation.accuracy >= j.evaluation.reference.accuracy - 0.01, `pruned ${j.evaluation.accuracy}`);
     assert.ok(j.apply.reconstruction.every((s: { after: number; before: number; rejected?: string }) => s.rejected || s.after < s.before));
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
   });
 
-  it('the default flow on the MNIST-trained ResNet (0.6, no repair, no --eval): evaluated on the test split beside the data; the report and stderr say in words how much worse it is and what to try', () => {
+  it('the default flow on the MNIST-trained ResNet (0.6, no flags): repaired, uniform shares, within 1 point; the report shows the L1 baseline and the unrepaired plan on the same held-out digits', () => {
     const out = path.join(tempDir(), 'p.onnx');
     const r = optin('prune', fixture('resnet-mnist/model-opset17.onnx'), '--budget', '0.6', '--data', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), '--samples', '16', '--no-bench', '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    const acc = /^accuracy {4}(\d+\.\d\d)% -> (\d+\.\d\d)% on 963 examples \(held-out, test\)/m.exec(r.stdout);
+    assert.ok(acc, r.stdout);
+    assert.ok(Number(acc[2]) >= Number(acc[1]) - 1, `pruned ${acc[2]}% vs dense ${acc[1]}%`);
+    const rep = /^repaired {4}(\d+)\/(\d+) consumers of cut channels: (\d+) refitted by least squares to the dense outputs/m.exec(r.stdout);
+    assert.ok(rep && rep[1] === rep[2] && rep[1] === rep[3] && Number(rep[1]) > 0, 'every consumer of this small CNN fits least squares');
+    const base = /^baseline {4}accuracy (\d+\.\d\d)% \(L1-norm filters, uniform shares, same repair, same budget\)$/m.exec(r.stdout);
+    const raw = /^no repair {3}accuracy (\d+\.\d\d)% \(this plan cut without the repair\)$/m.exec(r.stdout);
+    assert.ok(base && raw, r.stdout);
+    assert.ok(Number(raw[1]) < Number(acc[2]) - 5, `the repair matters here: ${raw[1]}% unrepaired vs ${acc[2]}%`);
+    assert.doesNotMatch(r.stdout, /^warning/m);
+  });
+
+  it('--no-tune on the MNIST-trained ResNet (0.6, no --eval): evaluated on the test split beside the data; the report and stderr say in words how much worse it is and what to try', () => {
+    const out = path.join(tempDir(), 'p.onnx');
+    const r = optin('prune', fixture('resnet-mnist/model-opset17.onnx'), '--budget', '0.6', '--no-tune', '--data', path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), '--samples', '16', '--no-bench', '--out', out);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^accuracy {4}98\.96% -> \d+\.\d\d% on 963 examples \(held-out, test\); predictions agree on /m);
     const line = /^warning {5}(the pruned model lost (\d+\.\d) points of accuracy \(99\.0% -> \d+\.\d%\) on 963 examples; channel groups were cut without a repair: turn it on \(--tune\), or keep more MACs)$/m.exec(r.stdout);
     assert.ok(line, r.stdout);
     assert.ok(Number(line[2]) > 5);
     assert.ok(r.stderr.includes(`optin: warning: ${line[1]}`), r.stderr);
+    assert.match(r.stdout, /^baseline {4}accuracy /m);
+    assert.doesNotMatch(r.stdout, /^no repair/m, 'nothing to compare: this plan is the unrepaired one');
+    assert.equal(optin('prune', fixture('resnet-mnist/model-opset17.onnx'), '--budget', '0.6', '--no-tune', '--tune').code, 2);
+  });
+
+  for (const c of [
+    { name: 'the MNIST-trained ResNet', file: () => fixture('resnet-mnist/model-opset17.onnx'), data: { data: path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), samples: 8 } },
+    { name: 'the MNIST-trained MobileNetV3 (squeeze-excitation reads the expansion twice)', file: () => fixture('mobilenet-mnist/model-opset17.onnx'), data: { data: path.join(ROOT, 'test', 'fixtures', 'data', 'mnist', 'train'), samples: 8 } },
+    { name: 'LR-ASPP MobileNetV3-Large (per-pixel logits; the Resize reads the input\'s shape)', file: () => materialize(fixture('tv-lraspp-mobilenet-v3-large/model.skeleton.onnx')), data: { samples: 2 }, layers: [0, 9, 18, 23] },
+  ]) {
+    it(`${c.name}: channel scores from the dense values before each group's mask equal the whole masked graph's within their float32 bound`, async () => {
+      const m = loadModel(c.file());
+      const cs = await analyzeChannels(m);
+      const batch = await loadCalibration(m.path, cs, c.data);
+      const layers = c.layers ?? cs.groups.map((_, l) => l);
+      const whole = await scoreChannels(m, cs, batch, { suffix: false, layers });
+      const cut = await scoreChannels(m, cs, batch, { layers });
+      // Bounds (docs/testing.md, "Channel suffixes"): K sampled rows, D the widest compared feature's channels, F the logits' fan-in.
+      const K = cut.tokenRows;
+      const g = (n: number): number => (n * 2 ** -24) / (1 - n * 2 ** -24);
+      const D = Math.max(...cs.features.map((f) => f.dims[f.axis]!));
+      const ix = new GraphIndex(m.proto.graph!, m.ext);
+      // The logits are a dot product over at most the largest fan-in of any product (+ 4 for a bilinear resize).
+      const F = 4 + Math.max(...ix.graph.node.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).map((n) => {
+        const w = ix.constant(n.input[1]!);
+        return !w ? 0 : n.opType === 'Conv' ? Number(w.dims.slice(1).reduce((a, b) => a * b, 1n)) : Math.max(...w.dims.map(Number));
+      }));
+      const z = (await runChannelTeacher(m, cs, batch)).logits.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+      let worst = 0;
+      for (const l of layers) {
+        whole.raw.neurons[l]!.md.forEach((md, j) => {
+          const e = 2 * g(D);
+          const bm = 4 * e * K * Math.sqrt(md) + 2 * K * K * e * e + 2 * g(K * K) * md;
+          const kl = whole.raw.neurons[l]!.kl[j]!;
+          const bk = 2 * g(F) * z * Math.sqrt(2 * kl);
+          const dm = Math.abs(cut.raw.neurons[l]!.md[j]! - md), dk = Math.abs(cut.raw.neurons[l]!.kl[j]! - kl);
+          assert.ok(dm <= bm, `group ${l} channel ${j}: md ${cut.raw.neurons[l]!.md[j]} vs ${md}, difference ${dm.toExponential(2)} above ${bm.toExponential(2)}`);
+          assert.ok(dk <= bk, `group ${l} channel ${j}: kl ${cut.raw.neurons[l]!.kl[j]} vs ${kl}, difference ${dk.toExponential(2)} above ${bk.toExponential(2)}`);
+          worst = Math.max(worst, bm ? dm / bm : 0, bk ? dk / bk : 0);
+        });
+      }
+      if (process.env.OPTIN_DEBUG_SCORES) console.log(`${c.name}: worst difference / bound ${worst.toFixed(4)}`);
+      assert.ok(layers.some((l) => whole.raw.neurons[l]!.md.some((x) => x > 0)));
+    });
+  }
+
+  it('the panel shows each comparison with the measure of the written model\'s line (mIoU, accuracy or agreement)', () => {
+    const e = (x: object): Comparison['evaluation'] => ({ model: 'm', data: 'd', examples: 3, seconds: 0, reference: { model: 'r', agreement: 0.5 }, ...x });
+    assert.deepEqual(comparisonView({ kind: 'l1', evaluation: e({ accuracy: 0.9 }) }), { kind: 'l1', measure: 'accuracy', value: 0.9 });
+    assert.deepEqual(comparisonView({ kind: 'unrepaired', evaluation: e({ accuracy: 0.9, segmentation: { miou: 0.3, pixelAccuracy: 0.8, pixels: 9 } }) }), { kind: 'unrepaired', measure: 'mIoU', value: 0.3 });
+    assert.deepEqual(comparisonView({ kind: 'l1', evaluation: e({}) }), { kind: 'l1', measure: 'agreement', value: 0.5 });
   });
 
   it('BatchNorm exported as nodes: the same groups, BatchNormalization parameters cut with the channels, verified', async () => {
@@ -310,7 +380,10 @@ describe('exporters other than torch: a paddle2onnx-style CNN (opset 11, weights
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
     assert.equal(j.apply.macs.after, j.plan.macs.kept);
     const kept = (j.plan.keep.neurons as number[][]).map((k) => k.length);
-    assert.deepEqual(j.apply.parameters, { before: params([16, 32, 32, 64]), after: params(kept) });
+    // The repair (on by default) refits conv2d_1..3, which read the cut groups; paddle's convolutions have no bias (a
+    // BatchNormalization follows), so each gains one of its kept output width.
+    assert.deepEqual(j.apply.reconstruction.map((s: { consumer: string }) => s.consumer), ['conv2d_1.tmp_0', 'conv2d_2.tmp_0', 'conv2d_3.tmp_0']);
+    assert.deepEqual(j.apply.parameters, { before: params([16, 32, 32, 64]), after: params(kept) + kept[1]! + kept[2]! + kept[3]! });
     assert.equal(sha256(file), before);
   });
 

@@ -94,6 +94,23 @@ describe('optin sweep (the speed/accuracy frontier)', function () {
     assert.equal(j.evaluation.examples, 4, '12 images, 8 used for calibration');
   });
 
+  it('a CNN sweep is repaired by default and measures the L1-norm baseline with the same repair at every budget, in the table and the CSV', () => {
+    const dir = tempDir();
+    const csv = path.join(tempDir(), 'f.csv');
+    const mnist = path.join(FIXTURES, 'data', 'mnist');
+    const r = optin('sweep', path.join(FIXTURES, 'models', 'resnet-mnist', 'model-opset17.onnx'), '--budgets', '0.6,0.4', '--samples', '16', '--data', path.join(mnist, 'train'), '--eval', path.join(mnist, 'test'), '--out-dir', dir, '--bench-runs', '3', '--csv', csv);
+    assert.equal(r.code, 0, r.stderr);
+    const header = r.stdout.split('\n').find((l) => l.startsWith('budget'))!;
+    assert.match(header, /accuracy +L1 \+ same repair: accuracy +median ms/);
+    const rows = r.stdout.split('\n').filter((l) => /^0\.[64] /.test(l));
+    assert.equal(rows.length, 2);
+    for (const row of rows) assert.match(row, /^0\.[64] +\d+\.\d% +\d+\.\d\d% +\d+\.\d\d% /);
+    const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
+    assert.match(lines[0]!, /,l1_accuracy,l1_miou,l1_agreement$/);
+    assert.ok(lines.slice(2).every((l) => /,0\.\d+,,0\.\d+$/.test(l)), lines.join('\n'));
+    assert.doesNotMatch(r.stdout, /warning at/, 'repaired: no budget lost 5 points');
+  });
+
   it('refuses unclear targets in one line, creating nothing', () => {
     const dir = path.join(tempDir(), 'never');
     for (const [args, re] of [

@@ -2,6 +2,7 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import type { ChannelStructure } from './structure';
+import { withinGroupPercentiles } from '../plan/channelSearch';
 
 /** Sum of |x| (p = 1) or x^2 (p = 2) of each slice along `axis`. */
 function sliceNorms(data: Float32Array, dims: number[], axis: number, p: 1 | 2): Float64Array {
@@ -41,9 +42,6 @@ export function channelWeightScores(model: OnnxModel, cs: ChannelStructure, kind
       const mean = n.reduce((a, b) => a + b, 0) / n.length || 1;
       return n.map((x) => x / mean);
     }
-    const order = Array.from(acc, (x, j) => ({ x, j })).sort((a, b) => a.x - b.x || b.j - a.j);
-    const pct = new Array<number>(g.width);
-    order.forEach((o, r) => { pct[o.j] = (r + 1) / g.width; });
-    return pct;
+    return withinGroupPercentiles([Array.from(acc)])[0]!;
   });
 }

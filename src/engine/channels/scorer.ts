@@ -16,11 +16,14 @@ import { channelMaskName, instrumentChannels } from './instrument';
 import { comparedFeatures, type ChannelStructure } from './structure';
 import { runChannelTeacher, type ChannelTeacher } from './teacher';
 import { gatherPixels, samplePixels } from '../optin/pixels';
+import { channelSuffix } from './suffix';
 
 /** Options for {@link scoreChannels}: the transformer scorer's, with groups as layers and channels as neurons. */
 export type ChannelScoreOptions = Pick<ScoreOptions, 'ep' | 'constants' | 'onProgress' | 'signal' | 'layers' | 'neuronSubset'> & {
   /** Masked variants stacked per onnxruntime run (default: as many as fit 64 examples). */
   variantsPerRun?: number;
+  /** Run each group's masked variants from the dense values before its mask (default true; false: the whole graph, for tests). */
+  suffix?: boolean;
 };
 
 /** Sampled rows (positions x examples) of every feature and the teacher's values there. */
@@ -94,13 +97,15 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
       }
       proto.graph!.output = proto.graph!.output.filter((o) => o.name === logitsName);
       b.output(md!);
+      const sfx = opts.suffix === false ? undefined : await channelSuffix(model, cs, proto, channelMaskName(l), batch, opts.ep ?? 'cpu');
+      const given = { ...batch.feeds, ...sfx?.values };
       const inputs = new Set(proto.graph!.input.map((i) => i.name));
       const res = await scoreVariants({
         model, proto, label: `group ${grp.name}`, ep: opts.ep ?? 'cpu', dev, count: idx.length, perRun: m, ...(opts.signal ? { signal: opts.signal } : {}),
         feeds: async (start, v) => {
           const chunk = idx.slice(start, start + v);
           const feeds: Record<string, ort.Tensor> = {};
-          for (const [name, t] of Object.entries(batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(name, t, v);
+          for (const [name, t] of Object.entries(given)) if (inputs.has(name)) feeds[name] = await dev.tiled(name, t, v);
           const mask = new Float32Array(v * B * grp.width).fill(1);
           chunk.forEach((ch, j) => { for (let e = j * B; e < (j + 1) * B; e++) mask[e * grp.width + ch] = 0; });
           feeds[channelMaskName(l)] = new ort.Tensor('float32', mask, [v * B, grp.width]);
@@ -114,6 +119,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
         },
       });
       provider = res.provider;
+      if (sfx) dev.clear();
       idx.forEach((ch, j) => { r.md[ch] = res.md[j]! / compared.length; r.kl[ch] = res.kl[j]!; });
       opts.onProgress?.({ phase: 'layer', layer: l, done, total, elapsed: elapsed(), partial: { layer: l, heads: [], neurons: balance(raw, 'neuron', noLastDecay, L)[l]! } });
     }

@@ -5,10 +5,13 @@ import type { Scores } from '../optin/types';
 import { TOOL } from '../version';
 import { searchMasks, searchUnderCost, type SearchResult } from './search';
 import { macCosts } from './costs';
-import { searchChannels } from './channelSearch';
+import { searchChannels, type ChannelAllocation } from './channelSearch';
 import { searchHybrid } from './hybridSearch';
 import { fixedMs, latencyCosts, predictMs, type LatencyTable } from '../latency/table';
 import { SCHEMA_VERSION, type LayerGeometry, type ModelRef, type PlanFile, type PlanLatency, type ScoresFile } from './schema';
+
+/** Channel groups share the budget uniformly unless asked otherwise (measured: docs/cnn.md, "Allocation"). */
+export const DEFAULT_ALLOCATION: ChannelAllocation = 'uniform';
 
 /** The part of a measured layer shape the MAC model needs. */
 function geometryShape(x: LayerShape): NonNullable<LayerGeometry['shape']> {
@@ -67,10 +70,10 @@ export function readScores(file: string): ScoresFile {
 export const CHANNEL_MULTIPLE = 8;
 
 /** Plan at a budget from scores (no model needed: this is instant). */
-export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen, multipleOf?: number): PlanFile {
+export function makePlan(s: ScoresFile, budget: number, seqLen = s.macSeqLen, multipleOf?: number, allocation: ChannelAllocation = DEFAULT_ALLOCATION): PlanFile {
   if (s.model.channels) {
     const m = multipleOf ?? CHANNEL_MULTIPLE;
-    return planFile(s, budget, seqLen, m, searchChannels(s.model.layers.map((g) => g.ffn), s.model.channels.terms, s.neurons, budget, m));
+    return { ...planFile(s, budget, seqLen, m, searchChannels(s.model.layers.map((g) => g.ffn), s.model.channels.terms, s.neurons, budget, m, allocation)), allocation };
   }
   if (s.model.hybrid) {
     const h = s.model.hybrid, L = h.transformerLayers;

@@ -118,6 +118,8 @@ export interface PlanFile {
   macs: { seqLen: number; baseline: number; kept: number; ratio: number };
   /** Present when the plan was searched under a latency target instead of a MAC budget. */
   latency?: PlanLatency;
+  /** Channel plans: how the budget was shared between groups (plan/channelSearch.ts). */
+  allocation?: 'uniform' | 'global';
   /** Kept head indices and kept neuron indices per layer (sorted). */
   keep: { heads: number[][]; neurons: number[][] };
   layers: PlanLayer[];

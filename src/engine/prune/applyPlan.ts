@@ -25,7 +25,7 @@ import { checkOutput } from '../preflight';
 import { analyzeChannels } from '../channels/structure';
 import { checkChannelPlan } from '../channels/jobs';
 import { cutAndVerifyChannels } from '../channels/applyPlan';
-import { reconstructConsumers, type ReconstructionStep } from '../repair/channelRefit';
+import { reconstructConsumers, type ChannelRepairMethod, type ReconstructionStep } from '../repair/channelRefit';
 import { withConsumerUpdates } from '../channels/consumers';
 
 export { defaultOutput } from './output';
@@ -36,8 +36,14 @@ export interface ApplyRequest {
   plan: PlanFile;
   /** Output path (default `<name>.optin-<pct>.onnx` beside the model). */
   out?: string;
-  /** Mask tuning (docs/method.md §5) before writing. */
+  /**
+   * Repair before writing: mask tuning for heads and neurons (docs/method.md §5), the consumers'
+   * repair for channel groups. Unset: channel plans are repaired (the simple baselines need it
+   * too), transformer plans are not; false turns it off.
+   */
   tune?: boolean;
+  /** How channel groups' consumers are repaired (default 'auto': least squares where affordable, statistics elsewhere). */
+  channelRepair?: ChannelRepairMethod;
   /** Least-squares refit of the output projections / FFN second matrices (channel groups: every consumer) over the kept elements. */
   refit?: boolean;
   /** Calibration data for verification and tuning (the plan's data is the natural choice). */
@@ -127,7 +133,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   if (hybrid && (req.tune || req.refit)) {
     // The channel groups' consumers are refit as for channel networks; then the transformer part is tuned or refit.
     onStep?.('reconstructing consumers (least squares)');
-    const r = await reconstructConsumers(model, hybrid.cs, hybrid.keep, batch, signal);
+    const r = await reconstructConsumers(model, hybrid.cs, hybrid.keep, batch, signal, req.channelRepair ?? 'auto');
     reconstruction = r.steps;
     model = withConsumerUpdates(model, r.updates);
   }
@@ -184,9 +190,10 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
   const batch = await loadCalibration(model.path, cs, req.data);
   let base = model;
   let reconstruction: ReconstructionStep[] | undefined;
-  if (req.tune || req.refit) {
-    onStep?.('reconstructing consumers (least squares)');
-    const r = await reconstructConsumers(model, cs, keep, batch, signal);
+  const repair = req.tune ?? req.refit ?? true;
+  if (repair || req.refit) {
+    onStep?.('repairing the consumers of cut channels');
+    const r = await reconstructConsumers(model, cs, keep, batch, signal, req.channelRepair ?? 'auto');
     reconstruction = r.steps;
     base = withConsumerUpdates(model, r.updates);
   }
@@ -194,7 +201,7 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
   onStep?.('cutting channels and verifying');
   const summary = {
     tool: `${TOOL.name} ${TOOL.version}`, budget: plan.budget, source: path.basename(model.path), sourceSha256: plan.model.sha256,
-    macs: plan.macs, channels: plan.layers.map((l) => l.neurons), groups: plan.model.channels!.names, tuned: !!(req.tune || req.refit),
+    macs: plan.macs, channels: plan.layers.map((l) => l.neurons), groups: plan.model.channels!.names, tuned: !!reconstruction,
   };
   const { pruned, verification } = await cutAndVerifyChannels(base, cs, plan, batch, req.ep ?? 'cpu', out, { 'optin.plan': JSON.stringify(summary) });
   if (signal?.aborted) throw new OptinError('cancelled', 'apply cancelled; nothing was written');

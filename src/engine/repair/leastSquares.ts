@@ -92,11 +92,15 @@ export interface Fit {
   rejected?: string;
 }
 
-/**
- * min ||y - x W - b||^2 + lambda ||[W; b] - [w0; b0]||^2 with lambda = 1e-3 x mean(diag x^T x), by
- * Cholesky on the normal equations (float64); rejected when singular or not better than (w0, b0).
- */
-export function fitRows(p: FitProblem): Fit {
+/** The normal equations of a {@link FitProblem}: A = x^T x, B = x^T y (float64; a bias adds a constant feature) and y^T y. */
+export interface NormalEquations {
+  A: Float64Array;
+  B: Float64Array;
+  yy: number;
+}
+
+/** The normal equations summed row by row in JavaScript (float64). */
+export function normalEquations(p: FitProblem): NormalEquations {
   const F = p.features + (p.bias ? 1 : 0), M = p.outputs;
   const A = new Float64Array(F * F), B = new Float64Array(F * M);
   const v = new Float64Array(F);
@@ -114,24 +118,104 @@ export function fitRows(p: FitProblem): Fit {
     }
   }
   for (let i = 0; i < F; i++) for (let j = 0; j < i; j++) A[j * F + i] = A[i * F + j]!;
-  const w = (f: number, o: number): number => (p.bias && f === F - 1 ? p.b0(o) : p.w0(f, o));
-  const err = (W: (f: number, o: number) => number): number => {
+  return { A, B, yy };
+}
+
+/** Starting weights [F, M] (features, then the bias row when there is one). */
+function startWeights(p: FitProblem, F: number): Float64Array {
+  const M = p.outputs;
+  const W = new Float64Array(F * M);
+  for (let f = 0; f < F; f++) for (let o = 0; o < M; o++) W[f * M + o] = p.bias && f === F - 1 ? p.b0(o) : p.w0(f, o);
+  return W;
+}
+
+/**
+ * The same ridge problem as {@link fitRows} in its dual form, for fewer rows than features (deep
+ * layers of a small calibration batch): [W; b] = [w0; b0] + x~^T (x~ x~^T + lambda I)^-1 (y - x~ [w0; b0])
+ * with x~ = [x, 1], an n x n solve instead of F x F. The residual after it is lambda z (z the
+ * solution), so the error needs no second pass.
+ */
+function fitDual(p: FitProblem): Fit {
+  const F = p.features + (p.bias ? 1 : 0), M = p.outputs, n = p.rows;
+  const X = new Float64Array(n * F);
+  const v = new Float64Array(F);
+  let trace = 0;
+  for (let r = 0; r < n; r++) {
+    p.row(r, v);
+    if (p.bias) v[F - 1] = 1;
+    X.set(v, r * F);
+    for (let f = 0; f < F; f++) trace += v[f]! * v[f]!;
+  }
+  const lambda = 1e-3 * Math.max(trace / F, 1e-30);
+  const W0 = startWeights(p, F);
+  const R = new Float64Array(n * M);
+  let before = 0;
+  for (let r = 0; r < n; r++) {
+    for (let o = 0; o < M; o++) {
+      let acc = p.y(r, o);
+      for (let f = 0; f < F; f++) acc -= X[r * F + f]! * W0[f * M + o]!;
+      R[r * M + o] = acc;
+      before += acc * acc;
+    }
+  }
+  const K = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let acc = 0;
+      for (let f = 0; f < F; f++) acc += X[i * F + f]! * X[j * F + f]!;
+      K[i * n + j] = acc;
+      K[j * n + i] = acc;
+    }
+    K[i * n + i] = K[i * n + i]! + lambda;
+  }
+  const Z = ridgeSolve(K, n, 0, M, (i, o) => R[i * M + o]!);
+  if (!Z) return { weights: new Float64Array(0), before, after: before, rejected: 'singular system' };
+  let after = 0;
+  for (const z of Z) after += lambda * lambda * z * z;
+  const W = W0;
+  for (let r = 0; r < n; r++) for (let f = 0; f < F; f++) {
+    const x = X[r * F + f]!;
+    if (x === 0) continue;
+    for (let o = 0; o < M; o++) W[f * M + o] = W[f * M + o]! + x * Z[r * M + o]!;
+  }
+  const weights = W.subarray(0, p.features * M);
+  const bias = p.bias ? W.subarray(p.features * M) : undefined;
+  if (!(after < before)) return { weights, ...(bias ? { bias } : {}), before, after: before, rejected: 'no lower error' };
+  return { weights, ...(bias ? { bias } : {}), before, after };
+}
+
+/**
+ * min ||y - x W - b||^2 + lambda ||[W; b] - [w0; b0]||^2 with lambda = 1e-3 x mean(diag x^T x), by
+ * Cholesky on the normal equations (float64; summed by `sums`, default {@link normalEquations}),
+ * or in the dual form when there are fewer rows than features ({@link fitDual}); rejected when
+ * singular or not better than (w0, b0).
+ */
+export async function fitRows(p: FitProblem, sums: (p: FitProblem) => NormalEquations | Promise<NormalEquations> = normalEquations): Promise<Fit> {
+  const F = p.features + (p.bias ? 1 : 0), M = p.outputs;
+  if (p.rows < F) return fitDual(p);
+  const { A, B, yy } = await sums(p);
+  const W0 = startWeights(p, F);
+  const w = new Float64Array(F);
+  /** ||y - x~ W||^2 from the normal equations, output by output. */
+  const err = (W: ArrayLike<number>): number => {
     let q = yy;
     for (let o = 0; o < M; o++) {
+      for (let i = 0; i < F; i++) w[i] = W[i * M + o]!;
       for (let i = 0; i < F; i++) {
-        const wi = W(i, o);
+        const wi = w[i]!;
         if (wi === 0) continue;
         let s = 0;
-        for (let j = 0; j < F; j++) s += A[i * F + j]! * W(j, o);
+        const row = i * F;
+        for (let j = 0; j < F; j++) s += A[row + j]! * w[j]!;
         q += wi * s - 2 * wi * B[i * M + o]!;
       }
     }
     return q;
   };
-  const before = err(w);
-  const X = ridgeSolve(A, F, 1e-3, M, (i, o, lambda) => B[i * M + o]! + lambda * w(i, o));
+  const before = err(W0);
+  const X = ridgeSolve(A, F, 1e-3, M, (i, o, lambda) => B[i * M + o]! + lambda * W0[i * M + o]!);
   if (!X) return { weights: new Float64Array(0), before, after: before, rejected: 'singular system' };
-  const after = err((f, o) => X[f * M + o]!);
+  const after = err(X);
   const weights = X.subarray(0, p.features * M);
   const bias = p.bias ? X.subarray(p.features * M) : undefined;
   if (!(after < before)) return { weights, ...(bias ? { bias } : {}), before, after: before, rejected: 'no lower error' };

@@ -112,7 +112,7 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     const b0 = biasT ? tensorFloat32(biasT, current.ext) : undefined;
     const inF = sub.lin.inFeatures;
     const w0 = (c: number, d: number): number => (sub.lin.transposed ? W[d * inF + c]! : W[c * D + d]!);
-    const fit = fitRows({
+    const fit = await fitRows({
       rows: rows.length, features: cols.length, outputs: D, bias: !!b0,
       row: (r, out) => { cols.forEach((c, f) => { out[f] = feature(rows[r]!, c); }); }, y: (r, d) => y[rows[r]! * D + d]!,
       w0: (f, d) => w0(cols[f]!, d), b0: (d) => b0?.[d] ?? 0,

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { qualityWarning } from '../eval/quality';
 import type { DataOptions } from '../data/calibration';
@@ -14,6 +15,7 @@ import type { BenchReport } from '../eval/bench';
 import { OptinError } from '../errors';
 import type { EngineClient } from './client';
 import type { ScoreJob } from './protocol';
+import type { ChannelAllocation } from '../plan/channelSearch';
 
 /** Everything `optin prune` (and the extension's Apply) does, in one request. */
 export interface PruneRequest {
@@ -34,7 +36,10 @@ export interface PruneRequest {
   scoring?: Pick<ScoreJob, 'mode' | 'neuronExamples' | 'horizon' | 'timeBudget'>;
   /** Reuse scores instead of scoring again (must belong to the same model file). */
   scores?: ScoresFile;
+  /** Repair before writing (see ApplyRequest.tune: unset = channel groups repaired, transformers not). */
   tune?: boolean;
+  /** Channel groups: how the budget is shared (default: plan/files.ts DEFAULT_ALLOCATION). */
+  allocation?: ChannelAllocation;
   /** Least-squares refit of the kept elements' output weights (see ApplyRequest.refit). */
   refit?: boolean;
   out?: string;
@@ -47,6 +52,12 @@ export interface PruneRequest {
   evalBesideData?: boolean;
   /** How the user turns the repair on where warnings are shown (default `--tune`). */
   repairHint?: string;
+  /**
+   * Channel plans with an evaluation: also evaluate, at the same budget on the same data, the simple
+   * baseline (L1-norm filters, uniform shares, the same repair) and the plan without its repair
+   * (default on; each is one more apply and evaluation, written to a temporary folder).
+   */
+  compare?: boolean;
   /** Latency benchmark of original vs pruned (default on). */
   bench?: { batch: number; seqLen: number; runs: number } | false;
 }
@@ -69,6 +80,15 @@ export interface PruneReport {
   evaluatedOn?: { source: string; heldOut: boolean };
   /** With `evalBesideData`: why the written, verified model could not be evaluated. */
   notEvaluated?: string;
+  /** Channel plans (see PruneRequest.compare): the same evaluation of other models at the same budget. */
+  comparisons?: Comparison[];
+}
+
+/** Another model made at the same budget, evaluated on the same data as the written one. */
+export interface Comparison {
+  /** 'l1': L1-norm filters, uniform shares, the same repair (Li et al., 2017); 'unrepaired': this plan cut without the repair. */
+  kind: 'l1' | 'unrepaired';
+  evaluation: EvalReport;
 }
 
 /** What a written model's repair was, for {@link qualityWarning}. */
@@ -137,6 +157,35 @@ export async function evaluateOnCalibration(engine: EngineClient, output: string
   return { evaluation: await engine.evaluate(output, { data: { ...d, skip: 0 }, reference, ep }, signal), heldOut: false, source: data.data };
 }
 
+/** The L1 baseline and the unrepaired plan, each applied to a temporary file and evaluated as the written model was. */
+async function compareChannelPlans(engine: EngineClient, req: PruneRequest, plan: PlanFile, apply: ApplyReport, ev: PruneEvents, signal?: AbortSignal): Promise<Comparison[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-compare-'));
+  const evaluate = async (file: string): Promise<EvalReport> => {
+    if (req.evalData) return engine.evaluate(file, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal);
+    return (await evaluateOnCalibration(engine, file, req.model, { ...req.data, data: req.data.data! }, req.ep, signal)).evaluation;
+  };
+  try {
+    const out: Comparison[] = [];
+    const repaired = !!apply.reconstruction;
+    if ((req.ranking ?? 'optin') !== 'l1') {
+      ev.step?.(`baseline: L1-norm filters at the same budget${repaired ? ', same repair' : ''}`);
+      const l1 = await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ranking: 'l1' }, undefined, signal);
+      const file = path.join(dir, 'l1.onnx');
+      await engine.apply({ model: req.model, plan: makePlan(l1, plan.budget, l1.macSeqLen, plan.multipleOf ?? 1), data: req.data, ep: req.ep, tune: repaired, out: file }, undefined, signal);
+      out.push({ kind: 'l1', evaluation: await evaluate(file) });
+    }
+    if (repaired) {
+      ev.step?.('the same plan without the repair');
+      const file = path.join(dir, 'unrepaired.onnx');
+      await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, tune: false, out: file }, undefined, signal);
+      out.push({ kind: 'unrepaired', evaluation: await evaluate(file) });
+    }
+    return out;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */
 export async function runPrune(engine: EngineClient, req: PruneRequest, ev: PruneEvents = {}, signal?: AbortSignal): Promise<PruneReport> {
   ev.step?.('checking model, data and destination');
@@ -147,8 +196,8 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : req.ranking === 'wanda' ? 'ranking by activation-weighted magnitude' : req.ranking === 'l1' ? 'ranking filters by L1 norm' : 'scoring');
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(req.latency ? `planning at ${req.latency} of the dense latency` : `planning at budget ${req.budget}`);
-  const plan = lat ? makeLatencyPlan(scores, lat.table, req.latency!, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf);
-  const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune ? { tune: true } : {}), ...(req.refit ? { refit: true } : {}), out }, ev.step, signal);
+  const plan = lat ? makeLatencyPlan(scores, lat.table, req.latency!, scores.macSeqLen, req.multipleOf ?? 1) : makePlan(scores, req.budget, scores.macSeqLen, req.multipleOf, req.allocation);
+  const apply = await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, ...(req.tune !== undefined ? { tune: req.tune } : {}), ...(req.refit ? { refit: true } : {}), out }, ev.step, signal);
   const report: PruneReport = { scores, plan, apply, idealSpeedup: plan.macs.baseline / plan.macs.kept };
   if (lat && plan.latency) {
     report.latency = {
@@ -169,6 +218,15 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
       // The model is written and verified; data that cannot evaluate it (labels the model does not have) is said, not fatal.
       if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
       report.notEvaluated = e.message;
+    }
+  }
+  if (report.evaluation && plan.model.channels && req.compare !== false && !req.latency) {
+    try {
+      report.comparisons = await compareChannelPlans(engine, req, plan, apply, ev, signal);
+    } catch (e) {
+      // The model is written, verified and evaluated; a comparison that cannot be made is said, not fatal.
+      if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
+      ev.note?.(`no baseline comparison: ${e.message}`);
     }
   }
   const warning = qualityWarning(report.evaluation, { ...repairOf(apply), ...(req.repairHint ? { repair: req.repairHint } : {}) });

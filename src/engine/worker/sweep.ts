@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { qualityWarning } from '../eval/quality';
 import type { DataOptions } from '../data/calibration';
@@ -36,6 +38,8 @@ export interface SweepRequest {
   bench: { batch: number; seqLen: number; runs: number };
   /** How the user turns the repair on where warnings are shown (default `--tune`). */
   repairHint?: string;
+  /** Channel plans: also evaluate the L1-norm baseline with the same repair at every budget (default on). */
+  compare?: boolean;
 }
 
 /** One point of the frontier. */
@@ -65,6 +69,8 @@ export interface SweepPoint {
   predictedRatio?: number;
   /** Set when this model is much worse than the original (see {@link qualityWarning}). */
   warning?: string;
+  /** Channel plans: the L1-norm baseline with the same repair at this budget, on the same examples. */
+  baseline?: { accuracy?: number; miou?: number; agreement: number };
 }
 
 /** The frontier: the dense model and every target, measured in one run. */
@@ -89,6 +95,27 @@ export interface SweepEvents {
 function outputFor(req: SweepRequest, t: number): string {
   const base = path.basename(req.model).replace(/\.onnx$/i, '');
   return path.join(req.outDir, `${base}.optin-${req.kind === 'latency' ? 'latency-' : ''}${Math.round(t * 100)}.onnx`);
+}
+
+/** The L1-norm baseline (same repair, same widths rule) at every budget, evaluated as the sweep's own points. */
+async function l1Baselines(engine: EngineClient, req: SweepRequest, targets: number[], plans: PlanFile[], applied: ApplyReport[], signal?: AbortSignal, ev: SweepEvents = {}): Promise<NonNullable<SweepPoint['baseline']>[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-sweep-baseline-'));
+  try {
+    const l1 = await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ranking: 'l1' }, undefined, signal);
+    const out: NonNullable<SweepPoint['baseline']>[] = [];
+    for (const [i, t] of targets.entries()) {
+      ev.step?.(`baseline ${i + 1} of ${targets.length}: L1-norm filters at ${t}`);
+      const file = path.join(dir, `l1-${i}.onnx`);
+      await engine.apply({ model: req.model, plan: makePlan(l1, t, l1.macSeqLen, plans[i]!.multipleOf ?? 1), data: req.data, ep: req.ep, tune: !!applied[i]!.reconstruction, out: file }, undefined, signal);
+      const e = req.evalData
+        ? await engine.evaluate(file, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal)
+        : (await evaluateOnCalibration(engine, file, req.model, { ...req.data, data: req.data.data! }, req.ep, signal)).evaluation;
+      out.push({ ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), ...(e.segmentation ? { miou: e.segmentation.miou } : {}), agreement: e.reference?.agreement ?? 1 });
+    }
+    return out;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Score once, then plan, apply (verified), evaluate and benchmark every target. */
@@ -120,6 +147,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
       heldOut = r.heldOut;
     }
   }
+  const baselines = scores.model.channels && !lat && req.compare !== false ? await l1Baselines(engine, req, targets, plans, applied, signal, ev) : undefined;
   ev.step?.(`timing the dense model and ${applied.length} pruned ones interleaved`);
   const bench = await engine.bench([req.model, ...applied.map((a) => a.output)], { ...req.bench, ep: req.ep, ...(req.data.inputSize ? { inputSize: req.data.inputSize } : {}) }, signal);
   const e0 = evals[0]!;
@@ -139,6 +167,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
         medianMs: m.medianMs, p10Ms: m.p10Ms, p90Ms: m.p90Ms, speedup: bench.speedup[i + 1]!,
         ...(p.latency ? { predictedRatio: p.latency.predictedMs / p.latency.denseMs } : {}),
         ...(warning ? { warning } : {}),
+        ...(baselines?.[i] ? { baseline: baselines[i]! } : {}),
       };
     }),
     plans,
