@@ -7,7 +7,7 @@ import { neuronUnits, type SearchResult } from './search';
  * How the budget is shared between channel groups: 'uniform' (every group keeps about the same
  * share, its best channels by score: the scores are turned into percentiles within each group) or
  * 'global' (the paper's one ranking over all channels, docs/method.md §3). With the repair, uniform
- * shares keep more accuracy (docs/cnn.md, "Allocation").
+ * shares keep more accuracy (docs/cnn.md, "The choices behind the defaults").
  */
 export type ChannelAllocation = 'uniform' | 'global';
 

@@ -10,7 +10,7 @@ import { searchHybrid } from './hybridSearch';
 import { fixedMs, latencyCosts, predictMs, type LatencyTable } from '../latency/table';
 import { SCHEMA_VERSION, type LayerGeometry, type ModelRef, type PlanFile, type PlanLatency, type ScoresFile } from './schema';
 
-/** Channel groups share the budget uniformly unless asked otherwise (measured: docs/cnn.md, "Allocation"). */
+/** Channel groups share the budget uniformly unless asked otherwise (measured: docs/cnn.md, "The choices behind the defaults"). */
 export const DEFAULT_ALLOCATION: ChannelAllocation = 'uniform';
 
 /** The part of a measured layer shape the MAC model needs. */

@@ -133,7 +133,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   if (hybrid && (req.tune || req.refit)) {
     // The channel groups' consumers are refit as for channel networks; then the transformer part is tuned or refit.
     onStep?.('reconstructing consumers (least squares)');
-    const r = await reconstructConsumers(model, hybrid.cs, hybrid.keep, batch, signal, req.channelRepair ?? 'auto');
+    const r = await reconstructConsumers(model, hybrid.cs, hybrid.keep, batch, signal, req.channelRepair);
     reconstruction = r.steps;
     model = withConsumerUpdates(model, r.updates);
   }
@@ -193,7 +193,7 @@ async function applyChannelPlan(req: ApplyRequest, model: OnnxModel, out: string
   const repair = req.tune ?? req.refit ?? true;
   if (repair || req.refit) {
     onStep?.('repairing the consumers of cut channels');
-    const r = await reconstructConsumers(model, cs, keep, batch, signal, req.channelRepair ?? 'auto');
+    const r = await reconstructConsumers(model, cs, keep, batch, signal, req.channelRepair);
     reconstruction = r.steps;
     base = withConsumerUpdates(model, r.updates);
   }

@@ -22,15 +22,14 @@ export const RECONSTRUCTION_ROWS = 16384;
  * onnxruntime sums about 10x faster. A consumer over it is solved on fewer rows (at least
  * {@link MIN_ROWS_PER_FEATURE} per feature), else repaired by its output statistics.
  */
-export const LEAST_SQUARES_BUDGET = 2e10;
+const LEAST_SQUARES_BUDGET = 2e10;
 /** How much faster onnxruntime's float64 MatMul sums the normal equations than a JavaScript loop (7-10x measured here: npm run bench:normal-equations). */
 const RUNTIME_SPEEDUP = 10;
-export const MIN_ROWS_PER_FEATURE = 4;
+const MIN_ROWS_PER_FEATURE = 4;
 
 /**
  * How consumers are repaired: 'auto' (least squares where its cost fits {@link LEAST_SQUARES_BUDGET},
- * statistics elsewhere), 'least-squares' or 'statistics' everywhere. (Statistics after least squares
- * was measured too and changed nothing: docs/cnn.md, "Repair".)
+ * statistics elsewhere), 'least-squares' or 'statistics' everywhere (docs/cnn.md, "The choices behind the defaults").
  */
 export type ChannelRepairMethod = 'auto' | 'least-squares' | 'statistics';
 
@@ -160,7 +159,7 @@ export function affordableRows(rows: number, features: number, outputs: number):
  * 'auto' uses least squares where it fits {@link LEAST_SQUARES_BUDGET}, statistics elsewhere.
  * Consumers reading a Concat of several groups are left as cut. Returns the updated consumers (full original shapes).
  */
-export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructure, keep: number[][], batch: CalibrationBatch, signal?: AbortSignal, method: ChannelRepairMethod = 'least-squares'): Promise<{ updates: ConsumerUpdates; steps: ReconstructionStep[] }> {
+export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructure, keep: number[][], batch: CalibrationBatch, signal?: AbortSignal, method: ChannelRepairMethod = 'auto'): Promise<{ updates: ConsumerUpdates; steps: ReconstructionStep[] }> {
   const updates: ConsumerUpdates = {};
   const steps: ReconstructionStep[] = [];
   const ix = new GraphIndex(model.proto.graph!, model.ext);
@@ -219,6 +218,7 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
         continue;
       }
       const fanIn = conv || transB ? wDims[1]! : wDims[0]!;
+      let changed = statistics;
       if (leastSquares) {
         const rows = sampleIndices(layout.rows, method === 'auto' ? affordable : RECONSTRUCTION_ROWS, 17 + l);
         const fit = await fitRows({
@@ -228,6 +228,7 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
         }, normalEquationsOnRuntime);
         steps.push({ group: grp.name, consumer: name, method: 'least-squares', rows: rows.length, before: fit.before, after: fit.after, ...(fit.rejected ? { rejected: fit.rejected } : {}) });
         if (!fit.rejected) {
+          changed = true;
           const X = fit.weights;
           for (let f = 0; f < layout.features; f++) {
             for (let o = 0; o < M; o++) W[at(kept[Math.floor(f / ksz)]!, f % ksz, o)] = X[f * M + o]!;
@@ -244,7 +245,7 @@ export async function reconstructConsumers(model: OnnxModel, cs: ChannelStructur
           for (let c = 0; c < fanIn; c++) for (let k = 0; k < ksz; k++) W[at(c, k, o)] = m.scale[o]! * W[at(c, k, o)]!;
         }
       }
-      if (steps.some((t) => t.consumer === name && t.group === grp.name && !t.rejected)) updates[name] = { weight: W, ...(hasBias ? { bias: Array.from(bias) } : {}) };
+      if (changed) updates[name] = { weight: W, ...(hasBias ? { bias: Array.from(bias) } : {}) };
     }
   }
   return { updates, steps };

@@ -25,7 +25,8 @@ let gram: { session: Promise<ort.InferenceSession>; xtx: string; xty: string } |
 
 /**
  * The normal equations of a least-squares problem summed by onnxruntime's float64 MatMul (the
- * same sums as {@link normalEquations} in JavaScript, in another order: about 50x faster here),
+ * same sums as {@link normalEquations} in JavaScript, in another order: 7-10x faster here,
+ * npm run bench:normal-equations),
  * in chunks of at most `chunkValues` doubles.
  */
 export async function normalEquationsOnRuntime(p: FitProblem, chunkValues = CHUNK_VALUES): Promise<NormalEquations> {

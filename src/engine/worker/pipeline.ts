@@ -157,33 +157,51 @@ export async function evaluateOnCalibration(engine: EngineClient, output: string
   return { evaluation: await engine.evaluate(output, { data: { ...d, skip: 0 }, reference, ep }, signal), heldOut: false, source: data.data };
 }
 
-/** The L1 baseline and the unrepaired plan, each applied to a temporary file and evaluated as the written model was. */
-async function compareChannelPlans(engine: EngineClient, req: PruneRequest, plan: PlanFile, apply: ApplyReport, ev: PruneEvents, signal?: AbortSignal): Promise<Comparison[]> {
+/** What a prune or a sweep evaluates its models on: labelled data when given, else held out from the calibration data. */
+export interface EvaluationSource {
+  model: string;
+  data: DataOptions;
+  ep: EpChoice;
+  evalData?: DataOptions & { data: string };
+}
+
+/**
+ * The models a CNN report is compared with, written into a temporary folder and evaluated as the
+ * written ones: at each budget the L1-norm baseline (same repair, same widths rule), and each of
+ * `unrepaired` cut without its repair.
+ */
+export async function comparisonEvaluations(engine: EngineClient, src: EvaluationSource, l1At: Array<{ budget: number; multipleOf: number; repaired: boolean }>, unrepaired: PlanFile[], step?: (s: string) => void, signal?: AbortSignal): Promise<{ l1: EvalReport[]; unrepaired: EvalReport[] }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-compare-'));
-  const evaluate = async (file: string): Promise<EvalReport> => {
-    if (req.evalData) return engine.evaluate(file, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal);
-    return (await evaluateOnCalibration(engine, file, req.model, { ...req.data, data: req.data.data! }, req.ep, signal)).evaluation;
+  const evaluate = async (file: string): Promise<EvalReport> => (src.evalData
+    ? engine.evaluate(file, { data: besideOriginal(src.model, src.evalData), reference: src.model, ep: src.ep }, signal)
+    : (await evaluateOnCalibration(engine, file, src.model, { ...src.data, data: src.data.data! }, src.ep, signal)).evaluation);
+  const written = async (plan: PlanFile, tune: boolean, file: string): Promise<EvalReport> => {
+    await engine.apply({ model: src.model, plan, data: src.data, ep: src.ep, tune, out: path.join(dir, file) }, undefined, signal);
+    return evaluate(path.join(dir, file));
   };
   try {
-    const out: Comparison[] = [];
-    const repaired = !!apply.reconstruction;
-    if ((req.ranking ?? 'optin') !== 'l1') {
-      ev.step?.(`baseline: L1-norm filters at the same budget${repaired ? ', same repair' : ''}`);
-      const l1 = await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ranking: 'l1' }, undefined, signal);
-      const file = path.join(dir, 'l1.onnx');
-      await engine.apply({ model: req.model, plan: makePlan(l1, plan.budget, l1.macSeqLen, plan.multipleOf ?? 1), data: req.data, ep: req.ep, tune: repaired, out: file }, undefined, signal);
-      out.push({ kind: 'l1', evaluation: await evaluate(file) });
+    const out: { l1: EvalReport[]; unrepaired: EvalReport[] } = { l1: [], unrepaired: [] };
+    const l1 = l1At.length ? await engine.score({ model: src.model, data: src.data, ep: src.ep, mode: 'exact', ranking: 'l1' }, undefined, signal) : undefined;
+    for (const [i, b] of l1At.entries()) {
+      step?.(`baseline${l1At.length > 1 ? ` ${i + 1} of ${l1At.length}` : ''}: L1-norm filters at ${b.budget}${b.repaired ? ', same repair' : ''}`);
+      out.l1.push(await written(makePlan(l1!, b.budget, l1!.macSeqLen, b.multipleOf), b.repaired, `l1-${i}.onnx`));
     }
-    if (repaired) {
-      ev.step?.('the same plan without the repair');
-      const file = path.join(dir, 'unrepaired.onnx');
-      await engine.apply({ model: req.model, plan, data: req.data, ep: req.ep, tune: false, out: file }, undefined, signal);
-      out.push({ kind: 'unrepaired', evaluation: await evaluate(file) });
+    for (const [i, plan] of unrepaired.entries()) {
+      step?.('the same plan without the repair');
+      out.unrepaired.push(await written(plan, false, `unrepaired-${i}.onnx`));
     }
     return out;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The L1 baseline (unless it is the ranking used) and, when repaired, the plan without its repair. */
+async function compareChannelPlans(engine: EngineClient, req: PruneRequest, plan: PlanFile, apply: ApplyReport, ev: PruneEvents, signal?: AbortSignal): Promise<Comparison[]> {
+  const repaired = !!apply.reconstruction;
+  const l1At = (req.ranking ?? 'optin') !== 'l1' ? [{ budget: plan.budget, multipleOf: plan.multipleOf ?? 1, repaired }] : [];
+  const r = await comparisonEvaluations(engine, req, l1At, repaired ? [plan] : [], ev.step, signal);
+  return [...r.l1.map((evaluation) => ({ kind: 'l1' as const, evaluation })), ...r.unrepaired.map((evaluation) => ({ kind: 'unrepaired' as const, evaluation }))];
 }
 
 /** Score (unless given), plan, apply with verification, then evaluate and benchmark. */

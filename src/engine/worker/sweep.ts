@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { qualityWarning } from '../eval/quality';
 import type { DataOptions } from '../data/calibration';
@@ -13,7 +11,7 @@ import type { BenchReport } from '../eval/bench';
 import { OptinError } from '../errors';
 import type { EngineClient } from './client';
 import type { ScoreJob } from './protocol';
-import { besideOriginal, evaluateOnCalibration, repairOf } from './pipeline';
+import { besideOriginal, comparisonEvaluations, evaluateOnCalibration, repairOf } from './pipeline';
 
 /** `optin sweep` / the panel's frontier: one scoring run, then every budget applied, checked, evaluated and timed. */
 export interface SweepRequest {
@@ -97,25 +95,9 @@ function outputFor(req: SweepRequest, t: number): string {
   return path.join(req.outDir, `${base}.optin-${req.kind === 'latency' ? 'latency-' : ''}${Math.round(t * 100)}.onnx`);
 }
 
-/** The L1-norm baseline (same repair, same widths rule) at every budget, evaluated as the sweep's own points. */
-async function l1Baselines(engine: EngineClient, req: SweepRequest, targets: number[], plans: PlanFile[], applied: ApplyReport[], signal?: AbortSignal, ev: SweepEvents = {}): Promise<NonNullable<SweepPoint['baseline']>[]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-sweep-baseline-'));
-  try {
-    const l1 = await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ranking: 'l1' }, undefined, signal);
-    const out: NonNullable<SweepPoint['baseline']>[] = [];
-    for (const [i, t] of targets.entries()) {
-      ev.step?.(`baseline ${i + 1} of ${targets.length}: L1-norm filters at ${t}`);
-      const file = path.join(dir, `l1-${i}.onnx`);
-      await engine.apply({ model: req.model, plan: makePlan(l1, t, l1.macSeqLen, plans[i]!.multipleOf ?? 1), data: req.data, ep: req.ep, tune: !!applied[i]!.reconstruction, out: file }, undefined, signal);
-      const e = req.evalData
-        ? await engine.evaluate(file, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal)
-        : (await evaluateOnCalibration(engine, file, req.model, { ...req.data, data: req.data.data! }, req.ep, signal)).evaluation;
-      out.push({ ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), ...(e.segmentation ? { miou: e.segmentation.miou } : {}), agreement: e.reference?.agreement ?? 1 });
-    }
-    return out;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+/** A point's measures from its evaluation. */
+function measureOf(e: EvalReport): NonNullable<SweepPoint['baseline']> {
+  return { ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), ...(e.segmentation ? { miou: e.segmentation.miou } : {}), agreement: e.reference?.agreement ?? 1 };
 }
 
 /** Score once, then plan, apply (verified), evaluate and benchmark every target. */
@@ -147,7 +129,9 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
       heldOut = r.heldOut;
     }
   }
-  const baselines = scores.model.channels && !lat && req.compare !== false ? await l1Baselines(engine, req, targets, plans, applied, signal, ev) : undefined;
+  const baselines = scores.model.channels && !lat && req.compare !== false
+    ? (await comparisonEvaluations(engine, req, targets.map((t, i) => ({ budget: t, multipleOf: plans[i]!.multipleOf ?? 1, repaired: !!applied[i]!.reconstruction })), [], ev.step, signal)).l1
+    : undefined;
   ev.step?.(`timing the dense model and ${applied.length} pruned ones interleaved`);
   const bench = await engine.bench([req.model, ...applied.map((a) => a.output)], { ...req.bench, ep: req.ep, ...(req.data.inputSize ? { inputSize: req.data.inputSize } : {}) }, signal);
   const e0 = evals[0]!;
@@ -163,11 +147,11 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
       return {
         target: t, output: a.output, files: a.files, macsRatio: a.macs.after / a.macs.before, paramsRatio: a.parameters.after / a.parameters.before,
         maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
-        ...(e.accuracy !== undefined ? { accuracy: e.accuracy } : {}), ...(e.segmentation ? { miou: e.segmentation.miou } : {}), agreement: e.reference?.agreement ?? 1,
+        ...measureOf(e),
         medianMs: m.medianMs, p10Ms: m.p10Ms, p90Ms: m.p90Ms, speedup: bench.speedup[i + 1]!,
         ...(p.latency ? { predictedRatio: p.latency.predictedMs / p.latency.denseMs } : {}),
         ...(warning ? { warning } : {}),
-        ...(baselines?.[i] ? { baseline: baselines[i]! } : {}),
+        ...(baselines?.[i] ? { baseline: measureOf(baselines[i]!) } : {}),
       };
     }),
     plans,
