@@ -1,10 +1,12 @@
 /**
  * BERT-base-geometry benchmark (run on demand: npm run bench:bertbase [-- --mode auto|fast|exact]
- * [--budget-min 10] [--layers 12] [--tokens sst2|random] [--no-buckets] [--no-neuron-cut]): generates a 12-layer, hidden-768,
+ * [--budget-min 10] [--layers 12] [--tokens sst2|random] [--no-buckets] [--no-neuron-cut] [--neuron-examples N --horizon H] [--fidelity 32]): generates a 12-layer, hidden-768,
  * 12-head, FFN-3072 encoder with random weights, scores it on 16 sentences of up to 64 tokens (the
  * first SST-2 training sentences with the bundled BERT tokenizer; `--tokens random`: 16 random
  * sequences of exactly 64) in the chosen mode, plans at 0.6, and prints wall time and peak memory
- * against the targets (15 minutes; 3x model size + 1 GB).
+ * against the targets (15 minutes; 3x model size + 1 GB). In fast mode it then scores `--fidelity`
+ * neurons per layer (spread evenly; 0: skip) exactly, on the whole batch with full trajectories, and
+ * prints the Spearman correlation of their fast and exact scores (both balanced over that subset).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -20,6 +22,9 @@ import { makePlan, modelRef, scoresFile } from '../src/engine/plan/files';
 import { minuteProgress } from './lib/progress';
 import { mulberry32 } from '../src/engine/optin/random';
 import { bertModel } from './lib/bertModel';
+import { balance } from '../src/engine/optin/balance';
+import { OPTIN_DEFAULTS, type RawLosses } from '../src/engine/optin/types';
+import { spearman } from '../src/shared/ranks';
 
 const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
 
@@ -52,7 +57,7 @@ async function main(): Promise<void> {
     const est = await estimateCost(model, st, batch);
     const wanted = arg('mode', 'auto');
     const budget = Number(arg('budget-min', '10')) * 60;
-    const choice = wanted === 'auto' ? chooseMode(est, batch.batch, budget) : { mode: wanted as 'exact' | 'fast', reason: `--mode ${wanted}`, ...(arg('neuron-examples', '') ? { neuronExamples: Number(arg('neuron-examples', '1')) } : {}) };
+    const choice = wanted === 'auto' ? chooseMode(est, batch.batch, budget) : { mode: wanted as 'exact' | 'fast', reason: `--mode ${wanted}`, ...(arg('neuron-examples', '') ? { neuronExamples: Number(arg('neuron-examples', '1')) } : {}), ...(arg('horizon', '') ? { horizon: Number(arg('horizon', '1')) } : {}) };
     console.log(`one dense forward ${est.forward.toFixed(2)} s; exact estimate: heads ${(est.heads / 60).toFixed(1)} min, neurons ${(est.neurons / 60).toFixed(1)} min; ${choice.reason}`);
     const onProgress = minuteProgress();
     // --no-buckets / --no-neuron-cut: the engine's two shortcuts off, for comparisons.
@@ -66,6 +71,15 @@ async function main(): Promise<void> {
     const limit = 3 * size + 2 ** 30;
     console.log(`scored ${scores.heads.flat().length + scores.neurons.flat().length} elements in ${(scores.seconds / 60).toFixed(1)} min (${scores.mode}); plan at 0.6 keeps ${plan.layers.reduce((a, l) => a + l.heads, 0)} heads, ${plan.layers.reduce((a, l) => a + l.neurons, 0)} neurons`);
     console.log(`wall time ${(wall / 60).toFixed(1)} min from loading the model to the plan (target <= 15); peak RSS ${(rss / 2 ** 30).toFixed(2)} GB (target <= ${(limit / 2 ** 30).toFixed(2)} GB = 3 x model + 1 GB)`);
+    const k = Number(arg('fidelity', '32'));
+    if (scores.mode === 'fast' && k > 0) {
+      const subset = st.layers.map((l) => Array.from({ length: k }, (_, i) => Math.floor(((i + 0.5) * (l.ffn?.width ?? 0)) / k)));
+      const exact = await scoreModel(model, st, batch, { ...shortcuts, kinds: ['neuron'], neuronSubset: subset });
+      const pick = (raw: RawLosses[]): RawLosses[] => raw.map((r, l) => ({ md: subset[l]!.map((j) => r.md[j]!), kl: subset[l]!.map((j) => r.kl[j]!) }));
+      const f = balance(pick(scores.raw.neurons), 'neuron', OPTIN_DEFAULTS), e = balance(pick(exact.raw.neurons), 'neuron', OPTIN_DEFAULTS);
+      const within = st.layers.map((_, l) => spearman(f[l]!, e[l]!));
+      console.log(`fidelity: ${k} neurons per layer scored exactly (16 examples, all later layers) in ${(exact.seconds / 60).toFixed(1)} min; Spearman of fast vs exact ${spearman(f.flat(), e.flat()).toFixed(3)} over all ${k * st.layers.length}, within layers ${Math.min(...within).toFixed(3)} to ${Math.max(...within).toFixed(3)} (mean ${(within.reduce((a, b) => a + b, 0) / within.length).toFixed(3)})`);
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

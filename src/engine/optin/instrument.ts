@@ -44,10 +44,11 @@ export interface InstrumentOptions {
   /** Keep only the graph from this layer's residual input on (that value becomes an input). */
   cutAt?: number;
   /**
-   * With `cutAt`: start at the layer's FFN activations instead (a neuron suffix): they and these
-   * values the rest of the graph reads from before them ({@link ffnFrontier}; name to rank) become inputs too.
+   * With `cutAt`: start a neuron suffix inside the layer's FFN instead, at `start` (its activations,
+   * or the second matrix's product: see rankOne.ts) of rank `rank`; it and `values`, what the rest of
+   * the graph reads from before it ({@link ffnFrontier}; name to rank), become inputs.
    */
-  fromActivations?: Map<string, number>;
+  neuronFrom?: { start: string; rank: number; values: Map<string, number> };
   /** Replace the graph outputs with exactly these (default: original outputs + `outputs`). */
   onlyOutputs?: boolean;
 }
@@ -98,9 +99,11 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
     const layer = st.layers[opts.cutAt];
     if (!layer) throw new OptinError('usage', `no layer ${opts.cutAt}`);
     const cuts = new Map<string, Array<number | string>>([[layer.input, layer.shape ? ['n', ...layer.shape.inputDims] : ['n', 's', st.hidden]]]);
-    if (opts.fromActivations && layer.ffn) {
-      cuts.set(layer.ffn.hidden, neuronMaskDims(layer).map((d, i) => (i === 0 ? 'n' : d === 1 ? `optin_d${i}` : d)));
-      for (const [v, rank] of opts.fromActivations) cuts.set(v, ['n', ...Array.from({ length: rank - 1 }, (_, i) => `optin_${v}_${i + 1}`)]);
+    if (opts.neuronFrom && layer.ffn) {
+      const symbolic = (v: string, rank: number): string[] => ['n', ...Array.from({ length: rank - 1 }, (_, i) => `optin_${v}_${i + 1}`)];
+      const { start, rank, values } = opts.neuronFrom;
+      cuts.set(start, start === layer.ffn.hidden ? neuronMaskDims(layer).map((d, i) => (i === 0 ? 'n' : d === 1 ? `optin_d${i}` : d)) : symbolic(start, rank));
+      for (const [v, r] of values) cuts.set(v, symbolic(v, r));
     }
     proto.graph = extractSubgraph(g, cuts, outputs);
   }
@@ -108,19 +111,20 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
 }
 
 /**
- * What a neuron of layer l changes starts at its FFN activations: the suffix graph of a neuron can
+ * What a neuron of layer l changes starts at its FFN activations (or, where its removal is a rank-1
+ * change, at the second matrix's product: `start`, see rankOne.ts): the suffix graph of a neuron can
  * begin there instead of at the layer input, skipping the layer's attention and first FFN matrix.
  * The values it then needs from before (the residual the FFN output is added to) are those computed
- * from the layer input that a node downstream of the activations reads; the dense run supplies them.
+ * from the layer input that a node downstream of `start` reads; the dense run supplies them.
  * @returns their names (float activations are checked by the caller on the dense run)
  */
-export function ffnFrontier(g: GraphProto, layer: EncoderLayer): string[] {
-  if (!layer.ffn) return [];
-  const closure = (start: string): Set<string> => {
+export function ffnFrontier(g: GraphProto, layer: EncoderLayer, start = layer.ffn?.hidden): string[] {
+  if (!layer.ffn || !start) return [];
+  const closure = (from: string): Set<string> => {
     const consumers = new Map<string, number[]>();
     g.node.forEach((n, i) => n.input.forEach((x) => consumers.set(x, [...(consumers.get(x) ?? []), i])));
-    const values = new Set([start]);
-    const stack = [start];
+    const values = new Set([from]);
+    const stack = [from];
     while (stack.length) {
       for (const i of consumers.get(stack.pop()!) ?? []) {
         for (const o of g.node[i]!.output) if (o && !values.has(o)) { values.add(o); stack.push(o); }
@@ -128,7 +132,7 @@ export function ffnFrontier(g: GraphProto, layer: EncoderLayer): string[] {
     }
     return values;
   };
-  const after = closure(layer.ffn.hidden);
+  const after = closure(start);
   const fromInput = closure(layer.input);
   const out = new Set<string>();
   for (const n of g.node) {

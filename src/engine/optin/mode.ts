@@ -5,12 +5,14 @@ import type { EpChoice } from '../runtime/providers';
 import { createSession, runSession, toOrt } from '../runtime/session';
 import { layerMacs } from '../flops';
 import { bucketBatch, splitByLength } from './buckets';
+import { rankOneStart } from './rankOne';
+import { OPTIN_DEFAULTS } from './types';
 
 /** How long exact scoring would take, from a timed dense forward of the calibration batch. */
 export interface CostEstimate {
   /** Seconds of one dense forward of the whole batch as scoring runs it (in its length buckets when it has them; second of two runs). */
   forward: number;
-  /** Estimated seconds for all heads / all neurons: each element costs its suffix (heads from the layer input, neurons from the FFN activations). */
+  /** Estimated seconds for all heads / all neurons: each element costs its suffix (heads from the layer input, neurons from inside the FFN). */
   heads: number;
   neurons: number;
   /** Estimated seconds for all neurons when each compares only the next layer (horizon 1). */
@@ -60,7 +62,9 @@ export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: 
   if (!bucketed) forward = await timedForward(model.path, batch.feeds, ep);
   const L = st.layers.length;
   const S = Math.max(1, Math.round(batch.meanLength));
+  // The share of its own layer a neuron suffix still runs: the second FFN matrix, or nothing where it starts after it (rank-1).
   const share = st.layers.map((l) => {
+    if (rankOneStart(model, l)) return 0;
     const m = layerMacs(l, S, st.hidden);
     const down = m.ffn / (l.ffn?.gate ? 3 : 2);
     return m.total > 0 ? down / m.total : 1;
@@ -68,9 +72,16 @@ export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: 
   // A suffix runs to the logits, or (horizon h cutting the trajectory short) to layer l + h's feature,
   // which a pre-LN layer computes at its start (its input norm) and a post-LN one at its end.
   const pre = st.norm === 'pre';
+  // Each compared feature also costs the student's Gram matrix of the K sampled rows (2 K^2 D), in
+  // units of one layer of the dense forward (what a suffix that barely runs a layer still costs).
+  const K = Math.min(OPTIN_DEFAULTS.tokenSample, Math.round(batch.meanLength * batch.batch));
+  const layerMacsOfBatch = st.layers.reduce((a, l) => a + layerMacs(l, S, st.hidden).total, 0) / Math.max(L, 1) * batch.batch;
+  const gram = (K * K * st.hidden) / Math.max(layerMacsOfBatch, 1);
   const suffix = (l: number, h = L, fromActivations = false): number => {
-    const layers = L - l - 1 > h ? (pre ? h : h + 1) : L - l;
-    return Math.max(0, layers - (fromActivations ? 1 - share[l]! : 0)) / L;
+    const truncated = L - l - 1 > h;
+    const layers = truncated ? (pre ? h : h + 1) : L - l;
+    const compared = truncated ? h : Math.max(1, L - l - 1);
+    return (Math.max(0, layers - (fromActivations ? 1 - share[l]! : 0)) + compared * gram) / L;
   };
   const f = forward * (bucketed ? BUCKET_OVERHEAD : OVERHEAD);
   return {

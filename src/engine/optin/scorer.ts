@@ -13,6 +13,7 @@ import { bucketRows, planBuckets, type BucketRun } from './buckets';
 import { layerValues, runTeacher, type TeacherRun } from './teacher';
 import { DeviceFeeds } from '../runtime/deviceFeeds';
 import { scoreVariants } from './variants';
+import { rankOneStart, withoutNeuron, type RankOneStart } from './rankOne';
 import { sampleIndices } from './random';
 import { gatherPixels, samplePixels } from './pixels';
 import { balance } from './balance';
@@ -47,6 +48,11 @@ export interface ScoreOptions {
    * layer input, as heads.
    */
   neuronCut?: boolean;
+  /**
+   * Where a neuron's removal is a rank-1 change of its FFN's second product (rankOne.ts), start the
+   * neuron suffix after that matrix, fed the corrected product (default true; false = at the activations).
+   */
+  rankOne?: boolean;
   /** Which elements to score (default both); the other kind gets zeros. */
   kinds?: Array<'head' | 'neuron'>;
   /**
@@ -189,6 +195,22 @@ export function lossConstants(st: ModelStructure, batch: CalibrationBatch, teach
 
 interface Element { kind: 'head' | 'neuron'; index: number }
 
+/** Where a layer's neuron suffixes start (see scoreModel's neuronStart), with the dense values they read, per part. */
+interface NeuronStart {
+  start: string;
+  frontier: string[];
+  rankOne?: RankOneStart;
+  values: Array<Map<string, TensorData & { data: Float32Array }>>;
+}
+
+/** The rank-1 start's feed: the dense product once per element, each without its neuron. */
+function withoutNeurons(r1: RankOneStart, dense: TensorData & { data: Float32Array }, act: TensorData & { data: Float32Array }, chunk: Element[]): ort.Tensor {
+  const n = dense.data.length;
+  const out = new Float32Array(chunk.length * n);
+  chunk.forEach((e, j) => withoutNeuron(dense.data, act.data, r1.row(e.index), e.index, r1.width, out, j * n));
+  return new ort.Tensor('float32', out, [chunk.length * dense.dims[0]!, ...dense.dims.slice(1)]);
+}
+
 /**
  * Loss constants of each length bucket: the padded batch's sampled rows mapped into the buckets, the
  * output terms from each bucket's own dense run, and the teacher rows bucket after bucket (the order
@@ -259,17 +281,29 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     return { type: 'float32', dims: layer.shape ? [b, ...layer.shape.inputDims] : [b, part.batch.seqLen, st.hidden], data: part.layerInputs[l]! };
   };
   /**
-   * Where layer l's neurons can start at the FFN activations: the dense values they then read (the
-   * activations and what the graph reads from before them), per part, when each is a float tensor
-   * with one row per example (else the neurons run from the layer input, as heads do).
+   * Where layer l's neurons can start inside the FFN: after its second matrix when a neuron's removal
+   * is a rank-1 change there (rankOne.ts), else at the activations; with the dense values they then
+   * read (the activations, that product, and what the graph reads from before them), per part, when
+   * each is a float tensor with one row per example (else the neurons run from the layer input, as heads do).
    */
-  const neuronStart = async (l: number): Promise<Array<Map<string, TensorData>> | undefined> => {
+  const neuronStart = async (l: number, rankOne = opts.rankOne !== false): Promise<NeuronStart | undefined> => {
     const layer = st.layers[l]!;
     if (!reuse || opts.neuronCut === false || !layer.ffn) return undefined;
-    const names = [layer.ffn.hidden, ...ffnFrontier(model.proto.graph!, layer)];
+    const r1 = rankOne ? rankOneStart(model, layer) : undefined;
+    const start = r1?.value ?? layer.ffn.hidden;
+    const frontier = ffnFrontier(model.proto.graph!, layer, start).filter((n) => n !== layer.ffn!.hidden);
+    const names = [...new Set([layer.ffn.hidden, start, ...frontier])];
     const values = await layerValues(model, st, l, parts.map((p) => ({ batch: p.batch, layerInput: layerInput(l, p) })), names, ep);
     if (!values.every((v, p) => names.every((n) => v.get(n)!.type === 'float32' && v.get(n)!.dims[0] === parts[p]!.batch.batch))) return undefined;
-    return values.map((v) => new Map([...v].map(([n, t]) => [n, { type: 'float32' as const, dims: [...t.dims], data: t.data as Float32Array }])));
+    if (r1) {
+      const a = values[0]!.get(layer.ffn.hidden)!.dims, y = values[0]!.get(start)!.dims;
+      const aligned = a.length === y.length && a.slice(0, -1).every((d, i) => d === y[i]) && a[a.length - 1] === r1.width && y[y.length - 1] === r1.out;
+      if (!aligned) return neuronStart(l, false);
+    }
+    return {
+      start, frontier, ...(r1 ? { rankOne: r1 } : {}),
+      values: values.map((v) => new Map([...v].map(([n, t]) => [n, { type: 'float32' as const, dims: [...t.dims], data: t.data as Float32Array }]))),
+    };
   };
   const perVariant = Math.max(...parts.map((p) => p.batch.batch * p.batch.seqLen));
   const m = Math.max(1, Math.floor((opts.chunkTokens ?? (teacher.provider === 'cpu' ? 1024 : GPU_CHUNK_TOKENS)) / perVariant));
@@ -281,14 +315,15 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   let workDone = 0;
   let workTotal = 0;
   st.layers.forEach((l, i) => { workTotal += (L - i) * count(l); });
-  /** One suffix graph of layer l (from its input, or from its FFN activations with `values` from {@link neuronStart}) scoring `elements`; `offset` = their place among the layer's. */
-  const scoreSuffix = async (l: number, compared: number[], truncated: boolean, elements: Element[], offset: number, values: Array<Map<string, TensorData>> | undefined): Promise<{ md: number[]; kl: number[]; provider: string }> => {
+  /** One suffix graph of layer l (from its input, or from inside its FFN: {@link neuronStart}) scoring `elements`; `offset` = their place among the layer's. */
+  const scoreSuffix = async (l: number, compared: number[], truncated: boolean, elements: Element[], offset: number, ns: NeuronStart | undefined): Promise<{ md: number[]; kl: number[]; provider: string }> => {
     const layer = st.layers[l]!;
     const nH = doHeads ? layer.attention.heads : 0;
     const nIdx = neuronIdx(layer);
     const scored = [st.outputs[0]!, ...(lc.others ?? []).map((o) => o.name)];
-    const from = values ? new Map([...values[0]!].filter(([n]) => n !== layer.ffn!.hidden).map(([n, t]) => [n, t.dims.length])) : undefined;
-    const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : scored), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), ...(from ? { fromActivations: from } : {}), onlyOutputs: true });
+    const values = ns?.values;
+    const neuronFrom = ns ? { start: ns.start, rank: values![0]!.get(ns.start)!.dims.length, values: new Map(ns.frontier.map((n) => [n, values![0]!.get(n)!.dims.length])) } : undefined;
+    const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : scored), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), ...(neuronFrom ? { neuronFrom } : {}), onlyOutputs: true });
     const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
     const features = new Map(compared.map((k) => [k, st.layers[k]!.feature]));
     const mdName = bucketed ? undefined : appendManifoldLoss(b, features, lc, B);
@@ -309,7 +344,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     const hWidth = H * hd.repeat;
     const I = layer.ffn?.width ?? 0;
     return scoreVariants({
-      model, proto, label: `layer ${l} ${from ? 'neuron ' : ''}suffix`, ep, dev, count: elements.length, perRun: m, parts: parts.length, ...(opts.signal ? { signal: opts.signal } : {}),
+      model, proto, label: `layer ${l} ${ns ? 'neuron ' : ''}suffix`, ep, dev, count: elements.length, perRun: m, parts: parts.length, ...(opts.signal ? { signal: opts.signal } : {}),
       feeds: async (start, v, p) => {
         const part = parts[p]!;
         const B = part.batch.batch, S = part.batch.seqLen;
@@ -317,20 +352,27 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
         const chunk = elements.slice(start, start + v);
         const feeds: Record<string, ort.Tensor> = {};
         if (reuse && inputs.has(layer.input)) feeds[layer.input] = await dev.tiled(`layer ${l} input/${p}`, layerInput(l, part), v);
-        for (const [name, t] of values?.[p] ?? []) if (inputs.has(name)) feeds[name] = await dev.tiled(`${name}/${p}`, t, v);
+        for (const [name, t] of values?.[p] ?? []) if (inputs.has(name) && name !== ns?.rankOne?.value) feeds[name] = await dev.tiled(`${name}/${p}`, t, v);
+        if (ns?.rankOne && inputs.has(ns.rankOne.value)) feeds[ns.rankOne.value] = withoutNeurons(ns.rankOne, values![p]!.get(ns.rankOne.value)!, values![p]!.get(layer.ffn!.hidden)!, chunk);
         for (const [name, t] of Object.entries(part.batch.feeds)) if (inputs.has(name)) feeds[name] = await dev.tiled(`${name}/${p}`, t, v);
         if (bucketed) {
           feeds[ROWS_INPUT] = new ort.Tensor('int64', BigInt64Array.from(part.rows, BigInt), [part.rows.length]);
           feeds[ROWS_SHAPE_INPUT] = new ort.Tensor('int64', BigInt64Array.from([v, B * S, st.hidden], BigInt), [3]);
         }
-        const hm = new Float32Array(v * hRows * hWidth).fill(1);
-        const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
-        chunk.forEach((e, j) => {
-          if (e.kind === 'head') for (let r = j * hRows; r < (j + 1) * hRows; r++) hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
-          else for (let r = j * B; r < (j + 1) * B; r++) nm[r * I + e.index] = 0;
-        });
-        if (inputs.has(headMaskName(l))) feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * hRows : d)) as number[]);
-        if (inputs.has(neuronMaskName(l))) feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, neuronMaskDims(layer).map((d) => (d === 'n' ? v * B : d)) as number[]);
+        if (inputs.has(headMaskName(l))) {
+          const hm = new Float32Array(v * hRows * hWidth).fill(1);
+          chunk.forEach((e, j) => {
+            if (e.kind === 'head') for (let r = j * hRows; r < (j + 1) * hRows; r++) hm.fill(0, r * hWidth + e.index * hd.repeat, r * hWidth + (e.index + 1) * hd.repeat);
+          });
+          feeds[headMaskName(l)] = new ort.Tensor('float32', hm, hd.dims.map((d) => (d === 'n' ? v * hRows : d)) as number[]);
+        }
+        if (inputs.has(neuronMaskName(l))) {
+          const nm = new Float32Array(v * B * Math.max(I, 1)).fill(1);
+          chunk.forEach((e, j) => {
+            if (e.kind === 'neuron') for (let r = j * B; r < (j + 1) * B; r++) nm[r * I + e.index] = 0;
+          });
+          feeds[neuronMaskName(l)] = new ort.Tensor('float32', nm, neuronMaskDims(layer).map((d) => (d === 'n' ? v * B : d)) as number[]);
+        }
         return feeds;
       },
       read: async (outs, v) => {
@@ -380,13 +422,13 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
         ...nIdx.map((index) => ({ kind: 'neuron' as const, index })),
       ];
       // Heads run from the layer input; neurons, where the dense run supplies what they need, from the FFN activations.
-      const values = nIdx.length ? await neuronStart(l) : undefined;
-      const suffixes = values ? [{ elements: all.slice(0, nH), offset: 0 }, { elements: all.slice(nH), offset: nH, values }] : [{ elements: all, offset: 0 }];
+      const ns = nIdx.length ? await neuronStart(l) : undefined;
+      const suffixes = ns ? [{ elements: all.slice(0, nH), offset: 0 }, { elements: all.slice(nH), offset: nH, ns }] : [{ elements: all, offset: 0 }];
       const md: number[] = [];
       const kl: number[] = [];
       for (const sfx of suffixes) {
         if (!sfx.elements.length) continue;
-        const r = await scoreSuffix(l, compared, truncated, sfx.elements, sfx.offset, sfx.values);
+        const r = await scoreSuffix(l, compared, truncated, sfx.elements, sfx.offset, sfx.ns);
         provider = r.provider;
         md.push(...r.md);
         kl.push(...r.kl);
