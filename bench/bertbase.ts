@@ -1,6 +1,6 @@
 /**
  * BERT-base-geometry benchmark (run on demand: npm run bench:bertbase [-- --mode auto|fast|exact]
- * [--budget-min 10] [--layers 12] [--tokens sst2|random] [--no-buckets] [--no-neuron-cut] [--neuron-examples N --horizon H] [--fidelity 32]): generates a 12-layer, hidden-768,
+ * [--budget-min 10] [--layers 12] [--tokens sst2|random] [--no-buckets] [--no-neuron-cut] [--neuron-examples N --horizon H] [--chunk-tokens 1024] [--fidelity 32]): generates a 12-layer, hidden-768,
  * 12-head, FFN-3072 encoder with random weights, scores it on 16 sentences of up to 64 tokens (the
  * first SST-2 training sentences with the bundled BERT tokenizer; `--tokens random`: 16 random
  * sequences of exactly 64) in the chosen mode, plans at 0.6, and prints wall time and peak memory
@@ -61,7 +61,10 @@ async function main(): Promise<void> {
     console.log(`one dense forward ${est.forward.toFixed(2)} s; exact estimate: heads ${(est.heads / 60).toFixed(1)} min, neurons ${(est.neurons / 60).toFixed(1)} min; ${choice.reason}`);
     const onProgress = minuteProgress();
     // --no-buckets / --no-neuron-cut: the engine's two shortcuts off, for comparisons.
-    const shortcuts = { ...(process.argv.includes('--no-buckets') ? { buckets: false } : {}), ...(process.argv.includes('--no-neuron-cut') ? { neuronCut: false } : {}) };
+    const shortcuts = {
+      ...(process.argv.includes('--no-buckets') ? { buckets: false } : {}), ...(process.argv.includes('--no-neuron-cut') ? { neuronCut: false } : {}),
+      ...(arg('chunk-tokens', '') ? { chunkTokens: Number(arg('chunk-tokens', '1024')) } : {}),
+    };
     const scores = choice.mode === 'fast'
       ? await scoreFast(model, st, batch, { ...shortcuts, onProgress, ...(choice.neuronExamples ? { neuronExamples: choice.neuronExamples } : {}), ...('horizon' in choice && choice.horizon ? { horizon: choice.horizon } : {}) })
       : await scoreModel(model, st, batch, { ...shortcuts, onProgress });

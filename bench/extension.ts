@@ -1,6 +1,6 @@
 /**
  * The extension's own scoring time in a real VS Code (run on demand: `npm run bench:extension
- * [-- --samples 32] [--mode auto|exact|fast]`; needs the e2e tools: OPTIN_E2E_TOOLS from test/e2e/install.sh).
+ * [-- --samples 32] [--mode auto|exact|fast]`, which installs the e2e tools as test:e2e does).
  * A workspace with the bundled SST-2 BERT, its tokenizer and the first `samples` training sentences;
  * code-server with the development extension; right-click > Prune with OPTIN, accept the calibration
  * data; prints the seconds from the click to the finished plan in the panel and the scoring time the
