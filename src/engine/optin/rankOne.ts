@@ -1,5 +1,5 @@
 import type { OnnxModel } from '../onnx/model';
-import { attr, attrInt, GraphIndex } from '../onnx/graph';
+import { GraphIndex } from '../onnx/graph';
 import { DataType } from '../onnx/schema';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import type { EncoderLayer } from '../structure/types';
@@ -11,7 +11,7 @@ import type { EncoderLayer } from '../structure/types';
  * matrix, fed the corrected product, instead of multiplying the masked activations again.
  */
 export interface RankOneStart {
-  /** Output of the second matrix's MatMul / Gemm node (before any separate bias Add). */
+  /** Output of the second matrix's MatMul node (before any separate bias Add). */
   value: string;
   /** Row j of the weight in [in, out] terms, for neuron j. */
   row(j: number): Float32Array;
@@ -21,8 +21,8 @@ export interface RankOneStart {
 
 /**
  * The rank-1 start of a layer's neurons, when the graph allows it: the activations feed exactly one
- * node, a MatMul with a constant float32 [I, D] weight or a Gemm (alpha 1, transA 0) with a
- * constant one; otherwise undefined (the neurons then start at the activations).
+ * node, a MatMul with a constant float32 [I, D] weight; otherwise undefined (the neurons then start
+ * at the activations).
  */
 export function rankOneStart(model: OnnxModel, layer: EncoderLayer): RankOneStart | undefined {
   const ffn = layer.ffn;
@@ -31,24 +31,22 @@ export function rankOneStart(model: OnnxModel, layer: EncoderLayer): RankOneStar
   const uses = ix.uses(ffn.hidden);
   const node = uses[0];
   if (uses.length !== 1 || !node || node.input[0] !== ffn.hidden || !node.output[0]) return undefined;
-  let transposed = false;
-  if (node.opType === 'Gemm') {
-    const alpha = attr(node, 'alpha');
-    if ((alpha !== undefined && alpha !== 1) || attrInt(node, 'transA', 0) !== 0) return undefined;
-    transposed = attrInt(node, 'transB', 0) === 1;
-  } else if (node.opType !== 'MatMul') return undefined;
+  // A Gemm reads 2-D activations [tokens, I] (no row per example), which keep the activation start.
+  if (node.opType !== 'MatMul') return undefined;
   const t = ix.constant(node.input[1] ?? '');
   if (!t || t.dataType !== DataType.FLOAT) return undefined;
   const dims = tensorShape(t);
-  if (dims.length !== 2) return undefined;
-  const [I, D] = transposed ? [dims[1]!, dims[0]!] : [dims[0]!, dims[1]!];
-  if (I !== ffn.width) return undefined;
-  const w = tensorFloat32(t, ix.ext);
+  if (dims.length !== 2 || dims[0] !== ffn.width) return undefined;
+  const [I, D] = [dims[0]!, dims[1]!];
+  let w: Float32Array | undefined;
   return {
     value: node.output[0],
     width: I,
     out: D,
-    row: (j) => (transposed ? Float32Array.from({ length: D }, (_, d) => w[d * I + j]!) : w.slice(j * D, (j + 1) * D)),
+    row: (j) => {
+      w ??= tensorFloat32(t, ix.ext);
+      return w.slice(j * D, (j + 1) * D);
+    },
   };
 }
 
