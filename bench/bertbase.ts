@@ -1,6 +1,6 @@
 /**
  * BERT-base-geometry benchmark (run on demand: npm run bench:bertbase [-- --mode auto|fast|exact]
- * [--budget-min 10] [--layers 12] [--tokens sst2|random] [--no-buckets] [--no-neuron-cut] [--neuron-examples N --horizon H] [--chunk-tokens 1024] [--fidelity 32]): generates a 12-layer, hidden-768,
+ * [--budget-min 10] [--layers 12] [--tokens sst2|random] [--no-buckets] [--no-neuron-cut] [--neuron-examples N --horizon H] [--chunk-tokens 1024] [--fidelity 32 [--dump FILE]]): generates a 12-layer, hidden-768,
  * 12-head, FFN-3072 encoder with random weights, scores it on 16 sentences of up to 64 tokens (the
  * first SST-2 training sentences with the bundled BERT tokenizer; `--tokens random`: 16 random
  * sequences of exactly 64) in the chosen mode, plans at 0.6, and prints wall time and peak memory
@@ -81,6 +81,8 @@ async function main(): Promise<void> {
       const pick = (raw: RawLosses[]): RawLosses[] => raw.map((r, l) => ({ md: subset[l]!.map((j) => r.md[j]!), kl: subset[l]!.map((j) => r.kl[j]!) }));
       const f = balance(pick(scores.raw.neurons), 'neuron', OPTIN_DEFAULTS), e = balance(pick(exact.raw.neurons), 'neuron', OPTIN_DEFAULTS);
       const within = st.layers.map((_, l) => spearman(f[l]!, e[l]!));
+      // --dump FILE: the sampled neurons' raw terms, fast and exact, for studying the mapping between them.
+      if (arg('dump', '')) fs.writeFileSync(arg('dump', ''), JSON.stringify({ subset, fast: pick(scores.raw.neurons), exact: pick(exact.raw.neurons) }));
       console.log(`fidelity: ${k} neurons per layer scored exactly (16 examples, all later layers) in ${(exact.seconds / 60).toFixed(1)} min; Spearman of fast vs exact ${spearman(f.flat(), e.flat()).toFixed(3)} over all ${k * st.layers.length}, within layers ${Math.min(...within).toFixed(3)} to ${Math.max(...within).toFixed(3)} (mean ${(within.reduce((a, b) => a + b, 0) / within.length).toFixed(3)})`);
     }
   } finally {
