@@ -59,6 +59,22 @@ describe('fast and auto scoring modes, execution providers', function () {
     assert.ok(rho > 0.6, `rank correlation with the full trajectory on the same examples: ${rho}`);
   });
 
+  it('with horizon 1 the heads and the calibration neurons keep the whole trajectory; the other neurons of a cut-short layer get both terms from them', async () => {
+    const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
+    const st = detectStructure(m);
+    const b = await loadCalibration(m.path, st, { data: path.join(FIXTURES, 'data', 'digits', 'train'), samples: 4 });
+    const exact = await scoreModel(m, st, b);
+    const fast = await scoreFast(m, st, b, { neuronExamples: 4, horizon: 1, calibrationNeurons: 4 });
+    assert.deepEqual(fast.raw.heads, exact.raw.heads, 'heads are scored exactly, to the end');
+    for (const l of [0, 1]) {
+      const f = fast.raw.neurons[l]!, e = exact.raw.neurons[l]!;
+      const same = f.md.filter((x, j) => x === e.md[j] && f.kl[j] === e.kl[j]).length;
+      assert.equal(same, 4, `layer ${l}: the 4 calibration neurons carry their whole-trajectory terms`);
+      assert.ok(f.kl.every((x) => x > 0), `layer ${l}: every neuron gets an output term mapped from the calibration neurons`);
+    }
+    assert.deepEqual(fast.raw.neurons.slice(2), exact.raw.neurons.slice(2), 'layers whose trajectory is already one layer are not cut');
+  });
+
   it('auto picks exact when it fits, fast with fewer examples, then horizon 1', () => {
     const est = { forward: 1, heads: 60, neurons: 6000, neuronsHorizon1: 1200 };
     assert.equal(chooseMode(est, 16, 7000).mode, 'exact');

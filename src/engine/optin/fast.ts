@@ -57,7 +57,9 @@ export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: Cal
     const eta = done > 0 && p.phase === 'layer' ? (elapsed / done) * (total - done) : undefined;
     opts.onProgress?.({ ...rest, done, total, elapsed, ...(eta !== undefined ? { eta } : {}), ...(partial ? { partial } : {}) });
   };
-  const heads = await scoreModel(model, st, batch, { ...opts, kinds: ['head'], onProgress: relay(0) });
+  // Only the neurons' own suffix runs are cut short: heads and the calibration neurons keep the whole trajectory.
+  const { horizon: _h, ...whole } = opts;
+  const heads = await scoreModel(model, st, batch, { ...whole, kinds: ['head'], onProgress: relay(0) });
   headScores = heads.heads;
   const neurons = await scoreModel(model, st, sub, { ...opts, kinds: ['neuron'], onProgress: relay(nHeads), ...(opts.horizon !== undefined ? { horizon: opts.horizon } : {}) });
   if (opts.horizon !== undefined) await calibrateHorizon(model, st, sub, neurons.raw.neurons, opts);
@@ -94,7 +96,8 @@ async function calibrateHorizon(model: OnnxModel, st: ModelStructure, sub: Calib
     const order = raw[l.index]!.md.map((v, j) => [v, j] as const).sort((a, b) => a[0] - b[0]).map(([, j]) => j);
     return [...new Set(Array.from({ length: k }, (_, i) => order[Math.floor(((i + 0.5) * order.length) / k)]!))].sort((a, b) => a - b);
   });
-  const full = await scoreModel(model, st, sub, { ...opts, kinds: ['neuron'], layers, neuronSubset: subset, onProgress: () => undefined });
+  const { horizon: _h, ...whole } = opts;
+  const full = await scoreModel(model, st, sub, { ...whole, kinds: ['neuron'], layers, neuronSubset: subset, onProgress: () => undefined });
   for (const l of layers) {
     const r = raw[l]!, f = full.raw.neurons[l]!;
     const ok = subset[l]!.filter((j) => r.md[j]! > 0);
