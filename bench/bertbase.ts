@@ -83,7 +83,7 @@ async function main(): Promise<void> {
       const within = st.layers.map((_, l) => spearman(f[l]!, e[l]!));
       // --dump FILE: the sampled neurons' raw terms, fast and exact, for studying the mapping between them.
       if (arg('dump', '')) fs.writeFileSync(arg('dump', ''), JSON.stringify({ subset, fast: pick(scores.raw.neurons), exact: pick(exact.raw.neurons) }));
-      console.log(`fidelity: ${k} neurons per layer scored exactly (16 examples, all later layers) in ${(exact.seconds / 60).toFixed(1)} min; Spearman of fast vs exact ${spearman(f.flat(), e.flat()).toFixed(3)} over all ${k * st.layers.length}, within layers ${Math.min(...within).toFixed(3)} to ${Math.max(...within).toFixed(3)} (mean ${(within.reduce((a, b) => a + b, 0) / within.length).toFixed(3)})`);
+      console.log(`fidelity: ${k} neurons per layer scored exactly (${batch.batch} examples, all later layers) in ${(exact.seconds / 60).toFixed(1)} min; Spearman of fast vs exact ${spearman(f.flat(), e.flat()).toFixed(3)} over all ${k * st.layers.length}, within layers ${Math.min(...within).toFixed(3)} to ${Math.max(...within).toFixed(3)} (mean ${(within.reduce((a, b) => a + b, 0) / within.length).toFixed(3)})`);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { createSession, runSession, toOrt } from '../runtime/session';
 import { layerMacs } from '../flops';
 import { bucketBatch, splitByLength } from './buckets';
 import { rankOneStart } from './rankOne';
+import { GraphIndex } from '../onnx/graph';
 import { OPTIN_DEFAULTS } from './types';
 
 /** How long exact scoring would take, from a timed dense forward of the calibration batch. */
@@ -63,8 +64,9 @@ export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: 
   const L = st.layers.length;
   const S = Math.max(1, Math.round(batch.meanLength));
   // The share of its own layer a neuron suffix still runs: the second FFN matrix, or nothing where it starts after it (rank-1).
+  const ix = new GraphIndex(model.proto.graph!, model.ext);
   const share = st.layers.map((l) => {
-    if (rankOneStart(model, l)) return 0;
+    if (rankOneStart(model, l, ix)) return 0;
     const m = layerMacs(l, S, st.hidden);
     const down = m.ffn / (l.ffn?.gate ? 3 : 2);
     return m.total > 0 ? down / m.total : 1;

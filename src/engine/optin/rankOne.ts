@@ -22,12 +22,11 @@ export interface RankOneStart {
 /**
  * The rank-1 start of a layer's neurons, when the graph allows it: the activations feed exactly one
  * node, a MatMul with a constant float32 [I, D] weight; otherwise undefined (the neurons then start
- * at the activations).
+ * at the activations). `ix`: the model's graph index, when the caller asks for several layers.
  */
-export function rankOneStart(model: OnnxModel, layer: EncoderLayer): RankOneStart | undefined {
+export function rankOneStart(model: OnnxModel, layer: EncoderLayer, ix = new GraphIndex(model.proto.graph!, model.ext)): RankOneStart | undefined {
   const ffn = layer.ffn;
   if (!ffn) return undefined;
-  const ix = new GraphIndex(model.proto.graph!, model.ext);
   const uses = ix.uses(ffn.hidden);
   const node = uses[0];
   if (uses.length !== 1 || !node || node.input[0] !== ffn.hidden || !node.output[0]) return undefined;

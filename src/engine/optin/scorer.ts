@@ -14,6 +14,7 @@ import { layerValues, runTeacher, type TeacherRun } from './teacher';
 import { DeviceFeeds } from '../runtime/deviceFeeds';
 import { scoreVariants } from './variants';
 import { rankOneStart, withoutNeuron, type RankOneStart } from './rankOne';
+import { GraphIndex } from '../onnx/graph';
 import { sampleIndices } from './random';
 import { gatherPixels, samplePixels } from './pixels';
 import { balance } from './balance';
@@ -286,10 +287,12 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
    * read (the activations, that product, and what the graph reads from before them), per part, when
    * each is a float tensor with one row per example (else the neurons run from the layer input, as heads do).
    */
+  let ix: GraphIndex | undefined;
+  const graphIndex = (): GraphIndex => (ix ??= new GraphIndex(model.proto.graph!, model.ext));
   const neuronStart = async (l: number, rankOne = opts.rankOne !== false): Promise<NeuronStart | undefined> => {
     const layer = st.layers[l]!;
     if (!reuse || opts.neuronCut === false || !layer.ffn) return undefined;
-    const r1 = rankOne ? rankOneStart(model, layer) : undefined;
+    const r1 = rankOne ? rankOneStart(model, layer, graphIndex()) : undefined;
     const start = r1?.value ?? layer.ffn.hidden;
     const frontier = ffnFrontier(model.proto.graph!, layer, start).filter((n) => n !== layer.ffn!.hidden);
     const names = [...new Set([layer.ffn.hidden, start, ...frontier])];
