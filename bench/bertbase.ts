@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     const wall = (performance.now() - t0) / 1000;
     const rss = process.resourceUsage().maxRSS * 1024;
     const limit = 3 * size + 2 ** 30;
-    console.log(`scored ${scores.heads.flat().length + scores.neurons.flat().length} elements in ${(scores.seconds / 60).toFixed(1)} min (${scores.mode}); plan at 0.6 keeps ${plan.layers.reduce((a, l) => a + l.heads, 0)} heads, ${plan.layers.reduce((a, l) => a + l.neurons, 0)} neurons`);
+    console.log(`scored ${scores.heads.flat().length + scores.neurons.flat().length} elements in ${(scores.seconds / 60).toFixed(1)} min (${scores.mode}); plan at 0.6 keeps ${plan.layers.reduce((a, l) => a + l.heads, 0)} heads, ${plan.layers.reduce((a, l) => a + l.neurons, 0)} neurons${scores.extrapolation ? `; neuron losses extrapolated to the whole batch with slopes ${scores.extrapolation.md.toFixed(2)} (MD) / ${scores.extrapolation.kl.toFixed(2)} (KL)` : ''}`);
     console.log(`wall time ${(wall / 60).toFixed(1)} min from loading the model to the plan (target <= 15); peak RSS ${(rss / 2 ** 30).toFixed(2)} GB (target <= ${(limit / 2 ** 30).toFixed(2)} GB = 3 x model + 1 GB)`);
     const k = Number(arg('fidelity', '32'));
     if (scores.mode === 'fast' && k > 0) {

@@ -75,7 +75,7 @@ async function main(): Promise<void> {
       const out = path.join(tmp, 'fast-0.7.onnx');
       await applyPlan({ model: file, plan: makePlan(scoresFile(ref, fast, seq), 0.7), data: calib, out });
       const e = await evaluate(out, { data: test });
-      console.log(`fast mode (${label}): ${fastSeconds.toFixed(0)} s; neuron ranking Spearman ${spearman(fast.neurons.flat(), optin.neurons.flat()).toFixed(3)} against exact; perplexity at 0.7 ${e.language!.perplexity.toFixed(2)}`);
+      console.log(`fast mode (${label}): ${fastSeconds.toFixed(0)} s; neuron ranking Spearman ${spearman(fast.neurons.flat(), optin.neurons.flat()).toFixed(3)} against exact; perplexity at 0.7 ${e.language!.perplexity.toFixed(2)}${fast.extrapolation ? `; extrapolation slopes ${fast.extrapolation.md.toFixed(2)} (MD) / ${fast.extrapolation.kl.toFixed(2)} (KL)` : ''}`);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

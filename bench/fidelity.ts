@@ -39,14 +39,16 @@ async function main(): Promise<void> {
     return `${(100 * (await evaluate(out, { data: test })).accuracy!).toFixed(2)}%`;
   };
   try {
-    console.log('| scores | neurons scored on | trajectory | time | Spearman (neurons) vs exact | accuracy at 0.6 |');
-    console.log('|---|---|---|---|---|---|');
-    console.log(`| exact | 64 sentences | all later layers | ${exact.seconds.toFixed(0)} s | 1 | ${await accuracy(exact, 'exact')} |`);
+    console.log('| scores | neurons scored on | trajectory | time | Spearman (neurons) vs exact | accuracy at 0.6 | extrapolation slope (MD / KL) |');
+    console.log('|---|---|---|---|---|---|---|');
+    console.log(`| exact | 64 sentences | all later layers | ${exact.seconds.toFixed(0)} s | 1 | ${await accuracy(exact, 'exact')} | |`);
     const variants: Array<[string, FastOptions]> = [['16 sentences', { neuronExamples: 16 }], ['8 sentences', { neuronExamples: 8 }], ['8 sentences', { neuronExamples: 8, horizon: 1 }], ['4 sentences', { neuronExamples: 4, horizon: 1 }], ['1 sentence', { neuronExamples: 1, horizon: 1 }]];
     for (const [label, o] of variants) {
-      const s = scoresFile(ref, await scoreFast(model, st, batch, o), batch.meanLength);
+      const fast = await scoreFast(model, st, batch, o);
+      const s = scoresFile(ref, fast, batch.meanLength);
+      const slope = fast.extrapolation ? `${fast.extrapolation.md.toFixed(2)} / ${fast.extrapolation.kl.toFixed(2)}` : '';
       const rho = spearman(s.neurons.flat(), exact.neurons.flat());
-      console.log(`| fast | ${label} | ${o.horizon ? `next ${o.horizon} layer` : 'all later layers'} | ${s.seconds.toFixed(0)} s | ${rho.toFixed(3)} | ${await accuracy(s, `fast-${o.neuronExamples}-${o.horizon ?? 0}`)} |`);
+      console.log(`| fast | ${label} | ${o.horizon ? `next ${o.horizon} layer` : 'all later layers'} | ${s.seconds.toFixed(0)} s | ${rho.toFixed(3)} | ${await accuracy(s, `fast-${o.neuronExamples}-${o.horizon ?? 0}`)} | ${slope} |`);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

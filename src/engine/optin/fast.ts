@@ -1,22 +1,32 @@
 import type { OnnxModel } from '../onnx/model';
-import type { ModelStructure } from '../structure/types';
+import type { EncoderLayer, ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
 import { pickFeeds } from '../data/batches';
 import { balance } from './balance';
-import { scoreModel, tokenRows, type ScoreOptions } from './scorer';
+import { scoreModel, type ScoreOptions } from './scorer';
+import { featureEnergies, type FeatureEnergy } from './activations';
+import { extrapolateLosses, type LayerEvidence } from './extrapolate';
+import { GraphIndex } from '../onnx/graph';
+import { tensorFloat32 } from '../onnx/tensor';
+import { REFERENCE_NEURONS } from './mode';
 import { OPTIN_DEFAULTS, type RawLosses, type ScoreProgress, type Scores } from './types';
 
 /** Options of {@link scoreFast}. */
 export interface FastOptions extends ScoreOptions {
   /** Calibration examples the neurons are scored on (default: a quarter of the batch, at least 1). */
   neuronExamples?: number;
-  /**
-   * Neurons compare only the next `horizon` layers; per truncated layer, `calibrationNeurons`
-   * neurons (spread over the truncated ranking) also get the full trajectory, and the layer's
-   * truncated scores are mapped to full ones by the median ratio (default: no truncation).
-   */
+  /** Neurons compare only the next `horizon` layers (default: no truncation). */
   horizon?: number;
-  calibrationNeurons?: number;
+  /**
+   * Reference neurons per layer (default 8, spread over the subset's ranking), scored exactly on the
+   * whole batch and the whole trajectory; they fit the extrapolation of the others ({@link extrapolateLosses}).
+   */
+  referenceNeurons?: number;
+}
+
+/** `n` indices spread evenly over `0..count-1`. */
+export function spread(count: number, n: number): number[] {
+  return Array.from({ length: Math.min(n, count) }, (_, i) => Math.floor((i * count) / Math.min(n, count)));
 }
 
 /** `n` examples spread evenly over a batch (same padded length), with their masks and labels. */
@@ -24,7 +34,7 @@ export function subBatch(batch: CalibrationBatch, n: number): CalibrationBatch {
   const B = batch.batch;
   if (n >= B) return batch;
   const S = batch.seqLen;
-  const idx = Array.from({ length: n }, (_, i) => Math.floor((i * B) / n));
+  const idx = spread(B, n);
   const tokenMask = new Uint8Array(n * S);
   idx.forEach((i, j) => tokenMask.set(batch.tokenMask.subarray(i * S, (i + 1) * S), j * S));
   const real = tokenMask.reduce((a, b) => a + b, 0);
@@ -38,38 +48,40 @@ export function subBatch(batch: CalibrationBatch, n: number): CalibrationBatch {
 /**
  * Fast OPTIN: heads get exact scores on the whole calibration batch; neurons get exact trajectory
  * scores on an evenly spread subset of the examples (the cost of neuron scoring is proportional to
- * the tokens it runs). The neurons' raw terms are rescaled to the full batch's size (MD by the
- * squared ratio of sampled token rows, KL by the ratio of examples) before balancing, so heads and
- * neurons stay comparable in the global search.
+ * the tokens it runs), optionally over the next `horizon` layers only. Unless that subset is the whole
+ * batch and the trajectory whole, a few reference neurons per layer are then scored exactly and the
+ * others' whole-batch losses are extrapolated from their subset losses and activation energies
+ * ({@link extrapolateLosses}), so heads and neurons stay comparable in the global search.
  */
 export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, opts: FastOptions = {}): Promise<Scores> {
   const t0 = performance.now();
   const n = Math.max(1, Math.min(batch.batch, opts.neuronExamples ?? Math.ceil(batch.batch / 4)));
   const sub = subBatch(batch, n);
+  const complete = n >= batch.batch && opts.horizon === undefined;
+  const K = opts.referenceNeurons ?? REFERENCE_NEURONS;
   const nHeads = st.layers.reduce((a, l) => a + l.attention.heads, 0);
   const nNeurons = st.layers.reduce((a, l) => a + (l.ffn?.width ?? 0), 0);
-  const total = nHeads + nNeurons;
+  const nRefs = complete ? 0 : st.layers.reduce((a, l) => a + Math.min(K, l.ffn?.width ?? 0), 0);
+  const total = nHeads + nNeurons + nRefs;
   let headScores: number[][] | undefined;
   const relay = (offset: number) => (p: ScoreProgress): void => {
-    const partial = p.partial && headScores ? { ...p.partial, heads: headScores[p.partial.layer]! } : undefined;
+    const partial = p.partial && headScores && offset === nHeads ? { ...p.partial, heads: headScores[p.partial.layer]! } : undefined;
     const { partial: _drop, eta: _phaseEta, ...rest } = p;
     const done = offset + p.done, elapsed = (performance.now() - t0) / 1000;
     const eta = done > 0 && p.phase === 'layer' ? (elapsed / done) * (total - done) : undefined;
     opts.onProgress?.({ ...rest, done, total, elapsed, ...(eta !== undefined ? { eta } : {}), ...(partial ? { partial } : {}) });
   };
-  // Only the neurons' own suffix runs are cut short: heads and the calibration neurons keep the whole trajectory.
+  // Only the neurons' own suffix runs are cut short: heads and the reference neurons keep the whole trajectory.
   const { horizon: _h, ...whole } = opts;
   const heads = await scoreModel(model, st, batch, { ...whole, kinds: ['head'], onProgress: relay(0) });
   headScores = heads.heads;
   const neurons = await scoreModel(model, st, sub, { ...opts, kinds: ['neuron'], onProgress: relay(nHeads), ...(opts.horizon !== undefined ? { horizon: opts.horizon } : {}) });
-  if (opts.horizon !== undefined) await calibrateHorizon(model, st, sub, neurons.raw.neurons, opts);
+  const ext = complete ? undefined : await extrapolate(model, st, batch, n, neurons.raw.neurons, { ...whole, onProgress: relay(nHeads + nNeurons) }, K);
+  const rawNeurons = ext?.raw ?? neurons.raw.neurons;
   const c = { ...OPTIN_DEFAULTS, ...opts.constants };
-  const rowsFull = tokenRows(batch, c.tokenSample, c.seed).length;
-  const rowsSub = tokenRows(sub, c.tokenSample, c.seed).length;
-  const mdScale = (rowsFull / rowsSub) ** 2, klScale = batch.batch / n;
-  const rawNeurons: RawLosses[] = neurons.raw.neurons.map((r) => ({ md: r.md.map((x) => x * mdScale), kl: r.kl.map((x) => x * klScale) }));
   const scores: Scores = {
     ...heads,
+    ...(ext ? { extrapolation: ext.fit } : {}),
     heads: balance(heads.raw.heads, 'head', c),
     neurons: balance(rawNeurons, 'neuron', c),
     raw: { heads: heads.raw.heads, neurons: rawNeurons },
@@ -80,32 +92,51 @@ export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: Cal
   return scores;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : 0;
+/** Squared norm of every neuron's row of the FFN's second matrix (1 where the weight is not a float constant). */
+function rowNorms(model: OnnxModel, l: EncoderLayer, ix: GraphIndex): Float64Array {
+  const f = l.ffn!;
+  const out = new Float64Array(f.width).fill(1);
+  const t = ix.constant(f.down.weight);
+  let w: Float32Array;
+  try {
+    if (!t) return out;
+    w = tensorFloat32(t, ix.ext);
+  } catch {
+    return out;
+  }
+  if (w.length % f.width) return out;
+  const D = w.length / f.width;
+  out.fill(0);
+  for (let j = 0; j < f.width; j++) {
+    for (let d = 0; d < D; d++) {
+      const v = f.down.transposed ? w[d * f.width + j]! : w[j * D + d]!;
+      out[j] = out[j]! + v * v;
+    }
+  }
+  return out;
 }
 
-/** Map truncated-horizon neuron losses to full-trajectory ones, layer by layer (in place). */
-async function calibrateHorizon(model: OnnxModel, st: ModelStructure, sub: CalibrationBatch, raw: RawLosses[], opts: FastOptions): Promise<void> {
-  const L = st.layers.length;
-  const layers = st.layers.filter((l) => l.ffn && L - 1 - l.index > opts.horizon!).map((l) => l.index);
-  if (!layers.length) return;
-  const k = opts.calibrationNeurons ?? 8;
-  const subset = st.layers.map((l) => {
-    if (!layers.includes(l.index)) return [];
+/** Score `k` reference neurons per layer exactly and extrapolate the others' subset losses to the whole batch. */
+async function extrapolate(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, n: number, raw: RawLosses[], opts: ScoreOptions, k: number): Promise<ReturnType<typeof extrapolateLosses> | undefined> {
+  const layers = st.layers.filter((l) => l.ffn).map((l) => l.index);
+  if (!layers.length) return undefined;
+  const refs = st.layers.map((l) => {
+    if (!l.ffn) return [];
     const order = raw[l.index]!.md.map((v, j) => [v, j] as const).sort((a, b) => a[0] - b[0]).map(([, j]) => j);
-    return [...new Set(Array.from({ length: k }, (_, i) => order[Math.floor(((i + 0.5) * order.length) / k)]!))].sort((a, b) => a - b);
+    const m = Math.min(k, order.length);
+    return [...new Set(Array.from({ length: m }, (_, i) => order[Math.floor(((i + 0.5) * order.length) / m)]!))].sort((a, b) => a - b);
   });
-  const { horizon: _h, ...whole } = opts;
-  const full = await scoreModel(model, st, sub, { ...whole, kinds: ['neuron'], layers, neuronSubset: subset, onProgress: () => undefined });
-  for (const l of layers) {
-    const r = raw[l]!, f = full.raw.neurons[l]!;
-    const ok = subset[l]!.filter((j) => r.md[j]! > 0);
-    const aMd = median(ok.map((j) => f.md[j]! / r.md[j]!));
-    const aKl = median(ok.map((j) => f.kl[j]! / r.md[j]!));
-    raw[l] = {
-      md: r.md.map((x, j) => (subset[l]!.includes(j) ? f.md[j]! : x * aMd)),
-      kl: r.md.map((x, j) => (subset[l]!.includes(j) ? f.kl[j]! : x * aKl)),
-    };
-  }
+  const exact = await scoreModel(model, st, batch, { ...opts, kinds: ['neuron'], layers, neuronSubset: refs });
+  const values = [...new Set(layers.map((l) => st.layers[l]!.ffn!.hidden))];
+  const { all, picked } = await featureEnergies(model, values, batch, spread(batch.batch, n));
+  const ix = new GraphIndex(model.proto.graph!, model.ext);
+  const evidence: LayerEvidence[] = st.layers.map((l) => {
+    if (!l.ffn) return { sub: raw[l.index]!, energyAll: [], energySub: [], refs: new Map() };
+    const w = rowNorms(model, l, ix);
+    const A = all.get(l.ffn.hidden)!, P = picked.get(l.ffn.hidden)!;
+    const per = (e: FeatureEnergy): number[] => Array.from(w, (x, j) => (e.rows ? (e.sums[j]! / e.rows) * x : 0));
+    const r = exact.raw.neurons[l.index]!;
+    return { sub: raw[l.index]!, energyAll: per(A), energySub: per(P), refs: new Map(refs[l.index]!.map((j) => [j, { md: r.md[j]!, kl: r.kl[j]! }])) };
+  });
+  return extrapolateLosses(evidence);
 }

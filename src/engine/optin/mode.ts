@@ -18,6 +18,8 @@ export interface CostEstimate {
   neurons: number;
   /** Estimated seconds for all neurons when each compares only the next layer (horizon 1). */
   neuronsHorizon1: number;
+  /** Estimated seconds for fast mode's reference neurons (8 per layer, whole batch, whole trajectory). */
+  references: number;
 }
 
 /**
@@ -27,6 +29,8 @@ export interface CostEstimate {
  * (BERT-base geometry, fast mode) of the measured time.
  */
 const OVERHEAD = 1.35;
+/** Fast mode's reference neurons per layer (the default of FastOptions.referenceNeurons). */
+export const REFERENCE_NEURONS = 8;
 const BUCKET_OVERHEAD = 1.5;
 
 async function timedForward(path: string, feeds: CalibrationBatch['feeds'], ep: EpChoice): Promise<number> {
@@ -91,6 +95,7 @@ export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: 
     heads: st.layers.reduce((a, l, i) => a + l.attention.heads * suffix(i), 0) * f,
     neurons: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i, L, true), 0) * f,
     neuronsHorizon1: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i, 1, true), 0) * f,
+    references: st.layers.reduce((a, l, i) => a + Math.min(REFERENCE_NEURONS, l.ffn?.width ?? 0) * suffix(i, L, true), 0) * f,
   };
 }
 
@@ -113,12 +118,13 @@ export function chooseMode(est: CostEstimate, batch: number, budgetSeconds: numb
   const exact = est.heads + est.neurons;
   const min = (s: number): string => `${(s / 60).toFixed(1)} min`;
   if (exact <= budgetSeconds) return { mode: 'exact', reason: `exact scoring estimated at ${min(exact)}, within the ${min(budgetSeconds)} budget` };
-  const left = Math.max(0, budgetSeconds - est.heads);
+  const fixed = est.heads + est.references;
+  const left = Math.max(0, budgetSeconds - fixed);
   const fit = (cost: number): number => Math.max(1, Math.min(batch - 1, Math.floor((batch * left) / Math.max(cost, 1e-9))));
   const n = fit(est.neurons);
   if (n >= Math.min(minExamples, batch - 1)) {
-    return { mode: 'fast', neuronExamples: n, reason: `exact scoring estimated at ${min(exact)} > ${min(budgetSeconds)} budget: fast mode, neurons on ${n} of ${batch} examples (about ${min(est.heads + (est.neurons * n) / batch)})` };
+    return { mode: 'fast', neuronExamples: n, reason: `exact scoring estimated at ${min(exact)} > ${min(budgetSeconds)} budget: fast mode, neurons on ${n} of ${batch} examples (about ${min(fixed + (est.neurons * n) / batch)})` };
   }
   const n1 = fit(est.neuronsHorizon1);
-  return { mode: 'fast', neuronExamples: n1, horizon: 1, reason: `exact scoring estimated at ${min(exact)} > ${min(budgetSeconds)} budget: fast mode, neurons on ${n1} of ${batch} examples comparing the next layer only (about ${min(est.heads + (est.neuronsHorizon1 * n1) / batch)})` };
+  return { mode: 'fast', neuronExamples: n1, horizon: 1, reason: `exact scoring estimated at ${min(exact)} > ${min(budgetSeconds)} budget: fast mode, neurons on ${n1} of ${batch} examples comparing the next layer only (about ${min(fixed + (est.neuronsHorizon1 * n1) / batch)})` };
 }

@@ -34,6 +34,8 @@ export interface Scores {
   calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string; buckets?: Array<{ examples: number; seqLen: number }> };
   /** 'exact' OPTIN trajectory scores, or the 'magnitude' weight-norm baseline. */
   mode: 'exact' | 'fast' | 'magnitude';
+  /** Fast mode: the slopes fitted when the neurons' subset losses were extrapolated to the whole batch (extrapolate.ts). */
+  extrapolation?: { md: number; kl: number };
   /** Why this mode was used (auto's decision). */
   modeReason?: string;
   provider: string;

@@ -1,44 +1,15 @@
-import * as ort from 'onnxruntime-node';
-import { create } from '@bufbuild/protobuf';
 import type { OnnxModel } from '../onnx/model';
-import { ValueInfoProtoSchema } from '../onnx/schema';
 import { GraphIndex } from '../onnx/graph';
 import { tensorFloat32, tensorShape } from '../onnx/tensor';
-import { shallowCopyModel } from '../graph/surgery';
-import { runSession, sessionFor, toOrt } from '../runtime/session';
-import { chunks } from '../data/batches';
 import type { CalibrationBatch } from '../data/types';
 import type { Linear, ModelStructure } from '../structure/types';
 import { onOneScale } from './magnitude';
+import { featureEnergies } from './activations';
 
-/** Squared L2 norm of every feature (last axis) of the values, over the batch's real tokens (every row when the value is not [batch, seq, features]). */
+/** L2 norm of every feature (last axis) of the values over the batch's real tokens. */
 async function featureNorms(model: OnnxModel, values: string[], batch: CalibrationBatch): Promise<Map<string, Float64Array>> {
-  const proto = shallowCopyModel(model.proto);
-  const g = proto.graph!;
-  const have = new Set(g.output.map((o) => o.name));
-  for (const v of values) if (!have.has(v)) g.output.push(create(ValueInfoProtoSchema, { name: v }));
-  const s = await sessionFor(model, proto, `${model.path} (activation norms)`);
-  const norms = new Map<string, Float64Array>();
-  try {
-    for (const c of chunks(batch.feeds, batch.batch, 16)) {
-      const out = await runSession(s.session, toOrt(c.feeds), model.path);
-      for (const v of values) {
-        const t = out[v] as ort.Tensor;
-        const x = t.data as Float32Array, F = t.dims[t.dims.length - 1]!, rows = x.length / F;
-        const perExample = t.dims.length === 3 && t.dims[1] === batch.seqLen;
-        let n = norms.get(v);
-        if (!n) norms.set(v, (n = new Float64Array(F)));
-        for (let r = 0; r < rows; r++) {
-          if (perExample && !batch.tokenMask[c.start * batch.seqLen + r]) continue;
-          for (let j = 0; j < F; j++) n[j] = n[j]! + x[r * F + j]! * x[r * F + j]!;
-        }
-      }
-    }
-  } finally {
-    await s.session.release();
-  }
-  for (const n of norms.values()) for (let j = 0; j < n.length; j++) n[j] = Math.sqrt(n[j]!);
-  return norms;
+  const { all } = await featureEnergies(model, values, batch);
+  return new Map([...all].map(([v, e]) => [v, e.sums.map(Math.sqrt)]));
 }
 
 /** |W| weighted by its input feature's norm, summed per output feature (per input feature with `byInput`). */
