@@ -71,12 +71,15 @@ export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: Cal
     const eta = done > 0 && p.phase === 'layer' ? (elapsed / done) * (total - done) : undefined;
     opts.onProgress?.({ ...rest, done, total, elapsed, ...(eta !== undefined ? { eta } : {}), ...(partial ? { partial } : {}) });
   };
+  // Activation energies first, while the process holds no suffix sessions yet (peak memory).
+  const ffnValues = [...new Set(st.layers.flatMap((l) => (l.ffn ? [l.ffn.hidden] : [])))];
+  const energies = complete || !ffnValues.length ? undefined : await featureEnergies(model, ffnValues, batch, spread(batch.batch, n));
   // Only the neurons' own suffix runs are cut short: heads and the reference neurons keep the whole trajectory.
   const { horizon: _h, ...whole } = opts;
   const heads = await scoreModel(model, st, batch, { ...whole, kinds: ['head'], onProgress: relay(0) });
   headScores = heads.heads;
   const neurons = await scoreModel(model, st, sub, { ...opts, kinds: ['neuron'], onProgress: relay(nHeads), ...(opts.horizon !== undefined ? { horizon: opts.horizon } : {}) });
-  const ext = complete ? undefined : await extrapolate(model, st, batch, n, neurons.raw.neurons, { ...whole, onProgress: relay(nHeads + nNeurons) }, K);
+  const ext = energies ? await extrapolate(model, st, batch, energies, neurons.raw.neurons, { ...whole, onProgress: relay(nHeads + nNeurons) }, K) : undefined;
   const rawNeurons = ext?.raw ?? neurons.raw.neurons;
   const c = { ...OPTIN_DEFAULTS, ...opts.constants };
   const scores: Scores = {
@@ -116,10 +119,9 @@ function rowNorms(model: OnnxModel, l: EncoderLayer, ix: GraphIndex): Float64Arr
   return out;
 }
 
-/** Score `k` reference neurons per layer exactly and extrapolate the others' subset losses to the whole batch. */
-async function extrapolate(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, n: number, raw: RawLosses[], opts: ScoreOptions, k: number): Promise<ReturnType<typeof extrapolateLosses> | undefined> {
+/** Score `k` reference neurons per layer exactly and, with the activation energies, extrapolate the others' subset losses to the whole batch. */
+async function extrapolate(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, energies: Awaited<ReturnType<typeof featureEnergies>>, raw: RawLosses[], opts: ScoreOptions, k: number): Promise<ReturnType<typeof extrapolateLosses>> {
   const layers = st.layers.filter((l) => l.ffn).map((l) => l.index);
-  if (!layers.length) return undefined;
   const refs = st.layers.map((l) => {
     if (!l.ffn) return [];
     const order = raw[l.index]!.md.map((v, j) => [v, j] as const).sort((a, b) => a[0] - b[0]).map(([, j]) => j);
@@ -127,8 +129,7 @@ async function extrapolate(model: OnnxModel, st: ModelStructure, batch: Calibrat
     return [...new Set(Array.from({ length: m }, (_, i) => order[Math.floor(((i + 0.5) * order.length) / m)]!))].sort((a, b) => a - b);
   });
   const exact = await scoreModel(model, st, batch, { ...opts, kinds: ['neuron'], layers, neuronSubset: refs });
-  const values = [...new Set(layers.map((l) => st.layers[l]!.ffn!.hidden))];
-  const { all, picked } = await featureEnergies(model, values, batch, spread(batch.batch, n));
+  const { all, picked } = energies;
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const evidence: LayerEvidence[] = st.layers.map((l) => {
     if (!l.ffn) return { sub: raw[l.index]!, energyAll: [], energySub: [], refs: new Map() };
