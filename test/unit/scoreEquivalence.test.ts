@@ -31,6 +31,8 @@ const CASES: Array<[string, () => { data?: string; samples: number }, { rankOne?
   ['llama-sst2/model.onnx', () => ({ data: path.join(FIXTURES, 'models', 'llama-sst2', 'train.txt'), samples: 6 })],
   // The same decoder after onnxruntime-style fusion (GroupQueryAttention, SkipSimplifiedLayerNormalization).
   ['llama-sst2/model.ort-gqa.onnx', () => ({ data: path.join(FIXTURES, 'models', 'llama-sst2', 'train.txt'), samples: 6 })],
+  // ... and with MultiHeadAttention + RotaryEmbedding (every query head with its own copy of its key/value head).
+  ['llama-sst2/model.ort-mha.onnx', () => ({ data: path.join(FIXTURES, 'models', 'llama-sst2', 'train.txt'), samples: 6 })],
 ];
 
 describe('exact OPTIN scores: suffix reuse + batched variants equal a naive reference that masks by editing weights', () => {

@@ -410,11 +410,18 @@ export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto
   };
 }
 
-/** Detect a com.microsoft MultiHeadAttention block with separate Q/K/V projections. */
+/**
+ * Detect a com.microsoft MultiHeadAttention block with separate Q/K/V projections (q and k may pass
+ * through RotaryEmbedding nodes); causal (`unidirectional=1`) in decoders.
+ * @throws OptinError('unsupported') for a key/value cache or a per-head attention bias, naming the node.
+ */
 export function attentionFromMha(ix: GraphIndex, li: LinearIndex, n: NodeProto): AttentionBlock {
   const heads = attrInt(n, 'num_heads', 0);
-  if (attrInt(n, 'unidirectional', 0) === 1) {
-    throw new OptinError('decoder', `${ix.label(n)} is causal attention: decoder-only models are not supported`);
+  if (n.input[6] || n.input[7]) {
+    throw new OptinError('unsupported', `${ix.label(n)}: MultiHeadAttention with a key/value cache (past_key/past_value inputs) is not supported yet; prune the model exported without a cache`);
+  }
+  if (n.input[5]) {
+    throw new OptinError('unsupported', `${ix.label(n)}: MultiHeadAttention with an attention bias input (it has a head axis) is not supported yet; prune the model exported without it`);
   }
   const [qv, kv, vv] = [n.input[0], n.input[1], n.input[2]];
   const q = qv ? traceBackToLinear(ix, li, qv) : undefined;

@@ -23,6 +23,8 @@ export class LinearIndex {
 /** Ops that only move, split or rescale a projection's output on its way into attention. */
 export const LAYOUT_OPS = new Set([
   'Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Gather', 'Split', 'Slice', 'Cast', 'Identity', 'Div', 'Mul', 'Dropout', 'Expand',
+  // onnxruntime's fused rotary (com.microsoft): rotations inside each head.
+  'RotaryEmbedding',
 ]);
 
 /** Walk back from `value` through layout ops (first non-constant input) to a linear. */

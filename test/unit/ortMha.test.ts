@@ -1,0 +1,77 @@
+import * as assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { clone } from '@bufbuild/protobuf';
+import { loadModel } from '../../src/engine/onnx/model';
+import { ModelProtoSchema } from '../../src/engine/onnx/schema';
+import { attrInt } from '../../src/engine/onnx/graph';
+import { detectStructure } from '../../src/engine/structure/detect';
+import { loadCalibration } from '../../src/engine/data/calibration';
+import { applyKeep, type KeepSet } from '../../src/engine/prune/apply';
+import { verifyPruned } from '../../src/engine/verify/verify';
+import { layerMacs } from '../../src/engine/flops';
+import { OptinError } from '../../src/engine/errors';
+import { fixture } from './helpers';
+
+const DIR = 'llama-sst2';
+const FUSED = `${DIR}/model.ort-mha.onnx`;
+
+async function logits(file: string, ids: BigInt64Array, mask: BigInt64Array, B: number, S: number): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(file);
+  try {
+    const r = await s.run({ input_ids: new ort.Tensor('int64', ids, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]) });
+    return r.logits!.data as Float32Array;
+  } finally {
+    await s.release();
+  }
+}
+
+describe('onnxruntime-fused attention without grouped key/value heads (MultiHeadAttention, RotaryEmbedding)', function () {
+  this.timeout(300_000);
+
+  it('the fixture is the trained decoder: logits at every real token of a right-padded batch equal model.onnx\'s within 1e-4 of their scale (the verification tolerance)', async () => {
+    const lengths = [12, 5, 9], S = 12, B = 3;
+    const ids = BigInt64Array.from({ length: B * S }, (_, i) => BigInt(3 + ((i * 7919) % 500)));
+    const mask = BigInt64Array.from({ length: B * S }, (_, i) => (i % S < lengths[Math.floor(i / S)]! ? 1n : 0n));
+    const a = await logits(fixture(`${DIR}/model.onnx`), ids, mask, B, S);
+    const b = await logits(fixture(FUSED), ids, mask, B, S);
+    let diff = 0, scale = 0;
+    for (let r = 0; r < B; r++) for (let p = 0; p < lengths[r]!; p++) for (let j = 0; j < 512; j++) {
+      const k = (r * S + p) * 512 + j;
+      diff = Math.max(diff, Math.abs(a[k]! - b[k]!));
+      scale = Math.max(scale, Math.abs(a[k]!));
+    }
+    assert.ok(diff <= 1e-4 * scale, `${diff} > 1e-4 x ${scale}`);
+  });
+
+  it('found as 4 causal layers of 8 heads x 16 read through the RotaryEmbedding nodes, SwiGLU 256', () => {
+    const st = detectStructure(loadModel(fixture(FUSED)));
+    assert.equal(st.architecture, 'decoder');
+    assert.match(st.causal ?? '', /MultiHeadAttention.*unidirectional/);
+    assert.deepEqual(st.layers.map((l) => [l.attention.layout, l.attention.heads, l.attention.group ?? 1, l.attention.headSize, l.attention.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['mha', 8, 1, 16, 16, 256, true]));
+  });
+
+  it('cutting heads rewrites num_heads, slices Q/K/V through the rotary nodes and the output rows, and equals masking them (no head left: the attention goes)', async () => {
+    const m = loadModel(fixture(FUSED));
+    const st = detectStructure(m);
+    const batch = await loadCalibration(m.path, st, { data: fixture(`${DIR}/train.txt`), samples: 6 });
+    const keep: KeepSet = { heads: [[1, 6], [0, 1, 2, 3, 4, 5, 6, 7], [], [3]], neurons: [[0, 5, 9, 200], Array.from({ length: 256 }, (_, j) => j), Array.from({ length: 100 }, (_, j) => 2 * j), [255]] };
+    const proto = applyKeep(m, st, keep);
+    const mha = proto.graph!.node.filter((n) => n.opType === 'MultiHeadAttention');
+    assert.deepEqual(mha.map((n) => attrInt(n, 'num_heads', 0)), [2, 8, 1], 'layer 2 keeps no head: its attention is gone');
+    const pruned = { ...m, path: `${m.path} (pruned)`, proto };
+    const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, batch.meanLength, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);
+    const v = await verifyPruned(m, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
+    assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
+  });
+
+  it('a MultiHeadAttention with a key/value cache or a per-head attention bias is refused in one line naming the node', () => {
+    const m = loadModel(fixture(FUSED));
+    for (const [index, name, what] of [[6, 'past_key_values.0.key', /key\/value cache/], [5, 'attention_bias', /attention bias/]] as const) {
+      const proto = clone(ModelProtoSchema, m.proto);
+      const n = proto.graph!.node.find((x) => x.opType === 'MultiHeadAttention')!;
+      while (n.input.length <= index) n.input.push('');
+      n.input[index] = name;
+      assert.throws(() => detectStructure({ ...m, proto }), (e: unknown) => e instanceof OptinError && /MultiHeadAttention node "\/layers\.0\/self_attn\/MultiHeadAttention"/.test(e.message) && what.test(e.message) && !e.message.includes('\n'));
+    }
+  });
+});
