@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { clone } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
 import { loadModel } from '../../src/engine/onnx/model';
-import { ModelProtoSchema } from '../../src/engine/onnx/schema';
+import { AttributeType, AttributeProtoSchema, ModelProtoSchema } from '../../src/engine/onnx/schema';
 import { attrInt } from '../../src/engine/onnx/graph';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { loadCalibration } from '../../src/engine/data/calibration';
@@ -25,7 +25,7 @@ async function logits(file: string, ids: BigInt64Array, mask: BigInt64Array, B: 
   }
 }
 
-describe('onnxruntime-fused attention without grouped key/value heads (MultiHeadAttention, RotaryEmbedding)', function () {
+describe('onnxruntime-fused causal attention without grouped key/value heads (MultiHeadAttention + RotaryEmbedding, fused Attention)', function () {
   this.timeout(300_000);
 
   it('the fixture is the trained decoder: logits at every real token of a right-padded batch equal model.onnx\'s within 1e-4 of their scale (the verification tolerance)', async () => {
@@ -73,5 +73,31 @@ describe('onnxruntime-fused attention without grouped key/value heads (MultiHead
       n.input[index] = name;
       assert.throws(() => detectStructure({ ...m, proto }), (e: unknown) => e instanceof OptinError && /MultiHeadAttention node "\/layers\.0\/self_attn\/MultiHeadAttention"/.test(e.message) && what.test(e.message) && !e.message.includes('\n'));
     }
+  });
+
+  it('a fused Attention with unidirectional=1 is a decoder layer: heads cut and verified; with a past input it is refused in one line naming the node', async () => {
+    const m = loadModel(fixture('ort-bert-toy/model.ort-fused.onnx'));
+    const proto = clone(ModelProtoSchema, m.proto);
+    const attn = proto.graph!.node.filter((x) => x.opType === 'Attention' && x.domain === 'com.microsoft');
+    assert.ok(attn.length > 0);
+    for (const n of attn) {
+      n.attribute = n.attribute.filter((a) => a.name !== 'unidirectional');
+      n.attribute.push(create(AttributeProtoSchema, { name: 'unidirectional', type: AttributeType.INT, i: 1n }));
+    }
+    const causal = { ...m, path: `${m.path} (unidirectional)`, proto };
+    const st = detectStructure(causal);
+    assert.match(st.causal ?? '', /Attention node .* is onnxruntime's Attention with unidirectional=1/);
+    const batch = await loadCalibration(m.path, st, { samples: 4 });
+    const H = st.layers[0]!.attention.heads;
+    const keep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [0] : Array.from({ length: H }, (_, h) => h))), neurons: st.layers.map((l) => Array.from({ length: l.ffn!.width }, (_, j) => j)) };
+    const pruned = { ...causal, path: `${m.path} (pruned)`, proto: applyKeep(causal, st, keep) };
+    const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, batch.meanLength, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);
+    const v = await verifyPruned(causal, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
+    assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
+    const past = clone(ModelProtoSchema, proto);
+    const first = past.graph!.node.find((x) => x.opType === 'Attention')!;
+    while (first.input.length < 5) first.input.push('');
+    first.input[4] = 'past_0';
+    assert.throws(() => detectStructure({ ...m, proto: past }), (e: unknown) => e instanceof OptinError && /Attention node ".*": fused Attention with a key\/value cache/.test(e.message) && !e.message.includes('\n'));
   });
 });

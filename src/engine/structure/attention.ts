@@ -376,15 +376,15 @@ function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads:
   };
 }
 
-/** Detect a fused com.microsoft Attention block. */
+/** Detect a fused com.microsoft Attention block (causal with `unidirectional=1`: decoders). */
 export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto): AttentionBlock {
   const heads = attrInt(n, 'num_heads', 0);
   const w = ix.constant(n.input[1]!);
   if (!w || w.dims.length !== 2 || heads <= 0) {
     throw new OptinError('unsupported', `${ix.label(n)}: fused Attention without constant 2-D weights or num_heads is not supported`);
   }
-  if (attrInt(n, 'unidirectional', 0) === 1) {
-    throw new OptinError('decoder', `${ix.label(n)} is unidirectional (causal) attention: decoder-only models are not supported`);
+  if (n.input[4] || n.output[1]) {
+    throw new OptinError('unsupported', `${ix.label(n)}: fused Attention with a key/value cache (past input, present output) is not supported yet; prune the model exported without a cache`);
   }
   const total = tensorShape(w)[1]!;
   const sizes = attrInts(n, 'qkv_hidden_sizes');

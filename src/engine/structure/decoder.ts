@@ -22,7 +22,7 @@ export function causalEvidence(ix: GraphIndex): string | undefined {
   for (const n of ix.graph.node) {
     if (n.opType === 'Trilu') return `${ix.label(n)} builds a triangular (causal) mask`;
     if (n.opType === 'GroupQueryAttention' && n.domain === 'com.microsoft') return `${ix.label(n)} is onnxruntime's GroupQueryAttention (always causal)`;
-    if (n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft' && attrInt(n, 'unidirectional', 0) === 1) return `${ix.label(n)} is onnxruntime's MultiHeadAttention with unidirectional=1 (causal)`;
+    if ((n.opType === 'MultiHeadAttention' || n.opType === 'Attention') && n.domain === 'com.microsoft' && attrInt(n, 'unidirectional', 0) === 1) return `${ix.label(n)} is onnxruntime's ${n.opType} with unidirectional=1 (causal)`;
   }
   for (const t of ix.graph.initializer.concat(
     ix.graph.node.filter((n) => n.opType === 'Constant').flatMap((n) => n.attribute.filter((a) => a.t).map((a) => a.t!)),
