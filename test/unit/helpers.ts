@@ -107,3 +107,31 @@ export function pruneVerified(file: string, ...extra: string[]): any {
   assert.equal(sha256(file), before, 'the original is byte-identical');
   return { ...j, out };
 }
+
+/**
+ * Largest difference between two decoders' logits [batch, seq, vocab] (inputs input_ids and
+ * attention_mask) at the real tokens of a right-padded batch of three sentences, and the largest
+ * logit there (the scale a tolerance is relative to).
+ */
+export async function realTokenLogitDiff(a: string, b: string, vocab: number): Promise<{ diff: number; scale: number }> {
+  const lengths = [12, 5, 9], S = 12, B = 3;
+  const ids = BigInt64Array.from({ length: B * S }, (_, i) => BigInt(3 + ((i * 7919) % 500)));
+  const mask = BigInt64Array.from({ length: B * S }, (_, i) => (i % S < lengths[Math.floor(i / S)]! ? 1n : 0n));
+  const run = async (file: string): Promise<Float32Array> => {
+    const s = await ort.InferenceSession.create(file);
+    try {
+      const r = await s.run({ input_ids: new ort.Tensor('int64', ids, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]) });
+      return r.logits!.data as Float32Array;
+    } finally {
+      await s.release();
+    }
+  };
+  const [x, y] = [await run(a), await run(b)];
+  let diff = 0, scale = 0;
+  for (let r = 0; r < B; r++) for (let p = 0; p < lengths[r]!; p++) for (let j = 0; j < vocab; j++) {
+    const k = (r * S + p) * vocab + j;
+    diff = Math.max(diff, Math.abs(x[k]! - y[k]!));
+    scale = Math.max(scale, Math.abs(x[k]!));
+  }
+  return { diff, scale };
+}

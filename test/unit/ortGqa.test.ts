@@ -1,5 +1,4 @@
 import * as assert from 'node:assert/strict';
-import * as ort from 'onnxruntime-node';
 import { clone } from '@bufbuild/protobuf';
 import { loadModel } from '../../src/engine/onnx/model';
 import { ModelProtoSchema } from '../../src/engine/onnx/schema';
@@ -10,36 +9,16 @@ import { applyKeep, type KeepSet } from '../../src/engine/prune/apply';
 import { verifyPruned } from '../../src/engine/verify/verify';
 import { layerMacs } from '../../src/engine/flops';
 import { OptinError } from '../../src/engine/errors';
-import { fixture } from './helpers';
+import { fixture, realTokenLogitDiff } from './helpers';
 
 const DIR = 'llama-sst2';
 const FUSED = `${DIR}/model.ort-gqa.onnx`;
-
-async function logits(file: string, ids: BigInt64Array, mask: BigInt64Array, B: number, S: number): Promise<Float32Array> {
-  const s = await ort.InferenceSession.create(file);
-  try {
-    const r = await s.run({ input_ids: new ort.Tensor('int64', ids, [B, S]), attention_mask: new ort.Tensor('int64', mask, [B, S]) });
-    return r.logits!.data as Float32Array;
-  } finally {
-    await s.release();
-  }
-}
 
 describe('onnxruntime-fused Llama graphs (GroupQueryAttention, SkipSimplifiedLayerNormalization)', function () {
   this.timeout(300_000);
 
   it('the fixture is the trained decoder: logits at every real token of a right-padded batch equal model.onnx\'s within 1e-4 of their scale (the verification tolerance)', async () => {
-    const lengths = [12, 5, 9], S = 12, B = 3;
-    const ids = BigInt64Array.from({ length: B * S }, (_, i) => BigInt(3 + ((i * 7919) % 500)));
-    const mask = BigInt64Array.from({ length: B * S }, (_, i) => (i % S < lengths[Math.floor(i / S)]! ? 1n : 0n));
-    const a = await logits(fixture(`${DIR}/model.onnx`), ids, mask, B, S);
-    const b = await logits(fixture(FUSED), ids, mask, B, S);
-    let diff = 0, scale = 0;
-    for (let r = 0; r < B; r++) for (let p = 0; p < lengths[r]!; p++) for (let j = 0; j < 512; j++) {
-      const k = (r * S + p) * 512 + j;
-      diff = Math.max(diff, Math.abs(a[k]! - b[k]!));
-      scale = Math.max(scale, Math.abs(a[k]!));
-    }
+    const { diff, scale } = await realTokenLogitDiff(fixture(`${DIR}/model.onnx`), fixture(FUSED), 512);
     assert.ok(diff <= 1e-4 * scale, `${diff} > 1e-4 x ${scale}`);
   });
 
