@@ -8,6 +8,7 @@ import { loadCalibration } from '../../src/engine/data/calibration';
 import { scoreModel } from '../../src/engine/optin/scorer';
 import { scoreFast, subBatch } from '../../src/engine/optin/fast';
 import { chooseMode } from '../../src/engine/optin/mode';
+import type { ScoreProgress } from '../../src/engine/optin/types';
 import { spearman } from '../../src/shared/ranks';
 import { ROOT, FIXTURES, fixture, tempDir } from './helpers';
 
@@ -63,8 +64,13 @@ describe('fast and auto scoring modes, execution providers', function () {
     const st = detectStructure(m);
     const b = await loadCalibration(m.path, st, { data: path.join(FIXTURES, 'data', 'digits', 'train'), samples: 4 });
     const exact = await scoreModel(m, st, b);
-    const fast = await scoreFast(m, st, b, { neuronExamples: 2, horizon: 1, referenceNeurons: 4 });
+    const events: ScoreProgress[] = [];
+    const fast = await scoreFast(m, st, b, { neuronExamples: 2, horizon: 1, referenceNeurons: 4, onProgress: (p) => events.push(p) });
     assert.deepEqual(fast.raw.heads, exact.raw.heads, 'heads are scored exactly, to the end');
+    const before = st.layers.reduce((a, l) => a + l.attention.heads + (l.ffn?.width ?? 0), 0);
+    const refs = events.filter((e) => e.done > before && e.done < e.total);
+    assert.ok(refs.length > 0 && refs.every((e) => e.total === before + 4 * st.layers.length), 'the reference neurons count in the progress');
+    assert.ok(refs.some((e) => (e.eta ?? 0) > 0), 'their phase reports the time it still needs');
     st.layers.forEach((_, l) => {
       const f = fast.raw.neurons[l]!, e = exact.raw.neurons[l]!;
       const same = f.md.filter((x, j) => x === e.md[j] && f.kl[j] === e.kl[j]).length;

@@ -68,7 +68,9 @@ export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: Cal
     const partial = p.partial && headScores && offset === nHeads ? { ...p.partial, heads: headScores[p.partial.layer]! } : undefined;
     const { partial: _drop, eta: _phaseEta, ...rest } = p;
     const done = offset + p.done, elapsed = (performance.now() - t0) / 1000;
-    const eta = done > 0 && p.phase === 'layer' ? (elapsed / done) * (total - done) : undefined;
+    // The reference neurons run last, each on the whole batch and trajectory: far dearer than the
+    // elements before them, so their phase reports its own estimate instead of the per-element rate.
+    const eta = offset === nHeads + nNeurons ? p.eta : done > 0 && p.phase === 'layer' ? (elapsed / done) * (total - done) : undefined;
     opts.onProgress?.({ ...rest, done, total, elapsed, ...(eta !== undefined ? { eta } : {}), ...(partial ? { partial } : {}) });
   };
   // Activation energies first, while the process holds no suffix sessions yet (peak memory).
