@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { materialize } from '../test/fixtures/materialize';
+import { copyScenes } from './lib/scenes';
 import { loadModel } from '../src/engine/onnx/model';
 import { analyzeChannels } from '../src/engine/channels/structure';
 import { loadCalibration } from '../src/engine/data/calibration';
@@ -40,10 +41,7 @@ async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-lraspp-'));
   try {
     // Unlabelled scenes (the random 6-class head has no use for digit labels): 8 calibrate, the rest are held out.
-    const data = path.join(tmp, 'scenes');
-    fs.mkdirSync(data);
-    const src = path.join(root, 'test', 'fixtures', 'data', 'mnist-scenes', 'train', 'images');
-    for (const f of fs.readdirSync(src).sort().slice(0, 32)) fs.copyFileSync(path.join(src, f), path.join(data, f));
+    const data = copyScenes(root, path.join(tmp, 'scenes'), 32);
     if (process.argv.includes('--suffix-ratio')) await suffixRatio(file, data, samples);
     const t0 = performance.now();
     const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'prune', file, '--budget', '0.6', '--data', data, '--samples', String(samples), '--out', path.join(tmp, 'p.onnx')], { encoding: 'utf8' });

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { materialize } from '../test/fixtures/materialize';
+import { copyScenes } from './lib/scenes';
 
 const root = path.resolve(__dirname, '..', '..');
 const cli = path.join(root, 'dist', 'cli.js');
@@ -27,10 +28,7 @@ function main(): void {
   const budget = arg('budget', '0.6');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-widths-'));
   try {
-    const data = path.join(tmp, 'scenes');
-    fs.mkdirSync(data);
-    const src = path.join(root, 'test', 'fixtures', 'data', 'mnist-scenes', 'train', 'images');
-    for (const f of fs.readdirSync(src).sort().slice(0, 8)) fs.copyFileSync(path.join(src, f), path.join(data, f));
+    const data = copyScenes(root, path.join(tmp, 'scenes'), 8);
     for (const [name, dir, size] of [['MobileNetV3-Large', 'tv-mobilenet-v3-large-dynamic-hw', '64x64'], ['LR-ASPP MobileNetV3-Large', 'tv-lraspp-mobilenet-v3-large-dynamic-hw', '128x128']] as const) {
       const file = materialize(path.join(root, 'test', 'fixtures', 'models', dir, 'model.skeleton.onnx'));
       const outs: string[] = [];

@@ -7,6 +7,8 @@ import { runSession, sessionFor, toOrt } from '../runtime/session';
 import { chunks } from '../data/batches';
 import type { CalibrationBatch } from '../data/types';
 
+const CHUNK = 16;
+
 /** Per-feature sums of squares of a value over a set of rows, and how many rows were summed. */
 export interface FeatureEnergy {
   sums: Float64Array;
@@ -27,13 +29,13 @@ export async function featureEnergies(model: OnnxModel, values: string[], batch:
   const all = new Map<string, FeatureEnergy>(), picked = new Map<string, FeatureEnergy>();
   const chosen = new Set(examples ?? []);
   try {
-    for (const c of chunks(batch.feeds, batch.batch, 16)) {
+    for (const c of chunks(batch.feeds, batch.batch, CHUNK)) {
       const out = await runSession(s.session, toOrt(c.feeds), model.path);
       for (const v of values) {
         const t = out[v] as ort.Tensor;
         const x = t.data as Float32Array, F = t.dims[t.dims.length - 1]!, rows = x.length / F;
         const perExample = t.dims.length === 3 && t.dims[1] === batch.seqLen;
-        const perRow = rows / (Math.min(batch.batch, c.start + 16) - c.start);
+        const perRow = rows / (Math.min(batch.batch, c.start + CHUNK) - c.start);
         let a = all.get(v), p = picked.get(v);
         if (!a) all.set(v, (a = { sums: new Float64Array(F), rows: 0 }));
         if (!p) picked.set(v, (p = { sums: new Float64Array(F), rows: 0 }));

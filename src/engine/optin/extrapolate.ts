@@ -58,8 +58,6 @@ export function extrapolateLosses(layers: LayerEvidence[]): { raw: RawLosses[]; 
       const finite = z[l]!.filter(Number.isFinite);
       const zMean = finite.length ? mean(finite) : 0;
       out[l]![term] = z[l]!.map((zj, j) => {
-        const ref = e.refs.get(j);
-        if (ref) return ref[term];
         const E = e.energyAll[j]!;
         return E > 0 ? E * Math.exp(b + a * (Number.isFinite(zj) ? zj : zMean)) : 0;
       });

@@ -7,7 +7,7 @@ import { scoreModel, type ScoreOptions } from './scorer';
 import { featureEnergies, type FeatureEnergy } from './activations';
 import { extrapolateLosses, type LayerEvidence } from './extrapolate';
 import { GraphIndex } from '../onnx/graph';
-import { tensorFloat32 } from '../onnx/tensor';
+import { weightNorms } from './magnitude';
 import { REFERENCE_NEURONS } from './mode';
 import { OPTIN_DEFAULTS, type RawLosses, type ScoreProgress, type Scores } from './types';
 
@@ -98,27 +98,15 @@ export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: Cal
 }
 
 /** Squared norm of every neuron's row of the FFN's second matrix (1 where the weight is not a float constant). */
-function rowNorms(model: OnnxModel, l: EncoderLayer, ix: GraphIndex): Float64Array {
+function rowNorms(l: EncoderLayer, ix: GraphIndex): Float64Array {
   const f = l.ffn!;
-  const out = new Float64Array(f.width).fill(1);
-  const t = ix.constant(f.down.weight);
-  let w: Float32Array;
   try {
-    if (!t) return out;
-    w = tensorFloat32(t, ix.ext);
+    const rows = weightNorms(ix, f.down.weight, f.down.transposed).rows;
+    if (rows.length === f.width) return rows;
   } catch {
-    return out;
+    // not a float constant: energies alone
   }
-  if (w.length % f.width) return out;
-  const D = w.length / f.width;
-  out.fill(0);
-  for (let j = 0; j < f.width; j++) {
-    for (let d = 0; d < D; d++) {
-      const v = f.down.transposed ? w[d * f.width + j]! : w[j * D + d]!;
-      out[j] = out[j]! + v * v;
-    }
-  }
-  return out;
+  return new Float64Array(f.width).fill(1);
 }
 
 /** Score `k` reference neurons per layer exactly and, with the activation energies, extrapolate the others' subset losses to the whole batch. */
@@ -135,7 +123,7 @@ async function extrapolate(model: OnnxModel, st: ModelStructure, batch: Calibrat
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const evidence: LayerEvidence[] = st.layers.map((l) => {
     if (!l.ffn) return { sub: raw[l.index]!, energyAll: [], energySub: [], refs: new Map() };
-    const w = rowNorms(model, l, ix);
+    const w = rowNorms(l, ix);
     const A = all.get(l.ffn.hidden)!, P = picked.get(l.ffn.hidden)!;
     const per = (e: FeatureEnergy): number[] => Array.from(w, (x, j) => (e.rows ? (e.sums[j]! / e.rows) * x : 0));
     const r = exact.raw.neurons[l.index]!;

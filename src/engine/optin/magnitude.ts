@@ -4,8 +4,11 @@ import { tensorFloat32, tensorShape } from '../onnx/tensor';
 import { layerMacs } from '../flops';
 import type { ModelStructure } from '../structure/types';
 
-/** Squared L2 norm of every row and every column of a 2-D (or [h, d, D]) weight, in [in, out] terms. */
-function norms(ix: GraphIndex, weight: string, transposed: boolean): { rows: Float64Array; cols: Float64Array } {
+/**
+ * Squared L2 norm of every row and every column of a 2-D (or [h, d, D]) weight, in [in, out] terms.
+ * @throws when the weight is not a float constant
+ */
+export function weightNorms(ix: GraphIndex, weight: string, transposed: boolean): { rows: Float64Array; cols: Float64Array } {
   const t = ix.constant(weight)!;
   const w = tensorFloat32(t, ix.ext);
   const dims = tensorShape(t);
@@ -54,7 +57,7 @@ export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: nu
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const heads = st.layers.map((l) => {
     const a = l.attention, H = a.heads, dv = a.vHeadSize;
-    const o = norms(ix, a.output.weight, a.output.transposed).rows;
+    const o = weightNorms(ix, a.output.weight, a.output.transposed).rows;
     const per = new Float64Array(H);
     for (const s of a.slices) {
       const along = alongAxis(ix, s.tensor, s.axis);
@@ -65,9 +68,9 @@ export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: nu
   });
   const neurons = st.layers.map((l) => {
     if (!l.ffn) return [];
-    const up = norms(ix, l.ffn.up.weight, l.ffn.up.transposed).cols;
-    const gate = l.ffn.gate ? norms(ix, l.ffn.gate.weight, l.ffn.gate.transposed).cols : undefined;
-    const down = norms(ix, l.ffn.down.weight, l.ffn.down.transposed).rows;
+    const up = weightNorms(ix, l.ffn.up.weight, l.ffn.up.transposed).cols;
+    const gate = l.ffn.gate ? weightNorms(ix, l.ffn.gate.weight, l.ffn.gate.transposed).cols : undefined;
+    const down = weightNorms(ix, l.ffn.down.weight, l.ffn.down.transposed).rows;
     return Array.from(up, (u, j) => Math.sqrt(u + (gate?.[j] ?? 0)) * Math.sqrt(down[j]!));
   });
   return onOneScale(st, seqLen, heads, neurons);
