@@ -28,7 +28,7 @@ export async function runApply(argv: string[]): Promise<number> {
   const plan = readPlan(str(args, 'plan')!);
   const out = str(args, 'out') ?? defaultOutput(args.positional[0]!, plan.budget);
   return withEngine(async (engine, signal) => {
-    await engine.preflight({ model: args.positional[0]!, data: dataOptions(args), out });
+    await engine.preflight({ model: args.positional[0]!, data: dataOptions(args), out, ...(args.flags.has('refit') ? { repair: '--refit' as const } : args.flags.has('tune') ? { repair: '--tune' as const } : {}) });
     const r = await engine.apply({
       model: args.positional[0]!, plan, data: dataOptions(args), ep: epFlag(args), ...repairFlags(args), ...(str(args, 'out') ? { out: str(args, 'out')! } : {}),
     }, (s) => { if (!args.flags.has('json')) process.stderr.write(`${s}...\n`); }, signal);

@@ -71,7 +71,8 @@ export function formatInspect(r: InspectReport): string {
   });
   rows.push(['total', ...(staged ? ['', ''] : []), '', '', '', '', si(r.macs.layers.reduce((x, m) => x + m.heads, 0)), si(r.macs.layers.reduce((x, m) => x + m.ffn, 0)), si(r.macs.total)]);
   const h = r.hybrid;
-  if (!h) return lines.join('\n') + table(rows);
+  const notes = (s.notes ?? []).map((n) => `\nnote    ${n}`).join('');
+  if (!h) return lines.join('\n') + table(rows) + notes;
   const blocks = [['block', 'channels', 'MACs'], ...h.blocks.map((b) => [b.name, String(b.channels), si(b.macs)]), ['total', String(h.blocks.reduce((a, b) => a + b.channels, 0)), si(h.macs.prunable)]];
   return `${lines.join('\n')}${table(rows)}\n\nchannel groups outside the transformer layers (MACs per example; searched with the heads and neurons):\n\n${table(blocks)}`;
 }
@@ -102,6 +103,7 @@ export function inspectJson(r: InspectReport): object {
     ...(s.visionTokens ? { visionTokens: s.visionTokens } : {}),
     ...(s.maxPositions ? { maxPositions: s.maxPositions } : {}),
     ...(s.causal ? { causal: s.causal } : {}),
+    ...(s.notes ? { notes: s.notes } : {}),
     layers: s.layers.map((l, i) => ({
       heads: l.attention.heads,
       headSize: l.attention.headSize,

@@ -53,6 +53,7 @@ export function formatPrune(r: PruneReport): string {
     `${path.basename(r.apply.input)}: ${r.latency ? `latency target ${r.latency.target} (${formatBudget(r.plan.budget)} chosen)` : `budget ${r.plan.budget} (${formatBudget(r.plan.budget)})`}, ${r.scores.mode === 'magnitude' ? (r.scores.modeReason?.startsWith('L1') ? 'L1-norm filter ranking' : r.scores.modeReason?.startsWith('activation') ? 'activation-weighted magnitude ranking (Wanda)' : 'weight-magnitude ranking') : `OPTIN ${r.scores.mode} scores from ${r.scores.calibration.examples} calibration examples (${r.scores.seconds.toFixed(1)} s${r.scores.modeReason && r.scores.mode === 'fast' ? `; ${r.scores.modeReason}` : ''})`}${r.apply.tuning ? ', mask tuning' : ''}`,
     '',
     formatApply(r.apply),
+    ...(r.plan.model.notes ?? []).map((n) => `note        ${n}`),
   ];
   if (r.bench) {
     const [a, b] = r.bench.models;

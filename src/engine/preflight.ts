@@ -1,3 +1,4 @@
+import { requireFloatWeights } from './structure/linear';
 import * as fs from 'node:fs';
 import { inputSizeFor } from './data/inputSize';
 import * as path from 'node:path';
@@ -21,6 +22,8 @@ export interface PreflightRequest {
   out?: string;
   /** Small files the run writes (scores, plans): writable and not folders. */
   files?: string[];
+  /** A repair that rewrites transformer weights (refused up front for block-quantized weights). */
+  repair?: '--tune' | '--refit';
 }
 
 /** What preflight found. */
@@ -137,6 +140,9 @@ export async function preflight(req: PreflightRequest): Promise<PreflightReport>
   const m = loadModel(req.model);
   const a = await analyzeModel(m, inputSizeFor(req.model, req.data));
   const st: DataModel = a.kind === 'transformer' ? a.st : a.cs;
+  if (req.repair && a.kind === 'transformer') {
+    requireFloatWeights(m.path, a.st.layers.flatMap((l) => [l.attention.output, ...(l.ffn ? [l.ffn.down] : [])]), `the repair (${req.repair})`);
+  }
   await checkData(m, st, req.data, 'calibration data');
   await checkData(m, st, req.evalData, 'evaluation data');
   const bytes = modelBytes(m);

@@ -72,6 +72,7 @@ export function toSummary(r: InspectReport, source: 'calibration' | 'default' = 
     seqLenSource: s.modality === 'vision' ? 'fixed' : source,
     totalMacs: r.macs.total + (r.hybrid?.macs.prunable ?? 0),
     ...(s.layers.some((l) => l.shape) ? { perLayerGeometry: true } : {}),
+    ...(s.notes?.length ? { note: s.notes.join(' ') } : {}),
     layers: s.layers.map((l, i): ModelSummary['layers'][number] => ({
       heads: l.attention.heads,
       headSize: l.attention.headSize,

@@ -12,9 +12,10 @@ export const PERPLEXITY_RISE = 0.1;
  * predictions when there are no labels; a language model's perplexity up by more than
  * {@link PERPLEXITY_RISE}), with what to try; undefined otherwise.
  * @param how what the plan did (channel groups cut without a repair get the repair suggested) and how
- * the user turns the repair on where the sentence is shown (`--tune`, a setting)
+ * the user turns the repair on where the sentence is shown (`--tune`, a setting); `unrepairable`:
+ * no repair applies (block-quantized weights), none is suggested
  */
-export function qualityWarning(e: EvalReport | undefined, how: { channels: boolean; repaired: boolean; repair?: string }): string | undefined {
+export function qualityWarning(e: EvalReport | undefined, how: { channels: boolean; repaired: boolean; repair?: string; unrepairable?: boolean }): string | undefined {
   const ref = e?.reference;
   if (!e || !ref) return undefined;
   const pts = (x: number): string => `${(100 * x).toFixed(1)}`;
@@ -33,6 +34,6 @@ export function qualityWarning(e: EvalReport | undefined, how: { channels: boole
   const repair = how.repair ?? '--tune';
   const fix = how.channels && !how.repaired
     ? `channel groups were cut without a repair: turn it on (${repair}), or keep more MACs`
-    : `keep more MACs (a larger budget)${how.repaired ? '' : `, or turn on the repair (${repair})`}`;
+    : `keep more MACs (a larger budget)${how.repaired || how.unrepairable ? '' : `, or turn on the repair (${repair})`}`;
   return `the pruned model ${what}; ${fix}`;
 }

@@ -65,11 +65,15 @@ export class TensorStore {
 
   /** Add a new float32 initializer derived from `base`; returns its name. */
   write(base: string, t: Dense): string {
+    return this.writeRaw(base, t.dims, DataType.FLOAT, new Uint8Array(t.data.buffer as ArrayBuffer, t.data.byteOffset, t.data.byteLength));
+  }
+
+  /** Add a new initializer of any type from its little-endian bytes; returns its name. */
+  writeRaw(base: string, dims: number[], dataType: number, bytes: Uint8Array): string {
     let name: string;
     do name = `${base}.optin.${this.n++}`; while (this.taken.has(name));
     this.taken.add(name);
-    const bytes = new Uint8Array(t.data.buffer as ArrayBuffer, t.data.byteOffset, t.data.byteLength);
-    this.ix.graph.initializer.push(create(TensorProtoSchema, { name, dims: t.dims.map(BigInt), dataType: DataType.FLOAT, rawData: bytes }));
+    this.ix.graph.initializer.push(create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType, rawData: bytes as Uint8Array<ArrayBuffer> }));
     return name;
   }
 }

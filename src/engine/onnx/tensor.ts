@@ -125,11 +125,22 @@ export function tensorShape(t: TensorProto): number[] {
 
 const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
 
-/** Parameters of a model: the elements of its floating-point weights, in initializers and in `Constant` nodes (as paddle2onnx writes them). */
+/**
+ * Parameters of a model: the elements of its floating-point weights, in initializers and in
+ * `Constant` nodes (as paddle2onnx writes them); a block-quantized `MatMulNBits` weight counts its
+ * K x N entries (its scales are not counted).
+ */
 export function countParameters(proto: ModelProto): number {
   const g = proto.graph!;
   let n = 0;
-  for (const t of g.initializer) if (FLOAT_TYPES.has(t.dataType)) n += elementCount(t.dims);
+  const scales = new Set<string>();
+  for (const node of g.node) {
+    if (node.opType !== 'MatMulNBits') continue;
+    const attr = (name: string): number => Number(node.attribute.find((a) => a.name === name)?.i ?? 0);
+    n += attr('K') * attr('N');
+    if (node.input[2]) scales.add(node.input[2]);
+  }
+  for (const t of g.initializer) if (FLOAT_TYPES.has(t.dataType) && !scales.has(t.name)) n += elementCount(t.dims);
   for (const node of g.node) {
     if (node.opType !== 'Constant') continue;
     const t = node.attribute.find((a) => a.name === 'value')?.t;

@@ -1,6 +1,6 @@
 import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
-import { tensorFloat32, tensorShape } from '../onnx/tensor';
+import { floatWeight } from '../graph/nbits';
 import { layerMacs } from '../flops';
 import type { ModelStructure } from '../structure/types';
 
@@ -9,9 +9,7 @@ import type { ModelStructure } from '../structure/types';
  * @throws when the weight is not a float constant
  */
 export function weightNorms(ix: GraphIndex, weight: string, transposed: boolean): { rows: Float64Array; cols: Float64Array } {
-  const t = ix.constant(weight)!;
-  const w = tensorFloat32(t, ix.ext);
-  const dims = tensorShape(t);
+  const { data: w, dims } = floatWeight(ix, weight);
   const outF = transposed ? dims[0]! : dims[dims.length - 1]!;
   const inF = w.length / outF;
   const rows = new Float64Array(inF), cols = new Float64Array(outF);
@@ -27,10 +25,8 @@ export function weightNorms(ix: GraphIndex, weight: string, transposed: boolean)
 
 /** Squared entries of a weight (rank >= 2; biases are not counted) summed per index of one axis. */
 function alongAxis(ix: GraphIndex, name: string, axis: number): Float64Array | undefined {
-  const t = ix.constant(name)!;
-  const dims = tensorShape(t);
+  const { data: w, dims } = floatWeight(ix, name);
   if (dims.length < 2) return undefined;
-  const w = tensorFloat32(t, ix.ext);
   const n = dims[axis]!, inner = dims.slice(axis + 1).reduce((p, x) => p * x, 1);
   const out = new Float64Array(n);
   for (let i = 0; i < w.length; i++) {

@@ -1,6 +1,6 @@
 import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
-import { tensorFloat32, tensorShape } from '../onnx/tensor';
+import { floatWeight } from '../graph/nbits';
 import type { CalibrationBatch } from '../data/types';
 import type { Linear, ModelStructure } from '../structure/types';
 import { onOneScale } from './magnitude';
@@ -14,9 +14,7 @@ async function featureNorms(model: OnnxModel, values: string[], batch: Calibrati
 
 /** |W| weighted by its input feature's norm, summed per output feature (per input feature with `byInput`). */
 function weighted(ix: GraphIndex, lin: Linear, inNorm: Float64Array, byInput: boolean): Float64Array {
-  const t = ix.constant(lin.weight)!;
-  const w = tensorFloat32(t, ix.ext);
-  const dims = tensorShape(t);
+  const { data: w, dims } = floatWeight(ix, lin.weight);
   const cols = dims[dims.length - 1]!, rows = w.length / cols;
   const out = new Float64Array(byInput ? lin.inFeatures : lin.outFeatures);
   for (let r = 0; r < rows; r++) {

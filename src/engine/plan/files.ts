@@ -23,6 +23,8 @@ export function modelRef(path: string, sha256: string, st: ModelStructure): Mode
   return {
     path, sha256, architecture: st.architecture, modality: st.modality, hidden: st.hidden, norm: st.norm,
     layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention.group ? { group: l.attention.group } : {}), ...(l.attention.sharedKv ? { sharedKv: true } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
+    ...(st.notes ? { notes: st.notes } : {}),
+    ...(st.layers.some((l) => [l.attention.output, ...l.attention.projections].some((x) => x.op === 'MatMulNBits')) ? { quantized: true } : {}),
   };
 }
 

@@ -42,6 +42,10 @@ export interface ModelRef {
    * this name, whose MACs are these terms. One search covers heads, neurons and channels.
    */
   hybrid?: { transformerLayers: number; names: string[]; terms: MacTerm[] };
+  /** What the analysis left unpruned and why, in words (ModelStructure.notes). */
+  notes?: string[];
+  /** Some projections hold block-quantized weights (MatMulNBits): repairs that rewrite weights are unavailable. */
+  quantized?: boolean;
 }
 
 /** How many of a model's layers are transformer layers (the rest are channel groups: all of them in channel networks, the tail in hybrids). */

@@ -11,6 +11,7 @@ import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelStructure } f
 import { OptinError } from '../errors';
 import { ReshapeFixer } from './shapes';
 import { TensorStore, headColumns, scaleAlong, take } from '../graph/tensors';
+import { cutNBits, nbitsWeight } from '../graph/nbits';
 
 /** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
 export interface KeepSet {
@@ -54,15 +55,34 @@ class Pruner {
     n.input = n.input.map((i) => (i === from ? to : i));
   }
 
+  /** A bias input of a `MatMulNBits` node: cut with its weight's rows. */
+  private isHeldBias(s: { tensor: string; node: string }): boolean {
+    const n = this.node(s.node);
+    return n.opType === 'MatMulNBits' && n.input[5] === s.tensor;
+  }
+
   private matmulOut(lin: Linear): string {
     return this.node(lin.node).output[0]!;
   }
 
+  /**
+   * Keep indices `idx` along `axis` of the weight `tensor` that node `id` reads; a `MatMulNBits`
+   * weight (read as [out, in]) is cut in its packed form, with its bias when the node holds one.
+   */
+  private cutWeight(id: string, tensor: string, axis: number, idx: number[]): void {
+    const n = this.node(id);
+    const q = nbitsWeight(n);
+    if (q && n.input[1] === tensor) {
+      cutNBits(this.ix, this.store, q, axis === 0 ? 'out' : 'in', idx, (name, v) => this.setAttr(n, name, v));
+      return;
+    }
+    this.replaceInput(n, tensor, this.store.write(tensor, take(this.store.read(tensor), axis, idx)));
+  }
+
   /** Keep only output features `cols` of a projection (weight columns and bias entries). */
   sliceOut(lin: Linear, cols: number[]): void {
-    const w = this.store.read(lin.weight);
-    this.replaceInput(this.node(lin.node), lin.weight, this.store.write(lin.weight, take(w, lin.transposed ? 0 : 1, cols)));
-    if (lin.bias && lin.biasNode) this.sliceBias(this.node(lin.biasNode), lin.bias, cols);
+    this.cutWeight(lin.node, lin.weight, lin.transposed ? 0 : 1, cols);
+    if (lin.bias && lin.biasNode && !(lin.op === 'MatMulNBits' && lin.biasNode === lin.node)) this.sliceBias(this.node(lin.biasNode), lin.bias, cols);
   }
 
   private sliceBias(n: NodeProto, bias: string, idx: number[]): void {
@@ -72,6 +92,10 @@ class Pruner {
 
   /** Keep only input features `rows` of a projection, scaling each kept row group when asked. */
   sliceIn(lin: Linear & { einsum?: boolean }, rows: number[], groups?: { size: number; scales: number[] }): void {
+    if (lin.op === 'MatMulNBits') {
+      if (groups) throw new OptinError('unsupported', `${this.model.path}: ${lin.node} holds block-quantized weights; tuning scales cannot be folded into them (run without --tune)`);
+      return this.cutWeight(lin.node, lin.weight, 1, rows);
+    }
     const w = this.store.read(lin.weight);
     let cut;
     if (lin.einsum) {
@@ -93,7 +117,7 @@ class Pruner {
     if (this.b.opset < 9) throw new OptinError('unsupported', `${where}: removing a whole sublayer needs opset >= 9 (model has ${this.b.opset})`);
     const zeros = this.b.node('ConstantOfShape', [this.b.node('Shape', [r.skip], {}, 'residual_shape')], {}, 'zeros');
     const mm = this.matmulOut(lin);
-    const includesBias = lin.bias !== undefined && (lin.op === 'Gemm' || lin.output !== mm);
+    const includesBias = lin.bias !== undefined && (lin.op !== 'MatMul' || lin.output !== mm);
     const value = includesBias ? this.b.node('Add', [zeros, lin.bias!], {}, 'bias_only') : zeros;
     rewire(this.proto.graph!, r.value, value);
   }
@@ -114,8 +138,8 @@ class Pruner {
     if (k < H) {
       for (const s of a.slices) {
         const idx = s.blocks.flatMap((b) => keep.flatMap((h) => Array.from({ length: b.size }, (_, j) => b.offset + h * b.stride + j)));
-        const n = this.node(s.node);
-        this.replaceInput(n, s.tensor, this.store.write(s.tensor, take(this.store.read(s.tensor), s.axis, idx)));
+        if (this.isHeldBias(s)) continue;
+        this.cutWeight(s.node, s.tensor, s.axis, idx);
       }
       for (const t of a.attrs) this.setAttr(this.node(t.node), t.name, t.perHead.length === 1 ? t.perHead[0]! * k : t.perHead.map((x) => x * k));
       for (const c of a.constants ?? []) {

@@ -7,6 +7,7 @@ import type { CalibrationBatch } from '../data/calibration';
 import type { Linear, ModelStructure } from '../structure/types';
 import { instrument } from '../optin/instrument';
 import { detectStructure } from '../structure/detect';
+import { requireFloatWeights } from '../structure/linear';
 import { withMeasurementsOf } from '../structure/measure';
 import { OptinError } from '../errors';
 import { sampleIndices } from '../optin/random';
@@ -64,6 +65,7 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     { layer: l.index, part: 'attention' as const, lin: l.attention.output as Linear & { einsum?: boolean }, contrib: l.attention.perHead ?? l.attention.context, width: l.attention.heads * l.attention.vHeadSize, unit: l.attention.vHeadSize, kept: keep.heads[l.index]!, perHead: !!l.attention.perHead, heads: l.attention.heads },
     ...(l.ffn ? [{ layer: l.index, part: 'ffn' as const, lin: l.ffn.down as Linear & { einsum?: boolean }, contrib: l.ffn.hidden, width: l.ffn.width, unit: 1, kept: keep.neurons[l.index]!, perHead: false, heads: 0 }] : []),
   ]);
+  requireFloatWeights(model.path, subs.map((s) => s.lin), 'the refit (--refit)');
   const feeds = toOrt(batch.feeds);
   const tokens: number[] = [];
   batch.tokenMask.forEach((m, i) => { if (m) tokens.push(i); });

@@ -1,3 +1,4 @@
+import { requireFloatWeights } from '../structure/linear';
 import type * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
@@ -60,6 +61,7 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
     ffn: l.ffn ? ({ lin: l.ffn.down, contrib: l.ffn.hidden } as Sub) : undefined,
   }));
   const all = subs.flatMap((s) => [s.attn, ...(s.ffn ? [s.ffn] : [])]);
+  requireFloatWeights(model.path, all.map((s) => s.lin), 'mask tuning (--tune)');
   const feeds = toOrt(batch.feeds);
   const masked = await sessionFor(model, instrument(model, st, { maskLayers: st.layers.map((l) => l.index), outputs: all.map((s) => s.contrib), onlyOutputs: true }), `${model.path} (masked for tuning)`);
   const scales = { heads: keep.heads.map((h) => h.map(() => 1)), neurons: keep.neurons.map((n) => n.map(() => 1)) };

@@ -2,7 +2,8 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { OptinError } from '../errors';
-import { findLinears } from './linear';
+import { findLinears, nodeId } from './linear';
+import { nbitsWeight } from '../graph/nbits';
 import { LinearIndex } from './trace';
 import { attentionFromFused, attentionFromMha, attentionFromSoftmax } from './attention';
 import { attentionFromOnnx } from './onnxAttention';
@@ -105,7 +106,11 @@ export function detectStructure(model: OnnxModel): ModelStructure {
     }
     throw e;
   }
-  const { attns, ffns } = blocks;
+  const { attns, ffns, notes } = blocks;
+  for (const a of attns) {
+    const why = quantizedHeadRows(ix, a);
+    if (why) throw new OptinError('unsupported', `${where}: ${why}`);
+  }
   const cached = new Set(attns.flatMap((a) => a.cache ?? []));
   const cache = cacheEvidence(ix, cached);
   if (cache) {
@@ -153,7 +158,7 @@ export function detectStructure(model: OnnxModel): ModelStructure {
       l.feature = direct || !n1 ? l.attention.input : n1.output;
     }
   });
-  const st = withInterface(model, ix, inputs, hidden, norm, layers);
+  const st = { ...withInterface(model, ix, inputs, hidden, norm, layers), ...(notes.length ? { notes } : {}) };
   return causal ? { ...st, architecture: 'decoder', causal } : st;
 }
 
@@ -202,8 +207,19 @@ function maxPositions(ix: GraphIndex, idsName: string, hidden: number, seqDim: n
   return best;
 }
 
+/**
+ * Why a block-quantized output projection cannot lose one unit's rows (a unit's context width is not
+ * a whole number of quantization blocks), or undefined.
+ */
+function quantizedHeadRows(ix: GraphIndex, a: AttentionBlock): string | undefined {
+  if (a.output.op !== 'MatMulNBits') return undefined;
+  const q = nbitsWeight(ix.graph.node.find((n) => nodeId(n) === a.output.node)!)!;
+  if (a.vHeadSize % q.blockSize === 0) return undefined;
+  return `${a.output.node} (MatMulNBits) is quantized in blocks of ${q.blockSize} input rows, but one ${a.group ? 'key/value group' : 'head'} owns ${a.vHeadSize} of them; cutting one would split a block: prune the float32 model and quantize the pruned model (or quantize with a block size dividing ${a.vHeadSize})`;
+}
+
 /** Attention blocks and residual FFN blocks of a graph, in node order, without assigning layers. */
-export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlock[]; ffns: FfnBlock[] } {
+export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlock[]; ffns: FfnBlock[]; notes: string[] } {
   const g = ix.graph;
   let li: LinearIndex;
   try {
@@ -235,16 +251,20 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
   }
   const taken = new Set<Linear>(attns.flatMap(attentionLinears));
   const ffns: FfnBlock[] = [];
+  const quantized: FfnBlock[] = [];
   for (const l of li.all) {
     if (taken.has(l)) continue;
     const f = ffnFromDown(ix, li, l, taken);
     if (f && inResidualStream(ix, f)) {
-      ffns.push(f);
+      (f.down.op === 'MatMulNBits' ? quantized : ffns).push(f);
       taken.add(f.up).add(f.down);
       if (f.gate) taken.add(f.gate);
     }
   }
-  return { attns, ffns };
+  const notes = quantized.length
+    ? [`${quantized.length} feed-forward block${quantized.length > 1 ? 's' : ''} (first: "${quantized[0]!.down.node}") keep every neuron: their second matrix is block-quantized along the neurons (MatMulNBits, blocks of ${nbitsWeight(ix.graph.node.find((n) => nodeId(n) === quantized[0]!.down.node)!)!.blockSize}), so one neuron cannot be cut without re-quantizing; heads are pruned (to prune neurons too, prune the float32 model and quantize the pruned model)`]
+    : [];
+  return { attns, ffns, notes };
 }
 
 /**

@@ -6,7 +6,7 @@ import { OptinError } from '../errors';
 const HALF = new Set<number>([DataType.FLOAT16, DataType.BFLOAT16]);
 const QUANT_OPS = new Set([
   'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger', 'ConvInteger', 'QLinearMatMul', 'QLinearConv',
-  'QAttention', 'DynamicQuantizeMatMul', 'MatMulNBits', 'MatMulIntegerToFloat', 'QOrderedAttention', 'QGemm',
+  'QAttention', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat', 'QOrderedAttention', 'QGemm',
 ]);
 
 /**

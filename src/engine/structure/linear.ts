@@ -4,6 +4,7 @@ import { GraphIndex, attrInt } from '../onnx/graph';
 import { tensorShape, dataTypeName } from '../onnx/tensor';
 import { OptinError } from '../errors';
 import type { Linear } from './types';
+import { nbitsUnsupported, nbitsWeight } from '../graph/nbits';
 
 /** Ops a value may pass through between a MatMul and its bias Add (keras Tensordot reshapes). */
 const BIAS_PASSTHROUGH = new Set(['Reshape']);
@@ -50,6 +51,7 @@ function fusedBias(ix: GraphIndex, value: string, width: number): { bias: string
  * @throws OptinError('unsupported') for float16/quantized weights, naming the node.
  */
 export function asLinear(ix: GraphIndex, n: NodeProto): Linear | undefined {
+  if (n.opType === 'MatMulNBits') return quantizedLinear(ix, n);
   if (n.opType !== 'MatMul' && n.opType !== 'Gemm') return undefined;
   const wName = n.input[1]!;
   const w = ix.constant(wName);
@@ -85,6 +87,19 @@ export function asLinear(ix: GraphIndex, n: NodeProto): Linear | undefined {
   return base;
 }
 
+/** A `MatMulNBits` projection: its weight is the packed codes, read as [out, in] (docs/formats.md). */
+function quantizedLinear(ix: GraphIndex, n: NodeProto): Linear {
+  const q = nbitsWeight(n)!;
+  const why = nbitsUnsupported(ix, q);
+  if (why) throw new OptinError('unsupported', `${ix.label(n)} (MatMulNBits) has ${why}; OPTIN reads 2-, 4- and 8-bit block-quantized weights with constant codes, float32 scales and packed zero points: prune the float32 model and quantize the pruned model`);
+  const base: Linear = {
+    node: nodeId(n), op: 'MatMulNBits', input: n.input[0]!, weight: q.codes, transposed: true, inFeatures: q.K, outFeatures: q.N, output: n.output[0]!,
+  };
+  if (q.bias) return { ...base, bias: q.bias, biasNode: nodeId(n) };
+  const b = biasOf(ix, n.output[0]!, q.N);
+  return b ? { ...base, bias: b.bias, biasNode: nodeId(b.node), output: b.output } : base;
+}
+
 /** Skip a Reshape that only flattens [batch, seq, D] to [batch*seq, D] before a MatMul (keras Tensordot). */
 function activationInput(ix: GraphIndex, value: string): string {
   const p = ix.producer.get(value);
@@ -103,4 +118,14 @@ export function findLinears(ix: GraphIndex): Map<string, Linear> {
     if (l) out.set(n.output[0]!, l);
   }
   return out;
+}
+
+/**
+ * Refuse a repair that rewrites weights when one of them is block-quantized (`MatMulNBits`):
+ * re-quantizing the solved weights would not give the model that was verified.
+ * @throws OptinError('unsupported') naming the node and the way on
+ */
+export function requireFloatWeights(where: string, lins: Linear[], repair: string): void {
+  const q = lins.find((l) => l.op === 'MatMulNBits');
+  if (q) throw new OptinError('unsupported', `${where}: ${repair} rewrites the weights of "${q.node}", which are block-quantized (MatMulNBits); prune without it, or prune the float32 model and quantize the pruned model`);
 }

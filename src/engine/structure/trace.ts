@@ -15,7 +15,7 @@ export class LinearIndex {
     const l = this.byValue.get(value);
     if (l) return l;
     const p = ix.producer.get(value);
-    if (p && (p.opType === 'MatMul' || p.opType === 'Gemm')) return this.all.find((x) => x.node === (p.name || p.output[0]));
+    if (p && (p.opType === 'MatMul' || p.opType === 'Gemm' || p.opType === 'MatMulNBits')) return this.all.find((x) => x.node === (p.name || p.output[0]));
     return undefined;
   }
 }
@@ -71,7 +71,7 @@ function fromInputsOnly(ix: GraphIndex, value: string): boolean {
     if (seen.size > 96) return false;
     const p = ix.producer.get(v);
     if (!p) continue;
-    if (['MatMul', 'Gemm', 'Conv', 'FusedMatMul', 'Attention', 'MultiHeadAttention', 'Softmax'].includes(p.opType)) return false;
+    if (['MatMul', 'MatMulNBits', 'Gemm', 'Conv', 'FusedMatMul', 'Attention', 'MultiHeadAttention', 'Softmax'].includes(p.opType)) return false;
     for (const i of p.input) if (i && !ix.constant(i)) stack.push(i);
   }
   return true;

@@ -1,8 +1,9 @@
 /** A dense projection y = x W (+ b) found in the graph. */
 export interface Linear {
-  /** The MatMul or Gemm node name (or output name when unnamed). */
+  /** The MatMul, Gemm or MatMulNBits node name (or output name when unnamed). */
   node: string;
-  op: 'MatMul' | 'Gemm';
+  /** MatMulNBits: `weight` is the packed codes (graph/nbits.ts), read as [out, in] (`transposed`). */
+  op: 'MatMul' | 'Gemm' | 'MatMulNBits';
   /** Activation input value. */
   input: string;
   /** Initializer holding the weight. */
@@ -224,4 +225,6 @@ export interface ModelStructure {
   producer: string;
   /** Decoder-only models: why attention is causal (the mask the graph builds). */
   causal?: string;
+  /** What the analysis left unpruned and why (e.g. block-quantized feed-forward blocks), in words for the user. */
+  notes?: string[];
 }

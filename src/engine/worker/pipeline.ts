@@ -208,7 +208,7 @@ async function compareChannelPlans(engine: EngineClient, req: PruneRequest, plan
 export async function runPrune(engine: EngineClient, req: PruneRequest, ev: PruneEvents = {}, signal?: AbortSignal): Promise<PruneReport> {
   ev.step?.('checking model, data and destination');
   const out = req.out ?? (req.latency ? defaultOutput(req.model, req.latency, 'latency') : defaultOutput(req.model, req.budget));
-  await engine.preflight({ model: req.model, data: req.data, out, ...(req.evalData ? { evalData: req.evalData } : {}) });
+  await engine.preflight({ model: req.model, data: req.data, out, ...(req.evalData ? { evalData: req.evalData } : {}), ...(req.refit ? { repair: '--refit' as const } : req.tune ? { repair: '--tune' as const } : {}) });
   const benchShape = { batch: 32, seqLen: 48, runs: 20, ...(req.bench || {}) };
   const lat = req.latency ? await engine.latency(req.model, { ep: req.ep, batch: benchShape.batch, seqLen: benchShape.seqLen }, ev.step, signal) : undefined;
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : req.ranking === 'wanda' ? 'ranking by activation-weighted magnitude' : req.ranking === 'l1' ? 'ranking filters by L1 norm' : 'scoring');
@@ -247,7 +247,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
       ev.note?.(`no baseline comparison: ${e.message}`);
     }
   }
-  const warning = qualityWarning(report.evaluation, { ...repairOf(apply), ...(req.repairHint ? { repair: req.repairHint } : {}) });
+  const warning = qualityWarning(report.evaluation, { ...repairOf(apply), ...(req.repairHint ? { repair: req.repairHint } : {}), ...(plan.model.quantized ? { unrepairable: true } : {}) });
   if (warning) report.warning = warning;
   if (req.bench !== false) {
     ev.step?.('measuring speed');

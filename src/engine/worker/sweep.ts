@@ -143,7 +143,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
     bench: { batch: bench.batch, seqLen: bench.seqLen, shape: bench.shape, runs: bench.runs, threads: bench.threads, provider: bench.provider },
     points: targets.map((t, i) => {
       const a = applied[i]!, e = evals[i]!, m = bench.models[i + 1]!, p = plans[i]!;
-      const warning = qualityWarning(e, { ...repairOf(a), ...(req.repairHint ? { repair: req.repairHint } : {}) });
+      const warning = qualityWarning(e, { ...repairOf(a), ...(req.repairHint ? { repair: req.repairHint } : {}), ...(scores.model.quantized ? { unrepairable: true } : {}) });
       return {
         target: t, output: a.output, files: a.files, macsRatio: a.macs.after / a.macs.before, paramsRatio: a.parameters.after / a.parameters.before,
         maxAbsDiff: a.verification.maxAbsDiff, tolerance: a.verification.tolerance,
