@@ -4,6 +4,8 @@
  * of the dense latency, the pruned models written and verified, then the dense model and the three
  * pruned ones timed interleaved in one run (batch 32, text at 48 tokens). Prints each target, the
  * table's prediction and the measured ratio (pruned / dense median of that run) with p10-p90.
+ * Then the same for decode steps: the llama-sst2 decoder exported with its key/value cache (random
+ * weights from its skeleton), one new token for each of 8 rows after a cache of 64 tokens (its rotary table holds 96 positions).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,43 +19,51 @@ import { applyPlan } from '../src/engine/prune/applyPlan';
 import { benchModels } from '../src/engine/eval/bench';
 import { runScoreJob } from '../src/engine/worker/jobs';
 import type { PlanFile } from '../src/engine/plan/schema';
+import { materialize } from '../test/fixtures/materialize';
 
 const root = path.resolve(__dirname, '..', '..');
 const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
 const fx = (p: string): string => path.join(root, 'test/fixtures', p);
-const cases = [
-  { name: 'SST-2 BERT', model: fx('models/bert-sst2/model-opset17.onnx'), data: { data: fx('data/sst2/train.tsv'), samples: 32 } },
-  { name: 'digits ViT', model: fx('models/vit-digits/model-opset17.onnx'), data: { data: fx('data/digits/train'), samples: 32 } },
+const cached = (): string => materialize(fx('models/llama-sst2/model-with-past.skeleton.onnx'));
+const cases: Array<{ name: string; model: () => string; data: (m: string) => { data: string; samples: number }; batch: number; seqLen: number; decode?: boolean; targets?: number[] }> = [
+  { name: 'SST-2 BERT', model: () => fx('models/bert-sst2/model-opset17.onnx'), data: () => ({ data: fx('data/sst2/train.tsv'), samples: 32 }), batch: 32, seqLen: 48 },
+  { name: 'digits ViT', model: () => fx('models/vit-digits/model-opset17.onnx'), data: () => ({ data: fx('data/digits/train'), samples: 32 }), batch: 32, seqLen: 48 },
+  { name: 'llama-sst2 with its cache, decode steps', model: cached, data: (m) => ({ data: path.join(path.dirname(m), 'train.txt'), samples: 32 }), batch: 8, seqLen: 64, decode: true, targets: [0.8, 0.7, 0.6] },
 ];
-const targets = [0.7, 0.5, 0.35];
+const TARGETS = [0.7, 0.5, 0.35];
 
 async function main(): Promise<void> {
   const runs = Number(arg('runs', '40'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-bench-latency-'));
-  for (const c of cases) {
-    const model = loadModel(c.model);
+  for (const c of cases.filter((x) => !process.argv.includes('--only') || x.name.includes(arg('only', '')))) {
+    const file = c.model();
+    const data = c.data(file);
+    const model = loadModel(file);
     const st = await withMeasuredTokens(model, detectStructure(model));
     const t0 = performance.now();
-    const { table } = await latencyTableFor(model, st, { ep: 'cpu', batch: 32, seqLen: 48, fresh: true });
+    const { table } = await latencyTableFor(model, st, { ep: 'cpu', batch: c.batch, seqLen: c.seqLen, fresh: true, ...(c.decode ? { decode: true } : {}) });
     const tableSec = (performance.now() - t0) / 1000;
-    const scores = await runScoreJob({ model: c.model, data: c.data, ep: 'cpu', mode: 'exact' }, () => undefined, new AbortController().signal);
+    const scores = await runScoreJob({ model: file, data, ep: 'cpu', mode: 'exact' }, () => undefined, new AbortController().signal);
     const outs: string[] = [];
     const plans: PlanFile[] = [];
+    const targets = c.targets ?? TARGETS;
     for (const t of targets) {
       const plan = makeLatencyPlan(scores, table, t);
-      const out = path.join(dir, `${path.basename(path.dirname(c.model))}-latency-${t}.onnx`);
-      await applyPlan({ model: c.model, plan, data: c.data, out });
+      const out = path.join(dir, `${path.basename(path.dirname(file))}-latency-${t}.onnx`);
+      await applyPlan({ model: file, plan, data, out });
       outs.push(out);
       plans.push(plan);
     }
-    const r = await benchModels([c.model, ...outs], { batch: 32, seqLen: 48, runs });
-    console.log(`\n${c.name}: table measured in ${tableSec.toFixed(1)} s on ${table.provider} (batch ${table.batch} x ${table.seqLen}); ${runs} interleaved runs of the dense and pruned models:`);
-    const d = r.models[0]!;
-    console.log(`  dense                 median ${d.medianMs.toFixed(2)} ms (p10 ${d.p10Ms.toFixed(2)}, p90 ${d.p90Ms.toFixed(2)})`);
+    const r = await benchModels([file, ...outs], { batch: c.batch, seqLen: c.seqLen, runs });
+    const timed = c.decode ? r.decode!.models.map((m, i) => ({ ...r.models[i]!, medianMs: m.medianMs, p10Ms: NaN, p90Ms: NaN })) : r.models;
+    console.log(`\n${c.name}: table measured in ${tableSec.toFixed(1)} s on ${table.provider} (${c.decode ? `one decode step, batch ${table.batch}, a cache of ${table.seqLen} tokens` : `batch ${table.batch} x ${table.seqLen}`}); ${runs} interleaved runs of the dense and pruned models:`);
+    const d = timed[0]!;
+    const spread = (m: { p10Ms: number; p90Ms: number }): string => (Number.isFinite(m.p10Ms) ? ` (p10 ${m.p10Ms.toFixed(2)}, p90 ${m.p90Ms.toFixed(2)})` : '');
+    console.log(`  dense                 median ${d.medianMs.toFixed(2)} ms${spread(d)}`);
     targets.forEach((t, i) => {
-      const m = r.models[i + 1]!, p = plans[i]!.latency!;
+      const m = timed[i + 1]!, p = plans[i]!.latency!;
       const measured = m.medianMs / d.medianMs;
-      console.log(`  target ${t.toFixed(2)}          median ${m.medianMs.toFixed(2)} ms (p10 ${m.p10Ms.toFixed(2)}, p90 ${m.p90Ms.toFixed(2)}): predicted ${(p.predictedMs / p.denseMs).toFixed(3)}, measured ${measured.toFixed(3)} of dense (${(100 * (measured / t - 1)).toFixed(1)}% off target), MACs kept ${plans[i]!.macs.ratio.toFixed(3)}`);
+      console.log(`  target ${t.toFixed(2)}          median ${m.medianMs.toFixed(2)} ms${spread(m)}: predicted ${(p.predictedMs / p.denseMs).toFixed(3)}, measured ${measured.toFixed(3)} of dense (${(100 * (measured / t - 1)).toFixed(1)}% off target), MACs kept ${plans[i]!.macs.ratio.toFixed(3)}`);
     });
   }
   fs.rmSync(dir, { recursive: true, force: true });

@@ -44,7 +44,7 @@ export function formatApply(a: ApplyReport): string {
 /** Predicted vs measured latency of a `--latency` prune. */
 export function formatLatency(l: NonNullable<PruneReport['latency']>): string {
   const measured = l.measuredRatio !== undefined ? `, measured ${pct(l.measuredRatio, 1)} (${l.measuredMs!.toFixed(2)} of ${l.measuredDenseMs!.toFixed(2)} ms, same run)` : ' (not measured: --no-bench)';
-  return `latency     target ${pct(l.target, 1)} of dense: predicted ${pct(l.predictedRatio, 1)} (${l.predictedMs.toFixed(2)} of ${l.tableDenseMs.toFixed(2)} ms)${measured}; table ${l.cached ? 'from the cache' : 'measured now'}: ${l.tableFile}`;
+  return `latency     target ${pct(l.target, 1)} of dense${l.phase === 'decode' ? ' decode-step' : ''}: predicted ${pct(l.predictedRatio, 1)} (${l.predictedMs.toFixed(2)} of ${l.tableDenseMs.toFixed(2)} ms)${measured}; table ${l.cached ? 'from the cache' : 'measured now'}: ${l.tableFile}`;
 }
 
 /** The `optin prune` report. */
@@ -58,6 +58,8 @@ export function formatPrune(r: PruneReport): string {
   if (r.bench) {
     const [a, b] = r.bench.models;
     lines.push(`speed       ${a!.medianMs.toFixed(2)} ms -> ${b!.medianMs.toFixed(2)} ms median of ${r.bench.runs} interleaved runs at ${r.bench.shape} (${r.bench.provider}, ${r.bench.threads} threads): ${r.bench.speedup[1]!.toFixed(2)}x measured, ${r.idealSpeedup.toFixed(2)}x ideal from MACs`);
+    const d = r.bench.decode;
+    if (d) lines.push(`decode      ${d.models[0]!.medianMs.toFixed(2)} ms -> ${d.models[1]!.medianMs.toFixed(2)} ms per step (${d.models[0]!.tokensPerSecond.toFixed(0)} -> ${d.models[1]!.tokensPerSecond.toFixed(0)} tokens/s, ${d.speedup[1]!.toFixed(2)}x) after a cache of ${d.context} tokens, same run`);
   }
   if (r.latency) lines.push(formatLatency(r.latency));
   if (r.apply.groups && !r.apply.reconstruction) lines.push('hint        channel groups lose much accuracy when cut without the repair: drop --no-tune (least-squares refit of every consumer; docs/cnn.md)');

@@ -17,6 +17,8 @@ export interface OptinSettings {
   existingOutput: 'ask' | 'keepBoth' | 'replace';
   /** Kept widths are a multiple of this; undefined = automatic (1 for transformers, 8 for channel groups). */
   multipleOf: number | undefined;
+  /** What latency targets time on decoders exported with their key/value cache: the whole sequence (prefill) or one decode step. */
+  latencyPhase: 'prefill' | 'decode';
 }
 
 /** Read the settings (scoped to the model's workspace folder when given). */
@@ -33,6 +35,7 @@ export function settings(scope?: vscode.Uri): OptinSettings {
     channelRepair: c.get<boolean>('channelRepair', true),
     outputNaming: c.get<string>('outputNaming', '${name}.optin-${pct}.onnx'),
     existingOutput: c.get<'ask' | 'keepBoth' | 'replace'>('existingOutput', 'ask'),
+    latencyPhase: c.get<'prefill' | 'decode'>('latencyPhase', 'prefill') === 'decode' ? 'decode' : 'prefill',
     multipleOf: Math.round(c.get<number>('multipleOf', 0)) >= 1 ? Math.round(c.get<number>('multipleOf', 0)) : undefined,
   };
 }

@@ -78,7 +78,7 @@ export class Runner {
     const cfg = settings(s.uri);
     const { batch, seqLen } = this.benchShape(s);
     const r = await this.job(s, `OPTIN: latency table of ${path.basename(s.uri.fsPath)}`, 'latency planning', async (step, signal) => {
-      const lat = await this.engine.latency(s.uri.fsPath, { ep: cfg.executionProvider, batch, seqLen }, step, signal);
+      const lat = await this.engine.latency(s.uri.fsPath, { ep: cfg.executionProvider, batch, seqLen, ...(cfg.latencyPhase === 'decode' ? { decode: true } : {}) }, step, signal);
       s.plan = makeLatencyPlan(scores, lat.table, target, scores.macSeqLen, cfg.multipleOf);
       s.budget = s.plan.budget;
       s.latencyTarget = target;
@@ -203,7 +203,7 @@ export class Runner {
     }
     const result = await this.job(s, `OPTIN: writing ${path.basename(target)}`, 'apply', async (step, signal) => {
       const report = await runPrune(this.engine, {
-        model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, ...repairRequest(cfg), out: target,
+        model: s.uri.fsPath, budget: s.budget, ...(s.latencyTarget ? { latency: s.latencyTarget, ...(cfg.latencyPhase === 'decode' ? { decode: true } : {}) } : {}), multipleOf: cfg.multipleOf, data: s.data ?? {}, ep: cfg.executionProvider, scores, ...repairRequest(cfg), out: target,
         bench: this.benchShape(s), evalBesideData: true, repairHint: 'the optin.maskTuning setting',
       }, { step, note: (m) => this.log.info(m) }, signal);
       if (report.notEvaluated) this.log.warn(`could not evaluate ${report.apply.output}: ${report.notEvaluated}`);

@@ -33,7 +33,7 @@ export function planView(plan: PlanFile): PlanView {
       },
     }),
     warnings: planWarnings(plan),
-    ...(plan.latency ? { latency: { target: plan.latency.target, predictedMs: plan.latency.predictedMs, denseMs: plan.latency.denseMs, shape: `batch ${plan.latency.batch} x ${plan.latency.seqLen} tokens`, provider: plan.latency.provider } } : {}),
+    ...(plan.latency ? { latency: { target: plan.latency.target, predictedMs: plan.latency.predictedMs, denseMs: plan.latency.denseMs, shape: plan.latency.phase === 'decode' ? `one decode step of batch ${plan.latency.batch} after a cache of ${plan.latency.seqLen} tokens` : `batch ${plan.latency.batch} x ${plan.latency.seqLen} tokens`, provider: plan.latency.provider } } : {}),
   };
 }
 

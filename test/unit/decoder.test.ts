@@ -12,6 +12,7 @@ import type { Linear } from '../../src/engine/structure/types';
 import { FIXTURES, fixture, optin, pruneVerified, tempDir } from './helpers';
 import { materialize } from '../fixtures/materialize';
 import { saveModel } from '../../src/engine/onnx/writer';
+import { evaluate } from '../../src/engine/eval/evaluate';
 import { create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from '../../src/engine/onnx/schema';
 import { weightOf, withWeights } from './weightEdits';
@@ -156,6 +157,18 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     assert.equal(d2.context, 8, 'decode steps timed after a cache of --seq-len tokens');
     assert.equal(d2.models.length, 2);
     for (const m of d2.models) assert.ok(Math.abs(m.tokensPerSecond - 2000 / m.medianMs) < 1e-9 * m.tokensPerSecond);
+  });
+
+  it('a cached export with one key/value group cut is evaluated against its original, each fed its own empty cache (their cache inputs differ in heads)', async () => {
+    const file = materialize(fixture(`${DIR}/model-with-past.skeleton.onnx`));
+    const m = loadModel(file);
+    const st = detectStructure(m);
+    const keep: KeepSet = { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map((l) => Array.from({ length: l.ffn!.width }, (_, j) => j)) };
+    const out = path.join(tempDir(), 'one-group-cut.onnx');
+    saveModel({ ...m, proto: applyKeep(m, st, keep) }, out);
+    const r = await evaluate(out, { data: { data: path.join(path.dirname(file), 'test.txt'), tokenizer: path.dirname(file), samples: 16 }, reference: file });
+    assert.ok(r.language && r.reference?.language, JSON.stringify(r));
+    assert.ok(r.language.perplexity > 0 && r.reference.language.perplexity > 0 && r.language.perplexity !== r.reference.language.perplexity);
   });
 
   it('a cache input joined to no attention is refused in one line naming it; nothing written', () => {

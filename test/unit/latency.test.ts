@@ -11,6 +11,7 @@ import { latencyCosts } from '../../src/engine/latency/table';
 import { makeLatencyPlan, readScores } from '../../src/engine/plan/files';
 import { defaultOutput } from '../../src/engine/prune/output';
 import { ROOT, expectOptinError, fixture, sha256, tempDir } from './helpers';
+import { materialize } from '../fixtures/materialize';
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const TINY = fixture('torch-bert-like-random/model-opset17.onnx');
@@ -156,4 +157,32 @@ describe('latency targets', function () {
     assert.equal(r.bench.batch, 2);
     assert.equal(r.plan.latency.batch, 2);
   });
+
+  it('a decoder exported with its cache gets a decode-step table (each variant fed its own smaller cache); prune --latency --decode predicts and measures decode steps; a model without a cache is refused in one line', async () => {
+    const file = materialize(fixture('llama-sst2/model-with-past.skeleton.onnx'));
+    const model = loadModel(file);
+    const st = detectStructure(model);
+    const t = await measureLatencyTable(model, st, { batch: 2, seqLen: 8, runs: 3, decode: true });
+    assert.equal(t.phase, 'decode');
+    assert.equal(t.seqLen, 8, 'the context length');
+    st.layers.forEach((l, i) => {
+      assert.deepEqual(t.layers[i]!.heads.kept, [0, 1, 2], 'key/value groups');
+      assert.deepEqual(t.layers[i]!.neurons.kept, widthGrid(l.ffn!.width));
+      assert.ok([...t.layers[i]!.heads.ms, ...t.layers[i]!.neurons.ms].every((x) => x > 0 && Number.isFinite(x)));
+    });
+    assert.ok(t.denseMs > 0 && t.floor.ms > 0);
+    const plain = loadModel(fixture('llama-sst2/model.onnx'));
+    await expectOptinError(() => measureLatencyTable(plain, detectStructure(plain), { decode: true }), 'usage', /model\.onnx: decode-step latency needs a decoder exported with its key\/value cache/);
+    const dir = tempDir();
+    const env = { OPTIN_CACHE_DIR: path.join(dir, 'cache') };
+    const r = optin(env, 'prune', file, '--latency', '0.8', '--decode', '--data', path.join(path.dirname(file), 'train.txt'), '--samples', '4', '--bench-batch', '2', '--bench-seq-len', '8', '--out', path.join(dir, 'p.onnx'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /latency +target 80\.0% of dense decode-step: predicted [\d.]+% \([\d.]+ of [\d.]+ ms\), measured [\d.]+%/);
+    assert.match(r.stdout, /decode +[\d.]+ ms -> [\d.]+ ms per step \(\d+ -> \d+ tokens\/s, [\d.]+x\) after a cache of 8 tokens/);
+    const l = optin(env, 'latency', file, '--decode', '--batch', '2', '--seq-len', '8');
+    assert.match(l.stdout, /^cpu, one decode step, batch 2, a cache of 8 tokens/);
+    assert.match(l.stdout, /read from the cache: .*-decode\.json/, 'the prune measured the same table');
+    assert.equal(optin(env, 'prune', file, '--budget', '0.8', '--decode').code, 2, '--decode without --latency is a usage error');
+  });
 });
+

@@ -156,6 +156,16 @@ export function gaussian(rnd: () => number): number {
 }
 
 /**
+ * The same batch for another model of the same interface whose cache inputs may have other head
+ * counts (the original of a pruned decoder): its own empty caches.
+ */
+export function withOwnCache(batch: CalibrationBatch, inputs: ModelInput[]): CalibrationBatch {
+  const past = inputs.filter((i) => i.role === 'past_key_values');
+  if (!past.length) return batch;
+  return { ...batch, feeds: { ...batch.feeds, ...Object.fromEntries(past.map((i) => [i.name, emptyCache(i, batch.batch)])) } };
+}
+
+/**
  * An empty key/value cache [batch, heads, 0, head size] for a decoder's past input: calibration,
  * scoring and verification run the prefill (the first step of generation).
  * @throws OptinError('data') when the cache's head axes are not fixed numbers

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import type { ModelStructure } from '../structure/types';
 import { describeInterface } from '../structure/detect';
-import { loadCalibration, type CalibrationBatch, type DataOptions } from '../data/calibration';
+import { loadCalibration, withOwnCache, type CalibrationBatch, type DataOptions } from '../data/calibration';
 import { chunks, fixedBatch } from '../data/batches';
 import { createSession, runSession, toOrt } from '../runtime/session';
 import type { EpChoice } from '../runtime/providers';
@@ -121,7 +121,8 @@ async function evaluateLanguage(model: OnnxModel, st: ModelStructure, batch: Cal
   const report: EvalReport = { model: model.path, data: opts.data.data, examples: batch.batch, language: quality(q), seconds: 0 };
   if (opts.reference) {
     const refModel = loadModel(opts.reference);
-    const r = await nextTokenQuality(refModel, describeInterface(refModel), batch, size, opts.ep, opts.signal);
+    const refSt = describeInterface(refModel);
+    const r = await nextTokenQuality(refModel, refSt, withOwnCache(batch, refSt.inputs), size, opts.ep, opts.signal);
     report.reference = { model: opts.reference, agreement: nextTokenAgreement(q.predicted, r.predicted), language: quality(r) };
   }
   report.seconds = (performance.now() - t0) / 1000;

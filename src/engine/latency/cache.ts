@@ -14,12 +14,12 @@ export function cacheDir(): string {
 }
 
 function cacheFile(sha: string, o: LatencyOptions): string {
-  return path.join(cacheDir(), 'latency', `${sha.slice(0, 24)}-${o.ep ?? 'cpu'}-b${o.batch ?? 32}-s${o.seqLen ?? 48}-t${o.threads ?? 0}-r${o.runs ?? 'auto'}.json`);
+  return path.join(cacheDir(), 'latency', `${sha.slice(0, 24)}-${o.ep ?? 'cpu'}-b${o.batch ?? 32}-s${o.seqLen ?? 48}-t${o.threads ?? 0}-r${o.runs ?? 'auto'}${o.decode ? '-decode' : ''}.json`);
 }
 
 /**
  * The model's latency table for these options: read from the cache (keyed by the model's sha256,
- * provider choice, batch, sequence length, threads and runs) or measured and cached.
+ * provider choice, batch, sequence length, threads, runs and phase) or measured and cached.
  * `fresh` measures again and replaces the cached table.
  */
 export async function latencyTableFor(model: OnnxModel, st: ModelStructure, opts: LatencyOptions & { fresh?: boolean } = {}): Promise<{ table: LatencyTable; cached: boolean; file: string }> {
@@ -27,7 +27,7 @@ export async function latencyTableFor(model: OnnxModel, st: ModelStructure, opts
   if (!opts.fresh && fs.existsSync(file)) {
     try {
       const t = JSON.parse(fs.readFileSync(file, 'utf8')) as LatencyTable;
-      if (t.schema === 'optin-latency' && t.floor && t.layers?.length === st.layers.length) return { table: { ...t, model: { ...t.model, path: model.path } }, cached: true, file };
+      if (t.schema === 'optin-latency' && t.floor && t.layers?.length === st.layers.length && (t.phase === 'decode') === !!opts.decode) return { table: { ...t, model: { ...t.model, path: model.path } }, cached: true, file };
     } catch {
       // unreadable cache entries are measured again
     }

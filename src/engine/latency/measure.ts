@@ -4,7 +4,10 @@ import { sessionBytes } from '../onnx/writer';
 import type { ModelStructure } from '../structure/types';
 import type { EpChoice } from '../runtime/providers';
 import { createSession, describeSession, runSession, type Session } from '../runtime/session';
-import { benchFeeds, quantile, timeInterleaved } from '../eval/bench';
+import { benchFeeds, decodeFeeds, quantile, timeInterleaved } from '../eval/bench';
+import { GraphIndex } from '../onnx/graph';
+import type { ModelProto } from '../onnx/schema';
+import { modelInputs } from '../structure/inputs';
 import { instrument } from '../optin/instrument';
 import { applyKeep, type KeepSet } from '../prune/apply';
 import { extractSubgraph } from '../graph/surgery';
@@ -17,8 +20,10 @@ export interface LatencyOptions {
   ep?: EpChoice;
   /** Batch size of the timed runs (default 32; a model with a fixed batch uses its own). */
   batch?: number;
-  /** Tokens per example for text models (vision models use their patch count). */
+  /** Tokens per example for text models (vision models use their patch count); with `decode`, the cache's context length. */
   seqLen?: number;
+  /** Time one decode step with the key/value cache instead of the whole sequence (decoders exported with their cache). */
+  decode?: boolean;
   /** Timed runs per configuration after 3 warm-up rounds (default: enough rounds for about 3 s of timing, 15 to 200). */
   runs?: number;
   threads?: number;
@@ -65,10 +70,17 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
   const ep = opts.ep ?? 'cpu', threads = opts.threads ?? 0;
   const fixedBatch = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
   const batch = typeof fixedBatch === 'number' ? fixedBatch : opts.batch ?? 32;
-  const feeds = benchFeeds(st, batch, opts.seqLen ?? 48);
-  opts.onStep?.('running the dense model once for each layer\'s input');
+  if (opts.decode && !st.layers.some((l) => l.attention.cache?.length)) {
+    throw new OptinError('usage', `${model.path}: decode-step latency needs a decoder exported with its key/value cache (past_key_values inputs, present outputs); this model has none: time the whole sequence (the default) or export it with use_cache=True`);
+  }
+  // A decode step's cache inputs follow each variant's kept key/value heads, so every graph gets its own feeds.
+  const feedsOf = (proto: ModelProto): Record<string, ort.Tensor> => (opts.decode
+    ? decodeFeeds({ inputs: modelInputs(new GraphIndex(proto.graph!, model.ext)), ...(st.vocabSize ? { vocabSize: st.vocabSize } : {}) }, batch, opts.seqLen ?? 48)
+    : benchFeeds(st, batch, opts.seqLen ?? 48));
+  const feeds = feedsOf(model.proto);
+  opts.onStep?.(`running the dense model once for each layer's input${opts.decode ? ' (one decode step)' : ''}`);
   const inputs = await layerInputs(model, st, feeds, ep, threads);
-  const seqLen = inputs[0]!.dims[1]!;
+  const seqLen = opts.decode ? opts.seqLen ?? 48 : inputs[0]!.dims[1]!;
   const reps = new Map<string, number>();
   for (const l of st.layers) if (!reps.has(geometryKey(l))) reps.set(geometryKey(l), l.index);
   const full: KeepSet = { heads: st.layers.map((l) => firstN(l.attention.heads)), neurons: st.layers.map((l) => firstN(l.ffn?.width ?? 0)) };
@@ -85,8 +97,9 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     const label = `${model.path} (layer ${rep}, ${kind === 'dense' ? 'dense' : `${kept} ${kind}`})`;
     const s = await createSession(sessionBytes({ ...model, proto: { ...pruned, graph } }), { ep, threads, label, noSpin: true });
     sessions.push(s);
+    const own = opts.decode && kind !== 'dense' ? feedsOf(pruned) : feeds;
     const f: Record<string, ort.Tensor> = { [l.input]: inputs[rep]! };
-    for (const n of s.session.inputNames) if (n !== l.input) f[n] = feeds[n] ?? missingInput(model.path, rep, n);
+    for (const n of s.session.inputNames) if (n !== l.input) f[n] = own[n] ?? missingInput(model.path, rep, n);
     configs.push({ rep, kind, kept, job: jobs.length });
     jobs.push(() => runSession(s.session, f, label));
   };
@@ -95,9 +108,11 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     sessions.push(dense);
     jobs.push(() => runSession(dense.session, feeds, model.path));
     const floorKeep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [0] : [])), neurons: st.layers.map(() => []) };
-    const floor = await createSession(sessionBytes({ ...model, proto: applyKeep(model, st, floorKeep) }), { ep, threads, label: `${model.path} (floor plan)`, noSpin: true });
+    const floorProto = applyKeep(model, st, floorKeep);
+    const floor = await createSession(sessionBytes({ ...model, proto: floorProto }), { ep, threads, label: `${model.path} (floor plan)`, noSpin: true });
     sessions.push(floor);
-    jobs.push(() => runSession(floor.session, feeds, `${model.path} (floor plan)`));
+    const floorFeeds = opts.decode ? feedsOf(floorProto) : feeds;
+    jobs.push(() => runSession(floor.session, floorFeeds, `${model.path} (floor plan)`));
     for (const rep of reps.values()) {
       if (opts.signal?.aborted) throw new OptinError('cancelled', 'latency measurement cancelled');
       opts.onStep?.(`cutting layer ${rep} out at ${reps.size > 1 ? 'each geometry\'s' : 'every'} width`);
@@ -123,7 +138,7 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     }));
     return {
       schema: 'optin-latency', version: 1, model: { path: model.path, sha256: sha256File(model.path) },
-      provider: describeSession(dense), batch, seqLen, threads, runs, denseMs: med[0]!,
+      provider: describeSession(dense), batch, seqLen, ...(opts.decode ? { phase: 'decode' as const } : {}), threads, runs, denseMs: med[0]!,
       floor: { heads: floorKeep.heads.map((h) => h.length), neurons: floorKeep.neurons.map(() => 0), ms: med[1]! },
       layers: st.layers.map((l) => ({ ...perRep.get(reps.get(geometryKey(l))!)!, measuredOn: reps.get(geometryKey(l))! })),
       created: new Date().toISOString(),

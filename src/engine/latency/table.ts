@@ -19,7 +19,13 @@ export interface LatencyTable {
   /** Provider (and device) the subgraphs ran on. */
   provider: string;
   batch: number;
+  /** Tokens per example; for a decode-step table, the cache's context length. */
   seqLen: number;
+  /**
+   * What was timed: absent, the whole sequence at once (prefill); 'decode', one new token per example
+   * after a key/value cache of `seqLen` tokens (decoders exported with their cache).
+   */
+  phase?: 'decode';
   /** intra-op threads (0 = onnxruntime's default). */
   threads: number;
   /** Timed runs per configuration (after warm-up). */

@@ -103,7 +103,7 @@ export function makeLatencyPlan(s: ScoresFile, table: LatencyTable, target: numb
   const cap = target * table.denseMs - fixed;
   const r = searchUnderCost(s.model.layers, s.heads, s.neurons, latencyCosts(table), () => cap, multipleOf);
   if (!r) {
-    throw new OptinError('usage', `latency target ${target} (${(target * table.denseMs).toFixed(2)} ms) is out of reach: what pruning cannot remove (embeddings, norms, classifier) takes ${fixed.toFixed(2)} ms of the dense ${table.denseMs.toFixed(2)} ms on ${table.provider} (batch ${table.batch} x ${table.seqLen}), leaving no room for even one attention head`);
+    throw new OptinError('usage', `latency target ${target} (${(target * table.denseMs).toFixed(2)} ms) is out of reach: what pruning cannot remove (embeddings, norms, classifier) takes ${fixed.toFixed(2)} ms of the dense ${table.denseMs.toFixed(2)} ms on ${table.provider} (${table.phase === 'decode' ? `one decode step of batch ${table.batch} after ${table.seqLen} tokens` : `batch ${table.batch} x ${table.seqLen}`}), leaving no room for even one attention head`);
   }
   const counts = (m: boolean[][]): number[] => m.map((row) => row.filter(Boolean).length);
   const macs = macCosts(s.model.layers, s.model.hidden, seqLen);
@@ -112,7 +112,7 @@ export function makeLatencyPlan(s: ScoresFile, table: LatencyTable, target: numb
   const kept = perLayer.reduce((a, b) => a + b, 0);
   const latency: PlanLatency = {
     target, denseMs: table.denseMs, predictedMs: predictMs(table, counts(r.heads), counts(r.neurons)),
-    provider: table.provider, batch: table.batch, seqLen: table.seqLen,
+    provider: table.provider, batch: table.batch, seqLen: table.seqLen, ...(table.phase ? { phase: table.phase } : {}),
   };
   return planFile(s, kept / baseline, seqLen, multipleOf, { ...r, baseline, kept, perLayerMacs: perLayer }, latency);
 }

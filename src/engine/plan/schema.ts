@@ -96,6 +96,8 @@ export interface PlanLatency {
   provider: string;
   batch: number;
   seqLen: number;
+  /** 'decode': the table timed one decode step after a cache of `seqLen` tokens; absent: the whole sequence. */
+  phase?: 'decode';
 }
 
 /** Kept elements and cost of one layer in a plan. */

@@ -27,6 +27,8 @@ export interface PruneRequest {
    * latency table is measured (or read from the cache) at the benchmark's batch and sequence length.
    */
   latency?: number;
+  /** With `latency`: the target is one decode step with the key/value cache (at the benchmark's sequence length as context), not the whole sequence. */
+  decode?: boolean;
   /** Kept neurons per layer a multiple of this (default 1). */
   multipleOf?: number;
   data: DataOptions;
@@ -99,6 +101,8 @@ export function repairOf(a: ApplyReport): { channels: boolean; repaired: boolean
 /** Predicted vs measured latency of a plan searched under a latency target. */
 export interface LatencyOutcome {
   target: number;
+  /** 'decode': one decode step with the cache at the table's context length; absent: the whole sequence. */
+  phase?: 'decode';
   /** Dense latency in the table and predicted pruned latency. */
   tableDenseMs: number;
   predictedMs: number;
@@ -210,7 +214,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   const out = req.out ?? (req.latency ? defaultOutput(req.model, req.latency, 'latency') : defaultOutput(req.model, req.budget));
   await engine.preflight({ model: req.model, data: req.data, out, ...(req.evalData ? { evalData: req.evalData } : {}), ...(req.refit ? { repair: '--refit' as const } : req.tune ? { repair: '--tune' as const } : {}) });
   const benchShape = { batch: 32, seqLen: 48, runs: 20, ...(req.bench || {}) };
-  const lat = req.latency ? await engine.latency(req.model, { ep: req.ep, batch: benchShape.batch, seqLen: benchShape.seqLen }, ev.step, signal) : undefined;
+  const lat = req.latency ? await engine.latency(req.model, { ep: req.ep, batch: benchShape.batch, seqLen: benchShape.seqLen, ...(req.decode ? { decode: true } : {}) }, ev.step, signal) : undefined;
   ev.step?.(req.scores ? 'using saved scores' : req.ranking === 'magnitude' ? 'ranking by weight magnitude' : req.ranking === 'wanda' ? 'ranking by activation-weighted magnitude' : req.ranking === 'l1' ? 'ranking filters by L1 norm' : 'scoring');
   const scores = req.scores ?? await engine.score({ model: req.model, data: req.data, ep: req.ep, mode: 'exact', ...req.scoring, ranking: req.ranking ?? 'optin' }, ev.progress, signal);
   ev.step?.(req.latency ? `planning at ${req.latency} of the dense latency` : `planning at budget ${req.budget}`);
@@ -220,7 +224,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   if (lat && plan.latency) {
     report.latency = {
       target: req.latency!, tableDenseMs: plan.latency.denseMs, predictedMs: plan.latency.predictedMs, predictedRatio: plan.latency.predictedMs / plan.latency.denseMs,
-      cached: lat.cached, tableFile: lat.file,
+      cached: lat.cached, tableFile: lat.file, ...(lat.table.phase ? { phase: lat.table.phase } : {}),
     };
   }
   if (req.evalData) {
@@ -253,7 +257,8 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
     ev.step?.('measuring speed');
     report.bench = await engine.bench([req.model, apply.output], { ...benchShape, ep: req.ep, ...(req.data.inputSize ? { inputSize: req.data.inputSize } : {}) }, signal);
     if (report.latency) {
-      const [d, p] = report.bench.models;
+      const [d, p] = req.decode ? report.bench.decode?.models ?? [] : report.bench.models;
+      if (!d || !p) throw new OptinError('runtime', `${req.model}: the benchmark timed no decode step to compare with the decode-step latency target`);
       Object.assign(report.latency, { measuredDenseMs: d!.medianMs, measuredMs: p!.medianMs, measuredRatio: p!.medianMs / d!.medianMs });
     }
   }
