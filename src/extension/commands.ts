@@ -30,6 +30,16 @@ function activeCustomEditorUri(): vscode.Uri | undefined {
   return input instanceof vscode.TabInputCustom ? input.uri : undefined;
 }
 
+/** Latency targets offered by "Plan for a Latency Target...", as fractions of the dense latency. */
+const LATENCY_TARGETS = [0.9, 0.8, 0.7, 0.6, 0.5];
+
+async function pickLatencyTarget(phase: 'prefill' | 'decode'): Promise<number | undefined> {
+  const what = phase === 'decode' ? 'one decode step with the key/value cache' : 'the whole sequence';
+  const items = LATENCY_TARGETS.map((t) => ({ label: `${Math.round(t * 100)}% of the dense latency`, description: t === 0.5 ? '2x faster' : `${(1 / t).toFixed(2)}x faster`, target: t }));
+  const pick = await vscode.window.showQuickPick(items, { title: `OPTIN: latency target (timing ${what} on this machine; setting optin.latencyPhase)` });
+  return pick?.target;
+}
+
 /** Budget presets of the command palette: command id suffix -> fraction of MACs kept. */
 export const PRESETS: Record<string, number> = { prune30: 0.7, prune40: 0.6, prune50: 0.5, prune60: 0.4 };
 
@@ -68,6 +78,14 @@ export function registerCommands(deps: PanelDeps): void {
   ctx.subscriptions.push(
     vscode.commands.registerCommand('optin.pruneModel', (arg?: unknown) => openAndScore(arg)),
     ...Object.entries(PRESETS).map(([id, budget]) => vscode.commands.registerCommand(`optin.${id}`, (arg?: unknown) => openAndScore(arg, budget))),
+    vscode.commands.registerCommand('optin.latencyTarget', async (arg?: unknown, target?: unknown) => {
+      const s = await scored(arg);
+      if (!s) return;
+      const t = typeof target === 'number' ? target : await pickLatencyTarget(settings(s.uri).latencyPhase);
+      if (t === undefined) return;
+      await OptinPanel.show(deps, s);
+      await runner.planLatency(s, t);
+    }),
     vscode.commands.registerCommand('optin.openView', async (arg?: unknown) => {
       const s = await session(arg);
       if (s) await OptinPanel.show(deps, s);

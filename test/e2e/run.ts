@@ -6,6 +6,7 @@ import type { Browser } from 'playwright-core';
 import { CodeServer, launchBrowser, openWorkbench, tools, type Tools } from './harness';
 import { OUTPUT, screenshot, t as scaled } from './ui';
 import { devTests, layoutTests, sampleTests, vsixTests, type UiTest } from './uiTests';
+import { materialize } from '../fixtures/materialize';
 
 /**
  * Real-VS-Code test runner: starts code-server, runs the extension's mocha suite inside the
@@ -27,6 +28,8 @@ function makeWorkspace(): string {
   fs.copyFileSync(path.join(FIX, 'torch-bert-like-random', 'model-opset14.onnx'), path.join(ws, 'bert-tiny-14.onnx'));
   fs.copyFileSync(path.join(FIX, 'resnet-mnist', 'model-opset17.onnx'), path.join(ws, 'resnet-mnist.onnx'));
   fs.copyFileSync(path.join(FIX, 'llama-sst2', 'model.onnx'), path.join(ws, 'llama-decoder.onnx'));
+  // Its export with the key/value cache (random weights from the skeleton), for decode-step latency targets.
+  fs.copyFileSync(materialize(path.join(FIX, 'llama-sst2', 'model-with-past.skeleton.onnx')), path.join(ws, 'llama-cached.onnx'));
   // A hybrid (Swin stages + an FPN-style head) in its own folder, with its preprocessor config.
   fs.mkdirSync(path.join(ws, 'swin'));
   fs.copyFileSync(path.join(FIX, 'swin-fpn-scenes', 'model-opset17.onnx'), path.join(ws, 'swin', 'swin-fpn-scenes.onnx'));

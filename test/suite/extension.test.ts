@@ -13,7 +13,7 @@ describe('OPTIN extension in a real VS Code', () => {
 
   it('registers its commands', async () => {
     const all = await vscode.commands.getCommands(true);
-    for (const c of ['optin.pruneModel', 'optin.prune30', 'optin.prune40', 'optin.prune50', 'optin.prune60', 'optin.openView', 'optin.applyPlan', 'optin.exportPlan', 'optin.exportModel', 'optin.cancel', 'optin.showLog']) assert.ok(all.includes(c), `${c} missing`);
+    for (const c of ['optin.pruneModel', 'optin.prune30', 'optin.prune40', 'optin.prune50', 'optin.prune60', 'optin.latencyTarget', 'optin.openView', 'optin.applyPlan', 'optin.exportPlan', 'optin.exportModel', 'optin.cancel', 'optin.showLog']) assert.ok(all.includes(c), `${c} missing`);
   });
 
   it('contributes "Prune with OPTIN" to the explorer context menu for .onnx files', () => {

@@ -119,4 +119,32 @@ describe('several models at once', () => {
     assert.equal(r.structure.architecture, 'decoder');
     assert.ok(r.macs.total < (await api().engine.inspect(llama.fsPath)).macs.total);
   });
+
+  it('"Plan for a Latency Target" with optin.latencyPhase = decode times decode steps on a decoder exported with its cache (Apply writes it), and names the missing cache on one without', async function () {
+    this.timeout(400_000);
+    const cached = workspaceModel('llama-cached.onnx');
+    const c = vscode.workspace.getConfiguration('optin');
+    await c.update('latencyPhase', 'decode', vscode.ConfigurationTarget.Workspace);
+    try {
+      await vscode.commands.executeCommand('optin.prune30', cached);
+      await waitFor(() => api().sessions.find(cached.fsPath)?.plan, 180_000, 'a plan for the cached decoder');
+      await vscode.commands.executeCommand('optin.latencyTarget', cached, 0.8);
+      const s = api().sessions.find(cached.fsPath)!;
+      assert.equal(s.lastFailure, undefined, s.lastFailure);
+      assert.equal(s.latencyTarget, 0.8);
+      const l = s.plan!.latency!;
+      assert.equal(l.phase, 'decode');
+      assert.equal(l.batch, 8);
+      assert.ok(l.predictedMs <= 0.8 * l.denseMs * (1 + 1e-9), `${l.predictedMs} of ${l.denseMs}`);
+      await vscode.commands.executeCommand('optin.applyPlan', cached);
+      assert.ok(s.output && fs.existsSync(s.output) && fs.statSync(s.output).size < fs.statSync(cached.fsPath).size, 'a smaller decoder written');
+      const plain = workspaceModel('llama-decoder.onnx');
+      if (!api().sessions.find(plain.fsPath)?.plan) await vscode.commands.executeCommand('optin.prune30', plain);
+      await waitFor(() => api().sessions.find(plain.fsPath)?.plan, 180_000, 'a plan for the decoder without a cache');
+      await vscode.commands.executeCommand('optin.latencyTarget', plain, 0.8);
+      assert.match(api().sessions.find(plain.fsPath)!.lastFailure ?? '', /decode-step latency needs a decoder exported with its key\/value cache/);
+    } finally {
+      await c.update('latencyPhase', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
 });
