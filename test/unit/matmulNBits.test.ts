@@ -6,7 +6,7 @@ import { loadModel } from '../../src/engine/onnx/model';
 import { GraphIndex, attrInt } from '../../src/engine/onnx/graph';
 import { countParameters, tensorShape } from '../../src/engine/onnx/tensor';
 import { clone, toBinary } from '@bufbuild/protobuf';
-import { DataType, ModelProtoSchema } from '../../src/engine/onnx/schema';
+import { DataType, ModelProtoSchema, type NodeProto } from '../../src/engine/onnx/schema';
 import { valueInfo } from '../../src/engine/graph/builder';
 import { TensorStore, take } from '../../src/engine/graph/tensors';
 import { cutNBits, dequantize, nbitsWeight, wholeBlocks } from '../../src/engine/graph/nbits';
@@ -95,46 +95,51 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     assert.throws(() => cutNBits(ix, store, q, 'in', keepK.slice(1), () => undefined), (e: unknown) => e instanceof OptinError && /MatMul_Q4.*blocks of 32 input rows/.test(e.message) && !e.message.includes('\n'));
   });
 
-  it('found as 4 causal layers of 2 key/value groups; the feed-forward blocks, quantized along their neurons, keep every neuron and say why; parameters count K x N per weight; the panel shows the note', async () => {
+  it('found as 4 causal layers of 2 key/value groups; the feed-forward blocks, quantized along their neurons, are cut in whole blocks of 32 and say so; parameters count K x N per weight; the panel shows the note', async () => {
     const m = loadModel(fixture(INT4));
     const st = detectStructure(m);
     assert.equal(st.architecture, 'decoder');
-    assert.deepEqual(st.layers.map((l) => [l.attention.heads, l.attention.group, l.attention.output.op, l.ffn]), Array.from({ length: 4 }, () => [2, 4, 'MatMulNBits', null]));
+    assert.deepEqual(st.layers.map((l) => [l.attention.heads, l.attention.group, l.attention.output.op, l.ffn?.width, l.ffn?.quantBlock, l.ffn?.down.op]), Array.from({ length: 4 }, () => [2, 4, 'MatMulNBits', 256, 32, 'MatMulNBits']));
     assert.equal(st.notes?.length, 1);
-    assert.match(st.notes![0]!, /4 feed-forward blocks .*down_proj.*keep every neuron.*MatMulNBits, blocks of 32/);
+    assert.match(st.notes![0]!, /the neurons of 4 feed-forward blocks .*down_proj.* are cut in whole blocks of 32/);
     assert.equal(countParameters(m.proto), countParameters(loadModel(fixture(`${DIR}/model.onnx`)).proto));
     assert.equal(toSummary(await inspectModel(fixture(INT4))).note, st.notes![0]);
   });
 
-  it('OPTIN scores key/value groups on the int4 model; cutting them slices the packed q/k/v rows and the output projection\'s whole blocks, rewrites N and K, and equals masking them', async () => {
+  it('OPTIN scores key/value groups and neurons on the int4 model; cutting them slices packed rows of N and whole blocks of K, rewrites N and K, and equals masking them; a split block is refused', async () => {
     const m = loadModel(fixture(INT4));
     const st = detectStructure(m);
     const batch = await loadCalibration(m.path, st, { data: fixture(`${DIR}/train.txt`), samples: 6 });
     const scores = await scoreModel(m, st, batch);
-    assert.ok(scores.heads.flat().every((s) => Number.isFinite(s) && s >= 0) && scores.heads.flat().some((s) => s > 0));
-    const keep: KeepSet = { heads: [[1], [0, 1], [], [0]], neurons: st.layers.map(() => []) };
+    for (const x of [scores.heads.flat(), scores.neurons.flat()]) assert.ok(x.every((s) => Number.isFinite(s) && s >= 0) && x.some((s) => s > 0));
+    const all = Array.from({ length: 256 }, (_, j) => j);
+    const blocks = (...b: number[]): number[] => b.flatMap((k) => all.slice(32 * k, 32 * k + 32));
+    const keep: KeepSet = { heads: [[1], [0, 1], [], [0]], neurons: [blocks(1, 6, 7), all, blocks(0), []] };
     const proto = applyKeep(m, st, keep);
     const byName = new Map(proto.graph!.node.map((n) => [n.name, n]));
     const q0 = byName.get('/layers.0/self_attn/q_proj/MatMul_Q4')!, k0 = byName.get('/layers.0/self_attn/k_proj/MatMul_Q4')!, o0 = byName.get('/layers.0/self_attn/o_proj/MatMul_Q4')!;
     assert.deepEqual([attrInt(q0, 'N', 0), attrInt(k0, 'N', 0), attrInt(o0, 'K', 0), attrInt(o0, 'N', 0)], [64, 16, 64, 128]);
+    const mlp = (l: number, p: string): NodeProto => byName.get(`/layers.${l}/mlp/${p}_proj/MatMul_Q4`)!;
+    assert.deepEqual([attrInt(mlp(0, 'gate'), 'N', 0), attrInt(mlp(0, 'up'), 'N', 0), attrInt(mlp(0, 'down'), 'K', 0), attrInt(mlp(2, 'down'), 'K', 0)], [96, 96, 96, 32]);
     const pix = new GraphIndex(proto.graph!, m.ext);
     assert.deepEqual(tensorShape(pix.constant(o0.input[1]!)!), [128, 2, 16]);
     assert.deepEqual(tensorShape(pix.constant(q0.input[1]!)!), [64, 4, 16]);
     const pruned = { ...m, path: `${m.path} (pruned)`, proto };
-    const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, batch.meanLength, st.hidden, keep.heads[i]!.length, 0).total, 0);
+    const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, batch.meanLength, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);
     const v = await verifyPruned(m, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
     assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
+    assert.throws(() => applyKeep(m, st, { ...keep, neurons: [all.slice(1), all, all, all] }), (e: unknown) => e instanceof OptinError && /\/layers\.0\/mlp\/down_proj\/MatMul_Q4.*blocks of 32 input rows; the cut keeps part of a block \(255 of 256 rows\)/.test(e.message));
     await assert.rejects(tuneMasks(m, st, keep, batch), (e: unknown) => e instanceof OptinError && /--tune.*"\/layers\.0\/self_attn\/o_proj\/MatMul_Q4".*block-quantized/.test(e.message));
   });
 
   it('a unit narrower than a quantization block is refused in one line naming the output projection (a pruned model left with one key/value group: its query heads of 16 rows, blocks of 32)', async () => {
     const m = loadModel(fixture(INT4));
     const st = detectStructure(m);
-    const proto = applyKeep(m, st, { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map(() => []) });
+    const proto = applyKeep(m, st, { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map(() => Array.from({ length: 256 }, (_, j) => j)) });
     assert.throws(() => detectStructure({ ...m, proto }), (e: unknown) => e instanceof OptinError && /\/layers\.2\/self_attn\/o_proj\/MatMul_Q4 \(MatMulNBits\) is quantized in blocks of 32 input rows, but one head owns 16/.test(e.message) && !e.message.includes('\n'));
   });
 
-  it('optin prune writes a smaller verified int4 model, says which blocks kept their neurons, suggests no repair it cannot do, and leaves the original byte-identical', () => {
+  it('optin prune writes a smaller verified int4 model with whole blocks of neurons cut, says so, suggests no repair it cannot do, and leaves the original byte-identical', () => {
     const dir = tempDir();
     const src = fixture(INT4);
     const before = sha256(src);
@@ -142,7 +147,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     const r = optin('prune', src, '--budget', '0.9', '--data', fixture(`${DIR}/train.txt`), '--samples', '8', '--no-bench', '--out', out);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /verified +max \|pruned - masked original\|/);
-    assert.match(r.stdout, /note +4 feed-forward blocks .*keep every neuron/);
+    assert.match(r.stdout, /note +the neurons of 4 feed-forward blocks .* are cut in whole blocks of 32/);
     assert.doesNotMatch(r.stdout, /--tune/);
     assert.ok(fs.statSync(out).size < fs.statSync(src).size);
     assert.equal(sha256(src), before);
@@ -151,6 +156,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     assert.match(tuned.stderr, /the repair \(--tune\) rewrites the weights of "\/layers\.0\/self_attn\/o_proj\/MatMul_Q4", which are block-quantized/);
     assert.doesNotMatch(tuned.stderr, /scoring/, 'refused before scoring');
     const pruned = loadModel(out);
-    assert.deepEqual(pruned.proto.graph!.node.filter((n) => n.opType === 'MatMulNBits' && n.name.includes('q_proj')).map((n) => attrInt(n, 'N', 0)).sort(), [128, 128, 128, 64].sort(), 'one key/value group (4 query heads of 16) cut at 0.9 of 8 equal units');
+    const downs = pruned.proto.graph!.node.filter((n) => n.opType === 'MatMulNBits' && n.name.includes('down_proj')).map((n) => attrInt(n, 'K', 0));
+    assert.ok(downs.every((k) => k % 32 === 0) && downs.reduce((a, k) => a + k, 0) < 4 * 256, `kept neurons per layer ${downs.join('/')}`);
   });
 });

@@ -93,4 +93,22 @@ describe('mask search (docs/method.md §3)', () => {
     }
     assert.throws(() => searchMasks(layers, 32, 16, hs, ns, 0.5, 0), /--multiple-of must be a whole number >= 1/);
   });
+
+  it('a layer with a neuron block size (block-quantized second matrix) keeps whole aligned blocks, chosen by their summed scores', () => {
+    let x = 11;
+    const rnd = (): number => ((x = (x * 16807) % 2147483647) / 2147483647);
+    const layers = [{ heads: 4, headSize: 8, vHeadSize: 8, ffn: 100, neuronBlock: 32 }, { heads: 4, headSize: 8, vHeadSize: 8, ffn: 100 }];
+    const hs = layers.map((g) => Array.from({ length: g.heads }, rnd)), ns = layers.map((g) => Array.from({ length: g.ffn }, () => rnd() ** 3));
+    for (const budget of [0.9, 0.6, 0.4]) {
+      const r = searchMasks(layers, 32, 16, hs, ns, budget);
+      const kept = r.neurons[0]!;
+      const blocks = [0, 32, 64, 96].map((b) => kept.slice(b, b + 32));
+      for (const blk of blocks) assert.ok(blk.every(Boolean) || !blk.some(Boolean), `budget ${budget}: a block split`);
+      const sum = (b: number): number => ns[0]!.slice(b, b + 32).reduce((a, v) => a + v, 0) / Math.min(32, 100 - b);
+      const keptMeans = [0, 32, 64, 96].filter((b, i) => blocks[i]![0]).map(sum), cutMeans = [0, 32, 64, 96].filter((b, i) => !blocks[i]![0]).map(sum);
+      assert.ok(!keptMeans.length || !cutMeans.length || Math.min(...keptMeans) >= Math.max(...cutMeans), 'the best blocks by mean score are kept');
+      assert.ok(r.kept <= budget * r.baseline * (1 + 1e-12));
+    }
+  });
 });
+

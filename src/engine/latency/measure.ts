@@ -119,7 +119,8 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
       const l = st.layers[rep]!;
       await add(rep, 'dense', 0);
       for (const k of widthGrid(l.attention.heads)) if (k < l.attention.heads) await add(rep, 'heads', k);
-      for (const k of widthGrid(l.ffn?.width ?? 0)) if (k < (l.ffn?.width ?? 0)) await add(rep, 'neurons', k);
+      const block = l.ffn?.quantBlock ?? 1;
+      for (const k of new Set(widthGrid(l.ffn?.width ?? 0).map((x) => Math.floor(x / block) * block))) if (k < (l.ffn?.width ?? 0)) await add(rep, 'neurons', k);
     }
     const round = (await timeInterleaved(jobs, 1, 3, opts.signal)).reduce((a, t) => a + t[0]!, 0);
     const runs = opts.runs ?? Math.min(200, Math.max(15, Math.ceil(3000 / round)));

@@ -22,7 +22,7 @@ function geometryShape(x: LayerShape): NonNullable<LayerGeometry['shape']> {
 export function modelRef(path: string, sha256: string, st: ModelStructure): ModelRef {
   return {
     path, sha256, architecture: st.architecture, modality: st.modality, hidden: st.hidden, norm: st.norm,
-    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention.group ? { group: l.attention.group } : {}), ...(l.attention.sharedKv ? { sharedKv: true } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
+    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention.group ? { group: l.attention.group } : {}), ...(l.attention.sharedKv ? { sharedKv: true } : {}), ...(l.ffn?.quantBlock ? { neuronBlock: l.ffn.quantBlock } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
     ...(st.notes ? { notes: st.notes } : {}),
     ...(st.layers.some((l) => [l.attention.output, ...l.attention.projections].some((x) => x.op === 'MatMulNBits')) ? { quantized: true } : {}),
   };

@@ -37,7 +37,7 @@ export function searchHybrid(layers: LayerGeometry[], hidden: number, seqLen: nu
   const firstOf = new Set(ch.widths.map((_, l) => cUnits.findIndex((u) => u.l === l)).filter((i) => i >= 0));
   const first = [...firstOf].map((i) => cUnits[i]!);
   const rest = [
-    ...neuronUnits(neurons, multipleOf.neurons).map((u): Unit => ({ kind: 'neuron', ...u })),
+    ...neuronUnits(neurons, multipleOf.neurons, layers.map((g) => g.neuronBlock)).map((u): Unit => ({ kind: 'neuron', ...u })),
     ...cUnits.filter((_, i) => !firstOf.has(i)),
   ].sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || (a.kind === b.kind ? 0 : a.kind === 'neuron' ? -1 : 1) || a.l - b.l);
   const hs = rankHeads(heads);

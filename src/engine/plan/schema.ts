@@ -15,6 +15,8 @@ export interface LayerGeometry {
   group?: number;
   /** Multi-query attention: heads are query heads sharing one key/value head (a fixed K/V cost while any is kept). */
   sharedKv?: boolean;
+  /** Neurons are kept or cut in whole aligned blocks of this many (block-quantized second matrix: FfnBlock.quantBlock). */
+  neuronBlock?: number;
   /**
    * Staged models (Swin): this layer's measured width, positions, attention query rows and keys
    * per query; the MAC model uses them instead of the model-wide hidden size and sequence length.

@@ -18,12 +18,21 @@ export interface SearchResult {
  * Neuron units of the search: single neurons, or with `multipleOf` N blocks of each layer's next N
  * best neurons (block score = their sum, the last block of a layer may be smaller so a full layer
  * stays reachable). Blocks of a layer have non-increasing scores, so ranking blocks globally keeps
- * a prefix of blocks per layer: every layer keeps a multiple of N (or all) of its neurons.
+ * a prefix of blocks per layer: every layer keeps a multiple of N (or all) of its neurons. A layer
+ * with a `fixed` block size n instead has the aligned blocks j*n .. j*n+n-1 as units (block-quantized
+ * weights), in order of their summed scores.
  */
-export function neuronUnits(neurons: number[][], multipleOf: number): Array<{ l: number; b: number; idx: number[]; s: number }> {
+export function neuronUnits(neurons: number[][], multipleOf: number, fixed: ReadonlyArray<number | undefined> = []): Array<{ l: number; b: number; idx: number[]; s: number }> {
   return neurons.flatMap((row, l) => {
-    const order = row.map((s, j) => ({ s, j })).sort((a, b) => b.s - a.s || a.j - b.j);
+    const n = fixed[l];
     const out: Array<{ l: number; b: number; idx: number[]; s: number }> = [];
+    if (n) {
+      const blocks = Array.from({ length: Math.ceil(row.length / n) }, (_, j) => Array.from({ length: Math.min(n, row.length - j * n) }, (_, k) => j * n + k));
+      const scored = blocks.map((idx) => ({ idx, s: idx.reduce((x, j) => x + row[j]!, 0) })).sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || a.idx[0]! - b.idx[0]!);
+      scored.forEach((u, b) => out.push({ l, b, ...u }));
+      return out;
+    }
+    const order = row.map((s, j) => ({ s, j })).sort((a, b) => b.s - a.s || a.j - b.j);
     for (let a = 0; a < order.length; a += multipleOf) {
       const part = order.slice(a, a + multipleOf);
       out.push({ l, b: out.length, idx: part.map((p) => p.j), s: part.reduce((x, p) => x + p.s, 0) });
@@ -76,7 +85,7 @@ export function searchUnderCost(layers: LayerGeometry[], heads: number[][], neur
   const baseline = layers.reduce((a, g, l) => a + costs.head(l, g.heads) + costs.neuron(l, g.ffn), 0);
   const cap = capacity(baseline);
   const hs = rankHeads(heads);
-  const ns = neuronUnits(neurons, multipleOf).sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || a.l - b.l || a.b - b.b);
+  const ns = neuronUnits(neurons, multipleOf, layers.map((g) => g.neuronBlock)).sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || a.l - b.l || a.b - b.b);
   const nPrefix = [0], cPrefix = [0];
   const taken = layers.map(() => 0);
   for (const n of ns) {

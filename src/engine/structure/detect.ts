@@ -251,18 +251,19 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
   }
   const taken = new Set<Linear>(attns.flatMap(attentionLinears));
   const ffns: FfnBlock[] = [];
-  const quantized: FfnBlock[] = [];
   for (const l of li.all) {
     if (taken.has(l)) continue;
     const f = ffnFromDown(ix, li, l, taken);
     if (f && inResidualStream(ix, f)) {
-      (f.down.op === 'MatMulNBits' ? quantized : ffns).push(f);
+      const q = f.down.op === 'MatMulNBits' ? nbitsWeight(ix.graph.node.find((n) => nodeId(n) === f.down.node)!)! : undefined;
+      ffns.push(q ? { ...f, quantBlock: q.blockSize } : f);
       taken.add(f.up).add(f.down);
       if (f.gate) taken.add(f.gate);
     }
   }
+  const quantized = ffns.filter((f) => f.quantBlock);
   const notes = quantized.length
-    ? [`${quantized.length} feed-forward block${quantized.length > 1 ? 's' : ''} (first: "${quantized[0]!.down.node}") keep every neuron: their second matrix is block-quantized along the neurons (MatMulNBits, blocks of ${nbitsWeight(ix.graph.node.find((n) => nodeId(n) === quantized[0]!.down.node)!)!.blockSize}), so one neuron cannot be cut without re-quantizing; heads are pruned (to prune neurons too, prune the float32 model and quantize the pruned model)`]
+    ? [`the neurons of ${quantized.length} feed-forward block${quantized.length > 1 ? 's' : ''} (first: "${quantized[0]!.down.node}") are cut in whole blocks of ${quantized[0]!.quantBlock}: their second matrix is quantized in blocks along the neurons (MatMulNBits), and codes are copied, never re-quantized`]
     : [];
   return { attns, ffns, notes };
 }

@@ -147,6 +147,11 @@ export interface FfnBlock {
   /** Neuron activations [batch, seq, I] right before the second matrix. */
   hidden: string;
   width: number;
+  /**
+   * The second matrix is block-quantized along the neurons (MatMulNBits, docs/architectures.md):
+   * neurons are cut only in whole aligned blocks of this many (block b = neurons b*n .. b*n+n-1).
+   */
+  quantBlock?: number;
 }
 
 /** A LayerNorm, fused or decomposed. */
