@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/engine/onnx/model';
 import { GraphIndex, attrInt } from '../../src/engine/onnx/graph';
-import { countParameters, tensorShape } from '../../src/engine/onnx/tensor';
+import { countParameters, tensorFloat32, tensorShape } from '../../src/engine/onnx/tensor';
 import { clone, toBinary } from '@bufbuild/protobuf';
-import { DataType, ModelProtoSchema, type NodeProto } from '../../src/engine/onnx/schema';
+import { DataType, ModelProtoSchema, type NodeProto, type TensorProto } from '../../src/engine/onnx/schema';
 import { valueInfo } from '../../src/engine/graph/builder';
 import { TensorStore, take } from '../../src/engine/graph/tensors';
 import { cutNBits, dequantize, nbitsWeight, wholeBlocks } from '../../src/engine/graph/nbits';
@@ -132,11 +132,25 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     await assert.rejects(tuneMasks(m, st, keep, batch), (e: unknown) => e instanceof OptinError && /--tune.*"\/layers\.0\/self_attn\/o_proj\/MatMul_Q4".*block-quantized/.test(e.message));
   });
 
-  it('a unit narrower than a quantization block is refused in one line naming the output projection (a pruned model left with one key/value group: its query heads of 16 rows, blocks of 32)', async () => {
+  it('a pruned int4 model left with one key/value group keeps it as one unit (its query heads own 16 rows each, blocks of 32); a unit narrower than a block is refused in one line naming the output projection', async () => {
     const m = loadModel(fixture(INT4));
     const st = detectStructure(m);
-    const proto = applyKeep(m, st, { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map(() => Array.from({ length: 256 }, (_, j) => j)) });
-    assert.throws(() => detectStructure({ ...m, proto }), (e: unknown) => e instanceof OptinError && /\/layers\.2\/self_attn\/o_proj\/MatMul_Q4 \(MatMulNBits\) is quantized in blocks of 32 input rows, but one head owns 16/.test(e.message) && !e.message.includes('\n'));
+    const all = Array.from({ length: 256 }, (_, j) => j);
+    const proto = applyKeep(m, st, { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map(() => all) });
+    const again = detectStructure({ ...m, proto });
+    assert.deepEqual(again.layers.map((l) => [l.attention.heads, l.attention.group, l.attention.vHeadSize]), [[2, 4, 64], [2, 4, 64], [1, 4, 64], [2, 4, 64]]);
+    // Layer 2's output projection re-blocked to 128 input rows (one block a row): a key/value group owns 64.
+    const wide = clone(ModelProtoSchema, m.proto);
+    const o = wide.graph!.node.find((n) => n.name === '/layers.2/self_attn/o_proj/MatMul_Q4')!;
+    const tensor = (name: string): TensorProto => wide.graph!.initializer.find((t) => t.name === name)!;
+    const codes = tensor(o.input[1]!), scales = tensor(o.input[2]!), zp = tensor(o.input[3]!);
+    codes.dims = [128n, 1n, 64n];
+    scales.rawData = new Uint8Array(new Float32Array(Array.from({ length: 128 }, (_, n) => tensorFloat32(scales)[4 * n]!)).buffer);
+    scales.dims = [128n];
+    zp.rawData = Uint8Array.from({ length: 128 }, (_, n) => zp.rawData[2 * n]! & 15);
+    zp.dims = [128n];
+    o.attribute.find((a) => a.name === 'block_size')!.i = 128n;
+    assert.throws(() => detectStructure({ ...m, proto: wide }), (e: unknown) => e instanceof OptinError && /\/layers\.2\/self_attn\/o_proj\/MatMul_Q4 \(MatMulNBits\) is quantized in blocks of 128 input rows, but one key\/value group owns 64/.test(e.message) && !e.message.includes('\n'));
   });
 
   it('optin prune writes a smaller verified int4 model with whole blocks of neurons cut, says so, suggests no repair it cannot do, and leaves the original byte-identical', () => {
