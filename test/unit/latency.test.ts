@@ -171,6 +171,7 @@ describe('latency targets', function () {
       assert.ok([...t.layers[i]!.heads.ms, ...t.layers[i]!.neurons.ms].every((x) => x > 0 && Number.isFinite(x)));
     });
     assert.ok(t.denseMs > 0 && t.floor.ms > 0);
+    await expectOptinError(() => measureLatencyTable(model, st, { batch: 1, seqLen: 128, runs: 1, decode: true }), 'runtime', /one decode step after a cache of 128 tokens failed \(.*\); the model may hold fewer positions .*give a shorter context/);
     const plain = loadModel(fixture('llama-sst2/model.onnx'));
     await expectOptinError(() => measureLatencyTable(plain, detectStructure(plain), { decode: true }), 'usage', /model\.onnx: decode-step latency needs a decoder exported with its key\/value cache/);
     const dir = tempDir();

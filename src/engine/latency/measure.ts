@@ -79,7 +79,10 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     : benchFeeds(st, batch, opts.seqLen ?? 48));
   const feeds = feedsOf(model.proto);
   opts.onStep?.(`running the dense model once for each layer's input${opts.decode ? ' (one decode step)' : ''}`);
-  const inputs = await layerInputs(model, st, feeds, ep, threads);
+  const inputs = await layerInputs(model, st, feeds, ep, threads).catch((e: unknown) => {
+    if (!opts.decode || !(e instanceof OptinError) || e.code !== 'runtime') throw e;
+    throw new OptinError('runtime', `${model.path}: one decode step after a cache of ${opts.seqLen ?? 48} tokens failed (${e.message.replace(`${model.path} (layer inputs): `, '')}); the model may hold fewer positions (a position or rotary table): give a shorter context (--bench-seq-len, or --seq-len for optin latency)`);
+  });
   const seqLen = opts.decode ? opts.seqLen ?? 48 : inputs[0]!.dims[1]!;
   const reps = new Map<string, number>();
   for (const l of st.layers) if (!reps.has(geometryKey(l))) reps.set(geometryKey(l), l.index);
