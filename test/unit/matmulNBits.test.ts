@@ -99,7 +99,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     const m = loadModel(fixture(INT4));
     const st = detectStructure(m);
     assert.equal(st.architecture, 'decoder');
-    assert.deepEqual(st.layers.map((l) => [l.attention.heads, l.attention.group, l.attention.output.op, l.ffn?.width, l.ffn?.quantBlock, l.ffn?.down.op]), Array.from({ length: 4 }, () => [2, 4, 'MatMulNBits', 256, 32, 'MatMulNBits']));
+    assert.deepEqual(st.layers.map((l) => [l.attention.heads, l.attention.group, l.attention.output.op, l.ffn?.width, l.ffn?.down.blockSize, l.ffn?.down.op]), Array.from({ length: 4 }, () => [2, 4, 'MatMulNBits', 256, 32, 'MatMulNBits']));
     assert.equal(st.notes?.length, 1);
     assert.match(st.notes![0]!, /the neurons of 4 feed-forward blocks .*down_proj.* are cut in whole blocks of 32/);
     assert.equal(countParameters(m.proto), countParameters(loadModel(fixture(`${DIR}/model.onnx`)).proto));

@@ -122,7 +122,7 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
       const l = st.layers[rep]!;
       await add(rep, 'dense', 0);
       for (const k of widthGrid(l.attention.heads)) if (k < l.attention.heads) await add(rep, 'heads', k);
-      const block = l.ffn?.quantBlock ?? 1;
+      const block = l.ffn?.down.blockSize ?? 1;
       for (const k of new Set(widthGrid(l.ffn?.width ?? 0).map((x) => Math.floor(x / block) * block))) if (k < (l.ffn?.width ?? 0)) await add(rep, 'neurons', k);
     }
     const round = (await timeInterleaved(jobs, 1, 3, opts.signal)).reduce((a, t) => a + t[0]!, 0);

@@ -22,9 +22,9 @@ function geometryShape(x: LayerShape): NonNullable<LayerGeometry['shape']> {
 export function modelRef(path: string, sha256: string, st: ModelStructure): ModelRef {
   return {
     path, sha256, architecture: st.architecture, modality: st.modality, hidden: st.hidden, norm: st.norm,
-    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention.group ? { group: l.attention.group } : {}), ...(l.attention.sharedKv ? { sharedKv: true } : {}), ...(l.ffn?.quantBlock ? { neuronBlock: l.ffn.quantBlock } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
+    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention.group ? { group: l.attention.group } : {}), ...(l.attention.sharedKv ? { sharedKv: true } : {}), ...(l.ffn?.down.blockSize ? { neuronBlock: l.ffn.down.blockSize } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
     ...(st.notes ? { notes: st.notes } : {}),
-    ...(st.layers.some((l) => [l.attention.output, ...l.attention.projections].some((x) => x.op === 'MatMulNBits')) ? { quantized: true } : {}),
+    ...(st.layers.some((l) => [l.attention.output, ...(l.ffn ? [l.ffn.down] : [])].some((x) => x.op === 'MatMulNBits')) ? { quantized: true } : {}),
   };
 }
 

@@ -15,7 +15,7 @@ export interface LayerGeometry {
   group?: number;
   /** Multi-query attention: heads are query heads sharing one key/value head (a fixed K/V cost while any is kept). */
   sharedKv?: boolean;
-  /** Neurons are kept or cut in whole aligned blocks of this many (block-quantized second matrix: FfnBlock.quantBlock). */
+  /** Neurons are kept or cut in whole aligned blocks of this many (the second matrix's quantization blocks: Linear.blockSize). */
   neuronBlock?: number;
   /**
    * Staged models (Swin): this layer's measured width, positions, attention query rows and keys
@@ -46,7 +46,7 @@ export interface ModelRef {
   hybrid?: { transformerLayers: number; names: string[]; terms: MacTerm[] };
   /** What the analysis left unpruned and why, in words (ModelStructure.notes). */
   notes?: string[];
-  /** Some projections hold block-quantized weights (MatMulNBits): repairs that rewrite weights are unavailable. */
+  /** An output projection or second FFN matrix, which the repairs rewrite, is block-quantized (MatMulNBits): no repair is available. */
   quantized?: boolean;
 }
 

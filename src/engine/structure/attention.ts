@@ -1,4 +1,3 @@
-import { nbitsWeight } from '../graph/nbits';
 import type { NodeProto } from '../onnx/schema';
 import { GraphIndex, attrInt, attrInts } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
@@ -295,13 +294,6 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
   };
 }
 
-/** A block-quantized (MatMulNBits) output projection whose blocks of input rows are wider than `rows`, the rows one unit owns. */
-function splitsBlocks(ix: GraphIndex, out: Linear, rows: number): boolean {
-  if (out.op !== 'MatMulNBits') return false;
-  const q = nbitsWeight(ix.graph.node.find((n) => nodeId(n) === out.node)!);
-  return !!q && rows % q.blockSize !== 0;
-}
-
 /**
  * Grouped-query attention: `kvHeads` key/value heads, each repeated for `group` consecutive query
  * heads (Unsqueeze at axis 2, Expand, Reshape: Llama's repeat_kv). The unit is a key/value head with
@@ -326,7 +318,7 @@ function groupedQuery(
   const ctxWidth = out.linear.inFeatures;
   if (ctxWidth !== H * dv) throw new OptinError('unsupported', `${where}: the output projection reads ${ctxWidth} features, expected ${H} heads x ${dv}`);
   // One key/value head whose query heads' output rows split quantization blocks: the whole attention is one unit.
-  if (kvHeads === 1 && !splitsBlocks(ix, out.linear, dv)) {
+  if (kvHeads === 1 && !(out.linear.blockSize && dv % out.linear.blockSize)) {
     return {
       heads: H, headSize: dq, vHeadSize: dv, sharedKv: true,
       layout: 'multi-query',

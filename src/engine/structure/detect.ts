@@ -2,8 +2,7 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { OptinError } from '../errors';
-import { findLinears, nodeId } from './linear';
-import { nbitsWeight } from '../graph/nbits';
+import { findLinears } from './linear';
 import { LinearIndex } from './trace';
 import { attentionFromFused, attentionFromMha, attentionFromSoftmax } from './attention';
 import { attentionFromOnnx } from './onnxAttention';
@@ -213,9 +212,9 @@ function maxPositions(ix: GraphIndex, idsName: string, hidden: number, seqDim: n
  */
 function quantizedHeadRows(ix: GraphIndex, a: AttentionBlock): string | undefined {
   if (a.output.op !== 'MatMulNBits') return undefined;
-  const q = nbitsWeight(ix.graph.node.find((n) => nodeId(n) === a.output.node)!)!;
-  if (a.vHeadSize % q.blockSize === 0) return undefined;
-  return `${a.output.node} (MatMulNBits) is quantized in blocks of ${q.blockSize} input rows, but one ${a.group ? 'key/value group' : 'head'} owns ${a.vHeadSize} of them; cutting one would split a block: prune the float32 model and quantize the pruned model (or quantize with a block size dividing ${a.vHeadSize})`;
+  const block = a.output.blockSize!;
+  if (a.vHeadSize % block === 0) return undefined;
+  return `${a.output.node} (MatMulNBits) is quantized in blocks of ${block} input rows, but one ${a.group ? 'key/value group' : 'head'} owns ${a.vHeadSize} of them; cutting one would split a block: prune the float32 model and quantize the pruned model (or quantize with a block size dividing ${a.vHeadSize})`;
 }
 
 /** Attention blocks and residual FFN blocks of a graph, in node order, without assigning layers. */
@@ -255,15 +254,14 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
     if (taken.has(l)) continue;
     const f = ffnFromDown(ix, li, l, taken);
     if (f && inResidualStream(ix, f)) {
-      const q = f.down.op === 'MatMulNBits' ? nbitsWeight(ix.graph.node.find((n) => nodeId(n) === f.down.node)!)! : undefined;
-      ffns.push(q ? { ...f, quantBlock: q.blockSize } : f);
+      ffns.push(f);
       taken.add(f.up).add(f.down);
       if (f.gate) taken.add(f.gate);
     }
   }
-  const quantized = ffns.filter((f) => f.quantBlock);
+  const quantized = ffns.filter((f) => f.down.blockSize);
   const notes = quantized.length
-    ? [`the neurons of ${quantized.length} feed-forward block${quantized.length > 1 ? 's' : ''} (first: "${quantized[0]!.down.node}") are cut in whole blocks of ${quantized[0]!.quantBlock}: their second matrix is quantized in blocks along the neurons (MatMulNBits), and codes are copied, never re-quantized`]
+    ? [`the neurons of ${quantized.length} feed-forward block${quantized.length > 1 ? 's' : ''} (first: "${quantized[0]!.down.node}") are cut in whole blocks of ${quantized[0]!.down.blockSize}: their second matrix is quantized in blocks along the neurons (MatMulNBits), and codes are copied, never re-quantized`]
     : [];
   return { attns, ffns, notes };
 }

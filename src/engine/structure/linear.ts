@@ -93,7 +93,7 @@ function quantizedLinear(ix: GraphIndex, n: NodeProto): Linear {
   const why = nbitsUnsupported(ix, q);
   if (why) throw new OptinError('unsupported', `${ix.label(n)} (MatMulNBits) has ${why}; OPTIN reads 2-, 4- and 8-bit block-quantized weights with constant codes, float32 scales and packed zero points: prune the float32 model and quantize the pruned model`);
   const base: Linear = {
-    node: nodeId(n), op: 'MatMulNBits', input: n.input[0]!, weight: q.codes, transposed: true, inFeatures: q.K, outFeatures: q.N, output: n.output[0]!,
+    node: nodeId(n), op: 'MatMulNBits', blockSize: q.blockSize, input: n.input[0]!, weight: q.codes, transposed: true, inFeatures: q.K, outFeatures: q.N, output: n.output[0]!,
   };
   if (q.bias) return { ...base, bias: q.bias, biasNode: nodeId(n) };
   const b = biasOf(ix, n.output[0]!, q.N);

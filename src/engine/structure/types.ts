@@ -4,6 +4,8 @@ export interface Linear {
   node: string;
   /** MatMulNBits: `weight` is the packed codes (graph/nbits.ts), read as [out, in] (`transposed`). */
   op: 'MatMul' | 'Gemm' | 'MatMulNBits';
+  /** MatMulNBits: input features per quantization block (input features are cut only in whole blocks). */
+  blockSize?: number;
   /** Activation input value. */
   input: string;
   /** Initializer holding the weight. */
@@ -147,11 +149,6 @@ export interface FfnBlock {
   /** Neuron activations [batch, seq, I] right before the second matrix. */
   hidden: string;
   width: number;
-  /**
-   * The second matrix is block-quantized along the neurons (MatMulNBits, docs/architectures.md):
-   * neurons are cut only in whole aligned blocks of this many (block b = neurons b*n .. b*n+n-1).
-   */
-  quantBlock?: number;
 }
 
 /** A LayerNorm, fused or decomposed. */
