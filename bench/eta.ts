@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   // The alternative: the current layer's own rate (its elapsed time since its first report), later
   // layers scaled by (1 + L - l) / (1 + L - current).
   const L = st.layers.length;
-  const perLayer = st.layers.map((l) => l.attention.heads + (l.ffn?.width ?? 0));
+  const perLayer = st.layers.map((l) => l.attention!.heads + (l.ffn?.width ?? 0));
   const units = (l: number): number => 1 + L - l;
   const layerStart = new Map<number, { t: number; done: number }>();
   const old = new Map<ScoreProgress, number>();

@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const st = detectStructure(model);
   const batch = await loadCalibration(model.path, st, { data: path.join(root, 'test/fixtures/data/sst2/train.tsv'), samples });
   console.log(`model: bert-sst2 (4 layers, hidden 256, 8 heads, FFN 1024); batch ${batch.batch} x ${batch.seqLen} tokens (mean ${batch.meanLength.toFixed(1)} real)`);
-  const elements = st.layers.reduce((a, l) => a + l.attention.heads + (l.ffn?.width ?? 0), 0);
+  const elements = st.layers.reduce((a, l) => a + l.attention!.heads + (l.ffn?.width ?? 0), 0);
   const run = async (label: string, opts: Parameters<typeof scoreModel>[3]) => {
     const t = performance.now();
     const s = await scoreModel(model, st, batch, opts);
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   st.layers.forEach((l, i) => {
     let suffix = 0;
     for (let k = i; k < L; k++) suffix += layerMacs(st.layers[k]!, S, st.hidden).total;
-    flops += (l.attention.heads + (l.ffn?.width ?? 0)) * 2 * suffix * batch.batch;
+    flops += (l.attention!.heads + (l.ffn?.width ?? 0)) * 2 * suffix * batch.batch;
   });
   // The same count on real tokens only: each example at its own unpadded length.
   const lengths = Array.from({ length: batch.batch }, (_, e) => batch.tokenMask.subarray(e * S, (e + 1) * S).reduce((a, m) => a + m, 0));
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   st.layers.forEach((l, i) => {
     let suffix = 0;
     for (let k = i; k < L; k++) for (const n of lengths) suffix += layerMacs(st.layers[k]!, n, st.hidden).total;
-    realFlops += (l.attention.heads + (l.ffn?.width ?? 0)) * 2 * suffix;
+    realFlops += (l.attention!.heads + (l.ffn?.width ?? 0)) * 2 * suffix;
   });
   const useful = flops / engine.sec;
   const usefulReal = realFlops / engine.sec;

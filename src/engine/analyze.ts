@@ -6,6 +6,7 @@ import { analyzeChannels, type ChannelStructure } from './channels/structure';
 import { channelsOutside } from './hybrid/structure';
 import type { InputSize } from './data/types';
 import { hasDynamicSize, noSizeMessage, withInputSize } from './data/inputSize';
+import { checkRewrite } from './verify/rewrite';
 
 /**
  * What a model is pruned by: attention heads and FFN neurons (with `channels`, the coupled-channel
@@ -33,6 +34,7 @@ export async function analyzeModel(model: OnnxModel, size?: InputSize): Promise<
       throw c;
     }
   }
+  await checkRewrite(model, st);
   const open = withInputSize(st.inputs, size).find(hasDynamicSize);
   if (open) throw new OptinError('unsupported', noSizeMessage(model.path, open));
   const channels = await channelsOutside(model, st, size);

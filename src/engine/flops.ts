@@ -70,8 +70,9 @@ export interface MacReport {
 }
 
 /** MACs of one layer with `heads` heads and `neurons` FFN neurons kept (its measured shape, when it has one, replaces s and hidden). */
-export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention.heads, neurons = l.ffn?.width ?? 0): LayerMacs {
-  const u = unitMacs(macGeometry(l.shape, s, hidden), l.attention.headSize, l.attention.vHeadSize, !!l.ffn?.gate, l.attention.group, l.attention.sharedKv);
+export function layerMacs(l: EncoderLayer, s: number, hidden: number, heads = l.attention?.heads ?? 0, neurons = l.ffn?.width ?? 0): LayerMacs {
+  const a = l.attention;
+  const u = unitMacs(macGeometry(l.shape, s, hidden), a?.headSize ?? 0, a?.vHeadSize ?? 0, !!l.ffn?.gate, a?.group, a?.sharedKv);
   const h = keptHeadMacs(u, heads);
   return { perHead: u.head, perNeuron: u.neuron, heads: h, ffn: neurons * u.neuron, total: h + neurons * u.neuron };
 }

@@ -10,6 +10,7 @@ import { loadCalibration, type DataModel, type DataOptions } from './data/calibr
 import { freeBytes } from './util/atomic';
 import { removeStaleTemps } from './util/temps';
 import { TEXT_EXT } from './data/kinds';
+import { outputProjections } from './structure/layer';
 
 /** What a run is about to read and write; checked before any scoring starts. */
 export interface PreflightRequest {
@@ -141,7 +142,7 @@ export async function preflight(req: PreflightRequest): Promise<PreflightReport>
   const a = await analyzeModel(m, inputSizeFor(req.model, req.data));
   const st: DataModel = a.kind === 'transformer' ? a.st : a.cs;
   if (req.repair && a.kind === 'transformer') {
-    requireFloatWeights(m.path, a.st.layers.flatMap((l) => [l.attention.output, ...(l.ffn ? [l.ffn.down] : [])]), `the repair (${req.repair})`);
+    requireFloatWeights(m.path, a.st.layers.flatMap(outputProjections), `the repair (${req.repair})`);
   }
   await checkData(m, st, req.data, 'calibration data');
   await checkData(m, st, req.evalData, 'evaluation data');

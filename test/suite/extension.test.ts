@@ -38,7 +38,7 @@ describe('OPTIN extension in a real VS Code', () => {
   it('analyses the model in the engine worker', async () => {
     const ext = vscode.extensions.getExtension<{ engine: { inspect(p: string): Promise<{ structure: { layers: Array<{ attention: { heads: number } }> } }> } }>(OPTIN_ID)!;
     const r = await ext.exports.engine.inspect(workspaceModel('bert-tiny.onnx').fsPath);
-    assert.deepEqual(r.structure.layers.map((l) => l.attention.heads), [4, 4]);
+    assert.deepEqual(r.structure.layers.map((l) => l.attention!.heads), [4, 4]);
   });
 
   it('an abort inside onnxruntime ends only the engine process: Prune reports the step, the host and the next job go on', async () => {
@@ -50,7 +50,7 @@ describe('OPTIN extension in a real VS Code', () => {
     assert.equal(session.scores, undefined);
     assert.equal(session.busy, undefined);
     const r = await api().engine.inspect(workspaceModel('bert-tiny.onnx').fsPath);
-    assert.deepEqual(r.structure.layers.map((l) => l.attention.heads), [4, 4]);
+    assert.deepEqual(r.structure.layers.map((l) => l.attention!.heads), [4, 4]);
   });
 
   it('reports an unsupported model as an engine error, not a crash', async () => {

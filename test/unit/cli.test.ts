@@ -1,7 +1,11 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fixture, tempDir, optin, CLI } from './helpers';
+import { fixture, tempDir, optin, CLI, pruneVerified } from './helpers';
+import { loadModel } from '../../src/engine/onnx/model';
+import { saveModel } from '../../src/engine/onnx/writer';
+import { detectStructure } from '../../src/engine/structure/detect';
+import { applyKeep } from '../../src/engine/prune/apply';
 
 
 
@@ -80,5 +84,21 @@ describe('optin CLI', () => {
     const j = JSON.parse(r.stdout);
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
     assert.ok(fs.statSync(twice).size < fs.statSync(once).size, 'the second prune makes it smaller again');
+  });
+
+  it('inspects, scores and prunes a model whose earlier pruning removed a whole attention (a feed-forward-only layer)', () => {
+    const dir = tempDir();
+    const once = path.join(dir, 'model.onnx');
+    const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
+    const all = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+    saveModel({ ...m, proto: applyKeep(m, detectStructure(m), { heads: [all(4), [0, 1], [], [1, 3]], neurons: [all(256), all(100), all(50), all(200)] }) }, once);
+    fs.copyFileSync(fixture('vit-digits/preprocessor_config.json'), path.join(dir, 'preprocessor_config.json'));
+    const r = optin('inspect', once, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const layers = JSON.parse(r.stdout).layers as Array<{ heads: number; ffn: number; qkv: string | null }>;
+    assert.deepEqual(layers.map((l) => [l.heads, l.ffn, l.qkv]), [[4, 256, 'packed'], [2, 100, 'packed'], [0, 50, null], [2, 200, 'packed']]);
+    assert.match(optin('inspect', once).stdout, /^2\s+-\s+\(no attention\)\s+50\s/m);
+    const j = pruneVerified(once, '--data', fixture('../data/digits/train'));
+    assert.equal(j.plan.keep.heads[2].length, 0);
   });
 });

@@ -9,7 +9,12 @@ import { withMeasuredTokens } from '../../src/engine/structure/measure';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { scoreModel } from '../../src/engine/optin/scorer';
 import { materialize } from '../fixtures/materialize';
-import { fixture, optin, pruneVerified, tempDir } from './helpers';
+import * as ort from 'onnxruntime-node';
+import { fixture, optin, pruneVerified, runModel, tempDir } from './helpers';
+import { applyKeep, type KeepSet } from '../../src/engine/prune/apply';
+import { verifyPruned } from '../../src/engine/verify/verify';
+import { layerMacs } from '../../src/engine/flops';
+import { mulberry32 } from '../../src/engine/optin/random';
 
 /** Per-head and per-neuron MACs of the paper's model (docs/method.md §3) at s tokens, hidden D, head size d. */
 const perHead = (s: number, D: number, d: number): number => 3 * s * D * d + 2 * s * s * d + s * d * D;
@@ -100,5 +105,65 @@ describe('a vision transformer whose image height and width are dynamic in the g
     assert.match(q.stderr, /optin: .*vit\.onnx: input "pixel_values" has dynamic axes \(batch x 1 x height x width\) and no size to analyse it at; .* --input-size HxW\n$/);
     const s = optin('prune', bare, '--input-size', '8x8', '--budget', '0.6', '--samples', '2', '--no-bench', '--out', path.join(tempDir(), 's.onnx'));
     assert.equal(s.code, 0, s.stderr);
+  });
+});
+
+describe('sequence-first stacks (torchaudio Conformer, nn.TransformerEncoder without batch_first): analysed with the stream batch-first', function () {
+  this.timeout(600_000);
+
+  /** Largest output difference between the file and the graph detect made batch-first, and the output scale. */
+  async function rewriteDiff(file: string, dims: number[]): Promise<{ diff: number; scale: number }> {
+    const m = loadModel(file);
+    assert.ok(detectStructure(m).sequenceFirst, 'the stack is recognised as sequence-first');
+    const rewritten = path.join(tempDir(), 'batch-first.onnx');
+    saveModel(m, rewritten);
+    const rnd = mulberry32(5);
+    const x = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rnd() * 2 - 1);
+    const name = m.proto.graph!.input[0]!.name;
+    const [a, b] = [await runModel(file, { [name]: new ort.Tensor('float32', x, dims) }), await runModel(rewritten, { [name]: new ort.Tensor('float32', x, dims) })];
+    const o = Object.keys(a)[0]!;
+    return { diff: Math.max(...a[o]!.map((v, i) => Math.abs(v - b[o]![i]!))), scale: Math.max(...a[o]!.map(Math.abs)) };
+  }
+
+  it('torchaudio Conformer: each half-step FFN is a layer, attention + FFN another; MACs exact; same function batch-first; heads cut through the key-padding mask; prune 0.6 verified, batch axis kept', async () => {
+    const file = materialize(fixture('torchaudio-conformer/model.skeleton.onnx'));
+    const r = await inspectModel(file);
+    assert.deepEqual(r.structure.layers.map((l) => [l.attention?.heads ?? 0, l.ffn?.width]), [[0, 128], [4, 128], [0, 128], [4, 128]]);
+    assert.equal(r.macs.seqLen, 50, 'frames per example, measured');
+    r.macs.layers.forEach((l, i) => assert.equal(l.total, (i % 2 ? 4 * perHead(50, 64, 16) : 0) + 128 * perNeuron(50, 64)));
+    assert.match(r.structure.notes!.join(' '), /runs sequence-first .* batch-first/);
+
+    // The rewrite only reorders axes: the same products and sums, the verification tolerance of docs/testing.md.
+    const same = await rewriteDiff(file, [3, 50, 64]);
+    assert.ok(same.diff <= 1e-4 * same.scale, `${same.diff} at scale ${same.scale}`);
+
+    const m = loadModel(file);
+    const st = detectStructure(m);
+    const batch = await loadCalibration(m.path, st, { samples: 3 });
+    const all = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+    const keep: KeepSet = { heads: [[], [0, 2], [], [1, 2, 3]], neurons: [all(100), all(128), all(64).map((i) => 2 * i), all(128)] };
+    const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, 50, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);
+    const v = await verifyPruned(m, st, { ...m, path: `${file} (cut)`, proto: applyKeep(m, st, keep) }, keep, batch, { macs, seqLen: 50 });
+    assert.ok(v.maxAbsDiff <= v.tolerance, `${v.maxAbsDiff} > ${v.tolerance}`);
+
+    const s = await scoreModel(m, st, batch, { layers: [1], neuronSubset: st.layers.map(() => [0, 127]) });
+    const h = s.raw.heads[1]!;
+    assert.ok([...h.md, ...h.kl].every((x) => Number.isFinite(x) && x >= 0) && h.md.some((x) => x > 0), `masking a head of layer 1 changes the later layers' features: ${JSON.stringify(h)}`);
+
+    const j = pruneVerified(file);
+    const out = loadModel(j.out).proto.graph!.input[0]!.type!.value;
+    assert.equal(out.case === 'tensorType' && out.value.shape!.dim[0]!.value.value, 'batch', 'the batch axis stays dynamic');
+  });
+
+  it('DETR-style with nn.TransformerEncoder left sequence-first: same function batch-first; prune 0.6 verified with the backbone channels; height and width stay dynamic', async () => {
+    const file = materialize(fixture('detr-seqfirst/model.skeleton.onnx'));
+    const r = await inspectModel(file);
+    assert.deepEqual(r.structure.layers.map((l) => [l.attention?.heads, l.ffn?.width]), [[4, 128], [4, 128]]);
+    assert.equal(r.macs.seqLen, 64);
+    const same = await rewriteDiff(file, [2, 3, 64, 64]);
+    assert.ok(same.diff <= 1e-4 * same.scale, `${same.diff} at scale ${same.scale}`);
+    const j = pruneVerified(file);
+    const px = loadModel(j.out).proto.graph!.input[0]!.type!.value;
+    assert.deepEqual(px.case === 'tensorType' && px.value.shape!.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.value)), ['batch', 3, 'height', 'width']);
   });
 });

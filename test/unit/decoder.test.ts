@@ -28,7 +28,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     const st = detectStructure(loadModel(fixture(MODEL)));
     assert.equal(st.architecture, 'decoder');
     assert.match(st.causal ?? '', /Trilu/);
-    assert.deepEqual(st.layers.map((l) => [l.attention.layout, l.attention.heads, l.attention.group, l.attention.headSize, l.attention.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['grouped-query', 2, 4, 16, 64, 256, true]));
+    assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.group, l.attention!.headSize, l.attention!.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['grouped-query', 2, 4, 16, 64, 256, true]));
     const s = 20, D = 128, g = 4, d = 16;
     const m = layerMacs(st.layers[0]!, s, D);
     assert.equal(m.perHead, s * D * (g * d + d + d) + g * s * s * (d + d) + s * g * d * D, 'one unit: its 4 query heads, one key and one value head, 4 heads of output rows');
@@ -46,14 +46,14 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     const v = await verifyPruned(m, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
     assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
     const re = detectStructure({ ...m, proto: applyKeep(m, st, { ...keep, heads: [[1], [0], [0, 1], [0]] }) });
-    assert.deepEqual(re.layers.map((l) => [l.attention.layout, l.attention.heads]), [['multi-query', 4], ['multi-query', 4], ['grouped-query', 2], ['multi-query', 4]], 're-detected: one kept group is 4 query heads sharing one key/value head');
+    assert.deepEqual(re.layers.map((l) => [l.attention!.layout, l.attention!.heads]), [['multi-query', 4], ['multi-query', 4], ['grouped-query', 2], ['multi-query', 4]], 're-detected: one kept group is 4 query heads sharing one key/value head');
   });
 
   it('multi-query attention (8 query heads, one shared key/value head): the units are query heads; the shared K/V projections cost MACs while any head is kept; cutting rewrites the repeat count; verified', async () => {
     const file = materialize(fixture('llama-mqa-random/model.skeleton.onnx'));
     const m = loadModel(file);
     const st = detectStructure(m);
-    assert.deepEqual(st.layers.map((l) => [l.attention.layout, l.attention.heads, l.attention.sharedKv]), [['multi-query', 8, true], ['multi-query', 8, true]]);
+    assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.sharedKv]), [['multi-query', 8, true], ['multi-query', 8, true]]);
     const s = 20, D = 128, d = 16;
     const perHead = s * D * d + s * s * (d + d) + s * d * D, kv = s * D * (d + d);
     assert.equal(layerMacs(st.layers[0]!, s, D).heads, 8 * perHead + kv);
@@ -100,7 +100,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
   it('activation-weighted magnitude (Wanda) scores a key/value group and a neuron whose weights are all zero exactly 0, below every other; --ranking wanda prunes verified', async () => {
     const m = loadModel(fixture(MODEL));
     const st = detectStructure(m);
-    const l = st.layers[2]!, a = l.attention, f = l.ffn!;
+    const l = st.layers[2]!, a = l.attention!, f = l.ffn!;
     /** Zero entries [from, to) of the weight's output axis (columns) or input axis (rows). */
     const zero = (lin: Linear, from: number, to: number, rows: boolean): { name: string; data: Float32Array } => {
       const w = weightOf(m, lin);
@@ -189,4 +189,22 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     assert.ok(!fs.existsSync(out));
   });
 
+  it('a cached export whose pruning removed a layer\'s whole attention verifies; analysing it again is refused in one line that says why and what to do', async () => {
+    const file = materialize(fixture(`${DIR}/model-with-past.skeleton.onnx`));
+    const m = loadModel(file);
+    const st = detectStructure(m);
+    const keep: KeepSet = { heads: [[0, 1], [0, 1], [0, 1], []], neurons: st.layers.map((l) => Array.from({ length: l.ffn!.width / 2 }, (_, j) => 2 * j)) };
+    const proto = applyKeep(m, st, keep);
+    const batch = await loadCalibration(file, st, { data: path.join(path.dirname(file), 'train.txt'), tokenizer: path.dirname(file), samples: 4 });
+    const s = batch.meanLength;
+    const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, s, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);
+    const v = await verifyPruned(m, st, { ...m, path: `${file} (pruned)`, proto }, keep, batch, { macs, seqLen: s });
+    assert.ok(v.maxAbsDiff <= v.tolerance && v.decodeStep, JSON.stringify(v));
+    const out = path.join(tempDir(), 'no-attention-3.onnx');
+    saveModel({ ...m, proto }, out);
+    const r = optin('inspect', out);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /the key\/value-cache input "past_key_values\.3\.key" is only carried to the output "present\.3\.key": no attention reads it, so an earlier pruning removed this layer's whole attention\..*prune the original model once at the budget you want/);
+  });
 });

@@ -66,15 +66,15 @@ describe('transformer structure detection', () => {
       assert.equal(s.layers.length, e.layers);
       s.layers.forEach((l, i) => {
         const where = `layer ${i}`;
-        assert.equal(l.attention.heads, e.heads, where);
-        assert.equal(l.attention.headSize, e.headSize, where);
-        assert.equal(l.attention.vHeadSize, e.vHeadSize ?? e.headSize, where);
-        assert.equal(l.attention.layout, e.qkv, where);
+        assert.equal(l.attention!.heads, e.heads, where);
+        assert.equal(l.attention!.headSize, e.headSize, where);
+        assert.equal(l.attention!.vHeadSize, e.vHeadSize ?? e.headSize, where);
+        assert.equal(l.attention!.layout, e.qkv, where);
         assert.equal(l.ffn?.width ?? 0, e.ffn, where);
         assert.equal(l.ffn?.activation ?? null, e.activation, where);
         assert.ok(l.input && l.output && l.feature, `${where}: residual stream and feature found`);
         if (i > 0) assert.equal(l.input, s.layers[i - 1]!.output, `${where}: input is the previous layer's output`);
-        assert.ok(l.attention.shapeSites.some((x) => x.meaning === 'heads'), `${where}: head count site recorded`);
+        assert.ok(l.attention!.shapeSites.some((x) => x.meaning === 'heads'), `${where}: head count site recorded`);
       });
       if (e.visionTokens) assert.equal(s.visionTokens, e.visionTokens);
     });
@@ -89,7 +89,7 @@ describe('transformer structure detection', () => {
 
   it('records the keras2onnx head count as a run-time shape built from constants shared by all layers', () => {
     const s = detectStructure(loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx')));
-    const heads = s.layers[3]!.attention.shapeSites.filter((x) => x.meaning === 'heads');
+    const heads = s.layers[3]!.attention!.shapeSites.filter((x) => x.meaning === 'heads');
     assert.ok(heads.length >= 1);
     assert.ok(heads.every((h) => h.kind === 'concat-constant' && h.value === 2));
     assert.ok(heads.some((h) => h.shared), 'the layer_._11 constant is shared across layers');
@@ -97,7 +97,7 @@ describe('transformer structure detection', () => {
 
   it('records the ViT head size computed at run time (Div by the head count)', () => {
     const s = detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
-    const sites = s.layers[0]!.attention.shapeSites;
+    const sites = s.layers[0]!.attention!.shapeSites;
     assert.ok(sites.some((x) => x.meaning === 'heads' && x.value === 4));
     assert.ok(sites.some((x) => x.meaning === 'headSize' && x.kind === 'computed'));
   });

@@ -67,7 +67,7 @@ describe('fast and auto scoring modes, execution providers', function () {
     const events: ScoreProgress[] = [];
     const fast = await scoreFast(m, st, b, { neuronExamples: 2, horizon: 1, referenceNeurons: 4, onProgress: (p) => events.push(p) });
     assert.deepEqual(fast.raw.heads, exact.raw.heads, 'heads are scored exactly, to the end');
-    const before = st.layers.reduce((a, l) => a + l.attention.heads + (l.ffn?.width ?? 0), 0);
+    const before = st.layers.reduce((a, l) => a + l.attention!.heads + (l.ffn?.width ?? 0), 0);
     const refs = events.filter((e) => e.done > before && e.done < e.total);
     assert.ok(refs.length > 0 && refs.every((e) => e.total === before + 4 * st.layers.length), 'the reference neurons count in the progress');
     assert.ok(refs.some((e) => (e.eta ?? 0) > 0), 'their phase reports the time it still needs');

@@ -84,7 +84,7 @@ describe('latency targets', function () {
     assert.equal(t.model.sha256, sha256(TINY));
     assert.ok(t.denseMs > 0 && t.floor.ms > 0);
     st.layers.forEach((l, i) => {
-      assert.deepEqual(t.layers[i]!.heads.kept, widthGrid(l.attention.heads));
+      assert.deepEqual(t.layers[i]!.heads.kept, widthGrid(l.attention!.heads));
       assert.deepEqual(t.layers[i]!.neurons.kept, widthGrid(l.ffn!.width));
       assert.ok([...t.layers[i]!.heads.ms, ...t.layers[i]!.neurons.ms].every((x) => x > 0 && Number.isFinite(x)));
       assert.equal(t.layers[i]!.measuredOn, 0);

@@ -99,7 +99,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     const m = loadModel(fixture(INT4));
     const st = detectStructure(m);
     assert.equal(st.architecture, 'decoder');
-    assert.deepEqual(st.layers.map((l) => [l.attention.heads, l.attention.group, l.attention.output.op, l.ffn?.width, l.ffn?.down.blockSize, l.ffn?.down.op]), Array.from({ length: 4 }, () => [2, 4, 'MatMulNBits', 256, 32, 'MatMulNBits']));
+    assert.deepEqual(st.layers.map((l) => [l.attention!.heads, l.attention!.group, l.attention!.output.op, l.ffn?.width, l.ffn?.down.blockSize, l.ffn?.down.op]), Array.from({ length: 4 }, () => [2, 4, 'MatMulNBits', 256, 32, 'MatMulNBits']));
     assert.equal(st.notes?.length, 1);
     assert.match(st.notes![0]!, /the neurons of 4 feed-forward blocks .*down_proj.* are cut in whole blocks of 32/);
     assert.equal(countParameters(m.proto), countParameters(loadModel(fixture(`${DIR}/model.onnx`)).proto));
@@ -138,7 +138,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     const all = Array.from({ length: 256 }, (_, j) => j);
     const proto = applyKeep(m, st, { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map(() => all) });
     const again = detectStructure({ ...m, proto });
-    assert.deepEqual(again.layers.map((l) => [l.attention.heads, l.attention.group, l.attention.vHeadSize]), [[2, 4, 64], [2, 4, 64], [1, 4, 64], [2, 4, 64]]);
+    assert.deepEqual(again.layers.map((l) => [l.attention!.heads, l.attention!.group, l.attention!.vHeadSize]), [[2, 4, 64], [2, 4, 64], [1, 4, 64], [2, 4, 64]]);
     // Layer 2's output projection re-blocked to 128 input rows (one block a row): a key/value group owns 64.
     const wide = clone(ModelProtoSchema, m.proto);
     const o = wide.graph!.node.find((n) => n.name === '/layers.2/self_attn/o_proj/MatMul_Q4')!;

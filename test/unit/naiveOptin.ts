@@ -96,7 +96,7 @@ function logSoftmax(z: Float32Array, r: number, C: number): Float64Array {
 export async function naiveRawTerms(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, temperature = 4): Promise<NaiveResult> {
   const L = st.layers.length;
   const D = st.hidden;
-  const outProj = st.layers.map((l) => weightOf(model, l.attention.output));
+  const outProj = st.layers.map((l) => weightOf(model, l.attention!.output));
   const down = st.layers.map((l) => (l.ffn ? weightOf(model, l.ffn.down) : undefined));
   const editable = [...outProj, ...down.filter((w): w is EditableWeight => !!w)];
   const features = st.layers.map((l) => l.feature);
@@ -151,7 +151,7 @@ export async function naiveRawTerms(model: OnnxModel, st: ModelStructure, batch:
   const heads: NaiveElement[][] = [];
   const neurons: NaiveElement[][] = [];
   for (let l = 0; l < L; l++) {
-    const a = st.layers[l]!.attention;
+    const a = st.layers[l]!.attention!;
     heads.push([]);
     for (let h = 0; h < a.heads; h++) {
       heads[l]!.push(await element(l, { name: outProj[l]!.name, data: zeroInputs(outProj[l]!, a.output, h * a.vHeadSize, (h + 1) * a.vHeadSize) }));

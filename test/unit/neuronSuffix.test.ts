@@ -23,7 +23,7 @@ describe('neuron suffixes start at the FFN activations', () => {
   it('pre-LN Llama decoder (SwiGLU): the residual stream after attention, not the gate or up projection', () => {
     const model = loadModel(fixture('llama-sst2/model.onnx'));
     const st = detectStructure(model);
-    for (const l of st.layers) assert.deepEqual(ffnFrontier(model.proto.graph!, l), [addOf(model.proto.graph!, l.attention.output.output)], `layer ${l.index}`);
+    for (const l of st.layers) assert.deepEqual(ffnFrontier(model.proto.graph!, l), [addOf(model.proto.graph!, l.attention!.output.output)], `layer ${l.index}`);
   });
 
   it('onnxruntime-fused BERT: the SkipLayerNormalization after attention', () => {
@@ -39,7 +39,7 @@ describe('neuron suffixes start at the FFN activations', () => {
     const from = new Map(ffnFrontier(model.proto.graph!, l).map((v) => [v, 3]));
     const sub = instrument(model, st, { maskLayers: [1], outputs: [st.outputs[0]!, st.layers[2]!.feature], cutAt: 1, neuronFrom: { start: l.ffn!.hidden, rank: 3, values: from }, onlyOutputs: true }).graph!;
     const made = new Set(sub.node.flatMap((n) => n.output));
-    for (const v of [l.attention.output.output, l.ffn!.up.output, l.norm1!.output, l.ffn!.hidden]) assert.ok(!made.has(v), `${v} is not recomputed`);
+    for (const v of [l.attention!.output.output, l.ffn!.up.output, l.norm1!.output, l.ffn!.hidden]) assert.ok(!made.has(v), `${v} is not recomputed`);
     assert.ok(made.has(l.ffn!.down.output), 'the second FFN matrix runs');
     const inputs = sub.input.map((i) => i.name);
     assert.ok(inputs.includes(l.ffn!.hidden) && inputs.includes(l.norm1!.output) && inputs.includes(neuronMaskName(1)), inputs.join(', '));

@@ -27,9 +27,9 @@ describe('the standard ONNX Attention op (opset 23)', function () {
 
   it('is a layout of its own: Q/K/V projections, output projection, both head-count attributes', () => {
     const st = detectStructure(loadModel(fixture(FILE)));
-    assert.deepEqual(st.layers.map((l) => [l.attention.layout, l.attention.heads, l.attention.headSize, l.ffn?.width, l.ffn?.activation]), [['onnx-attention', 4, 16, 128, 'gelu'], ['onnx-attention', 4, 16, 128, 'gelu']]);
-    assert.deepEqual(st.layers[0]!.attention.attrs.map((a) => a.name), ['q_num_heads', 'kv_num_heads']);
-    assert.deepEqual(st.layers[0]!.attention.projections.map((p) => p.node), ['/layers.0/attention/q/MatMul', '/layers.0/attention/k/MatMul', '/layers.0/attention/v/MatMul']);
+    assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.headSize, l.ffn?.width, l.ffn?.activation]), [['onnx-attention', 4, 16, 128, 'gelu'], ['onnx-attention', 4, 16, 128, 'gelu']]);
+    assert.deepEqual(st.layers[0]!.attention!.attrs.map((a) => a.name), ['q_num_heads', 'kv_num_heads']);
+    assert.deepEqual(st.layers[0]!.attention!.projections.map((p) => p.node), ['/layers.0/attention/q/MatMul', '/layers.0/attention/k/MatMul', '/layers.0/attention/v/MatMul']);
   });
 
   it('prune 0.6 writes fewer heads with q_num_heads and kv_num_heads rewritten, verified against the masked original', () => {

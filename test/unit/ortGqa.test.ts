@@ -27,7 +27,7 @@ describe('onnxruntime-fused Llama graphs (GroupQueryAttention, SkipSimplifiedLay
     const plain = detectStructure(loadModel(fixture(`${DIR}/model.onnx`)));
     assert.equal(st.architecture, 'decoder');
     assert.match(st.causal ?? '', /GroupQueryAttention/);
-    assert.deepEqual(st.layers.map((l) => [l.attention.layout, l.attention.heads, l.attention.group, l.attention.headSize, l.attention.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['ort-group-query', 2, 4, 16, 64, 256, true]));
+    assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.group, l.attention!.headSize, l.attention!.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['ort-group-query', 2, 4, 16, 64, 256, true]));
     st.layers.forEach((l, i) => assert.deepEqual(layerMacs(l, 20, 128), layerMacs(plain.layers[i]!, 20, 128)));
   });
 
@@ -44,7 +44,7 @@ describe('onnxruntime-fused Llama graphs (GroupQueryAttention, SkipSimplifiedLay
     const v = await verifyPruned(m, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
     assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
     const re = detectStructure({ ...m, proto: applyKeep(m, st, { ...keep, heads: [[1], [0, 1], [0], [0, 1]] }) });
-    assert.deepEqual(re.layers.map((l) => [l.attention.heads, l.attention.group ?? 1, !!l.attention.sharedKv]), [[4, 1, true], [2, 4, false], [4, 1, true], [2, 4, false]], 're-detected: one kept group is 4 query heads sharing one key/value head');
+    assert.deepEqual(re.layers.map((l) => [l.attention!.heads, l.attention!.group ?? 1, !!l.attention!.sharedKv]), [[4, 1, true], [2, 4, false], [4, 1, true], [2, 4, false]], 're-detected: one kept group is 4 query heads sharing one key/value head');
   });
 
   it('a GroupQueryAttention with a key/value cache is refused in one line naming the node', () => {

@@ -26,7 +26,7 @@ describe('onnxruntime-fused causal attention without grouped key/value heads (Mu
     const st = detectStructure(loadModel(fixture(FUSED)));
     assert.equal(st.architecture, 'decoder');
     assert.match(st.causal ?? '', /MultiHeadAttention.*unidirectional/);
-    assert.deepEqual(st.layers.map((l) => [l.attention.layout, l.attention.heads, l.attention.group ?? 1, l.attention.headSize, l.attention.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['mha', 8, 1, 16, 16, 256, true]));
+    assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.group ?? 1, l.attention!.headSize, l.attention!.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['mha', 8, 1, 16, 16, 256, true]));
   });
 
   it('cutting heads rewrites num_heads, slices Q/K/V through the rotary nodes and the output rows, and equals masking them (no head left: the attention goes)', async () => {
@@ -67,7 +67,7 @@ describe('onnxruntime-fused causal attention without grouped key/value heads (Mu
     const st = detectStructure(causal);
     assert.match(st.causal ?? '', /Attention node .* is onnxruntime's Attention with unidirectional=1/);
     const batch = await loadCalibration(m.path, st, { samples: 4 });
-    const H = st.layers[0]!.attention.heads;
+    const H = st.layers[0]!.attention!.heads;
     const keep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [0] : Array.from({ length: H }, (_, h) => h))), neurons: st.layers.map((l) => Array.from({ length: l.ffn!.width }, (_, j) => j)) };
     const pruned = { ...causal, path: `${m.path} (pruned)`, proto: applyKeep(causal, st, keep) };
     const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, batch.meanLength, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);

@@ -5,7 +5,7 @@ import { loadModel, type OnnxModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { detectStructure } from '../../src/engine/structure/detect';
 import type { ModelStructure } from '../../src/engine/structure/types';
-import { headMacs, neuronMacs } from '../../src/engine/flops';
+import { headMacs, modelMacs, neuronMacs } from '../../src/engine/flops';
 import { loadCalibration, type CalibrationBatch } from '../../src/engine/data/calibration';
 import { applyKeep, type KeepSet } from '../../src/engine/prune/apply';
 import { verifyPruned } from '../../src/engine/verify/verify';
@@ -21,16 +21,16 @@ function randomKeep(st: ModelStructure, seed: number): KeepSet {
   const rnd = mulberry32(seed);
   const L = st.layers.length;
   const keep: KeepSet = {
-    heads: st.layers.map((l, i) => Array.from({ length: l.attention.heads }, (_, h) => h).filter(() => !(i === 1 && L > 2) && rnd() < 0.6)),
+    heads: st.layers.map((l, i) => Array.from({ length: l.attention!.heads }, (_, h) => h).filter(() => !(i === 1 && L > 2) && rnd() < 0.6)),
     neurons: st.layers.map((l, i) => Array.from({ length: l.ffn?.width ?? 0 }, (_, j) => j).filter(() => !(i === 0 && L > 2) && rnd() < 0.5)),
   };
-  if (keep.heads.every((h) => h.length === 0) || L === 1) keep.heads[0] = [st.layers[0]!.attention.heads - 1];
+  if (keep.heads.every((h) => h.length === 0) || L === 1) keep.heads[0] = [st.layers[0]!.attention!.heads - 1];
   keep.scales = { heads: keep.heads.map((h) => h.map(() => 0.5 + rnd())), neurons: keep.neurons.map((n) => n.map(() => 0.5 + rnd())) };
   return keep;
 }
 
 function keptMacs(st: ModelStructure, keep: KeepSet, s: number): number {
-  return st.layers.reduce((a, l, i) => a + keep.heads[i]!.length * headMacs(s, st.hidden, l.attention.headSize, l.attention.vHeadSize) + keep.neurons[i]!.length * neuronMacs(s, st.hidden), 0);
+  return st.layers.reduce((a, l, i) => a + keep.heads[i]!.length * headMacs(s, st.hidden, l.attention!.headSize, l.attention!.vHeadSize) + keep.neurons[i]!.length * neuronMacs(s, st.hidden), 0);
 }
 
 const SUPPORTED = [
@@ -86,9 +86,30 @@ describe('physical pruning', function () {
     const { m, st } = await load('bert-sst2/model-opset17.onnx');
     const keep: KeepSet = { heads: [[0, 3], [1, 2, 7], [5], [0, 1, 2, 3, 4, 5, 6, 7]], neurons: [[1, 2, 3], [0], [5, 9, 100, 1023], Array.from({ length: 10 }, (_, i) => i * 7)] };
     const st2 = detectStructure({ ...m, proto: applyKeep(m, st, keep) });
-    assert.deepEqual(st2.layers.map((l) => l.attention.heads), [2, 3, 1, 8]);
+    assert.deepEqual(st2.layers.map((l) => l.attention!.heads), [2, 3, 1, 8]);
     assert.deepEqual(st2.layers.map((l) => l.ffn?.width), [3, 1, 4, 10]);
-    assert.deepEqual(st2.layers.map((l) => l.attention.headSize), [32, 32, 32, 32]);
+    assert.deepEqual(st2.layers.map((l) => l.attention!.headSize), [32, 32, 32, 32]);
+  });
+
+  it('a layer that lost every head is re-detected as a feed-forward-only layer, and the pruned model prunes again, verified', async () => {
+    const { m, st, batch } = await load('bert-sst2/model-opset17.onnx');
+    const keep: KeepSet = { heads: [[0, 3], [1, 2, 7], [], [0, 1, 2, 3, 4, 5, 6, 7]], neurons: [[1, 2, 3], [0, 4], [5, 9, 100, 1023], Array.from({ length: 10 }, (_, i) => i * 7)] };
+    const once = { ...m, path: `${m.path} (pruned once)`, proto: applyKeep(m, st, keep) };
+    const st2 = detectStructure(once);
+    assert.deepEqual(st2.layers.map((l) => l.attention?.heads ?? null), [2, 3, null, 8]);
+    assert.deepEqual(st2.layers.map((l) => l.ffn?.width), [3, 2, 4, 10]);
+    const l2 = st2.layers[2]!;
+    assert.equal(l2.input, st2.layers[1]!.output, 'the FFN-only layer reads the stream the previous layer leaves');
+    assert.equal(l2.output, st2.layers[3]!.input);
+    const s = batch.meanLength;
+    assert.equal(modelMacs(st2, s).total, keptMacs(st, keep, s));
+    const keep2: KeepSet = { heads: [[1], [0, 2], [], [0, 2, 4, 6]], neurons: [[0, 2], [1], [1, 3], [0, 1, 2, 3, 4]] };
+    const twice = { ...m, path: `${m.path} (pruned twice)`, proto: applyKeep(once, st2, keep2) };
+    const batch2 = await loadCalibration(m.path, st2, { samples: 4 });
+    const macs = modelMacs(st2, s).total - 2 * 1 * headMacs(s, st2.hidden, 32, 32) - 4 * headMacs(s, st2.hidden, 32, 32) - (1 + 1 + 2 + 5) * neuronMacs(s, st2.hidden);
+    const v = await verifyPruned(once, st2, twice, keep2, batch2, { macs, seqLen: s });
+    assert.ok(v.maxAbsDiff <= v.tolerance, `diff ${v.maxAbsDiff} > ${v.tolerance}`);
+    assert.deepEqual(detectStructure(twice).layers.map((l) => [l.attention?.heads ?? 0, l.ffn?.width]), [[1, 2], [2, 1], [0, 2], [4, 5]]);
   });
 
   it('cuts exactly the kept rows and columns (Q columns, W_O rows, W1 columns, W2 rows)', async () => {
@@ -96,8 +117,8 @@ describe('physical pruning', function () {
     const keep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [2, 5] : [0, 1, 2, 3, 4, 5, 6, 7])), neurons: st.layers.map((_, i) => (i === 0 ? [7, 9] : Array.from({ length: 1024 }, (_, j) => j))) };
     const proto = applyKeep(m, st, keep);
     const l0 = st.layers[0]!;
-    assert.equal(l0.attention.layout, 'separate');
-    const q = l0.attention.projections[0]!;
+    assert.equal(l0.attention!.layout, 'separate');
+    const q = l0.attention!.projections[0]!;
     const find = (name: string) => proto.graph!.node.find((n) => (n.name || n.output[0]) === name)!;
     const newW = proto.graph!.initializer.find((t) => t.name === find(q.node).input[1])!;
     assert.deepEqual(newW.dims.map(Number), [256, 64]);

@@ -279,7 +279,7 @@ describe('crash containment: onnxruntime aborts in the engine process, not in th
         return true;
       });
       const report = await engine.inspect(TINY);
-      assert.deepEqual(report.structure.layers.map((l) => l.attention.heads), [4, 4]);
+      assert.deepEqual(report.structure.layers.map((l) => l.attention!.heads), [4, 4]);
       assert.ok(engine.pid, 'a fresh engine process');
     } finally {
       if (saved === undefined) delete process.env.OPTIN_FAULT_INJECT;

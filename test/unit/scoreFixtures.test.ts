@@ -39,10 +39,10 @@ describe('scoring and planning work on every supported fixture; an element remov
       // below every other element of its kind in that layer. Shuffled or random scores fail this.
       const l = Math.floor(st.layers.length / 2);
       const layer = st.layers[l]!;
-      const head = 1 % layer.attention.heads;
+      const head = 1 % layer.attention!.heads;
       const neuron = 2 % (layer.ffn?.width ?? 1);
-      const out = weightOf(original, layer.attention.output);
-      const edits = [{ name: out.name, data: zeroInputs(out, layer.attention.output, head * layer.attention.vHeadSize, (head + 1) * layer.attention.vHeadSize) }];
+      const out = weightOf(original, layer.attention!.output);
+      const edits = [{ name: out.name, data: zeroInputs(out, layer.attention!.output, head * layer.attention!.vHeadSize, (head + 1) * layer.attention!.vHeadSize) }];
       if (layer.ffn) {
         const down = weightOf(original, layer.ffn.down);
         edits.push({ name: down.name, data: zeroInputs(down, layer.ffn.down, neuron, neuron + 1) });
@@ -51,14 +51,14 @@ describe('scoring and planning work on every supported fixture; an element remov
       const batch = await loadCalibration(model.path, st, data);
       const s = await scoreModel(model, st, batch);
       st.layers.forEach((ly, i) => {
-        assert.equal(s.heads[i]!.length, ly.attention.heads);
+        assert.equal(s.heads[i]!.length, ly.attention!.heads);
         assert.equal(s.neurons[i]!.length, ly.ffn?.width ?? 0);
       });
       assert.ok([...s.heads.flat(), ...s.neurons.flat()].every((x) => Number.isFinite(x) && x >= 0), 'finite, non-negative scores');
       const lowest = (row: number[], i: number, what: string): void => {
         row.forEach((x, j) => { if (j !== i) assert.ok(row[i]! < x, `${what} ${i} of layer ${l} (removed) scores ${row[i]}, not below ${what} ${j} (${x})`); });
       };
-      if (layer.attention.heads > 1 && !flags?.noOrdering) lowest(s.heads[l]!, head, 'head');
+      if (layer.attention!.heads > 1 && !flags?.noOrdering) lowest(s.heads[l]!, head, 'head');
       if (layer.ffn && !flags?.noOrdering) lowest(s.neurons[l]!, neuron, 'neuron');
       const plan = makePlan(scoresFile(modelRef(model.path, 'x', st), s, batch.meanLength), 0.7);
       assert.ok(plan.macs.ratio <= 0.7 + 1e-9);

@@ -45,7 +45,7 @@ export function withWeights(model: OnnxModel, edits: Array<{ name: string; data:
 
 /** The model with one head of layer l removed from its output projection (its contribution is exactly zero). */
 export function withoutHead(model: OnnxModel, st: ModelStructure, l: number, head: number): OnnxModel {
-  const a = st.layers[l]!.attention;
+  const a = st.layers[l]!.attention!;
   const w = weightOf(model, a.output);
   return withWeights(model, [{ name: w.name, data: zeroInputs(w, a.output, head * a.vHeadSize, (head + 1) * a.vHeadSize) }]);
 }

@@ -11,8 +11,10 @@ function transformerNodes(st: ModelStructure): Set<string> {
   const nodes = new Set<string>();
   for (const l of st.layers) {
     const a = l.attention;
-    nodes.add(a.output.node).add(a.core);
-    for (const x of [...a.projections, ...a.slices, ...a.attrs]) nodes.add(x.node);
+    if (a) {
+      nodes.add(a.output.node).add(a.core);
+      for (const x of [...a.projections, ...a.slices, ...a.attrs]) nodes.add(x.node);
+    }
     if (l.ffn) {
       nodes.add(l.ffn.up.node).add(l.ffn.down.node);
       if (l.ffn.gate) nodes.add(l.ffn.gate.node);

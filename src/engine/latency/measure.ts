@@ -38,7 +38,8 @@ export function widthGrid(full: number): number[] {
 }
 
 function geometryKey(l: ModelStructure['layers'][number]): string {
-  return `${l.attention.heads}/${l.attention.headSize}/${l.attention.vHeadSize}/${l.ffn?.width ?? 0}/${l.attention.layout}`;
+  const a = l.attention;
+  return `${a?.heads ?? 0}/${a?.headSize ?? 0}/${a?.vHeadSize ?? 0}/${l.ffn?.width ?? 0}/${a?.layout ?? 'none'}`;
 }
 
 function firstN(n: number): number[] {
@@ -70,7 +71,7 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
   const ep = opts.ep ?? 'cpu', threads = opts.threads ?? 0;
   const fixedBatch = st.inputs.map((i) => i.shape[0]).find((d) => typeof d === 'number' && d > 0);
   const batch = typeof fixedBatch === 'number' ? fixedBatch : opts.batch ?? 32;
-  if (opts.decode && !st.layers.some((l) => l.attention.cache?.length)) {
+  if (opts.decode && !st.layers.some((l) => l.attention?.cache?.length)) {
     throw new OptinError('usage', `${model.path}: decode-step latency needs a decoder exported with its key/value cache (past_key_values inputs, present outputs); this model has none: time the whole sequence (the default) or export it with use_cache=True`);
   }
   // A decode step's cache inputs follow each variant's kept key/value heads, so every graph gets its own feeds.
@@ -86,7 +87,7 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
   const seqLen = opts.decode ? opts.seqLen ?? 48 : inputs[0]!.dims[1]!;
   const reps = new Map<string, number>();
   for (const l of st.layers) if (!reps.has(geometryKey(l))) reps.set(geometryKey(l), l.index);
-  const full: KeepSet = { heads: st.layers.map((l) => firstN(l.attention.heads)), neurons: st.layers.map((l) => firstN(l.ffn?.width ?? 0)) };
+  const full: KeepSet = { heads: st.layers.map((l) => firstN(l.attention?.heads ?? 0)), neurons: st.layers.map((l) => firstN(l.ffn?.width ?? 0)) };
   const sessions: Session[] = [];
   const jobs: Array<() => Promise<unknown>> = [];
   const configs: Array<{ rep: number; kind: 'heads' | 'neurons' | 'dense'; kept: number; job: number }> = [];
@@ -110,7 +111,8 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     const dense = await createSession(model.path, { ep, threads, label: model.path, noSpin: true });
     sessions.push(dense);
     jobs.push(() => runSession(dense.session, feeds, model.path));
-    const floorKeep: KeepSet = { heads: st.layers.map((_, i) => (i === 0 ? [0] : [])), neurons: st.layers.map(() => []) };
+    const withHeads = st.layers.findIndex((l) => l.attention);
+    const floorKeep: KeepSet = { heads: st.layers.map((_, i) => (i === withHeads ? [0] : [])), neurons: st.layers.map(() => []) };
     const floorProto = applyKeep(model, st, floorKeep);
     const floor = await createSession(sessionBytes({ ...model, proto: floorProto }), { ep, threads, label: `${model.path} (floor plan)`, noSpin: true });
     sessions.push(floor);
@@ -121,7 +123,8 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
       opts.onStep?.(`cutting layer ${rep} out at ${reps.size > 1 ? 'each geometry\'s' : 'every'} width`);
       const l = st.layers[rep]!;
       await add(rep, 'dense', 0);
-      for (const k of widthGrid(l.attention.heads)) if (k < l.attention.heads) await add(rep, 'heads', k);
+      const H = l.attention?.heads ?? 0;
+      for (const k of widthGrid(H)) if (k < H) await add(rep, 'heads', k);
       const block = l.ffn?.down.blockSize ?? 1;
       for (const k of new Set(widthGrid(l.ffn?.width ?? 0).map((x) => Math.floor(x / block) * block))) if (k < (l.ffn?.width ?? 0)) await add(rep, 'neurons', k);
     }
@@ -138,7 +141,7 @@ export async function measureLatencyTable(model: OnnxModel, st: ModelStructure, 
     };
     const perRep = new Map([...reps.values()].map((rep) => {
       const l = st.layers[rep]!;
-      return [rep, { heads: curve(rep, 'heads', l.attention.heads), neurons: curve(rep, 'neurons', l.ffn?.width ?? 0) }];
+      return [rep, { heads: curve(rep, 'heads', l.attention?.heads ?? 0), neurons: curve(rep, 'neurons', l.ffn?.width ?? 0) }];
     }));
     return {
       schema: 'optin-latency', version: 1, model: { path: model.path, sha256: sha256File(model.path) },

@@ -10,6 +10,7 @@ import { GraphIndex } from '../onnx/graph';
 import { weightNorms } from './magnitude';
 import { REFERENCE_NEURONS } from './mode';
 import { OPTIN_DEFAULTS, type RawLosses, type ScoreProgress, type Scores } from './types';
+import { headCount } from '../structure/layer';
 
 /** Options of {@link scoreFast}. */
 export interface FastOptions extends ScoreOptions {
@@ -59,7 +60,7 @@ export async function scoreFast(model: OnnxModel, st: ModelStructure, batch: Cal
   const sub = subBatch(batch, n);
   const complete = n >= batch.batch && opts.horizon === undefined;
   const K = opts.referenceNeurons ?? REFERENCE_NEURONS;
-  const nHeads = st.layers.reduce((a, l) => a + l.attention.heads, 0);
+  const nHeads = st.layers.reduce((a, l) => a + headCount(l), 0);
   const nNeurons = st.layers.reduce((a, l) => a + (l.ffn?.width ?? 0), 0);
   const nRefs = complete ? 0 : st.layers.reduce((a, l) => a + Math.min(K, l.ffn?.width ?? 0), 0);
   const total = nHeads + nNeurons + nRefs;

@@ -16,8 +16,9 @@ export const neuronMaskName = (l: number): string => `optin_neuron_mask_${l}`;
  * order as [N,1,H*dv]). Window attention has `windows` rows of N per example (one per window),
  * so its mask repeats each example's row that many times.
  */
-export function headMaskDims(l: EncoderLayer): { dims: Array<number | string>; repeat: number; windows: number } {
+export function headMaskDims(l: EncoderLayer): { dims: Array<number | string>; repeat: number; windows: number } | undefined {
   const a = l.attention;
+  if (!a) return undefined;
   if (a.perHead) return { dims: ['n', a.heads, 1, 1], repeat: 1, windows: l.shape?.windows ?? 1 };
   if (a.kvValue) {
     const d = a.vHeadSize / (a.group ?? 1);
@@ -32,8 +33,11 @@ export function neuronMaskDims(l: EncoderLayer): Array<number | string> {
   return ['n', ...new Array<number>(Math.max(1, rank - 2)).fill(1), l.ffn?.width ?? 0];
 }
 
-/** The value a layer's head mask multiplies (see {@link headMaskDims}). */
-export const headMaskSite = (l: EncoderLayer): string => l.attention.perHead ?? l.attention.folded?.v ?? l.attention.kvValue ?? l.attention.context;
+/** The value a layer's head mask multiplies (see {@link headMaskDims}); undefined without attention. */
+export const headMaskSite = (l: EncoderLayer): string | undefined => {
+  const a = l.attention;
+  return a ? a.perHead ?? a.folded?.v ?? a.kvValue ?? a.context : undefined;
+};
 
 /** Options for {@link instrument}. */
 export interface InstrumentOptions {
@@ -85,8 +89,10 @@ export function instrument(model: OnnxModel, st: ModelStructure, opts: Instrumen
   for (const l of opts.maskLayers) {
     const layer = st.layers[l]!;
     const hm = headMaskDims(layer);
-    b.input(headMaskName(l), hm.dims);
-    insertMul(b, headMaskSite(layer), headMaskName(l));
+    if (hm) {
+      b.input(headMaskName(l), hm.dims);
+      insertMul(b, headMaskSite(layer)!, headMaskName(l));
+    }
     if (layer.ffn) {
       b.input(neuronMaskName(l), neuronMaskDims(layer));
       insertMul(b, layer.ffn.hidden, neuronMaskName(l));

@@ -52,7 +52,9 @@ function sumRange(a: Float64Array, start: number, n: number): number {
 export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: number): { heads: number[][]; neurons: number[][] } {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const heads = st.layers.map((l) => {
-    const a = l.attention, H = a.heads, dv = a.vHeadSize;
+    const a = l.attention;
+    if (!a) return [];
+    const H = a.heads, dv = a.vHeadSize;
     const o = weightNorms(ix, a.output.weight, a.output.transposed).rows;
     const per = new Float64Array(H);
     for (const s of a.slices) {

@@ -8,6 +8,7 @@ import { bucketBatch, splitByLength } from './buckets';
 import { rankOneStart } from './rankOne';
 import { GraphIndex } from '../onnx/graph';
 import { OPTIN_DEFAULTS } from './types';
+import { headCount } from '../structure/layer';
 
 /** How long exact scoring would take, from a timed dense forward of the calibration batch. */
 export interface CostEstimate {
@@ -92,7 +93,7 @@ export async function estimateCost(model: OnnxModel, st: ModelStructure, batch: 
   const f = forward * (bucketed ? BUCKET_OVERHEAD : OVERHEAD);
   return {
     forward,
-    heads: st.layers.reduce((a, l, i) => a + l.attention.heads * suffix(i), 0) * f,
+    heads: st.layers.reduce((a, l, i) => a + headCount(l) * suffix(i), 0) * f,
     neurons: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i, L, true), 0) * f,
     neuronsHorizon1: st.layers.reduce((a, l, i) => a + (l.ffn?.width ?? 0) * suffix(i, 1, true), 0) * f,
     references: st.layers.reduce((a, l, i) => a + Math.min(REFERENCE_NEURONS, l.ffn?.width ?? 0) * suffix(i, L, true), 0) * f,

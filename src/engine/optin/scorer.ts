@@ -19,6 +19,7 @@ import { sampleIndices } from './random';
 import { gatherPixels, samplePixels } from './pixels';
 import { balance } from './balance';
 import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type ScoreProgress, type Scores } from './types';
+import { headCount } from '../structure/layer';
 
 /** Default token rows per run on GPU providers (stacked masked variants). */
 export const GPU_CHUNK_TOKENS = 16384;
@@ -89,7 +90,7 @@ export function withFeatures(st: ModelStructure, choice: FeatureChoice): ModelSt
     ...st,
     layers: st.layers.map((l) => ({
       ...l,
-      feature: choice === 'attention-input' ? (l.shape && l.norm1 ? l.norm1.output : l.attention.input) : (l.ffn?.down.output ?? l.attention.output.output),
+      feature: choice === 'attention-input' ? (l.shape && l.norm1 ? l.norm1.output : l.attention?.input ?? l.feature) : (l.ffn?.down.output ?? l.attention!.output.output),
     })),
   };
 }
@@ -259,7 +260,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   const doHeads = !opts.kinds || opts.kinds.includes('head');
   const doNeurons = !opts.kinds || opts.kinds.includes('neuron');
   const neuronIdx = (l: ModelStructure['layers'][number]): number[] => (!doNeurons || (opts.layers && !opts.layers.includes(l.index)) ? [] : opts.neuronSubset?.[l.index] ?? Array.from({ length: l.ffn?.width ?? 0 }, (_, j) => j));
-  const count = (l: ModelStructure['layers'][number]): number => (opts.layers && !opts.layers.includes(l.index) ? 0 : (doHeads ? l.attention.heads : 0) + neuronIdx(l).length);
+  const count = (l: ModelStructure['layers'][number]): number => (opts.layers && !opts.layers.includes(l.index) ? 0 : (doHeads ? headCount(l) : 0) + neuronIdx(l).length);
   const total = st.layers.reduce((a, l) => a + count(l), 0);
   opts.onProgress?.({ phase: 'teacher', done: 0, total, elapsed: 0 });
   const reuse = opts.reusePrefix ?? true;
@@ -321,7 +322,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   /** One suffix graph of layer l (from its input, or from inside its FFN: {@link neuronStart}) scoring `elements`; `offset` = their place among the layer's. */
   const scoreSuffix = async (l: number, compared: number[], truncated: boolean, elements: Element[], offset: number, ns: NeuronStart | undefined): Promise<{ md: number[]; kl: number[]; provider: string }> => {
     const layer = st.layers[l]!;
-    const nH = doHeads ? layer.attention.heads : 0;
+    const nH = doHeads ? headCount(layer) : 0;
     const nIdx = neuronIdx(layer);
     const scored = [st.outputs[0]!, ...(lc.others ?? []).map((o) => o.name)];
     const values = ns?.values;
@@ -342,8 +343,8 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     const gram = bucketed ? manifoldModel(new Map(compared.map((k) => [k, bucketed.teacherRows.get(k)!]))) : undefined;
     const gramSession = gram ? (await createSession(gram.bytes, { ep, label: `${model.path} (layer ${l} manifold term)` })).session : undefined;
     const inputs = new Set(proto.graph!.input.map((i) => i.name));
-    const hd = headMaskDims(layer);
-    const H = layer.attention.heads;
+    const hd = headMaskDims(layer) ?? { dims: [], repeat: 0, windows: 1 };
+    const H = headCount(layer);
     const hWidth = H * hd.repeat;
     const I = layer.ffn?.width ?? 0;
     return scoreVariants({
@@ -407,18 +408,18 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     for (let l = 0; l < L; l++) {
       checkCancelled(opts.signal);
       const layer = st.layers[l]!;
-      const nH = doHeads ? layer.attention.heads : 0;
+      const nH = doHeads ? headCount(layer) : 0;
       const nIdx = neuronIdx(layer);
       const zeros = (n: number): RawLosses => ({ md: new Array<number>(n).fill(0), kl: new Array<number>(n).fill(0) });
       if (count(layer) === 0) {
-        rawHeads.push(zeros(layer.attention.heads));
+        rawHeads.push(zeros(headCount(layer)));
         rawNeurons.push(zeros(layer.ffn?.width ?? 0));
         continue;
       }
       const full = comparedLayers(l, L);
       const truncated = opts.horizon !== undefined && full.length > opts.horizon;
       const compared = truncated ? full.slice(0, Math.max(1, opts.horizon!)) : full;
-      const H = layer.attention.heads;
+      const H = headCount(layer);
       const I = layer.ffn?.width ?? 0;
       const all: Element[] = [
         ...Array.from({ length: nH }, (_, index) => ({ kind: 'head' as const, index })),

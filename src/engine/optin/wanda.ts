@@ -40,13 +40,17 @@ export async function activationMagnitudeScores(model: OnnxModel, st: ModelStruc
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const values = new Set<string>();
   for (const l of st.layers) {
-    for (const p of l.attention.projections) values.add(p.input);
-    values.add(l.attention.output.input);
+    if (l.attention) {
+      for (const p of l.attention.projections) values.add(p.input);
+      values.add(l.attention.output.input);
+    }
     if (l.ffn) values.add(l.ffn.up.input).add(l.ffn.down.input);
   }
   const norms = await featureNorms(model, [...values], batch);
   const heads = st.layers.map((l) => {
-    const a = l.attention, H = a.heads;
+    const a = l.attention;
+    if (!a) return [];
+    const H = a.heads;
     const per = new Float64Array(H);
     for (const s of a.slices) {
       const p = a.projections.find((x) => x.weight === s.tensor);

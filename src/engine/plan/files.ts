@@ -9,6 +9,7 @@ import { searchChannels, type ChannelAllocation } from './channelSearch';
 import { searchHybrid } from './hybridSearch';
 import { fixedMs, latencyCosts, predictMs, type LatencyTable } from '../latency/table';
 import { SCHEMA_VERSION, type LayerGeometry, type ModelRef, type PlanFile, type PlanLatency, type ScoresFile } from './schema';
+import { headCount, outputProjections } from '../structure/layer';
 
 /** Channel groups share the budget uniformly unless asked otherwise (measured: docs/cnn.md, "The choices behind the defaults"). */
 export const DEFAULT_ALLOCATION: ChannelAllocation = 'uniform';
@@ -22,9 +23,9 @@ function geometryShape(x: LayerShape): NonNullable<LayerGeometry['shape']> {
 export function modelRef(path: string, sha256: string, st: ModelStructure): ModelRef {
   return {
     path, sha256, architecture: st.architecture, modality: st.modality, hidden: st.hidden, norm: st.norm,
-    layers: st.layers.map((l) => ({ heads: l.attention.heads, headSize: l.attention.headSize, vHeadSize: l.attention.vHeadSize, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention.group ? { group: l.attention.group } : {}), ...(l.attention.sharedKv ? { sharedKv: true } : {}), ...(l.ffn?.down.blockSize ? { neuronBlock: l.ffn.down.blockSize } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
+    layers: st.layers.map((l) => ({ heads: headCount(l), headSize: l.attention?.headSize ?? 0, vHeadSize: l.attention?.vHeadSize ?? 0, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention?.group ? { group: l.attention.group } : {}), ...(l.attention?.sharedKv ? { sharedKv: true } : {}), ...(l.ffn?.down.blockSize ? { neuronBlock: l.ffn.down.blockSize } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
     ...(st.notes ? { notes: st.notes } : {}),
-    ...(st.layers.some((l) => [l.attention.output, ...(l.ffn ? [l.ffn.down] : [])].some((x) => x.op === 'MatMulNBits')) ? { quantized: true } : {}),
+    ...(st.layers.some((l) => outputProjections(l).some((x) => x.op === 'MatMulNBits')) ? { quantized: true } : {}),
   };
 }
 

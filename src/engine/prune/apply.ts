@@ -12,6 +12,7 @@ import { OptinError } from '../errors';
 import { ReshapeFixer } from './shapes';
 import { TensorStore, headColumns, scaleAlong, take } from '../graph/tensors';
 import { cutNBits, nbitsWeight } from '../graph/nbits';
+import { headCount } from '../structure/layer';
 
 /** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
 export interface KeepSet {
@@ -187,11 +188,26 @@ class Pruner {
       for (const i of p.input) {
         if (!i) continue;
         if (!next && !this.ix.constant(i) && findScoresMatMul(this.ix, i, 0, true)) next = i;
+        else if (a.folded && !this.ix.constant(i)) this.foldedHeadTerm(p, i, a.heads, keep, where);
         else this.sliceHeadTerm(p, i, a.heads, keep, where);
       }
       if (!next) return;
       v = next;
     }
+  }
+
+  /**
+   * A run-time term added to scores whose heads are folded into the batch axis ([batch*heads, q, k]:
+   * nn.MultiheadAttention's key-padding mask, expanded per head) keeps the kept heads' rows:
+   * viewed as [batch, heads, ...], gathered, folded back.
+   */
+  private foldedHeadTerm(n: NodeProto, value: string, H: number, keep: number[], where: string): void {
+    const b = this.b;
+    if (b.opset < 10) throw new OptinError('unsupported', `${where} attention: the term "${value}" added to its folded scores needs opset >= 10 to be cut with the heads (model has ${b.opset})`);
+    const rest = b.node('Slice', [b.node('Shape', [value], {}, 'term_shape'), b.ints([1]), b.ints([1 << 30]), b.ints([0])], {}, 'term_rest');
+    const perHead = b.node('Reshape', [value, b.node('Concat', [b.ints([-1, H]), rest], { axis: 0 }, 'term_heads_shape')], {}, 'term_heads');
+    const kept = b.node('Gather', [perHead, b.ints(keep)], { axis: 1 }, 'term_kept');
+    this.replaceInput(n, value, b.node('Reshape', [kept, b.node('Concat', [b.ints([-1]), rest], { axis: 0 }, 'term_folded_shape')], {}, 'term_folded'));
   }
 
   private sliceHeadTerm(n: NodeProto, value: string, H: number, keep: number[], where: string): void {
@@ -238,7 +254,7 @@ class Pruner {
 
   layer(l: EncoderLayer, keep: KeepSet): void {
     const where = `${this.model.path} layer ${l.index}`;
-    this.attention(l.attention, keep.heads[l.index]!, keep.scales?.heads[l.index], where);
+    if (l.attention) this.attention(l.attention, keep.heads[l.index]!, keep.scales?.heads[l.index], where);
     if (l.ffn) this.ffn(l.ffn, keep.neurons[l.index]!, keep.scales?.neurons[l.index], where);
   }
 
@@ -266,7 +282,7 @@ export function checkKeep(st: ModelStructure, keep: KeepSet, where: string): voi
   }
   st.layers.forEach((l, i) => {
     const bad = (idx: number[], n: number): boolean => idx.some((x, j) => !Number.isInteger(x) || x < 0 || x >= n || (j > 0 && x <= idx[j - 1]!));
-    if (bad(keep.heads[i]!, l.attention.heads)) throw new OptinError('data', `${where}: layer ${i} head indices must be sorted, unique and < ${l.attention.heads}`);
+    if (bad(keep.heads[i]!, headCount(l))) throw new OptinError('data', `${where}: layer ${i} head indices must be sorted, unique and < ${headCount(l)}`);
     if (bad(keep.neurons[i]!, l.ffn?.width ?? 0)) throw new OptinError('data', `${where}: layer ${i} neuron indices must be sorted, unique and < ${l.ffn?.width ?? 0}`);
   });
   if (keep.heads.every((h) => h.length === 0)) throw new OptinError('usage', `${where}: the plan keeps no attention head at all; nothing valid to write`);

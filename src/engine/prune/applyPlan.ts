@@ -27,6 +27,7 @@ import { checkChannelPlan } from '../channels/jobs';
 import { cutAndVerifyChannels } from '../channels/applyPlan';
 import { reconstructConsumers, type ChannelRepairMethod, type ReconstructionStep } from '../repair/channelRefit';
 import { withConsumerUpdates } from '../channels/consumers';
+import { headCount } from '../structure/layer';
 
 export { defaultOutput } from './output';
 
@@ -176,7 +177,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     parameters: { before: countParameters(original.proto), after: countParameters(proto) },
     fileBytes: { before: fileSize(inputFiles), after: fileSize(files) },
     verification, ...(tuning ? { tuning } : {}), ...(refit ? { refit } : {}), ...(reconstruction ? { reconstruction } : {}),
-    ...(st.layers.some((l) => l.attention.cache) ? { cache: { before: st.layers.map((l) => l.attention.heads), after: st.layers.map((l, i) => (keep.heads[i]!.length ? keep.heads[i]!.length : l.attention.heads)) } } : {}),
+    ...(st.layers.some((l) => l.attention?.cache) ? { cache: { before: st.layers.map(headCount), after: st.layers.map((l, i) => (keep.heads[i]!.length ? keep.heads[i]!.length : headCount(l))) } } : {}),
     seconds: (performance.now() - t0) / 1000,
   };
 }

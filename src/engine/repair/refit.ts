@@ -62,7 +62,7 @@ function withProjections(model: OnnxModel, lins: Array<{ lin: Linear; fit: Refit
  */
 export async function refitProjections(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, signal?: AbortSignal): Promise<{ model: OnnxModel; steps: RefitStep[] }> {
   const subs = st.layers.flatMap((l) => [
-    { layer: l.index, part: 'attention' as const, lin: l.attention.output as Linear & { einsum?: boolean }, contrib: l.attention.perHead ?? l.attention.context, width: l.attention.heads * l.attention.vHeadSize, unit: l.attention.vHeadSize, kept: keep.heads[l.index]!, perHead: !!l.attention.perHead, heads: l.attention.heads },
+    ...(l.attention ? [{ layer: l.index, part: 'attention' as const, lin: l.attention.output as Linear & { einsum?: boolean }, contrib: l.attention.perHead ?? l.attention.context, width: l.attention.heads * l.attention.vHeadSize, unit: l.attention.vHeadSize, kept: keep.heads[l.index]!, perHead: !!l.attention.perHead, heads: l.attention.heads }] : []),
     ...(l.ffn ? [{ layer: l.index, part: 'ffn' as const, lin: l.ffn.down as Linear & { einsum?: boolean }, contrib: l.ffn.hidden, width: l.ffn.width, unit: 1, kept: keep.neurons[l.index]!, perHead: false, heads: 0 }] : []),
   ]);
   requireFloatWeights(model.path, subs.map((s) => s.lin), 'the refit (--refit)');

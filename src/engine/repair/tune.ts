@@ -11,6 +11,7 @@ import type { KeepSet } from '../prune/apply';
 import { maskFeeds } from '../verify/verify';
 import { residual, ridgeTowardOne, solveRows } from './leastSquares';
 import { sessionFor, toOrt } from '../runtime/session';
+import { headCount } from '../structure/layer';
 
 /** Options for {@link tuneMasks} (Kwon et al. 2022 mask tuning, docs/method.md §5). */
 export interface TuneOptions {
@@ -57,10 +58,10 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
   const ridge = opts.ridge ?? 1e-3, maxScale = opts.maxScale ?? 10;
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const subs = st.layers.map((l) => ({
-    attn: { lin: l.attention.output, contrib: l.attention.perHead ?? l.attention.context } as Sub,
+    attn: l.attention ? ({ lin: l.attention.output, contrib: l.attention.perHead ?? l.attention.context } as Sub) : undefined,
     ffn: l.ffn ? ({ lin: l.ffn.down, contrib: l.ffn.hidden } as Sub) : undefined,
   }));
-  const all = subs.flatMap((s) => [s.attn, ...(s.ffn ? [s.ffn] : [])]);
+  const all = subs.flatMap((s) => [...(s.attn ? [s.attn] : []), ...(s.ffn ? [s.ffn] : [])]);
   requireFloatWeights(model.path, all.map((s) => s.lin), 'mask tuning (--tune)');
   const feeds = toOrt(batch.feeds);
   const masked = await sessionFor(model, instrument(model, st, { maskLayers: st.layers.map((l) => l.index), outputs: all.map((s) => s.contrib), onlyOutputs: true }), `${model.path} (masked for tuning)`);
@@ -79,7 +80,7 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
         const cur = { ...keep, scales };
         // This layer's own heads are read whole (unscaled): with heads folded into the batch axis their mask acts on V, before the context.
         const whole = part === 'attention'
-          ? { heads: keep.heads.map((h, i) => (i === l.index ? Array.from({ length: l.attention.heads }, (_, j) => j) : h)), scales: { ...scales, heads: scales.heads.map((x, i) => (i === l.index ? [] : x)) } }
+          ? { heads: keep.heads.map((h, i) => (i === l.index ? Array.from({ length: headCount(l) }, (_, j) => j) : h)), scales: { ...scales, heads: scales.heads.map((x, i) => (i === l.index ? [] : x)) } }
           : {};
         const masks = maskFeeds(st, { ...cur, ...whole });
         const { perItem: S, width: D, count } = solveRows(st, l, part, batch);
@@ -91,8 +92,8 @@ export async function tuneMasks(model: OnnxModel, st: ModelStructure, keep: Keep
         const ctx = out[sub.contrib]!;
         let system: NormalEquations;
         if (part === 'attention') {
-          const H = l.attention.heads;
-          const each = perHeadOutputs(ctx, H, l.attention.vHeadSize, Array.from({ length: H }, (_, h) => h), at, rows, S, D);
+          const H = headCount(l);
+          const each = perHeadOutputs(ctx, H, l.attention!.vHeadSize, Array.from({ length: H }, (_, h) => h), at, rows, S, D);
           system = headSystem(kept.map((h) => each[h]!), sumOf(each));
         } else {
           const I = l.ffn!.width;

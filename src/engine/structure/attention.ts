@@ -258,7 +258,7 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     const t = ix.producer.get(q.linear.input);
     if (!vFold) throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: the query folds its heads into the batch axis but the value path does not`);
     if (t?.opType !== 'Transpose' || attrInts(t, 'perm')?.join(',') !== '1,0,2') {
-      throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: heads are folded into the batch axis of a sequence-first tensor that is not a Transpose [1,0,2] of the batch-first layer input; sequence-first models are not supported`);
+      throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: heads are folded into the batch axis of a sequence-first tensor that is not a Transpose [1,0,2] of the batch-first layer input; ${SEQUENCE_FIRST}`);
     }
     folded = { v: vFold.input[0]!, pv: pv.output[0]! };
     input = t.input[0]!;
@@ -293,6 +293,9 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
   };
 }
+
+/** The end of the message for a sequence-first stack the batch-first rewrite could not handle (structure/streamLayout.ts). */
+export const SEQUENCE_FIRST = 'sequence-first models whose stream cannot be made batch-first are not supported';
 
 /**
  * Grouped-query attention: `kvHeads` key/value heads, each repeated for `group` consecutive query

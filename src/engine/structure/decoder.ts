@@ -1,20 +1,43 @@
 import { attrInt, type GraphIndex } from '../onnx/graph';
-import { DataType } from '../onnx/schema';
+import { DataType, type ValueInfoProto } from '../onnx/schema';
 import { tensorBytes, tensorShape } from '../onnx/tensor';
 
 /** Names of key/value-cache inputs and outputs (optimum's past_key_values.N.key, present.N.value, onnxruntime-genai's past_key_N...). */
 export const CACHE_NAME = /(^|[._/])(past|present)([._]|$)|past_key|past_value|key_values|kv_cache|(^|[._])cache[._]/i;
 
+/** A graph input or output that looks like a key/value cache: a cache name, a float tensor of rank 3 or more. */
+export function isCacheValue(v: ValueInfoProto): boolean {
+  const t = v.type?.value.case === 'tensorType' ? v.type.value.value : undefined;
+  const float = !!t && [DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16].includes(t.elemType);
+  return CACHE_NAME.test(v.name) && float && (t?.shape?.dim.length ?? 0) >= 3;
+}
+
 /** A key/value-cache input or output of the graph not among `understood` (the caches joined to a recognised attention), or undefined. */
 export function cacheEvidence(ix: GraphIndex, understood: Set<string> = new Set()): string | undefined {
-  for (const v of [...ix.graph.input, ...ix.graph.output]) {
-    if (understood.has(v.name)) continue;
-    const t = v.type?.value.case === 'tensorType' ? v.type.value.value : undefined;
-    const float = t && [DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16].includes(t.elemType);
-    const rank = t?.shape?.dim.length ?? 0;
-    if (CACHE_NAME.test(v.name) && float && rank >= 3) return `key/value-cache ${ix.graph.input.includes(v) ? 'input' : 'output'} "${v.name}"`;
+  const v = [...ix.graph.input, ...ix.graph.output].find((x) => !understood.has(x.name) && isCacheValue(x));
+  return v ? `key/value-cache ${ix.graph.input.includes(v) ? 'input' : 'output'} "${v.name}"` : undefined;
+}
+
+const ATTENTION_OPS = new Set(['Softmax', 'Attention', 'MultiHeadAttention', 'GroupQueryAttention']);
+
+/**
+ * The graph output a cache input is carried to when no attention reads it on the way (a cached
+ * decoder whose pruning removed a layer's whole attention), or undefined.
+ */
+export function carriedCache(ix: GraphIndex, input: string): string | undefined {
+  const outputs = new Set(ix.graph.output.map((o) => o.name));
+  const seen = new Set([input]);
+  const stack = [input];
+  let reached: string | undefined;
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (outputs.has(v)) reached ??= v;
+    for (const u of ix.uses(v)) {
+      if (ATTENTION_OPS.has(u.opType)) return undefined;
+      for (const o of u.output) if (o && !seen.has(o) && seen.size < 256) { seen.add(o); stack.push(o); }
+    }
   }
-  return undefined;
+  return reached;
 }
 
 /** Why a graph computes causal (decoder) attention, or undefined when it does not. */

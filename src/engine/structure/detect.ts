@@ -4,12 +4,13 @@ import { tensorShape } from '../onnx/tensor';
 import { OptinError } from '../errors';
 import { findLinears } from './linear';
 import { LinearIndex } from './trace';
-import { attentionFromFused, attentionFromMha, attentionFromSoftmax } from './attention';
+import { attentionFromFused, attentionFromMha, attentionFromSoftmax, SEQUENCE_FIRST } from './attention';
+import { batchFirstGraph, streamEntries } from './streamLayout';
 import { attentionFromOnnx } from './onnxAttention';
 import { attentionFromGqa } from './ortGqa';
 import { ffnFromDown } from './ffn';
 import { modelInputs } from './inputs';
-import { cacheEvidence, causalEvidence } from './decoder';
+import { cacheEvidence, carriedCache, causalEvidence, isCacheValue } from './decoder';
 import { normAfter, normProducing } from './norms';
 import { visionTokenCount } from './vision';
 import { checkWeightTypes } from './dtypes';
@@ -20,7 +21,7 @@ function attentionLinears(a: AttentionBlock): Linear[] {
   return [a.output, ...a.projections];
 }
 
-/** Ops that move a sublayer's output back into the residual stream's layout (Swin: window merge, reverse roll, unpad). */
+/** Ops that move a sublayer's output back into the residual stream's layout (Swin: window merge, reverse roll, unpad), or scale it. */
 const BACK_TO_STREAM = new Set(['Reshape', 'Transpose', 'Dropout', 'Identity', 'Slice']);
 
 /**
@@ -30,6 +31,12 @@ const BACK_TO_STREAM = new Set(['Reshape', 'Transpose', 'Dropout', 'Identity', '
 function layoutStep(ix: GraphIndex, v: string): string | undefined {
   const data = ix.uses(v).filter((u) => u.opType !== 'Shape');
   if (data.length === 1 && BACK_TO_STREAM.has(data[0]!.opType) && data[0]!.input[0] === v) return data[0]!.output[0]!;
+  // A sublayer scaled before its residual add (Conformer's half-step feed-forward blocks: x + 0.5 * ffn(x)).
+  if (data.length === 1 && data[0]!.opType === 'Mul') {
+    const other = data[0]!.input[0] === v ? data[0]!.input[1]! : data[0]!.input[0]!;
+    const c = ix.constant(other);
+    if (c && c.dims.reduce((a, d) => a * Number(d), 1) === 1) return data[0]!.output[0]!;
+  }
   if (data.length === 2 && data.every((u) => u.opType === 'Slice' && u.input[0] === v)) {
     const joins = data.map((u) => ix.uses(u.output[0]!));
     const c = joins[0]!.length === 1 ? joins[0]![0]! : undefined;
@@ -88,8 +95,8 @@ function family(model: OnnxModel, vision: boolean): string {
  * @throws OptinError('decoder'|'not-transformer'|'unsupported') with the model path and the reason.
  */
 export function detectStructure(model: OnnxModel): ModelStructure {
-  const g = model.proto.graph!;
-  const ix = new GraphIndex(g, model.ext);
+  let g = model.proto.graph!;
+  let ix = new GraphIndex(g, model.ext);
   const where = model.path;
   checkWeightTypes(model);
   const causal = causalEvidence(ix);
@@ -97,13 +104,22 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   const half = inputs.find((i) => i.dtype === 'float16');
   if (half) throw new OptinError('unsupported', `${where}: input "${half.name}" is float16; OPTIN needs a float32 model`);
   let blocks: ReturnType<typeof findBlocks>;
+  let sequenceFirst: ModelStructure['sequenceFirst'];
   try {
     blocks = findBlocks(ix, where);
   } catch (e) {
-    if (causal && e instanceof OptinError && (e.code === 'not-transformer' || e.code === 'unsupported')) {
-      throw new OptinError('decoder', `${where}: a decoder-only (causal) model (${causal}) that cannot be pruned yet: ${e.message.replace(`${where}: `, '')}`);
+    const flipped = e instanceof OptinError && e.message.includes(SEQUENCE_FIRST) ? withBatchFirstStream(model, where) : undefined;
+    if (flipped) {
+      g = model.proto.graph!;
+      ix = new GraphIndex(g, model.ext);
+      blocks = flipped;
+      sequenceFirst = { transposes: flipped.transposes };
+    } else {
+      if (causal && e instanceof OptinError && (e.code === 'not-transformer' || e.code === 'unsupported')) {
+        throw new OptinError('decoder', `${where}: a decoder-only (causal) model (${causal}) that cannot be pruned yet: ${e.message.replace(`${where}: `, '')}`);
+      }
+      throw e;
     }
-    throw e;
   }
   const { attns, ffns, notes } = blocks;
   for (const a of attns) {
@@ -112,52 +128,54 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   }
   const cached = new Set(attns.flatMap((a) => a.cache ?? []));
   const cache = cacheEvidence(ix, cached);
+  const carried = g.input.filter((i) => !cached.has(i.name) && isCacheValue(i)).map((i) => ({ name: i.name, to: carriedCache(ix, i.name) })).find((c) => c.to);
+  if (carried) {
+    throw new OptinError('decoder', `${where}: the key/value-cache input "${carried.name}" is only carried to the output "${carried.to}": no attention reads it, so an earlier pruning removed this layer's whole attention. A cached decoder in that state cannot be analysed again; prune the original model once at the budget you want (two prunings at 0.8 and 0.7 keep 0.56 of the original's MACs)`);
+  }
   if (cache) {
     throw new OptinError('decoder', `${where}: this key/value-cache layout is not supported yet (${cache} is not joined to one attention's keys or values); export the model without its cache (use_cache=False) and prune that`);
   }
   const position = new Map(g.node.map((n, i) => [n.name || n.output[0]!, i]));
   const order = (name: string): number => position.get(name) ?? -1;
-  const coreOrder = attns.map((a) => order(a.core));
   const hidden = attns[0]!.output.outFeatures;
-  const layers: EncoderLayer[] = attns.map((attention, i) => {
-    const lo = coreOrder[i]!;
-    const hi = i + 1 < attns.length ? coreOrder[i + 1]! : Infinity;
-    const mine = ffns.filter((f) => { const o = order(f.up.node); return o > lo && o < hi; });
-    if (mine.length > 1) throw new OptinError('unsupported', `${where}: layer ${i} has ${mine.length} feed-forward blocks; expected one (a layer whose whole attention is gone, as after pruning all its heads, is not analysed again)`);
-    return { index: i, attention, ffn: mine[0] ?? null, input: attention.input, output: '', feature: '' };
-  });
-  const widths = new Set(layers.map((l) => l.attention.output.outFeatures));
+  const layers = assignLayers(attns, ffns, order);
+  const widths = new Set(layers.map((l) => sublayerOutput(l).outFeatures));
   if (widths.size > 1 && !inputs.some((i) => i.role === 'pixel_values')) {
     throw new OptinError('unsupported', `${where}: layer widths change between layers (${[...widths].join(', ')}); staged models are supported for image inputs (Swin), not for ${inputs.map((i) => i.name).join(', ')}`);
   }
-  const res0 = residualAfter(ix, layers[0]!.attention.output);
-  const norm: 'pre' | 'post' = !res0 || res0.skip === layers[0]!.attention.input ? 'post' : 'pre';
+  const first = layers.find((l) => l.attention)!.attention!;
+  const res0 = residualAfter(ix, first.output);
+  const norm: 'pre' | 'post' = !res0 || res0.skip === first.input ? 'post' : 'pre';
+  /** The value the first sublayer of a layer reads, and its residual add. */
+  const entry = (l: EncoderLayer): { reads: string; res: ReturnType<typeof residualAfter> } =>
+    l.attention ? { reads: l.attention.input, res: residualAfter(ix, l.attention.output) } : { reads: l.ffn!.up.input, res: residualAfter(ix, l.ffn!.down) };
   layers.forEach((l, i) => {
     const next = layers[i + 1];
-    const resA = residualAfter(ix, l.attention.output);
+    const resA = l.attention ? residualAfter(ix, l.attention.output) : undefined;
     const ffnRes = l.ffn ? residualAfter(ix, l.ffn.down) : undefined;
     if (norm === 'post') {
-      l.input = l.attention.input;
-      const n1 = l.ffn ? normProducing(ix, l.ffn.up.input) : resA ? normAfter(ix, resA.out) ?? normProducing(ix, resA.out) : undefined;
+      l.input = entry(l).reads;
+      const n1 = l.attention ? (l.ffn ? normProducing(ix, l.ffn.up.input) : resA ? normAfter(ix, resA.out) ?? normProducing(ix, resA.out) : undefined) : undefined;
       if (n1) l.norm1 = n1;
       const after = ffnRes ?? resA;
-      const n2 = next ? normProducing(ix, next.attention.input) : after ? normAfter(ix, after.out) ?? normProducing(ix, after.out) : undefined;
+      const n2 = next ? normProducing(ix, entry(next).reads) : after ? normAfter(ix, after.out) ?? normProducing(ix, after.out) : undefined;
       if (n2) l.norm2 = n2;
-      l.output = next ? next.attention.input : (l.norm2?.output ?? after?.out ?? l.attention.output.output);
-      l.feature = l.ffn ? l.ffn.down.output : l.attention.output.output;
+      l.output = next ? entry(next).reads : (l.norm2?.output ?? after?.out ?? sublayerOutput(l).output);
+      l.feature = l.ffn ? l.ffn.down.output : l.attention!.output.output;
     } else {
-      l.input = resA?.skip ?? l.attention.input;
+      const e = entry(l);
+      l.input = e.res?.skip ?? e.reads;
       // Window attention (Swin) pads, shifts and partitions the normalised stream before its projections.
-      const direct = normProducing(ix, l.attention.input);
-      const n1 = direct ?? (resA ? normAfter(ix, resA.skip) : undefined);
+      const direct = normProducing(ix, e.reads);
+      const n1 = l.attention ? direct ?? (resA ? normAfter(ix, resA.skip) : undefined) : undefined;
       if (n1) l.norm1 = n1;
       const n2 = l.ffn ? normProducing(ix, l.ffn.up.input) : undefined;
       if (n2) l.norm2 = n2;
-      l.output = next ? (residualAfter(ix, next.attention.output)?.skip ?? next.attention.input) : (ffnRes?.out ?? resA?.out ?? l.attention.output.output);
-      l.feature = direct || !n1 ? l.attention.input : n1.output;
+      l.output = next ? (entry(next).res?.skip ?? entry(next).reads) : (ffnRes?.out ?? resA?.out ?? sublayerOutput(l).output);
+      l.feature = l.attention ? (direct || !n1 ? l.attention.input : n1.output) : e.reads;
     }
   });
-  const st = { ...withInterface(model, ix, inputs, hidden, norm, layers), ...(notes.length ? { notes } : {}) };
+  const st = { ...withInterface(model, ix, inputs, hidden, norm, layers), ...(notes.length ? { notes } : {}), ...(sequenceFirst ? { sequenceFirst } : {}) };
   return causal ? { ...st, architecture: 'decoder', causal } : st;
 }
 
@@ -172,7 +190,7 @@ function withInterface(model: OnnxModel, ix: GraphIndex, inputs: ModelInput[], h
     norm,
     layers,
     inputs,
-    outputs: ix.graph.output.map((o) => o.name).filter((o) => !layers.some((l) => l.attention.cache?.includes(o))),
+    outputs: ix.graph.output.map((o) => o.name).filter((o) => !layers.some((l) => l.attention?.cache?.includes(o))),
     opset: Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0),
     producer: `${model.proto.producerName} ${model.proto.producerVersion}`.trim(),
   };
@@ -215,6 +233,63 @@ function quantizedHeadRows(ix: GraphIndex, a: AttentionBlock): string | undefine
   const block = a.output.blockSize!;
   if (a.vHeadSize % block === 0) return undefined;
   return `${a.output.node} (MatMulNBits) is quantized in blocks of ${block} input rows, but one ${a.group ? 'key/value group' : 'head'} owns ${a.vHeadSize} of them; cutting one would split a block: prune the float32 model and quantize the pruned model (or quantize with a block size dividing ${a.vHeadSize})`;
+}
+
+/**
+ * A model whose transformer stack runs sequence-first ([seq, batch, width], heads folded into the
+ * batch axis: torchaudio's Conformer, nn.TransformerEncoder without batch_first) gets its graph
+ * replaced, in memory, by one computing the same function with a batch-first stream
+ * ({@link batchFirstGraph}), tried from each candidate Transpose that enters the stream; returns the
+ * blocks found in it, or undefined (graph unchanged) when no candidate gives recognised attention.
+ */
+function withBatchFirstStream(model: OnnxModel, where: string): (ReturnType<typeof findBlocks> & { transposes: number }) | undefined {
+  const g = model.proto.graph!;
+  const opset = Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
+  for (const entry of streamEntries(g)) {
+    const r = batchFirstGraph(g, entry, opset, model.ext);
+    if (!r) continue;
+    let blocks: ReturnType<typeof findBlocks>;
+    try {
+      blocks = findBlocks(new GraphIndex(r.graph, model.ext), where);
+    } catch {
+      continue;
+    }
+    model.proto.graph = r.graph;
+    const note = `the transformer stack runs sequence-first ([seq, batch, width]); it is analysed and cut with its residual stream batch-first (${r.transposes} Transposes moved or added around the layout-dependent ops), which computes the same function`;
+    return { ...blocks, notes: [...blocks.notes, note], transposes: r.transposes };
+  }
+  return undefined;
+}
+
+/** The projection that writes a layer's last sublayer back to the residual stream. */
+function sublayerOutput(l: EncoderLayer): Linear {
+  return l.ffn?.down ?? l.attention!.output;
+}
+
+/**
+ * Layers in node order: an attention block with the first feed-forward block after it (before the
+ * next attention); any other feed-forward block (before the first attention, or a second one after
+ * an attention) is a layer of its own with no attention.
+ */
+function assignLayers(attns: AttentionBlock[], ffns: FfnBlock[], order: (name: string) => number): EncoderLayer[] {
+  const items = [
+    ...attns.map((a) => ({ at: order(a.core), attention: a, ffn: undefined })),
+    ...ffns.map((f) => ({ at: order(f.up.node), attention: undefined, ffn: f })),
+  ].sort((x, y) => x.at - y.at);
+  const layers: EncoderLayer[] = [];
+  let open: EncoderLayer | undefined;
+  for (const it of items) {
+    if (it.attention) {
+      open = { index: layers.length, attention: it.attention, ffn: null, input: it.attention.input, output: '', feature: '' };
+      layers.push(open);
+    } else if (open) {
+      open.ffn = it.ffn!;
+      open = undefined;
+    } else {
+      layers.push({ index: layers.length, attention: null, ffn: it.ffn!, input: it.ffn!.up.input, output: '', feature: '' });
+    }
+  }
+  return layers;
 }
 
 /** Attention blocks and residual FFN blocks of a graph, in node order, without assigning layers. */

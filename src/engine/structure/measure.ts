@@ -6,17 +6,19 @@ import { benchFeeds } from '../eval/bench';
 import type { EncoderLayer, LayerShape, ModelStructure } from './types';
 import { withInputSize } from '../data/inputSize';
 import type { InputSize } from '../data/types';
+import { outputProjections } from './layer';
 
 /** The Softmax input (attention scores) of a layer whose heads stay on their own axis, when it has one. */
 function scoresOf(model: OnnxModel, l: EncoderLayer): string | undefined {
-  if (!l.attention.perHead) return undefined;
-  const n = model.proto.graph!.node.find((x) => (x.name || x.output[0]) === l.attention.core);
+  const core = l.attention?.perHead ? l.attention.core : undefined;
+  if (!core) return undefined;
+  const n = model.proto.graph!.node.find((x) => (x.name || x.output[0]) === core);
   return n?.opType === 'Softmax' ? n.input[0] : undefined;
 }
 
 /** A layer's geometry from the probe's tensors (batch `B`). */
 function shapeOf(l: EncoderLayer, B: number, input: ort.Tensor, scores: ort.Tensor | undefined, ffn: ort.Tensor | undefined): LayerShape {
-  const hidden = l.attention.output.outFeatures;
+  const hidden = outputProjections(l)[0]!.outFeatures;
   const inputDims = [...input.dims.slice(1)];
   const tokens = inputDims.reduce((a, b) => a * b, 1) / hidden;
   const s = scores?.dims.length === 4 ? scores.dims : undefined;

@@ -181,10 +181,14 @@ export interface LayerShape {
   ffnRank: number;
 }
 
-/** One encoder layer. */
+/**
+ * One encoder layer: an attention block and the feed-forward block after it, or a feed-forward block
+ * alone (`attention: null`: a layer whose attention an earlier pruning removed, or a second FFN in a
+ * layer, as in Conformer's macaron FFNs).
+ */
 export interface EncoderLayer {
   index: number;
-  attention: AttentionBlock;
+  attention: AttentionBlock | null;
   ffn: FfnBlock | null;
   /** Residual stream entering the layer. */
   input: string;
@@ -227,6 +231,11 @@ export interface ModelStructure {
   producer: string;
   /** Decoder-only models: why attention is causal (the mask the graph builds). */
   causal?: string;
+  /**
+   * The stack runs sequence-first in the file; the model's graph was replaced in memory by one with a
+   * batch-first stream (structure/streamLayout.ts), which every later step reads and cuts.
+   */
+  sequenceFirst?: { transposes: number };
   /** What the analysis left unpruned and why (e.g. block-quantized feed-forward blocks), in words for the user. */
   notes?: string[];
 }

@@ -48,10 +48,13 @@ export function maskFeeds(st: ModelStructure, keep: KeepSet): Record<string, ort
   const feeds: Record<string, ort.Tensor> = {};
   st.layers.forEach((l, i) => {
     const hm = headMaskDims(l);
-    const per = new Float32Array(l.attention.heads);
-    keep.heads[i]!.forEach((h, j) => { per[h] = keep.scales?.heads[i]?.[j] ?? 1; });
-    const data = hm.repeat === 1 ? per : Float32Array.from({ length: l.attention.heads * hm.repeat }, (_, k) => per[Math.floor(k / hm.repeat)]!);
-    feeds[headMaskName(i)] = new ort.Tensor('float32', data, hm.dims.map((d) => (typeof d === 'string' ? 1 : d)));
+    if (hm) {
+      const H = l.attention!.heads;
+      const per = new Float32Array(H);
+      keep.heads[i]!.forEach((h, j) => { per[h] = keep.scales?.heads[i]?.[j] ?? 1; });
+      const data = hm.repeat === 1 ? per : Float32Array.from({ length: H * hm.repeat }, (_, k) => per[Math.floor(k / hm.repeat)]!);
+      feeds[headMaskName(i)] = new ort.Tensor('float32', data, hm.dims.map((d) => (typeof d === 'string' ? 1 : d)));
+    }
     if (l.ffn) {
       const n = new Float32Array(l.ffn.width);
       keep.neurons[i]!.forEach((j, k) => { n[j] = keep.scales?.neurons[i]?.[k] ?? 1; });
@@ -70,7 +73,7 @@ export function recountMacs(model: OnnxModel, seqLen: number, layers: EncoderLay
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   const { attns, ffns } = findBlocks(ix, model.path);
   const hidden = attns[0]!.output.outFeatures;
-  const byCore = new Map(layers.filter((l) => l.shape).map((l) => [l.attention.core, l.shape!]));
+  const byCore = new Map(layers.filter((l) => l.shape && l.attention).map((l) => [l.attention!.core, l.shape!]));
   const byUp = new Map(layers.filter((l) => l.shape && l.ffn).map((l) => [l.ffn!.up.node, l.shape!]));
   const head = (b: AttentionBlock): number => keptHeadMacs(unitMacs(macGeometry(byCore.get(b.core), seqLen, hidden), b.headSize, b.vHeadSize, false, b.group, b.sharedKv), b.heads);
   const neuron = (f: FfnBlock): number => unitMacs(macGeometry(byUp.get(f.up.node), seqLen, hidden), 0, 0, !!f.gate).neuron;
@@ -116,7 +119,7 @@ export async function verifyPruned(
     throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
   }
   let decodeStep: DecodeCheck | undefined;
-  if (st.layers.some((l) => l.attention.cache)) {
+  if (st.layers.some((l) => l.attention?.cache)) {
     decodeStep = await checkDecodeStep({ original, masked, pruned, st, batch, ep, masks: () => maskFeeds(st, keep) });
     withinTolerance(`${pruned.path} (decode step with the cache)`, decodeStep.maxAbsDiff, decodeStep.outputScale);
     withinTolerance(`${pruned.path} (decode step vs its own full run)`, decodeStep.selfMaxAbsDiff, decodeStep.outputScale);

@@ -1,0 +1,37 @@
+import type * as ort from 'onnxruntime-node';
+import { loadModel, type OnnxModel } from '../onnx/model';
+import type { ModelStructure } from '../structure/types';
+import { benchFeeds } from '../eval/bench';
+import { runSession, sessionFor } from '../runtime/session';
+import { OptinError } from '../errors';
+
+/**
+ * A model analysed through an in-memory rewrite of its graph (a sequence-first stack made
+ * batch-first, structure/streamLayout.ts) must compute what its file computes: both run on a probe
+ * batch of 2, every output within 1e-4 of its scale (the verification tolerance).
+ * @throws OptinError('unsupported') naming the output and the difference when they disagree
+ */
+export async function checkRewrite(model: OnnxModel, st: ModelStructure): Promise<void> {
+  if (!st.sequenceFirst) return;
+  const file = loadModel(model.path);
+  const feeds = benchFeeds(st, 2, 16);
+  const run = async (m: OnnxModel, label: string): Promise<ort.InferenceSession.OnnxValueMapType> => {
+    const s = await sessionFor(m, m.proto, label);
+    try {
+      return await runSession(s.session, feeds, label);
+    } finally {
+      await s.session.release();
+    }
+  };
+  const want = await run(file, `${model.path} (as written)`);
+  const got = await run(model, `${model.path} (stream batch-first)`);
+  for (const name of Object.keys(want)) {
+    const a = want[name]!.data as Float32Array, b = got[name]?.data as Float32Array | undefined;
+    if (!(a instanceof Float32Array)) continue;
+    let diff = b && b.length === a.length ? 0 : Infinity, scale = 0;
+    for (let i = 0; b && i < a.length && diff !== Infinity; i++) { diff = Math.max(diff, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(a[i]!)); }
+    if (!(diff <= 1e-4 * Math.max(scale, 1e-6))) {
+      throw new OptinError('unsupported', `${model.path}: its sequence-first stack could not be made batch-first exactly (output "${name}" differs by ${diff.toExponential(3)} at scale ${scale.toPrecision(4)}); this layout is not supported yet`);
+    }
+  }
+}
