@@ -23,7 +23,10 @@ export async function checkRewrite(model: OnnxModel, st: ModelStructure): Promis
       await s.session.release();
     }
   };
-  const want = await run(file, `${model.path} (as written)`);
+  const want = await run(file, `${model.path} (as written)`).catch((e: unknown) => {
+    const shapes = Object.entries(feeds).map(([k, t]) => `${k} [${t.dims.join(', ')}]`).join(', ');
+    throw new OptinError('unsupported', `${model.path}: its sequence-first stack is analysed batch-first, which is checked by running the model on a probe batch (${shapes}: dynamic axes at 16), and the model as written fails there (${e instanceof Error ? e.message.replace(`${model.path} (as written): `, '') : String(e)}); export it with fixed input dimensions`);
+  });
   const got = await run(model, `${model.path} (stream batch-first)`);
   for (const name of Object.keys(want)) {
     const a = want[name]!.data as Float32Array, b = got[name]?.data as Float32Array | undefined;
