@@ -55,23 +55,6 @@ describe('mask search (docs/method.md §3)', () => {
     assert.equal(r.neurons[1]!.filter(Boolean).length, 0);
   });
 
-  it('a layer that must keep a head (a cached decoder layer: minHeads 1) keeps its best one; the rest as the exhaustive search with that head fixed', () => {
-    const low = [[5, 4], [0.2, 0.1]];
-    const free = searchMasks(geometry, D, S, low, [[9, 9, 9, 9], [0, 0, 0, 0]], 0.5);
-    assert.deepEqual(free.heads[1], [false, false], 'without the floor the layer loses every head');
-    const floored = [geometry[0]!, { ...geometry[1]!, minHeads: 1 }];
-    const r = searchMasks(floored, D, S, low, [[9, 9, 9, 9], [0, 0, 0, 0]], 0.5);
-    assert.deepEqual(r.heads[1], [true, false], 'its best head');
-    assert.ok(r.kept <= 0.5 * r.baseline + 1e-6);
-    // Half of 4 heads (456 MACs each) and 8 neurons (48 each) is 1104: three heads do not fit; with the floor's head, layer 0's best
-    // head (score 5) and the 192 MACs left for its four neurons of score 9 (5.2 + 36) beat the floor with every neuron (0.2 + 36).
-    assert.equal(hm, 456);
-    assert.equal(nm, 48);
-    assert.deepEqual(r.heads[0], [true, false]);
-    assert.deepEqual(r.neurons[0], [true, true, true, true]);
-    assert.ok(Math.abs(r.importance - 41.2) < 1e-12);
-  });
-
   it('refuses budgets outside (0, 1] and budgets below one head', async () => {
     for (const b of [0, -0.1, 1.5, NaN]) await expectOptinError(() => searchMasks(geometry, D, S, heads, neurons, b), 'usage', /outside \(0, 1\]/);
     await expectOptinError(() => searchMasks(geometry, D, S, heads, neurons, 0.01), 'usage', /less than one attention head/);

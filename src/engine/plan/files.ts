@@ -23,7 +23,7 @@ function geometryShape(x: LayerShape): NonNullable<LayerGeometry['shape']> {
 export function modelRef(path: string, sha256: string, st: ModelStructure): ModelRef {
   return {
     path, sha256, architecture: st.architecture, modality: st.modality, hidden: st.hidden, norm: st.norm,
-    layers: st.layers.map((l) => ({ heads: headCount(l), headSize: l.attention?.headSize ?? 0, vHeadSize: l.attention?.vHeadSize ?? 0, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention?.group ? { group: l.attention.group } : {}), ...(l.attention?.sharedKv ? { sharedKv: true } : {}), ...(l.attention?.cache ? { minHeads: 1 } : {}), ...(l.ffn?.down.blockSize ? { neuronBlock: l.ffn.down.blockSize } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
+    layers: st.layers.map((l) => ({ heads: headCount(l), headSize: l.attention?.headSize ?? 0, vHeadSize: l.attention?.vHeadSize ?? 0, ffn: l.ffn?.width ?? 0, ...(l.ffn?.gate ? { gated: true } : {}), ...(l.attention?.group ? { group: l.attention.group } : {}), ...(l.attention?.sharedKv ? { sharedKv: true } : {}), ...(l.ffn?.down.blockSize ? { neuronBlock: l.ffn.down.blockSize } : {}), ...(l.shape ? { shape: geometryShape(l.shape) } : {}) })),
     ...(st.notes ? { notes: st.notes } : {}),
     ...(st.layers.some((l) => outputProjections(l).some((x) => x.op === 'MatMulNBits')) ? { quantized: true } : {}),
   };

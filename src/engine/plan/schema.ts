@@ -15,11 +15,6 @@ export interface LayerGeometry {
   group?: number;
   /** Multi-query attention: heads are query heads sharing one key/value head (a fixed K/V cost while any is kept). */
   sharedKv?: boolean;
-  /**
-   * Heads (key/value groups) every plan keeps in this layer: 1 in a decoder layer with a key/value
-   * cache, whose cache output keeps its K/V projections computing even with no head left.
-   */
-  minHeads?: number;
   /** Neurons are kept or cut in whole aligned blocks of this many (the second matrix's quantization blocks: Linear.blockSize). */
   neuronBlock?: number;
   /**

@@ -46,16 +46,6 @@ export function rankHeads(heads: number[][]): Array<{ l: number; i: number; s: n
   return heads.flatMap((row, l) => row.map((s, h) => ({ l, i: h, s }))).sort((a, b) => b.s - a.s || a.l - b.l || a.i - b.i);
 }
 
-/** Heads in the order the search keeps them: each layer's best head first where the layer must keep one ({@link LayerGeometry.minHeads}), then by rank. */
-export function withFloors(hs: Array<{ l: number; i: number; s: number }>, layers: LayerGeometry[]): { hs: Array<{ l: number; i: number; s: number }>; floors: number } {
-  const floor: typeof hs = [];
-  const done = new Set<number>();
-  for (const e of hs) {
-    if ((layers[e.l]?.minHeads ?? 0) > 0 && !done.has(e.l)) { done.add(e.l); floor.push(e); }
-  }
-  return { hs: [...floor, ...hs.filter((e) => !floor.includes(e))], floors: floor.length };
-}
-
 /** For n = 1, 2, ...: the cost and summed score of keeping the top n ranked heads. */
 export function* headPrefixes(hs: Array<{ l: number; s: number }>, layers: number, costs: Pick<CostModel, 'head'>): Generator<{ n: number; cost: number; score: number }> {
   const taken = new Array<number>(layers).fill(0);
@@ -94,7 +84,7 @@ export function searchUnderCost(layers: LayerGeometry[], heads: number[][], neur
   if (!(Number.isInteger(multipleOf) && multipleOf >= 1)) throw new OptinError('usage', `--multiple-of must be a whole number >= 1, got ${multipleOf}`);
   const baseline = layers.reduce((a, g, l) => a + costs.head(l, g.heads) + costs.neuron(l, g.ffn), 0);
   const cap = capacity(baseline);
-  const { hs, floors } = withFloors(rankHeads(heads), layers);
+  const hs = rankHeads(heads);
   const ns = neuronUnits(neurons, multipleOf, layers.map((g) => g.neuronBlock)).sort((a, b) => b.s / b.idx.length - a.s / a.idx.length || a.l - b.l || a.b - b.b);
   const nPrefix = [0], cPrefix = [0];
   const taken = layers.map(() => 0);
@@ -121,7 +111,6 @@ export function searchUnderCost(layers: LayerGeometry[], heads: number[][], neur
   let best = { n: -1, neurons: 0, importance: -Infinity };
   for (const { n, cost: hCost, score: hScore } of headPrefixes(hs, layers.length, costs)) {
     if (hCost > cap * (1 + 1e-12)) break;
-    if (n < floors) continue;
     const k = fit(cap - hCost);
     const importance = hScore + nPrefix[k]!;
     if (importance > best.importance) best = { n, neurons: k, importance };
