@@ -13,6 +13,7 @@ import { ReshapeFixer } from './shapes';
 import { TensorStore, headColumns, scaleAlong, take } from '../graph/tensors';
 import { cutNBits, nbitsWeight } from '../graph/nbits';
 import { headCount } from '../structure/layer';
+import { modelInputs } from '../structure/inputs';
 
 /** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
 export interface KeepSet {
@@ -123,6 +124,30 @@ class Pruner {
     rewire(this.proto.graph!, r.value, value);
   }
 
+  /**
+   * A removed attention's key/value cache: each present output becomes its past with zeros for the
+   * new positions (no attention reads it any more), so the K and V projections are no longer computed;
+   * the cache keeps its shape, so the model's signature is unchanged. Only for the optimum layout
+   * (present = Concat(past, new) along the sequence axis 2) with an input_ids input; otherwise the
+   * projections stay, feeding the present output as before.
+   */
+  private idleCache(a: AttentionBlock): void {
+    const inputs = modelInputs(this.ix);
+    const ids = inputs.find((i) => i.role === 'input_ids');
+    const cache = a.cache ?? [];
+    if (!ids || this.b.opset < 13) return;
+    for (let i = 0; i + 1 < cache.length; i += 2) {
+      const past = cache[i]!, present = cache[i + 1]!;
+      const cat = this.ix.producer.get(present);
+      const rank = inputs.find((x) => x.name === past)?.shape.length;
+      if (cat?.opType !== 'Concat' || cat.input.length !== 2 || cat.input[0] !== past || rank !== 4 || (attrInt(cat, 'axis', 0) + 4) % 4 !== 2) continue;
+      const dims = this.b.node('Shape', [past], {}, 'idle_cache_shape');
+      const part = (from: number, to: number, of = dims): string => this.b.node('Slice', [of, this.b.ints([from]), this.b.ints([to]), this.b.ints([0])], {}, 'idle_cache_dims');
+      const shape = this.b.node('Concat', [part(0, 2), part(1, 2, this.b.node('Shape', [ids.name], {}, 'new_tokens')), part(3, 4)], { axis: 0 }, 'idle_cache_new');
+      cat.input[1] = this.b.node('ConstantOfShape', [shape], {}, 'idle_cache_zeros');
+    }
+  }
+
   setAttr(n: NodeProto, name: string, v: number | number[]): void {
     const a = n.attribute.find((x) => x.name === name);
     const next = Array.isArray(v)
@@ -135,7 +160,10 @@ class Pruner {
   attention(a: AttentionBlock, keep: number[], scales: number[] | undefined, where: string): void {
     const H = a.heads, dv = a.vHeadSize, k = keep.length;
     if (k === H && !scales) return;
-    if (k === 0) return this.dropSublayer(a.output, `${where} attention`);
+    if (k === 0) {
+      this.dropSublayer(a.output, `${where} attention`);
+      return this.idleCache(a);
+    }
     if (k < H) {
       for (const s of a.slices) {
         const idx = s.blocks.flatMap((b) => keep.flatMap((h) => Array.from({ length: b.size }, (_, j) => b.offset + h * b.stride + j)));

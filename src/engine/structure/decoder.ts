@@ -18,6 +18,18 @@ export function cacheEvidence(ix: GraphIndex, understood: Set<string> = new Set(
   return v ? `key/value-cache ${ix.graph.input.includes(v) ? 'input' : 'output'} "${v.name}"` : undefined;
 }
 
+/**
+ * The present output an idle cache input is passed to: Concat(past, zeros) along the sequence, as
+ * pruning writes a removed attention's cache (prune/apply.ts, idleCache); undefined otherwise.
+ */
+export function idleCacheOutput(ix: GraphIndex, past: string): string | undefined {
+  const uses = ix.uses(past).filter((u) => u.opType !== 'Shape');
+  const cat = uses.length === 1 ? uses[0]! : undefined;
+  if (cat?.opType !== 'Concat' || cat.input.length !== 2 || cat.input[0] !== past) return undefined;
+  if (ix.producer.get(cat.input[1]!)?.opType !== 'ConstantOfShape') return undefined;
+  return ix.graph.output.some((o) => o.name === cat.output[0]) ? cat.output[0] : undefined;
+}
+
 const ATTENTION_OPS = new Set(['Softmax', 'Attention', 'MultiHeadAttention', 'GroupQueryAttention']);
 
 /**

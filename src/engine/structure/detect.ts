@@ -10,7 +10,7 @@ import { attentionFromOnnx } from './onnxAttention';
 import { attentionFromGqa } from './ortGqa';
 import { ffnFromDown } from './ffn';
 import { modelInputs } from './inputs';
-import { cacheEvidence, carriedCache, causalEvidence, isCacheValue } from './decoder';
+import { cacheEvidence, carriedCache, causalEvidence, idleCacheOutput, isCacheValue } from './decoder';
 import { normAfter, normProducing } from './norms';
 import { visionTokenCount } from './vision';
 import { checkWeightTypes } from './dtypes';
@@ -127,6 +127,11 @@ export function detectStructure(model: OnnxModel): ModelStructure {
     if (why) throw new OptinError('unsupported', `${where}: ${why}`);
   }
   const cached = new Set(attns.flatMap((a) => a.cache ?? []));
+  const idleCache = g.input.filter((i) => !cached.has(i.name) && isCacheValue(i)).flatMap((i) => {
+    const present = idleCacheOutput(ix, i.name);
+    return present ? [i.name, present] : [];
+  });
+  for (const v of idleCache) cached.add(v);
   const cache = cacheEvidence(ix, cached);
   const carried = g.input.filter((i) => !cached.has(i.name) && isCacheValue(i)).map((i) => ({ name: i.name, to: carriedCache(ix, i.name) })).find((c) => c.to);
   if (carried) {
@@ -175,7 +180,11 @@ export function detectStructure(model: OnnxModel): ModelStructure {
       l.feature = l.attention ? (direct || !n1 ? l.attention.input : n1.output) : e.reads;
     }
   });
-  const st = { ...withInterface(model, ix, inputs, hidden, norm, layers), ...(notes.length ? { notes } : {}), ...(sequenceFirst ? { sequenceFirst } : {}) };
+  const base = withInterface(model, ix, inputs, hidden, norm, layers);
+  const st = {
+    ...base, outputs: base.outputs.filter((o) => !idleCache.includes(o)),
+    ...(notes.length ? { notes } : {}), ...(sequenceFirst ? { sequenceFirst } : {}), ...(idleCache.length ? { idleCache } : {}),
+  };
   return causal ? { ...st, architecture: 'decoder', causal } : st;
 }
 

@@ -236,6 +236,11 @@ export interface ModelStructure {
    * batch-first stream (structure/streamLayout.ts), which every later step reads and cuts.
    */
   sequenceFirst?: { transposes: number };
+  /**
+   * Decoders: key/value-cache inputs and outputs of layers whose attention a pruning removed, as
+   * (past, present) pairs: the present is the past with zeros for the new positions; no attention reads them.
+   */
+  idleCache?: string[];
   /** What the analysis left unpruned and why (e.g. block-quantized feed-forward blocks), in words for the user. */
   notes?: string[];
 }

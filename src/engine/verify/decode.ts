@@ -65,7 +65,7 @@ export async function checkDecodeStep(o: {
   const logits = o.st.outputs[0]!;
   const pasts = o.st.inputs.filter((i) => i.role === 'past_key_values').map((i) => i.name);
   const presentOf = (past: string): string => {
-    const cache = o.st.layers.find((x) => x.attention?.cache?.includes(past))!.attention!.cache!;
+    const cache = o.st.layers.find((x) => x.attention?.cache?.includes(past))?.attention!.cache ?? o.st.idleCache!;
     return cache[cache.indexOf(past) + 1]!;
   };
   const generate = async (model: OnnxModel, proto: ModelProto, extra: Record<string, ort.Tensor>, withFull: boolean): Promise<{ step: ort.Tensor; full?: ort.Tensor }> => {
