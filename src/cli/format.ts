@@ -74,7 +74,7 @@ export function formatInspect(r: InspectReport): string {
   const notes = (s.notes ?? []).map((n) => `\nnote    ${n}`).join('');
   if (!h) return lines.join('\n') + table(rows) + notes;
   const blocks = [['block', 'channels', 'MACs'], ...h.blocks.map((b) => [b.name, String(b.channels), si(b.macs)]), ['total', String(h.blocks.reduce((a, b) => a + b.channels, 0)), si(h.macs.prunable)]];
-  return `${lines.join('\n')}${table(rows)}\n\nchannel groups outside the transformer layers (MACs per example; searched with the heads and neurons):\n\n${table(blocks)}`;
+  return `${lines.join('\n')}${table(rows)}\n\nchannel groups outside the transformer layers (MACs per example; searched with the heads and neurons):\n\n${table(blocks)}${notes}`;
 }
 
 /** The machine-readable form of `optin inspect --json`. */

@@ -160,6 +160,9 @@ describe('sequence-first stacks (torchaudio Conformer, nn.TransformerEncoder wit
     const r = await inspectModel(file);
     assert.deepEqual(r.structure.layers.map((l) => [l.attention?.heads, l.ffn?.width]), [[4, 128], [4, 128]]);
     assert.equal(r.macs.seqLen, 64);
+    const text = optin('inspect', file);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /channel groups outside the transformer layers[\s\S]*\nnote {4}the transformer stack runs sequence-first/, 'the note follows the hybrid table too');
     const same = await rewriteDiff(file, [2, 3, 64, 64]);
     assert.ok(same.diff <= 1e-4 * same.scale, `${same.diff} at scale ${same.scale}`);
     const j = pruneVerified(file);
