@@ -6,6 +6,8 @@ import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { applyKeep } from '../../src/engine/prune/apply';
+import { inspectModel } from '../../src/engine/inspect';
+import { toSummary } from '../../src/extension/views';
 
 
 
@@ -86,7 +88,7 @@ describe('optin CLI', () => {
     assert.ok(fs.statSync(twice).size < fs.statSync(once).size, 'the second prune makes it smaller again');
   });
 
-  it('inspects, scores and prunes a model whose earlier pruning removed a whole attention (a feed-forward-only layer)', () => {
+  it('inspects, scores and prunes a model whose earlier pruning removed a whole attention (a feed-forward-only layer); the panel\'s model summary shows it', async () => {
     const dir = tempDir();
     const once = path.join(dir, 'model.onnx');
     const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
@@ -100,5 +102,7 @@ describe('optin CLI', () => {
     assert.match(optin('inspect', once).stdout, /^2\s+-\s+\(no attention\)\s+50\s/m);
     const j = pruneVerified(once, '--data', fixture('../data/digits/train'));
     assert.equal(j.plan.keep.heads[2].length, 0);
+    const summary = toSummary(await inspectModel(once));
+    assert.deepEqual(summary.layers.map((l) => [l.heads, l.ffn, l.qkv]), [[4, 256, 'packed'], [2, 100, 'packed'], [0, 50, '(no attention)'], [2, 200, 'packed']]);
   });
 });
