@@ -109,6 +109,12 @@ export class GraphBuilder {
     return this.node('ReduceSum', [x], { axes, keepdims }, hint);
   }
 
+  /** Entries start .. end - 1 of a 1-D tensor (a shape), opset-appropriate. */
+  slice1d(v: string, start: number, end: number, hint = 'shape_part'): string {
+    if (this.opset >= 10) return this.node('Slice', [v, this.ints([start]), this.ints([end]), this.ints([0])], {}, hint);
+    return this.node('Slice', [v], { starts: [start], ends: [end], axes: [0] }, hint);
+  }
+
   /** Reshape to a constant shape (0 copies, -1 infers). */
   reshape(x: string, shape: number[], hint = 'reshape'): string {
     return this.node('Reshape', [x, this.ints(shape)], {}, hint);

@@ -135,15 +135,15 @@ class Pruner {
     const inputs = modelInputs(this.ix);
     const ids = inputs.find((i) => i.role === 'input_ids');
     const cache = a.cache ?? [];
-    if (!ids || this.b.opset < 13) return;
+    if (!ids || this.b.opset < 9) return;
     for (let i = 0; i + 1 < cache.length; i += 2) {
       const past = cache[i]!, present = cache[i + 1]!;
       const cat = this.ix.producer.get(present);
       const rank = inputs.find((x) => x.name === past)?.shape.length;
       if (cat?.opType !== 'Concat' || cat.input.length !== 2 || cat.input[0] !== past || rank !== 4 || (attrInt(cat, 'axis', 0) + 4) % 4 !== 2) continue;
       const dims = this.b.node('Shape', [past], {}, 'idle_cache_shape');
-      const part = (from: number, to: number, of = dims): string => this.b.node('Slice', [of, this.b.ints([from]), this.b.ints([to]), this.b.ints([0])], {}, 'idle_cache_dims');
-      const shape = this.b.node('Concat', [part(0, 2), part(1, 2, this.b.node('Shape', [ids.name], {}, 'new_tokens')), part(3, 4)], { axis: 0 }, 'idle_cache_new');
+      const tokens = this.b.slice1d(this.b.node('Shape', [ids.name], {}, 'new_tokens'), 1, 2);
+      const shape = this.b.node('Concat', [this.b.slice1d(dims, 0, 2), tokens, this.b.slice1d(dims, 3, 4)], { axis: 0 }, 'idle_cache_new');
       cat.input[1] = this.b.node('ConstantOfShape', [shape], {}, 'idle_cache_zeros');
     }
   }
@@ -216,7 +216,7 @@ class Pruner {
       for (const i of p.input) {
         if (!i) continue;
         if (!next && !this.ix.constant(i) && findScoresMatMul(this.ix, i, 0, true)) next = i;
-        else if (a.folded && !this.ix.constant(i)) this.foldedHeadTerm(p, i, a.heads, keep, where);
+        else if (a.folded && !this.ix.constant(i)) this.foldedHeadTerm(p, i, a.heads, keep);
         else this.sliceHeadTerm(p, i, a.heads, keep, where);
       }
       if (!next) return;
@@ -229,10 +229,9 @@ class Pruner {
    * nn.MultiheadAttention's key-padding mask, expanded per head) keeps the kept heads' rows:
    * viewed as [batch, heads, ...], gathered, folded back.
    */
-  private foldedHeadTerm(n: NodeProto, value: string, H: number, keep: number[], where: string): void {
+  private foldedHeadTerm(n: NodeProto, value: string, H: number, keep: number[]): void {
     const b = this.b;
-    if (b.opset < 10) throw new OptinError('unsupported', `${where} attention: the term "${value}" added to its folded scores needs opset >= 10 to be cut with the heads (model has ${b.opset})`);
-    const rest = b.node('Slice', [b.node('Shape', [value], {}, 'term_shape'), b.ints([1]), b.ints([1 << 30]), b.ints([0])], {}, 'term_rest');
+    const rest = b.slice1d(b.node('Shape', [value], {}, 'term_shape'), 1, 1 << 30, 'term_rest');
     const perHead = b.node('Reshape', [value, b.node('Concat', [b.ints([-1, H]), rest], { axis: 0 }, 'term_heads_shape')], {}, 'term_heads');
     const kept = b.node('Gather', [perHead, b.ints(keep)], { axis: 1 }, 'term_kept');
     this.replaceInput(n, value, b.node('Reshape', [kept, b.node('Concat', [b.ints([-1]), rest], { axis: 0 }, 'term_folded_shape')], {}, 'term_folded'));

@@ -137,16 +137,11 @@ export class ReshapeFixer {
     const parts: string[] = [];
     let from = 0;
     for (const i of [...fix.keys()].sort((a, b) => a - b)) {
-      if (i > from) parts.push(this.slice(shapeName, from, i));
+      if (i > from) parts.push(this.b.slice1d(shapeName, from, i));
       parts.push(this.b.ints([fix.get(i)!]));
       from = i + 1;
     }
-    if (from < values.length) parts.push(this.slice(shapeName, from, values.length));
+    if (from < values.length) parts.push(this.b.slice1d(shapeName, from, values.length));
     n.input[1] = this.b.node('Concat', parts, { axis: 0 }, 'shape');
-  }
-
-  private slice(v: string, start: number, end: number): string {
-    if (this.b.opset >= 10) return this.b.node('Slice', [v, this.b.ints([start]), this.b.ints([end]), this.b.ints([0])], {}, 'shape_part');
-    return this.b.node('Slice', [v], { starts: [start], ends: [end], axes: [0] }, 'shape_part');
   }
 }

@@ -1,15 +1,15 @@
 import { create } from '@bufbuild/protobuf';
 import type { OnnxModel } from '../onnx/model';
 import { attrInt, attrInts, GraphIndex } from '../onnx/graph';
+import { BINARY as CHANNEL_BINARY, UNARY as CHANNEL_UNARY } from '../groups/rules';
 import { AttributeProtoSchema, AttributeType, NodeProtoSchema, type GraphProto, type NodeProto } from '../onnx/schema';
 
 const SWAP = [1, 0, 2];
 
-const UNARY = new Set([
-  'Sigmoid', 'Relu', 'Tanh', 'Erf', 'Sqrt', 'Exp', 'Log', 'Neg', 'Abs', 'Cast', 'Identity', 'Dropout', 'Gelu', 'Softplus', 'HardSigmoid',
-  'HardSwish', 'LeakyRelu', 'Elu', 'Selu', 'Reciprocal', 'Floor', 'Ceil', 'Clip', 'FastGelu', 'BiasGelu', 'QuickGelu',
-]);
-const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Where', 'Equal', 'Less', 'Greater']);
+/** Elementwise ops of one data input (the channel rules' list, groups/rules.ts, less PRelu, whose slope is an operand). */
+const UNARY = new Set([...CHANNEL_UNARY, 'Cast', 'QuickGelu'].filter((op) => op !== 'PRelu'));
+/** Elementwise ops whose every input is data (broadcast against the others). */
+const BINARY = new Set([...CHANNEL_BINARY, 'PRelu', 'BiasGelu', 'Equal', 'Less', 'Greater']);
 const SAME_RANK = new Set([...UNARY, ...BINARY, 'Softmax', 'LogSoftmax', 'LayerNormalization', 'Conv', 'BatchNormalization']);
 
 function perm(n: NodeProto): number[] | undefined {

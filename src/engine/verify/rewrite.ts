@@ -4,6 +4,7 @@ import type { ModelStructure } from '../structure/types';
 import { benchFeeds } from '../eval/bench';
 import { runSession, sessionFor } from '../runtime/session';
 import { OptinError } from '../errors';
+import { outputDiff, toleranceAt } from './verify';
 
 /**
  * A model analysed through an in-memory rewrite of its graph (a sequence-first stack made
@@ -29,11 +30,10 @@ export async function checkRewrite(model: OnnxModel, st: ModelStructure): Promis
   });
   const got = await run(model, `${model.path} (stream batch-first)`);
   for (const name of Object.keys(want)) {
-    const a = want[name]!.data as Float32Array, b = got[name]?.data as Float32Array | undefined;
+    const a = want[name]!.data, b = got[name]?.data;
     if (!(a instanceof Float32Array)) continue;
-    let diff = b && b.length === a.length ? 0 : Infinity, scale = 0;
-    for (let i = 0; b && i < a.length && diff !== Infinity; i++) { diff = Math.max(diff, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(a[i]!)); }
-    if (!(diff <= 1e-4 * Math.max(scale, 1e-6))) {
+    const { diff, scale } = b instanceof Float32Array && b.length === a.length ? outputDiff(a, b) : { diff: Infinity, scale: 0 };
+    if (!(diff <= toleranceAt(scale))) {
       throw new OptinError('unsupported', `${model.path}: its sequence-first stack could not be made batch-first exactly (output "${name}" differs by ${diff.toExponential(3)} at scale ${scale.toPrecision(4)}); this layout is not supported yet`);
     }
   }

@@ -80,6 +80,18 @@ export function recountMacs(model: OnnxModel, seqLen: number, layers: EncoderLay
   return attns.reduce((a, b) => a + head(b), 0) + ffns.reduce((a, f) => a + f.width * neuron(f), 0);
 }
 
+/** The largest |x - y| over two outputs of equal length (Infinity when either holds a NaN), and the largest |x|. */
+export function outputDiff(x: Float32Array, y: Float32Array): { diff: number; scale: number } {
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
+  return { diff: Number.isNaN(diff) ? Infinity : diff, scale: maxAbs(x) };
+}
+
+/** The tolerance of a comparison at an output scale: 1e-4 of it (docs/testing.md says why it is fixed). */
+export function toleranceAt(scale: number): number {
+  return 1e-4 * Math.max(scale, 1e-6);
+}
+
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
@@ -153,10 +165,9 @@ export async function compareWithMasked(o: {
         const x = ref[name], y = got[name];
         if (!x || !y) throw new OptinError('runtime', `${o.pruned.path}: output "${name}" is missing from the pruned model`);
         if (x.dims.join() !== y.dims.join()) throw new OptinError('runtime', `${o.pruned.path}: output "${name}" has shape [${y.dims}], masked original [${x.dims}]`);
-        const xd = x.data as Float32Array, yd = y.data as Float32Array;
-        scale = Math.max(scale, maxAbs(xd));
-        for (let i = 0; i < xd.length; i++) diff = Math.max(diff, Math.abs(xd[i]! - yd[i]!));
-        if (Number.isNaN(diff)) diff = Infinity;
+        const d = outputDiff(x.data as Float32Array, y.data as Float32Array);
+        scale = Math.max(scale, d.scale);
+        diff = Math.max(diff, d.diff);
       }
       const first = o.outputs[0]!;
       const agree = argmaxAgreement(ref[first]!, got[first]!);
@@ -174,7 +185,7 @@ export async function compareWithMasked(o: {
  * @throws OptinError('runtime') with the numbers when the difference is above it
  */
 export function withinTolerance(file: string, diff: number, scale: number): number {
-  const tolerance = 1e-4 * Math.max(scale, 1e-6);
+  const tolerance = toleranceAt(scale);
   if (!(diff <= tolerance)) {
     throw new OptinError('runtime', `${file}: verification failed: outputs differ from the masked original by ${diff.toExponential(3)} (tolerance ${tolerance.toExponential(3)} = 1e-4 of output scale ${scale.toPrecision(4)})`);
   }
