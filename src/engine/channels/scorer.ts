@@ -17,6 +17,7 @@ import { comparedFeatures, type ChannelStructure } from './structure';
 import { runChannelTeacher, type ChannelTeacher } from './teacher';
 import { gatherPixels, samplePixels } from '../optin/pixels';
 import { channelSuffix } from './suffix';
+import { scoredOutput } from '../graph/scoredOutput';
 
 /** Options for {@link scoreChannels}: the transformer scorer's, with groups as layers and channels as neurons. */
 export type ChannelScoreOptions = Pick<ScoreOptions, 'ep' | 'constants' | 'onProgress' | 'signal' | 'layers' | 'neuronSubset'> & {
@@ -54,6 +55,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
   const cancelled = (): void => { if (opts.signal?.aborted) throw new OptinError('cancelled', 'scoring was cancelled'); };
   cancelled();
   const L = cs.groups.length;
+  const scored = scoredOutput(model.proto, cs.outputs[0]!);
   const indices = (l: number): number[] => (opts.layers && !opts.layers.includes(l) ? [] : opts.neuronSubset?.[l] ?? Array.from({ length: cs.groups[l]!.width }, (_, j) => j));
   const total = cs.groups.reduce((a, _g, l) => a + indices(l).length, 0);
   opts.onProgress?.({ phase: 'teacher', done: 0, total, elapsed: 0 });
@@ -76,7 +78,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
       raw.push(r);
       if (!idx.length) continue;
       const compared = comparedFeatures(cs, l);
-      const proto = instrumentChannels(model, cs, [l], compared.map((k) => cs.features[k]!.value));
+      const proto = instrumentChannels(model, cs, [l], [...compared.map((k) => cs.features[k]!.value), scored]);
       const b = new GraphBuilder(proto.graph!, defaultOpset(proto));
       let md: string | undefined;
       for (const k of compared) {
@@ -90,7 +92,7 @@ export async function scoreChannels(model: OnnxModel, cs: ChannelStructure, batc
         const term = gramTerm(b, g, feats[k]!.rows.length, feats[k]!.teacher, `${k}`);
         md = md ? b.node('Add', [md, term], {}, 'md') : term;
       }
-      let logitsName = cs.outputs[0]!;
+      let logitsName = scored;
       if (pixels) {
         logitsName = gatherPixels(b, logitsName, pixels);
         b.output(logitsName);

@@ -6,6 +6,7 @@ import { runSession, sessionFor, toOrt } from '../runtime/session';
 import { instrumentChannels } from './instrument';
 import type { ChannelStructure } from './structure';
 import { channelsLast } from '../optin/pixels';
+import { scoredOutput } from '../graph/scoredOutput';
 
 /** Dense outputs every masked variant of a channel network is compared against. */
 export interface ChannelTeacher {
@@ -18,11 +19,12 @@ export interface ChannelTeacher {
 
 /** Run the dense model once on the batch, exposing every feature. */
 export async function runChannelTeacher(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<ChannelTeacher> {
-  const proto = instrumentChannels(model, cs, [], cs.features.map((f) => f.value));
+  const scored = scoredOutput(model.proto, cs.outputs[0]!);
+  const proto = instrumentChannels(model, cs, [], [...cs.features.map((f) => f.value), scored]);
   const s = await sessionFor(model, proto, `${model.path} (teacher)`, ep);
   try {
     const r = await runSession(s.session, toOrt(batch.feeds), `${model.path} (dense run)`);
-    const logits = r[cs.outputs[0]!] as ort.Tensor;
+    const logits = r[scored] as ort.Tensor;
     return {
       logits: logits.data as Float32Array,
       logitsDims: [...logits.dims],

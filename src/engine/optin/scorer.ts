@@ -20,6 +20,7 @@ import { gatherPixels, samplePixels } from './pixels';
 import { balance } from './balance';
 import { OPTIN_DEFAULTS, type OptinConstants, type RawLosses, type ScoreProgress, type Scores } from './types';
 import { headCount } from '../structure/layer';
+import { scoredOutput } from '../graph/scoredOutput';
 
 /** Default token rows per run on GPU providers (stacked masked variants). */
 export const GPU_CHUNK_TOKENS = 16384;
@@ -319,12 +320,13 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
   let workDone = 0;
   let workTotal = 0;
   st.layers.forEach((l, i) => { workTotal += (L - i) * count(l); });
+  const logitsName = scoredOutput(model.proto, st.outputs[0]!);
   /** One suffix graph of layer l (from its input, or from inside its FFN: {@link neuronStart}) scoring `elements`; `offset` = their place among the layer's. */
   const scoreSuffix = async (l: number, compared: number[], truncated: boolean, elements: Element[], offset: number, ns: NeuronStart | undefined): Promise<{ md: number[]; kl: number[]; provider: string }> => {
     const layer = st.layers[l]!;
     const nH = doHeads ? headCount(layer) : 0;
     const nIdx = neuronIdx(layer);
-    const scored = [st.outputs[0]!, ...(lc.others ?? []).map((o) => o.name)];
+    const scored = [logitsName, ...(lc.others ?? []).map((o) => o.name)];
     const values = ns?.values;
     const neuronFrom = ns ? { start: ns.start, rank: values![0]!.get(ns.start)!.dims.length, values: new Map(ns.frontier.map((n) => [n, values![0]!.get(n)!.dims.length])) } : undefined;
     const proto = instrument(model, st, { maskLayers: [l], outputs: [...(truncated ? [] : scored), ...compared.map((k) => st.layers[k]!.feature)], ...(reuse ? { cutAt: l } : {}), ...(neuronFrom ? { neuronFrom } : {}), onlyOutputs: true });
@@ -332,7 +334,7 @@ export async function scoreModel(model: OnnxModel, structure: ModelStructure, ba
     const features = new Map(compared.map((k) => [k, st.layers[k]!.feature]));
     const mdName = bucketed ? undefined : appendManifoldLoss(b, features, lc, B);
     const termOf = (o: LossConstants, i: number): LossConstants => (i === 0 ? o : o.others![i - 1]!.constants);
-    const terms = truncated ? [] : [{ name: st.outputs[0]!, constants: lc }, ...(lc.others ?? [])].map((o, i) => {
+    const terms = truncated ? [] : [{ name: logitsName, constants: lc }, ...(lc.others ?? [])].map((o, i) => {
       const name = o.constants.pixels ? gatherPixels(b, o.name, o.constants.pixels) : o.name;
       if (name !== o.name) b.output(name);
       return { name, index: i };

@@ -5,6 +5,7 @@ import type { CalibrationBatch, TensorData } from '../data/calibration';
 import { runSession, sessionFor, toOrt } from '../runtime/session';
 import type { EpChoice, Provider } from '../runtime/providers';
 import { instrument } from './instrument';
+import { scoredOutput } from '../graph/scoredOutput';
 
 /** Dense-model outputs OPTIN compares every masked variant against. */
 export interface TeacherRun {
@@ -28,7 +29,8 @@ export interface TeacherRun {
 /** Run the dense model once, exposing every layer's input and feature. */
 export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<TeacherRun> {
   const outputs = [...new Set([...st.layers.map((l) => l.input), ...st.layers.map((l) => l.feature)])];
-  const proto = instrument(model, st, { maskLayers: [], outputs });
+  const scored = scoredOutput(model.proto, st.outputs[0]!);
+  const proto = instrument(model, st, { maskLayers: [], outputs: [...outputs, scored] });
   const s = await sessionFor(model, proto, `${model.path} (teacher)`, ep);
   try {
     const r = await runSession(s.session, toOrt(batch.feeds), `${model.path} (dense run)`);
@@ -37,7 +39,7 @@ export async function runTeacher(model: OnnxModel, st: ModelStructure, batch: Ca
       if (!t) throw new Error(`teacher run did not return ${name}`);
       return t;
     };
-    const logits = get(st.outputs[0]!);
+    const logits = get(scored);
     return {
       logits: logits.data as Float32Array,
       logitsDims: [...logits.dims],
