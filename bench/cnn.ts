@@ -22,7 +22,7 @@ const root = path.resolve(__dirname, '..', '..');
 const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`--${k}`); return i > 0 ? process.argv[i + 1]! : d; };
 const BUDGETS = [0.8, 0.6, 0.5, 0.4];
 
-interface Case { key: string; name: string; model: string; calib: DataOptions; test: string; rankings: Array<'l1' | 'magnitude'>; /** false: hybrid models, where tuning is refused. */ tune?: boolean }
+interface Case { key: string; name: string; model: string; calib: DataOptions; test: string; rankings: Array<'l1' | 'magnitude'>; /** false: hybrid models, where tuning is refused. */ tune?: boolean; /** Only the baseline the issue compares against (L1-norm + repair) and the default: for large models. */ compact?: boolean }
 
 const metric = (e: EvalReport): number => e.segmentation?.miou ?? e.accuracy!;
 
@@ -43,18 +43,20 @@ async function runChannels(c: Case, tmp: string): Promise<void> {
   const t0 = performance.now();
   const optin = await score(c, 'optin');
   const seconds = (performance.now() - t0) / 1000;
-  const [l1, magnitude] = await Promise.all([score(c, 'l1'), score(c, 'magnitude')]);
+  const [l1, magnitude] = await Promise.all([score(c, 'l1'), c.compact ? optin : score(c, 'magnitude')]);
   const testData = { data: c.test, preprocessor: path.join(path.dirname(c.model), 'preprocessor_config.json') };
   const dense = await evaluate(c.model, { data: testData });
   const what = dense.segmentation ? 'mIoU' : 'accuracy';
   console.log(`\n### ${c.name}: dense ${what} ${(100 * metric(dense)).toFixed(2)}% on ${dense.examples} held-out ${dense.segmentation ? 'scenes' : 'images'}; OPTIN scores from ${optin.calibration.examples} calibration examples in ${seconds.toFixed(0)} s\n`);
-  console.log('| budget (MACs kept) | L1-norm, no repair | OPTIN, no repair | L1-norm + repair | magnitude + repair | OPTIN global + repair (paper\'s allocation) | **OPTIN default** (uniform shares + repair) | measured speedup (ideal) |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  const columns = (c.compact ? [['l1', l1, true, 'uniform', 'L1-norm + repair']] : [
+    ['l1-raw', l1, false, 'uniform', 'L1-norm, no repair'], ['optin-raw', optin, false, 'uniform', 'OPTIN, no repair'], ['l1', l1, true, 'uniform', 'L1-norm + repair'],
+    ['magnitude', magnitude, true, 'global', 'magnitude + repair'], ['optin-global', optin, true, 'global', 'OPTIN global + repair (paper\'s allocation)'],
+  ]) as Array<[string, ScoresFile, boolean, ChannelAllocation, string]>;
+  console.log(`| budget (MACs kept) | ${columns.map((k) => k[4]).join(' | ')} | **OPTIN default** (uniform shares + repair) | measured speedup (ideal) |`);
+  console.log(`|---|${columns.map(() => '---|').join('')}---|---|`);
   for (const budget of BUDGETS) {
     const cells: string[] = [];
-    for (const [label, scores, tune, allocation] of [
-      ['l1-raw', l1, false, 'uniform'], ['optin-raw', optin, false, 'uniform'], ['l1', l1, true, 'uniform'], ['magnitude', magnitude, true, 'global'], ['optin-global', optin, true, 'global'],
-    ] as Array<[string, ScoresFile, boolean, ChannelAllocation]>) {
+    for (const [label, scores, tune, allocation] of columns) {
       cells.push((await applyAndEvaluate(c, scores, budget, label, tmp, testData, { tune, allocation })).cell);
     }
     const def = await applyAndEvaluate(c, optin, budget, 'optin', tmp, testData, { tune: true });
@@ -112,6 +114,11 @@ async function main(): Promise<void> {
     }
     if (only === 'all' || only === 'lraspp') {
       await run({ key: 'lraspp', name: 'MNIST-scenes LR-ASPP (torchvision LRASPP head on the small MobileNetV3)', model: f('models', 'lraspp-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
+    }
+    if (only === 'nsfwjs') {
+      const d = path.join(root, '.bench-data', 'nsfwjs');
+      if (!fs.existsSync(path.join(d, 'model.onnx'))) throw new Error('run bash bench/external/prepare.sh first (it writes .bench-data/nsfwjs)');
+      await run({ key: 'nsfwjs', name: 'nsfwjs MobileNetV2 (Keras, trained outside this project; labels = the dense model\'s predictions)', model: path.join(d, 'model.onnx'), calib: { data: path.join(d, 'images', 'train'), samples }, test: path.join(d, 'images', 'test'), rankings: ['l1'], compact: true }, tmp);
     }
     if (only === 'all' || only === 'seg') {
       await run({ key: 'seg', name: 'MNIST-scenes segmentation transformer', model: f('models', 'segvit-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['magnitude'] }, tmp);
