@@ -5,7 +5,8 @@ import { create } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
-import { DataType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema, ValueInfoProtoSchema } from '../../src/engine/onnx/schema';
+import { AttributeType, DataType, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema, ValueInfoProtoSchema } from '../../src/engine/onnx/schema';
+import { mulberry32 } from '../../src/engine/optin/random';
 import { inspectModel } from '../../src/engine/inspect';
 import { analyzeChannels } from '../../src/engine/channels/structure';
 import { scoreChannels } from '../../src/engine/channels/scorer';
@@ -258,6 +259,48 @@ describe('channel groups of CNNs (torchvision exports)', function () {
       kept.forEach((k, l) => assert.ok(k >= 1 && (k % n === 0 || k === widths[l]), `group ${l} keeps ${k}`));
     }
     assert.throws(() => searchChannels(widths, terms, scores, 0.0001), /cannot keep even one channel block per group/);
+  });
+
+  it('a GLU after a projection with its bias (MatMul + Add + Split into halves): channel j is column j of both halves; cut and verified, the Split sizes follow', async () => {
+    const rnd = mulberry32(3);
+    const w = (name: string, dims: number[]) => create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: DataType.FLOAT, rawData: new Uint8Array(Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rnd() - 0.5).buffer) });
+    const ints = (name: string, v: number[]) => create(TensorProtoSchema, { name, dims: [BigInt(v.length)], dataType: DataType.INT64, rawData: new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer) });
+    const vi = (name: string, width: number) => create(ValueInfoProtoSchema, { name, type: { value: { case: 'tensorType', value: { elemType: DataType.FLOAT, shape: { dim: [{ value: { case: 'dimParam', value: 'b' } }, { value: { case: 'dimValue', value: BigInt(width) } }] } } } } });
+    const graph = create(GraphProtoSchema, {
+      name: 'glu',
+      node: [
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['x', 'w1'], output: ['h'], name: 'fc1' }),
+        create(NodeProtoSchema, { opType: 'Add', input: ['h', 'b1'], output: ['hb'], name: 'fc1_bias' }),
+        create(NodeProtoSchema, { opType: 'Split', input: ['hb', 'sizes'], output: ['value', 'gate'], name: 'glu_split', attribute: [{ name: 'axis', type: AttributeType.INT, i: 1n }] }),
+        create(NodeProtoSchema, { opType: 'Sigmoid', input: ['gate'], output: ['sg'], name: 'glu_sigmoid' }),
+        create(NodeProtoSchema, { opType: 'Mul', input: ['value', 'sg'], output: ['glu'], name: 'glu_mul' }),
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['glu', 'w2'], output: ['y'], name: 'fc2' }),
+      ],
+      initializer: [w('w1', [8, 12]), w('b1', [12]), ints('sizes', [6, 6]), w('w2', [6, 4])], input: [vi('x', 8)], output: [vi('y', 4)],
+    });
+    const file = path.join(tempDir(), 'glu.onnx');
+    saveModel({ path: '<memory>', proto: create(ModelProtoSchema, { irVersion: 8n, opsetImport: [{ domain: '', version: 17n }], graph, producerName: 'test' }), ext: { baseDir: '.', modelPath: '<memory>' }, usesExternalData: false, fileBytes: 0 }, file);
+    const r = await inspectModel(file);
+    // Per example and channel: 8 MACs in each half of fc1, 4 in fc2.
+    assert.deepEqual(r.channels!.blocks.map((b) => [b.channels, b.macs]), [[6, 6 * (2 * 8 + 4)]]);
+    const j = pruneVerified(file, '--multiple-of', '1', '--no-tune');
+    const kept = (j.plan.keep.neurons as number[][])[0]!;
+    assert.ok(kept.length < 6);
+    const before = loadModel(file), after = loadModel(j.out);
+    const init = (m: typeof before, name: string): { v: Float32Array; dims: number[] } => {
+      const g = m.proto.graph!;
+      const n = g.node.find((x) => x.name === name)!;
+      const t = g.initializer.find((x) => n.input.includes(x.name) && x.dataType === DataType.FLOAT)!;
+      return { v: tensorFloat32(t, m.ext), dims: t.dims.map(Number) };
+    };
+    const cols = [...kept, ...kept.map((k) => 6 + k)];
+    const [w1, w1p] = [init(before, 'fc1'), init(after, 'fc1')];
+    assert.deepEqual(w1p.dims, [8, 2 * kept.length]);
+    for (let i = 0; i < 8; i++) cols.forEach((c, k) => assert.equal(w1p.v[i * cols.length + k], w1.v[i * 12 + c]));
+    assert.deepEqual(Array.from(init(after, 'fc1_bias').v), cols.map((c) => init(before, 'fc1_bias').v[c]));
+    assert.deepEqual(Array.from(init(after, 'fc2').v), kept.flatMap((k) => Array.from(init(before, 'fc2').v.subarray(4 * k, 4 * k + 4))));
+    const split = after.proto.graph!.node.find((n) => n.opType === 'Split')!;
+    assert.deepEqual(new GraphIndex(after.proto.graph!, after.ext).constInts(split.input[1]!), [kept.length, kept.length]);
   });
 
   it('refuses, in one line naming the node and the op, a graph whose channels meet an op the propagation cannot map; nothing written', async () => {

@@ -15,6 +15,7 @@ import { applyKeep, type KeepSet } from '../../src/engine/prune/apply';
 import { verifyPruned } from '../../src/engine/verify/verify';
 import { layerMacs } from '../../src/engine/flops';
 import { mulberry32 } from '../../src/engine/optin/random';
+import { tensorFloat32 } from '../../src/engine/onnx/tensor';
 
 /** Per-head and per-neuron MACs of the paper's model (docs/method.md §3) at s tokens, hidden D, head size d. */
 const perHead = (s: number, D: number, d: number): number => 3 * s * D * d + 2 * s * s * d + s * d * D;
@@ -153,6 +154,30 @@ describe('sequence-first stacks (torchaudio Conformer, nn.TransformerEncoder wit
     const j = pruneVerified(file);
     const out = loadModel(j.out).proto.graph!.input[0]!.type!.value;
     assert.equal(out.case === 'tensorType' && out.value.shape!.dim[0]!.value.value, 'batch', 'the batch axis stays dynamic');
+  });
+
+  it('torchaudio Conformer\'s convolution module: the GLU\'s value and gate halves are one channel group (rows j and 64 + j of the first pointwise conv); MACs exact; cut and verified', async () => {
+    const file = materialize(fixture('torchaudio-conformer/model.skeleton.onnx'));
+    const r = await inspectModel(file);
+    const T = 50, C = 64, K = 7;
+    // Per channel and frame: 2 x C MACs of the first pointwise conv (one row in each half), K of the depthwise conv, C of the second pointwise conv.
+    assert.deepEqual(r.hybrid!.blocks.map((b) => [b.name, b.channels, b.macs]), [0, 1].map((i) => [`m.conformer_layers.${i}.conv_module.sequential.0`, C, C * T * (2 * C + K + C)]));
+    const j = pruneVerified(file);
+    const groups = (j.plan.keep.neurons as number[][]).slice(4);
+    assert.ok(groups.some((k) => k.length < C), `some convolution channels are cut: ${groups.map((k) => k.length)}`);
+    const weights = (f: string, layer: number): { w: Float32Array; dims: number[] } => {
+      const m = loadModel(f);
+      const g = m.proto.graph!;
+      const conv = g.node.find((n) => n.name.includes(`conformer_layers.${layer}/conv_module/sequential/sequential.0/Conv`))!;
+      const t = g.initializer.find((x) => x.name === conv.input[1])!;
+      return { w: tensorFloat32(t, m.ext), dims: t.dims.map(Number) };
+    };
+    groups.forEach((kept, layer) => {
+      const a = weights(file, layer), b = weights(j.out, layer);
+      assert.deepEqual(b.dims, [2 * kept.length, C, 1]);
+      const rows = [...kept, ...kept.map((k) => C + k)];
+      rows.forEach((row, i) => assert.deepEqual(b.w.subarray(i * C, (i + 1) * C), a.w.subarray(row * C, (row + 1) * C), `layer ${layer}: row ${i} of the cut conv is row ${row} of the original`));
+    });
   });
 
   it('DETR-style with nn.TransformerEncoder left sequence-first: same function batch-first; prune 0.6 verified with the backbone channels; height and width stay dynamic', async () => {

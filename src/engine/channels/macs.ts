@@ -18,7 +18,8 @@ export type MacFactor = number | { group: number } | { groups: number[]; fixed: 
  * MACs of one Conv/MatMul/Gemm as a product: perUnit x every factor (input channels of a consumer,
  * output channels of a producer, the one width of a depthwise conv). Summing terms gives exact MACs
  * for any kept widths, including convolutions that read one group and produce another; each group
- * appears in at most one factor of a term, so a term is linear in every group's width.
+ * appears in at most one factor of a term (a GLU's producer lists its group once per half), so a term
+ * is linear in every group's width.
  */
 export interface MacTerm {
   node: string;
@@ -65,10 +66,10 @@ export function nodeMacs(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): 
 /** The MAC terms of every node a group touches (producers, consumers, depthwise convs). */
 export function macTerms(ix: GraphIndex, shapes: MeasuredShapes, groups: ChannelGroup[]): MacTerm[] {
   const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
-  const role = new Map<string, { in: number[]; out?: number; dw?: number }>();
-  const at = (name: string): { in: number[]; out?: number; dw?: number } => role.get(name) ?? (role.set(name, { in: [] }), role.get(name)!);
+  const role = new Map<string, { in: number[]; out?: number; parts?: number; dw?: number }>();
+  const at = (name: string): { in: number[]; out?: number; parts?: number; dw?: number } => role.get(name) ?? (role.set(name, { in: [] }), role.get(name)!);
   groups.forEach((g, l) => {
-    for (const p of g.producers) at(p).out = l;
+    for (const p of g.producers) Object.assign(at(p), { out: l, parts: Math.max(1, g.cuts.filter((c) => c.node === p && c.input === 1).length) });
     for (const c of g.consumers) at(c).in.push(l);
     for (const d of g.depthwise) at(d).dw = l;
   });
@@ -81,14 +82,17 @@ export function macTerms(ix: GraphIndex, shapes: MeasuredShapes, groups: Channel
     }
     const inWidth = r.in.reduce((a, l) => a + groups[l]!.width, 0);
     const input: MacFactor = !r.in.length ? m.inCh : r.in.length === 1 && inWidth === m.inCh ? { group: r.in[0]! } : { groups: r.in, fixed: m.inCh - inWidth };
-    terms.push({ node: name, perUnit: m.macs / (m.inCh * m.outCh), factors: [input, r.out !== undefined ? { group: r.out } : m.outCh] });
+    const parts = r.parts ?? 1;
+    const output: MacFactor = r.out === undefined ? m.outCh : parts === 1 ? { group: r.out } : { groups: new Array<number>(parts).fill(r.out), fixed: m.outCh - parts * groups[r.out]!.width };
+    terms.push({ node: name, perUnit: m.macs / (m.inCh * m.outCh), factors: [input, output] });
   }
   return terms;
 }
 
 /** Extra MACs of growing group l by n channels at the kept widths `kept` (its terms are linear in its own width). */
 export function growthMacs(terms: MacTerm[], l: number, n: number, kept: number[]): number {
-  return terms.reduce((a, t) => a + t.perUnit * n * t.factors.reduce<number>((p, f) => p * (factorGroups(f).includes(l) ? 1 : factorValue(f, kept)), 1), 0);
+  const copies = (f: MacFactor): number => factorGroups(f).filter((g) => g === l).length;
+  return terms.reduce((a, t) => a + t.perUnit * n * t.factors.reduce<number>((p, f) => p * (copies(f) || factorValue(f, kept)), 1), 0);
 }
 
 /** MACs of the terms at the given kept width of every group. */

@@ -2,7 +2,7 @@ import type { MeasuredShapes } from './shapes';
 import type { OnnxModel } from '../onnx/model';
 import type { NodeProto } from '../onnx/schema';
 import { GraphIndex, attrInt } from '../onnx/graph';
-import { GroupStop, Propagation } from './propagate';
+import { GroupStop, Propagation, channelSplit } from './propagate';
 import type { ChannelGroup, GroupRefusal } from './types';
 
 /** Every coupled-channel group of a graph, and the candidates that are not prunable (with why). */
@@ -50,7 +50,7 @@ export function findChannelGroups(model: OnnxModel, shapes: MeasuredShapes): Gro
     if (covered.has(id) || !isCandidate(ix, n)) continue;
     const dims = shapes.get(n.output[0]!);
     if (!dims) continue;
-    const width = n.opType === 'Conv' ? dims[1]! : dims[dims.length - 1]!;
+    const width = (n.opType === 'Conv' ? dims[1]! : dims[dims.length - 1]!) / (channelSplit(ix, shapes, n)?.parts ?? 1);
     try {
       const grp = new Propagation(ix, shapes, width, outputs).run(n, modulePath(n));
       for (const p of grp.producers) covered.add(p);

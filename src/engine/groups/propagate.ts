@@ -1,5 +1,5 @@
 import type { NodeProto } from '../onnx/schema';
-import { attr, attrInt, type GraphIndex } from '../onnx/graph';
+import { attr, attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, reducedAxes, reshapedAxis } from './rules';
 import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
@@ -16,6 +16,38 @@ const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
 /** The group's channels as entries offset.. of a concatenated axis of `extent` entries. */
 type Range = { offset: number; extent: number };
 const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
+
+/** Sizes of a Split's outputs along its axis (from its sizes input or attribute, or equal parts), or undefined when not constant. */
+function splitSizes(ix: GraphIndex, shapes: MeasuredShapes, split: NodeProto): number[] | undefined {
+  const given = split.input[1] ? ix.constInts(split.input[1]) : attrInts(split, 'split');
+  if (given) return given;
+  const d = shapes.get(split.input[0]!);
+  if (!d) return undefined;
+  const axis = (attrInt(split, 'axis', 0) + d.length) % d.length;
+  const n = split.output.length;
+  return d[axis]! % n === 0 ? new Array<number>(n).fill(d[axis]! / n) : undefined;
+}
+
+/**
+ * The Split a producer's output goes to, alone, when it divides the channels into equal parts (a
+ * GLU's value and gate halves): the group is then one part wide.
+ */
+export function channelSplit(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): { node: NodeProto; parts: number } | undefined {
+  let out = n.output[0]!;
+  let uses = ix.uses(out);
+  // A projection's bias added before the Split (torch's Linear: MatMul + Add).
+  if (uses.length === 1 && uses[0]!.opType === 'Add' && uses[0]!.input.some((v) => ix.constant(v))) {
+    out = uses[0]!.output[0]!;
+    uses = ix.uses(out);
+  }
+  const d = shapes.get(out);
+  if (uses.length !== 1 || uses[0]!.opType !== 'Split' || !d) return undefined;
+  const axis = n.opType === 'Conv' ? 1 : d.length - 1;
+  if ((attrInt(uses[0]!, 'axis', 0) + d.length) % d.length !== axis) return undefined;
+  const sizes = splitSizes(ix, shapes, uses[0]!);
+  if (!sizes || sizes.length < 2 || sizes.some((x) => x !== sizes[0])) return undefined;
+  return { node: uses[0]!, parts: sizes.length };
+}
 
 /**
  * The closure of one candidate's coupled channel slots (docs/units.md): from a producer's output
@@ -46,8 +78,12 @@ export class Propagation {
   run(start: NodeProto, name: string): ChannelGroup {
     const out = start.output[0]!;
     const axis = start.opType === 'Conv' ? 1 : this.dims(out, start).length - 1;
-    this.producer(start);
-    this.visit(out, axis);
+    const split = channelSplit(this.ix, this.shapes, start);
+    if (split) this.splitParts(split.node, axis);
+    else {
+      this.producer(start);
+      this.visit(out, axis);
+    }
     if (!this.consumers.size) throw new GroupStop(start, 'no weight reads these channels');
     for (const r of this.resizes) if (!this.seen.has(r.slot)) throw new GroupStop(r.node, 'resizes another tensor to a channel count read from these channels');
     const first = Math.min(...[...this.producers].map((n) => this.ix.order.get(n)!));
@@ -84,7 +120,7 @@ export class Propagation {
 
   private cut(n: NodeProto, i: number, axis: number, range?: Range): void {
     if (!n.input[i]) return;
-    if (this.cuts.some((c) => c.node === nodeName(n) && c.input === i && c.axis === axis)) return;
+    if (this.cuts.some((c) => c.node === nodeName(n) && c.input === i && c.axis === axis && c.offset === range?.offset)) return;
     this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i, ...range });
   }
 
@@ -101,7 +137,52 @@ export class Propagation {
       return this.producer(n);
     }
     if (n.opType === 'MatMul' || n.opType === 'Gemm') throw new GroupStop(n, 'a product of two activations (attention?) creates these channels');
+    if (n.opType === 'Split' && (attrInt(n, 'axis', 0) + this.dims(n.input[0]!, n).length) % this.dims(n.input[0]!, n).length === axis) return this.splitParts(n, axis);
     this.passThrough(n, axis);
+  }
+
+  /**
+   * A Split of one producer's output into equal parts along the channels (a GLU: value and gate
+   * halves of one convolution or projection): channel i of the group is entry i of every part, so the
+   * producer is cut at every part's offset and the Split's sizes become the kept width.
+   */
+  private splitParts(split: NodeProto, axis: number): void {
+    if (this.passed.has(split)) return;
+    this.passed.add(split);
+    const parts = splitSizes(this.ix, this.shapes, split);
+    if (!parts || parts.some((w) => w !== this.width)) throw new GroupStop(split, 'Split divides the channels into parts of different sizes');
+    if (attrInts(split, 'split')) throw new GroupStop(split, 'Split gives its sizes as an attribute (opset 12 or older)');
+    const extent = this.width * parts.length;
+    let p = this.ix.producer.get(split.input[0]!);
+    const single = (v: string): boolean => this.ix.uses(v).length === 1;
+    if (!single(split.input[0]!)) throw new GroupStop(split, 'the channels the Split divides are also read elsewhere');
+    // A projection's bias added before the Split (torch's Linear: MatMul + Add).
+    const bias = p?.opType === 'Add' ? p.input.findIndex((v) => this.ix.constant(v)) : -1;
+    const biasAdd = bias >= 0 ? p : undefined;
+    if (biasAdd) {
+      const b = this.constWeight(biasAdd, bias)!;
+      if (b[b.length - 1] !== extent || prod(b) !== extent) throw new GroupStop(biasAdd, 'the bias added before the Split is not one value per channel');
+      p = this.ix.producer.get(biasAdd.input[1 - bias]!);
+      if (p && !single(p.output[0]!)) throw new GroupStop(split, 'the channels the Split divides are also read elsewhere');
+    }
+    const w = p ? this.constWeight(p, 1) : undefined;
+    if (!p || !w || !((p.opType === 'Conv' && attrInt(p, 'group', 1) === 1) || ((p.opType === 'MatMul' || p.opType === 'Gemm') && w.length === 2 && !this.ix.constant(p.input[0]!)))
+      || (p.opType !== 'Conv' && axis !== this.dims(p.output[0]!, p).length - 1)) {
+      throw new GroupStop(split, 'Split divides channels that no single convolution or projection produces');
+    }
+    this.producers.add(p);
+    const weightAxis = p.opType === 'Conv' || (p.opType === 'Gemm' && attrInt(p, 'transB', 0)) ? 0 : 1;
+    const out = this.dims(p.output[0]!, p);
+    parts.forEach((_, k) => {
+      const range = { offset: k * this.width, extent };
+      this.cut(p, 1, weightAxis, range);
+      if (p.input[2]) this.cut(p, 2, p.opType === 'Conv' ? 0 : this.constWeight(p, 2)!.length - 1, range);
+      if (biasAdd) this.cut(biasAdd, bias, this.constWeight(biasAdd, bias)!.length - 1, range);
+      this.seen.set(`${p.output[0]}#${axis}@${range.offset}`, { value: p.output[0]!, axis, offset: range.offset });
+      if (split.input[1]) this.reshapes.push({ node: nodeName(split), index: k });
+      this.macs += p.opType === 'Conv' ? prod(out.slice(2)) * prod(w.slice(1)) : (prod(out.slice(0, -1)) / this.shapes.batch) * w[weightAxis === 0 ? 1 : 0]!;
+    });
+    split.output.forEach((o) => { if (o) this.visit(o, axis); });
   }
 
   private fromInput(n: NodeProto, i: number, axis: number): void {
