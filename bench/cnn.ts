@@ -1,5 +1,5 @@
 /**
- * The CNN and segmentation results tables of the README (run on demand: npm run bench:cnn [-- --only resnet|mobilenet|lraspp|seg|swinseg] [--samples 64]).
+ * The CNN and segmentation results tables of the README (run on demand: npm run bench:cnn [-- --only resnet|mobilenet|lraspp|seg|swinseg|nsfwjs] [--samples 64] [--mnist-test DIR]).
  * Score each model once per ranking (OPTIN exact; for channel groups also L1-norm filters and weight
  * magnitude; for transformers and hybrids magnitude), then for every budget and ranking plan, apply (verified,
  * with and without mask tuning where the model allows it),
@@ -106,11 +106,13 @@ async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-cnn-'));
   const f = (...p: string[]): string => path.join(root, 'test', 'fixtures', ...p);
   try {
+    // --mnist-test DIR: the MNIST models' held-out digits (default: the 963 of test/fixtures/data/mnist/test; bench/external/prepare-mnist.sh writes all 2,000).
+    const mnistTest = path.resolve(arg('mnist-test', f('data', 'mnist', 'test')));
     if (only === 'all' || only === 'resnet') {
-      await run({ key: 'resnet', name: 'MNIST ResNet (torchvision BasicBlocks)', model: f('models', 'resnet-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
+      await run({ key: 'resnet', name: 'MNIST ResNet (torchvision BasicBlocks)', model: f('models', 'resnet-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: mnistTest, rankings: ['l1', 'magnitude'] }, tmp);
     }
     if (only === 'all' || only === 'mobilenet') {
-      await run({ key: 'mobilenet', name: 'MNIST MobileNetV3 (torchvision MobileNetV3 blocks)', model: f('models', 'mobilenet-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: f('data', 'mnist', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
+      await run({ key: 'mobilenet', name: 'MNIST MobileNetV3 (torchvision MobileNetV3 blocks)', model: f('models', 'mobilenet-mnist', 'model-opset17.onnx'), calib: { data: f('data', 'mnist', 'train'), samples }, test: mnistTest, rankings: ['l1', 'magnitude'] }, tmp);
     }
     if (only === 'all' || only === 'lraspp') {
       await run({ key: 'lraspp', name: 'MNIST-scenes LR-ASPP (torchvision LRASPP head on the small MobileNetV3)', model: f('models', 'lraspp-scenes', 'model-opset17.onnx'), calib: { data: f('data', 'mnist-scenes', 'train'), samples }, test: f('data', 'mnist-scenes', 'test'), rankings: ['l1', 'magnitude'] }, tmp);
