@@ -54,6 +54,7 @@ export function formatPrune(r: PruneReport): string {
     '',
     formatApply(r.apply),
     ...(r.plan.model.notes ?? []).map((n) => `note        ${n}`),
+    ...(r.scores.calibration.of ? [`note        scores ${r.scores.modeReason}`] : []),
   ];
   if (r.bench) {
     const [a, b] = r.bench.models;

@@ -9,6 +9,7 @@ import type { InputSize } from '../data/types';
 import { groupMacs, macTerms, nodeMacs, termsMacs, type MacTerm } from './macs';
 import { scoreChannels } from './scorer';
 import { channelWeightScores } from './baselines';
+import { MIN_CHANNEL_EXAMPLES, affordableExamples, estimateChannelCost } from './cost';
 import type { ChannelStructure } from './structure';
 
 /** One prunable block as `optin inspect` reports it. */
@@ -92,6 +93,22 @@ function weightRun(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBat
   };
 }
 
+const minutes = (s: number): string => (s < 90 ? `${Math.round(s)} s` : `${(s / 60).toFixed(1)} min`);
+
+/**
+ * Auto mode for channel groups: exact scores on every calibration example when the estimate fits the
+ * time budget (`timeBudget`, default 600 s), else on as many of the first examples as fit (the loader
+ * draws them round-robin over classes), never fewer than {@link MIN_CHANNEL_EXAMPLES}.
+ */
+async function fitTimeBudget(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBatch, job: ScoreJob): Promise<{ batch: CalibrationBatch; reason: string }> {
+  const budget = job.timeBudget ?? 600;
+  const est = await estimateChannelCost(model, cs, batch, job.ep);
+  const n = affordableExamples(batch.batch, est.seconds, budget);
+  if (n === batch.batch) return { batch, reason: `--mode ${job.mode}: exact on all ${n} examples (estimated ${minutes(est.seconds)}, within the ${minutes(budget)} budget)` };
+  const fewer = await loadCalibration(model.path, cs, { ...job.data, samples: n });
+  return { batch: fewer, reason: `--mode ${job.mode}: exact on ${fewer.batch} of the ${batch.batch} calibration examples to fit the ${minutes(budget)} budget (all ${batch.batch}: estimated ${minutes(est.seconds)}; --mode exact scores on all)` };
+}
+
 /** Score a channel network (exact OPTIN, or a weight baseline) into a scores file. */
 export async function runChannelScoreJob(model: OnnxModel, cs: ChannelStructure, sha256: string, job: ScoreJob, onProgress: (p: ScoreProgress, warning?: string) => void, signal: AbortSignal): Promise<ScoresFile> {
   const batch = await loadCalibration(model.path, cs, job.data);
@@ -100,8 +117,13 @@ export async function runChannelScoreJob(model: OnnxModel, cs: ChannelStructure,
   if (note) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, note);
   const ranking = job.ranking ?? 'optin';
   if (ranking === 'wanda') throw new OptinError('usage', `${model.path}: --ranking wanda ranks attention heads and FFN neurons; this model is pruned by channel groups (use optin, magnitude or l1)`);
-  const scores = ranking === 'optin' ? await scoreChannels(model, cs, batch, { ep: job.ep, onProgress, signal }) : weightRun(model, cs, batch, ranking);
-  if (ranking === 'optin') scores.modeReason = job.mode === 'exact' ? '--mode exact' : `--mode ${job.mode}: channel groups are always scored exactly`;
+  let scores: Scores;
+  if (ranking === 'optin') {
+    const fit = job.mode === 'exact' ? undefined : await fitTimeBudget(model, cs, batch, job);
+    scores = await scoreChannels(model, cs, fit?.batch ?? batch, { ep: job.ep, onProgress, signal });
+    scores.modeReason = fit?.reason ?? '--mode exact';
+    if (fit && fit.batch.batch < batch.batch) scores.calibration.of = batch.batch;
+  } else scores = weightRun(model, cs, batch, ranking);
   const terms = macTerms(new GraphIndex(model.proto.graph!, model.ext), cs.shapes, cs.groups);
   const file = scoresFile(channelModelRef(model.path, sha256, cs, terms), scores, 1);
   if (ranking === 'l1') file.modeReason = 'L1-norm filter ranking (Li et al., 2017)';

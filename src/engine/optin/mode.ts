@@ -34,7 +34,8 @@ const OVERHEAD = 1.35;
 export const REFERENCE_NEURONS = 8;
 const BUCKET_OVERHEAD = 1.5;
 
-async function timedForward(path: string, feeds: CalibrationBatch['feeds'], ep: EpChoice): Promise<number> {
+/** Seconds of one dense forward of `feeds` (the second of two runs). */
+export async function timedForward(path: string, feeds: CalibrationBatch['feeds'], ep: EpChoice): Promise<number> {
   const s = await createSession(path, { ep, label: path });
   try {
     const f = toOrt(feeds);

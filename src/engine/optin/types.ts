@@ -31,7 +31,7 @@ export interface Scores {
   /** Token rows sampled for the manifold-distillation term. */
   tokenRows: number;
   /** `buckets`: the length buckets the batch was scored in (examples, tokens each), absent when it ran as one padded block. */
-  calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string; buckets?: Array<{ examples: number; seqLen: number }> };
+  calibration: { examples: number; seqLen: number; meanLength: number; source: string; warning?: string; buckets?: Array<{ examples: number; seqLen: number }>; of?: number };
   /** 'exact' OPTIN trajectory scores, or the 'magnitude' weight-norm baseline. */
   mode: 'exact' | 'fast' | 'magnitude';
   /** Fast mode: the slopes fitted when the neurons' subset losses were extrapolated to the whole batch (extrapolate.ts). */

@@ -80,7 +80,8 @@ export interface ScoresFile {
   /** True when the inputs shared by the masked runs stayed on the device between runs (WebGPU). */
   inputsOnDevice?: boolean;
   seconds: number;
-  calibration: { source: string; examples: number; seqLen: number; meanLength: number; tokenRows: number; warning?: string; buckets?: Array<{ examples: number; seqLen: number }> };
+  /** `of`: the examples given, when auto mode scored channel groups on fewer (`examples`) to fit its time budget. */
+  calibration: { source: string; examples: number; seqLen: number; meanLength: number; tokenRows: number; warning?: string; buckets?: Array<{ examples: number; seqLen: number }>; of?: number };
   /** Sequence length of the MAC model (mean unpadded calibration length for text; tokens for vision). */
   macSeqLen: number;
   heads: number[][];
