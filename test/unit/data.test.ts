@@ -5,7 +5,7 @@ import { loadModel } from '../../src/engine/onnx/model';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { readTextExamples } from '../../src/engine/data/examples';
-import { expectOptinError, fixture, tempDir, FIXTURES } from './helpers';
+import { expectOptinError, fixture, tempDir, FIXTURES, optin } from './helpers';
 
 const bertPath = fixture('bert-sst2/model-opset17.onnx');
 const bert = detectStructure(loadModel(bertPath));
@@ -56,6 +56,30 @@ describe('calibration data', () => {
     assert.deepEqual([...new Set(b.labels)].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'first samples cover every class');
     const px = b.feeds.pixel_values!.data as Float32Array;
     assert.ok(Math.min(...px) >= -1 && Math.max(...px) <= 1, 'normalised with mean 0.5, std 0.5');
+  });
+
+  it('eval reads images with the model\'s preprocessor config, else its reference\'s; with neither it refuses instead of guessing', () => {
+    const a = tempDir(), b = tempDir();
+    fs.copyFileSync(fixture('resnet-mnist/model-opset17.onnx'), path.join(a, 'model.onnx'));
+    fs.copyFileSync(fixture('resnet-mnist/model-opset17.onnx'), path.join(b, 'copy.onnx'));
+    // Pixels in [0, 1] instead of the default mean 0.5 / std 0.5: a guess would give other inputs.
+    fs.writeFileSync(path.join(a, 'preprocessor_config.json'), JSON.stringify({ size: { height: 28, width: 28 }, do_normalize: false, rescale_factor: 1 / 255 }));
+    const test = path.join(FIXTURES, 'data', 'mnist', 'test');
+    const json = (r: { code: number; stdout: string; stderr: string }): { accuracy: number; reference?: { agreement: number } } => {
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    };
+    const own = json(optin('eval', path.join(a, 'model.onnx'), '--data', test, '--samples', '100', '--json'));
+    const usual = json(optin('eval', fixture('resnet-mnist/model-opset17.onnx'), '--data', test, '--samples', '100', '--json'));
+    assert.notEqual(own.accuracy, usual.accuracy, 'the two preprocessings give different accuracies');
+    const viaReference = json(optin('eval', path.join(b, 'copy.onnx'), '--data', test, '--samples', '100', '--reference', path.join(a, 'model.onnx'), '--json'));
+    assert.equal(viaReference.accuracy, own.accuracy);
+    assert.equal(viaReference.reference!.agreement, 1);
+    const given = json(optin('eval', path.join(b, 'copy.onnx'), '--data', test, '--samples', '100', '--preprocessor', path.join(a, 'preprocessor_config.json'), '--json'));
+    assert.equal(given.accuracy, own.accuracy);
+    const none = optin('eval', path.join(b, 'copy.onnx'), '--data', test, '--samples', '100');
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no preprocessor_config\.json beside .*copy\.onnx: .*pass --preprocessor FILE/);
   });
 
   it('labels no data as synthetic with a warning', async () => {

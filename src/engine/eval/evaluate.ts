@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import type { ModelStructure } from '../structure/types';
@@ -82,11 +84,25 @@ export async function predict(model: OnnxModel, st: ModelStructure, batch: Calib
  * Unlabelled data is accepted with a reference: only the agreement is reported.
  * @throws OptinError('data') when the data has no labels and there is no reference
  */
+/**
+ * Images are read as the model was trained: with `--preprocessor`, else the preprocessor_config.json
+ * beside the model, else beside the reference (a pruned copy written elsewhere evaluates with its
+ * original's); an image folder with none of them is refused rather than read with guessed values.
+ */
+function withPreprocessor(modelPath: string, st: ModelStructure, opts: EvalOptions): DataOptions {
+  const d = opts.data;
+  if (d.preprocessor || st.modality !== 'vision' || !d.data || !fs.statSync(d.data, { throwIfNoEntry: false })?.isDirectory()) return d;
+  const beside = (m: string): string => path.join(path.dirname(path.resolve(m)), 'preprocessor_config.json');
+  const found = [modelPath, ...(opts.reference ? [opts.reference] : [])].map(beside).find((f) => fs.existsSync(f));
+  if (found) return { ...d, preprocessor: found };
+  throw new OptinError('data', `no preprocessor_config.json beside ${modelPath}${opts.reference ? ` or its reference ${opts.reference}` : ''}: images are resized and normalised as the model was trained (size, mean, std); pass --preprocessor FILE or put the file next to the model (a pruned copy written elsewhere: --reference ORIGINAL.onnx reads the original's)`);
+}
+
 export async function evaluate(modelPath: string, opts: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
   const model = loadModel(modelPath);
   const st = describeInterface(model);
-  const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...opts.data });
+  const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...withPreprocessor(model.path, st, opts) });
   if (firstOutputRank(model) === 4 || batch.labelMaps) return evaluateSegmentation(model, st.outputs[0]!, batch, opts, t0);
   if (st.causal && firstOutputRank(model) === 3) return evaluateLanguage(model, st, batch, opts, t0);
   if (!batch.labels && !opts.reference) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
