@@ -82,6 +82,20 @@ describe('calibration data', () => {
     assert.match(none.stderr, /no preprocessor_config\.json beside .*copy\.onnx: .*pass --preprocessor FILE/);
   });
 
+  it('eval of a copy written elsewhere tokenises with its reference\'s tokenizer', () => {
+    const copy = path.join(tempDir(), 'copy.onnx');
+    fs.copyFileSync(bertPath, copy);
+    const test = path.join(FIXTURES, 'data', 'sst2', 'test.tsv');
+    const alone = optin('eval', copy, '--data', test, '--samples', '20');
+    assert.equal(alone.code, 2);
+    assert.match(alone.stderr, /no tokenizer\.json in .*pass --tokenizer DIR/);
+    const r = optin('eval', copy, '--data', test, '--samples', '20', '--reference', bertPath, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout) as { accuracy: number; reference: { accuracy: number; agreement: number } };
+    assert.equal(e.reference.agreement, 1);
+    assert.equal(e.accuracy, e.reference.accuracy);
+  });
+
   it('labels no data as synthetic with a warning', async () => {
     const b = await loadCalibration(bertPath, bert, { samples: 3 });
     assert.equal(b.kind, 'synthetic');

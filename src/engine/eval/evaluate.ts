@@ -85,15 +85,21 @@ export async function predict(model: OnnxModel, st: ModelStructure, batch: Calib
  * @throws OptinError('data') when the data has no labels and there is no reference
  */
 /**
- * Images are read as the model was trained: with `--preprocessor`, else the preprocessor_config.json
- * beside the model, else beside the reference (a pruned copy written elsewhere evaluates with its
- * original's); an image folder with none of them is refused rather than read with guessed values.
+ * Data is read as the model was trained: images with `--preprocessor`, else the
+ * preprocessor_config.json beside the model, else beside the reference; text with `--tokenizer`,
+ * else the tokenizer beside the model, else beside the reference (a pruned copy written elsewhere
+ * evaluates with its original's files). An image folder with no preprocessor config is refused
+ * rather than read with guessed values.
  */
-function withPreprocessor(modelPath: string, st: ModelStructure, opts: EvalOptions): DataOptions {
+function withModelFiles(modelPath: string, st: ModelStructure, opts: EvalOptions): DataOptions {
   const d = opts.data;
+  const dirs = [modelPath, ...(opts.reference ? [opts.reference] : [])].map((m) => path.dirname(path.resolve(m)));
+  if (st.modality === 'text') {
+    const dir = d.tokenizer ? undefined : dirs.find((x) => fs.existsSync(path.join(x, 'tokenizer.json')));
+    return dir && dir !== dirs[0] ? { ...d, tokenizer: dir } : d;
+  }
   if (d.preprocessor || st.modality !== 'vision' || !d.data || !fs.statSync(d.data, { throwIfNoEntry: false })?.isDirectory()) return d;
-  const beside = (m: string): string => path.join(path.dirname(path.resolve(m)), 'preprocessor_config.json');
-  const found = [modelPath, ...(opts.reference ? [opts.reference] : [])].map(beside).find((f) => fs.existsSync(f));
+  const found = dirs.map((x) => path.join(x, 'preprocessor_config.json')).find((f) => fs.existsSync(f));
   if (found) return { ...d, preprocessor: found };
   throw new OptinError('data', `no preprocessor_config.json beside ${modelPath}${opts.reference ? ` or its reference ${opts.reference}` : ''}: images are resized and normalised as the model was trained (size, mean, std); pass --preprocessor FILE or put the file next to the model (a pruned copy written elsewhere: --reference ORIGINAL.onnx reads the original's)`);
 }
@@ -102,7 +108,7 @@ export async function evaluate(modelPath: string, opts: EvalOptions): Promise<Ev
   const t0 = performance.now();
   const model = loadModel(modelPath);
   const st = describeInterface(model);
-  const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...withPreprocessor(model.path, st, opts) });
+  const batch = await loadCalibration(model.path, st, { samples: Number.MAX_SAFE_INTEGER, ...withModelFiles(model.path, st, opts) });
   if (firstOutputRank(model) === 4 || batch.labelMaps) return evaluateSegmentation(model, st.outputs[0]!, batch, opts, t0);
   if (st.causal && firstOutputRank(model) === 3) return evaluateLanguage(model, st, batch, opts, t0);
   if (!batch.labels && !opts.reference) throw new OptinError('data', `${opts.data.data} has no labels; evaluation needs a label column (text) or one folder per class (images)`);
