@@ -1,5 +1,5 @@
 import type { ModelProto } from '../onnx/schema';
-import { attrInt } from '../onnx/graph';
+import { GraphIndex, attrInt } from '../onnx/graph';
 import { defaultOpset } from './surgery';
 
 /**
@@ -10,7 +10,7 @@ import { defaultOpset } from './surgery';
  */
 export function scoredOutput(proto: ModelProto, output: string): string {
   const g = proto.graph!;
-  const producer = new Map(g.node.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  const { producer } = new GraphIndex(g);
   const t = g.output.find((o) => o.name === output)?.type;
   const rank = t?.value.case === 'tensorType' ? t.value.value.shape?.dim.length : undefined;
   let n = producer.get(output);

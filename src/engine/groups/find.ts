@@ -1,8 +1,9 @@
 import type { MeasuredShapes } from './shapes';
 import type { OnnxModel } from '../onnx/model';
 import type { NodeProto } from '../onnx/schema';
-import { GraphIndex, attrInt } from '../onnx/graph';
+import { GraphIndex } from '../onnx/graph';
 import { GroupStop, Propagation, channelSplit } from './propagate';
+import { isWeightProducer } from './rules';
 import type { ChannelGroup, GroupRefusal } from './types';
 
 /** Every coupled-channel group of a graph, and the candidates that are not prunable (with why). */
@@ -27,13 +28,6 @@ export function modulePath(n: NodeProto): string {
   return out;
 }
 
-function isCandidate(ix: GraphIndex, n: NodeProto): boolean {
-  const w = n.input[1] ? ix.constant(n.input[1]) : undefined;
-  if (!w || !n.input[0] || ix.constant(n.input[0])) return false;
-  if (n.opType === 'Conv') return attrInt(n, 'group', 1) === 1;
-  return (n.opType === 'MatMul' || n.opType === 'Gemm') && w.dims.length === 2;
-}
-
 /**
  * Propagate from every Conv (group 1), MatMul and Gemm with a constant weight; candidates whose
  * closure is the same group are found once. Groups are returned in graph order of their first producer.
@@ -47,7 +41,7 @@ export function findChannelGroups(model: OnnxModel, shapes: MeasuredShapes): Gro
   const refused: GroupRefusal[] = [];
   for (const n of g.node) {
     const id = n.name || n.output[0]!;
-    if (covered.has(id) || !isCandidate(ix, n)) continue;
+    if (covered.has(id) || !isWeightProducer(ix, n)) continue;
     const dims = shapes.get(n.output[0]!);
     if (!dims) continue;
     const width = (n.opType === 'Conv' ? dims[1]! : dims[dims.length - 1]!) / (channelSplit(ix, shapes, n)?.parts ?? 1);

@@ -1,7 +1,7 @@
 import type { NodeProto } from '../onnx/schema';
 import { attr, attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
-import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, reducedAxes, reshapedAxis } from './rules';
+import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis } from './rules';
 import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
 import type { MeasuredShapes } from './shapes';
 
@@ -132,7 +132,7 @@ export class Propagation {
       if (attrInt(n, 'group', 1) !== 1) throw new GroupStop(n, `grouped convolution (group=${attrInt(n, 'group', 1)}) mixes channel subsets`);
       return this.producer(n);
     }
-    if ((n.opType === 'MatMul' || n.opType === 'Gemm') && w?.length === 2 && !this.ix.constant(n.input[0]!)) {
+    if (n.opType !== 'Conv' && isWeightProducer(this.ix, n)) {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
       return this.producer(n);
     }
@@ -166,8 +166,7 @@ export class Propagation {
       if (p && !single(p.output[0]!)) throw new GroupStop(split, 'the channels the Split divides are also read elsewhere');
     }
     const w = p ? this.constWeight(p, 1) : undefined;
-    if (!p || !w || !((p.opType === 'Conv' && attrInt(p, 'group', 1) === 1) || ((p.opType === 'MatMul' || p.opType === 'Gemm') && w.length === 2 && !this.ix.constant(p.input[0]!)))
-      || (p.opType !== 'Conv' && axis !== this.dims(p.output[0]!, p).length - 1)) {
+    if (!p || !w || !isWeightProducer(this.ix, p) || (p.opType !== 'Conv' && axis !== this.dims(p.output[0]!, p).length - 1)) {
       throw new GroupStop(split, 'Split divides channels that no single convolution or projection produces');
     }
     this.producers.add(p);

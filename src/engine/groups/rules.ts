@@ -19,6 +19,17 @@ export const POOLS = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'MaxPool', '
 /** Reductions whose axes come from an attribute (or input 1 from opset 18). */
 export const REDUCES = new Set(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceL1', 'ReduceProd', 'ReduceSumSquare', 'ReduceLogSumExp']);
 
+/**
+ * A node whose output channels a group can start from: a Conv with group 1 or a MatMul / Gemm with a
+ * constant 2-D weight, reading an activation (not a constant).
+ */
+export function isWeightProducer(ix: GraphIndex, n: NodeProto): boolean {
+  const w = n.input[1] ? ix.constant(n.input[1]) : undefined;
+  if (!w || !n.input[0] || ix.constant(n.input[0])) return false;
+  if (n.opType === 'Conv') return attrInt(n, 'group', 1) === 1;
+  return (n.opType === 'MatMul' || n.opType === 'Gemm') && w.dims.length === 2;
+}
+
 /** A Conv whose every output channel reads one input channel (group == in channels == out channels). */
 export function isDepthwise(n: NodeProto, weightDims: number[]): boolean {
   const group = attrInt(n, 'group', 1);
