@@ -103,7 +103,7 @@ const minutes = (s: number): string => (s < 90 ? `${Math.round(s)} s` : `${(s / 
 async function fitTimeBudget(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBatch, job: ScoreJob): Promise<{ batch: CalibrationBatch; reason: string }> {
   const budget = job.timeBudget ?? 600;
   const est = await estimateChannelCost(model, cs, batch, job.ep);
-  const n = affordableExamples(batch.batch, est.seconds, budget);
+  const n = affordableExamples(batch.batch, est.secondsFor, budget);
   if (n === batch.batch) return { batch, reason: `--mode ${job.mode}: exact on all ${n} examples (estimated ${minutes(est.seconds)}, within the ${minutes(budget)} budget)` };
   const fewer = await loadCalibration(model.path, cs, { ...job.data, samples: n });
   return { batch: fewer, reason: `--mode ${job.mode}: exact on ${fewer.batch} of the ${batch.batch} calibration examples to fit the ${minutes(budget)} budget (all ${batch.batch}: estimated ${minutes(est.seconds)}; --mode exact scores on all)` };
