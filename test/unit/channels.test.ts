@@ -303,6 +303,34 @@ describe('channel groups of CNNs (torchvision exports)', function () {
     assert.deepEqual(new GraphIndex(after.proto.graph!, after.ext).constInts(split.input[1]!), [kept.length, kept.length]);
   });
 
+  it('onnxruntime\'s fused BiasGelu and FastGelu with a bias: the bias is cut with the channels; verified', async () => {
+    const rnd = mulberry32(5);
+    const w = (name: string, dims: number[]) => create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: DataType.FLOAT, rawData: new Uint8Array(Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rnd() - 0.5).buffer) });
+    const vi = (name: string, width: number) => create(ValueInfoProtoSchema, { name, type: { value: { case: 'tensorType', value: { elemType: DataType.FLOAT, shape: { dim: [{ value: { case: 'dimParam', value: 'b' } }, { value: { case: 'dimValue', value: BigInt(width) } }] } } } } });
+    const graph = create(GraphProtoSchema, {
+      name: 'fused-gelu',
+      node: [
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['x', 'w1'], output: ['h1'], name: 'fc1' }),
+        create(NodeProtoSchema, { opType: 'BiasGelu', domain: 'com.microsoft', input: ['h1', 'b1'], output: ['a1'], name: 'bias_gelu' }),
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['a1', 'w2'], output: ['h2'], name: 'fc2' }),
+        create(NodeProtoSchema, { opType: 'FastGelu', domain: 'com.microsoft', input: ['h2', 'b2'], output: ['a2'], name: 'fast_gelu' }),
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['a2', 'w3'], output: ['y'], name: 'fc3' }),
+      ],
+      initializer: [w('w1', [8, 16]), w('b1', [16]), w('w2', [16, 12]), w('b2', [12]), w('w3', [12, 4])], input: [vi('x', 8)], output: [vi('y', 4)],
+    });
+    const file = path.join(tempDir(), 'fused-gelu.onnx');
+    saveModel({ path: '<memory>', proto: create(ModelProtoSchema, { irVersion: 8n, opsetImport: [{ domain: '', version: 17n }, { domain: 'com.microsoft', version: 1n }], graph, producerName: 'test' }), ext: { baseDir: '.', modelPath: '<memory>' }, usesExternalData: false, fileBytes: 0 }, file);
+    const r = await inspectModel(file);
+    assert.deepEqual(r.channels!.blocks.map((b) => b.channels), [16, 12]);
+    const j = pruneVerified(file, '--multiple-of', '1', '--no-tune');
+    const [k1, k2] = j.plan.keep.neurons as number[][];
+    assert.ok(k1!.length < 16 && k2!.length < 12);
+    const before = loadModel(file), after = loadModel(j.out);
+    const bias = (m: typeof before, name: string): Float32Array => tensorFloat32(m.proto.graph!.initializer.find((t) => t.name === m.proto.graph!.node.find((n) => n.name === name)!.input[1])!, m.ext);
+    assert.deepEqual(Array.from(bias(after, 'bias_gelu')), k1!.map((k) => bias(before, 'bias_gelu')[k]));
+    assert.deepEqual(Array.from(bias(after, 'fast_gelu')), k2!.map((k) => bias(before, 'fast_gelu')[k]));
+  });
+
   it('refuses, in one line naming the node and the op, a graph whose channels meet an op the propagation cannot map; nothing written', async () => {
     const w = (name: string, r: number, c: number) => create(TensorProtoSchema, { name, dims: [BigInt(r), BigInt(c)], dataType: DataType.FLOAT, rawData: new Uint8Array(new Float32Array(r * c).fill(0.1).buffer) });
     const vi = (name: string) => create(ValueInfoProtoSchema, { name, type: { value: { case: 'tensorType', value: { elemType: DataType.FLOAT, shape: { dim: [{ value: { case: 'dimParam', value: 'b' } }, { value: { case: 'dimValue', value: 4n } }] } } } } });

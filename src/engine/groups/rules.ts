@@ -3,12 +3,15 @@ import { attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 
 /** Ops applied element by element to one input: channel i in, channel i out. */
 export const UNARY = new Set([
-  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Celu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Erf', 'Gelu', 'FastGelu', 'Softplus',
+  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Celu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Erf', 'Gelu', 'QuickGelu', 'Softplus',
   'Softsign', 'Mish', 'Clip', 'Identity', 'Dropout', 'Neg', 'Abs', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'ThresholdedRelu',
 ]);
 
-/** Elementwise ops of several inputs (with broadcasting). */
-export const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where']);
+/**
+ * Elementwise ops of several inputs (with broadcasting); onnxruntime's fused `BiasGelu` and
+ * `FastGelu` add their (optional) bias, one value per channel, before the activation.
+ */
+export const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where', 'BiasGelu', 'FastGelu']);
 
 /** Ops that sum their inputs: two computed inputs carrying the channels make a residual stream. */
 export const SUMS = new Set(['Add', 'Sub', 'Sum', 'Mean']);

@@ -7,9 +7,9 @@ import { AttributeProtoSchema, AttributeType, NodeProtoSchema, type GraphProto, 
 const SWAP = [1, 0, 2];
 
 /** Elementwise ops of one data input (the channel rules' list, groups/rules.ts, less PRelu, whose slope is an operand). */
-const UNARY = new Set([...CHANNEL_UNARY, 'Cast', 'QuickGelu'].filter((op) => op !== 'PRelu'));
+const UNARY = new Set([...CHANNEL_UNARY, 'Cast'].filter((op) => op !== 'PRelu'));
 /** Elementwise ops whose every input is data (broadcast against the others). */
-const BINARY = new Set([...CHANNEL_BINARY, 'PRelu', 'BiasGelu', 'Equal', 'Less', 'Greater']);
+const BINARY = new Set([...CHANNEL_BINARY, 'PRelu', 'Equal', 'Less', 'Greater']);
 const SAME_RANK = new Set([...UNARY, ...BINARY, 'Softmax', 'LogSoftmax', 'LayerNormalization', 'Conv', 'BatchNormalization']);
 
 function perm(n: NodeProto): number[] | undefined {
