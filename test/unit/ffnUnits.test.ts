@@ -46,6 +46,15 @@ describe('feed-forward neurons found by the channel propagation are the detector
       assert.ok((await check(fixture(rel))) > 0, 'the fixture has feed-forward blocks');
     });
   }
+  it('keras2onnx\'s BERT: the shape probe feeds token ids inside its vocabulary; its FFN is refused for the Reshape with a run-time shape (not found yet, said so)', async () => {
+    const m = loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx'));
+    const st = detectStructure(m);
+    const cs = await analyzeChannels(m);
+    const up = st.layers[0]!.ffn!.up.node;
+    assert.ok(!cs.groups.some((g) => g.producers.includes(up)));
+    assert.equal(cs.refused.find((r) => r.start === up)?.reason, 'Reshape with a run-time shape carries the channel count');
+  });
+
   it('torchaudio Conformer (half-step FFNs, analysed batch-first)', async () => {
     assert.equal(await check(materialize(fixture('torchaudio-conformer/model.skeleton.onnx'))), 4);
   });

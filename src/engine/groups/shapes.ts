@@ -3,7 +3,7 @@ import type { OnnxModel } from '../onnx/model';
 import { shallowCopyModel } from '../graph/surgery';
 import { runSession, sessionFor } from '../runtime/session';
 import { GraphIndex } from '../onnx/graph';
-import { modelInputs } from '../structure/inputs';
+import { modelInputs, wordEmbedding } from '../structure/inputs';
 import { benchFeeds } from '../eval/bench';
 import { create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from '../onnx/schema';
@@ -47,7 +47,9 @@ export async function measureShapes(model: OnnxModel, size?: InputSize): Promise
   try {
     const fixed = inputs.map((i) => i.shape[0]).find((d): d is number => typeof d === 'number' && d > 0);
     const batch = fixed ?? PROBE_BATCH;
-    const out = await runSession(s.session, benchFeeds({ inputs }, batch, 16), `${model.path} (shape probe)`);
+    const ids = inputs.find((i) => i.role === 'input_ids');
+    const table = ids ? wordEmbedding(ix, ids.name) : undefined;
+    const out = await runSession(s.session, benchFeeds({ inputs, ...(table ? { vocabSize: Number(table.dims[0]) } : {}) }, batch, 16), `${model.path} (shape probe)`);
     const shapes = new MeasuredShapes(batch);
     for (const [k, t] of Object.entries(out)) shapes.set(k, [...(t as ort.Tensor).dims]);
     for (const i of inputs) shapes.set(i.name, i.shape.map((d, k) => (k === 0 ? batch : Number(d))));

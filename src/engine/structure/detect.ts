@@ -9,13 +9,12 @@ import { batchFirstGraph, streamEntries } from './streamLayout';
 import { attentionFromOnnx } from './onnxAttention';
 import { attentionFromGqa } from './ortGqa';
 import { ffnFromDown } from './ffn';
-import { modelInputs } from './inputs';
+import { modelInputs, wordEmbedding } from './inputs';
 import { cacheEvidence, carriedCache, causalEvidence, idleCacheOutput, isCacheValue } from './decoder';
 import { normAfter, normProducing } from './norms';
 import { visionTokenCount } from './vision';
 import { checkWeightTypes } from './dtypes';
 import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelInput, ModelStructure } from './types';
-import type { TensorProto } from '../onnx/schema';
 
 function attentionLinears(a: AttentionBlock): Linear[] {
   return [a.output, ...a.projections];
@@ -214,10 +213,6 @@ function withInterface(model: OnnxModel, ix: GraphIndex, inputs: ModelInput[], h
     if (p) s.maxPositions = p;
   }
   return s;
-}
-
-function wordEmbedding(ix: GraphIndex, idsName: string): TensorProto | undefined {
-  return ix.uses(idsName).map((u) => (u.opType === 'Gather' ? ix.constant(u.input[0]!) : undefined)).find((t) => t && t.dims.length === 2);
 }
 
 function maxPositions(ix: GraphIndex, idsName: string, hidden: number, seqDim: number | string | undefined): number | undefined {

@@ -1,5 +1,5 @@
 import type { GraphIndex } from '../onnx/graph';
-import type { ValueInfoProto } from '../onnx/schema';
+import type { TensorProto, ValueInfoProto } from '../onnx/schema';
 import { DataType } from '../onnx/schema';
 import type { ModelInput } from './types';
 import { CACHE_NAME } from './decoder';
@@ -48,4 +48,9 @@ export function modelInputs(ix: GraphIndex): ModelInput[] {
     if (gathered && gathered.role === 'other') gathered.role = 'input_ids';
   }
   return out;
+}
+
+/** The word-embedding table that token ids `idsName` index (a Gather of a constant 2-D table), if any. */
+export function wordEmbedding(ix: GraphIndex, idsName: string): TensorProto | undefined {
+  return ix.uses(idsName).map((u) => (u.opType === 'Gather' ? ix.constant(u.input[0]!) : undefined)).find((t) => t && t.dims.length === 2);
 }
