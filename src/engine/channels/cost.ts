@@ -33,7 +33,7 @@ export interface ChannelCost {
  * group's first consumer on, for every example, plus its manifold terms: for each later block
  * output, the Gram comparison of `tokenSample` sampled positions (2 K^2 C multiply-adds, whatever the
  * number of examples once they hold K positions). Both are counted in MACs and turned into seconds
- * by one timed dense forward (its seconds per MAC).
+ * by a timed dense forward of the batch (its seconds per MAC; the fastest of three runs).
  */
 export async function estimateChannelCost(model: OnnxModel, cs: ChannelStructure, batch: CalibrationBatch, ep: EpChoice = 'cpu'): Promise<ChannelCost> {
   // The fastest of three runs: one run on a busy machine can take 1.3x as long.

@@ -79,12 +79,6 @@ export async function predict(model: OnnxModel, st: ModelStructure, batch: Calib
 }
 
 /**
- * Accuracy of `modelPath` on labelled data (text .tsv/.csv/.jsonl with a label column, or an
- * ImageFolder), and, with a reference model, the reference's accuracy and how often the two agree.
- * Unlabelled data is accepted with a reference: only the agreement is reported.
- * @throws OptinError('data') when the data has no labels and there is no reference
- */
-/**
  * Data is read as the model was trained: images with `--preprocessor`, else the
  * preprocessor_config.json beside the model, else beside the reference; text with `--tokenizer`,
  * else the tokenizer beside the model, else beside the reference (a pruned copy written elsewhere
@@ -104,6 +98,13 @@ function withModelFiles(modelPath: string, st: ModelStructure, opts: EvalOptions
   throw new OptinError('data', `no preprocessor_config.json beside ${modelPath}${opts.reference ? ` or its reference ${opts.reference}` : ''}: images are resized and normalised as the model was trained (size, mean, std); pass --preprocessor FILE or put the file next to the model (a pruned copy written elsewhere: --reference ORIGINAL.onnx reads the original's)`);
 }
 
+/**
+ * Accuracy of `modelPath` on labelled data (text .tsv/.csv/.jsonl with a label column, or an
+ * ImageFolder), and, with a reference model, the reference's accuracy and how often the two agree.
+ * Unlabelled data is accepted with a reference: only the agreement is reported.
+ * @throws OptinError('data') when the data has no labels and there is no reference, or is an image
+ * folder with no preprocessor config beside the model, its reference or given
+ */
 export async function evaluate(modelPath: string, opts: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
   const model = loadModel(modelPath);
