@@ -125,22 +125,15 @@ export interface PruneEvents {
   note?: (m: string) => void;
 }
 
-/** The pruned file may live elsewhere: read the tokenizer / preprocessor from beside the original. */
-export function besideOriginal<T extends DataOptions>(model: string, data: T): T {
-  const dir = path.dirname(path.resolve(model));
-  const pre = path.join(dir, 'preprocessor_config.json');
-  return { ...data, tokenizer: data.tokenizer ?? dir, ...(data.preprocessor || !fs.existsSync(pre) ? {} : { preprocessor: pre }) };
-}
-
 /**
  * Evaluate `output` against `reference` on held-out data: the test split beside the calibration
  * data when there is one (`train.tsv` -> `test.tsv`, `train/` -> `test/`; {@link testSplitFor}),
  * else the calibration file's examples after the ones scoring used; when the file has no more, on
  * the scored examples themselves (heldOut false). `source` is the file or folder evaluated on.
- * Cancellation and other failures of a held-out run propagate only when no fallback applies.
+ * Cancellation and other failures of a held-out run propagate only when no fallback applies. A file
+ * written elsewhere is read with the reference's tokenizer / preprocessor config (see evaluate).
  */
 export async function evaluateOnCalibration(engine: EngineClient, output: string, reference: string, data: DataOptions & { data: string }, ep: EpChoice, signal?: AbortSignal, note?: (m: string) => void): Promise<{ evaluation: EvalReport; heldOut: boolean; source: string }> {
-  const d = besideOriginal(reference, data);
   const fallback = (e: unknown, what: string): void => {
     if (!(e instanceof OptinError) || e.code === 'cancelled') throw e;
     note?.(`${what} (${e.message})`);
@@ -148,17 +141,17 @@ export async function evaluateOnCalibration(engine: EngineClient, output: string
   const test = testSplitFor(data.data);
   if (test) {
     try {
-      return { evaluation: await engine.evaluate(output, { data: { ...d, data: test, skip: 0, samples: 1000 }, reference, ep }, signal), heldOut: true, source: test };
+      return { evaluation: await engine.evaluate(output, { data: { ...data, data: test, skip: 0, samples: 1000 }, reference, ep }, signal), heldOut: true, source: test };
     } catch (e) {
       fallback(e, `could not evaluate on the test split ${test}; using held-out calibration examples`);
     }
   }
   try {
-    return { evaluation: await engine.evaluate(output, { data: { ...d, skip: d.samples ?? 32, samples: 500 }, reference, ep }, signal), heldOut: true, source: data.data };
+    return { evaluation: await engine.evaluate(output, { data: { ...data, skip: data.samples ?? 32, samples: 500 }, reference, ep }, signal), heldOut: true, source: data.data };
   } catch (e) {
     fallback(e, 'no held-out examples to evaluate on; measuring on the calibration examples');
   }
-  return { evaluation: await engine.evaluate(output, { data: { ...d, skip: 0 }, reference, ep }, signal), heldOut: false, source: data.data };
+  return { evaluation: await engine.evaluate(output, { data: { ...data, skip: 0 }, reference, ep }, signal), heldOut: false, source: data.data };
 }
 
 /** What a prune or a sweep evaluates its models on: labelled data when given, else held out from the calibration data. */
@@ -177,7 +170,7 @@ export interface EvaluationSource {
 export async function comparisonEvaluations(engine: EngineClient, src: EvaluationSource, l1At: Array<{ budget: number; multipleOf: number; repaired: boolean }>, unrepaired: PlanFile[], step?: (s: string) => void, signal?: AbortSignal): Promise<{ l1: EvalReport[]; unrepaired: EvalReport[] }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'optin-compare-'));
   const evaluate = async (file: string): Promise<EvalReport> => (src.evalData
-    ? engine.evaluate(file, { data: besideOriginal(src.model, src.evalData), reference: src.model, ep: src.ep }, signal)
+    ? engine.evaluate(file, { data: src.evalData, reference: src.model, ep: src.ep }, signal)
     : (await evaluateOnCalibration(engine, file, src.model, { ...src.data, data: src.data.data! }, src.ep, signal)).evaluation);
   const written = async (plan: PlanFile, tune: boolean, file: string): Promise<EvalReport> => {
     await engine.apply({ model: src.model, plan, data: src.data, ep: src.ep, tune, out: path.join(dir, file) }, undefined, signal);
@@ -229,7 +222,7 @@ export async function runPrune(engine: EngineClient, req: PruneRequest, ev: Prun
   }
   if (req.evalData) {
     ev.step?.('evaluating accuracy');
-    report.evaluation = await engine.evaluate(apply.output, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal);
+    report.evaluation = await engine.evaluate(apply.output, { data: req.evalData, reference: req.model, ep: req.ep }, signal);
   } else if (req.evalBesideData && req.data.data) {
     ev.step?.('evaluating on held-out data');
     try {

@@ -11,7 +11,7 @@ import type { BenchReport } from '../eval/bench';
 import { OptinError } from '../errors';
 import type { EngineClient } from './client';
 import type { ScoreJob } from './protocol';
-import { besideOriginal, comparisonEvaluations, evaluateOnCalibration, repairOf } from './pipeline';
+import { comparisonEvaluations, evaluateOnCalibration, repairOf } from './pipeline';
 
 /** `optin sweep` / the panel's frontier: one scoring run, then every budget applied, checked, evaluated and timed. */
 export interface SweepRequest {
@@ -122,7 +122,7 @@ export async function runSweep(engine: EngineClient, req: SweepRequest, ev: Swee
   let heldOut = !req.evalData;
   for (const [i, a] of applied.entries()) {
     ev.step?.(`evaluating ${i + 1} of ${applied.length}`);
-    if (req.evalData) evals.push(await engine.evaluate(a.output, { data: besideOriginal(req.model, req.evalData), reference: req.model, ep: req.ep }, signal));
+    if (req.evalData) evals.push(await engine.evaluate(a.output, { data: req.evalData, reference: req.model, ep: req.ep }, signal));
     else {
       const r = await evaluateOnCalibration(engine, a.output, req.model, { ...req.data, data: req.data.data! }, req.ep, signal);
       evals.push(r.evaluation);
