@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     execFileSync(process.execPath, [__filename, '--generate', file, '--layers', String(layers)], { stdio: 'inherit' });
     const t0 = performance.now();
     const model = loadModel(file);
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const size = fs.statSync(file).size;
     const rnd = mulberry32(3);
     const rows = Array.from({ length: 16 }, () => {

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const calib = { data: path.join(dir, 'train.txt'), samples };
   const test = { data: path.join(dir, 'test.txt'), tokenizer: dir };
   const model = loadModel(file);
-  const st = detectStructure(model);
+  const st = await detectStructure(model);
   const batch = await loadCalibration(model.path, st, calib);
   const seq = batch.meanLength;
   const ref = modelRef(model.path, sha256File(model.path), st);

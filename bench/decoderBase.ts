@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const file = materialize(path.join(models, 'llama-base-random', 'model.skeleton.onnx'));
   const t0 = performance.now();
   const model = loadModel(file);
-  const st = detectStructure(model);
+  const st = await detectStructure(model);
   const tokenizer = path.join(models, 'llama-sst2');
   const batch = await loadCalibration(model.path, st, { data: path.join(tokenizer, 'train.txt'), tokenizer, samples: 16, maxLength: 64 });
   console.log(`model: 12 layers, hidden 768, 12 query / 4 key-value heads, SwiGLU 2048, random weights; calibration ${batch.batch} sentences, ${batch.meanLength.toFixed(1)} real tokens of ${batch.seqLen} on average`);

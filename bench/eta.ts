@@ -18,7 +18,7 @@ const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`
 async function main(): Promise<void> {
   const f = (...p: string[]): string => path.join(root, 'test', 'fixtures', ...p);
   const model = loadModel(f('models', 'bert-sst2', 'model-opset17.onnx'));
-  const st = detectStructure(model);
+  const st = await detectStructure(model);
   const samples = Number(arg('samples', '32'));
   const batch = await loadCalibration(model.path, st, { data: f('data', 'sst2', 'train.tsv'), samples });
   const events: ScoreProgress[] = [];

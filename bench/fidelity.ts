@@ -25,7 +25,7 @@ const arg = (k: string, d: string): string => { const i = process.argv.indexOf(`
 async function main(): Promise<void> {
   const f = (...p: string[]): string => path.join(root, 'test', 'fixtures', ...p);
   const model = loadModel(f('models', 'bert-sst2', 'model-opset17.onnx'));
-  const st = detectStructure(model);
+  const st = await detectStructure(model);
   const calib = { data: f('data', 'sst2', 'train.tsv'), samples: 64 };
   const batch = await loadCalibration(model.path, st, calib);
   const ref = modelRef(model.path, sha256File(model.path), st);

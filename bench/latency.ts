@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     const file = c.model();
     const data = c.data(file);
     const model = loadModel(file);
-    const st = await withMeasuredTokens(model, detectStructure(model));
+    const st = await withMeasuredTokens(model, await detectStructure(model));
     const t0 = performance.now();
     const { table } = await latencyTableFor(model, st, { ep: 'cpu', batch: c.batch, seqLen: c.seqLen, fresh: true, ...(c.decode ? { decode: true } : {}) });
     const tableSec = (performance.now() - t0) / 1000;

@@ -43,7 +43,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function deviceFeedsBench(ep: Provider): Promise<void> {
   const model = loadModel(models[1]![1]);
-  const st = await withMeasuredTokens(model, detectStructure(model));
+  const st = await withMeasuredTokens(model, await detectStructure(model));
   const batch = await loadCalibration(model.path, st, { data: path.join(root, 'test/fixtures/data/digits/train'), samples: Number(arg('samples', '8')) });
   const times: Record<'device' | 'upload', number[]> = { device: [], upload: [] };
   const rounds = Number(arg('rounds', '3'));

@@ -30,7 +30,7 @@ interface Case { key: string; name: string; model: string; calib: DataOptions; t
 
 async function run(c: Case, tmp: string): Promise<void> {
   const model = loadModel(c.model);
-  const st = await withMeasuredTokens(model, detectStructure(model));
+  const st = await withMeasuredTokens(model, await detectStructure(model));
   const batch = await loadCalibration(model.path, st, c.calib);
   const seq = st.modality === 'text' ? batch.meanLength : batch.seqLen;
   const ref = modelRef(model.path, sha256File(model.path), st);

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const samples = Number(arg('samples', '16'));
   const modelPath = path.join(root, 'test/fixtures/models/bert-sst2/model-opset17.onnx');
   const model = loadModel(modelPath);
-  const st = detectStructure(model);
+  const st = await detectStructure(model);
   const batch = await loadCalibration(model.path, st, { data: path.join(root, 'test/fixtures/data/sst2/train.tsv'), samples });
   console.log(`model: bert-sst2 (4 layers, hidden 256, 8 heads, FFN 1024); batch ${batch.batch} x ${batch.seqLen} tokens (mean ${batch.meanLength.toFixed(1)} real)`);
   const elements = st.layers.reduce((a, l) => a + l.attention!.heads + (l.ffn?.width ?? 0), 0);

@@ -8,7 +8,7 @@ import { loadCalibration } from '../src/engine/data/calibration';
 import { scoreModel } from '../src/engine/optin/scorer';
 (async () => {
   const m = loadModel('test/fixtures/models/bert-sst2/model-opset17.onnx');
-  const st = detectStructure(m);
+  const st = await detectStructure(m);
   const batch = await loadCalibration(m.path, st, { data: 'test/fixtures/data/sst2/train.tsv', samples: Number(process.argv[2] ?? 16) });
   for (const chunk of process.argv.slice(3).map(Number)) {
     const ac = new AbortController();

@@ -24,7 +24,7 @@ export type Analysis = { kind: 'transformer'; st: ModelStructure; channels?: Cha
 export async function analyzeModel(model: OnnxModel, size?: InputSize): Promise<Analysis> {
   let st: ModelStructure;
   try {
-    st = detectStructure(model);
+    st = await detectStructure(model, { ...(size ? { size } : {}) });
   } catch (e) {
     if (!(e instanceof OptinError) || e.code !== 'not-transformer') throw e;
     try {

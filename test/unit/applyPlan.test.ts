@@ -22,9 +22,9 @@ const optin = (...args: string[]) => {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 };
 
-function magnitudePlan(modelPath: string, budget: number): PlanFile {
+async function magnitudePlan(modelPath: string, budget: number): Promise<PlanFile> {
   const m = loadModel(modelPath);
-  const st = detectStructure(m);
+  const st = await detectStructure(m);
   const s = magnitudeScores(m, st, 12);
   const scores: ScoresFile = {
     schema: 'optin-scores', version: SCHEMA_VERSION, tool: { name: 'optin', version: 'test' }, created: '', model: modelRef(m.path, sha256File(m.path), st),
@@ -42,7 +42,7 @@ describe('applying a plan', function () {
   const sst2 = path.join(FIXTURES, 'data', 'sst2');
 
   it('writes <name>.optin-<pct>.onnx beside the input, verified, with the plan in metadata_props', async () => {
-    const plan = magnitudePlan(model, 0.5);
+    const plan = await magnitudePlan(model, 0.5);
     const before = sha256(model);
     const r = await applyPlan({ model, plan, data: { samples: 4 } });
     assert.equal(r.output, defaultOutput(model, 0.5));
@@ -67,7 +67,7 @@ describe('applying a plan', function () {
     'ort-fused-attention/bert-3d-attention-opt.onnx', 'vit-digits/model-opset14.onnx', 'vit-digits/model-opset17.onnx']) {
     it(`applies a 0.5 plan to ${rel} and verifies it`, async () => {
       const src = fixture(rel);
-      const plan = magnitudePlan(src, 0.5);
+      const plan = await magnitudePlan(src, 0.5);
       const out = path.join(dir, `${rel.replace(/[/.]/g, '_')}.onnx`);
       const r = await applyPlan({ model: src, plan, data: { samples: 4 }, out });
       assert.ok(r.verification.maxAbsDiff <= r.verification.tolerance);
@@ -78,7 +78,7 @@ describe('applying a plan', function () {
   }
 
   it('a cancelled apply writes nothing', async () => {
-    const plan = magnitudePlan(model, 0.4);
+    const plan = await magnitudePlan(model, 0.4);
     const ac = new AbortController();
     ac.abort();
     const out = path.join(dir, 'cancelled.onnx');
@@ -88,7 +88,7 @@ describe('applying a plan', function () {
   });
 
   it('refuses a plan made for another model, and leaves the original byte-identical', async () => {
-    const plan = magnitudePlan(model, 0.5);
+    const plan = await magnitudePlan(model, 0.5);
     const other = path.join(dir, 'other.onnx');
     fs.copyFileSync(fixture('torch-bert-like-random/model-opset14.onnx'), other);
     const before = sha256(other);
@@ -98,7 +98,7 @@ describe('applying a plan', function () {
   });
 
   it('refuses budgets outside (0, 1], plans that keep nothing, output = input, read-only folders', async () => {
-    const plan = magnitudePlan(model, 0.5);
+    const plan = await magnitudePlan(model, 0.5);
     const before = sha256(model);
     await expectOptinError(() => applyPlan({ model, plan: { ...plan, budget: 1.5 }, data: {} }), 'usage', /budget 1.5 is outside \(0, 1\]/);
     await expectOptinError(() => applyPlan({ model, plan: { ...plan, budget: 0 }, data: {} }), 'usage', /budget 0 is outside \(0, 1\]/);
@@ -119,9 +119,9 @@ describe('applying a plan', function () {
 
   it('mask tuning lowers the reconstruction error on real data and the tuned model still verifies', async () => {
     const m = loadModel(fixture('bert-sst2/model-opset17.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const batch = await loadCalibration(m.path, st, { data: path.join(sst2, 'train.tsv'), samples: 16 });
-    const plan = magnitudePlan(m.path, 0.4);
+    const plan = await magnitudePlan(m.path, 0.4);
     const keep = { heads: plan.keep.heads, neurons: plan.keep.neurons };
     const t = await tuneMasks(m, st, keep, batch);
     assert.equal(t.steps.length, [...keep.heads, ...keep.neurons].filter((k) => k.length > 0).length, 'one solve per sublayer that keeps something');

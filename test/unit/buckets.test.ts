@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
+import type { ModelStructure } from '../../src/engine/structure/types';
 import { detectStructure } from '../../src/engine/structure/detect';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { bucketBatch, bucketRows, lengthBuckets, planBuckets } from '../../src/engine/optin/buckets';
@@ -37,7 +38,7 @@ describe('length buckets', () => {
     }
   });
 
-  it('sampled rows map to the same example and position inside their bucket, bucket by bucket', () => {
+  it('sampled rows map to the same example and position inside their bucket, bucket by bucket', async () => {
     const S = 10;
     const buckets = [{ examples: [1, 3], seqLen: 4 }, { examples: [0, 2], seqLen: 10 }];
     const rows = [2 * S + 7, 1 * S + 0, 3 * S + 3, 0 * S + 9, 1 * S + 2];
@@ -48,7 +49,8 @@ describe('length buckets', () => {
 
   describe('on the SST-2 BERT with sentences of different lengths', () => {
     const model = loadModel(fixture('bert-sst2/model-opset17.onnx'));
-    const st = detectStructure(model);
+    let st: ModelStructure;
+    before(async () => { st = await detectStructure(model); });
     const data = { data: path.join(FIXTURES, 'data', 'sst2', 'train.tsv'), samples: 8 };
 
     it('a bucket\'s batch holds its examples\' tokens cut to the bucket length; each bucket\'s dense run is checked equal at real tokens', async () => {

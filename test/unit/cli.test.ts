@@ -93,7 +93,7 @@ describe('optin CLI', () => {
     const once = path.join(dir, 'model.onnx');
     const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
     const all = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-    saveModel({ ...m, proto: applyKeep(m, detectStructure(m), { heads: [all(4), [0, 1], [], [1, 3]], neurons: [all(256), all(100), all(50), all(200)] }) }, once);
+    saveModel({ ...m, proto: applyKeep(m, await detectStructure(m), { heads: [all(4), [0, 1], [], [1, 3]], neurons: [all(256), all(100), all(50), all(200)] }) }, once);
     fs.copyFileSync(fixture('vit-digits/preprocessor_config.json'), path.join(dir, 'preprocessor_config.json'));
     const r = optin('inspect', once, '--json');
     assert.equal(r.code, 0, r.stderr);

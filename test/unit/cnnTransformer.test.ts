@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { inspectModel } from '../../src/engine/inspect';
-import { detectStructure } from '../../src/engine/structure/detect';
+import { describeInterface, detectStructure } from '../../src/engine/structure/detect';
 import { withMeasuredTokens } from '../../src/engine/structure/measure';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { scoreModel } from '../../src/engine/optin/scorer';
@@ -57,7 +57,7 @@ describe('a CNN feeding a transformer: exported architectures this project did n
 
       // Exact OPTIN terms of the last layer's heads and two of its neurons (the whole model is scored exactly by the prune below where it is small).
       const m = loadModel(file);
-      const st = await withMeasuredTokens(m, detectStructure(m));
+      const st = await withMeasuredTokens(m, await detectStructure(m));
       const batch = await loadCalibration(m.path, st, { samples: 2 });
       const last = c.layers - 1;
       const s = await scoreModel(m, st, batch, { layers: [last], neuronSubset: st.layers.map(() => [0, c.ffn - 1]) });
@@ -115,7 +115,7 @@ describe('sequence-first stacks (torchaudio Conformer, nn.TransformerEncoder wit
   /** Largest output difference between the file and the graph detect made batch-first, and the output scale. */
   async function rewriteDiff(file: string, dims: number[]): Promise<{ diff: number; scale: number }> {
     const m = loadModel(file);
-    assert.ok(detectStructure(m).sequenceFirst, 'the stack is recognised as sequence-first');
+    assert.ok(describeInterface(m).sequenceFirst, 'the stack is recognised as sequence-first');
     const rewritten = path.join(tempDir(), 'batch-first.onnx');
     saveModel(m, rewritten);
     const rnd = mulberry32(5);
@@ -139,7 +139,7 @@ describe('sequence-first stacks (torchaudio Conformer, nn.TransformerEncoder wit
     assert.ok(same.diff <= 1e-4 * same.scale, `${same.diff} at scale ${same.scale}`);
 
     const m = loadModel(file);
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const batch = await loadCalibration(m.path, st, { samples: 3 });
     const all = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
     const keep: KeepSet = { heads: [[], [0, 2], [], [1, 2, 3]], neurons: [all(100), all(128), all(64).map((i) => 2 * i), all(128)] };

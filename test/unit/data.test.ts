@@ -2,15 +2,15 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
-import { detectStructure } from '../../src/engine/structure/detect';
+import { describeInterface } from '../../src/engine/structure/detect';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { readTextExamples } from '../../src/engine/data/examples';
 import { expectOptinError, fixture, tempDir, FIXTURES, optin } from './helpers';
 
 const bertPath = fixture('bert-sst2/model-opset17.onnx');
-const bert = detectStructure(loadModel(bertPath));
+const bert = describeInterface(loadModel(bertPath));
 const vitPath = fixture('vit-digits/model-opset17.onnx');
-const vit = detectStructure(loadModel(vitPath));
+const vit = describeInterface(loadModel(vitPath));
 const dir = tempDir();
 const file = (name: string, text: string | Buffer): string => {
   const p = path.join(dir, name);

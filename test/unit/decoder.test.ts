@@ -24,8 +24,8 @@ const metrics = (): { test_txt_perplexity: number; test_txt_tokens: number } => 
 describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)', function () {
   this.timeout(300_000);
 
-  it('the trained Llama-style decoder: 4 layers of 2 key/value groups of 4 query heads x 16, SwiGLU 256, causal, MACs per unit from the formula', () => {
-    const st = detectStructure(loadModel(fixture(MODEL)));
+  it('the trained Llama-style decoder: 4 layers of 2 key/value groups of 4 query heads x 16, SwiGLU 256, causal, MACs per unit from the formula', async () => {
+    const st = await detectStructure(loadModel(fixture(MODEL)));
     assert.equal(st.architecture, 'decoder');
     assert.match(st.causal ?? '', /Trilu/);
     assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.group, l.attention!.headSize, l.attention!.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['grouped-query', 2, 4, 16, 64, 256, true]));
@@ -37,7 +37,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
 
   it('cutting whole key/value groups (and a whole attention) equals masking their V: Q columns of the group, K/V heads, output rows, reshapes', async () => {
     const m = loadModel(fixture(MODEL));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const batch = await loadCalibration(m.path, st, { data: fixture(`${DIR}/train.txt`), samples: 6 });
     const keep: KeepSet = { heads: [[1], [0], [], [0, 1]], neurons: [[0, 5, 9, 200], Array.from({ length: 256 }, (_, j) => j), Array.from({ length: 100 }, (_, j) => 2 * j), [255]] };
     const proto = applyKeep(m, st, keep);
@@ -45,14 +45,14 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     const macs = st.layers.reduce((a, l, i) => a + layerMacs(l, batch.meanLength, st.hidden, keep.heads[i]!.length, keep.neurons[i]!.length).total, 0);
     const v = await verifyPruned(m, st, pruned, keep, batch, { macs, seqLen: batch.meanLength });
     assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
-    const re = detectStructure({ ...m, proto: applyKeep(m, st, { ...keep, heads: [[1], [0], [0, 1], [0]] }) });
+    const re = await detectStructure({ ...m, proto: applyKeep(m, st, { ...keep, heads: [[1], [0], [0, 1], [0]] }) });
     assert.deepEqual(re.layers.map((l) => [l.attention!.layout, l.attention!.heads]), [['multi-query', 4], ['multi-query', 4], ['grouped-query', 2], ['multi-query', 4]], 're-detected: one kept group is 4 query heads sharing one key/value head');
   });
 
   it('multi-query attention (8 query heads, one shared key/value head): the units are query heads; the shared K/V projections cost MACs while any head is kept; cutting rewrites the repeat count; verified', async () => {
     const file = materialize(fixture('llama-mqa-random/model.skeleton.onnx'));
     const m = loadModel(file);
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.sharedKv]), [['multi-query', 8, true], ['multi-query', 8, true]]);
     const s = 20, D = 128, d = 16;
     const perHead = s * D * d + s * s * (d + d) + s * d * D, kv = s * D * (d + d);
@@ -79,7 +79,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
   it('calibration text through a SentencePiece-style tokenizer.json (Metaspace normalizer, BPE with byte fallback) gives the ids of an independent reference', async () => {
     const dir = path.join(FIXTURES, 'data', 'tokenizers', 'sentencepiece-style');
     const m = loadModel(fixture(MODEL));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8')) as number[][];
     const b = await loadCalibration(m.path, st, { data: path.join(dir, 'samples.txt'), tokenizer: dir });
     const ids = b.feeds.input_ids!, S = b.seqLen;
@@ -99,7 +99,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
 
   it('activation-weighted magnitude (Wanda) scores a key/value group and a neuron whose weights are all zero exactly 0, below every other; --ranking wanda prunes verified', async () => {
     const m = loadModel(fixture(MODEL));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const l = st.layers[2]!, a = l.attention!, f = l.ffn!;
     /** Zero entries [from, to) of the weight's output axis (columns) or input axis (rows). */
     const zero = (lin: Linear, from: number, to: number, rows: boolean): { name: string; data: Float32Array } => {
@@ -126,12 +126,12 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     assert.match(r.stdout, /budget 0\.6 \(keep 60% of MACs\), activation-weighted magnitude ranking \(Wanda\)/);
   });
 
-  it('an encoder whose input is named like a cache is not refused (only float cache tensors of rank 3+ make a decoder)', () => {
+  it('an encoder whose input is named like a cache is not refused (only float cache tensors of rank 3+ make a decoder)', async () => {
     const m = loadModel(fixture('bert-sst2/model-opset17.onnx'));
     const g = m.proto.graph!;
     for (const n of g.node) n.input = n.input.map((i) => (i === 'token_type_ids' ? 'past_segment_cache' : i));
     g.input.find((i) => i.name === 'token_type_ids')!.name = 'past_segment_cache';
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     assert.equal(st.causal, undefined);
     assert.equal(st.layers.length, 4);
   });
@@ -162,7 +162,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
   it('a cached export with one key/value group cut is evaluated against its original, each fed its own empty cache (their cache inputs differ in heads)', async () => {
     const file = materialize(fixture(`${DIR}/model-with-past.skeleton.onnx`));
     const m = loadModel(file);
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const keep: KeepSet = { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map((l) => Array.from({ length: l.ffn!.width }, (_, j) => j)) };
     const out = path.join(tempDir(), 'one-group-cut.onnx');
     saveModel({ ...m, proto: applyKeep(m, st, keep) }, out);
@@ -192,7 +192,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
   it('a cached export whose pruning removed a layer\'s whole attention: its cache is carried with zeros (K/V projections gone), verified with a decode step; analysed and pruned again; a cache carried otherwise is refused in one line', async () => {
     const file = materialize(fixture(`${DIR}/model-with-past.skeleton.onnx`));
     const m = loadModel(file);
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const keep: KeepSet = { heads: [[0, 1], [0, 1], [0, 1], []], neurons: st.layers.map((l) => Array.from({ length: l.ffn!.width / 2 }, (_, j) => 2 * j)) };
     const proto = applyKeep(m, st, keep);
     const kv = st.layers[3]!.attention!.projections.slice(1).map((p) => p.node);
@@ -207,7 +207,7 @@ describe('decoder-only language models (grouped-query attention, rotary, SwiGLU)
     const out = path.join(dir, 'model.onnx');
     saveModel({ ...m, proto }, out);
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(path.dirname(file), f), path.join(dir, f));
-    const st2 = detectStructure(loadModel(out));
+    const st2 = await detectStructure(loadModel(out));
     assert.deepEqual(st2.layers.map((l) => [l.attention?.heads ?? 0, l.ffn?.width]), [[2, 128], [2, 128], [2, 128], [0, 128]]);
     assert.deepEqual(st2.idleCache, ['past_key_values.3.key', 'present.3.key', 'past_key_values.3.value', 'present.3.value']);
     assert.ok(!st2.outputs.some((o) => o.startsWith('present.')), 'cache outputs are not compared as model outputs');

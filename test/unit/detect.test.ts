@@ -57,8 +57,8 @@ const CASES: Record<string, Expect> = {
 
 describe('transformer structure detection', () => {
   for (const [rel, e] of Object.entries(CASES)) {
-    it(`detects ${rel}: ${e.layers} layers of ${e.heads} x ${e.headSize} heads, FFN ${e.ffn}, ${e.norm}-LN`, () => {
-      const s = detectStructure(loadModel(fixture(rel)));
+    it(`detects ${rel}: ${e.layers} layers of ${e.heads} x ${e.headSize} heads, FFN ${e.ffn}, ${e.norm}-LN`, async () => {
+      const s = await detectStructure(loadModel(fixture(rel)));
       assert.equal(s.architecture, e.arch);
       assert.equal(s.modality, e.modality);
       assert.equal(s.norm, e.norm);
@@ -80,30 +80,30 @@ describe('transformer structure detection', () => {
     });
   }
 
-  it('finds pre-LN features at the first LayerNorm and post-LN features at the FFN output', () => {
-    const v = detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
+  it('finds pre-LN features at the first LayerNorm and post-LN features at the FFN output', async () => {
+    const v = await detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
     assert.match(v.layers[1]!.feature, /blocks\.1\/norm1/);
-    const b = detectStructure(loadModel(fixture('bert-sst2/model-opset17.onnx')));
+    const b = await detectStructure(loadModel(fixture('bert-sst2/model-opset17.onnx')));
     assert.match(b.layers[2]!.feature, /layers\.2\/output\/Add/);
   });
 
-  it('records the keras2onnx head count as a run-time shape built from constants shared by all layers', () => {
-    const s = detectStructure(loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx')));
+  it('records the keras2onnx head count as a run-time shape built from constants shared by all layers', async () => {
+    const s = await detectStructure(loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx')));
     const heads = s.layers[3]!.attention!.shapeSites.filter((x) => x.meaning === 'heads');
     assert.ok(heads.length >= 1);
     assert.ok(heads.every((h) => h.kind === 'concat-constant' && h.value === 2));
     assert.ok(heads.some((h) => h.shared), 'the layer_._11 constant is shared across layers');
   });
 
-  it('records the ViT head size computed at run time (Div by the head count)', () => {
-    const s = detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
+  it('records the ViT head size computed at run time (Div by the head count)', async () => {
+    const s = await detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
     const sites = s.layers[0]!.attention!.shapeSites;
     assert.ok(sites.some((x) => x.meaning === 'heads' && x.value === 4));
     assert.ok(sites.some((x) => x.meaning === 'headSize' && x.kind === 'computed'));
   });
 
   it('refuses the GPT-2 decoder, naming the causal mask', async () => {
-    await expectOptinError(() => detectStructure(loadModel(fixture('gpt2-decoder/model.onnx'))), 'decoder', /decoder-only/, /gpt2-decoder\/model\.onnx/, /lower-triangular/);
+    await expectOptinError(async () => await detectStructure(loadModel(fixture('gpt2-decoder/model.onnx'))), 'decoder', /decoder-only/, /gpt2-decoder\/model\.onnx/, /lower-triangular/);
   });
 
   it('refuses a graph onnxruntime cannot load, with its reason', async () => {
@@ -142,7 +142,7 @@ describe('transformer structure detection', () => {
     const t = m.proto.graph!.initializer.find((x) => x.name === node.input[1])!;
     t.dataType = DataType.FLOAT16;
     t.rawData = t.rawData.slice(0, t.rawData.byteLength / 2);
-    await expectOptinError(() => detectStructure(m), 'unsupported', /float16/, new RegExp(`MatMul node "${node.name.replace(/[/.]/g, '\\$&')}"`));
+    await expectOptinError(async () => await detectStructure(m), 'unsupported', /float16/, new RegExp(`MatMul node "${node.name.replace(/[/.]/g, '\\$&')}"`));
   });
 
   it('reading, detecting and inspecting leave the model file byte-identical and write nothing beside it', async () => {
@@ -150,7 +150,7 @@ describe('transformer structure detection', () => {
     const dir = path.dirname(file);
     const before = sha256(file);
     const listing = fs.readdirSync(dir).sort();
-    detectStructure(loadModel(file));
+    await detectStructure(loadModel(file));
     await inspectModel(file);
     assert.equal(sha256(file), before);
     assert.deepEqual(fs.readdirSync(dir).sort(), listing);

@@ -40,7 +40,7 @@ describe('model families exported by their own code', function () {
 
   it('measures the token count with onnxruntime where no Conv patch embedding says it', async () => {
     const m = loadModel(fixture('vitpt-random/model-opset17.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     assert.equal(st.visionTokens, undefined, 'no static pattern finds it (no Conv)');
     assert.equal((await withMeasuredTokens(m, st)).visionTokens, 17);
   });

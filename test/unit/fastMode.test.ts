@@ -24,7 +24,7 @@ describe('fast and auto scoring modes, execution providers', function () {
 
   it('subBatch spreads the chosen examples over the batch and keeps masks and labels aligned', async () => {
     const m = loadModel(fixture('bert-sst2/model-opset17.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const b = await loadCalibration(m.path, st, { data: sst2, samples: 8 });
     const s = subBatch(b, 2);
     assert.equal(s.batch, 2);
@@ -37,7 +37,7 @@ describe('fast and auto scoring modes, execution providers', function () {
 
   it('fast mode with every example equals exact mode; heads are always exact', async () => {
     const m = loadModel(fixture('torch-bert-like-random/model-opset17.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const b = await loadCalibration(m.path, st, { samples: 4 });
     const exact = await scoreModel(m, st, b);
     const fast = await scoreFast(m, st, b, { neuronExamples: 4 });
@@ -51,7 +51,7 @@ describe('fast and auto scoring modes, execution providers', function () {
 
   it('horizon 1 on half the examples: the extrapolated neuron ranking follows the whole-batch exact one', async () => {
     const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const b = await loadCalibration(m.path, st, { data: path.join(FIXTURES, 'data', 'digits', 'train'), samples: 8 });
     const exact = await scoreModel(m, st, b, { kinds: ['neuron'] });
     const fast = await scoreFast(m, st, b, { neuronExamples: 4, horizon: 1, referenceNeurons: 6 });
@@ -61,7 +61,7 @@ describe('fast and auto scoring modes, execution providers', function () {
 
   it('the reference neurons carry their exact whole-batch, whole-trajectory terms; heads are exact; every other neuron gets the terms its layer has', async () => {
     const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const b = await loadCalibration(m.path, st, { data: path.join(FIXTURES, 'data', 'digits', 'train'), samples: 4 });
     const exact = await scoreModel(m, st, b);
     const events: ScoreProgress[] = [];
@@ -85,7 +85,7 @@ describe('fast and auto scoring modes, execution providers', function () {
   it('on the trained decoder, fast mode with its defaults ranks neurons as exact scoring does (Spearman >= 0.9)', async () => {
     const dir = fixture('llama-sst2');
     const m = loadModel(path.join(dir, 'model.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const b = await loadCalibration(m.path, st, { data: path.join(dir, 'train.txt'), samples: 32 });
     const exact = await scoreModel(m, st, b, { kinds: ['neuron'] });
     const fast = await scoreFast(m, st, b);

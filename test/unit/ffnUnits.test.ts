@@ -6,11 +6,13 @@ import { materialize } from '../fixtures/materialize';
 import { fixture } from './helpers';
 
 /**
- * One mechanism for neurons (docs/units.md): the channel propagation, run on a transformer, finds
- * each feed-forward block the per-layout detector finds, as one group: its first matrix (and the
- * gate of a SwiGLU) the producers, its second matrix the only consumer, the same width.
+ * One mechanism for neurons (docs/units.md): detection finds feed-forward blocks with the channel
+ * propagation in its units mode (the transformer cutter cuts them); the same propagation as the
+ * channel analysis runs it (cut mode, as for CNNs and hybrids) finds each of them as one group: its
+ * first matrix (and the gate of a SwiGLU) the producers, its second matrix the only consumer, the
+ * same width.
  */
-describe('feed-forward neurons found by the channel propagation are the detector\'s', function () {
+describe('feed-forward neurons: detection and the channel analysis find the same groups', function () {
   this.timeout(300_000);
   const cases: Array<[string, string]> = [
     ['BERT (torch, Add + Erf GELU)', 'bert-sst2/model-opset17.onnx'],
@@ -21,10 +23,11 @@ describe('feed-forward neurons found by the channel propagation are the detector
     ['Llama-style decoder (SwiGLU: gate and up)', 'llama-sst2/model.onnx'],
     ['the same with onnxruntime GroupQueryAttention', 'llama-sst2/model.ort-gqa.onnx'],
     ['Swin + FPN segmentation (torchvision Swin stages)', 'swin-fpn-scenes/model-opset17.onnx'],
+    ['GPT-2-style (tanh GELU: x + 0.044715 x^3 sums the channels with themselves)', 'gpt2-style-random/model.onnx'],
   ];
   const check = async (file: string): Promise<number> => {
     const m = loadModel(file);
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const cs = await analyzeChannels(m);
     let n = 0;
     for (const [i, l] of st.layers.entries()) {
@@ -46,9 +49,9 @@ describe('feed-forward neurons found by the channel propagation are the detector
       assert.ok((await check(fixture(rel))) > 0, 'the fixture has feed-forward blocks');
     });
   }
-  it('keras2onnx\'s BERT: the shape probe feeds token ids inside its vocabulary; its FFN is refused for the Reshape with a run-time shape (not found yet, said so)', async () => {
+  it('keras2onnx\'s BERT: detection finds its FFNs through the Reshapes with run-time shapes; the channel analysis (which would have to rewrite them) refuses them, said so', async () => {
     const m = loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx'));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const cs = await analyzeChannels(m);
     const up = st.layers[0]!.ffn!.up.node;
     assert.ok(!cs.groups.some((g) => g.producers.includes(up)));

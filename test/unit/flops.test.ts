@@ -16,8 +16,8 @@ describe('MAC model (docs/method.md §3)', () => {
     assert.equal(headMacs(10, 16, 12, 8), 10 * 16 * (24 + 8) + 100 * (12 + 8) + 10 * 8 * 16);
   });
 
-  it('totals the SST-2 BERT exactly: 4 layers x (8 heads + 1024 neurons)', () => {
-    const s = detectStructure(loadModel(fixture('bert-sst2/model-opset17.onnx')));
+  it('totals the SST-2 BERT exactly: 4 layers x (8 heads + 1024 neurons)', async () => {
+    const s = await detectStructure(loadModel(fixture('bert-sst2/model-opset17.onnx')));
     const m = modelMacs(s, 12);
     const perLayer = 8 * (3 * 12 * 256 * 32 + 2 * 144 * 32 + 12 * 32 * 256) + 1024 * 2 * 12 * 256;
     assert.equal(m.seqLen, 12);
@@ -26,8 +26,8 @@ describe('MAC model (docs/method.md §3)', () => {
     assert.equal(m.total, 4 * perLayer);
   });
 
-  it('ViT tokens come from the graph: 16 patches + 1 class token', () => {
-    const s = detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
+  it('ViT tokens come from the graph: 16 patches + 1 class token', async () => {
+    const s = await detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
     assert.equal(s.visionTokens, 17);
   });
 });

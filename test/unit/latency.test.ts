@@ -75,7 +75,7 @@ describe('latency targets', function () {
 
   it('measures a table on the model itself: floor, dense and per-width times, layers of one geometry share a measurement', async () => {
     const model = loadModel(TINY);
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const steps: string[] = [];
     const t = await measureLatencyTable(model, st, { batch: 2, seqLen: 8, runs: 3, onStep: (s) => steps.push(s) });
     assert.equal(t.layers.length, st.layers.length);
@@ -161,7 +161,7 @@ describe('latency targets', function () {
   it('a decoder exported with its cache gets a decode-step table (each variant fed its own smaller cache); prune --latency --decode predicts and measures decode steps; a model without a cache is refused in one line', async () => {
     const file = materialize(fixture('llama-sst2/model-with-past.skeleton.onnx'));
     const model = loadModel(file);
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const t = await measureLatencyTable(model, st, { batch: 2, seqLen: 8, runs: 3, decode: true });
     assert.equal(t.phase, 'decode');
     assert.equal(t.seqLen, 8, 'the context length');
@@ -173,7 +173,8 @@ describe('latency targets', function () {
     assert.ok(t.denseMs > 0 && t.floor.ms > 0);
     await expectOptinError(() => measureLatencyTable(model, st, { batch: 1, seqLen: 128, runs: 1, decode: true }), 'runtime', /one decode step after a cache of 128 tokens failed \(.*\); the model may hold fewer positions .*give a shorter context/);
     const plain = loadModel(fixture('llama-sst2/model.onnx'));
-    await expectOptinError(() => measureLatencyTable(plain, detectStructure(plain), { decode: true }), 'usage', /model\.onnx: decode-step latency needs a decoder exported with its key\/value cache/);
+    const plainSt = await detectStructure(plain);
+    await expectOptinError(() => measureLatencyTable(plain, plainSt, { decode: true }), 'usage', /model\.onnx: decode-step latency needs a decoder exported with its key\/value cache/);
     const dir = tempDir();
     const env = { OPTIN_CACHE_DIR: path.join(dir, 'cache') };
     const r = optin(env, 'prune', file, '--latency', '0.8', '--decode', '--data', path.join(path.dirname(file), 'train.txt'), '--samples', '4', '--bench-batch', '2', '--bench-seq-len', '8', '--out', path.join(dir, 'p.onnx'));

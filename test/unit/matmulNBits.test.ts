@@ -97,7 +97,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
 
   it('found as 4 causal layers of 2 key/value groups; the feed-forward blocks, quantized along their neurons, are cut in whole blocks of 32 and say so; parameters count K x N per weight; the panel shows the note', async () => {
     const m = loadModel(fixture(INT4));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     assert.equal(st.architecture, 'decoder');
     assert.deepEqual(st.layers.map((l) => [l.attention!.heads, l.attention!.group, l.attention!.output.op, l.ffn?.width, l.ffn?.down.blockSize, l.ffn?.down.op]), Array.from({ length: 4 }, () => [2, 4, 'MatMulNBits', 256, 32, 'MatMulNBits']));
     assert.equal(st.notes?.length, 1);
@@ -108,7 +108,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
 
   it('OPTIN scores key/value groups and neurons on the int4 model; cutting them slices packed rows of N and whole blocks of K, rewrites N and K, and equals masking them; a split block is refused', async () => {
     const m = loadModel(fixture(INT4));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const batch = await loadCalibration(m.path, st, { data: fixture(`${DIR}/train.txt`), samples: 6 });
     const scores = await scoreModel(m, st, batch);
     for (const x of [scores.heads.flat(), scores.neurons.flat()]) assert.ok(x.every((s) => Number.isFinite(s) && s >= 0) && x.some((s) => s > 0));
@@ -134,10 +134,10 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
 
   it('a pruned int4 model left with one key/value group keeps it as one unit (its query heads own 16 rows each, blocks of 32); a unit narrower than a block is refused in one line naming the output projection', async () => {
     const m = loadModel(fixture(INT4));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const all = Array.from({ length: 256 }, (_, j) => j);
     const proto = applyKeep(m, st, { heads: [[0, 1], [0, 1], [1], [0, 1]], neurons: st.layers.map(() => all) });
-    const again = detectStructure({ ...m, proto });
+    const again = await detectStructure({ ...m, proto });
     assert.deepEqual(again.layers.map((l) => [l.attention!.heads, l.attention!.group, l.attention!.vHeadSize]), [[2, 4, 64], [2, 4, 64], [1, 4, 64], [2, 4, 64]]);
     // Layer 2's output projection re-blocked to 128 input rows (one block a row): a key/value group owns 64.
     const wide = clone(ModelProtoSchema, m.proto);
@@ -150,7 +150,7 @@ describe('block-quantized weights (onnxruntime MatMulNBits, int4)', function () 
     zp.rawData = Uint8Array.from({ length: 128 }, (_, n) => zp.rawData[2 * n]! & 15);
     zp.dims = [128n];
     o.attribute.find((a) => a.name === 'block_size')!.i = 128n;
-    assert.throws(() => detectStructure({ ...m, proto: wide }), (e: unknown) => e instanceof OptinError && /\/layers\.2\/self_attn\/o_proj\/MatMul_Q4 \(MatMulNBits\) is quantized in blocks of 128 input rows, but one key\/value group owns 64/.test(e.message) && !e.message.includes('\n'));
+    await assert.rejects(() => detectStructure({ ...m, proto: wide }), (e: unknown) => e instanceof OptinError && /\/layers\.2\/self_attn\/o_proj\/MatMul_Q4 \(MatMulNBits\) is quantized in blocks of 128 input rows, but one key\/value group owns 64/.test(e.message) && !e.message.includes('\n'));
   });
 
   it('optin prune writes a smaller verified int4 model with whole blocks of neurons cut, says so, suggests no repair it cannot do, and leaves the original byte-identical', () => {

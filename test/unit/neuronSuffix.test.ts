@@ -14,27 +14,27 @@ function addOf(g: NonNullable<ReturnType<typeof loadModel>['proto']['graph']>, a
 }
 
 describe('neuron suffixes start at the FFN activations', () => {
-  it('post-LN BERT: what a neuron suffix needs from before is the attention block\'s LayerNorm output, per layer', () => {
+  it('post-LN BERT: what a neuron suffix needs from before is the attention block\'s LayerNorm output, per layer', async () => {
     const model = loadModel(fixture('bert-sst2/model-opset17.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     for (const l of st.layers) assert.deepEqual(ffnFrontier(model.proto.graph!, l), [l.norm1!.output], `layer ${l.index}`);
   });
 
-  it('pre-LN Llama decoder (SwiGLU): the residual stream after attention, not the gate or up projection', () => {
+  it('pre-LN Llama decoder (SwiGLU): the residual stream after attention, not the gate or up projection', async () => {
     const model = loadModel(fixture('llama-sst2/model.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     for (const l of st.layers) assert.deepEqual(ffnFrontier(model.proto.graph!, l), [addOf(model.proto.graph!, l.attention!.output.output)], `layer ${l.index}`);
   });
 
-  it('onnxruntime-fused BERT: the SkipLayerNormalization after attention', () => {
+  it('onnxruntime-fused BERT: the SkipLayerNormalization after attention', async () => {
     const model = loadModel(fixture('ort-bert-toy/model.ort-fused.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     for (const l of st.layers) assert.deepEqual(ffnFrontier(model.proto.graph!, l), [l.norm1!.output], `layer ${l.index}`);
   });
 
-  it('the suffix graph holds none of the layer\'s attention or first FFN matrix; its inputs are the activations, that value and the neuron mask', () => {
+  it('the suffix graph holds none of the layer\'s attention or first FFN matrix; its inputs are the activations, that value and the neuron mask', async () => {
     const model = loadModel(fixture('bert-sst2/model-opset17.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const l = st.layers[1]!;
     const from = new Map(ffnFrontier(model.proto.graph!, l).map((v) => [v, 3]));
     const sub = instrument(model, st, { maskLayers: [1], outputs: [st.outputs[0]!, st.layers[2]!.feature], cutAt: 1, neuronFrom: { start: l.ffn!.hidden, rank: 3, values: from }, onlyOutputs: true }).graph!;
@@ -46,9 +46,9 @@ describe('neuron suffixes start at the FFN activations', () => {
     assert.ok(!inputs.includes(l.input), 'the layer input is not needed');
   });
 
-  it('rank-1 start: the suffix begins after the second FFN matrix; its inputs are that product and the residual, no mask, no FFN matrix', () => {
+  it('rank-1 start: the suffix begins after the second FFN matrix; its inputs are that product and the residual, no mask, no FFN matrix', async () => {
     const model = loadModel(fixture('bert-sst2/model-opset17.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const l = st.layers[1]!;
     const r1 = rankOneStart(model, l);
     assert.ok(r1, 'BERT\'s FFN output MatMul reads the activations alone');
@@ -59,9 +59,9 @@ describe('neuron suffixes start at the FFN activations', () => {
     assert.ok(!sub.node.some((n) => n.opType === 'MatMul' && n.input.includes(l.ffn!.down.weight)), 'the second matrix is not run');
   });
 
-  it('rank-1 start: row j of the weight times activation j is what masking neuron j removes from the product', () => {
+  it('rank-1 start: row j of the weight times activation j is what masking neuron j removes from the product', async () => {
     const model = loadModel(fixture('llama-sst2/model.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const l = st.layers[0]!;
     const r1 = rankOneStart(model, l)!;
     const w = tensorFloat32(model.proto.graph!.initializer.find((t) => t.name === l.ffn!.down.weight)!);
@@ -82,9 +82,9 @@ describe('neuron suffixes start at the FFN activations', () => {
     }
   });
 
-  it('rank-1 start: none where the activations have a second reader (the product is then not the only thing a neuron changes)', () => {
+  it('rank-1 start: none where the activations have a second reader (the product is then not the only thing a neuron changes)', async () => {
     const model = loadModel(fixture('llama-sst2/model.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const l = st.layers[0]!;
     const g = model.proto.graph!;
     const extra = { ...g.node.find((n) => n.opType === 'Identity') ?? g.node[0]!, opType: 'Identity', input: [l.ffn!.hidden], output: ['extra_reader'], name: 'extra_reader', attribute: [] };

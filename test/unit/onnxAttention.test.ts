@@ -25,8 +25,8 @@ function withAttr(name: string, value: number): string {
 describe('the standard ONNX Attention op (opset 23)', function () {
   this.timeout(300_000);
 
-  it('is a layout of its own: Q/K/V projections, output projection, both head-count attributes', () => {
-    const st = detectStructure(loadModel(fixture(FILE)));
+  it('is a layout of its own: Q/K/V projections, output projection, both head-count attributes', async () => {
+    const st = await detectStructure(loadModel(fixture(FILE)));
     assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.headSize, l.ffn?.width, l.ffn?.activation]), [['onnx-attention', 4, 16, 128, 'gelu'], ['onnx-attention', 4, 16, 128, 'gelu']]);
     assert.deepEqual(st.layers[0]!.attention!.attrs.map((a) => a.name), ['q_num_heads', 'kv_num_heads']);
     assert.deepEqual(st.layers[0]!.attention!.projections.map((p) => p.node), ['/layers.0/attention/q/MatMul', '/layers.0/attention/k/MatMul', '/layers.0/attention/v/MatMul']);

@@ -22,8 +22,8 @@ describe('onnxruntime-fused causal attention without grouped key/value heads (Mu
     assert.ok(diff <= 1e-4 * scale, `${diff} > 1e-4 x ${scale}`);
   });
 
-  it('found as 4 causal layers of 8 heads x 16 read through the RotaryEmbedding nodes, SwiGLU 256', () => {
-    const st = detectStructure(loadModel(fixture(FUSED)));
+  it('found as 4 causal layers of 8 heads x 16 read through the RotaryEmbedding nodes, SwiGLU 256', async () => {
+    const st = await detectStructure(loadModel(fixture(FUSED)));
     assert.equal(st.architecture, 'decoder');
     assert.match(st.causal ?? '', /MultiHeadAttention.*unidirectional/);
     assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.group ?? 1, l.attention!.headSize, l.attention!.vHeadSize, l.ffn?.width, !!l.ffn?.gate]), Array.from({ length: 4 }, () => ['mha', 8, 1, 16, 16, 256, true]));
@@ -31,7 +31,7 @@ describe('onnxruntime-fused causal attention without grouped key/value heads (Mu
 
   it('cutting heads rewrites num_heads, slices Q/K/V through the rotary nodes and the output rows, and equals masking them (no head left: the attention goes)', async () => {
     const m = loadModel(fixture(FUSED));
-    const st = detectStructure(m);
+    const st = await detectStructure(m);
     const batch = await loadCalibration(m.path, st, { data: fixture(`${DIR}/train.txt`), samples: 6 });
     const keep: KeepSet = { heads: [[1, 6], [0, 1, 2, 3, 4, 5, 6, 7], [], [3]], neurons: [[0, 5, 9, 200], Array.from({ length: 256 }, (_, j) => j), Array.from({ length: 100 }, (_, j) => 2 * j), [255]] };
     const proto = applyKeep(m, st, keep);
@@ -43,14 +43,14 @@ describe('onnxruntime-fused causal attention without grouped key/value heads (Mu
     assert.ok(v.maxAbsDiff <= v.tolerance, `pruned vs masked original ${v.maxAbsDiff} > ${v.tolerance}`);
   });
 
-  it('a MultiHeadAttention with a key/value cache or a per-head attention bias is refused in one line naming the node', () => {
+  it('a MultiHeadAttention with a key/value cache or a per-head attention bias is refused in one line naming the node', async () => {
     const m = loadModel(fixture(FUSED));
     for (const [index, name, what] of [[6, 'past_key_values.0.key', /key\/value cache/], [5, 'attention_bias', /attention bias/]] as const) {
       const proto = clone(ModelProtoSchema, m.proto);
       const n = proto.graph!.node.find((x) => x.opType === 'MultiHeadAttention')!;
       while (n.input.length <= index) n.input.push('');
       n.input[index] = name;
-      assert.throws(() => detectStructure({ ...m, proto }), (e: unknown) => e instanceof OptinError && /MultiHeadAttention node "\/layers\.0\/self_attn\/MultiHeadAttention"/.test(e.message) && what.test(e.message) && !e.message.includes('\n'));
+      await assert.rejects(() => detectStructure({ ...m, proto }), (e: unknown) => e instanceof OptinError && /MultiHeadAttention node "\/layers\.0\/self_attn\/MultiHeadAttention"/.test(e.message) && what.test(e.message) && !e.message.includes('\n'));
     }
   });
 
@@ -64,7 +64,7 @@ describe('onnxruntime-fused causal attention without grouped key/value heads (Mu
       n.attribute.push(create(AttributeProtoSchema, { name: 'unidirectional', type: AttributeType.INT, i: 1n }));
     }
     const causal = { ...m, path: `${m.path} (unidirectional)`, proto };
-    const st = detectStructure(causal);
+    const st = await detectStructure(causal);
     assert.match(st.causal ?? '', /Attention node .* is onnxruntime's Attention with unidirectional=1/);
     const batch = await loadCalibration(m.path, st, { samples: 4 });
     const H = st.layers[0]!.attention!.heads;
@@ -77,6 +77,6 @@ describe('onnxruntime-fused causal attention without grouped key/value heads (Mu
     const first = past.graph!.node.find((x) => x.opType === 'Attention')!;
     while (first.input.length < 5) first.input.push('');
     first.input[4] = 'past_0';
-    assert.throws(() => detectStructure({ ...m, proto: past }), (e: unknown) => e instanceof OptinError && /Attention node ".*": fused Attention with a key\/value cache/.test(e.message) && !e.message.includes('\n'));
+    await assert.rejects(() => detectStructure({ ...m, proto: past }), (e: unknown) => e instanceof OptinError && /Attention node ".*": fused Attention with a key\/value cache/.test(e.message) && !e.message.includes('\n'));
   });
 });

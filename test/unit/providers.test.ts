@@ -195,7 +195,7 @@ describe('execution providers', function () {
         // Each provider's raw terms are within their float32 bound of the exact values (scoreEquivalence.test.ts derives it
         // and checks the CPU against an independent reference), so the two differ by at most twice that bound.
         const m = loadModel(model);
-        const st = detectStructure(m);
+        const st = await detectStructure(m);
         const ref = await naiveRawTerms(m, st, await loadCalibration(m.path, st, { samples: Number(extra[1]) }));
         const L = st.layers.length;
         let worst = 0;

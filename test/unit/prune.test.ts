@@ -59,7 +59,7 @@ describe('physical pruning', function () {
     let hit = cache.get(rel);
     if (!hit) {
       const m = loadModel(fixture(rel));
-      const st = detectStructure(m);
+      const st = await detectStructure(m);
       hit = { m, st, batch: await loadCalibration(m.path, st, { samples: 4 }) };
       cache.set(rel, hit);
     }
@@ -85,7 +85,7 @@ describe('physical pruning', function () {
   it('re-detects the pruned geometry: kept heads per layer and FFN widths', async () => {
     const { m, st } = await load('bert-sst2/model-opset17.onnx');
     const keep: KeepSet = { heads: [[0, 3], [1, 2, 7], [5], [0, 1, 2, 3, 4, 5, 6, 7]], neurons: [[1, 2, 3], [0], [5, 9, 100, 1023], Array.from({ length: 10 }, (_, i) => i * 7)] };
-    const st2 = detectStructure({ ...m, proto: applyKeep(m, st, keep) });
+    const st2 = await detectStructure({ ...m, proto: applyKeep(m, st, keep) });
     assert.deepEqual(st2.layers.map((l) => l.attention!.heads), [2, 3, 1, 8]);
     assert.deepEqual(st2.layers.map((l) => l.ffn?.width), [3, 1, 4, 10]);
     assert.deepEqual(st2.layers.map((l) => l.attention!.headSize), [32, 32, 32, 32]);
@@ -95,7 +95,7 @@ describe('physical pruning', function () {
     const { m, st, batch } = await load('bert-sst2/model-opset17.onnx');
     const keep: KeepSet = { heads: [[0, 3], [1, 2, 7], [], [0, 1, 2, 3, 4, 5, 6, 7]], neurons: [[1, 2, 3], [0, 4], [5, 9, 100, 1023], Array.from({ length: 10 }, (_, i) => i * 7)] };
     const once = { ...m, path: `${m.path} (pruned once)`, proto: applyKeep(m, st, keep) };
-    const st2 = detectStructure(once);
+    const st2 = await detectStructure(once);
     assert.deepEqual(st2.layers.map((l) => l.attention?.heads ?? null), [2, 3, null, 8]);
     assert.deepEqual(st2.layers.map((l) => l.ffn?.width), [3, 2, 4, 10]);
     const l2 = st2.layers[2]!;
@@ -109,7 +109,7 @@ describe('physical pruning', function () {
     const macs = modelMacs(st2, s).total - 2 * 1 * headMacs(s, st2.hidden, 32, 32) - 4 * headMacs(s, st2.hidden, 32, 32) - (1 + 1 + 2 + 5) * neuronMacs(s, st2.hidden);
     const v = await verifyPruned(once, st2, twice, keep2, batch2, { macs, seqLen: s });
     assert.ok(v.maxAbsDiff <= v.tolerance, `diff ${v.maxAbsDiff} > ${v.tolerance}`);
-    assert.deepEqual(detectStructure(twice).layers.map((l) => [l.attention?.heads ?? 0, l.ffn?.width]), [[1, 2], [2, 1], [0, 2], [4, 5]]);
+    assert.deepEqual((await detectStructure(twice)).layers.map((l) => [l.attention?.heads ?? 0, l.ffn?.width]), [[1, 2], [2, 1], [0, 2], [4, 5]]);
   });
 
   it('cuts exactly the kept rows and columns (Q columns, W_O rows, W1 columns, W2 rows)', async () => {
@@ -191,7 +191,7 @@ describe('physical pruning', function () {
       saveModel(m, ext, { externalData: true });
       const em = loadModel(ext);
       assert.ok(em.usesExternalData);
-      const st = detectStructure(em);
+      const st = await detectStructure(em);
       const keep = randomKeep(st, 11);
       const out = path.join(dir, 'pruned.onnx');
       saveModel({ ...em, proto: applyKeep(em, st, keep) }, out);

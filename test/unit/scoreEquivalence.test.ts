@@ -39,7 +39,7 @@ describe('exact OPTIN scores: suffix reuse + batched variants equal a naive refe
   for (const [rel, data, opts] of CASES) {
     it(`${rel}${opts?.rankOne === false ? ' (neurons from the activations)' : ''}: every head's and neuron's raw terms within their float32 bound; balanced as the paper says`, async () => {
       const model = loadModel(fixture(rel));
-      const st = detectStructure(model);
+      const st = await detectStructure(model);
       const batch = await loadCalibration(model.path, st, data());
       const fast = await scoreModel(model, st, batch, { chunkTokens: Number(process.env.OPTIN_CHUNK ?? 300), ...opts });
       const naive = await naiveRawTerms(model, st, batch);

@@ -33,7 +33,7 @@ describe('scoring and planning work on every supported fixture; an element remov
   for (const [rel, data, flags] of CASES) {
     it(rel, async () => {
       const original = loadModel(fixture(rel));
-      const st = detectStructure(original);
+      const st = await detectStructure(original);
       // A head and a neuron of the middle layer whose contribution is exactly zero (their output
       // projection rows are zeroed in a copy): masking them changes nothing, so each must score
       // below every other element of its kind in that layer. Shuffled or random scores fail this.

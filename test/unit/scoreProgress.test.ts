@@ -9,7 +9,7 @@ import { fixture } from './helpers';
 describe('scoring progress', () => {
   it('each layer\'s head row is reported as soon as its heads are scored, before its neurons, with the final values; the ETA counts down to 0', async () => {
     const model = loadModel(fixture('torch-bert-like-random/model-opset17.onnx'));
-    const st = detectStructure(model);
+    const st = await detectStructure(model);
     const batch = await loadCalibration(model.path, st, { samples: 2 });
     const events: ScoreProgress[] = [];
     const s = await scoreModel(model, st, batch, { chunkTokens: 64, onProgress: (p) => events.push(p) });

@@ -71,7 +71,7 @@ describe('classifiers that end in Softmax: scores compare the logits, not the pr
     const data = { data: path.join(FIXTURES, 'data', 'digits', 'test'), samples: 6 };
     const run = async (file: string) => {
       const model = loadModel(file);
-      const st = detectStructure(model);
+      const st = await detectStructure(model);
       return scoreModel(model, st, await loadCalibration(model.path, st, data));
     };
     const file = fixture('vit-digits/model-opset17.onnx');

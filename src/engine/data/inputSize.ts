@@ -64,6 +64,14 @@ export function withInputSize(inputs: ModelInput[], size: InputSize | undefined)
   });
 }
 
+/** The height and width of the first image input whose spatial axes are fixed (after {@link withInputSize}), or undefined. */
+export function fixedInputSize(inputs: ModelInput[]): InputSize | undefined {
+  const px = inputs.find((i) => i.dtype === 'float32' && i.shape.length === 4 && i.role === 'pixel_values' && !hasDynamicSize(i));
+  if (!px) return undefined;
+  const a = imageAxes(px);
+  return { height: px.shape[a.height] as number, width: px.shape[a.width] as number };
+}
+
 /** The refusal for an input whose height and width are dynamic when no size is known. */
 export function noSizeMessage(modelPath: string, i: ModelInput): string {
   return `${modelPath}: input "${i.name}" has dynamic axes (${i.shape.join(' x ')}) and no size to analyse it at; put the preprocessor_config.json the model was trained with (its "size") next to the model, or pass --input-size HxW`;

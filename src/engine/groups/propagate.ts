@@ -54,6 +54,11 @@ export function channelSplit(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProt
  * axis, every slot reachable through pass-through ops (forward and backward), every producer and
  * consumer weight that carries the channels, on measured shapes. Throws {@link GroupStop} where a
  * rule is missing or the channels cannot be cut alone (residual sums, norms over them, the graph output).
+ *
+ * With `units` set, the closure finds a transformer's feed-forward neurons, which the transformer
+ * cutter cuts (src/engine/prune/apply.ts): block-quantized `MatMulNBits` projections are producers
+ * and consumers, and Reshapes whose shape is computed at run time pass when the measured shapes
+ * keep the channel axis (the cutter rewrites the literals those shapes hold).
  */
 export class Propagation {
   private readonly seen = new Map<string, Slot>();
@@ -72,6 +77,7 @@ export class Propagation {
     private readonly shapes: MeasuredShapes,
     private readonly width: number,
     private readonly outputs: Set<string>,
+    private readonly units = false,
   ) {}
 
   /** Run from a producer node (Conv with group 1, MatMul or Gemm with a constant weight). */
@@ -125,6 +131,10 @@ export class Propagation {
   }
 
   private fromOutput(n: NodeProto, axis: number): void {
+    if (n.opType === 'MatMulNBits' && this.units) {
+      if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
+      return this.producer(n);
+    }
     const w = this.constWeight(n, 1);
     if (n.opType === 'Conv') {
       if (!w) throw new GroupStop(n, 'the convolution weight is not a constant');
@@ -193,6 +203,7 @@ export class Propagation {
       return this.consumer(n, i, axis, 1);
     }
     if (n.opType === 'Shape') return this.shapeRead(n, axis);
+    if (n.opType === 'MatMulNBits' && this.units && i === 0 && axis === this.dims(n.input[0]!, n).length - 1) return this.consumer(n, i, axis, 0);
     if (n.opType === 'Concat') {
       const rank = this.dims(n.output[0]!, n).length;
       if ((attrInt(n, 'axis', 0) + rank) % rank === axis) return this.concatInto(n, i, axis);
@@ -210,6 +221,10 @@ export class Propagation {
     if (this.producers.has(n)) return;
     this.producers.add(n);
     const out = this.dims(n.output[0]!, n);
+    if (n.opType === 'MatMulNBits') {
+      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'K', 0);
+      return;
+    }
     const w = this.constWeight(n, 1)!;
     if (n.opType === 'Conv') {
       this.cut(n, 1, 0);
@@ -231,8 +246,12 @@ export class Propagation {
     this.masks.push({ node: nodeName(n), input: i, axis, rank: this.dims(n.input[i]!, n).length, ...range });
     if (this.consumers.has(n)) return;
     this.consumers.add(n);
-    this.cut(n, 1, weightAxis, range);
     const out = this.dims(n.output[0]!, n);
+    if (n.opType === 'MatMulNBits') {
+      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'N', 0);
+      return;
+    }
+    this.cut(n, 1, weightAxis, range);
     const w = this.constWeight(n, 1)!;
     if (n.opType === 'Conv') this.macs += prod(out.slice(2)) * w[0]! * prod(w.slice(2));
     else this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[weightAxis === 0 ? 1 : 0]!;
@@ -324,6 +343,7 @@ export class Propagation {
    * group's own channels (read at run time, so it follows the cut) or is not read at all (H, W).
    */
   private shapeRead(n: NodeProto, a: number): void {
+    if (this.units) return;
     this.shapeFlow(n.output[0]!, a - attrInt(n, 'start', 0), n);
   }
 
@@ -363,7 +383,7 @@ export class Propagation {
       this.visit(data, a);
     } else if (BINARY.has(op)) {
       const computed = this.broadcastInputs(n, a, outDims.length);
-      if (SUMS.has(op) && computed.length > 1) {
+      if (SUMS.has(op) && computed.length > 1 && !computed.every(([v]) => this.ownChannels(v))) {
         throw new GroupStop(n, 'the channels are summed with another branch (a residual stream): the whole stream would have to be cut together');
       }
       for (const [v, ai] of computed) this.visit(v, ai);
@@ -388,8 +408,8 @@ export class Propagation {
       if (ai === undefined || reshapedAxis(this.dims(data, n), outDims, ai) !== a) throw new GroupStop(n, `${op} splits or merges the channel axis`);
       if (op === 'Reshape') {
         const shape = ix.constInts(n.input[1]!);
-        if (!shape) throw new GroupStop(n, 'Reshape with a run-time shape carries the channel count');
-        if (shape[a] === this.width) this.reshapes.push({ node: nodeName(n), index: a });
+        if (!shape && !this.units) throw new GroupStop(n, 'Reshape with a run-time shape carries the channel count');
+        if (shape?.[a] === this.width) this.reshapes.push({ node: nodeName(n), index: a });
       }
       this.visit(data, ai);
     } else if (op === 'Concat') {
@@ -406,6 +426,17 @@ export class Propagation {
     this.visit(out, a);
   }
 
+  /**
+   * A value computed element by element from the group's own slots and constants only (tanh GELU's
+   * `x + 0.044715 * x^3`): summing it with them keeps every channel its own.
+   */
+  private ownChannels(value: string, depth = 0): boolean {
+    if ([...this.seen.values()].some((s) => s.value === value && s.offset === undefined)) return true;
+    const p = this.ix.producer.get(value);
+    if (!p || depth > 12 || !(UNARY.has(p.opType) || p.opType === 'Cast' || (BINARY.has(p.opType) && p.opType !== 'Where'))) return false;
+    return p.input.every((v) => !v || !!this.ix.constant(v) || this.ownChannels(v, depth + 1));
+  }
+
   /** Cut constant inputs that carry the axis; return the computed inputs that carry it. */
   private broadcastInputs(n: NodeProto, a: number, outRank: number): Array<[string, number]> {
     const computed: Array<[string, number]> = [];
@@ -413,7 +444,8 @@ export class Propagation {
       if (!v) return;
       const d = this.dims(v, n);
       const ai = a - (outRank - d.length);
-      if (ai < 0 || d[ai] === 1) return;
+      // A group one channel wide: a computed input of size 1 on the axis carries that channel (a feed-forward block cut to one neuron).
+      if (ai < 0 || (d[ai] === 1 && (this.width !== 1 || this.ix.constant(v)))) return;
       if (this.ix.constant(v)) this.cut(n, i, ai);
       else computed.push([v, ai]);
     });

@@ -4,7 +4,7 @@ import { shallowCopyModel } from '../graph/surgery';
 import { runSession, sessionFor } from '../runtime/session';
 import { GraphIndex } from '../onnx/graph';
 import { modelInputs, wordEmbedding } from '../structure/inputs';
-import { benchFeeds } from '../eval/bench';
+import { benchFeeds } from '../data/synthetic';
 import { create } from '@bufbuild/protobuf';
 import { ValueInfoProtoSchema } from '../onnx/schema';
 import { OptinError } from '../errors';

@@ -7,6 +7,8 @@ import type { CalibrationBatch } from '../data/calibration';
 import type { Linear, ModelStructure } from '../structure/types';
 import { instrument } from '../optin/instrument';
 import { detectStructure } from '../structure/detect';
+import { measureShapes, type MeasuredShapes } from '../groups/shapes';
+import { fixedInputSize } from '../data/inputSize';
 import { requireFloatWeights } from '../structure/linear';
 import { withMeasurementsOf } from '../structure/measure';
 import { OptinError } from '../errors';
@@ -57,10 +59,11 @@ function withProjections(model: OnnxModel, lins: Array<{ lin: Linear; fit: Refit
  * and refitted, the kept inputs' rows of W_O (W2) and its bias are solved so the pruned sublayer's
  * output reconstructs the dense model's sublayer output on the calibration tokens (real tokens
  * only; at most {@link REFIT_ROWS} sampled), ridge toward the original weights; a solve that does
- * not lower the error is rejected. Returns a copy of the model with the refitted weights, to be cut
+ * not lower the error is rejected. Returns a copy of the model with the refitted weights (and the
+ * shapes measured on the model, which refitting does not change), to be cut
  * (and verified against, masked) like the original; the plan's shapes are unchanged.
  */
-export async function refitProjections(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, signal?: AbortSignal): Promise<{ model: OnnxModel; steps: RefitStep[] }> {
+export async function refitProjections(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, signal?: AbortSignal): Promise<{ model: OnnxModel; steps: RefitStep[]; shapes: MeasuredShapes }> {
   const subs = st.layers.flatMap((l) => [
     ...(l.attention ? [{ layer: l.index, part: 'attention' as const, lin: l.attention.output as Linear & { einsum?: boolean }, contrib: l.attention.perHead ?? l.attention.context, width: l.attention.heads * l.attention.vHeadSize, unit: l.attention.vHeadSize, kept: keep.heads[l.index]!, perHead: !!l.attention.perHead, heads: l.attention.heads }] : []),
     ...(l.ffn ? [{ layer: l.index, part: 'ffn' as const, lin: l.ffn.down as Linear & { einsum?: boolean }, contrib: l.ffn.hidden, width: l.ffn.width, unit: 1, kept: keep.neurons[l.index]!, perHead: false, heads: 0 }] : []),
@@ -78,6 +81,8 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
   } finally {
     await denseSession.session.release();
   }
+  // Refitting renames weights only: every value keeps the shape measured here.
+  const shapes = await measureShapes(model, fixedInputSize(st.inputs));
   const done: Array<{ lin: Linear; fit: Refitted }> = [];
   const steps: RefitStep[] = [];
   let current = model;
@@ -126,7 +131,7 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     cols.forEach((c, f) => { for (let d = 0; d < D; d++) Wn[sub.lin.transposed ? d * inF + c : c * D + d] = fit.weights[f * D + d]!; });
     done.push({ lin: sub.lin, fit: { weight: Wn, ...(b0 && fit.bias ? { bias: Float32Array.from(fit.bias) } : {}) } });
     current = withProjections(model, done);
-    cst = withMeasurementsOf(st, detectStructure(current));
+    cst = withMeasurementsOf(st, await detectStructure(current, { shapes }));
   }
-  return { model: current, steps };
+  return { model: current, steps, shapes };
 }

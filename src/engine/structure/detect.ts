@@ -8,7 +8,9 @@ import { attentionFromFused, attentionFromMha, attentionFromSoftmax, SEQUENCE_FI
 import { batchFirstGraph, streamEntries } from './streamLayout';
 import { attentionFromOnnx } from './onnxAttention';
 import { attentionFromGqa } from './ortGqa';
-import { ffnFromDown } from './ffn';
+import { feedForwardBlocks } from './ffn';
+import { measureShapes, type MeasuredShapes } from '../groups/shapes';
+import type { InputSize } from '../data/types';
 import { modelInputs, wordEmbedding } from './inputs';
 import { cacheEvidence, carriedCache, causalEvidence, idleCacheOutput, isCacheValue } from './decoder';
 import { normAfter, normProducing } from './norms';
@@ -88,12 +90,57 @@ function family(model: OnnxModel, vision: boolean): string {
   return 'bert';
 }
 
+/** What the shape-free pass finds: attention blocks, the projections, and how the graph was read. */
+interface AttentionPass {
+  ix: GraphIndex;
+  li: LinearIndex;
+  attns: AttentionBlock[];
+  notes: string[];
+  inputs: ModelInput[];
+  causal: string | undefined;
+  /** Cache inputs no attention reads, each with the output it is carried to (a layer whose attention a pruning removed). */
+  idleCache: string[];
+  sequenceFirst?: ModelStructure['sequenceFirst'];
+}
+
+/** Where measured shapes come from: a probe at `size` (dynamic image axes), or shapes measured already on the same graph. */
+export interface DetectOptions {
+  size?: InputSize;
+  shapes?: MeasuredShapes;
+}
+
 /**
- * Find every encoder layer of a transformer graph: Q/K/V and output projections, FFN, LayerNorms,
- * residual stream, head geometry and the places it is baked in.
+ * Find every encoder layer of a transformer graph: Q/K/V and output projections, FFN neurons (by
+ * the channel propagation on shapes measured in one onnxruntime run), LayerNorms, residual stream,
+ * head geometry and the places it is baked in.
  * @throws OptinError('decoder'|'not-transformer'|'unsupported') with the model path and the reason.
  */
-export function detectStructure(model: OnnxModel): ModelStructure {
+export async function detectStructure(model: OnnxModel, opts: DetectOptions = {}): Promise<ModelStructure> {
+  const pass = attentionPass(model);
+  const shapes = opts.shapes ?? await measureShapes(model, opts.size);
+  const { ffns, notes } = feedForward(pass.ix, pass.li, pass.attns, shapes);
+  return assemble(model, pass, ffns, [...pass.notes, ...notes]);
+}
+
+/** The residual feed-forward blocks outside the attention blocks, with a note when their neurons are cut in quantization blocks. */
+function feedForward(ix: GraphIndex, li: LinearIndex, attns: AttentionBlock[], shapes: MeasuredShapes): { ffns: FfnBlock[]; notes: string[] } {
+  const taken = new Set<Linear>(attns.flatMap(attentionLinears));
+  const ffns = feedForwardBlocks(ix, li, shapes, taken, (f) => inResidualStream(ix, f));
+  const quantized = ffns.filter((f) => f.down.blockSize);
+  const notes = quantized.length
+    ? [`the neurons of ${quantized.length} feed-forward block${quantized.length > 1 ? 's' : ''} (first: "${quantized[0]!.down.node}") are cut in whole blocks of ${quantized[0]!.down.blockSize}: their second matrix is quantized in blocks along the neurons (MatMulNBits), and codes are copied, never re-quantized`]
+    : [];
+  return { ffns, notes };
+}
+
+/** Attention and residual feed-forward blocks of a graph in node order, without assigning layers, on its measured shapes. */
+export function findBlocks(ix: GraphIndex, where: string, shapes: MeasuredShapes): { attns: AttentionBlock[]; ffns: FfnBlock[]; notes: string[] } {
+  const { attns, li } = findAttention(ix, where);
+  return { attns, ...feedForward(ix, li, attns, shapes) };
+}
+
+/** Attention blocks (shape-free), after the float, quantization-block and cache checks; a sequence-first stack is rewritten batch-first first. */
+function attentionPass(model: OnnxModel): AttentionPass {
   let g = model.proto.graph!;
   let ix = new GraphIndex(g, model.ext);
   const where = model.path;
@@ -102,10 +149,10 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   const inputs = modelInputs(ix);
   const half = inputs.find((i) => i.dtype === 'float16');
   if (half) throw new OptinError('unsupported', `${where}: input "${half.name}" is float16; OPTIN needs a float32 model`);
-  let blocks: ReturnType<typeof findBlocks>;
+  let blocks: ReturnType<typeof findAttention>;
   let sequenceFirst: ModelStructure['sequenceFirst'];
   try {
-    blocks = findBlocks(ix, where);
+    blocks = findAttention(ix, where);
   } catch (e) {
     const flipped = e instanceof OptinError && e.message.includes(SEQUENCE_FIRST) ? withBatchFirstStream(model, where) : undefined;
     if (flipped) {
@@ -120,7 +167,7 @@ export function detectStructure(model: OnnxModel): ModelStructure {
       throw e;
     }
   }
-  const { attns, ffns, notes } = blocks;
+  const { attns } = blocks;
   for (const a of attns) {
     const why = quantizedHeadRows(ix, a);
     if (why) throw new OptinError('unsupported', `${where}: ${why}`);
@@ -139,6 +186,15 @@ export function detectStructure(model: OnnxModel): ModelStructure {
   if (cache) {
     throw new OptinError('decoder', `${where}: this key/value-cache layout is not supported yet (${cache} is not joined to one attention's keys or values); export the model without its cache (use_cache=False) and prune that`);
   }
+  return { ix, li: blocks.li, attns, notes: blocks.notes, inputs, causal, idleCache, ...(sequenceFirst ? { sequenceFirst } : {}) };
+}
+
+/** The structure from the attention pass and the feed-forward blocks: cache checks, layers, norms, interface. */
+function assemble(model: OnnxModel, pass: AttentionPass, ffns: FfnBlock[], notes: string[]): ModelStructure {
+  const { ix, attns, inputs, causal, sequenceFirst } = pass;
+  const g = ix.graph;
+  const where = model.path;
+  const { idleCache } = pass;
   const position = new Map(g.node.map((n, i) => [n.name || n.output[0]!, i]));
   const order = (name: string): number => position.get(name) ?? -1;
   const hidden = attns[0]!.output.outFeatures;
@@ -246,15 +302,15 @@ function quantizedHeadRows(ix: GraphIndex, a: AttentionBlock): string | undefine
  * ({@link batchFirstGraph}), tried from each candidate Transpose that enters the stream; returns the
  * blocks found in it, or undefined (graph unchanged) when no candidate gives recognised attention.
  */
-function withBatchFirstStream(model: OnnxModel, where: string): (ReturnType<typeof findBlocks> & { transposes: number }) | undefined {
+function withBatchFirstStream(model: OnnxModel, where: string): (ReturnType<typeof findAttention> & { transposes: number }) | undefined {
   const g = model.proto.graph!;
   const opset = Number(model.proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
   for (const entry of streamEntries(g)) {
     const r = batchFirstGraph(g, entry, opset, model.ext);
     if (!r) continue;
-    let blocks: ReturnType<typeof findBlocks>;
+    let blocks: ReturnType<typeof findAttention>;
     try {
-      blocks = findBlocks(new GraphIndex(r.graph, model.ext), where);
+      blocks = findAttention(new GraphIndex(r.graph, model.ext), where);
     } catch {
       continue;
     }
@@ -296,8 +352,8 @@ function assignLayers(attns: AttentionBlock[], ffns: FfnBlock[], order: (name: s
   return layers;
 }
 
-/** Attention blocks and residual FFN blocks of a graph, in node order, without assigning layers. */
-export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlock[]; ffns: FfnBlock[]; notes: string[] } {
+/** Attention blocks of a graph in node order, with the graph's projections. */
+function findAttention(ix: GraphIndex, where: string): { attns: AttentionBlock[]; li: LinearIndex; notes: string[] } {
   const g = ix.graph;
   let li: LinearIndex;
   try {
@@ -327,33 +383,19 @@ export function findBlocks(ix: GraphIndex, where: string): { attns: AttentionBlo
       `${where}: no multi-head attention found (no Softmax between query-key and value MatMuls fed by projections, no Attention op); this does not look like a transformer encoder`,
     );
   }
-  const taken = new Set<Linear>(attns.flatMap(attentionLinears));
-  const ffns: FfnBlock[] = [];
-  for (const l of li.all) {
-    if (taken.has(l)) continue;
-    const f = ffnFromDown(ix, li, l, taken);
-    if (f && inResidualStream(ix, f)) {
-      ffns.push(f);
-      taken.add(f.up).add(f.down);
-      if (f.gate) taken.add(f.gate);
-    }
-  }
-  const quantized = ffns.filter((f) => f.down.blockSize);
-  const notes = quantized.length
-    ? [`the neurons of ${quantized.length} feed-forward block${quantized.length > 1 ? 's' : ''} (first: "${quantized[0]!.down.node}") are cut in whole blocks of ${quantized[0]!.down.blockSize}: their second matrix is quantized in blocks along the neurons (MatMulNBits), and codes are copied, never re-quantized`]
-    : [];
-  return { attns, ffns, notes };
+  return { attns, li, notes: [] };
 }
 
 /**
- * The model's interface (inputs with their roles, outputs, vocabulary, position table) for running
- * it on data: the full structure when it can be detected, otherwise what the inputs and embeddings
- * show (e.g. a pruned model in which whole layers lost their attention, a decoder whose cache a
- * removed attention no longer reads). `layers` may be empty.
+ * The model's interface (inputs with their roles, outputs without the key/value cache, vocabulary,
+ * position table, hidden width, causal evidence) for running it on data, from the shape-free
+ * attention pass, or from what the inputs and embeddings show when it finds no attention (e.g. a
+ * pruned model in which whole layers lost their attention, a decoder whose cache a removed
+ * attention no longer reads). `layers` is empty: the units need {@link detectStructure}.
  */
 export function describeInterface(model: OnnxModel): ModelStructure {
   try {
-    return detectStructure(model);
+    return { ...assemble(model, attentionPass(model), [], []), layers: [] };
   } catch (e) {
     if (!(e instanceof OptinError) || !['unsupported', 'not-transformer', 'decoder'].includes(e.code)) throw e;
     const ix = new GraphIndex(model.proto.graph!, model.ext);

@@ -2,7 +2,7 @@ import type * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model';
 import { instrument } from '../optin/instrument';
 import { runSession, sessionFor } from '../runtime/session';
-import { benchFeeds } from '../eval/bench';
+import { benchFeeds } from '../data/synthetic';
 import type { EncoderLayer, LayerShape, ModelStructure } from './types';
 import { withInputSize } from '../data/inputSize';
 import type { InputSize } from '../data/types';

@@ -1,7 +1,7 @@
 import type * as ort from 'onnxruntime-node';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import type { ModelStructure } from '../structure/types';
-import { benchFeeds } from '../eval/bench';
+import { benchFeeds } from '../data/synthetic';
 import { runSession, sessionFor } from '../runtime/session';
 import { OptinError } from '../errors';
 import { outputDiff, toleranceAt } from './verify';

@@ -71,7 +71,7 @@ async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<
       case 'latency': {
         const model = loadModel(req.model);
         const onStep = (step: string): void => send({ id: req.id, kind: 'step', step });
-        send({ id: req.id, kind: 'result', ok: true, latency: await latencyTableFor(model, detectStructure(model), { ...req.options, signal: ac.signal, onStep }) });
+        send({ id: req.id, kind: 'result', ok: true, latency: await latencyTableFor(model, await detectStructure(model), { ...req.options, signal: ac.signal, onStep }) });
         break;
       }
     }
