@@ -12,7 +12,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../src/engine/onnx/model';
 import { detectStructure } from '../src/engine/structure/detect';
-import { withMeasuredTokens } from '../src/engine/structure/measure';
 import { latencyTableFor } from '../src/engine/latency/cache';
 import { makeLatencyPlan } from '../src/engine/plan/files';
 import { applyPlan } from '../src/engine/prune/applyPlan';
@@ -39,7 +38,7 @@ async function main(): Promise<void> {
     const file = c.model();
     const data = c.data(file);
     const model = loadModel(file);
-    const st = await withMeasuredTokens(model, await detectStructure(model));
+    const st = await detectStructure(model);
     const t0 = performance.now();
     const { table } = await latencyTableFor(model, st, { ep: 'cpu', batch: c.batch, seqLen: c.seqLen, fresh: true, ...(c.decode ? { decode: true } : {}) });
     const tableSec = (performance.now() - t0) / 1000;

@@ -17,7 +17,6 @@ import type { Provider } from '../src/engine/runtime/providers';
 import { keepsInputsOnDevice } from '../src/engine/runtime/deviceFeeds';
 import { loadModel } from '../src/engine/onnx/model';
 import { detectStructure } from '../src/engine/structure/detect';
-import { withMeasuredTokens } from '../src/engine/structure/measure';
 import { loadCalibration } from '../src/engine/data/calibration';
 import { scoreModel } from '../src/engine/optin/scorer';
 
@@ -43,7 +42,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function deviceFeedsBench(ep: Provider): Promise<void> {
   const model = loadModel(models[1]![1]);
-  const st = await withMeasuredTokens(model, await detectStructure(model));
+  const st = await detectStructure(model);
   const batch = await loadCalibration(model.path, st, { data: path.join(root, 'test/fixtures/data/digits/train'), samples: Number(arg('samples', '8')) });
   const times: Record<'device' | 'upload', number[]> = { device: [], upload: [] };
   const rounds = Number(arg('rounds', '3'));

@@ -11,7 +11,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../src/engine/onnx/model';
 import { detectStructure } from '../src/engine/structure/detect';
-import { withMeasuredTokens } from '../src/engine/structure/measure';
 import { loadCalibration, type DataOptions } from '../src/engine/data/calibration';
 import { scoreModel } from '../src/engine/optin/scorer';
 import { magnitudeScores } from '../src/engine/optin/magnitude';
@@ -30,7 +29,7 @@ interface Case { key: string; name: string; model: string; calib: DataOptions; t
 
 async function run(c: Case, tmp: string): Promise<void> {
   const model = loadModel(c.model);
-  const st = await withMeasuredTokens(model, await detectStructure(model));
+  const st = await detectStructure(model);
   const batch = await loadCalibration(model.path, st, c.calib);
   const seq = st.modality === 'text' ? batch.meanLength : batch.seqLen;
   const ref = modelRef(model.path, sha256File(model.path), st);

@@ -5,7 +5,6 @@ import { modelInputs } from './structure/inputs';
 import { GraphIndex } from './onnx/graph';
 import type { InputSize } from './data/types';
 import { channelSummary, type ChannelSummary } from './channels/jobs';
-import { withMeasuredTokens } from './structure/measure';
 import { modelMacs, type MacReport } from './flops';
 import { checkLoadable } from './runtime/session';
 import { countParameters } from './onnx/tensor';
@@ -50,7 +49,7 @@ export async function inspectModel(path: string, seqLen?: number, size?: InputSi
     return { path: model.path, structure, macs: { seqLen: 1, layers: [], total: channels.macs.prunable }, parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData, channels };
   }
   // The model's own input axes are shown (symbolic ones too), whatever size the tokens were measured at.
-  const structure = { ...(await withMeasuredTokens(model, a.st, at)), inputs: a.st.inputs };
+  const structure = { ...a.st, inputs: modelInputs(new GraphIndex(model.proto.graph!, model.ext)) };
   const s = seqLen ?? defaultSeqLen(structure);
   return {
     path: model.path, structure, macs: modelMacs(structure, s), parameters, fileBytes: model.fileBytes, usesExternalData: model.usesExternalData,

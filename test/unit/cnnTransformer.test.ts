@@ -5,7 +5,6 @@ import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { inspectModel } from '../../src/engine/inspect';
 import { describeInterface, detectStructure } from '../../src/engine/structure/detect';
-import { withMeasuredTokens } from '../../src/engine/structure/measure';
 import { loadCalibration } from '../../src/engine/data/calibration';
 import { scoreModel } from '../../src/engine/optin/scorer';
 import { materialize } from '../fixtures/materialize';
@@ -57,7 +56,7 @@ describe('a CNN feeding a transformer: exported architectures this project did n
 
       // Exact OPTIN terms of the last layer's heads and two of its neurons (the whole model is scored exactly by the prune below where it is small).
       const m = loadModel(file);
-      const st = await withMeasuredTokens(m, await detectStructure(m));
+      const st = await detectStructure(m);
       const batch = await loadCalibration(m.path, st, { samples: 2 });
       const last = c.layers - 1;
       const s = await scoreModel(m, st, batch, { layers: [last], neuronSubset: st.layers.map(() => [0, c.ffn - 1]) });

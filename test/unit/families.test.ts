@@ -7,8 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { DataType, NodeProtoSchema, TensorProtoSchema } from '../../src/engine/onnx/schema';
 import { tensorFloat32, tensorInts } from '../../src/engine/onnx/tensor';
 import { GraphIndex } from '../../src/engine/onnx/graph';
-import { detectStructure } from '../../src/engine/structure/detect';
-import { withMeasuredTokens } from '../../src/engine/structure/measure';
+import { describeInterface, detectStructure } from '../../src/engine/structure/detect';
 import { FIXTURES, fixture, sha256, tempDir, optin } from './helpers';
 import { materialize } from '../fixtures/materialize';
 
@@ -40,9 +39,8 @@ describe('model families exported by their own code', function () {
 
   it('measures the token count with onnxruntime where no Conv patch embedding says it', async () => {
     const m = loadModel(fixture('vitpt-random/model-opset17.onnx'));
-    const st = await detectStructure(m);
-    assert.equal(st.visionTokens, undefined, 'no static pattern finds it (no Conv)');
-    assert.equal((await withMeasuredTokens(m, st)).visionTokens, 17);
+    assert.equal(describeInterface(m).visionTokens, undefined, 'no static pattern finds it (no Conv)');
+    assert.equal((await detectStructure(m)).visionTokens, 17);
   });
 
   it('heads folded into the batch axis in an unknown way are refused in one line naming the Softmax and the Reshape; nothing written', () => {

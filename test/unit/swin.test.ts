@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import { loadModel } from '../../src/engine/onnx/model';
 import { GraphIndex } from '../../src/engine/onnx/graph';
 import { detectStructure } from '../../src/engine/structure/detect';
-import { withMeasuredTokens } from '../../src/engine/structure/measure';
 import { evalShape } from '../../src/engine/structure/shapeEval';
 import { applyKeep } from '../../src/engine/prune/apply';
 import { verifyPruned } from '../../src/engine/verify/verify';
@@ -65,7 +64,7 @@ describe('Swin (torchvision SwinTransformer: window attention, shifted windows, 
 
   it('heads cut inside the shifted-window layer: every view of the scores and the head merge follow, the relative position bias keeps the kept heads; pruned == masked original', async () => {
     const m = loadModel(materialize(fixture('tv-swin-small-config/model.skeleton.onnx')));
-    const st = await withMeasuredTokens(m, await detectStructure(m));
+    const st = await detectStructure(m);
     assert.deepEqual(st.layers.map((l) => l.shape!.windows), [4, 4, 1, 1]);
     const keep = { heads: [[1], [0], [0, 2], [1, 2, 3]], neurons: st.layers.map((l, i) => Array.from({ length: l.ffn!.width }, (_, j) => j).filter((j) => i !== 1 || j % 2 === 0)) };
     const proto = applyKeep(m, st, keep);

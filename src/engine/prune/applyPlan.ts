@@ -6,7 +6,6 @@ import { loadModel, type OnnxModel } from '../onnx/model';
 import { saveModel } from '../onnx/writer';
 import { countParameters } from '../onnx/tensor';
 import { detectStructure } from '../structure/detect';
-import { withMeasuredTokens, withMeasurementsOf } from '../structure/measure';
 import { loadCalibration, type DataOptions } from '../data/calibration';
 import { sha256File } from '../util/atomic';
 import type { PlanFile } from '../plan/schema';
@@ -122,7 +121,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   if (plan.model.channels) return applyChannelPlan(req, model, out, t0, signal, onStep);
   if (req.tune && req.refit) throw new OptinError('usage', '--tune (mask scales) and --refit (least-squares weights) are alternatives; choose one');
   const size = inputSizeFor(req.model, req.data);
-  let st = await withMeasuredTokens(model, await detectStructure(model, { ...(size ? { size } : {}) }), size);
+  let st = await detectStructure(model, { ...(size ? { size } : {}) });
   const hybrid = plan.model.hybrid ? await hybridPart(model, st, plan, size) : undefined;
   const L = st.layers.length;
   const keep: KeepSet = { heads: plan.keep.heads.slice(0, L), neurons: plan.keep.neurons.slice(0, L) };
@@ -144,7 +143,7 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
     const r = await refitProjections(model, st, keep, batch, signal);
     refit = r.steps;
     model = r.model;
-    st = withMeasurementsOf(st, await detectStructure(model, { shapes: r.shapes }));
+    st = await detectStructure(model, { shapes: r.shapes, ...(size ? { size } : {}) });
   }
   let tuning: TuneStep[] | undefined;
   if (req.tune) {

@@ -10,7 +10,6 @@ import { detectStructure } from '../structure/detect';
 import { measureShapes, type MeasuredShapes } from '../groups/shapes';
 import { fixedInputSize } from '../data/inputSize';
 import { requireFloatWeights } from '../structure/linear';
-import { withMeasurementsOf } from '../structure/measure';
 import { OptinError } from '../errors';
 import { sampleIndices } from '../optin/random';
 import type { KeepSet } from '../prune/apply';
@@ -131,7 +130,7 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     cols.forEach((c, f) => { for (let d = 0; d < D; d++) Wn[sub.lin.transposed ? d * inF + c : c * D + d] = fit.weights[f * D + d]!; });
     done.push({ lin: sub.lin, fit: { weight: Wn, ...(b0 && fit.bias ? { bias: Float32Array.from(fit.bias) } : {}) } });
     current = withProjections(model, done);
-    cst = withMeasurementsOf(st, await detectStructure(current, { shapes }));
+    cst = await detectStructure(current, { shapes });
   }
   return { model: current, steps, shapes };
 }

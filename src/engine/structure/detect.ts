@@ -10,6 +10,7 @@ import { attentionFromOnnx } from './onnxAttention';
 import { attentionFromGqa } from './ortGqa';
 import { feedForwardBlocks } from './ffn';
 import { measureShapes, type MeasuredShapes } from '../groups/shapes';
+import { withMeasuredLayers } from './measure';
 import type { InputSize } from '../data/types';
 import { modelInputs, wordEmbedding } from './inputs';
 import { cacheEvidence, carriedCache, causalEvidence, idleCacheOutput, isCacheValue } from './decoder';
@@ -112,14 +113,16 @@ export interface DetectOptions {
 /**
  * Find every encoder layer of a transformer graph: Q/K/V and output projections, FFN neurons (by
  * the channel propagation on shapes measured in one onnxruntime run), LayerNorms, residual stream,
- * head geometry and the places it is baked in.
+ * head geometry and the places it is baked in; for fixed-size inputs (images, audio features) the
+ * token count and, where layers differ (Swin), each layer's shape, from the same run
+ * ({@link withMeasuredLayers}; with `size`, the inputs carry it).
  * @throws OptinError('decoder'|'not-transformer'|'unsupported') with the model path and the reason.
  */
 export async function detectStructure(model: OnnxModel, opts: DetectOptions = {}): Promise<ModelStructure> {
   const pass = attentionPass(model);
   const shapes = opts.shapes ?? await measureShapes(model, opts.size);
   const { ffns, notes } = feedForward(pass.ix, pass.li, pass.attns, shapes);
-  return assemble(model, pass, ffns, [...pass.notes, ...notes]);
+  return withMeasuredLayers(pass.ix, assemble(model, pass, ffns, [...pass.notes, ...notes]), shapes, opts.size);
 }
 
 /** The residual feed-forward blocks outside the attention blocks, with a note when their neurons are cut in quantization blocks. */

@@ -3,7 +3,6 @@ import { inputSizeFor } from '../data/inputSize';
 import { analyzeModel } from '../analyze';
 import { runChannelScoreJob } from '../channels/jobs';
 import { OptinError } from '../errors';
-import { withMeasuredTokens } from '../structure/measure';
 import { checkWeightTypes } from '../structure/dtypes';
 import { cpuFallbackNodes } from '../runtime/fallback';
 import { EP_CHOICES, type Provider } from '../runtime/providers';
@@ -34,7 +33,7 @@ export async function runScoreJob(job: ScoreJob, onProgress: (p: ScoreProgress, 
   const analysis = await analyzeModel(model, size);
   if (analysis.kind === 'channels') return runChannelScoreJob(model, analysis.cs, sha256File(model.path), job, onProgress, signal);
   if (job.ranking === 'l1') throw new OptinError('usage', `${model.path}: --ranking l1 ranks convolution filters; this model is pruned by attention heads and FFN neurons (use optin, magnitude or wanda)`);
-  const st = await withMeasuredTokens(model, analysis.st, size);
+  const st = analysis.st;
   const batch = await loadCalibration(model.path, st, job.data);
   if (batch.warning) onProgress({ phase: 'teacher', done: 0, total: 0, elapsed: 0 }, batch.warning);
   const macSeqLen = job.seqLen ?? (st.modality === 'text' ? batch.meanLength : batch.seqLen);
