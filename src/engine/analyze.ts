@@ -1,6 +1,7 @@
 import type { OnnxModel } from './onnx/model';
 import { OptinError } from './errors';
-import { detectStructure } from './structure/detect';
+import { analyzeStructure } from './structure/detect';
+import type { MeasuredShapes } from './groups/shapes';
 import type { ModelStructure } from './structure/types';
 import { analyzeChannels, type ChannelStructure } from './channels/structure';
 import { channelsOutside } from './hybrid/structure';
@@ -23,8 +24,9 @@ export type Analysis = { kind: 'transformer'; st: ModelStructure; channels?: Cha
  */
 export async function analyzeModel(model: OnnxModel, size?: InputSize): Promise<Analysis> {
   let st: ModelStructure;
+  let shapes: MeasuredShapes;
   try {
-    st = await detectStructure(model, { ...(size ? { size } : {}) });
+    ({ st, shapes } = await analyzeStructure(model, { ...(size ? { size } : {}) }));
   } catch (e) {
     if (!(e instanceof OptinError) || e.code !== 'not-transformer') throw e;
     try {
@@ -37,6 +39,6 @@ export async function analyzeModel(model: OnnxModel, size?: InputSize): Promise<
   await checkRewrite(model, st);
   const open = withInputSize(st.inputs, size).find(hasDynamicSize);
   if (open) throw new OptinError('unsupported', noSizeMessage(model.path, open));
-  const channels = await channelsOutside(model, st, size);
+  const channels = await channelsOutside(model, st, size, shapes);
   return channels ? { kind: 'transformer', st, channels } : { kind: 'transformer', st };
 }

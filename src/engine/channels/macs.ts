@@ -112,8 +112,8 @@ export function groupMacs(terms: MacTerm[], widths: number[]): number[] {
 }
 
 /** MACs of the nodes the plan's terms name, recounted from the pruned graph on its own measured shapes. */
-export async function recountChannelMacs(pruned: OnnxModel, nodes: string[], size?: InputSize): Promise<number> {
-  const shapes = await measureShapes(pruned, size);
+export async function recountChannelMacs(pruned: OnnxModel, nodes: string[], size?: InputSize, measured?: MeasuredShapes): Promise<number> {
+  const shapes = measured ?? await measureShapes(pruned, size);
   const ix = new GraphIndex(pruned.proto.graph!, pruned.ext);
   const byName = new Map(ix.graph.node.map((n) => [n.name || n.output[0]!, n]));
   return nodes.reduce((a, name) => {

@@ -75,14 +75,14 @@ function blockOutput(ix: GraphIndex, grp: ChannelGroup, shapes: MeasuredShapes, 
  * Dynamic image axes are measured at `size`; the structure's inputs carry it.
  * @throws OptinError('not-transformer') when no group is prunable (with the most common reasons)
  */
-export async function analyzeChannels(model: OnnxModel, size?: InputSize): Promise<ChannelStructure> {
+export async function analyzeChannels(model: OnnxModel, size?: InputSize, measured?: MeasuredShapes): Promise<ChannelStructure> {
   checkWeightTypes(model);
   const g = model.proto.graph!;
   const ix = new GraphIndex(g, model.ext);
   const inputs = withInputSize(modelInputs(ix), size);
   const half = inputs.find((i) => i.dtype === 'float16');
   if (half) throw new OptinError('unsupported', `${model.path}: input "${half.name}" is float16; OPTIN needs a float32 model`);
-  const shapes = await measureShapes(model, size);
+  const shapes = measured ?? await measureShapes(model, size);
   const { groups, refused } = findChannelGroups(model, shapes);
   if (!groups.length) {
     const why = refused.slice(0, 3).map((r) => `${r.op} node "${r.node}": ${r.reason}`).join('; ');

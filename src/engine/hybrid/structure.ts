@@ -5,6 +5,7 @@ import { GraphIndex } from '../onnx/graph';
 import { BINARY, UNARY } from '../groups/rules';
 import { analyzeChannels, type ChannelStructure } from '../channels/structure';
 import type { ModelStructure } from '../structure/types';
+import type { MeasuredShapes } from '../groups/shapes';
 
 /** Every node a transformer's heads and neurons live in (projections, FFN matrices, fused attention). */
 function transformerNodes(st: ModelStructure): Set<string> {
@@ -55,12 +56,12 @@ function convFeedsWeights(ix: GraphIndex): boolean {
  * every channel feeds the residual stream, as a ViT's patch embedding does). The transformer's FFN
  * widths are channel groups too; they stay neurons of the transformer.
  */
-export async function channelsOutside(model: OnnxModel, st: ModelStructure, size?: InputSize): Promise<ChannelStructure | undefined> {
+export async function channelsOutside(model: OnnxModel, st: ModelStructure, size?: InputSize, shapes?: MeasuredShapes): Promise<ChannelStructure | undefined> {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
   if (!convFeedsWeights(ix)) return undefined;
   let cs: ChannelStructure;
   try {
-    cs = await analyzeChannels(model, size);
+    cs = await analyzeChannels(model, size, shapes);
   } catch (e) {
     if (e instanceof OptinError && (e.code === 'not-transformer' || e.code === 'unsupported')) return undefined;
     throw e;

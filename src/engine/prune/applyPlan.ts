@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import { saveModel } from '../onnx/writer';
 import { countParameters } from '../onnx/tensor';
-import { detectStructure } from '../structure/detect';
+import { analyzeStructure, detectStructure } from '../structure/detect';
+import type { MeasuredShapes } from '../groups/shapes';
 import { loadCalibration, type DataOptions } from '../data/calibration';
 import { sha256File } from '../util/atomic';
 import type { PlanFile } from '../plan/schema';
@@ -94,9 +95,9 @@ export function checkPlanFor(model: OnnxModel, plan: PlanFile): void {
 }
 
 /** The channel side of a hybrid plan, checked against the groups found on this model. */
-async function hybridPart(model: OnnxModel, st: ModelStructure, plan: PlanFile, size?: InputSize): Promise<ChannelKeep> {
+async function hybridPart(model: OnnxModel, st: ModelStructure, plan: PlanFile, shapes: MeasuredShapes, size?: InputSize): Promise<ChannelKeep> {
   const h = plan.model.hybrid!;
-  const cs = await channelsOutside(model, st, size);
+  const cs = await channelsOutside(model, st, size, shapes);
   const names = cs?.groups.map((g) => g.name) ?? [];
   if (!cs || h.transformerLayers !== st.layers.length || names.join('|') !== h.names.join('|')) {
     throw new OptinError('data', `${model.path}: the plan has ${h.transformerLayers} transformer layers and channel groups [${h.names.join(', ')}]; the model has ${st.layers.length} layers and [${names.join(', ')}]`);
@@ -121,8 +122,9 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   if (plan.model.channels) return applyChannelPlan(req, model, out, t0, signal, onStep);
   if (req.tune && req.refit) throw new OptinError('usage', '--tune (mask scales) and --refit (least-squares weights) are alternatives; choose one');
   const size = inputSizeFor(req.model, req.data);
-  let st = await detectStructure(model, { ...(size ? { size } : {}) });
-  const hybrid = plan.model.hybrid ? await hybridPart(model, st, plan, size) : undefined;
+  const analysed = await analyzeStructure(model, { ...(size ? { size } : {}) });
+  let st = analysed.st;
+  const hybrid = plan.model.hybrid ? await hybridPart(model, st, plan, analysed.shapes, size) : undefined;
   const L = st.layers.length;
   const keep: KeepSet = { heads: plan.keep.heads.slice(0, L), neurons: plan.keep.neurons.slice(0, L) };
   checkKeep(st, keep, model.path);
@@ -140,10 +142,10 @@ export async function applyPlan(req: ApplyRequest, signal?: AbortSignal, onStep?
   let refit: RefitStep[] | undefined;
   if (req.refit) {
     onStep?.('refitting projections (least squares)');
-    const r = await refitProjections(model, st, keep, batch, signal);
+    const r = await refitProjections(model, st, keep, batch, analysed.shapes, signal);
     refit = r.steps;
     model = r.model;
-    st = await detectStructure(model, { shapes: r.shapes, ...(size ? { size } : {}) });
+    st = await detectStructure(model, { shapes: analysed.shapes, ...(size ? { size } : {}) });
   }
   let tuning: TuneStep[] | undefined;
   if (req.tune) {

@@ -7,8 +7,7 @@ import type { CalibrationBatch } from '../data/calibration';
 import type { Linear, ModelStructure } from '../structure/types';
 import { instrument } from '../optin/instrument';
 import { detectStructure } from '../structure/detect';
-import { measureShapes, type MeasuredShapes } from '../groups/shapes';
-import { fixedInputSize } from '../data/inputSize';
+import type { MeasuredShapes } from '../groups/shapes';
 import { requireFloatWeights } from '../structure/linear';
 import { OptinError } from '../errors';
 import { sampleIndices } from '../optin/random';
@@ -58,11 +57,12 @@ function withProjections(model: OnnxModel, lins: Array<{ lin: Linear; fit: Refit
  * and refitted, the kept inputs' rows of W_O (W2) and its bias are solved so the pruned sublayer's
  * output reconstructs the dense model's sublayer output on the calibration tokens (real tokens
  * only; at most {@link REFIT_ROWS} sampled), ridge toward the original weights; a solve that does
- * not lower the error is rejected. Returns a copy of the model with the refitted weights (and the
- * shapes measured on the model, which refitting does not change), to be cut
- * (and verified against, masked) like the original; the plan's shapes are unchanged.
+ * not lower the error is rejected. `shapes` are the model's measured shapes (refitting renames
+ * weights only, so they hold for every refitted copy). Returns a copy of the model with the
+ * refitted weights, to be cut (and verified against, masked) like the original; the plan's shapes
+ * are unchanged.
  */
-export async function refitProjections(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, signal?: AbortSignal): Promise<{ model: OnnxModel; steps: RefitStep[]; shapes: MeasuredShapes }> {
+export async function refitProjections(model: OnnxModel, st: ModelStructure, keep: KeepSet, batch: CalibrationBatch, shapes: MeasuredShapes, signal?: AbortSignal): Promise<{ model: OnnxModel; steps: RefitStep[] }> {
   const subs = st.layers.flatMap((l) => [
     ...(l.attention ? [{ layer: l.index, part: 'attention' as const, lin: l.attention.output as Linear & { einsum?: boolean }, contrib: l.attention.perHead ?? l.attention.context, width: l.attention.heads * l.attention.vHeadSize, unit: l.attention.vHeadSize, kept: keep.heads[l.index]!, perHead: !!l.attention.perHead, heads: l.attention.heads }] : []),
     ...(l.ffn ? [{ layer: l.index, part: 'ffn' as const, lin: l.ffn.down as Linear & { einsum?: boolean }, contrib: l.ffn.hidden, width: l.ffn.width, unit: 1, kept: keep.neurons[l.index]!, perHead: false, heads: 0 }] : []),
@@ -80,8 +80,6 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
   } finally {
     await denseSession.session.release();
   }
-  // Refitting renames weights only: every value keeps the shape measured here.
-  const shapes = await measureShapes(model, fixedInputSize(st.inputs));
   const done: Array<{ lin: Linear; fit: Refitted }> = [];
   const steps: RefitStep[] = [];
   let current = model;
@@ -132,5 +130,5 @@ export async function refitProjections(model: OnnxModel, st: ModelStructure, kee
     current = withProjections(model, done);
     cst = await detectStructure(current, { shapes });
   }
-  return { model: current, steps, shapes };
+  return { model: current, steps };
 }

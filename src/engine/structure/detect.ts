@@ -119,10 +119,15 @@ export interface DetectOptions {
  * @throws OptinError('decoder'|'not-transformer'|'unsupported') with the model path and the reason.
  */
 export async function detectStructure(model: OnnxModel, opts: DetectOptions = {}): Promise<ModelStructure> {
+  return (await analyzeStructure(model, opts)).st;
+}
+
+/** {@link detectStructure}, with the shapes it measured (for the analyses that follow on the same graph). */
+export async function analyzeStructure(model: OnnxModel, opts: DetectOptions = {}): Promise<{ st: ModelStructure; shapes: MeasuredShapes }> {
   const pass = attentionPass(model);
   const shapes = opts.shapes ?? await measureShapes(model, opts.size);
   const { ffns, notes } = feedForward(pass.ix, pass.li, pass.attns, shapes);
-  return withMeasuredLayers(pass.ix, assemble(model, pass, ffns, [...pass.notes, ...notes]), shapes, opts.size);
+  return { st: withMeasuredLayers(pass.ix, assemble(model, pass, ffns, [...pass.notes, ...notes]), shapes, opts.size), shapes };
 }
 
 /** The residual feed-forward blocks outside the attention blocks, with a note when their neurons are cut in quantization blocks. */

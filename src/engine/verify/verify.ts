@@ -3,9 +3,8 @@ import type { OnnxModel } from '../onnx/model';
 import type { ModelProto } from '../onnx/schema';
 import { GraphIndex } from '../onnx/graph';
 import { findBlocks } from '../structure/detect';
-import { measureShapes } from '../groups/shapes';
+import { measureShapes, type MeasuredShapes } from '../groups/shapes';
 import { fixedInputSize } from '../data/inputSize';
-import type { InputSize } from '../data/types';
 import { keptHeadMacs, macGeometry, unitMacs } from '../flops';
 import type { AttentionBlock, EncoderLayer, FfnBlock, ModelStructure } from '../structure/types';
 import type { CalibrationBatch } from '../data/calibration';
@@ -72,9 +71,9 @@ export function maskFeeds(st: ModelStructure, keep: KeepSet): Record<string, ort
  * (layers with a measured shape) count each block at its layer's positions, keys and width; blocks
  * are matched to the original's layers by node name (pruning keeps names).
  */
-export async function recountMacs(model: OnnxModel, seqLen: number, layers: EncoderLayer[] = [], size?: InputSize): Promise<number> {
+export function recountMacs(model: OnnxModel, shapes: MeasuredShapes, seqLen: number, layers: EncoderLayer[] = []): number {
   const ix = new GraphIndex(model.proto.graph!, model.ext);
-  const { attns, ffns } = findBlocks(ix, model.path, await measureShapes(model, size));
+  const { attns, ffns } = findBlocks(ix, model.path, shapes);
   const hidden = attns[0]!.output.outFeatures;
   const byCore = new Map(layers.filter((l) => l.shape && l.attention).map((l) => [l.attention!.core, l.shape!]));
   const byUp = new Map(layers.filter((l) => l.shape && l.ffn).map((l) => [l.ffn!.up.node, l.shape!]));
@@ -129,7 +128,8 @@ export async function verifyPruned(
   });
   if (batch.batch < (fixedBatch(st) ?? 1)) throw new OptinError('data', `${original.path} needs batches of ${fixedBatch(st)}; the calibration batch has ${batch.batch} examples`);
   const tolerance = withinTolerance(pruned.path, diff, scale);
-  const macs = await recountMacs(pruned, expected.seqLen, st.layers, fixedInputSize(st.inputs)) + (channels ? await recountChannelMacs(pruned, channels.terms.map((t) => t.node), channels.cs.inputSize) : 0);
+  const shapes = await measureShapes(pruned, fixedInputSize(st.inputs));
+  const macs = recountMacs(pruned, shapes, expected.seqLen, st.layers) + (channels ? await recountChannelMacs(pruned, channels.terms.map((t) => t.node), channels.cs.inputSize, shapes) : 0);
   if (Math.abs(macs - expected.macs) > 1e-6 * Math.max(1, expected.macs)) {
     throw new OptinError('runtime', `${pruned.path}: verification failed: the pruned graph has ${macs} MACs, the plan says ${expected.macs}`);
   }
