@@ -1,7 +1,7 @@
 import type { NodeProto } from '../onnx/schema';
 import { attr, attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
-import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis } from './rules';
+import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis, reshapedBlock } from './rules';
 import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
 import type { MeasuredShapes } from './shapes';
 
@@ -80,15 +80,18 @@ export class Propagation {
     private readonly units = false,
   ) {}
 
-  /** Run from a producer node (Conv with group 1, MatMul or Gemm with a constant weight). */
-  run(start: NodeProto, name: string): ChannelGroup {
+  /**
+   * Run from a producer node (Conv with group 1, MatMul or Gemm with a constant weight). With
+   * `block` (units mode), each unit is `block` consecutive output features (a head's `d` columns).
+   */
+  run(start: NodeProto, name: string, block = 1): ChannelGroup {
     const out = start.output[0]!;
     const axis = start.opType === 'Conv' ? 1 : this.dims(out, start).length - 1;
-    const split = channelSplit(this.ix, this.shapes, start);
+    const split = block === 1 ? channelSplit(this.ix, this.shapes, start) : undefined;
     if (split) this.splitParts(split.node, axis);
     else {
       this.producer(start);
-      this.visit(out, axis);
+      this.visit(out, axis, block);
     }
     if (!this.consumers.size) throw new GroupStop(start, 'no weight reads these channels');
     for (const r of this.resizes) if (!this.seen.has(r.slot)) throw new GroupStop(r.node, 'resizes another tensor to a channel count read from these channels');
@@ -107,16 +110,20 @@ export class Propagation {
     return d;
   }
 
-  private visit(value: string, axis: number): void {
+  private visit(value: string, axis: number, block = 1): void {
     const key = `${value}#${axis}`;
-    if (this.seen.has(key)) return;
-    this.seen.set(key, { value, axis });
+    const had = this.seen.get(key);
+    if (had) {
+      if ((had.block ?? 1) !== block) throw new GroupStop(this.ix.producer.get(value), `axis ${axis} of "${value}" is reached with units of ${had.block ?? 1} and of ${block} entries`);
+      return;
+    }
+    this.seen.set(key, { value, axis, ...(block > 1 ? { block } : {}) });
     const p = this.ix.producer.get(value);
     const d = this.dims(value, p);
-    if (d[axis] !== this.width) throw new GroupStop(p, `axis ${axis} of "${value}" has ${d[axis]} entries, not the group's ${this.width}`);
+    if (d[axis] !== this.width * block) throw new GroupStop(p, `axis ${axis} of "${value}" has ${d[axis]} entries, not the group's ${this.width * block}`);
     if (this.outputs.has(value)) throw new GroupStop(p, `the channels reach the graph output "${value}"`);
-    if (p && !this.producers.has(p)) this.fromOutput(p, axis);
-    for (const c of this.ix.uses(value)) c.input.forEach((v, i) => { if (v === value) this.fromInput(c, i, axis); });
+    if (p && !this.producers.has(p)) this.fromOutput(p, axis, block);
+    for (const c of this.ix.uses(value)) c.input.forEach((v, i) => { if (v === value) this.fromInput(c, i, axis, block); });
   }
 
   private constWeight(n: NodeProto, i: number): number[] | undefined {
@@ -130,7 +137,7 @@ export class Propagation {
     this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i, ...range });
   }
 
-  private fromOutput(n: NodeProto, axis: number): void {
+  private fromOutput(n: NodeProto, axis: number, block: number): void {
     if (n.opType === 'MatMulNBits' && this.units) {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
       return this.producer(n);
@@ -146,9 +153,13 @@ export class Propagation {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
       return this.producer(n);
     }
+    if (n.opType === 'MatMul' && this.units) return this.batchProduct(n, -1, axis, block);
     if (n.opType === 'MatMul' || n.opType === 'Gemm') throw new GroupStop(n, 'a product of two activations (attention?) creates these channels');
-    if (n.opType === 'Split' && (attrInt(n, 'axis', 0) + this.dims(n.input[0]!, n).length) % this.dims(n.input[0]!, n).length === axis) return this.splitParts(n, axis);
-    this.passThrough(n, axis);
+    if (n.opType === 'Split' && (attrInt(n, 'axis', 0) + this.dims(n.input[0]!, n).length) % this.dims(n.input[0]!, n).length === axis) {
+      if (block > 1) throw new GroupStop(n, 'Split along units of several entries');
+      return this.splitParts(n, axis);
+    }
+    this.passThrough(n, axis, block);
   }
 
   /**
@@ -194,7 +205,7 @@ export class Propagation {
     split.output.forEach((o) => { if (o) this.visit(o, axis); });
   }
 
-  private fromInput(n: NodeProto, i: number, axis: number): void {
+  private fromInput(n: NodeProto, i: number, axis: number, block: number): void {
     const w = this.constWeight(n, 1);
     if (n.opType === 'Conv') {
       if (i !== 0 || !w) throw new GroupStop(n, 'the channels reach a convolution weight that is not a constant');
@@ -206,15 +217,40 @@ export class Propagation {
     if (n.opType === 'MatMulNBits' && this.units && i === 0 && axis === this.dims(n.input[0]!, n).length - 1) return this.consumer(n, i, axis, 0);
     if (n.opType === 'Concat') {
       const rank = this.dims(n.output[0]!, n).length;
-      if ((attrInt(n, 'axis', 0) + rank) % rank === axis) return this.concatInto(n, i, axis);
+      if ((attrInt(n, 'axis', 0) + rank) % rank === axis) {
+        if (block > 1) throw new GroupStop(n, 'Concat along units of several entries');
+        return this.concatInto(n, i, axis);
+      }
     }
     if (n.opType === 'MatMul' || n.opType === 'Gemm') {
       const rank = this.dims(n.input[0]!, n).length;
       const transA = attrInt(n, 'transA', 0);
       if (i === 0 && w?.length === 2 && axis === rank - 1 && !transA) return this.consumer(n, i, axis, n.opType === 'Gemm' && attrInt(n, 'transB', 0) ? 1 : 0);
+      if (n.opType === 'MatMul' && this.units && !w) return this.batchProduct(n, i, axis, block);
       throw new GroupStop(n, 'the channels are multiplied with another activation (an attention product?), not read by a weight');
     }
-    this.passThrough(n, this.outAxis(n, i, axis));
+    const o = this.outAxis(n, i, axis, block);
+    this.passThrough(n, o.axis, o.block);
+  }
+
+  /**
+   * Units mode: a product of two activations (attention's scores and context) on an axis both
+   * operands keep as a batch axis (the heads): the other operand's matching axis, unless broadcast
+   * (size 1: one tensor shared by every unit), and the output's carry the same units.
+   */
+  private batchProduct(n: NodeProto, from: number, axis: number, block: number): void {
+    if (this.passed.has(n)) return;
+    const out = this.dims(n.output[0]!, n);
+    const ao = from < 0 ? axis : axis + out.length - this.dims(n.input[from]!, n).length;
+    if (ao < 0 || ao >= out.length - 2) throw new GroupStop(n, 'the channels are multiplied with another activation along them (not a batch axis of the product)');
+    this.passed.add(n);
+    n.input.forEach((v, k) => {
+      if (k === from) return;
+      const d = this.dims(v, n);
+      const ak = ao - (out.length - d.length);
+      if (ak >= 0 && d[ak] !== 1) this.visit(v, ak, block);
+    });
+    this.visit(n.output[0]!, ao, block);
   }
 
   private producer(n: NodeProto): void {
@@ -317,25 +353,38 @@ export class Propagation {
     }
   }
 
-  /** The output axis carrying input i's axis `a` through a pass-through op. */
-  private outAxis(n: NodeProto, i: number, a: number): number {
+  /** The output axis (and its unit size) carrying input i's axis `a` through a pass-through op. */
+  private outAxis(n: NodeProto, i: number, a: number, block: number): { axis: number; block: number } {
     const op = n.opType;
     const inDims = this.dims(n.input[i]!, n);
     const outDims = this.dims(n.output[0]!, n);
-    if (BINARY.has(op)) return a + outDims.length - inDims.length;
-    if (op === 'Transpose') return (attr(n, 'perm') as number[]).indexOf(a);
+    if (BINARY.has(op) || (op === 'Expand' && this.units)) return { axis: a + outDims.length - inDims.length, block };
+    if (op === 'Transpose') return { axis: (attr(n, 'perm') as number[]).indexOf(a), block };
     if (REDUCES.has(op)) {
       const axes = reducedAxes(this.ix, n, inDims.length);
       if (!axes || axes.includes(a)) throw new GroupStop(n, `${op} reduces over the channels`);
-      return attrInt(n, 'keepdims', 1) ? a : a - axes.filter((x) => x < a).length;
+      return { axis: attrInt(n, 'keepdims', 1) ? a : a - axes.filter((x) => x < a).length, block };
     }
     if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
-      const o = reshapedAxis(inDims, outDims, a);
-      if (o === undefined) throw new GroupStop(n, `${op} splits or merges the channel axis`);
+      const o = this.reshaped(inDims, outDims, a, block);
+      if (!o) throw new GroupStop(n, `${op} splits or merges the channel axis`);
       return o;
     }
     if (op === 'Gather' && i !== 0) throw new GroupStop(n, 'the channels are used as indices');
-    return a;
+    return { axis: a, block };
+  }
+
+  /**
+   * Where a Reshape moves the units on axis `a`: in cut mode only to an axis of the same size; in
+   * units mode also split (a head's `d` columns become an axis of their own) or merged (heads back
+   * into the channels, or a key/value head's repeats into the query heads), the unit size following.
+   */
+  private reshaped(inDims: number[], outDims: number[], a: number, block: number): { axis: number; block: number } | undefined {
+    if (!this.units) {
+      const o = reshapedAxis(inDims, outDims, a);
+      return o === undefined ? undefined : { axis: o, block };
+    }
+    return reshapedBlock(inDims, outDims, a, this.width, block);
   }
 
   /**
@@ -369,7 +418,7 @@ export class Propagation {
     }
   }
 
-  private passThrough(n: NodeProto, a: number): void {
+  private passThrough(n: NodeProto, a: number, block: number): void {
     if (this.passed.has(n)) return;
     this.passed.add(n);
     const op = n.opType;
@@ -378,23 +427,31 @@ export class Propagation {
     const ix = this.ix;
     const data = n.input[0]!;
     const inRank = (i: number): number => this.dims(n.input[i]!, n).length;
+    const single = (why: string): void => { if (block > 1) throw new GroupStop(n, `${op} ${why}`); };
     if (UNARY.has(op) || op === 'Cast') {
-      if (op === 'PRelu') this.broadcastInputs(n, a, outDims.length);
-      this.visit(data, a);
+      if (op === 'PRelu') this.broadcastInputs(n, a, outDims.length, block);
+      this.visit(data, a, block);
     } else if (BINARY.has(op)) {
-      const computed = this.broadcastInputs(n, a, outDims.length);
-      if (SUMS.has(op) && computed.length > 1 && !computed.every(([v]) => this.ownChannels(v))) {
+      const computed = this.broadcastInputs(n, a, outDims.length, block);
+      if (SUMS.has(op) && computed.length > 1 && !this.sameSource(computed)) {
         throw new GroupStop(n, 'the channels are summed with another branch (a residual stream): the whole stream would have to be cut together');
       }
-      for (const [v, ai] of computed) this.visit(v, ai);
+      for (const [v, ai] of computed) this.visit(v, ai, block);
     } else if (op === 'BatchNormalization' || op === 'InstanceNormalization') {
       if (a !== 1) throw new GroupStop(n, `${op} normalises another axis than the channels`);
+      single('with units of several channels');
       for (let i = 1; i < n.input.length; i++) this.cut(n, i, 0);
       this.visit(data, a);
     } else if (op === 'Transpose') {
-      this.visit(data, (attr(n, 'perm') as number[])[a]!);
+      this.visit(data, (attr(n, 'perm') as number[])[a]!, block);
+    } else if (op === 'Expand' && this.units) {
+      // The units' axis broadcast from size 1: one tensor shared by every unit (multi-query attention's keys and values) is not theirs.
+      const d = this.dims(data, n);
+      const ai = a - (outDims.length - d.length);
+      if (ai >= 0 && d[ai] !== 1) this.visit(data, ai, block);
     } else if (POOLS.has(op)) {
       if (a !== 1) throw new GroupStop(n, `${op} with the channels on axis ${a}`);
+      single('with units of several channels');
       this.visit(data, 1);
     } else if (REDUCES.has(op)) {
       const axes = reducedAxes(ix, n, inRank(0));
@@ -402,50 +459,73 @@ export class Propagation {
       const kept = Array.from({ length: inRank(0) }, (_, i) => i).filter((i) => !axes.includes(i));
       const ai = attrInt(n, 'keepdims', 1) ? a : kept[a]!;
       if (axes.includes(ai)) throw new GroupStop(n, `${op} reduces over the channels`);
-      this.visit(data, ai);
+      this.visit(data, ai, block);
     } else if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
-      const ai = reshapedAxis(outDims, this.dims(data, n), a);
-      if (ai === undefined || reshapedAxis(this.dims(data, n), outDims, ai) !== a) throw new GroupStop(n, `${op} splits or merges the channel axis`);
+      const back = this.reshaped(outDims, this.dims(data, n), a, block);
+      const forth = back ? this.reshaped(this.dims(data, n), outDims, back.axis, back.block) : undefined;
+      if (!back || forth?.axis !== a || forth.block !== block) throw new GroupStop(n, `${op} splits or merges the channel axis`);
       if (op === 'Reshape') {
         const shape = ix.constInts(n.input[1]!);
         if (!shape && !this.units) throw new GroupStop(n, 'Reshape with a run-time shape carries the channel count');
         if (shape?.[a] === this.width) this.reshapes.push({ node: nodeName(n), index: a });
       }
-      this.visit(data, ai);
+      this.visit(data, back.axis, back.block);
     } else if (op === 'Concat') {
       const ax = (attrInt(n, 'axis', 0) + outDims.length) % outDims.length;
       if (ax === a) throw new GroupStop(n, 'the channels are concatenated with other channels');
-      n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a); else this.visit(v, a); });
+      n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a); else this.visit(v, a, block); });
     } else if (op === 'Split' || op === 'Slice' || op === 'Pad' || op === 'Resize' || op === 'Upsample' || op === 'Softmax' || op === 'LogSoftmax' || op === 'LayerNormalization' || op === 'Gather') {
       this.checkAxisOp(n, a, outDims.length);
-      this.visit(data, a);
-      for (const o of n.output.slice(1)) if (o && op === 'Split') this.visit(o, a);
+      this.visit(data, a, block);
+      for (const o of n.output.slice(1)) if (o && op === 'Split') this.visit(o, a, block);
     } else {
       throw new GroupStop(n, `${op} has no channel rule`);
     }
-    this.visit(out, a);
+    this.visit(out, a, block);
   }
 
   /**
-   * A value computed element by element from the group's own slots and constants only (tanh GELU's
-   * `x + 0.044715 * x^3`): summing it with them keeps every channel its own.
+   * Summed inputs that all come, element by element, from one slot (tanh GELU's `x + 0.044715 x^3`,
+   * rotary's `q cos + rotate_half(q) sin`, whose cos and sin are the same for every channel): the
+   * sum keeps every channel its own. A residual stream's inputs come from different values.
    */
-  private ownChannels(value: string, depth = 0): boolean {
-    if ([...this.seen.values()].some((s) => s.value === value && s.offset === undefined)) return true;
+  private sameSource(inputs: Array<[string, number]>): boolean {
+    const from = new Set<string>();
+    for (const [v, a] of inputs) this.sources(v, a, from, 0);
+    const others = [...from].filter((k) => k !== 'seen');
+    return others.length === 0 || (others.length === 1 && !from.has('seen'));
+  }
+
+  private sources(value: string, axis: number, acc: Set<string>, depth: number): void {
+    if ([...this.seen.values()].some((s) => s.value === value && s.axis === axis && s.offset === undefined)) { acc.add('seen'); return; }
     const p = this.ix.producer.get(value);
-    if (!p || depth > 12 || !(UNARY.has(p.opType) || p.opType === 'Cast' || (BINARY.has(p.opType) && p.opType !== 'Where'))) return false;
-    return p.input.every((v) => !v || !!this.ix.constant(v) || this.ownChannels(v, depth + 1));
+    if (!p || depth > 16) { acc.add(`${value}#${axis}#${depth > 16 ? 'deep' : ''}`); return; }
+    const op = p.opType;
+    const rank = this.dims(value, p).length;
+    const along = (k: number): boolean => (k + rank) % rank === axis;
+    const elementwise = UNARY.has(op) || op === 'Cast' || (BINARY.has(op) && op !== 'Where');
+    const elsewhere = (op === 'Concat' && !along(attrInt(p, 'axis', 0))) || (op === 'Split' && !along(attrInt(p, 'axis', 0)))
+      || (op === 'Slice' && !!p.input[3] && !!this.ix.constInts(p.input[3]!) && !this.ix.constInts(p.input[3]!)!.some(along));
+    if (!elementwise && !elsewhere) { acc.add(`${value}#${axis}`); return; }
+    for (const v of op === 'Slice' || op === 'Split' ? [p.input[0]!] : p.input) {
+      if (!v || this.ix.constant(v)) continue;
+      const d = this.dims(v, p);
+      const av = axis - (rank - d.length);
+      // Broadcast along the channels (rotary's cos and sin, a mask): the same for every channel.
+      if (av < 0 || d[av] === 1) continue;
+      this.sources(v, av, acc, depth + 1);
+    }
   }
 
   /** Cut constant inputs that carry the axis; return the computed inputs that carry it. */
-  private broadcastInputs(n: NodeProto, a: number, outRank: number): Array<[string, number]> {
+  private broadcastInputs(n: NodeProto, a: number, outRank: number, block: number): Array<[string, number]> {
     const computed: Array<[string, number]> = [];
     n.input.forEach((v, i) => {
       if (!v) return;
       const d = this.dims(v, n);
       const ai = a - (outRank - d.length);
       // A group one channel wide: a computed input of size 1 on the axis carries that channel (a feed-forward block cut to one neuron).
-      if (ai < 0 || (d[ai] === 1 && (this.width !== 1 || this.ix.constant(v)))) return;
+      if (ai < 0 || (d[ai] === 1 && (this.width * block !== 1 || this.ix.constant(v)))) return;
       if (this.ix.constant(v)) this.cut(n, i, ai);
       else computed.push([v, ai]);
     });

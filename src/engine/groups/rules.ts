@@ -59,3 +59,25 @@ export function reshapedAxis(inDims: number[], outDims: number[], a: number): nu
   }
   return undefined;
 }
+
+/**
+ * Where a Reshape puts `width` units of `block` entries each, held on input axis `a`: the output
+ * axis with the same dims before it whose entries are whole units of `block'` entries, the units'
+ * entries filling it and the axes after it (a split `[H*d] -> [H, d]` gives block 1, the merge
+ * back block `d`, `[KV, g, ...] -> [KV*g, ...]` block `g`); undefined when no axis holds them.
+ */
+export function reshapedBlock(inDims: number[], outDims: number[], a: number, width: number, block: number): { axis: number; block: number } | undefined {
+  const prod = (xs: number[]): number => xs.reduce((x, y) => x * y, 1);
+  if (inDims[a] !== width * block) return undefined;
+  const before = prod(inDims.slice(0, a));
+  const unit = block * prod(inDims.slice(a + 1));
+  let p = 1;
+  for (let j = 0; j < outDims.length; j++) {
+    if (p === before) {
+      const inner = prod(outDims.slice(j + 1));
+      if (unit % inner === 0 && outDims[j] === width * (unit / inner)) return { axis: j, block: unit / inner };
+    }
+    p *= outDims[j]!;
+  }
+  return undefined;
+}

@@ -3,6 +3,8 @@ export interface Slot {
   value: string;
   axis: number;
   offset?: number;
+  /** Units mode: each unit is `block` consecutive entries of the axis (a head's `d` columns), the axis holding width x block. */
+  block?: number;
 }
 
 /** An initializer (or Constant) sliced along one axis when the group's channels are cut. */

@@ -1,0 +1,64 @@
+import * as assert from 'node:assert/strict';
+import { loadModel } from '../../src/engine/onnx/model';
+import { GraphIndex } from '../../src/engine/onnx/graph';
+import { analyzeStructure } from '../../src/engine/structure/detect';
+import { GroupStop, Propagation } from '../../src/engine/groups/propagate';
+import { materialize } from '../fixtures/materialize';
+import { fixture } from './helpers';
+
+/**
+ * Heads by the channel propagation (docs/units.md, "Heads are groups of d channels"): started at a
+ * layer's query projection with the detector's unit count (heads, or key/value heads with their
+ * query heads) and d columns per unit, the propagation's units mode follows the head split, the
+ * transposes, rotary, the scores and context products (the head axis is a batch axis of both) and
+ * the repeat of a shared key/value head, and closes over exactly the projections the per-layout
+ * detector names: Q, K and V the producers, the output projection the only consumer. With one
+ * shared key/value head (multi-query) K and V are broadcast to every unit, so they are not in it.
+ */
+describe('attention heads found by the channel propagation are the detector\'s units', function () {
+  this.timeout(300_000);
+  const cases: Array<[string, string]> = [
+    ['BERT trained on SST-2 (torch)', 'bert-sst2/model-opset17.onnx'],
+    ['BERT-like, opset 14', 'torch-bert-like-random/model-opset14.onnx'],
+    ['keras2onnx BERT (Tensordot reshapes, run-time head shapes)', 'keras2onnx-tfbert-mrpc/model.onnx'],
+    ['DistilBERT exported by optimum', 'optimum-tiny-distilbert-sst2/model.onnx'],
+    ['modern encoder (rotary q/k: q cos + rotate_half(q) sin)', 'modern-encoder-random/model-opset17.onnx'],
+    ['Llama-style decoder, grouped-query (a unit: a key/value head and its 4 query heads)', 'llama-sst2/model.onnx'],
+    ['Llama-style decoder, multi-query (units: query heads; K/V shared)', 'llama-mqa-random/model.skeleton.onnx'],
+    ['torchaudio wav2vec2 (transformer after a conv feature extractor)', 'torchaudio-wav2vec2-small/model.skeleton.onnx'],
+  ];
+  for (const [name, rel] of cases) {
+    it(name, async () => {
+      const file = rel.endsWith('.skeleton.onnx') ? materialize(fixture(rel)) : fixture(rel);
+      const m = loadModel(file);
+      const { st, shapes } = await analyzeStructure(m);
+      const ix = new GraphIndex(m.proto.graph!, m.ext);
+      const outputs = new Set(ix.graph.output.map((o) => o.name));
+      let n = 0;
+      for (const l of st.layers) {
+        const a = l.attention;
+        if (!a) continue;
+        const q = a.projections[0]!;
+        const start = ix.graph.node.find((x) => (x.name || x.output[0]) === q.node)!;
+        const g = new Propagation(ix, shapes, a.heads, outputs, true).run(start, q.node, q.outFeatures / a.heads);
+        const want = (a.sharedKv ? [q] : a.projections).map((p) => p.node).sort();
+        assert.deepEqual([...g.producers].sort(), want, `layer ${l.index} producers`);
+        assert.deepEqual(g.consumers, [a.output.node], `layer ${l.index} consumers`);
+        assert.equal(g.width, a.heads, `layer ${l.index} units`);
+        n++;
+      }
+      assert.ok(n > 0, 'the fixture has attention layers');
+    });
+  }
+
+  it('packed Q/K/V (one projection, split after the head reshape) is not followed yet: it stops at the split, said so', async () => {
+    const m = loadModel(fixture('vit-digits/model-opset17.onnx'));
+    const { st, shapes } = await analyzeStructure(m);
+    const ix = new GraphIndex(m.proto.graph!, m.ext);
+    const a = st.layers[0]!.attention!;
+    const qkv = a.projections[0]!;
+    const start = ix.graph.node.find((x) => (x.name || x.output[0]) === qkv.node)!;
+    assert.throws(() => new Propagation(ix, shapes, a.heads, new Set(), true).run(start, qkv.node, qkv.outFeatures / a.heads),
+      (e: unknown) => e instanceof GroupStop && /splits or merges the channel axis/.test(e.reason));
+  });
+});
