@@ -1,7 +1,7 @@
 import type { NodeProto } from '../onnx/schema';
 import { attr, attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
-import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis, reshapedBlock } from './rules';
+import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis, reshapedUnits, gatheredAxis } from './rules';
 import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
 import type { MeasuredShapes } from './shapes';
 
@@ -13,6 +13,11 @@ export class GroupStop extends Error {
 }
 
 const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
+
+/** How a slot holds the units (units mode): each unit `block` consecutive entries, repeated in `parts` parts of all units (packed Q/K/V: 3). */
+interface Layout { block: number; parts: number }
+const ONE: Layout = { block: 1, parts: 1 };
+const isOne = (u: Layout): boolean => u.block === 1 && u.parts === 1;
 /** The group's channels as entries offset.. of a concatenated axis of `extent` entries. */
 type Range = { offset: number; extent: number };
 const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
@@ -82,16 +87,17 @@ export class Propagation {
 
   /**
    * Run from a producer node (Conv with group 1, MatMul or Gemm with a constant weight). With
-   * `block` (units mode), each unit is `block` consecutive output features (a head's `d` columns).
+   * `block` (units mode), each unit is `block` consecutive output features (a head's `d` columns);
+   * with `parts`, the features are that many parts of all units each (packed Q/K/V: 3).
    */
-  run(start: NodeProto, name: string, block = 1): ChannelGroup {
+  run(start: NodeProto, name: string, block = 1, parts = 1): ChannelGroup {
     const out = start.output[0]!;
     const axis = start.opType === 'Conv' ? 1 : this.dims(out, start).length - 1;
-    const split = block === 1 ? channelSplit(this.ix, this.shapes, start) : undefined;
+    const split = block === 1 && parts === 1 ? channelSplit(this.ix, this.shapes, start) : undefined;
     if (split) this.splitParts(split.node, axis);
     else {
       this.producer(start);
-      this.visit(out, axis, block);
+      this.visit(out, axis, { block, parts });
     }
     if (!this.consumers.size) throw new GroupStop(start, 'no weight reads these channels');
     for (const r of this.resizes) if (!this.seen.has(r.slot)) throw new GroupStop(r.node, 'resizes another tensor to a channel count read from these channels');
@@ -110,20 +116,20 @@ export class Propagation {
     return d;
   }
 
-  private visit(value: string, axis: number, block = 1): void {
+  private visit(value: string, axis: number, u: Layout = ONE): void {
     const key = `${value}#${axis}`;
     const had = this.seen.get(key);
     if (had) {
-      if ((had.block ?? 1) !== block) throw new GroupStop(this.ix.producer.get(value), `axis ${axis} of "${value}" is reached with units of ${had.block ?? 1} and of ${block} entries`);
+      if ((had.block ?? 1) !== u.block || (had.parts ?? 1) !== u.parts) throw new GroupStop(this.ix.producer.get(value), `axis ${axis} of "${value}" is reached with two different unit layouts`);
       return;
     }
-    this.seen.set(key, { value, axis, ...(block > 1 ? { block } : {}) });
+    this.seen.set(key, { value, axis, ...(u.block > 1 ? { block: u.block } : {}), ...(u.parts > 1 ? { parts: u.parts } : {}) });
     const p = this.ix.producer.get(value);
     const d = this.dims(value, p);
-    if (d[axis] !== this.width * block) throw new GroupStop(p, `axis ${axis} of "${value}" has ${d[axis]} entries, not the group's ${this.width * block}`);
+    if (d[axis] !== this.width * u.block * u.parts) throw new GroupStop(p, `axis ${axis} of "${value}" has ${d[axis]} entries, not the group's ${this.width * u.block * u.parts}`);
     if (this.outputs.has(value)) throw new GroupStop(p, `the channels reach the graph output "${value}"`);
-    if (p && !this.producers.has(p)) this.fromOutput(p, axis, block);
-    for (const c of this.ix.uses(value)) c.input.forEach((v, i) => { if (v === value) this.fromInput(c, i, axis, block); });
+    if (p && !this.producers.has(p)) this.fromOutput(p, axis, u);
+    for (const c of this.ix.uses(value)) c.input.forEach((v, i) => { if (v === value) this.fromInput(c, i, axis, u); });
   }
 
   private constWeight(n: NodeProto, i: number): number[] | undefined {
@@ -137,7 +143,7 @@ export class Propagation {
     this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i, ...range });
   }
 
-  private fromOutput(n: NodeProto, axis: number, block: number): void {
+  private fromOutput(n: NodeProto, axis: number, u: Layout): void {
     if (n.opType === 'MatMulNBits' && this.units) {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
       return this.producer(n);
@@ -153,13 +159,14 @@ export class Propagation {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
       return this.producer(n);
     }
-    if (n.opType === 'MatMul' && this.units) return this.batchProduct(n, -1, axis, block);
+    if (n.opType === 'MatMul' && this.units) return this.batchProduct(n, -1, axis, u);
+    if (n.opType === 'Slice' && this.units && this.slicesAxis(n, axis, this.dims(n.output[0]!, n).length)) return this.slicePart(n, axis, u, true);
     if (n.opType === 'MatMul' || n.opType === 'Gemm') throw new GroupStop(n, 'a product of two activations (attention?) creates these channels');
     if (n.opType === 'Split' && (attrInt(n, 'axis', 0) + this.dims(n.input[0]!, n).length) % this.dims(n.input[0]!, n).length === axis) {
-      if (block > 1) throw new GroupStop(n, 'Split along units of several entries');
+      if (this.units) return this.splitUnits(n, -1, axis, u);
       return this.splitParts(n, axis);
     }
-    this.passThrough(n, axis, block);
+    this.passThrough(n, axis, u);
   }
 
   /**
@@ -205,7 +212,7 @@ export class Propagation {
     split.output.forEach((o) => { if (o) this.visit(o, axis); });
   }
 
-  private fromInput(n: NodeProto, i: number, axis: number, block: number): void {
+  private fromInput(n: NodeProto, i: number, axis: number, u: Layout): void {
     const w = this.constWeight(n, 1);
     if (n.opType === 'Conv') {
       if (i !== 0 || !w) throw new GroupStop(n, 'the channels reach a convolution weight that is not a constant');
@@ -218,7 +225,7 @@ export class Propagation {
     if (n.opType === 'Concat') {
       const rank = this.dims(n.output[0]!, n).length;
       if ((attrInt(n, 'axis', 0) + rank) % rank === axis) {
-        if (block > 1) throw new GroupStop(n, 'Concat along units of several entries');
+        if (!isOne(u)) throw new GroupStop(n, 'Concat along units of several entries');
         return this.concatInto(n, i, axis);
       }
     }
@@ -226,11 +233,16 @@ export class Propagation {
       const rank = this.dims(n.input[0]!, n).length;
       const transA = attrInt(n, 'transA', 0);
       if (i === 0 && w?.length === 2 && axis === rank - 1 && !transA) return this.consumer(n, i, axis, n.opType === 'Gemm' && attrInt(n, 'transB', 0) ? 1 : 0);
-      if (n.opType === 'MatMul' && this.units && !w) return this.batchProduct(n, i, axis, block);
+      if (n.opType === 'MatMul' && this.units && !w) return this.batchProduct(n, i, axis, u);
       throw new GroupStop(n, 'the channels are multiplied with another activation (an attention product?), not read by a weight');
     }
-    const o = this.outAxis(n, i, axis, block);
-    this.passThrough(n, o.axis, o.block);
+    if (this.units && i === 0 && (n.opType === 'Split' || n.opType === 'Slice')) {
+      const rank = this.dims(n.input[0]!, n).length;
+      const along = n.opType === 'Split' ? (attrInt(n, 'axis', 0) + rank) % rank === axis : this.slicesAxis(n, axis, rank);
+      if (along) return n.opType === 'Split' ? this.splitUnits(n, 0, axis, u) : this.slicePart(n, axis, u);
+    }
+    const o = this.outAxis(n, i, axis, u);
+    this.passThrough(n, o.axis, o.u);
   }
 
   /**
@@ -238,7 +250,7 @@ export class Propagation {
    * operands keep as a batch axis (the heads): the other operand's matching axis, unless broadcast
    * (size 1: one tensor shared by every unit), and the output's carry the same units.
    */
-  private batchProduct(n: NodeProto, from: number, axis: number, block: number): void {
+  private batchProduct(n: NodeProto, from: number, axis: number, u: Layout): void {
     if (this.passed.has(n)) return;
     const out = this.dims(n.output[0]!, n);
     const ao = from < 0 ? axis : axis + out.length - this.dims(n.input[from]!, n).length;
@@ -248,9 +260,9 @@ export class Propagation {
       if (k === from) return;
       const d = this.dims(v, n);
       const ak = ao - (out.length - d.length);
-      if (ak >= 0 && d[ak] !== 1) this.visit(v, ak, block);
+      if (ak >= 0 && d[ak] !== 1) this.visit(v, ak, u);
     });
-    this.visit(n.output[0]!, ao, block);
+    this.visit(n.output[0]!, ao, u);
   }
 
   private producer(n: NodeProto): void {
@@ -354,24 +366,29 @@ export class Propagation {
   }
 
   /** The output axis (and its unit size) carrying input i's axis `a` through a pass-through op. */
-  private outAxis(n: NodeProto, i: number, a: number, block: number): { axis: number; block: number } {
+  private outAxis(n: NodeProto, i: number, a: number, u: Layout): { axis: number; u: Layout } {
     const op = n.opType;
     const inDims = this.dims(n.input[i]!, n);
     const outDims = this.dims(n.output[0]!, n);
-    if (BINARY.has(op) || (op === 'Expand' && this.units)) return { axis: a + outDims.length - inDims.length, block };
-    if (op === 'Transpose') return { axis: (attr(n, 'perm') as number[]).indexOf(a), block };
+    if (BINARY.has(op) || (op === 'Expand' && this.units)) return { axis: a + outDims.length - inDims.length, u };
+    if (op === 'Transpose') return { axis: (attr(n, 'perm') as number[]).indexOf(a), u };
     if (REDUCES.has(op)) {
       const axes = reducedAxes(this.ix, n, inDims.length);
       if (!axes || axes.includes(a)) throw new GroupStop(n, `${op} reduces over the channels`);
-      return { axis: attrInt(n, 'keepdims', 1) ? a : a - axes.filter((x) => x < a).length, block };
+      return { axis: attrInt(n, 'keepdims', 1) ? a : a - axes.filter((x) => x < a).length, u };
     }
     if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
-      const o = this.reshaped(inDims, outDims, a, block);
+      const o = this.reshaped(inDims, outDims, a, u);
       if (!o) throw new GroupStop(n, `${op} splits or merges the channel axis`);
       return o;
     }
     if (op === 'Gather' && i !== 0) throw new GroupStop(n, 'the channels are used as indices');
-    return { axis: a, block };
+    if (op === 'Gather' && this.units) {
+      const o = gatheredAxis(n, a, inDims.length, this.indexRank(n));
+      if (o < 0) throw new GroupStop(n, 'Gather works along the channel axis');
+      return { axis: o, u };
+    }
+    return { axis: a, u };
   }
 
   /**
@@ -379,12 +396,13 @@ export class Propagation {
    * units mode also split (a head's `d` columns become an axis of their own) or merged (heads back
    * into the channels, or a key/value head's repeats into the query heads), the unit size following.
    */
-  private reshaped(inDims: number[], outDims: number[], a: number, block: number): { axis: number; block: number } | undefined {
+  private reshaped(inDims: number[], outDims: number[], a: number, u: Layout): { axis: number; u: Layout } | undefined {
     if (!this.units) {
       const o = reshapedAxis(inDims, outDims, a);
-      return o === undefined ? undefined : { axis: o, block };
+      return o === undefined ? undefined : { axis: o, u };
     }
-    return reshapedBlock(inDims, outDims, a, this.width, block);
+    const o = reshapedUnits(inDims, outDims, a, this.width, u);
+    return o && { axis: o.axis, u: { block: o.block, parts: o.parts } };
   }
 
   /**
@@ -418,7 +436,59 @@ export class Propagation {
     }
   }
 
-  private passThrough(n: NodeProto, a: number, block: number): void {
+  private indexRank(n: NodeProto): number {
+    return this.dims(n.input[1]!, n).length;
+  }
+
+  /** Whether a Slice cuts along `axis` (constant axes; all axes when none are given). */
+  private slicesAxis(n: NodeProto, axis: number, rank: number): boolean {
+    const axes = n.input[3] ? this.ix.constInts(n.input[3]!) : Array.from({ length: rank }, (_, i) => i);
+    return !axes || axes.some((x) => (x + rank) % rank === axis);
+  }
+
+  /**
+   * Units mode: a Split along the units' axis into equal outputs that each hold whole parts (packed
+   * Q/K/V split into Q, K and V): each output holds the units with fewer parts. `from` is the input
+   * index reached (0) or -1 when reached from an output.
+   */
+  private splitUnits(n: NodeProto, from: number, axis: number, u: Layout): void {
+    if (this.passed.has(n)) return;
+    this.passed.add(n);
+    const sizes = splitSizes(this.ix, this.shapes, n);
+    const outs = n.output.length;
+    if (!sizes || sizes.some((x) => x !== sizes[0])) throw new GroupStop(n, 'Split divides the units into unequal parts');
+    const whole = from < 0 ? { block: u.block, parts: u.parts * outs } : u;
+    const each = { block: whole.block, parts: whole.parts / outs };
+    if (!Number.isInteger(each.parts) || sizes[0] !== this.width * each.block * each.parts) throw new GroupStop(n, 'Split does not divide the units into whole parts');
+    this.visit(n.input[0]!, axis, whole);
+    for (const o of n.output) if (o) this.visit(o, axis, each);
+  }
+
+  /**
+   * Units mode: a Slice along the units' axis that takes whole parts (packed Q/K/V sliced into Q, K
+   * and V with constant bounds, step 1); `backward` when reached from its output.
+   */
+  private slicePart(n: NodeProto, axis: number, u: Layout, backward = false): void {
+    if (this.passed.has(n)) return;
+    this.passed.add(n);
+    const inDims = this.dims(n.input[0]!, n);
+    const rank = inDims.length;
+    const ints = (i: number): number[] | undefined => (n.input[i] ? this.ix.constInts(n.input[i]!) : undefined);
+    const [starts, ends] = [ints(1), ints(2)];
+    const axes = n.input[3] ? ints(3) : Array.from({ length: rank }, (_, i) => i);
+    const k = axes?.findIndex((x) => (x + rank) % rank === axis) ?? -1;
+    const steps = ints(4);
+    if (!starts || !ends || k < 0 || (steps && steps[k] !== 1)) throw new GroupStop(n, 'Slice cuts along the channel axis (bounds not constant)');
+    const part = this.width * u.block;
+    const size = inDims[axis]!;
+    const clamp = (x: number): number => Math.min(Math.max(x < 0 ? x + size : x, 0), size);
+    const [s0, e0] = [clamp(starts[k]!), clamp(ends[k]!)];
+    if (size % part || s0 % part || (e0 - s0) % part || e0 <= s0) throw new GroupStop(n, 'Slice cuts along the channel axis, not at whole parts of the units');
+    this.visit(n.input[0]!, axis, { block: u.block, parts: backward ? size / part : u.parts });
+    this.visit(n.output[0]!, axis, { block: u.block, parts: (e0 - s0) / part });
+  }
+
+  private passThrough(n: NodeProto, a: number, u: Layout): void {
     if (this.passed.has(n)) return;
     this.passed.add(n);
     const op = n.opType;
@@ -427,28 +497,28 @@ export class Propagation {
     const ix = this.ix;
     const data = n.input[0]!;
     const inRank = (i: number): number => this.dims(n.input[i]!, n).length;
-    const single = (why: string): void => { if (block > 1) throw new GroupStop(n, `${op} ${why}`); };
+    const single = (why: string): void => { if (!isOne(u)) throw new GroupStop(n, `${op} ${why}`); };
     if (UNARY.has(op) || op === 'Cast') {
-      if (op === 'PRelu') this.broadcastInputs(n, a, outDims.length, block);
-      this.visit(data, a, block);
+      if (op === 'PRelu') this.broadcastInputs(n, a, outDims.length, u);
+      this.visit(data, a, u);
     } else if (BINARY.has(op)) {
-      const computed = this.broadcastInputs(n, a, outDims.length, block);
+      const computed = this.broadcastInputs(n, a, outDims.length, u);
       if (SUMS.has(op) && computed.length > 1 && !this.sameSource(computed)) {
         throw new GroupStop(n, 'the channels are summed with another branch (a residual stream): the whole stream would have to be cut together');
       }
-      for (const [v, ai] of computed) this.visit(v, ai, block);
+      for (const [v, ai] of computed) this.visit(v, ai, u);
     } else if (op === 'BatchNormalization' || op === 'InstanceNormalization') {
       if (a !== 1) throw new GroupStop(n, `${op} normalises another axis than the channels`);
       single('with units of several channels');
       for (let i = 1; i < n.input.length; i++) this.cut(n, i, 0);
       this.visit(data, a);
     } else if (op === 'Transpose') {
-      this.visit(data, (attr(n, 'perm') as number[])[a]!, block);
+      this.visit(data, (attr(n, 'perm') as number[])[a]!, u);
     } else if (op === 'Expand' && this.units) {
       // The units' axis broadcast from size 1: one tensor shared by every unit (multi-query attention's keys and values) is not theirs.
       const d = this.dims(data, n);
       const ai = a - (outDims.length - d.length);
-      if (ai >= 0 && d[ai] !== 1) this.visit(data, ai, block);
+      if (ai >= 0 && d[ai] !== 1) this.visit(data, ai, u);
     } else if (POOLS.has(op)) {
       if (a !== 1) throw new GroupStop(n, `${op} with the channels on axis ${a}`);
       single('with units of several channels');
@@ -459,29 +529,33 @@ export class Propagation {
       const kept = Array.from({ length: inRank(0) }, (_, i) => i).filter((i) => !axes.includes(i));
       const ai = attrInt(n, 'keepdims', 1) ? a : kept[a]!;
       if (axes.includes(ai)) throw new GroupStop(n, `${op} reduces over the channels`);
-      this.visit(data, ai, block);
+      this.visit(data, ai, u);
     } else if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
-      const back = this.reshaped(outDims, this.dims(data, n), a, block);
-      const forth = back ? this.reshaped(this.dims(data, n), outDims, back.axis, back.block) : undefined;
-      if (!back || forth?.axis !== a || forth.block !== block) throw new GroupStop(n, `${op} splits or merges the channel axis`);
+      const back = this.reshaped(outDims, this.dims(data, n), a, u);
+      const forth = back ? this.reshaped(this.dims(data, n), outDims, back.axis, back.u) : undefined;
+      if (!back || forth?.axis !== a || forth.u.block !== u.block || forth.u.parts !== u.parts) throw new GroupStop(n, `${op} splits or merges the channel axis`);
       if (op === 'Reshape') {
         const shape = ix.constInts(n.input[1]!);
         if (!shape && !this.units) throw new GroupStop(n, 'Reshape with a run-time shape carries the channel count');
         if (shape?.[a] === this.width) this.reshapes.push({ node: nodeName(n), index: a });
       }
-      this.visit(data, back.axis, back.block);
+      this.visit(data, back.axis, back.u);
     } else if (op === 'Concat') {
       const ax = (attrInt(n, 'axis', 0) + outDims.length) % outDims.length;
       if (ax === a) throw new GroupStop(n, 'the channels are concatenated with other channels');
-      n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a); else this.visit(v, a, block); });
+      n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a); else this.visit(v, a, u); });
     } else if (op === 'Split' || op === 'Slice' || op === 'Pad' || op === 'Resize' || op === 'Upsample' || op === 'Softmax' || op === 'LogSoftmax' || op === 'LayerNormalization' || op === 'Gather') {
-      this.checkAxisOp(n, a, outDims.length);
-      this.visit(data, a, block);
-      for (const o of n.output.slice(1)) if (o && op === 'Split') this.visit(o, a, block);
+      const ai = op === 'Gather' && this.units ? gatheredAxis(n, a, this.dims(data, n).length, this.indexRank(n), true) : a;
+      if (ai < 0) throw new GroupStop(n, 'Gather works along the channel axis');
+      if (op === 'Gather' && this.units) {
+        if (this.dims(n.input[0]!, n)[ai] !== outDims[a]) throw new GroupStop(n, 'Gather works along the channel axis');
+      } else this.checkAxisOp(n, a, outDims.length);
+      this.visit(data, ai, u);
+      for (const o of n.output.slice(1)) if (o && op === 'Split') this.visit(o, a, u);
     } else {
       throw new GroupStop(n, `${op} has no channel rule`);
     }
-    this.visit(out, a, block);
+    this.visit(out, a, u);
   }
 
   /**
@@ -518,14 +592,14 @@ export class Propagation {
   }
 
   /** Cut constant inputs that carry the axis; return the computed inputs that carry it. */
-  private broadcastInputs(n: NodeProto, a: number, outRank: number, block: number): Array<[string, number]> {
+  private broadcastInputs(n: NodeProto, a: number, outRank: number, u: Layout): Array<[string, number]> {
     const computed: Array<[string, number]> = [];
     n.input.forEach((v, i) => {
       if (!v) return;
       const d = this.dims(v, n);
       const ai = a - (outRank - d.length);
       // A group one channel wide: a computed input of size 1 on the axis carries that channel (a feed-forward block cut to one neuron).
-      if (ai < 0 || (d[ai] === 1 && (this.width * block !== 1 || this.ix.constant(v)))) return;
+      if (ai < 0 || (d[ai] === 1 && (this.width * u.block * u.parts !== 1 || this.ix.constant(v)))) return;
       if (this.ix.constant(v)) this.cut(n, i, ai);
       else computed.push([v, ai]);
     });

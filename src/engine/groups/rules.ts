@@ -61,23 +61,39 @@ export function reshapedAxis(inDims: number[], outDims: number[], a: number): nu
 }
 
 /**
- * Where a Reshape puts `width` units of `block` entries each, held on input axis `a`: the output
- * axis with the same dims before it whose entries are whole units of `block'` entries, the units'
- * entries filling it and the axes after it (a split `[H*d] -> [H, d]` gives block 1, the merge
- * back block `d`, `[KV, g, ...] -> [KV*g, ...]` block `g`); undefined when no axis holds them.
+ * Where a Reshape puts `width` units held on input axis `a` as `parts` parts of all units, each unit
+ * `block` consecutive entries: the output axis holding them, found from the flat layout (the
+ * entries before the units, parts included, and each unit's entries with everything after it, are
+ * the same in both shapes). A split `[H*d] -> [H, d]` gives block 1, the merge back block `d`,
+ * `[kv, g, ...] -> [kv*g, ...]` block `g`, packed `[3*H*d] -> [3, H, d]` moves the parts onto an axis of
+ * their own, heads folded into the batch (`[B, H*d] -> [B*H, d]`) become parts. Undefined when no
+ * output axis holds them.
  */
-export function reshapedBlock(inDims: number[], outDims: number[], a: number, width: number, block: number): { axis: number; block: number } | undefined {
+export function reshapedUnits(inDims: number[], outDims: number[], a: number, width: number, u: { block: number; parts: number }): { axis: number; block: number; parts: number } | undefined {
   const prod = (xs: number[]): number => xs.reduce((x, y) => x * y, 1);
-  if (inDims[a] !== width * block) return undefined;
-  const before = prod(inDims.slice(0, a));
-  const unit = block * prod(inDims.slice(a + 1));
+  if (inDims[a] !== width * u.block * u.parts) return undefined;
+  const outer = prod(inDims.slice(0, a)) * u.parts;
+  const unit = u.block * prod(inDims.slice(a + 1));
   let p = 1;
   for (let j = 0; j < outDims.length; j++) {
-    if (p === before) {
-      const inner = prod(outDims.slice(j + 1));
-      if (unit % inner === 0 && outDims[j] === width * (unit / inner)) return { axis: j, block: unit / inner };
+    const inner = prod(outDims.slice(j + 1));
+    if (unit % inner === 0 && outDims[j]! % (width * (unit / inner)) === 0) {
+      const parts = outDims[j]! / (width * (unit / inner));
+      if (p * parts === outer) return { axis: j, block: unit / inner, parts };
     }
     p *= outDims[j]!;
   }
   return undefined;
+}
+
+/**
+ * The axis of a Gather's output holding data axis `a` (or, `inverse`, the data axis holding output
+ * axis `a`), with `indexRank` index dims replacing the gathered axis; -1 when `a` is the gathered
+ * axis (or one of the index dims).
+ */
+export function gatheredAxis(n: NodeProto, a: number, dataRank: number, indexRank: number, inverse = false): number {
+  const g = (attrInt(n, 'axis', 0) + dataRank) % dataRank;
+  if (a < g) return a;
+  if (!inverse) return a === g ? -1 : a + indexRank - 1;
+  return a < g + indexRank ? -1 : a - indexRank + 1;
 }

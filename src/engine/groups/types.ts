@@ -5,6 +5,8 @@ export interface Slot {
   offset?: number;
   /** Units mode: each unit is `block` consecutive entries of the axis (a head's `d` columns), the axis holding width x block. */
   block?: number;
+  /** Units mode: the axis holds `parts` parts of all units each (packed Q/K/V: 3; heads folded into the batch: batch). */
+  parts?: number;
 }
 
 /** An initializer (or Constant) sliced along one axis when the group's channels are cut. */
