@@ -2,7 +2,10 @@ import * as assert from 'node:assert/strict';
 import { loadModel } from '../../src/engine/onnx/model';
 import { GraphIndex } from '../../src/engine/onnx/graph';
 import { analyzeStructure } from '../../src/engine/structure/detect';
-import { GroupStop, Propagation } from '../../src/engine/groups/propagate';
+import { Propagation } from '../../src/engine/groups/propagate';
+import { clone, create } from '@bufbuild/protobuf';
+import { AttributeType, DataType, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema } from '../../src/engine/onnx/schema';
+import { measureShapes } from '../../src/engine/groups/shapes';
 import { materialize } from '../fixtures/materialize';
 import { fixture } from './helpers';
 
@@ -30,6 +33,9 @@ describe('attention heads found by the channel propagation are the detector\'s u
     ['timm-style ViT: packed Q/K/V reshaped to [3, heads, d] and gathered', 'vit-digits/model-opset17.onnx'],
     ['GPT-2-style: packed c_attn split into Q, K and V', 'gpt2-style-random/model.onnx'],
     ['torchvision Swin: window attention, packed Q/K/V, per-head position bias, shifted-window mask on a 5-D view', 'swin-fpn-scenes/model-opset17.onnx'],
+    ['DeiT-style: packed Q/K/V cut by torch chunk (Slices whose bounds are read as measured)', 'deit-random/model-opset17.onnx'],
+    ['torchvision ViT: nn.MultiheadAttention, packed in_proj, heads folded into the batch axis', 'torchvision-vit-random/model-opset17.onnx'],
+    ['torchaudio Conformer: a key-padding mask from the lengths, repeated over the heads, added to the scores', 'torchaudio-conformer/model.skeleton.onnx'],
   ];
   for (const [name, rel] of cases) {
     it(name, async () => {
@@ -57,14 +63,28 @@ describe('attention heads found by the channel propagation are the detector\'s u
     });
   }
 
-  it('packed Q/K/V cut into Q, K and V by Slices with run-time bounds (torch chunk) is not followed yet: it stops there, said so', async () => {
-    const m = loadModel(fixture('deit-random/model-opset17.onnx'));
-    const { st, shapes } = await analyzeStructure(m);
-    const ix = new GraphIndex(m.proto.graph!, m.ext);
-    const a = st.layers[0]!.attention!;
-    const qkv = a.projections[0]!;
-    const start = ix.graph.node.find((x) => (x.name || x.output[0]) === qkv.node)!;
-    assert.throws(() => new Propagation(ix, shapes, a.heads, new Set(), true).run(start, qkv.node, qkv.outFeatures / a.heads / 3, 3),
-      (e: unknown) => e instanceof GroupStop && e.node?.opType === 'Slice' && /bounds not constant/.test(e.reason));
+  it('heads mixed by a weight across the head axis (talking heads) are read by that weight: the closure is not a head unit', async () => {
+    const m = loadModel(fixture('bert-sst2/model-opset17.onnx'));
+    const proto = clone(ModelProtoSchema, m.proto);
+    const g = proto.graph!;
+    const soft = g.node.find((n) => n.name === '/layers.0/attention/Softmax')!;
+    const pv = g.node.find((n) => n.name === '/layers.0/attention/MatMul_1')!;
+    const H = 8;
+    const w = Float32Array.from({ length: H * H }, (_, i) => (i % (H + 1) === 0 ? 1 : 0.01));
+    g.initializer.push(create(TensorProtoSchema, { name: 'mix_w', dims: [BigInt(H), BigInt(H)], dataType: DataType.FLOAT, rawData: new Uint8Array(w.buffer) }));
+    const at = g.node.indexOf(pv);
+    g.node.splice(at, 0,
+      create(NodeProtoSchema, { name: 'to_last', opType: 'Transpose', input: [soft.output[0]!], output: ['heads_last'], attribute: [{ name: 'perm', type: AttributeType.INTS, ints: [0n, 2n, 3n, 1n] }] }),
+      create(NodeProtoSchema, { name: 'mix', opType: 'MatMul', input: ['heads_last', 'mix_w'], output: ['mixed'] }),
+      create(NodeProtoSchema, { name: 'back', opType: 'Transpose', input: ['mixed'], output: ['heads_back'], attribute: [{ name: 'perm', type: AttributeType.INTS, ints: [0n, 3n, 1n, 2n] }] }));
+    pv.input[0] = 'heads_back';
+    const mixed = { ...m, proto };
+    const shapes = await measureShapes(mixed);
+    const ix = new GraphIndex(g, m.ext);
+    const q = g.node.find((n) => n.name === '/layers.0/attention/query/MatMul')!;
+    const grp = new Propagation(ix, shapes, H, new Set(), true).run(q, q.name, 256 / H);
+    // The scores end at the mixing weight: V and the output projection are not reached, so no head unit comes out.
+    assert.deepEqual(grp.consumers, ['mix']);
+    assert.deepEqual([...grp.producers].sort(), ['/layers.0/attention/key/MatMul', '/layers.0/attention/query/MatMul']);
   });
 });

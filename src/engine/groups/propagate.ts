@@ -1,4 +1,4 @@
-import type { NodeProto } from '../onnx/schema';
+import { DataType, type NodeProto } from '../onnx/schema';
 import { attr, attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis, reshapedUnits, gatheredAxis } from './rules';
@@ -13,6 +13,7 @@ export class GroupStop extends Error {
 }
 
 const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
+const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
 
 /** How a slot holds the units (units mode): each unit `block` consecutive entries, repeated in `parts` parts of all units (packed Q/K/V: 3). */
 interface Layout { block: number; parts: number }
@@ -473,12 +474,13 @@ export class Propagation {
     this.passed.add(n);
     const inDims = this.dims(n.input[0]!, n);
     const rank = inDims.length;
-    const ints = (i: number): number[] | undefined => (n.input[i] ? this.ix.constInts(n.input[i]!) : undefined);
+    // Bounds computed at run time (torch's chunk: from the measured channel count) are read as measured.
+    const ints = (i: number): number[] | undefined => (n.input[i] ? this.ix.constInts(n.input[i]!) ?? this.shapes.ints.get(n.input[i]!) : undefined);
     const [starts, ends] = [ints(1), ints(2)];
     const axes = n.input[3] ? ints(3) : Array.from({ length: rank }, (_, i) => i);
     const k = axes?.findIndex((x) => (x + rank) % rank === axis) ?? -1;
     const steps = ints(4);
-    if (!starts || !ends || k < 0 || (steps && steps[k] !== 1)) throw new GroupStop(n, 'Slice cuts along the channel axis (bounds not constant)');
+    if (!starts || !ends || k < 0 || (steps && steps[k] !== 1)) throw new GroupStop(n, 'Slice cuts along the channel axis (bounds not known)');
     const part = this.width * u.block;
     const size = inDims[axis]!;
     const clamp = (x: number): number => Math.min(Math.max(x < 0 ? x + size : x, 0), size);
@@ -600,10 +602,40 @@ export class Propagation {
       const ai = a - (outRank - d.length);
       // A group one channel wide: a computed input of size 1 on the axis carries that channel (a feed-forward block cut to one neuron).
       if (ai < 0 || (d[ai] === 1 && (this.width * u.block * u.parts !== 1 || this.ix.constant(v)))) return;
+      // Units mode: a term computed from the integer inputs alone (a padding mask repeated over the heads) is the same for every unit.
+      if (this.units && !this.ix.constant(v) && this.fromIntegerInputs(v)) return;
       if (this.ix.constant(v)) this.cut(n, i, ai);
       else computed.push([v, ai]);
     });
     return computed;
+  }
+
+  /**
+   * Whether a value is computed from integer graph inputs (lengths, masks, ids), shapes and constants
+   * of at most one float entry only: no weight, no embedding table, no float input's values and no
+   * Range (which may number the heads) on its way.
+   */
+  private fromIntegerInputs(value: string): boolean {
+    const floats = new Set(this.ix.graph.input.filter((i) => i.type?.value.case === 'tensorType' && FLOATS.has(i.type.value.value.elemType)).map((i) => i.name));
+    const stack = [value];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      if (seen.size > 400 || floats.has(v)) return false;
+      const c = this.ix.constant(v);
+      if (c) {
+        if (FLOATS.has(c.dataType) && prod(c.dims.map(Number)) > 1) return false;
+        continue;
+      }
+      const p = this.ix.producer.get(v);
+      // A Range may number the heads (ALiBi's slopes): not the same for every unit.
+      if (p?.opType === 'Range') return false;
+      // A Shape reads only the dims of its input, not its values.
+      if (p && p.opType !== 'Shape') for (const x of p.input) if (x) stack.push(x);
+    }
+    return true;
   }
 
   private checkAxisOp(n: NodeProto, a: number, rank: number): void {

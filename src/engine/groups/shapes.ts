@@ -14,12 +14,20 @@ import type { InputSize } from '../data/types';
 /** Batch of the shape probe: 2, so a batch axis is never confused with a size-1 axis (unless the graph fixes it). */
 export const PROBE_BATCH = 2;
 
-/** Every value's measured dims, and the batch they were measured at. */
+/**
+ * Every value's measured dims, and the batch they were measured at; `ints` holds the entries of
+ * small integer values (shape arithmetic: a Slice's run-time bounds), as measured.
+ */
 export class MeasuredShapes extends Map<string, number[]> {
+  readonly ints = new Map<string, number[]>();
+
   constructor(readonly batch: number) {
     super();
   }
 }
+
+/** Integer values with at most this many entries are kept in {@link MeasuredShapes.ints}. */
+const SMALL = 16;
 
 /**
  * Measure, don't guess: the shape of every float value of the graph, from one onnxruntime run on a
@@ -51,7 +59,11 @@ export async function measureShapes(model: OnnxModel, size?: InputSize): Promise
     const table = ids ? wordEmbedding(ix, ids.name) : undefined;
     const out = await runSession(s.session, benchFeeds({ inputs, ...(table ? { vocabSize: Number(table.dims[0]) } : {}) }, batch, 16), `${model.path} (shape probe)`);
     const shapes = new MeasuredShapes(batch);
-    for (const [k, t] of Object.entries(out)) shapes.set(k, [...(t as ort.Tensor).dims]);
+    for (const [k, t] of Object.entries(out)) {
+      const x = t as ort.Tensor;
+      shapes.set(k, [...x.dims]);
+      if ((x.type === 'int64' || x.type === 'int32') && x.size <= SMALL) shapes.ints.set(k, Array.from(x.data as BigInt64Array | Int32Array, Number));
+    }
     for (const i of inputs) shapes.set(i.name, i.shape.map((d, k) => (k === 0 ? batch : Number(d))));
     return shapes;
   } finally {
