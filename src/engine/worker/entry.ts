@@ -6,10 +6,17 @@ import { evaluate } from '../eval/evaluate';
 import { benchModels } from '../eval/bench';
 import { preflight } from '../preflight';
 import { loadModel } from '../onnx/model';
-import { detectStructure } from '../structure/detect';
+import { detectStructure, type DetectOptions } from '../structure/detect';
+import { inputSizeFor } from '../data/inputSize';
 import { latencyTableFor } from '../latency/cache';
 import { faultFor } from './fault';
 import type { WorkerReply, WorkerRequest } from './protocol';
+
+/** Dynamic image axes are measured at the size of the model's preprocessor config, as calibration uses. */
+function sizeOf(modelPath: string): DetectOptions {
+  const size = inputSizeFor(modelPath);
+  return size ? { size } : {};
+}
 
 /**
  * The engine process (forked by {@link EngineClient}): every onnxruntime call runs here, so a native
@@ -71,7 +78,7 @@ async function handle(req: Exclude<WorkerRequest, { kind: 'cancel' }>): Promise<
       case 'latency': {
         const model = loadModel(req.model);
         const onStep = (step: string): void => send({ id: req.id, kind: 'step', step });
-        send({ id: req.id, kind: 'result', ok: true, latency: await latencyTableFor(model, await detectStructure(model), { ...req.options, signal: ac.signal, onStep }) });
+        send({ id: req.id, kind: 'result', ok: true, latency: await latencyTableFor(model, await detectStructure(model, sizeOf(req.model)), { ...req.options, signal: ac.signal, onStep }) });
         break;
       }
     }
