@@ -7,6 +7,7 @@ import { clone, create } from '@bufbuild/protobuf';
 import { AttributeType, DataType, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema } from '../../src/engine/onnx/schema';
 import { measureShapes } from '../../src/engine/groups/shapes';
 import { materialize } from '../fixtures/materialize';
+import { layerMacs } from '../../src/engine/flops';
 import { fixture } from './helpers';
 
 /**
@@ -16,7 +17,8 @@ import { fixture } from './helpers';
  * transposes, rotary, the scores and context products (the head axis is a batch axis of both) and
  * the repeat of a shared key/value head, packed Q/K/V (three parts of every unit in one projection,
  * reshaped to [3, heads, d] or split), and closes over exactly the projections the per-layout
- * detector names: Q, K and V the producers, the output projection the only consumer. With one
+ * detector names: Q, K and V the producers, the output projection the only consumer, at the MACs per
+ * unit the detector's formula gives (docs/method.md). With one
  * shared key/value head (multi-query) K and V are broadcast to every unit, so they are not in it.
  */
 describe('attention heads found by the channel propagation are the detector\'s units', function () {
@@ -57,6 +59,9 @@ describe('attention heads found by the channel propagation are the detector\'s u
         assert.deepEqual([...g.producers].sort(), want, `layer ${l.index} producers`);
         assert.deepEqual(g.consumers, [a.output.node], `layer ${l.index} consumers`);
         assert.equal(g.width, a.heads, `layer ${l.index} units`);
+        // MACs per unit from the products the closure passes, at the probe's shapes: the detector's formula at the same positions.
+        const s = st.modality === 'text' ? shapes.get(st.inputs.find((i) => i.role === 'input_ids')!.name)![1]! : st.visionTokens!;
+        assert.equal(g.macsPerChannel, layerMacs(l, s, st.hidden).perHead, `layer ${l.index} MACs per unit`);
         n++;
       }
       assert.ok(n > 0, 'the fixture has attention layers');

@@ -97,7 +97,7 @@ export class Propagation {
     const split = block === 1 && parts === 1 ? channelSplit(this.ix, this.shapes, start) : undefined;
     if (split) this.splitParts(split.node, axis);
     else {
-      this.producer(start);
+      this.producer(start, block * parts);
       this.visit(out, axis, { block, parts });
     }
     if (!this.consumers.size) throw new GroupStop(start, 'no weight reads these channels');
@@ -147,7 +147,7 @@ export class Propagation {
   private fromOutput(n: NodeProto, axis: number, u: Layout): void {
     if (n.opType === 'MatMulNBits' && this.units) {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
-      return this.producer(n);
+      return this.producer(n, u.block * u.parts);
     }
     const w = this.constWeight(n, 1);
     if (n.opType === 'Conv') {
@@ -158,7 +158,7 @@ export class Propagation {
     }
     if (n.opType !== 'Conv' && isWeightProducer(this.ix, n)) {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
-      return this.producer(n);
+      return this.producer(n, u.block * u.parts);
     }
     if (n.opType === 'MatMul' && this.units) return this.batchProduct(n, -1, axis, u);
     if (n.opType === 'Slice' && this.units && this.slicesAxis(n, axis, this.dims(n.output[0]!, n).length)) return this.slicePart(n, axis, u, true);
@@ -222,7 +222,7 @@ export class Propagation {
       return this.consumer(n, i, axis, 1);
     }
     if (n.opType === 'Shape') return this.shapeRead(n, axis);
-    if (n.opType === 'MatMulNBits' && this.units && i === 0 && axis === this.dims(n.input[0]!, n).length - 1) return this.consumer(n, i, axis, 0);
+    if (n.opType === 'MatMulNBits' && this.units && i === 0 && axis === this.dims(n.input[0]!, n).length - 1) return this.consumer(n, i, axis, 0, undefined, u.block * u.parts);
     if (n.opType === 'Concat') {
       const rank = this.dims(n.output[0]!, n).length;
       if ((attrInt(n, 'axis', 0) + rank) % rank === axis) {
@@ -233,7 +233,7 @@ export class Propagation {
     if (n.opType === 'MatMul' || n.opType === 'Gemm') {
       const rank = this.dims(n.input[0]!, n).length;
       const transA = attrInt(n, 'transA', 0);
-      if (i === 0 && w?.length === 2 && axis === rank - 1 && !transA) return this.consumer(n, i, axis, n.opType === 'Gemm' && attrInt(n, 'transB', 0) ? 1 : 0);
+      if (i === 0 && w?.length === 2 && axis === rank - 1 && !transA) return this.consumer(n, i, axis, n.opType === 'Gemm' && attrInt(n, 'transB', 0) ? 1 : 0, undefined, u.block * u.parts);
       if (n.opType === 'MatMul' && this.units && !w) return this.batchProduct(n, i, axis, u);
       throw new GroupStop(n, 'the channels are multiplied with another activation (an attention product?), not read by a weight');
     }
@@ -257,6 +257,9 @@ export class Propagation {
     const ao = from < 0 ? axis : axis + out.length - this.dims(n.input[from]!, n).length;
     if (ao < 0 || ao >= out.length - 2) throw new GroupStop(n, 'the channels are multiplied with another activation along them (not a batch axis of the product)');
     this.passed.add(n);
+    // Per unit: its share of the output's entries, each a sum over the contracted axis.
+    const a0 = this.dims(n.input[0]!, n);
+    this.macs += (prod(out) / this.shapes.batch / this.width) * a0[a0.length - 1]!;
     n.input.forEach((v, k) => {
       if (k === from) return;
       const d = this.dims(v, n);
@@ -266,12 +269,13 @@ export class Propagation {
     this.visit(n.output[0]!, ao, u);
   }
 
-  private producer(n: NodeProto): void {
+  /** A producer of the units; `per` output features each (a head's columns). */
+  private producer(n: NodeProto, per = 1): void {
     if (this.producers.has(n)) return;
     this.producers.add(n);
     const out = this.dims(n.output[0]!, n);
     if (n.opType === 'MatMulNBits') {
-      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'K', 0);
+      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'K', 0) * per;
       return;
     }
     const w = this.constWeight(n, 1)!;
@@ -287,23 +291,24 @@ export class Propagation {
         if (!c || c[c.length - 1] !== this.width) throw new GroupStop(n, 'the Gemm bias does not have one value per output feature');
         this.cut(n, 2, c.length - 1);
       }
-      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[transB ? 1 : 0]!;
+      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[transB ? 1 : 0]! * per;
     }
   }
 
-  private consumer(n: NodeProto, i: number, axis: number, weightAxis: number, range?: Range): void {
+  /** A consumer of the units; `per` input features each. */
+  private consumer(n: NodeProto, i: number, axis: number, weightAxis: number, range?: Range, per = 1): void {
     this.masks.push({ node: nodeName(n), input: i, axis, rank: this.dims(n.input[i]!, n).length, ...range });
     if (this.consumers.has(n)) return;
     this.consumers.add(n);
     const out = this.dims(n.output[0]!, n);
     if (n.opType === 'MatMulNBits') {
-      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'N', 0);
+      this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'N', 0) * per;
       return;
     }
     this.cut(n, 1, weightAxis, range);
     const w = this.constWeight(n, 1)!;
     if (n.opType === 'Conv') this.macs += prod(out.slice(2)) * w[0]! * prod(w.slice(2));
-    else this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[weightAxis === 0 ? 1 : 0]!;
+    else this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[weightAxis === 0 ? 1 : 0]! * per;
   }
 
   private depthwiseConv(n: NodeProto): void {

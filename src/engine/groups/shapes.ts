@@ -14,6 +14,9 @@ import type { InputSize } from '../data/types';
 /** Batch of the shape probe: 2, so a batch axis is never confused with a size-1 axis (unless the graph fixes it). */
 export const PROBE_BATCH = 2;
 
+/** Tokens per example of the shape probe's dynamic sequence axes. */
+export const PROBE_TOKENS = 16;
+
 /**
  * Every value's measured dims, and the batch they were measured at; `ints` holds the entries of
  * small integer values (shape arithmetic: a Slice's run-time bounds), as measured.
@@ -57,14 +60,15 @@ export async function measureShapes(model: OnnxModel, size?: InputSize): Promise
     const batch = fixed ?? PROBE_BATCH;
     const ids = inputs.find((i) => i.role === 'input_ids');
     const table = ids ? wordEmbedding(ix, ids.name) : undefined;
-    const out = await runSession(s.session, benchFeeds({ inputs, ...(table ? { vocabSize: Number(table.dims[0]) } : {}) }, batch, 16), `${model.path} (shape probe)`);
+    const feeds = benchFeeds({ inputs, ...(table ? { vocabSize: Number(table.dims[0]) } : {}) }, batch, PROBE_TOKENS);
+    const out = await runSession(s.session, feeds, `${model.path} (shape probe)`);
     const shapes = new MeasuredShapes(batch);
     for (const [k, t] of Object.entries(out)) {
       const x = t as ort.Tensor;
       shapes.set(k, [...x.dims]);
       if ((x.type === 'int64' || x.type === 'int32') && x.size <= SMALL) shapes.ints.set(k, Array.from(x.data as BigInt64Array | Int32Array, Number));
     }
-    for (const i of inputs) shapes.set(i.name, i.shape.map((d, k) => (k === 0 ? batch : Number(d))));
+    for (const [name, t] of Object.entries(feeds)) shapes.set(name, [...t.dims]);
     return shapes;
   } finally {
     await s.session.release();
