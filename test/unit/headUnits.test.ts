@@ -8,6 +8,8 @@ import { AttributeType, DataType, ModelProtoSchema, NodeProtoSchema, TensorProto
 import { measureShapes } from '../../src/engine/groups/shapes';
 import { materialize } from '../fixtures/materialize';
 import { layerMacs } from '../../src/engine/flops';
+import { findHeadUnits } from '../../src/engine/structure/headUnits';
+import { findLinears } from '../../src/engine/structure/linear';
 import { fixture } from './helpers';
 
 /**
@@ -18,7 +20,8 @@ import { fixture } from './helpers';
  * the repeat of a shared key/value head, packed Q/K/V (three parts of every unit in one projection,
  * reshaped to [3, heads, d] or split), and closes over exactly the projections the per-layout
  * detector names: Q, K and V the producers, the output projection the only consumer, at the MACs per
- * unit the detector's formula gives (docs/method.md). With one
+ * unit the detector's formula gives (docs/method.md); and found without the detector
+ * ({@link findHeadUnits}), the same units. With one
  * shared key/value head (multi-query) K and V are broadcast to every unit, so they are not in it.
  */
 describe('attention heads found by the channel propagation are the detector\'s units', function () {
@@ -65,8 +68,28 @@ describe('attention heads found by the channel propagation are the detector\'s u
         n++;
       }
       assert.ok(n > 0, 'the fixture has attention layers');
+      // Found without the detector: from every projection outside the feed-forward blocks, the unit counts the nearby Reshapes suggest.
+      const ffn = new Set(st.layers.flatMap((l) => (l.ffn ? [l.ffn.up, l.ffn.down, ...(l.ffn.gate ? [l.ffn.gate] : [])].map((x) => x.node) : [])));
+      const units = findHeadUnits(ix, shapes, [...findLinears(ix).values()], ffn);
+      assert.equal(units.length, n, 'one unit per attention layer, no other');
+      for (const l of st.layers) {
+        const a = l.attention;
+        if (!a) continue;
+        const u = units.find((x) => x.group.consumers[0] === a.output.node);
+        assert.ok(u, `layer ${l.index}: a unit ends in ${a.output.node}`);
+        assert.deepEqual([...u.group.producers].sort(), (a.sharedKv ? [a.projections[0]!] : a.projections).map((p) => p.node).sort(), `layer ${l.index} producers (found alone)`);
+        assert.equal(u.width, a.heads, `layer ${l.index} units (found alone)`);
+        assert.equal(u.parts, a.projections.length === 1 ? 3 : 1, `layer ${l.index} parts`);
+      }
     });
   }
+
+  it('a CNN has no attention units (no closure passes a Softmax)', async () => {
+    const m = loadModel(fixture('resnet-mnist/model-opset17.onnx'));
+    const shapes = await measureShapes(m);
+    const ix = new GraphIndex(m.proto.graph!, m.ext);
+    assert.deepEqual(findHeadUnits(ix, shapes, [...findLinears(ix).values()]), []);
+  });
 
   it('heads mixed by a weight across the head axis (talking heads) are read by that weight: the closure is not a head unit', async () => {
     const m = loadModel(fixture('bert-sst2/model-opset17.onnx'));
