@@ -622,25 +622,15 @@ export class Propagation {
    */
   private fromIntegerInputs(value: string): boolean {
     const floats = new Set(this.ix.graph.input.filter((i) => i.type?.value.case === 'tensorType' && FLOATS.has(i.type.value.value.elemType)).map((i) => i.name));
-    const stack = [value];
-    const seen = new Set<string>();
-    while (stack.length) {
-      const v = stack.pop()!;
-      if (seen.has(v)) continue;
-      seen.add(v);
-      if (seen.size > 400 || floats.has(v)) return false;
+    return this.ix.upstream(value, 400, (v, p) => {
+      if (floats.has(v)) return 'fail';
       const c = this.ix.constant(v);
-      if (c) {
-        if (FLOATS.has(c.dataType) && prod(c.dims.map(Number)) > 1) return false;
-        continue;
-      }
-      const p = this.ix.producer.get(v);
+      if (c) return FLOATS.has(c.dataType) && prod(c.dims.map(Number)) > 1 ? 'fail' : 'stop';
       // A Range may number the heads (ALiBi's slopes): not the same for every unit.
-      if (p?.opType === 'Range') return false;
+      if (p?.opType === 'Range') return 'fail';
       // A Shape reads only the dims of its input, not its values.
-      if (p && p.opType !== 'Shape') for (const x of p.input) if (x) stack.push(x);
-    }
-    return true;
+      return p?.opType === 'Shape' ? 'stop' : 'go';
+    });
   }
 
   private checkAxisOp(n: NodeProto, a: number, rank: number): void {

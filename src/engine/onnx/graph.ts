@@ -43,6 +43,28 @@ export class GraphIndex {
     return this.consumers.get(value) ?? [];
   }
 
+  /**
+   * Whether every value upstream of `value` (itself included, each once; false past `limit` values
+   * that are not constants) passes `step`: 'go' continues into its producer's inputs, 'stop' does
+   * not look past it, 'fail' ends the walk with false.
+   */
+  upstream(value: string, limit: number, step: (v: string, producer: NodeProto | undefined) => 'go' | 'stop' | 'fail'): boolean {
+    const stack = [value];
+    const seen = new Set<string>();
+    let computed = 0;
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      if (!this.constant(v) && ++computed > limit) return false;
+      const p = this.producer.get(v);
+      const s = step(v, p);
+      if (s === 'fail') return false;
+      if (s === 'go' && p) for (const x of p.input) if (x) stack.push(x);
+    }
+    return true;
+  }
+
   /** The single consumer of `value` with the given op type, if exactly one exists. */
   useOf(value: string, opType: string | string[]): NodeProto | undefined {
     const ops = Array.isArray(opType) ? opType : [opType];

@@ -62,20 +62,14 @@ const MERGE_OPS = new Set(['Add', 'Sub', 'Mul', 'Concat', 'Neg']);
  * table gathered at run-time positions, a mask): a factor that does not carry a projection's heads.
  */
 function fromInputsOnly(ix: GraphIndex, value: string): boolean {
-  const stack = [value];
-  const seen = new Set<string>();
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (seen.has(v)) continue;
-    seen.add(v);
-    if (seen.size > 96) return false;
-    const p = ix.producer.get(v);
-    if (!p) continue;
-    if (['MatMul', 'MatMulNBits', 'Gemm', 'Conv', 'FusedMatMul', 'Attention', 'MultiHeadAttention', 'Softmax'].includes(p.opType)) return false;
-    for (const i of p.input) if (i && !ix.constant(i)) stack.push(i);
-  }
-  return true;
+  return ix.upstream(value, 96, (v, p) => {
+    if (ix.constant(v) && v !== value) return 'stop';
+    if (!p) return 'stop';
+    return WEIGHTED.includes(p.opType) ? 'fail' : 'go';
+  });
 }
+
+const WEIGHTED = ['MatMul', 'MatMulNBits', 'Gemm', 'Conv', 'FusedMatMul', 'Attention', 'MultiHeadAttention', 'Softmax'];
 
 function traceMerge(ix: GraphIndex, li: LinearIndex, p: NodeProto, ins: string[], path: NodeProto[]): { linear: Linear; path: NodeProto[] } | undefined {
   if (p.opType === 'Mul' || p.opType === 'Add' || p.opType === 'Sub') {
