@@ -1,7 +1,7 @@
-import { DataType, type NodeProto } from '../onnx/schema';
+import type { NodeProto } from '../onnx/schema';
+import { FLOAT_TYPES, elementCount, tensorShape } from '../onnx/tensor';
 import { attr, attrInt, attrInts, type GraphIndex } from '../onnx/graph';
-import { tensorShape } from '../onnx/tensor';
-import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis, reshapedUnits, gatheredAxis } from './rules';
+import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis, reshapedUnits, gatheredAxis, prod } from './rules';
 import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
 import type { MeasuredShapes } from './shapes';
 
@@ -12,8 +12,6 @@ export class GroupStop extends Error {
   }
 }
 
-const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
-const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
 
 /** How a slot holds the units (units mode): each unit `block` consecutive entries, repeated in `parts` parts of all units (packed Q/K/V: 3). */
 interface Layout { block: number; parts: number }
@@ -552,10 +550,11 @@ export class Propagation {
       if (ax === a) throw new GroupStop(n, 'the channels are concatenated with other channels');
       n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a); else this.visit(v, a, u); });
     } else if (op === 'Split' || op === 'Slice' || op === 'Pad' || op === 'Resize' || op === 'Upsample' || op === 'Softmax' || op === 'LogSoftmax' || op === 'LayerNormalization' || op === 'Gather') {
-      const ai = op === 'Gather' && this.units ? gatheredAxis(n, a, this.dims(data, n).length, this.indexRank(n), true) : a;
-      if (ai < 0) throw new GroupStop(n, 'Gather works along the channel axis');
+      let ai = a;
       if (op === 'Gather' && this.units) {
-        if (this.dims(n.input[0]!, n)[ai] !== outDims[a]) throw new GroupStop(n, 'Gather works along the channel axis');
+        // Units mode: the gathered axis may come before the units' (a part picked from packed Q/K/V).
+        ai = gatheredAxis(n, a, this.dims(data, n).length, this.indexRank(n), true);
+        if (ai < 0 || this.dims(data, n)[ai] !== outDims[a]) throw new GroupStop(n, 'Gather works along the channel axis');
       } else this.checkAxisOp(n, a, outDims.length);
       this.visit(data, ai, u);
       for (const o of n.output.slice(1)) if (o && op === 'Split') this.visit(o, a, u);
@@ -621,11 +620,11 @@ export class Propagation {
    * Range (which may number the heads) on its way.
    */
   private fromIntegerInputs(value: string): boolean {
-    const floats = new Set(this.ix.graph.input.filter((i) => i.type?.value.case === 'tensorType' && FLOATS.has(i.type.value.value.elemType)).map((i) => i.name));
+    const floats = new Set(this.ix.graph.input.filter((i) => i.type?.value.case === 'tensorType' && FLOAT_TYPES.has(i.type.value.value.elemType)).map((i) => i.name));
     return this.ix.upstream(value, 400, (v, p) => {
       if (floats.has(v)) return 'fail';
       const c = this.ix.constant(v);
-      if (c) return FLOATS.has(c.dataType) && prod(c.dims.map(Number)) > 1 ? 'fail' : 'stop';
+      if (c) return FLOAT_TYPES.has(c.dataType) && elementCount(c.dims) > 1 ? 'fail' : 'stop';
       // A Range may number the heads (ALiBi's slopes): not the same for every unit.
       if (p?.opType === 'Range') return 'fail';
       // A Shape reads only the dims of its input, not its values.
@@ -641,8 +640,7 @@ export class Propagation {
     } else if (op === 'LayerNormalization') {
       if (a >= norm(attrInt(n, 'axis', -1))) throw new GroupStop(n, 'LayerNormalization normalises over these channels: cutting some changes the statistics of the rest');
     } else if (op === 'Slice') {
-      const axes = n.input[3] ? this.ix.constInts(n.input[3]) : Array.from({ length: rank }, (_, i) => i);
-      if (!axes || axes.map(norm).includes(a)) throw new GroupStop(n, 'Slice cuts along the channel axis');
+      if (this.slicesAxis(n, a, rank)) throw new GroupStop(n, 'Slice cuts along the channel axis');
     } else if (op === 'Pad') {
       const pads = n.input[1] ? this.ix.constInts(n.input[1]) : undefined;
       if (!pads || pads[a] || pads[a + rank]) throw new GroupStop(n, 'Pad pads the channel axis (or its pads are not constant)');

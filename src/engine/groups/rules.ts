@@ -1,6 +1,9 @@
 import type { NodeProto } from '../onnx/schema';
 import { attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 
+/** The product of dims (1 for none). */
+export const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
+
 /** Ops applied element by element to one input: channel i in, channel i out. */
 export const UNARY = new Set([
   'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Celu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Erf', 'Gelu', 'QuickGelu', 'Softplus',
@@ -70,7 +73,6 @@ export function reshapedAxis(inDims: number[], outDims: number[], a: number): nu
  * output axis holds them.
  */
 export function reshapedUnits(inDims: number[], outDims: number[], a: number, width: number, u: { block: number; parts: number }): { axis: number; block: number; parts: number } | undefined {
-  const prod = (xs: number[]): number => xs.reduce((x, y) => x * y, 1);
   if (inDims[a] !== width * u.block * u.parts) return undefined;
   const outer = prod(inDims.slice(0, a)) * u.parts;
   const unit = u.block * prod(inDims.slice(a + 1));

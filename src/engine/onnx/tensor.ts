@@ -123,7 +123,8 @@ export function tensorShape(t: TensorProto): number[] {
   return t.dims.map(dimToNumber);
 }
 
-const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
+/** Floating-point element types (float32, float16, float64, bfloat16). */
+export const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
 
 /**
  * Parameters of a model: the elements of its floating-point weights, in initializers and in

@@ -16,8 +16,6 @@ export interface HeadUnit {
   parts: number;
 }
 
-const prod = (xs: number[]): number => xs.reduce((a, b) => a * b, 1);
-
 /**
  * Unit counts a projection's output may be cut into, read from the Reshapes near it (a head split
  * `[F] -> [A, C]`, packed `[3, A, C]`, heads folded into the batch `[B * A, C]`): each output axis
@@ -49,14 +47,16 @@ function candidates(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): numbe
  * The attention units of a graph found by the channel propagation alone (docs/units.md, "Heads are
  * groups of d channels"): from every projection not in `taken`, each unit count the nearby Reshapes
  * suggest, largest first (a closure over 2 units of 4 heads is valid too, and coarser), with one or
- * three parts, is tried; the first closure that passes a Softmax and ends in one projection is a unit. Projections in an accepted unit are not tried again, so with grouped-query
- * attention the query projection (whose heads cannot be units alone) fails and the key projection's
- * closure takes it in.
+ * three parts, is tried; the first closure that passes a Softmax and ends in one projection is a
+ * unit. Projections in an accepted unit are not tried again, so with grouped-query attention the
+ * query projection (whose heads cannot be units alone) fails and the key projection's closure takes
+ * it in.
  */
 export function findHeadUnits(ix: GraphIndex, shapes: MeasuredShapes, linears: Linear[], taken: Set<string> = new Set()): HeadUnit[] {
   const nodes = new Map<string, NodeProto>(ix.graph.node.map((x) => [x.name || x.output[0]!, x]));
   const isLinear = new Set(linears.map((l) => l.node));
   const covered = new Set(taken);
+  const outputs = new Set(ix.graph.output.map((o) => o.name));
   const units: HeadUnit[] = [];
   for (const l of linears) {
     const n = nodes.get(l.node);
@@ -68,7 +68,7 @@ export function findHeadUnits(ix: GraphIndex, shapes: MeasuredShapes, linears: L
         if (!Number.isInteger(block) || block < 1 || width < 2) continue;
         let group: ChannelGroup;
         try {
-          group = new Propagation(ix, shapes, width, new Set(ix.graph.output.map((o) => o.name)), true).run(n, l.node, block, parts);
+          group = new Propagation(ix, shapes, width, outputs, true).run(n, l.node, block, parts);
         } catch (e) {
           if (e instanceof GroupStop) continue;
           throw e;
