@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
+import { GraphIndex } from '../../src/engine/onnx/graph';
 import { loadModel } from '../../src/engine/onnx/model';
 import { saveModel } from '../../src/engine/onnx/writer';
 import { detectStructure } from '../../src/engine/structure/detect';
@@ -74,7 +75,7 @@ describe('transformer structure detection', () => {
         assert.equal(l.ffn?.activation ?? null, e.activation, where);
         assert.ok(l.input && l.output && l.feature, `${where}: residual stream and feature found`);
         if (i > 0) assert.equal(l.input, s.layers[i - 1]!.output, `${where}: input is the previous layer's output`);
-        assert.ok(l.attention!.shapeSites.some((x) => x.meaning === 'heads'), `${where}: head count site recorded`);
+        assert.ok(l.attention!.unit?.sites?.some((x) => x.value % l.attention!.heads === 0), `${where}: a constant holding the head count found`);
       });
       if (e.visionTokens) assert.equal(s.visionTokens, e.visionTokens);
     });
@@ -87,19 +88,20 @@ describe('transformer structure detection', () => {
     assert.match(b.layers[2]!.feature, /layers\.2\/output\/Add/);
   });
 
-  it('records the keras2onnx head count as a run-time shape built from constants shared by all layers', async () => {
-    const s = await detectStructure(loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx')));
-    const heads = s.layers[3]!.attention!.shapeSites.filter((x) => x.meaning === 'heads');
-    assert.ok(heads.length >= 1);
-    assert.ok(heads.every((h) => h.kind === 'concat-constant' && h.value === 2));
-    assert.ok(heads.some((h) => h.shared), 'the layer_._11 constant is shared across layers');
+  it('records the keras2onnx head count, read from a constant all layers share, where each layer reads it', async () => {
+    const m = loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx'));
+    const s = await detectStructure(m);
+    const heads = s.layers[3]!.attention!.unit!.sites!.filter((x) => x.value === 2);
+    assert.equal(heads.length, 1);
+    assert.match(heads[0]!.node, /layer_\._3\/attention\/self\/Reshape\/shape_unsqueeze2$/);
+    const shared = m.proto.graph!.node.find((n) => n.name === heads[0]!.node)!.input[0]!;
+    assert.ok(new GraphIndex(m.proto.graph!, m.ext).uses(shared).length > 1, 'the constant is shared across layers; the Unsqueeze reading it is this layer\'s');
   });
 
-  it('records the ViT head size computed at run time (Div by the head count)', async () => {
+  it('records the ViT\'s head count (a literal of the [B, N, 3, heads, d] split) and the merge\'s width, read at run time from the stream (spliced in)', async () => {
     const s = await detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
-    const sites = s.layers[0]!.attention!.shapeSites;
-    assert.ok(sites.some((x) => x.meaning === 'heads' && x.value === 4));
-    assert.ok(sites.some((x) => x.meaning === 'headSize' && x.kind === 'computed'));
+    const sites = s.layers[0]!.attention!.unit!.sites!;
+    assert.deepEqual(sites.map((x) => [x.node, x.index, x.value, x.length]), [['/blocks.0/attn/Concat', 0, 4, undefined], ['/blocks.0/attn/Reshape_1', 2, 64, 3]]);
   });
 
   it('refuses the GPT-2 decoder, naming the causal mask', async () => {

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { loadModel } from '../../src/engine/onnx/model';
 import { GraphIndex } from '../../src/engine/onnx/graph';
-import { analyzeStructure } from '../../src/engine/structure/detect';
+import { analyzeStructure, detectStructure } from '../../src/engine/structure/detect';
 import { Propagation } from '../../src/engine/groups/propagate';
 import { clone, create } from '@bufbuild/protobuf';
 import { AttributeType, DataType, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema } from '../../src/engine/onnx/schema';
@@ -10,7 +10,7 @@ import { materialize } from '../fixtures/materialize';
 import { layerMacs } from '../../src/engine/flops';
 import { findHeadUnits } from '../../src/engine/structure/headUnits';
 import { findLinears } from '../../src/engine/structure/linear';
-import { fixture } from './helpers';
+import { expectOptinError, fixture } from './helpers';
 
 /**
  * Heads by the channel propagation (docs/units.md, "Heads are groups of d channels"): started at a
@@ -81,8 +81,55 @@ describe('attention heads found by the channel propagation are the detector\'s u
         assert.equal(u.width, a.heads, `layer ${l.index} units (found alone)`);
         assert.equal(u.parts, a.projections.length === 1 ? 3 : 1, `layer ${l.index} parts`);
       }
+      // Detection keeps the closure as the block's unit, and the cutter reads it: its projections' cuts
+      // lie as the detector's head geometry says (d columns per head; a key/value head's query heads
+      // together; packed: three parts), and its constants hold multiples of the unit count.
+      for (const l of st.layers) {
+        const a = l.attention;
+        if (!a) continue;
+        assert.ok(a.unit?.sites?.length, `layer ${l.index}: detection attaches the propagation's unit, with the constants that hold its extent`);
+        for (const x of a.unit.sites) assert.equal(x.value % a.heads, 0, `layer ${l.index}: ${x.node} entry ${x.index}`);
+        const g = a.group ?? 1;
+        const want = a.projections.length === 1
+          ? [[a.projections[0]!.node, a.headSize, 3]]
+          : (a.sharedKv ? [a.projections[0]!] : a.projections).map((p, i) => [p.node, i === 0 ? g * a.headSize : i === 1 ? a.headSize : a.vHeadSize / g, 1]);
+        const got = a.unit.cuts.filter((c) => c.input === 1 && a.projections.some((p) => p.node === c.node)).map((c) => [c.node, c.block ?? 1, c.parts ?? 1]);
+        assert.deepEqual(got.sort(), want.sort(), `layer ${l.index}: projection cuts`);
+      }
     });
   }
+
+  const variants = [
+    'deit-random/model-opset17.ort-fused.onnx', 'torchvision-vit-random/model-opset17.ort-fused.onnx', 'keras2onnx-tfbert-mrpc/model.ort-fused.onnx',
+    'llama-sst2/model-with-past.skeleton.onnx', 'llama-sst2/model.int4.onnx', 'llama-sst2/model.ort-gqa.onnx', 'llama-sst2/model.ort-mha.onnx',
+    'llama-base-random/model.skeleton.onnx', 'onnx-attention-random/model-opset23.onnx', 'ort-bert-toy/model.ort-fused.onnx',
+    'ort-fused-attention/attention-varied-qkv-opt.onnx', 'ort-fused-attention/bert-3d-attention-opt.onnx', 'vitpt-relbias-random/model-opset17.onnx',
+  ];
+  it(`found without the detector on onnxruntime-fused, cached, int4 and fused-op graphs too (${variants.length} files): the detector's units`, async () => {
+    for (const rel of variants) {
+      const file = rel.endsWith('.skeleton.onnx') ? materialize(fixture(rel)) : fixture(rel);
+      const m = loadModel(file);
+      const { st, shapes } = await analyzeStructure(m);
+      const ix = new GraphIndex(m.proto.graph!, m.ext);
+      const ffn = new Set(st.layers.flatMap((l) => (l.ffn ? [l.ffn.up, l.ffn.down, ...(l.ffn.gate ? [l.ffn.gate] : [])].map((x) => x.node) : [])));
+      const units = findHeadUnits(ix, shapes, [...findLinears(ix).values()], ffn);
+      const attn = st.layers.flatMap((l) => (l.attention ? [l.attention] : []));
+      assert.equal(units.length, attn.length, `${rel}: one unit per attention layer`);
+      for (const a of attn) {
+        const u = units.find((x) => x.group.consumers[0] === a.output.node);
+        assert.ok(u, `${rel}: a unit ends in ${a.output.node}`);
+        assert.deepEqual([u.width, [...u.group.producers].sort()], [a.heads, [...a.unit!.producers].sort()], `${rel}: ${a.core}`);
+      }
+    }
+  });
+
+  it('a relative-position bias shared by two layers couples their heads: detection refuses, naming where', async () => {
+    const m = loadModel(fixture('vitpt-relbias-random/model-opset17.onnx'));
+    const proto = clone(ModelProtoSchema, m.proto);
+    const add = proto.graph!.node.find((n) => n.name === '/layers.1.0/Add_1')!;
+    add.input[1] = '/layers.0.0/Unsqueeze_6_output_0';
+    await expectOptinError(() => detectStructure({ ...m, proto }), 'unsupported', /the heads of the attention at Softmax node "\/layers\.0\.0\/Softmax" cannot be cut: its heads are (also read|produced) by .*layers\.1\.0/);
+  });
 
   it('a CNN has no attention units (no closure passes a Softmax)', async () => {
     const m = loadModel(fixture('resnet-mnist/model-opset17.onnx'));

@@ -28,7 +28,7 @@ describe('the standard ONNX Attention op (opset 23)', function () {
   it('is a layout of its own: Q/K/V projections, output projection, both head-count attributes', async () => {
     const st = await detectStructure(loadModel(fixture(FILE)));
     assert.deepEqual(st.layers.map((l) => [l.attention!.layout, l.attention!.heads, l.attention!.headSize, l.ffn?.width, l.ffn?.activation]), [['onnx-attention', 4, 16, 128, 'gelu'], ['onnx-attention', 4, 16, 128, 'gelu']]);
-    assert.deepEqual(st.layers[0]!.attention!.attrs.map((a) => a.name), ['q_num_heads', 'kv_num_heads']);
+    assert.deepEqual(st.layers[0]!.attention!.unit!.sites!.map((a) => [a.attribute, a.value]), [['q_num_heads', 4], ['kv_num_heads', 4]]);
     assert.deepEqual(st.layers[0]!.attention!.projections.map((p) => p.node), ['/layers.0/attention/q/MatMul', '/layers.0/attention/k/MatMul', '/layers.0/attention/v/MatMul']);
   });
 

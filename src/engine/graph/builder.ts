@@ -78,11 +78,11 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Int64 initializer. */
-  ints(data: number[], dims: number[] = [data.length], hint = 'ints'): string {
+  /** Int64 (or, with `type`, int32) initializer. */
+  ints(data: number[], dims: number[] = [data.length], hint = 'ints', type: number = DataType.INT64): string {
     const name = this.name(hint);
-    const bytes = new Uint8Array(BigInt64Array.from(data.map(BigInt)).buffer);
-    this.graph.initializer.push(create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: DataType.INT64, rawData: bytes }));
+    const bytes = type === DataType.INT32 ? new Uint8Array(Int32Array.from(data).buffer) : new Uint8Array(BigInt64Array.from(data.map(BigInt)).buffer);
+    this.graph.initializer.push(create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: type === DataType.INT32 ? DataType.INT32 : DataType.INT64, rawData: bytes }));
     return name;
   }
 

@@ -2,8 +2,9 @@ import type { NodeProto } from '../onnx/schema';
 import { FLOAT_TYPES, elementCount, tensorShape } from '../onnx/tensor';
 import { attr, attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 import { BINARY, POOLS, REDUCES, SUMS, UNARY, isDepthwise, isWeightProducer, reducedAxes, reshapedAxis, reshapedUnits, gatheredAxis, prod } from './rules';
-import type { ChannelGroup, Cut, MaskSite, Slot } from './types';
+import type { ChannelGroup, Cut, ExtentEntry, MaskSite, Slot } from './types';
 import type { MeasuredShapes } from './shapes';
+import { headOp, isFusedAttention, isRotary, type HeadOp } from './headOps';
 
 /** Propagation stopped: the node and the reason (the candidate is not a prunable group). */
 export class GroupStop extends Error {
@@ -30,6 +31,20 @@ function splitSizes(ix: GraphIndex, shapes: MeasuredShapes, split: NodeProto): n
   const axis = (attrInt(split, 'axis', 0) + d.length) % d.length;
   const n = split.output.length;
   return d[axis]! % n === 0 ? new Array<number>(n).fill(d[axis]! / n) : undefined;
+}
+
+/**
+ * Which axis of operand `k` of a product each axis of its matrix view is: the identity for MatMul;
+ * onnxruntime's `FusedMatMul` first moves the operand's first axis behind its other batch axes
+ * (`transBatchA`/`transBatchB`), then swaps the last two (`transA`/`transB`).
+ */
+function operandAxes(n: NodeProto, k: number, rank: number): number[] {
+  const axes = Array.from({ length: rank }, (_, i) => i);
+  if (n.opType !== 'FusedMatMul') return axes;
+  const ab = k === 0 ? 'A' : 'B';
+  const perm = attrInt(n, `transBatch${ab}`, 0) && rank > 2 ? [...axes.slice(1, rank - 1), 0, rank - 1] : axes;
+  if (attrInt(n, `trans${ab}`, 0)) [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!];
+  return perm;
 }
 
 /**
@@ -73,6 +88,7 @@ export class Propagation {
   private readonly cuts: Cut[] = [];
   private readonly masks: MaskSite[] = [];
   private readonly reshapes: Array<{ node: string; index: number }> = [];
+  private readonly extents: ExtentEntry[] = [];
   private macs = 0;
   private readonly resizes: Array<{ node: NodeProto; slot: string }> = [];
 
@@ -92,10 +108,11 @@ export class Propagation {
   run(start: NodeProto, name: string, block = 1, parts = 1): ChannelGroup {
     const out = start.output[0]!;
     const axis = start.opType === 'Conv' ? 1 : this.dims(out, start).length - 1;
-    const split = block === 1 && parts === 1 ? channelSplit(this.ix, this.shapes, start) : undefined;
+    const split = block === 1 && parts === 1 && !isFusedAttention(start) ? channelSplit(this.ix, this.shapes, start) : undefined;
     if (split) this.splitParts(split.node, axis);
+    else if (this.units && isFusedAttention(start)) this.visit(out, axis, { block: this.fusedAttention(start), parts: 1 });
     else {
-      this.producer(start, block * parts);
+      this.producer(start, { block, parts });
       this.visit(out, axis, { block, parts });
     }
     if (!this.consumers.size) throw new GroupStop(start, 'no weight reads these channels');
@@ -104,7 +121,7 @@ export class Propagation {
     return {
       name, width: this.width, producers: [...this.producers].map(nodeName), consumers: [...this.consumers].map(nodeName),
       cuts: this.cuts, depthwise: [...this.depthwise].map(nodeName), reshapes: this.reshapes, masks: this.masks,
-      macsPerChannel: this.macs, order: first, slots: [...this.seen.values()],
+      macsPerChannel: this.macs, order: first, slots: [...this.seen.values()], ...(this.units ? { extents: this.extents } : {}),
     };
   }
 
@@ -136,16 +153,22 @@ export class Propagation {
     return t ? tensorShape(t) : undefined;
   }
 
-  private cut(n: NodeProto, i: number, axis: number, range?: Range): void {
+  private cut(n: NodeProto, i: number, axis: number, range?: Range, u: Layout = ONE): void {
     if (!n.input[i]) return;
     if (this.cuts.some((c) => c.node === nodeName(n) && c.input === i && c.axis === axis && c.offset === range?.offset)) return;
-    this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i, ...range });
+    this.cuts.push({ tensor: n.input[i]!, axis, node: nodeName(n), input: i, ...range, ...(u.block > 1 ? { block: u.block } : {}), ...(u.parts > 1 ? { parts: u.parts } : {}) });
   }
 
   private fromOutput(n: NodeProto, axis: number, u: Layout): void {
+    if (this.units) {
+      const op = headOp(n);
+      if (op && axis === this.dims(n.output[0]!, n).length - 1) return this.headOp(n, op);
+      if (isRotary(n)) return this.rotary(n, axis, u);
+      if (isFusedAttention(n)) throw new GroupStop(n, 'the heads of a fused Attention are reached from outside it');
+    }
     if (n.opType === 'MatMulNBits' && this.units) {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
-      return this.producer(n, u.block * u.parts);
+      return this.producer(n, u);
     }
     const w = this.constWeight(n, 1);
     if (n.opType === 'Conv') {
@@ -156,9 +179,9 @@ export class Propagation {
     }
     if (n.opType !== 'Conv' && isWeightProducer(this.ix, n)) {
       if (axis !== this.dims(n.output[0]!, n).length - 1) throw new GroupStop(n, 'the channels are not the output features of this projection');
-      return this.producer(n, u.block * u.parts);
+      return this.producer(n, u);
     }
-    if (n.opType === 'MatMul' && this.units) return this.batchProduct(n, -1, axis, u);
+    if ((n.opType === 'MatMul' || n.opType === 'FusedMatMul') && this.units) return this.batchProduct(n, -1, axis, u);
     if (n.opType === 'Slice' && this.units && this.slicesAxis(n, axis, this.dims(n.output[0]!, n).length)) return this.slicePart(n, axis, u, true);
     if (n.opType === 'MatMul' || n.opType === 'Gemm') throw new GroupStop(n, 'a product of two activations (attention?) creates these channels');
     if (n.opType === 'Split' && (attrInt(n, 'axis', 0) + this.dims(n.input[0]!, n).length) % this.dims(n.input[0]!, n).length === axis) {
@@ -212,6 +235,13 @@ export class Propagation {
   }
 
   private fromInput(n: NodeProto, i: number, axis: number, u: Layout): void {
+    if (this.units) {
+      const op = headOp(n);
+      if (op && op.heads.includes(i) && axis === this.dims(n.input[i]!, n).length - 1) return this.headOp(n, op);
+      if (op) throw new GroupStop(n, `${n.opType} reads the channels as input ${i}, not as query, key or value`);
+      if (isRotary(n) && i === 0) return this.rotary(n, axis, u);
+      if (n.opType === 'Einsum' && i === 0 && n.input.length === 2 && this.constWeight(n, 1)) return this.einsumConsumer(n, axis, u);
+    }
     const w = this.constWeight(n, 1);
     if (n.opType === 'Conv') {
       if (i !== 0 || !w) throw new GroupStop(n, 'the channels reach a convolution weight that is not a constant');
@@ -220,7 +250,7 @@ export class Propagation {
       return this.consumer(n, i, axis, 1);
     }
     if (n.opType === 'Shape') return this.shapeRead(n, axis);
-    if (n.opType === 'MatMulNBits' && this.units && i === 0 && axis === this.dims(n.input[0]!, n).length - 1) return this.consumer(n, i, axis, 0, undefined, u.block * u.parts);
+    if (n.opType === 'MatMulNBits' && this.units && i === 0 && axis === this.dims(n.input[0]!, n).length - 1) return this.consumer(n, i, axis, 0, undefined, u);
     if (n.opType === 'Concat') {
       const rank = this.dims(n.output[0]!, n).length;
       if ((attrInt(n, 'axis', 0) + rank) % rank === axis) {
@@ -231,10 +261,11 @@ export class Propagation {
     if (n.opType === 'MatMul' || n.opType === 'Gemm') {
       const rank = this.dims(n.input[0]!, n).length;
       const transA = attrInt(n, 'transA', 0);
-      if (i === 0 && w?.length === 2 && axis === rank - 1 && !transA) return this.consumer(n, i, axis, n.opType === 'Gemm' && attrInt(n, 'transB', 0) ? 1 : 0, undefined, u.block * u.parts);
+      if (i === 0 && w?.length === 2 && axis === rank - 1 && !transA) return this.consumer(n, i, axis, n.opType === 'Gemm' && attrInt(n, 'transB', 0) ? 1 : 0, undefined, u);
       if (n.opType === 'MatMul' && this.units && !w) return this.batchProduct(n, i, axis, u);
       throw new GroupStop(n, 'the channels are multiplied with another activation (an attention product?), not read by a weight');
     }
+    if (n.opType === 'FusedMatMul' && this.units && !w && i < 2) return this.batchProduct(n, i, axis, u);
     if (this.units && i === 0 && (n.opType === 'Split' || n.opType === 'Slice')) {
       const rank = this.dims(n.input[0]!, n).length;
       const along = n.opType === 'Split' ? (attrInt(n, 'axis', 0) + rank) % rank === axis : this.slicesAxis(n, axis, rank);
@@ -252,27 +283,151 @@ export class Propagation {
   private batchProduct(n: NodeProto, from: number, axis: number, u: Layout): void {
     if (this.passed.has(n)) return;
     const out = this.dims(n.output[0]!, n);
-    const ao = from < 0 ? axis : axis + out.length - this.dims(n.input[from]!, n).length;
+    const views = n.input.slice(0, 2).map((v, k) => operandAxes(n, k, this.dims(v, n).length));
+    const ao = from < 0 ? axis : views[from]!.indexOf(axis) + out.length - views[from]!.length;
     if (ao < 0 || ao >= out.length - 2) throw new GroupStop(n, 'the channels are multiplied with another activation along them (not a batch axis of the product)');
     this.passed.add(n);
     // Per unit: its share of the output's entries, each a sum over the contracted axis.
     const a0 = this.dims(n.input[0]!, n);
-    this.macs += (prod(out) / this.shapes.batch / this.width) * a0[a0.length - 1]!;
-    n.input.forEach((v, k) => {
+    this.macs += (prod(out) / this.shapes.batch / this.width) * a0[views[0]![a0.length - 1]!]!;
+    n.input.slice(0, 2).forEach((v, k) => {
       if (k === from) return;
       const d = this.dims(v, n);
-      const ak = ao - (out.length - d.length);
-      if (ak >= 0 && d[ak] !== 1) this.visit(v, ak, u);
+      const at = ao - (out.length - d.length);
+      const ak = at >= 0 ? views[k]![at]! : -1;
+      if (ak >= 0 && (d[ak] !== 1 || this.oneUnit(u, v))) this.visit(v, ak, u);
     });
     this.visit(n.output[0]!, ao, u);
   }
 
-  /** A producer of the units; `per` output features each (a head's columns). */
-  private producer(n: NodeProto, per = 1): void {
+  /**
+   * Units mode: a fused attention op (headOps.ts): its query, key and value inputs and its context
+   * output carry the units on their last axis (each with its own unit size: grouped-query attention's
+   * query holds a key/value head's query heads), a packed bias is cut in three parts, and its
+   * head-count attributes scale with the units. With one key/value head shared by every query head
+   * (multi-query) key and value are not the units'.
+   */
+  private headOp(n: NodeProto, op: HeadOp): void {
+    if (this.passed.has(n)) return;
+    this.passed.add(n);
+    const absent = op.absent.find((i) => n.input[i]);
+    // Outputs beyond the context (GroupQueryAttention's present key and value) are fine while nothing reads them.
+    const read = n.output.slice(1).find((o) => o && (this.ix.uses(o).length || this.outputs.has(o)));
+    if (absent !== undefined || read) throw new GroupStop(n, `${n.opType} with a key/value cache or a per-head bias (${absent !== undefined ? `input ${absent}` : `output "${read}"`}) has no rule yet`);
+    const mask = op.mask !== undefined && n.input[op.mask] ? this.dims(n.input[op.mask]!, n) : undefined;
+    if (mask && mask.length >= 3 && mask[mask.length - 3] !== 1) throw new GroupStop(n, `${n.opType}'s mask has a head axis`);
+    const attrs = op.attrs.filter((a) => attrInt(n, a, 0) > 0);
+    const shared = n.opType === 'GroupQueryAttention' && attrInt(n, 'kv_num_heads', 0) === 1 && attrInt(n, 'num_heads', 0) === this.width;
+    const layout = (v: string): { axis: number; u: Layout } => {
+      const d = this.dims(v, n);
+      const block = d[d.length - 1]! / this.width;
+      if (!Number.isInteger(block)) throw new GroupStop(n, `the last axis of "${v}" (${d[d.length - 1]}) does not split into ${this.width} units`);
+      return { axis: d.length - 1, u: { block, parts: 1 } };
+    };
+    const q = layout(n.input[0]!), out = layout(n.output[0]!);
+    const qd = this.dims(n.input[0]!, n), kd = this.dims(n.input[n.input[1] ? 1 : 0]!, n);
+    // Per unit and example: its share of the scores and of the context.
+    this.macs += prod(qd.slice(1, -1)) * prod(kd.slice(1, -1)) * (q.u.block + out.u.block);
+    for (const a of attrs) {
+      if (shared && a === 'kv_num_heads') continue;
+      // Every head count must hold whole units (grouped-query attention: a unit is a key/value head and its query heads, or several).
+      if (attrInt(n, a, 0) % this.width) throw new GroupStop(n, `its ${a} (${attrInt(n, a, 0)}) is not a multiple of the ${this.width} units`);
+      this.extents.push({ node: nodeName(n), input: -1, index: 0, attribute: a });
+    }
+    if (op.bias !== undefined && n.input[op.bias]) {
+      const sizes = op.heads.map((i) => this.dims(n.input[i]!, n).at(-1)!);
+      if (sizes.some((x) => x !== sizes[0]) || this.constWeight(n, op.bias)?.[0] !== 3 * sizes[0]!) throw new GroupStop(n, `${n.opType}'s packed bias does not hold three equal parts`);
+      this.cut(n, op.bias, 0, undefined, { block: q.u.block, parts: 3 });
+    }
+    for (const i of op.heads) {
+      if (!n.input[i] || (shared && i > 0)) continue;
+      const l = layout(n.input[i]!);
+      this.visit(n.input[i]!, l.axis, l.u);
+    }
+    this.visit(n.output[0]!, out.axis, out.u);
+  }
+
+  /** Units mode: onnxruntime's RotaryEmbedding rotates within each head: units of whole heads pass; its `num_heads` scales. */
+  private rotary(n: NodeProto, axis: number, u: Layout): void {
+    if (this.passed.has(n)) return;
+    this.passed.add(n);
+    const cos = n.input[2] ? this.dims(n.input[2]!, n) : undefined;
+    const size = attrInt(n, 'rotary_embedding_dim', 0) || (cos ? 2 * cos[cos.length - 1]! : 0);
+    const rank = this.dims(n.input[0]!, n).length;
+    if (rank === 3 && (!size || u.block % size !== 0)) throw new GroupStop(n, `RotaryEmbedding rotates heads of ${size} columns; a unit of ${u.block} columns is not whole heads`);
+    if (attrInt(n, 'num_heads', 0) > 0) this.extents.push({ node: nodeName(n), input: -1, index: 0, attribute: 'num_heads' });
+    this.visit(n.input[0]!, axis, u);
+    this.visit(n.output[0]!, axis, u);
+  }
+
+  /**
+   * Units mode: onnxruntime's fused `Attention` is the units' producer: its packed weight and bias
+   * are cut in three parts (query, key, value) and its `num_heads` / `qkv_hidden_sizes` scale.
+   * Returns the context's columns per unit.
+   */
+  private fusedAttention(n: NodeProto): number {
+    if (n.input[4] || n.input[5] || n.output.slice(1).some(Boolean)) throw new GroupStop(n, 'fused Attention with a key/value cache or a per-head bias has no rule yet');
+    const w = this.constWeight(n, 1);
+    const sizes = attrInts(n, 'qkv_hidden_sizes') ?? (w ? [w[1]! / 3, w[1]! / 3, w[1]! / 3] : []);
+    if (!w || w.length !== 2 || sizes.length !== 3 || sizes.some((x) => x % this.width) || sizes[0] !== sizes[1]) throw new GroupStop(n, 'fused Attention whose packed weight does not split into query, key and value parts of whole units');
+    this.producers.add(n);
+    // Query, key and value columns one after the other (value heads may be wider: qkv_hidden_sizes).
+    let offset = 0;
+    for (const size of sizes) {
+      const range = { offset, extent: w[1]! };
+      this.cut(n, 1, 1, range, { block: size / this.width, parts: 1 });
+      if (n.input[2] && this.ix.constant(n.input[2]!)) this.cut(n, 2, 0, range, { block: size / this.width, parts: 1 });
+      offset += size;
+    }
+    this.extents.push({ node: nodeName(n), input: -1, index: 0, attribute: 'num_heads' });
+    if (attrInts(n, 'qkv_hidden_sizes')) for (let j = 0; j < 3; j++) this.extents.push({ node: nodeName(n), input: -1, index: j, attribute: 'qkv_hidden_sizes' });
+    const out = this.dims(n.output[0]!, n);
+    const tokens = prod(out.slice(1, -1));
+    const [dq, dv] = [sizes[0]! / this.width, sizes[2]! / this.width];
+    // Per unit and example: its columns of the projection, its share of the scores and of the context.
+    this.macs += tokens * w[0]! * (2 * dq + dv) + tokens * tokens * (dq + dv);
+    return dv;
+  }
+
+  /**
+   * Units mode: an Einsum with a constant weight that sums the units' axis away (an output
+   * projection with its weight as [heads, d, hidden]): a consumer, the weight cut along that axis.
+   */
+  private einsumConsumer(n: NodeProto, axis: number, u: Layout): void {
+    const eq = String(attr(n, 'equation') ?? '').replace(/\s/g, '');
+    const [lhs, rhs] = eq.split('->');
+    const [x, w] = (lhs ?? '').split(',');
+    const letter = x?.[axis];
+    if (!x || !w || rhs === undefined || eq.includes('.') || !letter || rhs.includes(letter) || !w.includes(letter)) throw new GroupStop(n, `Einsum "${eq}" does not sum the channels against its weight`);
+    this.masks.push({ node: nodeName(n), input: 0, axis, rank: x.length });
+    if (this.consumers.has(n)) return;
+    this.consumers.add(n);
+    this.cut(n, 1, w.indexOf(letter), undefined, u);
+    const wd = this.constWeight(n, 1)!, out = this.dims(n.output[0]!, n);
+    const summed = [...w].filter((c) => !rhs.includes(c)).reduce((p, c) => p * wd[w.indexOf(c)]!, 1);
+    this.macs += (prod(out) / this.shapes.batch) * (summed / this.width);
+  }
+
+  /**
+   * Whether a size-1 axis of `v` holds the units rather than broadcasting over them: only when the
+   * axis holds one entry in all (one unit left, one entry per unit: a feed-forward block cut to one
+   * neuron, an attention cut to one head) and `v` is computed from weights (rotary's cos and sin, a
+   * mask, a position-bias table are the same for any head).
+   */
+  private oneUnit(u: Layout, v: string): boolean {
+    if (this.width * u.block * u.parts !== 1) return false;
+    return !this.ix.upstream(v, 400, (_, p) => (p && (isWeightProducer(this.ix, p) || p.opType === 'MatMulNBits') ? 'fail' : 'go'));
+  }
+
+  /** A producer of the units, laid out as `u` in its output features (a head's columns). */
+  private producer(n: NodeProto, u: Layout = ONE): void {
     if (this.producers.has(n)) return;
     this.producers.add(n);
     const out = this.dims(n.output[0]!, n);
+    const per = u.block * u.parts;
     if (n.opType === 'MatMulNBits') {
+      // Packed codes read as [out, in] (graph/nbits.ts): the units are its output rows.
+      this.cut(n, 1, 0, undefined, u);
       this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'K', 0) * per;
       return;
     }
@@ -283,27 +438,29 @@ export class Propagation {
       this.macs += prod(out.slice(2)) * prod(w.slice(1));
     } else {
       const transB = n.opType === 'Gemm' && attrInt(n, 'transB', 0) === 1;
-      this.cut(n, 1, transB ? 0 : 1);
+      this.cut(n, 1, transB ? 0 : 1, undefined, u);
       if (n.opType === 'Gemm' && n.input[2]) {
         const c = this.constWeight(n, 2);
-        if (!c || c[c.length - 1] !== this.width) throw new GroupStop(n, 'the Gemm bias does not have one value per output feature');
-        this.cut(n, 2, c.length - 1);
+        if (!c || c[c.length - 1] !== this.width * per) throw new GroupStop(n, 'the Gemm bias does not have one value per output feature');
+        this.cut(n, 2, c.length - 1, undefined, u);
       }
       this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[transB ? 1 : 0]! * per;
     }
   }
 
-  /** A consumer of the units; `per` input features each. */
-  private consumer(n: NodeProto, i: number, axis: number, weightAxis: number, range?: Range, per = 1): void {
+  /** A consumer of the units, laid out as `u` in its input features. */
+  private consumer(n: NodeProto, i: number, axis: number, weightAxis: number, range?: Range, u: Layout = ONE): void {
     this.masks.push({ node: nodeName(n), input: i, axis, rank: this.dims(n.input[i]!, n).length, ...range });
     if (this.consumers.has(n)) return;
     this.consumers.add(n);
     const out = this.dims(n.output[0]!, n);
+    const per = u.block * u.parts;
     if (n.opType === 'MatMulNBits') {
+      this.cut(n, 1, 1, undefined, u);
       this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * attrInt(n, 'N', 0) * per;
       return;
     }
-    this.cut(n, 1, weightAxis, range);
+    this.cut(n, 1, weightAxis, range, u);
     const w = this.constWeight(n, 1)!;
     if (n.opType === 'Conv') this.macs += prod(out.slice(2)) * w[0]! * prod(w.slice(2));
     else this.macs += (prod(out.slice(0, -1)) / this.shapes.batch) * w[weightAxis === 0 ? 1 : 0]! * per;
@@ -464,6 +621,8 @@ export class Propagation {
     const whole = from < 0 ? { block: u.block, parts: u.parts * outs } : u;
     const each = { block: whole.block, parts: whole.parts / outs };
     if (!Number.isInteger(each.parts) || sizes[0] !== this.width * each.block * each.parts) throw new GroupStop(n, 'Split does not divide the units into whole parts');
+    const sizesAt = n.input[1] ? 1 : attrInts(n, 'split') ? -1 : undefined;
+    if (sizesAt !== undefined) n.output.forEach((_, j) => this.extents.push({ node: nodeName(n), input: sizesAt, index: j, ...(sizesAt < 0 ? { attribute: 'split' } : {}) }));
     this.visit(n.input[0]!, axis, whole);
     for (const o of n.output) if (o) this.visit(o, axis, each);
   }
@@ -489,6 +648,7 @@ export class Propagation {
     const clamp = (x: number): number => Math.min(Math.max(x < 0 ? x + size : x, 0), size);
     const [s0, e0] = [clamp(starts[k]!), clamp(ends[k]!)];
     if (size % part || s0 % part || (e0 - s0) % part || e0 <= s0) throw new GroupStop(n, 'Slice cuts along the channel axis, not at whole parts of the units');
+    this.extents.push({ node: nodeName(n), input: 1, index: k }, { node: nodeName(n), input: 2, index: k });
     this.visit(n.input[0]!, axis, { block: u.block, parts: backward ? size / part : u.parts });
     this.visit(n.output[0]!, axis, { block: u.block, parts: (e0 - s0) / part });
   }
@@ -508,7 +668,9 @@ export class Propagation {
       this.visit(data, a, u);
     } else if (BINARY.has(op)) {
       const computed = this.broadcastInputs(n, a, outDims.length, u);
-      if (SUMS.has(op) && computed.length > 1 && !this.sameSource(computed)) {
+      // Units mode: a term computed from constants alone (a per-head position bias gathered from a table) is the units' own parameter.
+      const branches = this.units ? computed.filter(([v]) => !this.fromConstants(v)) : computed;
+      if (SUMS.has(op) && branches.length > 1 && !this.sameSource(branches)) {
         throw new GroupStop(n, 'the channels are summed with another branch (a residual stream): the whole stream would have to be cut together');
       }
       for (const [v, ai] of computed) this.visit(v, ai, u);
@@ -523,7 +685,9 @@ export class Propagation {
       // The units' axis broadcast from size 1: one tensor shared by every unit (multi-query attention's keys and values) is not theirs.
       const d = this.dims(data, n);
       const ai = a - (outDims.length - d.length);
-      if (ai >= 0 && d[ai] !== 1) this.visit(data, ai, u);
+      const at = a - (outDims.length - this.dims(n.input[1]!, n)[0]!);
+      if (at >= 0) this.extents.push({ node: nodeName(n), input: 1, index: at });
+      if (ai >= 0 && (d[ai] !== 1 || this.oneUnit(u, data))) this.visit(data, ai, u);
     } else if (POOLS.has(op)) {
       if (a !== 1) throw new GroupStop(n, `${op} with the channels on axis ${a}`);
       single('with units of several channels');
@@ -543,12 +707,13 @@ export class Propagation {
         const shape = ix.constInts(n.input[1]!);
         if (!shape && !this.units) throw new GroupStop(n, 'Reshape with a run-time shape carries the channel count');
         if (shape?.[a] === this.width) this.reshapes.push({ node: nodeName(n), index: a });
+        if (this.units) this.extents.push({ node: nodeName(n), input: 1, index: a });
       }
       this.visit(data, back.axis, back.u);
     } else if (op === 'Concat') {
       const ax = (attrInt(n, 'axis', 0) + outDims.length) % outDims.length;
       if (ax === a) throw new GroupStop(n, 'the channels are concatenated with other channels');
-      n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a); else this.visit(v, a, u); });
+      n.input.forEach((v, i) => { if (ix.constant(v)) this.cut(n, i, a, undefined, u); else this.visit(v, a, u); });
     } else if (op === 'Split' || op === 'Slice' || op === 'Pad' || op === 'Resize' || op === 'Upsample' || op === 'Softmax' || op === 'LogSoftmax' || op === 'LayerNormalization' || op === 'Gather') {
       let ai = a;
       if (op === 'Gather' && this.units) {
@@ -556,7 +721,9 @@ export class Propagation {
         ai = gatheredAxis(n, a, this.dims(data, n).length, this.indexRank(n), true);
         if (ai < 0 || this.dims(data, n)[ai] !== outDims[a]) throw new GroupStop(n, 'Gather works along the channel axis');
       } else this.checkAxisOp(n, a, outDims.length);
-      this.visit(data, ai, u);
+      // Units mode: a per-unit table (a position bias [rows, heads]) is cut where it is read.
+      if (this.units && op === 'Gather' && this.ix.constant(data)) this.cut(n, 0, ai, undefined, u);
+      else this.visit(data, ai, u);
       for (const o of n.output.slice(1)) if (o && op === 'Split') this.visit(o, a, u);
     } else {
       throw new GroupStop(n, `${op} has no channel rule`);
@@ -605,10 +772,10 @@ export class Propagation {
       const d = this.dims(v, n);
       const ai = a - (outRank - d.length);
       // A group one channel wide: a computed input of size 1 on the axis carries that channel (a feed-forward block cut to one neuron).
-      if (ai < 0 || (d[ai] === 1 && (this.width * u.block * u.parts !== 1 || this.ix.constant(v)))) return;
+      if (ai < 0 || (d[ai] === 1 && (this.ix.constant(v) || !this.oneUnit(u, v)))) return;
       // Units mode: a term computed from the integer inputs alone (a padding mask repeated over the heads) is the same for every unit.
       if (this.units && !this.ix.constant(v) && this.fromIntegerInputs(v)) return;
-      if (this.ix.constant(v)) this.cut(n, i, ai);
+      if (this.ix.constant(v)) this.cut(n, i, ai, undefined, u);
       else computed.push([v, ai]);
     });
     return computed;
@@ -630,6 +797,12 @@ export class Propagation {
       // A Shape reads only the dims of its input, not its values.
       return p?.opType === 'Shape' ? 'stop' : 'go';
     });
+  }
+
+  /** Whether a value is computed from constants alone (no graph input on its way). */
+  private fromConstants(value: string): boolean {
+    const inputs = new Set(this.ix.graph.input.map((i) => i.name));
+    return this.ix.upstream(value, 64, (v) => (inputs.has(v) && !this.ix.constant(v) ? 'fail' : this.ix.constant(v) ? 'stop' : 'go'));
   }
 
   private checkAxisOp(n: NodeProto, a: number, rank: number): void {

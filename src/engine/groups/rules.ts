@@ -76,16 +76,18 @@ export function reshapedUnits(inDims: number[], outDims: number[], a: number, wi
   if (inDims[a] !== width * u.block * u.parts) return undefined;
   const outer = prod(inDims.slice(0, a)) * u.parts;
   const unit = u.block * prod(inDims.slice(a + 1));
+  const found: Array<{ axis: number; block: number; parts: number }> = [];
   let p = 1;
   for (let j = 0; j < outDims.length; j++) {
     const inner = prod(outDims.slice(j + 1));
     if (unit % inner === 0 && outDims[j]! % (width * (unit / inner)) === 0) {
       const parts = outDims[j]! / (width * (unit / inner));
-      if (p * parts === outer) return { axis: j, block: unit / inner, parts };
+      if (p * parts === outer) found.push({ axis: j, block: unit / inner, parts });
     }
     p *= outDims[j]!;
   }
-  return undefined;
+  // Several axes fit only when an axis of size 1 can hold the units (one unit left): the one that keeps the parts.
+  return found.find((f) => f.parts === u.parts) ?? found[0];
 }
 
 /**

@@ -20,6 +20,34 @@ export interface Cut {
   /** After a Concat: the group's channels are entries offset .. offset + width - 1 of the axis (which then has `extent` entries). */
   offset?: number;
   extent?: number;
+  /** Units mode: each unit is `block` consecutive entries of the axis, in `parts` parts of all units ({@link Slot}). */
+  block?: number;
+  parts?: number;
+}
+
+/**
+ * Units mode: an integer entry that holds the units' extent along their axis: entry `index` of input
+ * `input` of `node` (a Reshape or Expand shape, a Split size, a Slice bound; input -1: Split's
+ * `split` attribute).
+ */
+export interface ExtentEntry {
+  node: string;
+  input: number;
+  index: number;
+  /** With input -1: the attribute holding it (`split`, `num_heads`, `qkv_hidden_sizes`...). */
+  attribute?: string;
+}
+
+/** A constant entry that scales with the kept units: `value` becomes `value / width * kept` ({@link ExtentEntry}). */
+export interface UnitSite extends ExtentEntry {
+  value: number;
+  /**
+   * The entry is computed at run time from values the cut does not change: the vector (of `length`
+   * entries) is patched to hold the new literal, or, with `times`, the run-time value `times` (a batch
+   * size) times that literal.
+   */
+  length?: number;
+  times?: string;
 }
 
 /** A consumer input where a scoring mask multiplies the group's channels. */
@@ -59,6 +87,10 @@ export interface ChannelGroup {
   /** Graph position of the first producer (groups are listed in this order). */
   order: number;
   slots: Slot[];
+  /** Units mode: the entries holding the units' extent on the way (resolved to {@link UnitSite}s before a cut). */
+  extents?: ExtentEntry[];
+  /** Units mode: the constants that change with the kept units (from `extents`; groups/unitShapes.ts). */
+  sites?: UnitSite[];
 }
 
 /** A candidate the propagation stopped on: which node, and why (not an error: e.g. residual streams). */

@@ -5,6 +5,7 @@ import { GraphIndex } from '../onnx/graph';
 import { BINARY, UNARY } from '../groups/rules';
 import { analyzeChannels, type ChannelStructure } from '../channels/structure';
 import type { ModelStructure } from '../structure/types';
+import { projectionCuts } from '../structure/headUnits';
 import type { MeasuredShapes } from '../groups/shapes';
 
 /** Every node a transformer's heads and neurons live in (projections, FFN matrices, fused attention). */
@@ -14,7 +15,7 @@ function transformerNodes(st: ModelStructure): Set<string> {
     const a = l.attention;
     if (a) {
       nodes.add(a.output.node).add(a.core);
-      for (const x of [...a.projections, ...a.slices, ...a.attrs]) nodes.add(x.node);
+      for (const x of [...a.projections, ...projectionCuts(a)]) nodes.add(x.node);
     }
     if (l.ffn) {
       nodes.add(l.ffn.up.node).add(l.ffn.down.node);

@@ -3,6 +3,8 @@ import { GraphIndex } from '../onnx/graph';
 import { floatWeight } from '../graph/nbits';
 import { layerMacs } from '../flops';
 import type { ModelStructure } from '../structure/types';
+import { projectionCuts } from '../structure/headUnits';
+import { keptEntries } from '../groups/entries';
 
 /**
  * Squared L2 norm of every row and every column of a 2-D (or [h, d, D]) weight, in [in, out] terms.
@@ -57,10 +59,10 @@ export function magnitudeScores(model: OnnxModel, st: ModelStructure, seqLen: nu
     const H = a.heads, dv = a.vHeadSize;
     const o = weightNorms(ix, a.output.weight, a.output.transposed).rows;
     const per = new Float64Array(H);
-    for (const s of a.slices) {
-      const along = alongAxis(ix, s.tensor, s.axis);
+    for (const c of projectionCuts(a)) {
+      const along = alongAxis(ix, c.tensor, c.axis);
       if (!along) continue;
-      for (const b of s.blocks) for (let h = 0; h < H; h++) per[h] = per[h]! + sumRange(along, b.offset + h * b.stride, b.size);
+      for (let h = 0; h < H; h++) for (const i of keptEntries(c, H, [h])) per[h] = per[h]! + along[i]!;
     }
     return Array.from(per, (s, h) => Math.sqrt(s + sumRange(o, h * dv, dv)));
   });

@@ -5,6 +5,8 @@ import type { CalibrationBatch } from '../data/types';
 import type { Linear, ModelStructure } from '../structure/types';
 import { onOneScale } from './magnitude';
 import { featureEnergies } from './activations';
+import { projectionCuts } from '../structure/headUnits';
+import { keptEntries } from '../groups/entries';
 
 /** L2 norm of every feature (last axis) of the values over the batch's real tokens. */
 async function featureNorms(model: OnnxModel, values: string[], batch: CalibrationBatch): Promise<Map<string, Float64Array>> {
@@ -52,11 +54,11 @@ export async function activationMagnitudeScores(model: OnnxModel, st: ModelStruc
     if (!a) return [];
     const H = a.heads;
     const per = new Float64Array(H);
-    for (const s of a.slices) {
-      const p = a.projections.find((x) => x.weight === s.tensor);
+    for (const c of projectionCuts(a)) {
+      const p = a.projections.find((x) => x.weight === c.tensor && x.node === c.node);
       if (!p) continue;
       const cols = weighted(ix, p, norms.get(p.input)!, false);
-      for (const b of s.blocks) for (let h = 0; h < H; h++) per[h] = per[h]! + sum(cols, b.offset + h * b.stride, b.size);
+      for (let h = 0; h < H; h++) for (const i of keptEntries(c, H, [h])) per[h] = per[h]! + cols[i]!;
     }
     const rows = weighted(ix, a.output, norms.get(a.output.input)!, true);
     return Array.from(per, (x, h) => x + sum(rows, h * a.vHeadSize, a.vHeadSize));

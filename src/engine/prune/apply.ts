@@ -1,8 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { AttributeProtoSchema, AttributeType, StringStringEntryProtoSchema, type ModelProto, type NodeProto } from '../onnx/schema';
 import type { OnnxModel } from '../onnx/model';
-import { GraphIndex, attrInt } from '../onnx/graph';
-import { tensorShape } from '../onnx/tensor';
+import { GraphIndex, attrInt, attrInts } from '../onnx/graph';
 import { SCORE_OPS, findScoresMatMul } from '../structure/attention';
 import { GraphBuilder, valueInfo } from '../graph/builder';
 import { defaultOpset, removeDeadNodes, rewire, shallowCopyModel, topoSort } from '../graph/surgery';
@@ -14,6 +13,8 @@ import { TensorStore, headColumns, scaleAlong, take } from '../graph/tensors';
 import { cutNBits, nbitsWeight } from '../graph/nbits';
 import { headCount } from '../structure/layer';
 import { modelInputs } from '../structure/inputs';
+import { keptEntries } from '../groups/entries';
+import type { Cut, UnitSite } from '../groups/types';
 
 /** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
 export interface KeepSet {
@@ -165,25 +166,66 @@ class Pruner {
       return this.idleCache(a);
     }
     if (k < H) {
-      for (const s of a.slices) {
-        const idx = s.blocks.flatMap((b) => keep.flatMap((h) => Array.from({ length: b.size }, (_, j) => b.offset + h * b.stride + j)));
-        if (this.isHeldBias(s)) continue;
-        this.cutWeight(s.node, s.tensor, s.axis, idx);
+      const unit = a.unit;
+      if (!unit?.sites) throw new OptinError('unsupported', `${where} attention: its heads were not found as a unit (analyse the model with detectStructure first)`);
+      // The output projection's rows are cut below, with the tuning scales; segments of one tensor (packed query, key and value) are cut at once.
+      const byInput = new Map<string, Cut[]>();
+      for (const c of unit.cuts) if (c.node !== a.output.node && !this.isHeldBias(c)) byInput.set(`${c.node}#${c.input}`, [...(byInput.get(`${c.node}#${c.input}`) ?? []), c]);
+      for (const list of byInput.values()) {
+        const idx = [...list].sort((x, y) => (x.offset ?? 0) - (y.offset ?? 0)).flatMap((c) => keptEntries(c, H, keep));
+        this.cutWeight(list[0]!.node, list[0]!.tensor, list[0]!.axis, idx);
       }
-      for (const t of a.attrs) this.setAttr(this.node(t.node), t.name, t.perHead.length === 1 ? t.perHead[0]! * k : t.perHead.map((x) => x * k));
-      for (const c of a.constants ?? []) {
-        const n = this.node(c.node);
-        const old = this.ix.constant(n.input[c.input]!)!;
-        n.input[c.input] = this.b.ints([c.perHead * k], old.dims.map(Number));
-      }
-      for (const w of a.walks) {
-        const u = w.perUnit ?? 1;
-        this.fixer.walk(w.value, { heads: u * H, newHeads: u * k, headSize: w.headSize, width: w.parts * u * H * w.headSize, newWidth: w.parts * u * k * w.headSize });
-      }
-      this.scoreTerms(a, keep, where);
+      this.unitSites(unit.sites, H, k);
+      if (a.folded) this.foldedTerms(a, keep);
       for (const name of a.cache ?? []) this.cacheHeads(name, k);
     }
     this.sliceIn(a.output, headColumns(keep, dv), scales ? { size: dv, scales } : undefined);
+  }
+
+  /**
+   * The constants that hold a unit group's extent (shape entries, Split sizes, Slice bounds, the
+   * literal a dim is multiplied by) scale from `width` to `kept` units; each reading node gets its own
+   * copy, with the original's integer type and dims.
+   */
+  private unitSites(sites: UnitSite[], width: number, kept: number): void {
+    const by = new Map<string, UnitSite[]>();
+    for (const s of sites) {
+      const key = `${s.node}#${s.input}#${s.attribute ?? ''}`;
+      by.set(key, [...(by.get(key) ?? []), s]);
+    }
+    for (const list of by.values()) {
+      const n = this.node(list[0]!.node), at = list[0]!.input, name = list[0]!.attribute;
+      const length = list[0]!.length;
+      if (length !== undefined) {
+        // Read at run time from a value the cut leaves alone: the kept extent is spliced in as literals.
+        const parts: string[] = [];
+        let from = 0;
+        for (const s of [...list].sort((x, y) => x.index - y.index)) {
+          if (s.index > from) parts.push(this.b.slice1d(n.input[at]!, from, s.index));
+          const literal = this.b.ints([(s.value / width) * kept]);
+          // `times` is a scalar or one entry: the product has the literal's one entry.
+          parts.push(s.times ? this.b.node('Mul', [s.times, literal], {}, 'unit_extent') : literal);
+          from = s.index + 1;
+        }
+        if (from < length) parts.push(this.b.slice1d(n.input[at]!, from, length));
+        n.input[at] = this.b.node('Concat', parts, { axis: 0 }, 'unit_extent');
+        continue;
+      }
+      if (name) {
+        const ints = attrInts(n, name);
+        if (!ints) {
+          this.setAttr(n, name, (list[0]!.value / width) * kept);
+          continue;
+        }
+        for (const s of list) ints[s.index] = (s.value / width) * kept;
+        this.setAttr(n, name, ints);
+        continue;
+      }
+      const old = this.ix.constant(n.input[at]!)!;
+      const values = [...this.ix.constInts(n.input[at]!)!];
+      for (const s of list) values[s.index] = (s.value / width) * kept;
+      n.input[at] = this.b.ints(values, old.dims.map(Number), 'unit_extent', old.dataType);
+    }
   }
 
   /** A key/value-cache graph input or output [batch, heads, length, size] keeps `k` heads. */
@@ -195,29 +237,26 @@ class Pruner {
   }
 
   /**
-   * Per-head terms added to the attention scores between the query-key MatMul and the Softmax
-   * (a constant [.., heads, n, n] bias; a relative position bias gathered from a [rows, heads]
-   * table) keep only the kept heads; views of the scores on the way (Swin's 5-D view for its
-   * shifted-window mask) get the new head count.
+   * Heads folded into the batch axis: run-time terms added to the scores ([batch*heads, q, k]:
+   * nn.MultiheadAttention's key-padding mask, expanded per head) are the same for every head, so
+   * not the unit's; each keeps the kept heads' rows.
    */
-  private scoreTerms(a: AttentionBlock, keep: number[], where: string): void {
+  private foldedTerms(a: AttentionBlock, keep: number[]): void {
     const softmax = this.nodes.get(a.core);
     if (softmax?.opType !== 'Softmax') return;
     let v = softmax.input[0]!;
     for (let depth = 0; depth < 12; depth++) {
       const p = this.ix.producer.get(v);
       if (p?.opType === 'Reshape') {
-        this.fixer.scoresView(p, a.heads, keep.length);
         v = p.input[0]!;
         continue;
       }
       if (!p || !SCORE_OPS.has(p.opType)) return;
       let next: string | undefined;
       for (const i of p.input) {
-        if (!i) continue;
-        if (!next && !this.ix.constant(i) && findScoresMatMul(this.ix, i, 0, true)) next = i;
-        else if (a.folded && !this.ix.constant(i)) this.foldedHeadTerm(p, i, a.heads, keep);
-        else this.sliceHeadTerm(p, i, a.heads, keep, where);
+        if (!i || this.ix.constant(i)) continue;
+        if (!next && findScoresMatMul(this.ix, i, 0, true)) next = i;
+        else this.foldedHeadTerm(p, i, a.heads, keep);
       }
       if (!next) return;
       v = next;
@@ -237,43 +276,16 @@ class Pruner {
     this.replaceInput(n, value, b.node('Reshape', [kept, b.node('Concat', [b.ints([-1]), rest], { axis: 0 }, 'term_folded_shape')], {}, 'term_folded'));
   }
 
-  private sliceHeadTerm(n: NodeProto, value: string, H: number, keep: number[], where: string): void {
-    const c = this.ix.constant(value);
-    if (c) {
-      const dims = tensorShape(c), r = dims.length;
-      if (r >= 3 && dims[r - 3] === H) this.replaceInput(n, value, this.store.write(value, take(this.store.read(value), r - 3, keep)));
-      return;
-    }
-    const chain: string[] = [value];
-    for (let u = value, depth = 0; depth < 6; depth++) {
-      const q = this.ix.producer.get(u);
-      if (!q) return;
-      if (['Unsqueeze', 'Transpose', 'Cast', 'Identity', 'Squeeze'].includes(q.opType)) {
-        u = q.input[0]!;
-        chain.push(u);
-        continue;
-      }
-      const table = q.opType === 'Gather' && attrInt(q, 'axis', 0) === 0 ? this.ix.constant(q.input[0]!) : undefined;
-      if (!table || table.dims.length !== 2 || Number(table.dims[1]) !== H) return;
-      const shared = chain.find((x) => this.ix.uses(x).length > 1);
-      if (shared) {
-        throw new OptinError('unsupported', `${where} attention: the per-head score bias "${shared}" (gathered from table "${q.input[0]}") is shared with other layers; heads cannot be cut per layer`);
-      }
-      this.replaceInput(q, q.input[0]!, this.store.write(q.input[0]!, take(this.store.read(q.input[0]!), 1, keep)));
-      return;
-    }
-  }
-
   ffn(f: FfnBlock, keep: number[], scales: number[] | undefined, where: string): void {
     const I = f.width, k = keep.length;
     if (k === I && !scales) return;
     if (k === 0) return this.dropSublayer(f.down, `${where} FFN`);
     if (k < I) {
       this.sliceOut(f.up, keep);
-      this.fixer.walk(this.matmulOut(f.up), { heads: I, newHeads: k, headSize: 0, width: I, newWidth: k });
+      this.fixer.walk(this.matmulOut(f.up), { width: I, newWidth: k });
       if (f.gate) {
         this.sliceOut(f.gate, keep);
-        this.fixer.walk(this.matmulOut(f.gate), { heads: I, newHeads: k, headSize: 0, width: I, newWidth: k });
+        this.fixer.walk(this.matmulOut(f.gate), { width: I, newWidth: k });
       }
     }
     this.sliceIn(f.down, keep, scales ? { size: 1, scales } : undefined);

@@ -9,52 +9,21 @@ const FLOW = new Set([
   'Cast', 'Identity', 'Dropout', 'Reshape', 'Transpose', 'Split', 'Gather', 'Squeeze', 'Unsqueeze', 'Slice',
 ]);
 
-/** What a Reshape on a pruned path must produce in place of the original numbers. */
+/** The old and new width of the feed-forward neurons' axis (the last) on a pruned path. */
 export interface WidthChange {
-  heads: number;
-  newHeads: number;
-  /** Head size, or 0 for FFN neurons (no head axis). */
-  headSize: number;
-  /** Old and new width of the merged [.., heads*size] axis. */
   width: number;
   newWidth: number;
 }
 
+/** The last entry of a Reshape's shape holds the width (or is computed at run time): it becomes the new width. */
 function positions(shape: Array<number | null>, c: WidthChange): Map<number, number> {
-  const r = shape.length;
-  const fix = new Map<number, number>();
-  const eq = (i: number, v: number): boolean => shape[i] === v;
-  if (c.headSize > 0 && r >= 5 && (eq(r - 3, 3) || eq(r - 2, 3))) {
-    const h = eq(r - 3, 3) ? r - 2 : r - 3;
-    fix.set(h, c.newHeads).set(r - 1, c.headSize);
-    return fix;
-  }
-  if (c.headSize > 0 && r >= 4) {
-    for (let i = r - 2; i >= 1; i--) {
-      const open = (j: number): boolean => shape[j] === null || shape[j] === -1;
-      if ((eq(i, c.heads) || open(i)) && (eq(i + 1, c.headSize) || open(i + 1))) {
-        fix.set(i, c.newHeads).set(i + 1, c.headSize);
-        return fix;
-      }
-    }
-  }
-  const last = shape[r - 1];
-  if (last === c.width || last === null) fix.set(r - 1, c.newWidth);
-  return fix;
-}
-
-/** [seq, batch*heads, size] (heads folded into the batch axis) becomes [seq, -1, size]. */
-function folded(elems: ShapeElem[], c: WidthChange): Map<number, number> | undefined {
-  if (c.headSize <= 0 || elems.length !== 3) return undefined;
-  const bh = elems[1]!;
-  const byHeads = bh.computedFrom?.op === 'Mul' && bh.computedFrom.constant === c.heads;
-  if (!byHeads) return undefined;
-  return new Map([[1, -1], [2, c.headSize]]);
+  const last = shape[shape.length - 1];
+  return last === c.width || last === null ? new Map([[shape.length - 1, c.newWidth]]) : new Map();
 }
 
 /**
- * Rewrites the shape input of every Reshape between a pruned projection and the op that consumes
- * its heads (or neurons), so the graph computes the narrower width: constant shapes become new
+ * Rewrites the shape input of every Reshape between a pruned feed-forward projection and the
+ * matrix that reads its neurons, so the graph computes the narrower width: constant shapes become new
  * initializers, run-time shapes are patched with Slice/Concat. -1 entries are left to infer.
  */
 export class ReshapeFixer {
@@ -91,7 +60,7 @@ export class ReshapeFixer {
     this.done.add(n);
     const elems = evalShape(this.ix, n.input[1]!);
     if (!elems) return;
-    this.rewrite(n, elems, folded(elems, c) ?? positions(elems.map((e) => e.value), c));
+    this.rewrite(n, elems, positions(elems.map((e) => e.value), c));
   }
 
   /**
@@ -107,19 +76,6 @@ export class ReshapeFixer {
     const next = sizes.map((x) => (x * c.newWidth) / c.width);
     if (n.input[1]) n.input[1] = this.b.ints(next, [next.length], 'split');
     else attr!.ints = next.map(BigInt);
-  }
-
-  /**
-   * A Reshape of the attention scores ([.., heads, queries, keys], e.g. Swin's 5-D view for its
-   * shifted-window mask): the literal head count third from the end becomes `newHeads`.
-   */
-  scoresView(n: NodeProto, heads: number, newHeads: number): void {
-    if (this.done.has(n)) return;
-    this.done.add(n);
-    const elems = evalShape(this.ix, n.input[1]!);
-    const r = elems?.length ?? 0;
-    if (!elems || r < 3 || elems[r - 3]!.value !== heads) return;
-    this.rewrite(n, elems, new Map([[r - 3, newHeads]]));
   }
 
   private rewrite(n: NodeProto, elems: ShapeElem[], fix: Map<number, number>): void {

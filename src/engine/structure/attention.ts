@@ -5,7 +5,7 @@ import { OptinError } from '../errors';
 import { nodeId } from './linear';
 import { evalShape, type ShapeElem } from './shapeEval';
 import { LinearIndex, traceBackToLinear, traceForwardToLinear } from './trace';
-import type { AttentionBlock, HeadBlock, HeadSlice, HeadWalk, Linear, ShapeSite } from './types';
+import type { AttentionBlock, Linear } from './types';
 
 /** Ops between the query-key MatMul and the Softmax: masks, scales, biases. */
 export const SCORE_OPS = new Set(['Add', 'Sub', 'Div', 'Mul', 'Where', 'Cast', 'Identity']);
@@ -28,57 +28,6 @@ export function findScoresMatMul(ix: GraphIndex, value: string, depth = 0, throu
   return undefined;
 }
 
-/** A tensor laid out head after head from `offset`: head h owns offset + h * size .. + size. */
-export const headBlock = (size: number, offset = 0): HeadBlock => ({ offset, stride: size, size });
-
-/** Slices that cut a projection's output features with the heads: weight columns and bias entries. */
-export function outputSlices(lin: Linear, blocks: HeadBlock[]): HeadSlice[] {
-  const s: HeadSlice[] = [{ tensor: lin.weight, node: lin.node, axis: lin.transposed ? 0 : 1, blocks }];
-  if (lin.bias && lin.biasNode) s.push({ tensor: lin.bias, node: lin.biasNode, axis: 0, blocks });
-  return s;
-}
-
-/** The value a projection's MatMul/Gemm writes (before any separate bias Add). */
-export function productOf(ix: GraphIndex, lin: Linear): string {
-  const n = ix.graph.node.find((x) => nodeId(x) === lin.node);
-  if (!n) throw new Error(`projection node ${lin.node} not in the graph`);
-  return n.output[0]!;
-}
-
-/** The first producer of `value` through Where/Reshape/Cast/Identity (how exporters guard a shape against -1 entries), or undefined. */
-function shapeSource(ix: GraphIndex, value: string, op: string): NodeProto | undefined {
-  let v = value;
-  for (let hop = 0; hop < 6; hop++) {
-    const n = ix.producer.get(v);
-    if (!n) return undefined;
-    if (n.opType === op) return n;
-    if (n.opType === 'Where') v = n.input[2]!;
-    else if (['Reshape', 'Cast', 'Identity'].includes(n.opType)) v = n.input[0]!;
-    else return undefined;
-  }
-  return undefined;
-}
-
-/**
- * Where a shared key/value head is repeated for `H` query heads (Expand to [b, 1, H, s, d], then
- * Reshape to [b, 1 * H, s, d]): the literal H in the Expand's shape Concat and in the Mul that
- * forms the Reshape's head count, which become the kept count.
- * @throws OptinError('unsupported') when the repeat count is not such a literal
- */
-function repeatCount(ix: GraphIndex, path: NodeProto[], H: number, where: string): Array<{ node: string; input: number; perHead: number }> {
-  const e = path.find((n) => n.opType === 'Expand')!;
-  const after = ix.uses(e.output[0]!).find((n) => n.opType === 'Reshape');
-  const concat = shapeSource(ix, e.input[1]!, 'Concat');
-  const literal = concat?.input.findIndex((i, k) => k === 2 && ix.constInts(i)?.length === 1 && ix.constInts(i)![0] === H) ?? -1;
-  const count = after ? evalShape(ix, after.input[1]!)?.[1]?.computedFrom : undefined;
-  const mul = count?.op === 'Mul' && count.constant === H ? ix.graph.node.find((n) => nodeId(n) === count.node) : undefined;
-  const mulInput = mul ? mul.input.findIndex((i) => ix.constInts(i)?.[0] === H) : -1;
-  if (!concat || literal < 0 || !mul || mulInput < 0) {
-    throw new OptinError('unsupported', `${where}: ${H} query heads share one key/value head, repeated at ${ix.label(e)} by a count that is not a literal ${H}; cannot prune its query heads`);
-  }
-  return [{ node: nodeId(concat), input: literal, perHead: 1 }, { node: nodeId(mul), input: mulInput, perHead: 1 }];
-}
-
 /** `{ cache }` for an attention whose K/V paths join a key/value cache, else nothing. */
 export function withCache(ix: GraphIndex, paths: NodeProto[][]): { cache?: string[] } {
   const cache = cacheOf(ix, paths);
@@ -97,31 +46,7 @@ export function cacheOf(ix: GraphIndex, paths: NodeProto[][]): string[] {
   return [...new Set(found)];
 }
 
-/** Walks from separate Q, K and V projections' products. */
-export function projectionWalks(ix: GraphIndex, q: Linear, k: Linear, v: Linear, dq: number, dv: number): HeadWalk[] {
-  return [[q, dq], [k, dq], [v, dv]].map(([lin, d]) => ({ value: productOf(ix, lin as Linear), headSize: d as number, parts: 1 }));
-}
-
-function siteKind(ix: GraphIndex, reshape: NodeProto, e: ShapeElem): ShapeSite['kind'] {
-  if (e.computedFrom) return 'computed';
-  return ix.constant(reshape.input[1]!) ? 'reshape-literal' : 'concat-constant';
-}
-
-function isShared(ix: GraphIndex, holder: string): boolean {
-  const uses = ix.uses(holder);
-  return uses.length > 1;
-}
-
-function site(ix: GraphIndex, reshape: NodeProto, e: ShapeElem, meaning: ShapeSite['meaning'], value: number): ShapeSite | undefined {
-  const holder = e.computedFrom?.holder ?? e.holder;
-  if (holder === undefined) return undefined;
-  return {
-    node: nodeId(reshape), kind: siteKind(ix, reshape, e), holder, index: e.computedFrom ? 0 : (e.index ?? 0),
-    meaning, value, shared: isShared(ix, holder),
-  };
-}
-
-interface HeadGeometry { heads: number; headSize: number; sites: ShapeSite[]; packedOrder?: 'qkv-heads' | 'heads-qkv'; foldedAt?: NodeProto }
+interface HeadGeometry { heads: number; headSize: number; packedOrder?: 'qkv-heads' | 'heads-qkv'; foldedAt?: NodeProto }
 
 /**
  * A Reshape to [seq, batch*heads, size] followed by Transpose [1,0,2] (nn.MultiheadAttention's
@@ -141,8 +66,7 @@ function foldedHeads(ix: GraphIndex, r: NodeProto, shape: ShapeElem[], unit: num
   if (bh.computedFrom?.op === 'Mul') h = bh.computedFrom.constant;
   else if (bh.value === -1 && d.value !== null && d.value > 0) h = unit / d.value;
   if (!h || !Number.isInteger(h) || unit % h) return undefined;
-  const sites = bh.computedFrom ? [site(ix, r, bh, 'heads', h)].filter((s): s is ShapeSite => !!s) : [];
-  return { heads: h, headSize: unit / h, sites, foldedAt: r };
+  return { heads: h, headSize: unit / h, foldedAt: r };
 }
 
 /** Read heads and head size from the Reshape that splits a projection into heads. */
@@ -173,25 +97,9 @@ function headsFromPath(ix: GraphIndex, path: NodeProto[], width: number, packed:
     if (d !== null && d > 0 && h === null) h = unit / d;
     if (h === null && d === null && dE.computedFrom?.op === 'Div') { h = dE.computedFrom.constant; d = unit / h; }
     if (h === null || d === null || !Number.isInteger(h) || !Number.isInteger(d) || h * d !== unit) continue;
-    const sites = [site(ix, r, hE, 'heads', h), site(ix, r, dE, 'headSize', d)].filter((s): s is ShapeSite => !!s);
-    return { heads: h, headSize: d, sites, ...(order ? { packedOrder: order } : {}) };
+    return { heads: h, headSize: d, ...(order ? { packedOrder: order } : {}) };
   }
   return undefined;
-}
-
-function mergeSites(ix: GraphIndex, path: NodeProto[], width: number): ShapeSite[] {
-  const out: ShapeSite[] = [];
-  for (const r of path) {
-    if (r.opType !== 'Reshape') continue;
-    const shape = evalShape(ix, r.input[1]!);
-    if (!shape) continue;
-    const last = shape[shape.length - 1];
-    if (last && last.value === width) {
-      const s = site(ix, r, last, 'width', width);
-      if (s) out.push(s);
-    }
-  }
-  return out;
 }
 
 /** Detect an attention block around an unfused Softmax. */
@@ -221,22 +129,11 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
       const perPart = headsFromPath(ix, q.path, q.linear.outFeatures / 3, false);
       if (perPart) geom = { ...perPart, packedOrder: 'qkv-heads' };
     }
-    if (geom) {
-      // Q, K and V may each be split into heads by their own Reshape (a chunk exported as Slices): every one must be rewritten.
-      const seen = new Set(geom.sites.map((x) => `${x.node}|${x.holder}|${x.index}`));
-      for (const path of [k.path, v.path]) {
-        for (const x of (headsFromPath(ix, path, q.linear.outFeatures, true) ?? headsFromPath(ix, path, q.linear.outFeatures / 3, false))?.sites ?? []) {
-          const key = `${x.node}|${x.holder}|${x.index}`;
-          if (!seen.has(key)) { seen.add(key); geom.sites.push(x); }
-        }
-      }
-    }
   } else {
     if (q.linear === k.linear || k.linear === v.linear || q.linear === v.linear) return undefined;
     geom = headsFromPath(ix, q.path, q.linear.outFeatures, false);
     const vGeom = headsFromPath(ix, v.path, v.linear.outFeatures, false);
     const kGeom = headsFromPath(ix, k.path, k.linear.outFeatures, false);
-    if (geom) geom = { ...geom, sites: [...geom.sites, ...(kGeom?.sites ?? []), ...(vGeom?.sites ?? [])] };
     if (geom && kGeom && vGeom && kGeom.heads < geom.heads) {
       return groupedQuery(ix, softmax, pv, out, { q: q.linear, k: k.linear, v: v.linear }, geom, kGeom.heads, [k.path, v.path]);
     }
@@ -264,33 +161,18 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     input = t.input[0]!;
   }
   const H = geom.heads, dq = geom.headSize, dv = ctxWidth / H;
-  const heads = packed
-    ? {
-      layout: 'packed',
-      projections: [q.linear],
-      slices: outputSlices(q.linear, geom.packedOrder === 'heads-qkv' ? [{ offset: 0, stride: 3 * dq, size: 3 * dq }] : [0, 1, 2].map((p) => headBlock(dq, p * H * dq))),
-      walks: [{ value: productOf(ix, q.linear), headSize: dq, parts: 3 }],
-    }
-    : {
-      layout: 'separate',
-      projections: [q.linear, k.linear, v.linear],
-      slices: [...outputSlices(q.linear, [headBlock(dq)]), ...outputSlices(k.linear, [headBlock(dq)]), ...outputSlices(v.linear, [headBlock(dv)])],
-      walks: projectionWalks(ix, q.linear, k.linear, v.linear, dq, dv),
-    };
   return {
     heads: H,
     headSize: dq,
     vHeadSize: dv,
-    ...heads,
-    attrs: [],
-    walks: [...heads.walks, { value: pv.output[0]!, headSize: dv, parts: 1 }],
+    layout: packed ? 'packed' : 'separate',
+    projections: packed ? [q.linear] : [q.linear, k.linear, v.linear],
     output: out.linear,
     input,
     context: out.linear.input,
     ...(folded ? { folded } : { perHead: pv.output[0]! }),
     ...withCache(ix, [k.path, v.path]),
     core: nodeId(softmax),
-    shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
   };
 }
 
@@ -326,36 +208,22 @@ function groupedQuery(
       heads: H, headSize: dq, vHeadSize: dv, sharedKv: true,
       layout: 'multi-query',
       projections: [p.q, p.k, p.v],
-      slices: outputSlices(p.q, [headBlock(dq)]),
-      attrs: [],
-      constants: kvPaths.flatMap((path) => repeatCount(ix, path, H, where)),
-      walks: [{ value: productOf(ix, p.q), headSize: dq, parts: 1 }, { value: pv.output[0]!, headSize: dv, parts: 1 }],
       output: out.linear, input: p.q.input, context: out.linear.input, perHead: pv.output[0]!, core: nodeId(softmax),
       ...withCache(ix, kvPaths),
-      shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
     };
   }
   return {
     heads: kvHeads, headSize: dq, vHeadSize: group * dv, group,
     layout: 'grouped-query',
     projections: [p.q, p.k, p.v],
-    slices: [...outputSlices(p.q, [headBlock(group * dq)]), ...outputSlices(p.k, [headBlock(dq)]), ...outputSlices(p.v, [headBlock(dv)])],
-    attrs: [],
-    walks: [
-      { value: productOf(ix, p.q), headSize: dq, parts: 1, perUnit: group },
-      { value: productOf(ix, p.k), headSize: dq, parts: 1 },
-      { value: productOf(ix, p.v), headSize: dv, parts: 1 },
-      { value: pv.output[0]!, headSize: dv, parts: 1, perUnit: group },
-    ],
     output: out.linear, input: p.q.input, context: out.linear.input, kvValue: p.v.output, core: nodeId(softmax),
     ...withCache(ix, kvPaths),
-    shapeSites: [...geom.sites, ...mergeSites(ix, out.path, ctxWidth)],
   };
 }
 
-function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads: number): { linear: Linear & { einsum?: boolean }; sites: ShapeSite[] } | undefined {
+function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads: number): { linear: Linear & { einsum?: boolean } } | undefined {
   const direct = traceForwardToLinear(ix, li.all, value);
-  if (direct) return { linear: direct.linear, sites: mergeSites(ix, direct.path, direct.linear.inFeatures) };
+  if (direct) return { linear: direct.linear };
   const uses = ix.uses(value);
   const r = uses.length === 1 && uses[0]!.opType === 'Reshape' ? uses[0]! : undefined;
   const e = r ? ix.uses(r.output[0]!).find((u) => u.opType === 'Einsum') : undefined;
@@ -366,17 +234,11 @@ function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads:
   const addU = ix.uses(e.output[0]!);
   const add = addU.length === 1 && addU[0]!.opType === 'Add' ? addU[0]! : undefined;
   const bias = add?.input.find((i) => { const c = ix.constant(i); return c && c.dims.length === 1 && Number(c.dims[0]) === D; });
-  const shape = evalShape(ix, r.input[1]!) ?? [];
-  const sites = [
-    shape[shape.length - 2] ? site(ix, r, shape[shape.length - 2]!, 'heads', h) : undefined,
-    shape[shape.length - 1] ? site(ix, r, shape[shape.length - 1]!, 'headSize', d) : undefined,
-  ].filter((s): s is ShapeSite => !!s);
   return {
     linear: {
       node: nodeId(e), op: 'MatMul', input: value, weight: e.input[1]!, transposed: false, inFeatures: h * d, outFeatures: D,
       ...(bias && add ? { bias, biasNode: nodeId(add) } : {}), output: add && bias ? add.output[0]! : e.output[0]!, einsum: true,
     },
-    sites,
   };
 }
 
@@ -398,19 +260,11 @@ export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto
   }
   const out = outputProjection(ix, li, n.output[0]!, heads);
   if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
-  const sites: ShapeSite[] = [{ node: nodeId(n), kind: 'attribute', holder: 'num_heads', index: 0, meaning: 'heads', value: heads, shared: false }];
-  if (sizes) sites.push({ node: nodeId(n), kind: 'attribute', holder: 'qkv_hidden_sizes', index: 0, meaning: 'width', value: qh, shared: false });
-  const bias = n.input[2] && ix.constant(n.input[2]) ? n.input[2] : undefined;
-  const dq = qh / heads, dv = vh / heads;
-  const blocks = [headBlock(dq), headBlock(dq, qh), headBlock(dv, qh + kh)];
   return {
-    heads, headSize: dq, vHeadSize: dv,
+    heads, headSize: qh / heads, vHeadSize: vh / heads,
     layout: 'fused-attention',
     projections: [],
-    slices: [{ tensor: n.input[1]!, node: nodeId(n), axis: 1, blocks }, ...(bias ? [{ tensor: bias, node: nodeId(n), axis: 0, blocks }] : [])],
-    attrs: [{ node: nodeId(n), name: 'num_heads', perHead: [1] }, ...(sizes ? [{ node: nodeId(n), name: 'qkv_hidden_sizes', perHead: [dq, dq, dv] }] : [])],
-    walks: [{ value: n.output[0]!, headSize: dv, parts: 1 }],
-    output: out.linear, input: n.input[0]!, context: n.output[0]!, core: nodeId(n), shapeSites: [...sites, ...out.sites],
+    output: out.linear, input: n.input[0]!, context: n.output[0]!, core: nodeId(n),
   };
 }
 
@@ -436,19 +290,10 @@ export function attentionFromMha(ix: GraphIndex, li: LinearIndex, n: NodeProto):
   }
   const out = outputProjection(ix, li, n.output[0]!, heads);
   if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
-  const packedBias = n.input[3] && ix.constant(n.input[3]) ? n.input[3] : undefined;
-  const dq = q.linear.outFeatures / heads, dv = v.linear.outFeatures / heads;
   return {
-    heads, headSize: dq, vHeadSize: dv,
+    heads, headSize: q.linear.outFeatures / heads, vHeadSize: v.linear.outFeatures / heads,
     layout: 'mha',
     projections: [q.linear, k.linear, v.linear],
-    slices: [
-      ...outputSlices(q.linear, [headBlock(dq)]), ...outputSlices(k.linear, [headBlock(dq)]), ...outputSlices(v.linear, [headBlock(dv)]),
-      ...(packedBias ? [{ tensor: packedBias, node: nodeId(n), axis: 0, blocks: [headBlock(dq), headBlock(dq, heads * dq), headBlock(dv, 2 * heads * dq)] }] : []),
-    ],
-    attrs: [{ node: nodeId(n), name: 'num_heads', perHead: [1] }],
-    walks: [...projectionWalks(ix, q.linear, k.linear, v.linear, dq, dv), { value: n.output[0]!, headSize: dv, parts: 1 }],
     output: out.linear, input: q.linear.input, context: n.output[0]!, core: nodeId(n),
-    shapeSites: [{ node: nodeId(n), kind: 'attribute', holder: 'num_heads', index: 0, meaning: 'heads', value: heads, shared: false }, ...out.sites],
   };
 }

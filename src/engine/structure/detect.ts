@@ -10,6 +10,7 @@ import { attentionFromOnnx } from './onnxAttention';
 import { attentionFromGqa } from './ortGqa';
 import { feedForwardBlocks } from './ffn';
 import { measureShapes, type MeasuredShapes } from '../groups/shapes';
+import { headGroup } from './headUnits';
 import { withMeasuredLayers } from './measure';
 import type { InputSize } from '../data/types';
 import { modelInputs, wordEmbedding } from './inputs';
@@ -126,6 +127,13 @@ export async function detectStructure(model: OnnxModel, opts: DetectOptions = {}
 export async function analyzeStructure(model: OnnxModel, opts: DetectOptions = {}): Promise<{ st: ModelStructure; shapes: MeasuredShapes }> {
   const pass = attentionPass(model);
   const shapes = opts.shapes ?? await measureShapes(model, opts.size);
+  const outputs = new Set(pass.ix.graph.output.map((o) => o.name));
+  for (const a of pass.attns) {
+    // A key/value cache's present outputs carry the heads out (their head axis follows the kept heads).
+    const unit = headGroup(pass.ix, shapes, a, a.cache ? new Set([...outputs].filter((o) => !a.cache!.includes(o))) : outputs);
+    if (typeof unit === 'string') throw new OptinError('unsupported', `${model.path}: the heads of the attention at ${pass.ix.label(pass.ix.graph.node.find((n) => (n.name || n.output[0]) === a.core)!)} cannot be cut: ${unit}`);
+    a.unit = unit;
+  }
   const { ffns, notes } = feedForward(pass.ix, pass.li, pass.attns, shapes);
   return { st: withMeasuredLayers(pass.ix, assemble(model, pass, ffns, [...pass.notes, ...notes]), shapes, opts.size), shapes };
 }

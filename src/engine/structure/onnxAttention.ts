@@ -3,7 +3,6 @@ import { GraphIndex, attrInt } from '../onnx/graph';
 import { OptinError } from '../errors';
 import { nodeId } from './linear';
 import { LinearIndex, traceBackToLinear, traceForwardToLinear } from './trace';
-import { headBlock, outputSlices, projectionWalks } from './attention';
 import type { AttentionBlock } from './types';
 
 /**
@@ -35,15 +34,10 @@ export function attentionFromOnnx(ix: GraphIndex, li: LinearIndex, n: NodeProto)
   if (!Number.isInteger(dq) || !Number.isInteger(dv) || k.outFeatures !== q.outFeatures || out.linear.inFeatures !== v.outFeatures) {
     throw new OptinError('unsupported', `${where}: projection widths ${q.outFeatures}/${k.outFeatures}/${v.outFeatures} do not split into ${H} heads`);
   }
-  const id = nodeId(n);
   return {
     heads: H, headSize: dq, vHeadSize: dv,
     layout: 'onnx-attention',
     projections: [q, k, v],
-    slices: [...outputSlices(q, [headBlock(dq)]), ...outputSlices(k, [headBlock(dq)]), ...outputSlices(v, [headBlock(dv)])],
-    attrs: [{ node: id, name: 'q_num_heads', perHead: [1] }, { node: id, name: 'kv_num_heads', perHead: [1] }],
-    walks: [...projectionWalks(ix, q, k, v, dq, dv), { value: n.output[0]!, headSize: dv, parts: 1 }],
-    output: out.linear, input: q.input, context: n.output[0]!, core: id,
-    shapeSites: [{ node: id, kind: 'attribute', holder: 'q_num_heads', index: 0, meaning: 'heads', value: H, shared: false }],
+    output: out.linear, input: q.input, context: n.output[0]!, core: nodeId(n),
   };
 }

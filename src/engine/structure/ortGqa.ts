@@ -3,7 +3,6 @@ import { GraphIndex, attrInt } from '../onnx/graph';
 import { OptinError } from '../errors';
 import { nodeId } from './linear';
 import { LinearIndex, traceBackToLinear, traceForwardToLinear } from './trace';
-import { headBlock, outputSlices, productOf } from './attention';
 import type { AttentionBlock } from './types';
 
 /**
@@ -35,28 +34,6 @@ export function attentionFromGqa(ix: GraphIndex, li: LinearIndex, n: NodeProto):
   if (H <= 0 || kvH <= 0 || !Number.isInteger(group) || !Number.isInteger(dq) || k.outFeatures !== kvH * dq || !Number.isInteger(dv) || out.linear.inFeatures !== H * dv) {
     throw new OptinError('unsupported', `${where}: projection widths ${q.outFeatures}/${k.outFeatures}/${v.outFeatures} do not split into ${H} query and ${kvH} key/value heads`);
   }
-  const id = nodeId(n);
-  const site = { node: id, kind: 'attribute' as const, holder: 'num_heads', index: 0, meaning: 'heads' as const, value: H, shared: false };
-  const common = { projections: [q, k, v], output: out.linear, input: q.input, context: n.output[0]!, core: id, shapeSites: [site] };
-  if (kvH === 1) {
-    return {
-      ...common, heads: H, headSize: dq, vHeadSize: dv, sharedKv: true,
-      layout: 'ort-group-query',
-      slices: outputSlices(q, [headBlock(dq)]),
-      attrs: [{ node: id, name: 'num_heads', perHead: [1] }],
-      walks: [{ value: productOf(ix, q), headSize: dq, parts: 1 }, { value: n.output[0]!, headSize: dv, parts: 1 }],
-    };
-  }
-  return {
-    ...common, heads: kvH, headSize: dq, vHeadSize: group * dv, group,
-    layout: 'ort-group-query',
-    slices: [...outputSlices(q, [headBlock(group * dq)]), ...outputSlices(k, [headBlock(dq)]), ...outputSlices(v, [headBlock(dv)])],
-    attrs: [{ node: id, name: 'num_heads', perHead: [group] }, { node: id, name: 'kv_num_heads', perHead: [1] }],
-    walks: [
-      { value: productOf(ix, q), headSize: dq, parts: 1, perUnit: group },
-      { value: productOf(ix, k), headSize: dq, parts: 1 },
-      { value: productOf(ix, v), headSize: dv, parts: 1 },
-      { value: n.output[0]!, headSize: dv, parts: 1, perUnit: group },
-    ],
-  };
+  const common = { layout: 'ort-group-query', projections: [q, k, v], output: out.linear, input: q.input, context: n.output[0]!, core: nodeId(n) };
+  return kvH === 1 ? { ...common, heads: H, headSize: dq, vHeadSize: dv, sharedKv: true } : { ...common, heads: kvH, headSize: dq, vHeadSize: group * dv, group };
 }

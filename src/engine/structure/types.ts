@@ -1,3 +1,5 @@
+import type { ChannelGroup } from '../groups/types';
+
 /** A dense projection y = x W (+ b) found in the graph. */
 export interface Linear {
   /** The MatMul, Gemm or MatMulNBits node name (or output name when unnamed). */
@@ -20,61 +22,6 @@ export interface Linear {
   biasNode?: string;
   /** Value after the bias (or after the MatMul when there is none). */
   output: string;
-}
-
-/** A place in the graph where a head count, head size or per-head width is a literal. */
-export interface ShapeSite {
-  /** Node that consumes the shape (Reshape, or the fused op for attributes). */
-  node: string;
-  /** Where the number is stored. */
-  kind: 'reshape-literal' | 'concat-constant' | 'computed' | 'attribute';
-  /** Constant tensor (or attribute name) holding the number. */
-  holder: string;
-  /** Index of the element inside that constant. */
-  index: number;
-  /** What the number means. */
-  meaning: 'heads' | 'headSize' | 'width';
-  /** Value found. */
-  value: number;
-  /** Constant shared with other layers (must be un-shared before per-layer edits). */
-  shared: boolean;
-}
-
-/** Entries of one axis that head h owns: `offset + h * stride + j` for j in [0, size). */
-export interface HeadBlock {
-  offset: number;
-  stride: number;
-  size: number;
-}
-
-/**
- * A tensor sliced along one axis when heads are cut: a projection's output columns or bias
- * entries, a fused node's packed weight or bias. Each block lists the entries every head owns
- * (Q, K and V parts of a packed tensor are three blocks).
- */
-export interface HeadSlice {
-  tensor: string;
-  /** The node that reads it (the tensor is replaced on this node only). */
-  node: string;
-  axis: number;
-  blocks: HeadBlock[];
-}
-
-/** A node attribute proportional to the kept heads: `perHead` times the kept count (a scalar when one entry). */
-export interface HeadAttr {
-  node: string;
-  name: string;
-  perHead: number[];
-}
-
-/** A value whose downstream Reshapes hold the head count or width: rewritten when heads are cut. */
-export interface HeadWalk {
-  value: string;
-  headSize: number;
-  /** Head-sized blocks per head in the value's last axis (3 for packed Q/K/V). */
-  parts: number;
-  /** Heads per unit on this path (the query heads of a key/value group); absent: 1. */
-  perUnit?: number;
 }
 
 /** One multi-head attention block. */
@@ -102,20 +49,18 @@ export interface AttentionBlock {
    * heads, and the K/V projections are a fixed cost paid while any head is kept.
    */
   sharedKv?: boolean;
-  /** Literal head counts in shape arithmetic (the repeat count of a shared key/value head): input `input` of `node` becomes `perHead` x the kept count. */
-  constants?: Array<{ node: string; input: number; perHead: number }>;
   /** Grouped-query attention: the V projection's product [batch, seq, heads * value head size], where scoring masks a unit. */
   kvValue?: string;
   /** How Q, K and V are produced ('separate', 'packed', 'fused-attention', 'mha', ...): shown, never branched on. */
   layout: string;
   /** The Q/K/V projections (none when a fused node holds the weights). */
   projections: Linear[];
-  /** Every tensor sliced with the heads, besides the output projection's rows. */
-  slices: HeadSlice[];
-  /** Attributes holding head counts or widths. */
-  attrs: HeadAttr[];
-  /** Values from which Reshapes holding head geometry are found and rewritten. */
-  walks: HeadWalk[];
+  /**
+   * The heads as a group of the channel propagation in units mode (docs/units.md, "Heads are groups
+   * of d channels"): every weight, bias and constant term cut with them, each with its unit layout.
+   * Set by detection (detectStructure), which refuses a block the propagation does not close over.
+   */
+  unit?: ChannelGroup;
   /** Output projection; `einsum` when the weight is [heads, headSize, hidden]. */
   output: Linear & { einsum?: boolean };
   /** Value entering the Q/K/V projections. */
@@ -133,7 +78,6 @@ export interface AttentionBlock {
   folded?: { v: string; pv: string };
   /** Softmax node (unfused graphs) or the fused attention node. */
   core: string;
-  shapeSites: ShapeSite[];
 }
 
 /** Activation between the two FFN matrices. */
