@@ -20,7 +20,8 @@ const ONE: Layout = { block: 1, parts: 1 };
 const isOne = (u: Layout): boolean => u.block === 1 && u.parts === 1;
 /** The group's channels as entries offset.. of a concatenated axis of `extent` entries. */
 type Range = { offset: number; extent: number };
-const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
+/** A node's name, or its first output's when unnamed (how groups name nodes). */
+export const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
 
 /** Sizes of a Split's outputs along its axis (from its sizes input or attribute, or equal parts), or undefined when not constant. */
 function splitSizes(ix: GraphIndex, shapes: MeasuredShapes, split: NodeProto): number[] | undefined {

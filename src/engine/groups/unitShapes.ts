@@ -1,7 +1,7 @@
 import type { NodeProto } from '../onnx/schema';
 import { attrInt, attrInts, type GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
-import { GroupStop } from './propagate';
+import { GroupStop, nodeName } from './propagate';
 import type { MeasuredShapes } from './shapes';
 import type { ChannelGroup, UnitSite } from './types';
 
@@ -12,7 +12,6 @@ type Entry =
   | { kind: 'product'; literal: UnitSite; other: Entry; times: string }
   | { kind: 'opaque'; value: string };
 
-const nodeName = (n: NodeProto): string => n.name || n.output[0]!;
 const PASS = new Set(['Cast', 'Identity', 'Squeeze', 'Unsqueeze']);
 
 /** The entries of integer vector `v`, read as input `input` of `reader`; undefined where its length is not known. */
@@ -25,8 +24,10 @@ function entries(ix: GraphIndex, shapes: MeasuredShapes, v: string, reader: Node
   if (PASS.has(p.opType)) return entries(ix, shapes, p.input[0]!, p, 0, depth + 1);
   switch (p.opType) {
     // torch's expand guards its shape against -1 entries: Where(Equal(shape, -1), ones, shape).
-    case 'Where':
-      return entries(ix, shapes, p.input[2]!, p, 2, depth + 1);
+    case 'Where': {
+      const guard = ix.producer.get(p.input[0]!);
+      return guard?.opType === 'Equal' && guard.input.includes(p.input[2]!) ? entries(ix, shapes, p.input[2]!, p, 2, depth + 1) : one();
+    }
     case 'Reshape':
       return ix.constInts(p.input[1]!)?.length === 1 ? entries(ix, shapes, p.input[0]!, p, 0, depth + 1) : one();
     case 'Shape': {

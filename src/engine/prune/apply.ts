@@ -175,7 +175,7 @@ class Pruner {
         const idx = [...list].sort((x, y) => (x.offset ?? 0) - (y.offset ?? 0)).flatMap((c) => keptEntries(c, H, keep));
         this.cutWeight(list[0]!.node, list[0]!.tensor, list[0]!.axis, idx);
       }
-      this.unitSites(unit.sites, H, k);
+      this.scaleSites(unit.sites, H, k);
       if (a.folded) this.foldedTerms(a, keep);
       for (const name of a.cache ?? []) this.cacheHeads(name, k);
     }
@@ -187,7 +187,7 @@ class Pruner {
    * literal a dim is multiplied by) scale from `width` to `kept` units; each reading node gets its own
    * copy, with the original's integer type and dims.
    */
-  private unitSites(sites: UnitSite[], width: number, kept: number): void {
+  private scaleSites(sites: UnitSite[], width: number, kept: number): void {
     const by = new Map<string, UnitSite[]>();
     for (const s of sites) {
       const key = `${s.node}#${s.input}#${s.attribute ?? ''}`;

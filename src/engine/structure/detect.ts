@@ -2,7 +2,7 @@ import type { OnnxModel } from '../onnx/model';
 import { GraphIndex } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { OptinError } from '../errors';
-import { findLinears } from './linear';
+import { findLinears, nodeId } from './linear';
 import { LinearIndex } from './trace';
 import { attentionFromFused, attentionFromMha, attentionFromSoftmax, SEQUENCE_FIRST } from './attention';
 import { batchFirstGraph, streamEntries } from './streamLayout';
@@ -131,7 +131,7 @@ export async function analyzeStructure(model: OnnxModel, opts: DetectOptions = {
   for (const a of pass.attns) {
     // A key/value cache's present outputs carry the heads out (their head axis follows the kept heads).
     const unit = headGroup(pass.ix, shapes, a, a.cache ? new Set([...outputs].filter((o) => !a.cache!.includes(o))) : outputs);
-    if (typeof unit === 'string') throw new OptinError('unsupported', `${model.path}: the heads of the attention at ${pass.ix.label(pass.ix.graph.node.find((n) => (n.name || n.output[0]) === a.core)!)} cannot be cut: ${unit}`);
+    if (typeof unit === 'string') throw new OptinError('unsupported', `${model.path}: the heads of the attention at ${pass.ix.label(pass.ix.graph.node.find((n) => nodeId(n) === a.core)!)} cannot be cut: ${unit}`);
     a.unit = unit;
   }
   const { ffns, notes } = feedForward(pass.ix, pass.li, pass.attns, shapes);

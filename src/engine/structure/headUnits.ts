@@ -6,6 +6,7 @@ import { unitSites } from '../groups/unitShapes';
 import { headOp, isFusedAttention } from '../groups/headOps';
 import type { ChannelGroup, Cut } from '../groups/types';
 import type { AttentionBlock, Linear } from './types';
+import { nodeId } from './linear';
 
 /** Attention units found by the propagation: the group, its unit count, and how a unit lies in the start projection's output. */
 export interface HeadUnit {
@@ -61,24 +62,24 @@ function candidates(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): numbe
  * it in.
  */
 export function findHeadUnits(ix: GraphIndex, shapes: MeasuredShapes, linears: Linear[], taken: Set<string> = new Set()): HeadUnit[] {
-  const nodes = new Map<string, NodeProto>(ix.graph.node.map((x) => [x.name || x.output[0]!, x]));
+  const nodes = new Map<string, NodeProto>(ix.graph.node.map((x) => [nodeId(x), x]));
   const fused = ix.graph.node.filter(isFusedAttention);
   // Projections, fused Attention nodes, and Einsums of an activation with a constant weight.
   const einsums = ix.graph.node.filter((n) => n.opType === 'Einsum' && n.input.length === 2 && ix.constant(n.input[1]!));
-  const isLinear = new Set([...linears.map((l) => l.node), ...[...fused, ...einsums].map((n) => n.name || n.output[0]!)]);
+  const isLinear = new Set([...linears.map((l) => l.node), ...[...fused, ...einsums].map(nodeId)]);
   const covered = new Set(taken);
   // A key/value cache's present outputs (a graph input joined with the new keys or values) carry the heads out.
   const inputs = new Set(ix.graph.input.map((i) => i.name));
   const outputs = new Set(ix.graph.output.map((o) => o.name).filter((o) => { const p = ix.producer.get(o); return !(p?.opType === 'Concat' && p.input.some((i) => inputs.has(i))); }));
   const units: HeadUnit[] = [];
   // onnxruntime's fused Attention is a projection of its own (its output: the context).
-  const starts = [...linears.map((l) => ({ node: l.node, F: l.outFeatures })), ...fused.map((n) => ({ node: n.name || n.output[0]!, F: shapes.get(n.output[0]!)?.at(-1) ?? 0 }))];
+  const starts = [...linears.map((l) => ({ node: l.node, F: l.outFeatures })), ...fused.map((n) => ({ node: nodeId(n), F: shapes.get(n.output[0]!)?.at(-1) ?? 0 }))];
   for (const l of starts) {
     const n = nodes.get(l.node);
     if (!n || covered.has(l.node) || !shapes.has(n.output[0]!)) continue;
     const F = l.F;
     // The Reshapes near the projections reading the same input (key and value beside the query) say the unit counts too.
-    const siblings = ix.uses(n.input[0]!).filter((x) => x !== n && isLinear.has(x.name || x.output[0]!));
+    const siblings = ix.uses(n.input[0]!).filter((x) => x !== n && isLinear.has(nodeId(x)));
     const widths = [...new Set([n, ...siblings].flatMap((x) => candidates(ix, shapes, x)))].sort((a, b) => b - a);
     found: for (const width of widths) {
       for (const parts of isFusedAttention(n) ? [1] : [1, 3]) {
@@ -113,7 +114,7 @@ export function headGroup(ix: GraphIndex, shapes: MeasuredShapes, a: AttentionBl
   // onnxruntime's fused Attention holds the Q/K/V projection itself.
   const q = a.projections[0];
   const first = q?.node ?? a.core;
-  const start = ix.graph.node.find((x) => (x.name || x.output[0]) === first);
+  const start = ix.graph.node.find((x) => nodeId(x) === first);
   if (!start || !shapes.has(start.output[0]!)) return `no measured output for ${first}`;
   const parts = a.projections.length === 1 ? 3 : 1;
   try {
