@@ -167,7 +167,7 @@ class Pruner {
     }
     if (k < H) {
       const unit = a.unit;
-      if (!unit?.sites) throw new OptinError('unsupported', `${where} attention: its heads were not found as a unit (analyse the model with detectStructure first)`);
+      if (!unit?.sites) throw new OptinError('unsupported', `${where} attention: its heads were not analysed on this model's measured shapes; analyse the model again (optin inspect) and cut with that structure`);
       // The output projection's rows are cut below, with the tuning scales; segments of one tensor (packed query, key and value) are cut at once.
       const byInput = new Map<string, Cut[]>();
       for (const c of unit.cuts) if (c.node !== a.output.node && !this.isHeldBias(c)) byInput.set(`${c.node}#${c.input}`, [...(byInput.get(`${c.node}#${c.input}`) ?? []), c]);
