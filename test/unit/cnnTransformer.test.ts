@@ -94,10 +94,15 @@ describe('a vision transformer whose image height and width are dynamic in the g
     const r = await inspectModel(file);
     assert.equal(r.macs.seqLen, 17, '16 patches of the 8x8 digits + the class token');
     assert.deepEqual(r.structure.inputs[0]!.shape, ['batch', 1, 'height', 'width'], 'inspect shows the model\'s own axes');
-    const p = optin('prune', file, '--budget', '0.6', '--data', ROOT_DIGITS, '--samples', '8', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
+    const prunedFile = path.join(tempDir(), 'p.onnx');
+    fs.copyFileSync(path.join(path.dirname(file), 'preprocessor_config.json'), path.join(path.dirname(prunedFile), 'preprocessor_config.json'));
+    const p = optin('prune', file, '--budget', '0.6', '--data', ROOT_DIGITS, '--samples', '8', '--no-bench', '--out', prunedFile, '--json');
     assert.equal(p.code, 0, p.stderr);
     const j = JSON.parse(p.stdout);
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
+    // Analysed again (as verification's MAC recount does): every kept head found, one head left included (packed Q/K/V of one head: [.., 3, 1, d]).
+    const again = await inspectModel(prunedFile);
+    assert.deepEqual(again.structure.layers.map((l) => l.attention?.heads ?? 0), j.plan.keep.heads.map((h: number[]) => h.length));
 
     const bare = dynamicViT(tempDir(), false);
     const q = optin('prune', bare, '--budget', '0.6', '--samples', '2', '--no-bench', '--out', path.join(tempDir(), 'q.onnx'));

@@ -98,6 +98,16 @@ describe('transformer structure detection', () => {
     assert.ok(new GraphIndex(m.proto.graph!, m.ext).uses(shared).length > 1, 'the constant is shared across layers; the Unsqueeze reading it is this layer\'s');
   });
 
+  it('records the feed-forward neurons as a group: keras2onnx\'s run-time Tensordot shape holds the neuron count in a literal of its Concat; torch\'s and Llama\'s FFNs have none; gate and up columns cut together', async () => {
+    const keras = (await detectStructure(loadModel(fixture('keras2onnx-tfbert-mrpc/model.onnx')))).layers[0]!.ffn!.unit!;
+    assert.deepEqual(keras.sites!.map((x) => [x.node, x.input, x.index, x.value]), [['tf_bert_for_sequence_classification/bert/encoder/layer_._0/intermediate/dense/Tensordot/concat_1_concat', 1, 0, 32]]);
+    const bert = (await detectStructure(loadModel(fixture('bert-sst2/model-opset17.onnx')))).layers[0]!.ffn!.unit!;
+    assert.deepEqual(bert.sites, []);
+    assert.deepEqual(bert.cuts.map((c) => [c.node, c.input, c.axis]), [['/layers.0/intermediate/MatMul', 1, 1], ['/layers.0/intermediate/Add', 0, 0], ['/layers.0/output/MatMul', 1, 0]]);
+    const llama = (await detectStructure(loadModel(fixture('llama-sst2/model.onnx')))).layers[0]!.ffn!.unit!;
+    assert.deepEqual(llama.cuts.map((c) => [c.node, c.input, c.axis]), [['/layers.0/mlp/gate_proj/MatMul', 1, 1], ['/layers.0/mlp/up_proj/MatMul', 1, 1], ['/layers.0/mlp/down_proj/MatMul', 1, 0]]);
+  });
+
   it('records the ViT\'s head count (a literal of the [B, N, 3, heads, d] split) and the merge\'s width, read at run time from the stream (spliced in)', async () => {
     const s = await detectStructure(loadModel(fixture('vit-digits/model-opset17.onnx')));
     const sites = s.layers[0]!.attention!.unit!.sites!;

@@ -10,6 +10,7 @@ import { GraphIndex } from '../../src/engine/onnx/graph';
 import { describeInterface, detectStructure } from '../../src/engine/structure/detect';
 import { FIXTURES, fixture, sha256, tempDir, optin } from './helpers';
 import { materialize } from '../fixtures/materialize';
+import { inspectModel } from '../../src/engine/inspect';
 
 const DIGITS = path.join(FIXTURES, 'data', 'digits', 'train');
 
@@ -98,10 +99,14 @@ describe('model families exported by their own code', function () {
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);
   });
 
-  it('torchvision ViT --tune rescales its attention too (heads folded into the batch axis are read whole before the solve)', () => {
-    const r = optin('prune', fixture('torchvision-vit-random/model-opset17.onnx'), '--budget', '0.5', '--data', DIGITS, '--samples', '16', '--tune', '--no-bench', '--out', path.join(tempDir(), 'p.onnx'), '--json');
+  it('torchvision ViT --tune rescales its attention too (heads folded into the batch axis are read whole before the solve); the pruned model is analysed again', async () => {
+    const out = path.join(tempDir(), 'p.onnx');
+    const r = optin('prune', fixture('torchvision-vit-random/model-opset17.onnx'), '--budget', '0.5', '--data', DIGITS, '--samples', '16', '--tune', '--no-bench', '--out', out, '--json');
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
+    // Analysed again (verification's MAC recount does): a layer left with one head, folded into the batch axis as [seq, batch * 1, d], is found.
+    const again = await inspectModel(out);
+    assert.deepEqual(again.structure.layers.map((l) => l.attention?.heads ?? 0), j.plan.keep.heads.map((h: number[]) => h.length).filter((k: number, i: number) => k > 0 || j.plan.keep.neurons[i].length > 0));
     const attn = (j.apply.tuning as Array<{ part: string; before: number; after: number; rejected?: string }>).filter((t) => t.part === 'attention');
     assert.ok(attn.length > 0 && attn.every((t) => !t.rejected && t.after < t.before), JSON.stringify(attn));
     assert.ok(j.apply.verification.maxAbsDiff <= j.apply.verification.tolerance);

@@ -13,42 +13,46 @@ import { findLinears } from '../../src/engine/structure/linear';
 import { expectOptinError, fixture } from './helpers';
 
 /**
- * Heads by the channel propagation (docs/units.md, "Heads are groups of d channels"): started at a
- * layer's query projection with the detector's unit count (heads, or key/value heads with their
- * query heads) and d columns per unit, the propagation's units mode follows the head split, the
- * transposes, rotary, the scores and context products (the head axis is a batch axis of both) and
- * the repeat of a shared key/value head, packed Q/K/V (three parts of every unit in one projection,
- * reshaped to [3, heads, d] or split), and closes over exactly the projections the per-layout
- * detector names: Q, K and V the producers, the output projection the only consumer, at the MACs per
- * unit the detector's formula gives (docs/method.md); and found without the detector
- * ({@link findHeadUnits}), the same units. With one
- * shared key/value head (multi-query) K and V are broadcast to every unit, so they are not in it.
+ * Heads by the channel propagation (docs/units.md, "Heads are groups of d channels"): detection finds
+ * each attention layer's site (core, projections) and takes its heads from the propagation: the
+ * head geometry must be what the per-layout detectors read from the Reshapes before (listed per
+ * case). Started again at the query projection with that unit count and d columns per unit, the
+ * units mode follows the head split, the transposes, rotary, the scores and context products (the
+ * head axis is a batch axis of both) and the repeat of a shared key/value head, packed Q/K/V (three
+ * parts of every unit in one projection, reshaped to [3, heads, d] or split), and closes over exactly
+ * the site's projections: Q, K and V the producers, the output projection the only consumer, at the
+ * MACs per unit the formula of docs/method.md gives; and found without any site
+ * ({@link findHeadUnits}), the same units. With one shared key/value head (multi-query) K and V are
+ * broadcast to every unit, so they are not in it.
  */
-describe('attention heads found by the channel propagation are the detector\'s units', function () {
+describe('attention heads found by the channel propagation', function () {
   this.timeout(300_000);
-  const cases: Array<[string, string]> = [
-    ['BERT trained on SST-2 (torch)', 'bert-sst2/model-opset17.onnx'],
-    ['BERT-like, opset 14', 'torch-bert-like-random/model-opset14.onnx'],
-    ['keras2onnx BERT (Tensordot reshapes, run-time head shapes)', 'keras2onnx-tfbert-mrpc/model.onnx'],
-    ['DistilBERT exported by optimum', 'optimum-tiny-distilbert-sst2/model.onnx'],
-    ['modern encoder (rotary q/k: q cos + rotate_half(q) sin)', 'modern-encoder-random/model-opset17.onnx'],
-    ['Llama-style decoder, grouped-query (a unit: a key/value head and its 4 query heads)', 'llama-sst2/model.onnx'],
-    ['Llama-style decoder, multi-query (units: query heads; K/V shared)', 'llama-mqa-random/model.skeleton.onnx'],
-    ['torchaudio wav2vec2 (transformer after a conv feature extractor)', 'torchaudio-wav2vec2-small/model.skeleton.onnx'],
-    ['timm-style ViT: packed Q/K/V reshaped to [3, heads, d] and gathered', 'vit-digits/model-opset17.onnx'],
-    ['GPT-2-style: packed c_attn split into Q, K and V', 'gpt2-style-random/model.onnx'],
-    ['torchvision Swin: window attention, packed Q/K/V, per-head position bias, shifted-window mask on a 5-D view', 'swin-fpn-scenes/model-opset17.onnx'],
-    ['DeiT-style: packed Q/K/V cut by torch chunk (Slices whose bounds are read as measured)', 'deit-random/model-opset17.onnx'],
-    ['torchvision ViT: nn.MultiheadAttention, packed in_proj, heads folded into the batch axis', 'torchvision-vit-random/model-opset17.onnx'],
-    ['torchaudio Conformer: a key-padding mask from the lengths, repeated over the heads, added to the scores', 'torchaudio-conformer/model.skeleton.onnx'],
+  // Heads x head size / context columns per unit (g: query heads per key/value head; shared: one key/value head), as the per-layout detectors read them from the Reshapes before the propagation replaced them.
+  const cases: Array<[string, string, string[]]> = [
+    ['BERT trained on SST-2 (torch)', 'bert-sst2/model-opset17.onnx', ["8x32/32"]],
+    ['BERT-like, opset 14', 'torch-bert-like-random/model-opset14.onnx', ["4x8/8"]],
+    ['keras2onnx BERT (Tensordot reshapes, run-time head shapes)', 'keras2onnx-tfbert-mrpc/model.onnx', ["2x4/4"]],
+    ['DistilBERT exported by optimum', 'optimum-tiny-distilbert-sst2/model.onnx', ["2x1/1"]],
+    ['modern encoder (rotary q/k: q cos + rotate_half(q) sin)', 'modern-encoder-random/model-opset17.onnx', ["4x16/16"]],
+    ['Llama-style decoder, grouped-query (a unit: a key/value head and its 4 query heads)', 'llama-sst2/model.onnx', ["2x16/64 g4"]],
+    ['Llama-style decoder, multi-query (units: query heads; K/V shared)', 'llama-mqa-random/model.skeleton.onnx', ["8x16/16 shared"]],
+    ['torchaudio wav2vec2 (transformer after a conv feature extractor)', 'torchaudio-wav2vec2-small/model.skeleton.onnx', ["4x16/16"]],
+    ['timm-style ViT: packed Q/K/V reshaped to [3, heads, d] and gathered', 'vit-digits/model-opset17.onnx', ["4x16/16"]],
+    ['GPT-2-style: packed c_attn split into Q, K and V', 'gpt2-style-random/model.onnx', ["4x16/16"]],
+    ['torchvision Swin: window attention, packed Q/K/V, per-head position bias, shifted-window mask on a 5-D view', 'swin-fpn-scenes/model-opset17.onnx', ["3x16/16", "6x16/16"]],
+    ['DeiT-style: packed Q/K/V cut by torch chunk (Slices whose bounds are read as measured)', 'deit-random/model-opset17.onnx', ["4x16/16"]],
+    ['torchvision ViT: nn.MultiheadAttention, packed in_proj, heads folded into the batch axis', 'torchvision-vit-random/model-opset17.onnx', ["4x16/16"]],
+    ['torchaudio Conformer: a key-padding mask from the lengths, repeated over the heads, added to the scores', 'torchaudio-conformer/model.skeleton.onnx', ["4x16/16"]],
   ];
-  for (const [name, rel] of cases) {
+  for (const [name, rel, geometry] of cases) {
     it(name, async () => {
       const file = rel.endsWith('.skeleton.onnx') ? materialize(fixture(rel)) : fixture(rel);
       const m = loadModel(file);
       const { st, shapes } = await analyzeStructure(m);
       const ix = new GraphIndex(m.proto.graph!, m.ext);
       const outputs = new Set(ix.graph.output.map((o) => o.name));
+      const found = st.layers.flatMap((l) => { const a = l.attention; return a ? [`${a.heads}x${a.headSize}/${a.vHeadSize}${a.group ? ` g${a.group}` : ''}${a.sharedKv ? ' shared' : ''}`] : []; });
+      assert.deepEqual([...new Set(found)], geometry, 'head geometry');
       let n = 0;
       for (const l of st.layers) {
         const a = l.attention;
@@ -62,13 +66,13 @@ describe('attention heads found by the channel propagation are the detector\'s u
         assert.deepEqual([...g.producers].sort(), want, `layer ${l.index} producers`);
         assert.deepEqual(g.consumers, [a.output.node], `layer ${l.index} consumers`);
         assert.equal(g.width, a.heads, `layer ${l.index} units`);
-        // MACs per unit from the products the closure passes, at the probe's shapes: the detector's formula at the same positions.
+        // MACs per unit from the products the closure passes, at the probe's shapes: the formula of docs/method.md at the same positions.
         const s = st.modality === 'text' ? shapes.get(st.inputs.find((i) => i.role === 'input_ids')!.name)![1]! : st.visionTokens!;
         assert.equal(g.macsPerChannel, layerMacs(l, s, st.hidden).perHead, `layer ${l.index} MACs per unit`);
         n++;
       }
       assert.ok(n > 0, 'the fixture has attention layers');
-      // Found without the detector: from every projection outside the feed-forward blocks, the unit counts the nearby Reshapes suggest.
+      // Found without any site: from every projection outside the feed-forward blocks, the unit counts the nearby Reshapes suggest.
       const ffn = new Set(st.layers.flatMap((l) => (l.ffn ? [l.ffn.up, l.ffn.down, ...(l.ffn.gate ? [l.ffn.gate] : [])].map((x) => x.node) : [])));
       const units = findHeadUnits(ix, shapes, [...findLinears(ix).values()], ffn);
       assert.equal(units.length, n, 'one unit per attention layer, no other');
@@ -82,7 +86,7 @@ describe('attention heads found by the channel propagation are the detector\'s u
         assert.equal(u.parts, a.projections.length === 1 ? 3 : 1, `layer ${l.index} parts`);
       }
       // Detection keeps the closure as the block's unit, and the cutter reads it: its projections' cuts
-      // lie as the detector's head geometry says (d columns per head; a key/value head's query heads
+      // lie as the head geometry says (d columns per head; a key/value head's query heads
       // together; packed: three parts), and its constants hold multiples of the unit count.
       for (const l of st.layers) {
         const a = l.attention;
@@ -105,7 +109,7 @@ describe('attention heads found by the channel propagation are the detector\'s u
     'llama-base-random/model.skeleton.onnx', 'onnx-attention-random/model-opset23.onnx', 'ort-bert-toy/model.ort-fused.onnx',
     'ort-fused-attention/attention-varied-qkv-opt.onnx', 'ort-fused-attention/bert-3d-attention-opt.onnx', 'vitpt-relbias-random/model-opset17.onnx',
   ];
-  it(`found without the detector on onnxruntime-fused, cached, int4 and fused-op graphs too (${variants.length} files): the detector's units`, async () => {
+  it(`found without any site on onnxruntime-fused, cached, int4 and fused-op graphs too (${variants.length} files): detection's units`, async () => {
     for (const rel of variants) {
       const file = rel.endsWith('.skeleton.onnx') ? materialize(fixture(rel)) : fixture(rel);
       const m = loadModel(file);
@@ -138,7 +142,7 @@ describe('attention heads found by the channel propagation are the detector\'s u
     assert.deepEqual(findHeadUnits(ix, shapes, [...findLinears(ix).values()]), []);
   });
 
-  it('heads mixed by a weight across the head axis (talking heads) are read by that weight: the closure is not a head unit', async () => {
+  it('heads mixed by a weight across the head axis (talking heads) are read by that weight: the closure is not a head unit, and detection says which Softmax it leaves alone', async () => {
     const m = loadModel(fixture('bert-sst2/model-opset17.onnx'));
     const proto = clone(ModelProtoSchema, m.proto);
     const g = proto.graph!;
@@ -161,5 +165,9 @@ describe('attention heads found by the channel propagation are the detector\'s u
     // The scores end at the mixing weight: V and the output projection are not reached, so no head unit comes out.
     assert.deepEqual(grp.consumers, ['mix']);
     assert.deepEqual([...grp.producers].sort(), ['/layers.0/attention/key/MatMul', '/layers.0/attention/query/MatMul']);
+    // Detection says so, naming the Softmax and the op: that layer keeps its heads, the other three are pruned as before.
+    const st = await detectStructure(mixed);
+    assert.deepEqual(st.layers.map((l) => l.attention?.heads ?? 0), [0, 8, 8, 8]);
+    assert.deepEqual(st.notes, ['the Softmax at Softmax node "/layers.0/attention/Softmax": its probabilities reach the product with the values through Transpose node "to_last", which has no rule (they may be mixed across heads); its heads are not pruned (the projections around it are left whole)']);
   });
 });

@@ -32,7 +32,7 @@ export interface ChannelSummary {
   /** Prunable MACs per example (every node a group touches) and all MACs of Conv/MatMul/Gemm nodes. */
   macs: { prunable: number; all: number };
   terms: MacTerm[];
-  /** Set when the graph has attention the transformer detector did not recognise (its heads are not pruned). */
+  /** Set when the graph has attention transformer detection did not recognise (its heads are not pruned). */
   note?: string;
   /** The image height and width the MACs were measured at, when the model's are dynamic. */
   inputSize?: InputSize;

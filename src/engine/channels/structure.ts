@@ -40,7 +40,7 @@ export interface ChannelStructure {
   featureOf: number[];
   /** Measured shape of every value at the probe batch. */
   shapes: MeasuredShapes;
-  /** Softmax-over-QK^T attention the transformer detector did not recognise: its heads are not pruned. */
+  /** Softmax-over-QK^T attention transformer detection did not recognise: its heads are not pruned. */
   unrecognisedAttention?: { count: number; example: string };
   opset: number;
   producer: string;

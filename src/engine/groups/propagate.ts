@@ -92,13 +92,21 @@ export class Propagation {
   private readonly extents: ExtentEntry[] = [];
   private macs = 0;
   private readonly resizes: Array<{ node: NodeProto; slot: string }> = [];
+  /**
+   * Units mode with one unit left: the steps met that can be read several ways (a Reshape that could
+   * put the unit on several axes, a size-1 axis that could hold it or broadcast over it), in the order
+   * met, with their number of readings ({@link choices} picks one; a caller may run again with another).
+   */
+  readonly ambiguous: Array<{ key: string; options: number }> = [];
 
+  /** `choices`: which reading of an ambiguous step to take ({@link ambiguous}; default the likeliest). */
   constructor(
     private readonly ix: GraphIndex,
     private readonly shapes: MeasuredShapes,
     private readonly width: number,
     private readonly outputs: Set<string>,
     private readonly units = false,
+    private readonly choices: ReadonlyMap<string, number> = new Map(),
   ) {}
 
   /**
@@ -417,7 +425,15 @@ export class Propagation {
    */
   private oneUnit(u: Layout, v: string): boolean {
     if (this.width * u.block * u.parts !== 1) return false;
-    return !this.ix.upstream(v, 400, (_, p) => (p && (isWeightProducer(this.ix, p) || p.opType === 'MatMulNBits') ? 'fail' : 'go'));
+    const likely = !this.ix.upstream(v, 400, (_, p) => (p && (isWeightProducer(this.ix, p) || p.opType === 'MatMulNBits') ? 'fail' : 'go'));
+    // Either reading is possible (a per-head bias of the one head left, or a mask broadcast over heads): the other is tried when this one stops.
+    return this.choose(`${v}~1`, 2) === 0 ? likely : !likely;
+  }
+
+  /** Which of `options` readings to take at an ambiguous step `key` ({@link ambiguous}, {@link choices}). */
+  private choose(key: string, options: number): number {
+    if (!this.ambiguous.some((x) => x.key === key)) this.ambiguous.push({ key, options });
+    return Math.min(this.choices.get(key) ?? 0, options - 1);
   }
 
   /** A producer of the units, laid out as `u` in its output features (a head's columns). */
@@ -540,7 +556,7 @@ export class Propagation {
       return { axis: attrInt(n, 'keepdims', 1) ? a : a - axes.filter((x) => x < a).length, u };
     }
     if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
-      const o = this.reshaped(inDims, outDims, a, u);
+      const o = this.reshaped(n, inDims, outDims, a, u, '>');
       if (!o) throw new GroupStop(n, `${op} splits or merges the channel axis`);
       return o;
     }
@@ -558,12 +574,13 @@ export class Propagation {
    * units mode also split (a head's `d` columns become an axis of their own) or merged (heads back
    * into the channels, or a key/value head's repeats into the query heads), the unit size following.
    */
-  private reshaped(inDims: number[], outDims: number[], a: number, u: Layout): { axis: number; u: Layout } | undefined {
+  private reshaped(n: NodeProto, inDims: number[], outDims: number[], a: number, u: Layout, way: string): { axis: number; u: Layout } | undefined {
     if (!this.units) {
       const o = reshapedAxis(inDims, outDims, a);
       return o === undefined ? undefined : { axis: o, u };
     }
-    const o = reshapedUnits(inDims, outDims, a, this.width, u);
+    const options = reshapedUnits(inDims, outDims, a, this.width, u);
+    const o = options[options.length > 1 ? this.choose(`${nodeName(n)}${way}${a}#${u.block}#${u.parts}`, options.length) : 0];
     return o && { axis: o.axis, u: { block: o.block, parts: o.parts } };
   }
 
@@ -701,9 +718,12 @@ export class Propagation {
       if (axes.includes(ai)) throw new GroupStop(n, `${op} reduces over the channels`);
       this.visit(data, ai, u);
     } else if (op === 'Reshape' || op === 'Flatten' || op === 'Squeeze' || op === 'Unsqueeze') {
-      const back = this.reshaped(outDims, this.dims(data, n), a, u);
-      const forth = back ? this.reshaped(this.dims(data, n), outDims, back.axis, back.u) : undefined;
-      if (!back || forth?.axis !== a || forth.u.block !== u.block || forth.u.parts !== u.parts) throw new GroupStop(n, `${op} splits or merges the channel axis`);
+      const back = this.reshaped(n, outDims, this.dims(data, n), a, u, '<');
+      // The reading back must come forth to the same axis and layout.
+      const forth = !back ? [] : this.units
+        ? reshapedUnits(this.dims(data, n), outDims, back.axis, this.width, back.u)
+        : [{ axis: reshapedAxis(this.dims(data, n), outDims, back.axis), block: u.block, parts: u.parts }];
+      if (!back || !forth.some((f) => f.axis === a && f.block === u.block && f.parts === u.parts)) throw new GroupStop(n, `${op} splits or merges the channel axis`);
       if (op === 'Reshape') {
         const shape = ix.constInts(n.input[1]!);
         if (!shape && !this.units) throw new GroupStop(n, 'Reshape with a run-time shape carries the channel count');

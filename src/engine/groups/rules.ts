@@ -69,11 +69,12 @@ export function reshapedAxis(inDims: number[], outDims: number[], a: number): nu
  * entries before the units, parts included, and each unit's entries with everything after it, are
  * the same in both shapes). A split `[H*d] -> [H, d]` gives block 1, the merge back block `d`,
  * `[kv, g, ...] -> [kv*g, ...]` block `g`, packed `[3*H*d] -> [3, H, d]` moves the parts onto an axis of
- * their own, heads folded into the batch (`[B, H*d] -> [B*H, d]`) become parts. Undefined when no
- * output axis holds them.
+ * their own, heads folded into the batch (`[B, H*d] -> [B*H, d]`) become parts. Every output axis
+ * that can hold them, the likeliest first (several only when one unit is left: a size-1 axis can hold
+ * it, or any axis its entries fill); none when no output axis holds them.
  */
-export function reshapedUnits(inDims: number[], outDims: number[], a: number, width: number, u: { block: number; parts: number }): { axis: number; block: number; parts: number } | undefined {
-  if (inDims[a] !== width * u.block * u.parts) return undefined;
+export function reshapedUnits(inDims: number[], outDims: number[], a: number, width: number, u: { block: number; parts: number }): Array<{ axis: number; block: number; parts: number }> {
+  if (inDims[a] !== width * u.block * u.parts) return [];
   const outer = prod(inDims.slice(0, a)) * u.parts;
   const unit = u.block * prod(inDims.slice(a + 1));
   const found: Array<{ axis: number; block: number; parts: number }> = [];
@@ -86,8 +87,10 @@ export function reshapedUnits(inDims: number[], outDims: number[], a: number, wi
     }
     p *= outDims[j]!;
   }
-  // Several axes fit only when an axis of size 1 can hold the units (one unit left): the one that keeps the parts.
-  return found.find((f) => f.parts === u.parts) ?? found[0];
+  // Several axes fit only when an axis of size 1 can hold the units (one unit left); first an axis of the
+  // units alone, where more units would lie ([.., 3, 1, d]: packed Q/K/V of one head), then those that keep the parts.
+  const rank = (f: { axis: number; block: number; parts: number }): number => (outDims[f.axis] === width && f.block === 1 && f.parts === 1 ? 0 : f.parts === u.parts ? 1 : 2);
+  return found.map((f, i) => ({ f, i })).sort((x, y) => rank(x.f) - rank(y.f) || x.i - y.i).map((x) => x.f);
 }
 
 /**

@@ -151,7 +151,7 @@ export const BUCKET_TOLERANCE = 1e-3;
  */
 export async function planBuckets(model: OnnxModel, st: ModelStructure, batch: CalibrationBatch, teacher: TeacherRun, ep: EpChoice, maxBuckets = 8): Promise<BucketPlan> {
   if (st.layers.some((l) => l.shape)) return { reason: 'staged layers' };
-  const B = batch.batch, S = batch.seqLen, D = st.hidden;
+  const S = batch.seqLen, D = st.hidden;
   const split = splitByLength(batch, maxBuckets);
   if (!split.buckets) return { reason: split.reason };
   const { buckets, padded, bucketed } = split;

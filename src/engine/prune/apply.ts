@@ -8,13 +8,12 @@ import { defaultOpset, removeDeadNodes, rewire, shallowCopyModel, topoSort } fro
 import { residualAfter } from '../structure/detect';
 import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelStructure } from '../structure/types';
 import { OptinError } from '../errors';
-import { ReshapeFixer } from './shapes';
 import { TensorStore, headColumns, scaleAlong, take } from '../graph/tensors';
 import { cutNBits, nbitsWeight } from '../graph/nbits';
 import { headCount } from '../structure/layer';
 import { modelInputs } from '../structure/inputs';
 import { keptEntries } from '../groups/entries';
-import type { Cut, UnitSite } from '../groups/types';
+import type { ChannelGroup, Cut, UnitSite } from '../groups/types';
 
 /** Which heads and neurons survive, per layer (sorted indices), with optional tuning scales. */
 export interface KeepSet {
@@ -35,7 +34,6 @@ class Pruner {
   private readonly ix: GraphIndex;
   private readonly b: GraphBuilder;
   private readonly store: TensorStore;
-  private readonly fixer: ReshapeFixer;
   private readonly nodes = new Map<string, NodeProto>();
 
   constructor(private readonly model: OnnxModel) {
@@ -44,7 +42,6 @@ class Pruner {
     this.ix = new GraphIndex(g, model.ext);
     this.b = new GraphBuilder(g, defaultOpset(this.proto));
     this.store = new TensorStore(this.ix);
-    this.fixer = new ReshapeFixer(this.ix, this.b);
     for (const n of g.node) this.nodes.set(n.name || n.output[0]!, n);
   }
 
@@ -80,17 +77,6 @@ class Pruner {
       return;
     }
     this.replaceInput(n, tensor, this.store.write(tensor, take(this.store.read(tensor), axis, idx)));
-  }
-
-  /** Keep only output features `cols` of a projection (weight columns and bias entries). */
-  sliceOut(lin: Linear, cols: number[]): void {
-    this.cutWeight(lin.node, lin.weight, lin.transposed ? 0 : 1, cols);
-    if (lin.bias && lin.biasNode && !(lin.op === 'MatMulNBits' && lin.biasNode === lin.node)) this.sliceBias(this.node(lin.biasNode), lin.bias, cols);
-  }
-
-  private sliceBias(n: NodeProto, bias: string, idx: number[]): void {
-    const t = this.store.read(bias);
-    this.replaceInput(n, bias, this.store.write(bias, take(t, 0, idx)));
   }
 
   /** Keep only input features `rows` of a projection, scaling each kept row group when asked. */
@@ -168,18 +154,26 @@ class Pruner {
     if (k < H) {
       const unit = a.unit;
       if (!unit?.sites) throw new OptinError('unsupported', `${where} attention: its heads were not analysed on this model's measured shapes; analyse the model again (optin inspect) and cut with that structure`);
-      // The output projection's rows are cut below, with the tuning scales; segments of one tensor (packed query, key and value) are cut at once.
-      const byInput = new Map<string, Cut[]>();
-      for (const c of unit.cuts) if (c.node !== a.output.node && !this.isHeldBias(c)) byInput.set(`${c.node}#${c.input}`, [...(byInput.get(`${c.node}#${c.input}`) ?? []), c]);
-      for (const list of byInput.values()) {
-        const idx = [...list].sort((x, y) => (x.offset ?? 0) - (y.offset ?? 0)).flatMap((c) => keptEntries(c, H, keep));
-        this.cutWeight(list[0]!.node, list[0]!.tensor, list[0]!.axis, idx);
-      }
-      this.scaleSites(unit.sites, H, k);
+      this.cutUnit(unit, unit.sites, a.output.node, keep);
       if (a.folded) this.foldedTerms(a, keep);
       for (const name of a.cache ?? []) this.cacheHeads(name, k);
     }
     this.sliceIn(a.output, headColumns(keep, dv), scales ? { size: dv, scales } : undefined);
+  }
+
+  /**
+   * Cut a unit group's kept units from every weight and bias it holds but those `reader` reads (the
+   * output projection's rows, cut with the tuning scales), and scale the constants holding its extent;
+   * segments of one tensor (packed query, key and value) are cut at once.
+   */
+  private cutUnit(unit: ChannelGroup, sites: UnitSite[], reader: string, keep: number[]): void {
+    const byInput = new Map<string, Cut[]>();
+    for (const c of unit.cuts) if (c.node !== reader && !this.isHeldBias(c)) byInput.set(`${c.node}#${c.input}`, [...(byInput.get(`${c.node}#${c.input}`) ?? []), c]);
+    for (const list of byInput.values()) {
+      const idx = [...list].sort((x, y) => (x.offset ?? 0) - (y.offset ?? 0)).flatMap((c) => keptEntries(c, unit.width, keep));
+      this.cutWeight(list[0]!.node, list[0]!.tensor, list[0]!.axis, idx);
+    }
+    this.scaleSites(sites, unit.width, keep.length);
   }
 
   /**
@@ -281,12 +275,8 @@ class Pruner {
     if (k === I && !scales) return;
     if (k === 0) return this.dropSublayer(f.down, `${where} FFN`);
     if (k < I) {
-      this.sliceOut(f.up, keep);
-      this.fixer.walk(this.matmulOut(f.up), { width: I, newWidth: k });
-      if (f.gate) {
-        this.sliceOut(f.gate, keep);
-        this.fixer.walk(this.matmulOut(f.gate), { width: I, newWidth: k });
-      }
+      if (!f.unit?.sites) throw new OptinError('unsupported', `${where} FFN: its neurons were not analysed on this model's measured shapes; analyse the model again (optin inspect) and cut with that structure`);
+      this.cutUnit(f.unit, f.unit.sites, f.down.node, keep);
     }
     this.sliceIn(f.down, keep, scales ? { size: 1, scales } : undefined);
   }

@@ -3,9 +3,9 @@ import { GraphIndex, attrInt, attrInts } from '../onnx/graph';
 import { tensorShape } from '../onnx/tensor';
 import { OptinError } from '../errors';
 import { nodeId } from './linear';
-import { evalShape, type ShapeElem } from './shapeEval';
 import { LinearIndex, traceBackToLinear, traceForwardToLinear } from './trace';
-import type { AttentionBlock, Linear } from './types';
+import type { AttentionSite, Linear } from './types';
+import type { HeadOp } from '../groups/headOps';
 
 /** Ops between the query-key MatMul and the Softmax: masks, scales, biases. */
 export const SCORE_OPS = new Set(['Add', 'Sub', 'Div', 'Mul', 'Where', 'Cast', 'Identity']);
@@ -46,66 +46,30 @@ export function cacheOf(ix: GraphIndex, paths: NodeProto[][]): string[] {
   return [...new Set(found)];
 }
 
-interface HeadGeometry { heads: number; headSize: number; packedOrder?: 'qkv-heads' | 'heads-qkv'; foldedAt?: NodeProto }
+/**
+ * A Reshape on a Q or V path whose result is unfolded as nn.MultiheadAttention's export does (heads
+ * folded into the batch axis, [seq, batch*heads, size], then Transpose [1,0,2], or a FusedMatMul
+ * transposing that operand's batch axes).
+ */
+function foldOn(ix: GraphIndex, path: NodeProto[]): NodeProto | undefined {
+  return path.find((r) => {
+    if (r.opType !== 'Reshape') return false;
+    const uses = ix.uses(r.output[0]!);
+    const u = uses.length === 1 ? uses[0]! : undefined;
+    // onnxruntime's optimizer folds that Transpose into FusedMatMul's transBatchA/transBatchB.
+    return u?.opType === 'Transpose'
+      ? attrInts(u, 'perm')?.join(',') === '1,0,2'
+      : u?.opType === 'FusedMatMul' && attrInt(u, u.input[0] === r.output[0] ? 'transBatchA' : 'transBatchB', 0) === 1;
+  });
+}
 
 /**
- * A Reshape to [seq, batch*heads, size] followed by Transpose [1,0,2] (nn.MultiheadAttention's
- * export, or a FusedMatMul that transposes that operand's batch axes): heads come from the
- * constant the batch is multiplied by, or, once pruned, from the literal size after a -1.
+ * Find the attention around an unfused Softmax: scores from Q and K projections, the probabilities
+ * times V, read by an output projection. Undefined when the Softmax's output is not multiplied by
+ * another activation (not attention probabilities); why not, in words, when it is but the rest is
+ * not found.
  */
-function foldedHeads(ix: GraphIndex, r: NodeProto, shape: ShapeElem[], unit: number): HeadGeometry | undefined {
-  const uses = ix.uses(r.output[0]!);
-  const u = uses.length === 1 ? uses[0]! : undefined;
-  // onnxruntime's optimizer folds that Transpose into FusedMatMul's transBatchA/transBatchB.
-  const unfolds = u?.opType === 'Transpose'
-    ? attrInts(u, 'perm')?.join(',') === '1,0,2'
-    : u?.opType === 'FusedMatMul' && attrInt(u, u.input[0] === r.output[0] ? 'transBatchA' : 'transBatchB', 0) === 1;
-  if (!unfolds) return undefined;
-  const [, bh, d] = shape as [ShapeElem, ShapeElem, ShapeElem];
-  let h: number | undefined;
-  if (bh.computedFrom?.op === 'Mul') h = bh.computedFrom.constant;
-  else if (bh.value === -1 && d.value !== null && d.value > 0) h = unit / d.value;
-  if (!h || !Number.isInteger(h) || unit % h) return undefined;
-  return { heads: h, headSize: unit / h, foldedAt: r };
-}
-
-/** Read heads and head size from the Reshape that splits a projection into heads. */
-function headsFromPath(ix: GraphIndex, path: NodeProto[], width: number, packed: boolean): HeadGeometry | undefined {
-  for (const r of path) {
-    if (r.opType !== 'Reshape') continue;
-    const shape = evalShape(ix, r.input[1]!);
-    if (shape?.length === 3) {
-      const f = foldedHeads(ix, r, shape, packed ? width / 3 : width);
-      if (f) return packed ? { ...f, packedOrder: 'qkv-heads' } : f;
-    }
-    if (!shape || shape.length < 4) continue;
-    let hE: ShapeElem, dE: ShapeElem, order: HeadGeometry['packedOrder'];
-    const tail = shape.slice(-3);
-    if (packed && shape.length === 5) {
-      if (tail[0]!.value === 3) { order = 'qkv-heads'; hE = tail[1]!; dE = tail[2]!; }
-      else if (tail[1]!.value === 3) { order = 'heads-qkv'; hE = tail[0]!; dE = tail[2]!; }
-      else continue;
-    } else {
-      hE = shape[shape.length - 2]!;
-      dE = shape[shape.length - 1]!;
-    }
-    const unit = packed ? width / 3 : width;
-    let h = hE.value, d = dE.value;
-    if (d === -1) d = null;
-    if (h === -1) h = null;
-    if (h !== null && h > 0 && d === null) d = unit / h;
-    if (d !== null && d > 0 && h === null) h = unit / d;
-    if (h === null && d === null && dE.computedFrom?.op === 'Div') { h = dE.computedFrom.constant; d = unit / h; }
-    if (h === null || d === null || !Number.isInteger(h) || !Number.isInteger(d) || h * d !== unit) continue;
-    return { heads: h, headSize: d, ...(order ? { packedOrder: order } : {}) };
-  }
-  return undefined;
-}
-
-/** Detect an attention block around an unfused Softmax. */
-export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: NodeProto): AttentionBlock | undefined {
-  const qk = findScoresMatMul(ix, softmax.input[0]!, 0, true);
-  if (!qk) return undefined;
+export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: NodeProto): AttentionSite | string | undefined {
   let probs = softmax.output[0]!;
   for (let hop = 0; hop < 3; hop++) {
     const u = ix.uses(probs);
@@ -114,44 +78,25 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
   }
   const plainFused = (u: NodeProto): boolean => attrInt(u, 'transA', 0) === 0 && attrInt(u, 'transB', 0) === 0 && attrInt(u, 'transBatchA', 0) === 0 && attrInt(u, 'alpha', 1) === 1;
   const pv = ix.uses(probs).find((u) => (u.opType === 'MatMul' || (u.opType === 'FusedMatMul' && plainFused(u))) && u.input[0] === probs);
-  if (!pv) return undefined;
+  if (!pv) {
+    const via = ix.uses(probs)[0];
+    return via && productAhead(ix, probs) ? `its probabilities reach the product with the values through ${ix.label(via)}, which has no rule (they may be mixed across heads)` : undefined;
+  }
+  if (ix.constant(pv.input[1]!)) return undefined;
+  const qk = findScoresMatMul(ix, softmax.input[0]!, 0, true);
+  if (!qk) return 'its scores are not a product of two activations reached through masks and scales only';
   const q = traceBackToLinear(ix, li, qk.input[0]!);
   const k = traceBackToLinear(ix, li, qk.input[1]!);
   const v = traceBackToLinear(ix, li, pv.input[1]!);
-  if (!q || !k || !v) return undefined;
+  if (!q || !k || !v) return `its ${!q ? 'query' : !k ? 'key' : 'value'} does not come from a projection with a constant weight`;
   const out = traceForwardToLinear(ix, li.all, pv.output[0]!);
-  if (!out) return undefined;
+  if (!out) return 'its context does not reach an output projection';
   const packed = q.linear === k.linear && k.linear === v.linear;
-  let geom: HeadGeometry | undefined;
-  if (packed) {
-    geom = headsFromPath(ix, q.path, q.linear.outFeatures, true) ?? headsFromPath(ix, v.path, v.linear.outFeatures, true);
-    if (!geom) {
-      const perPart = headsFromPath(ix, q.path, q.linear.outFeatures / 3, false);
-      if (perPart) geom = { ...perPart, packedOrder: 'qkv-heads' };
-    }
-  } else {
-    if (q.linear === k.linear || k.linear === v.linear || q.linear === v.linear) return undefined;
-    geom = headsFromPath(ix, q.path, q.linear.outFeatures, false);
-    const vGeom = headsFromPath(ix, v.path, v.linear.outFeatures, false);
-    const kGeom = headsFromPath(ix, k.path, k.linear.outFeatures, false);
-    if (geom && kGeom && vGeom && kGeom.heads < geom.heads) {
-      return groupedQuery(ix, softmax, pv, out, { q: q.linear, k: k.linear, v: v.linear }, geom, kGeom.heads, [k.path, v.path]);
-    }
-  }
-  if (!geom) {
-    const folded = q.path.find((r) => r.opType === 'Reshape' && evalShape(ix, r.input[1]!)?.length === 3);
-    throw new OptinError(
-      'unsupported',
-      folded
-        ? `attention at ${ix.label(softmax)}: the query path folds the heads into the batch axis (${ix.label(folded)} reshapes to 3 dims, [seq, batch*heads, head_size]) but not as nn.MultiheadAttention does (the batch multiplied by a constant head count, then Transpose [1,0,2]); cannot tell the number of heads`
-        : `attention at ${ix.label(softmax)}: cannot tell the number of heads (no Reshape into [batch, seq, heads, head_size] found on the query path)`,
-    );
-  }
-  const ctxWidth = out.linear.inFeatures;
-  let folded: AttentionBlock['folded'];
+  if (!packed && (q.linear === k.linear || k.linear === v.linear || q.linear === v.linear)) return 'two of its query, key and value come from one projection and the third from another';
+  let folded: AttentionSite['folded'];
   let input = q.linear.input;
-  if (geom.foldedAt) {
-    const vFold = headsFromPath(ix, v.path, v.linear.outFeatures, packed)?.foldedAt;
+  if (foldOn(ix, q.path)) {
+    const vFold = foldOn(ix, v.path);
     const t = ix.producer.get(q.linear.input);
     if (!vFold) throw new OptinError('unsupported', `attention at ${ix.label(softmax)}: the query folds its heads into the batch axis but the value path does not`);
     if (t?.opType !== 'Transpose' || attrInts(t, 'perm')?.join(',') !== '1,0,2') {
@@ -160,11 +105,7 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
     folded = { v: vFold.input[0]!, pv: pv.output[0]! };
     input = t.input[0]!;
   }
-  const H = geom.heads, dq = geom.headSize, dv = ctxWidth / H;
   return {
-    heads: H,
-    headSize: dq,
-    vHeadSize: dv,
     layout: packed ? 'packed' : 'separate',
     projections: packed ? [q.linear] : [q.linear, k.linear, v.linear],
     output: out.linear,
@@ -176,52 +117,23 @@ export function attentionFromSoftmax(ix: GraphIndex, li: LinearIndex, softmax: N
   };
 }
 
+/** Whether a product of two activations (probabilities times values) lies within a few single-path steps after `value`. */
+function productAhead(ix: GraphIndex, value: string): boolean {
+  let v = value;
+  for (let hop = 0; hop < 4; hop++) {
+    const uses = ix.uses(v);
+    if (uses.length !== 1) return false;
+    const u = uses[0]!;
+    if ((u.opType === 'MatMul' || u.opType === 'FusedMatMul') && u.input.every((i) => !ix.constant(i))) return hop > 0;
+    v = u.output[0]!;
+  }
+  return false;
+}
+
 /** The end of the message for a sequence-first stack the batch-first rewrite could not handle (structure/streamLayout.ts). */
 export const SEQUENCE_FIRST = 'sequence-first models whose stream cannot be made batch-first are not supported';
 
-/**
- * Grouped-query attention: `kvHeads` key/value heads, each repeated for `group` consecutive query
- * heads (Unsqueeze at axis 2, Expand, Reshape: Llama's repeat_kv). The unit is a key/value head with
- * its query heads: Q columns of the group, one K and one V head, the group's output rows. With one
- * key/value head (multi-query attention) the whole attention is one unit.
- */
-function groupedQuery(
-  ix: GraphIndex, softmax: NodeProto, pv: NodeProto, out: { linear: Linear; path: NodeProto[] }, p: { q: Linear; k: Linear; v: Linear },
-  geom: HeadGeometry, kvHeads: number, kvPaths: NodeProto[][],
-): AttentionBlock {
-  const H = geom.heads, dq = geom.headSize, group = H / kvHeads, dv = p.v.outFeatures / kvHeads;
-  const where = `attention at ${ix.label(softmax)}`;
-  if (!Number.isInteger(group)) throw new OptinError('unsupported', `${where}: ${H} query heads do not split evenly over ${kvHeads} key/value heads`);
-  for (const path of kvPaths) {
-    const e = path.find((n) => n.opType === 'Expand');
-    const u = e ? ix.producer.get(e.input[0]!) : undefined;
-    const axes = u?.opType === 'Unsqueeze' ? (u.input[1] ? ix.constInts(u.input[1]) : attrInts(u, 'axes')) : undefined;
-    if (!e || axes?.length !== 1 || axes[0] !== 2) {
-      throw new OptinError('unsupported', `${where}: ${H} query heads share ${kvHeads} key/value heads, but not repeated as Unsqueeze(axis 2) + Expand + Reshape (Llama's repeat_kv); cannot tell which query heads share each key/value head`);
-    }
-  }
-  const ctxWidth = out.linear.inFeatures;
-  if (ctxWidth !== H * dv) throw new OptinError('unsupported', `${where}: the output projection reads ${ctxWidth} features, expected ${H} heads x ${dv}`);
-  // One key/value head whose query heads' output rows split quantization blocks: the whole attention is one unit.
-  if (kvHeads === 1 && !(out.linear.blockSize && dv % out.linear.blockSize)) {
-    return {
-      heads: H, headSize: dq, vHeadSize: dv, sharedKv: true,
-      layout: 'multi-query',
-      projections: [p.q, p.k, p.v],
-      output: out.linear, input: p.q.input, context: out.linear.input, perHead: pv.output[0]!, core: nodeId(softmax),
-      ...withCache(ix, kvPaths),
-    };
-  }
-  return {
-    heads: kvHeads, headSize: dq, vHeadSize: group * dv, group,
-    layout: 'grouped-query',
-    projections: [p.q, p.k, p.v],
-    output: out.linear, input: p.q.input, context: out.linear.input, kvValue: p.v.output, core: nodeId(softmax),
-    ...withCache(ix, kvPaths),
-  };
-}
-
-function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads: number): { linear: Linear & { einsum?: boolean } } | undefined {
+function outputProjection(ix: GraphIndex, li: LinearIndex, value: string): { linear: Linear & { einsum?: boolean } } | undefined {
   const direct = traceForwardToLinear(ix, li.all, value);
   if (direct) return { linear: direct.linear };
   const uses = ix.uses(value);
@@ -230,7 +142,6 @@ function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads:
   const w = e ? ix.constant(e.input[1]!) : undefined;
   if (!r || !e || !w || w.dims.length !== 3) return undefined;
   const [h, d, D] = tensorShape(w) as [number, number, number];
-  if (h !== heads) return undefined;
   const addU = ix.uses(e.output[0]!);
   const add = addU.length === 1 && addU[0]!.opType === 'Add' ? addU[0]! : undefined;
   const bias = add?.input.find((i) => { const c = ix.constant(i); return c && c.dims.length === 1 && Number(c.dims[0]) === D; });
@@ -242,58 +153,34 @@ function outputProjection(ix: GraphIndex, li: LinearIndex, value: string, heads:
   };
 }
 
-/** Detect a fused com.microsoft Attention block (causal with `unidirectional=1`: decoders). */
-export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto): AttentionBlock {
-  const heads = attrInt(n, 'num_heads', 0);
+/** Find a fused com.microsoft Attention layer (causal with `unidirectional=1`: decoders). */
+export function attentionFromFused(ix: GraphIndex, li: LinearIndex, n: NodeProto): AttentionSite {
   const w = ix.constant(n.input[1]!);
-  if (!w || w.dims.length !== 2 || heads <= 0) {
+  if (!w || w.dims.length !== 2 || attrInt(n, 'num_heads', 0) <= 0) {
     throw new OptinError('unsupported', `${ix.label(n)}: fused Attention without constant 2-D weights or num_heads is not supported`);
   }
   if (n.input[4] || n.output[1]) {
     throw new OptinError('unsupported', `${ix.label(n)}: fused Attention with a key/value cache (past input, present output) is not supported yet; prune the model exported without a cache`);
   }
-  const total = tensorShape(w)[1]!;
-  const sizes = attrInts(n, 'qkv_hidden_sizes');
-  const [qh, kh, vh] = sizes && sizes.length === 3 ? (sizes as [number, number, number]) : [total / 3, total / 3, total / 3];
-  if (qh + kh + vh !== total || qh % heads || vh % heads) {
-    throw new OptinError('unsupported', `${ix.label(n)}: qkv widths ${qh}/${kh}/${vh} do not split into ${heads} heads`);
-  }
-  const out = outputProjection(ix, li, n.output[0]!, heads);
+  const out = outputProjection(ix, li, n.output[0]!);
   if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
-  return {
-    heads, headSize: qh / heads, vHeadSize: vh / heads,
-    layout: 'fused-attention',
-    projections: [],
-    output: out.linear, input: n.input[0]!, context: n.output[0]!, core: nodeId(n),
-  };
+  return { layout: 'fused-attention', projections: [], output: out.linear, input: n.input[0]!, context: n.output[0]!, core: nodeId(n) };
 }
 
 /**
- * Detect a com.microsoft MultiHeadAttention block with separate Q/K/V projections (q and k may pass
- * through RotaryEmbedding nodes); causal (`unidirectional=1`) in decoders.
- * @throws OptinError('unsupported') for a key/value cache or a per-head attention bias, naming the node.
+ * Find the attention at a fused attention op ({@link HeadOp}: MultiHeadAttention, GroupQueryAttention,
+ * ONNX Attention): its query, key and value traced back to separate projections, its output to the
+ * output projection. Its heads come from the propagation's rule for the op (groups/headOps.ts).
+ * @throws OptinError with the op's refusal (a cache, a bias with a head axis...), or when the
+ * projections are not found, naming the node.
  */
-export function attentionFromMha(ix: GraphIndex, li: LinearIndex, n: NodeProto): AttentionBlock {
-  const heads = attrInt(n, 'num_heads', 0);
-  if (n.input[6] || n.input[7]) {
-    throw new OptinError('unsupported', `${ix.label(n)}: MultiHeadAttention with a key/value cache (past_key/past_value inputs) is not supported yet; prune the model exported without a cache`);
+export function attentionFromHeadOp(ix: GraphIndex, li: LinearIndex, n: NodeProto, op: HeadOp): AttentionSite {
+  const refusal = op.refuse(n);
+  if (refusal) throw new OptinError(refusal.code, `${ix.label(n)}${refusal.code === 'decoder' ? ' ' : ': '}${refusal.why}`);
+  const [q, k, v] = op.heads.map((i) => (n.input[i] ? traceBackToLinear(ix, li, n.input[i]!)?.linear : undefined));
+  const out = outputProjection(ix, li, n.output[0]!);
+  if (!q || !k || !v || new Set([q, k, v]).size < 3 || !out) {
+    throw new OptinError('unsupported', `${ix.label(n)}: expected separate query, key and value projections (MatMul or Gemm with constant weights) and an output projection`);
   }
-  if (n.input[5]) {
-    throw new OptinError('unsupported', `${ix.label(n)}: MultiHeadAttention with an attention bias input (it has a head axis) is not supported yet; prune the model exported without it`);
-  }
-  const [qv, kv, vv] = [n.input[0], n.input[1], n.input[2]];
-  const q = qv ? traceBackToLinear(ix, li, qv) : undefined;
-  const k = kv ? traceBackToLinear(ix, li, kv) : undefined;
-  const v = vv ? traceBackToLinear(ix, li, vv) : undefined;
-  if (!q || !k || !v || heads <= 0) {
-    throw new OptinError('unsupported', `${ix.label(n)}: MultiHeadAttention needs separate query/key/value projections and num_heads`);
-  }
-  const out = outputProjection(ix, li, n.output[0]!, heads);
-  if (!out) throw new OptinError('unsupported', `${ix.label(n)}: its output does not feed a recognisable output projection`);
-  return {
-    heads, headSize: q.linear.outFeatures / heads, vHeadSize: v.linear.outFeatures / heads,
-    layout: 'mha',
-    projections: [q.linear, k.linear, v.linear],
-    output: out.linear, input: q.linear.input, context: n.output[0]!, core: nodeId(n),
-  };
+  return { layout: op.layout, projections: [q, k, v], output: out.linear, input: q.input, context: n.output[0]!, core: nodeId(n) };
 }

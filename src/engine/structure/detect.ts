@@ -4,13 +4,12 @@ import { tensorShape } from '../onnx/tensor';
 import { OptinError } from '../errors';
 import { findLinears, nodeId } from './linear';
 import { LinearIndex } from './trace';
-import { attentionFromFused, attentionFromMha, attentionFromSoftmax, SEQUENCE_FIRST } from './attention';
+import { attentionFromFused, attentionFromHeadOp, attentionFromSoftmax, SEQUENCE_FIRST } from './attention';
+import { headOp } from '../groups/headOps';
 import { batchFirstGraph, streamEntries } from './streamLayout';
-import { attentionFromOnnx } from './onnxAttention';
-import { attentionFromGqa } from './ortGqa';
 import { feedForwardBlocks } from './ffn';
 import { measureShapes, type MeasuredShapes } from '../groups/shapes';
-import { headGroup } from './headUnits';
+import { attentionBlock, siteHeads, unmaskable } from './headUnits';
 import { withMeasuredLayers } from './measure';
 import type { InputSize } from '../data/types';
 import { modelInputs, wordEmbedding } from './inputs';
@@ -18,9 +17,9 @@ import { cacheEvidence, carriedCache, causalEvidence, idleCacheOutput, isCacheVa
 import { normAfter, normProducing } from './norms';
 import { visionTokenCount } from './vision';
 import { checkWeightTypes } from './dtypes';
-import type { AttentionBlock, EncoderLayer, FfnBlock, Linear, ModelInput, ModelStructure } from './types';
+import type { AttentionBlock, AttentionSite, EncoderLayer, FfnBlock, Linear, ModelInput, ModelStructure } from './types';
 
-function attentionLinears(a: AttentionBlock): Linear[] {
+function attentionLinears(a: AttentionSite): Linear[] {
   return [a.output, ...a.projections];
 }
 
@@ -92,11 +91,14 @@ function family(model: OnnxModel, vision: boolean): string {
   return 'bert';
 }
 
-/** What the shape-free pass finds: attention blocks, the projections, and how the graph was read. */
-interface AttentionPass {
+/** A structure whose layers hold attention of type `A` (sites before the heads are measured). */
+type Structure<A extends AttentionSite> = Omit<ModelStructure, 'layers'> & { layers: Array<EncoderLayer<A>> };
+
+/** What the shape-free pass finds: attention sites, the projections, and how the graph was read. */
+interface AttentionPass<A extends AttentionSite = AttentionSite> {
   ix: GraphIndex;
   li: LinearIndex;
-  attns: AttentionBlock[];
+  attns: A[];
   notes: string[];
   inputs: ModelInput[];
   causal: string | undefined;
@@ -126,20 +128,40 @@ export async function detectStructure(model: OnnxModel, opts: DetectOptions = {}
 /** {@link detectStructure}, with the shapes it measured (for the analyses that follow on the same graph). */
 export async function analyzeStructure(model: OnnxModel, opts: DetectOptions = {}): Promise<{ st: ModelStructure; shapes: MeasuredShapes }> {
   const pass = attentionPass(model);
-  const shapes = opts.shapes ?? await measureShapes(model, opts.size);
-  const outputs = new Set(pass.ix.graph.output.map((o) => o.name));
-  for (const a of pass.attns) {
-    // A key/value cache's present outputs carry the heads out (their head axis follows the kept heads).
-    const unit = headGroup(pass.ix, shapes, a, a.cache ? new Set([...outputs].filter((o) => !a.cache!.includes(o))) : outputs);
-    if (typeof unit === 'string') throw new OptinError('unsupported', `${model.path}: the heads of the attention at ${pass.ix.label(pass.ix.graph.node.find((n) => nodeId(n) === a.core)!)} cannot be cut: ${unit}`);
-    a.unit = unit;
+  let shapes: MeasuredShapes, attns: AttentionBlock[];
+  try {
+    shapes = opts.shapes ?? await measureShapes(model, opts.size);
+    attns = withHeads(pass.ix, shapes, pass.attns, model.path);
+  } catch (e) {
+    if (pass.causal && e instanceof OptinError && (e.code === 'unsupported' || e.code === 'runtime')) {
+      throw new OptinError('decoder', `${model.path}: a decoder-only (causal) model (${pass.causal}) that cannot be pruned yet: ${e.message.replace(`${model.path}: `, '').replace(`${model.path} (shape probe): `, 'measuring its shapes on a synthetic batch failed: ')}`);
+    }
+    throw e;
   }
-  const { ffns, notes } = feedForward(pass.ix, pass.li, pass.attns, shapes);
-  return { st: withMeasuredLayers(pass.ix, assemble(model, pass, ffns, [...pass.notes, ...notes]), shapes, opts.size), shapes };
+  const { ffns, notes } = feedForward(pass.ix, pass.li, attns, shapes);
+  return { st: withMeasuredLayers(pass.ix, assemble(model, { ...pass, attns }, ffns, [...pass.notes, ...notes]), shapes, opts.size), shapes };
+}
+
+/**
+ * Each site's heads as the propagation finds them on the measured shapes ({@link siteHeads}).
+ * @throws OptinError('unsupported') naming the attention whose heads no closure gives, or whose
+ * units would split a block-quantized output projection's blocks.
+ */
+function withHeads(ix: GraphIndex, shapes: MeasuredShapes, sites: AttentionSite[], where: string): AttentionBlock[] {
+  return sites.map((site) => {
+    const u = siteHeads(ix, shapes, site);
+    if (typeof u === 'string') throw new OptinError('unsupported', `${where}: the heads of the attention at ${ix.label(ix.graph.node.find((n) => nodeId(n) === site.core)!)} cannot be cut: ${u}`);
+    const odd = unmaskable(ix, shapes, site, u.group);
+    if (odd) throw new OptinError('unsupported', `${where}: ${odd}`);
+    const a = attentionBlock(site, u);
+    const why = quantizedHeadRows(a);
+    if (why) throw new OptinError('unsupported', `${where}: ${why}`);
+    return a;
+  });
 }
 
 /** The residual feed-forward blocks outside the attention blocks, with a note when their neurons are cut in quantization blocks. */
-function feedForward(ix: GraphIndex, li: LinearIndex, attns: AttentionBlock[], shapes: MeasuredShapes): { ffns: FfnBlock[]; notes: string[] } {
+function feedForward(ix: GraphIndex, li: LinearIndex, attns: AttentionSite[], shapes: MeasuredShapes): { ffns: FfnBlock[]; notes: string[] } {
   const taken = new Set<Linear>(attns.flatMap(attentionLinears));
   const ffns = feedForwardBlocks(ix, li, shapes, taken, (f) => inResidualStream(ix, f));
   const quantized = ffns.filter((f) => f.down.blockSize);
@@ -151,7 +173,8 @@ function feedForward(ix: GraphIndex, li: LinearIndex, attns: AttentionBlock[], s
 
 /** Attention and residual feed-forward blocks of a graph in node order, without assigning layers, on its measured shapes. */
 export function findBlocks(ix: GraphIndex, where: string, shapes: MeasuredShapes): { attns: AttentionBlock[]; ffns: FfnBlock[]; notes: string[] } {
-  const { attns, li } = findAttention(ix, where);
+  const { attns: sites, li } = findAttention(ix, where);
+  const attns = withHeads(ix, shapes, sites, where);
   return { attns, ...feedForward(ix, li, attns, shapes) };
 }
 
@@ -184,10 +207,6 @@ function attentionPass(model: OnnxModel): AttentionPass {
     }
   }
   const { attns } = blocks;
-  for (const a of attns) {
-    const why = quantizedHeadRows(ix, a);
-    if (why) throw new OptinError('unsupported', `${where}: ${why}`);
-  }
   const cached = new Set(attns.flatMap((a) => a.cache ?? []));
   const idleCache = g.input.filter((i) => !cached.has(i.name) && isCacheValue(i)).flatMap((i) => {
     const present = idleCacheOutput(ix, i.name);
@@ -206,7 +225,7 @@ function attentionPass(model: OnnxModel): AttentionPass {
 }
 
 /** The structure from the attention pass and the feed-forward blocks: cache checks, layers, norms, interface. */
-function assemble(model: OnnxModel, pass: AttentionPass, ffns: FfnBlock[], notes: string[]): ModelStructure {
+function assemble<A extends AttentionSite>(model: OnnxModel, pass: AttentionPass<A>, ffns: FfnBlock[], notes: string[]): Structure<A> {
   const { ix, attns, inputs, causal, sequenceFirst } = pass;
   const g = ix.graph;
   const where = model.path;
@@ -223,7 +242,7 @@ function assemble(model: OnnxModel, pass: AttentionPass, ffns: FfnBlock[], notes
   const res0 = residualAfter(ix, first.output);
   const norm: 'pre' | 'post' = !res0 || res0.skip === first.input ? 'post' : 'pre';
   /** The value the first sublayer of a layer reads, and its residual add. */
-  const entry = (l: EncoderLayer): { reads: string; res: ReturnType<typeof residualAfter> } =>
+  const entry = (l: EncoderLayer<A>): { reads: string; res: ReturnType<typeof residualAfter> } =>
     l.attention ? { reads: l.attention.input, res: residualAfter(ix, l.attention.output) } : { reads: l.ffn!.up.input, res: residualAfter(ix, l.ffn!.down) };
   layers.forEach((l, i) => {
     const next = layers[i + 1];
@@ -260,10 +279,10 @@ function assemble(model: OnnxModel, pass: AttentionPass, ffns: FfnBlock[], notes
 }
 
 /** A structure around `layers`: inputs, outputs, modality, vocabulary, position table and vision tokens. */
-function withInterface(model: OnnxModel, ix: GraphIndex, inputs: ModelInput[], hidden: number, norm: 'pre' | 'post', layers: EncoderLayer[]): ModelStructure {
+function withInterface<A extends AttentionSite>(model: OnnxModel, ix: GraphIndex, inputs: ModelInput[], hidden: number, norm: 'pre' | 'post', layers: Array<EncoderLayer<A>>): Structure<A> {
   const pixel = inputs.find((i) => i.role === 'pixel_values');
   const ids = inputs.find((i) => i.role === 'input_ids');
-  const s: ModelStructure = {
+  const s: Structure<A> = {
     architecture: inputs.some((i) => i.name === 'input_features') ? 'audio-encoder' : family(model, !!pixel),
     modality: pixel ? 'vision' : ids ? 'text' : 'hidden-states',
     hidden,
@@ -304,7 +323,7 @@ function maxPositions(ix: GraphIndex, idsName: string, hidden: number, seqDim: n
  * Why a block-quantized output projection cannot lose one unit's rows (a unit's context width is not
  * a whole number of quantization blocks), or undefined.
  */
-function quantizedHeadRows(ix: GraphIndex, a: AttentionBlock): string | undefined {
+function quantizedHeadRows(a: AttentionBlock): string | undefined {
   if (a.output.op !== 'MatMulNBits') return undefined;
   const block = a.output.blockSize!;
   if (a.vHeadSize % block === 0) return undefined;
@@ -338,7 +357,7 @@ function withBatchFirstStream(model: OnnxModel, where: string): (ReturnType<type
 }
 
 /** The projection that writes a layer's last sublayer back to the residual stream. */
-function sublayerOutput(l: EncoderLayer): Linear {
+function sublayerOutput(l: EncoderLayer<AttentionSite>): Linear {
   return l.ffn?.down ?? l.attention!.output;
 }
 
@@ -347,13 +366,13 @@ function sublayerOutput(l: EncoderLayer): Linear {
  * next attention); any other feed-forward block (before the first attention, or a second one after
  * an attention) is a layer of its own with no attention.
  */
-function assignLayers(attns: AttentionBlock[], ffns: FfnBlock[], order: (name: string) => number): EncoderLayer[] {
+function assignLayers<A extends AttentionSite>(attns: A[], ffns: FfnBlock[], order: (name: string) => number): Array<EncoderLayer<A>> {
   const items = [
     ...attns.map((a) => ({ at: order(a.core), attention: a, ffn: undefined })),
     ...ffns.map((f) => ({ at: order(f.up.node), attention: undefined, ffn: f })),
   ].sort((x, y) => x.at - y.at);
-  const layers: EncoderLayer[] = [];
-  let open: EncoderLayer | undefined;
+  const layers: Array<EncoderLayer<A>> = [];
+  let open: EncoderLayer<A> | undefined;
   for (const it of items) {
     if (it.attention) {
       open = { index: layers.length, attention: it.attention, ffn: null, input: it.attention.input, output: '', feature: '' };
@@ -369,7 +388,7 @@ function assignLayers(attns: AttentionBlock[], ffns: FfnBlock[], order: (name: s
 }
 
 /** Attention blocks of a graph in node order, with the graph's projections. */
-function findAttention(ix: GraphIndex, where: string): { attns: AttentionBlock[]; li: LinearIndex; notes: string[] } {
+function findAttention(ix: GraphIndex, where: string): { attns: AttentionSite[]; li: LinearIndex; notes: string[] } {
   const g = ix.graph;
   let li: LinearIndex;
   try {
@@ -378,16 +397,16 @@ function findAttention(ix: GraphIndex, where: string): { attns: AttentionBlock[]
     if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
     throw e;
   }
-  const attns: AttentionBlock[] = [];
+  const attns: AttentionSite[] = [];
+  const skipped: string[] = [];
   for (const n of g.node) {
     try {
       if (n.opType === 'Softmax') {
         const a = attentionFromSoftmax(ix, li, n);
-        if (a) attns.push(a);
+        if (typeof a === 'string') skipped.push(`${ix.label(n)}: ${a}`);
+        else if (a) attns.push(a);
       } else if (n.opType === 'Attention' && n.domain === 'com.microsoft') attns.push(attentionFromFused(ix, li, n));
-      else if (n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft') attns.push(attentionFromMha(ix, li, n));
-      else if (n.opType === 'Attention' && (!n.domain || n.domain === 'ai.onnx')) attns.push(attentionFromOnnx(ix, li, n));
-      else if (n.opType === 'GroupQueryAttention' && n.domain === 'com.microsoft') attns.push(attentionFromGqa(ix, li, n));
+      else if (headOp(n)) attns.push(attentionFromHeadOp(ix, li, n, headOp(n)!));
     } catch (e) {
       if (e instanceof OptinError) throw new OptinError(e.code, `${where}: ${e.message}`);
       throw e;
@@ -399,7 +418,9 @@ function findAttention(ix: GraphIndex, where: string): { attns: AttentionBlock[]
       `${where}: no multi-head attention found (no Softmax between query-key and value MatMuls fed by projections, no Attention op); this does not look like a transformer encoder`,
     );
   }
-  return { attns, li, notes: [] };
+  // Attention probabilities in a form not recognised beside attention that is: said, never left out silently.
+  const notes = skipped.map((x) => `the Softmax at ${x}; its heads are not pruned (the projections around it are left whole)`);
+  return { attns, li, notes };
 }
 
 /**
@@ -418,7 +439,7 @@ export function describeInterface(model: OnnxModel): ModelStructure {
     const inputs = modelInputs(ix);
     const ids = inputs.find((i) => i.role === 'input_ids');
     const word = ids ? wordEmbedding(ix, ids.name) : undefined;
-    const st = withInterface(model, ix, inputs, word ? Number(word.dims[1]) : 0, 'post', []);
+    const st = { ...withInterface(model, ix, inputs, word ? Number(word.dims[1]) : 0, 'post', []), layers: [] };
     const causal = causalEvidence(ix);
     return causal ? { ...st, architecture: 'decoder', causal } : st;
   }

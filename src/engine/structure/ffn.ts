@@ -3,6 +3,8 @@ import type { NodeProto } from '../onnx/schema';
 import { GroupStop, Propagation } from '../groups/propagate';
 import type { MeasuredShapes } from '../groups/shapes';
 import type { ChannelGroup } from '../groups/types';
+import { unitSites } from '../groups/unitShapes';
+import { OptinError } from '../errors';
 import type { LinearIndex } from './trace';
 import type { Activation, FfnBlock, Linear } from './types';
 
@@ -80,6 +82,13 @@ export function feedForwardBlocks(
     }
     const f = asFeedForward(ix, g, byNode, taken);
     if (!f || !inStream(f)) continue;
+    try {
+      g.sites = unitSites(ix, shapes, g);
+    } catch (e) {
+      if (e instanceof GroupStop) throw new OptinError('unsupported', `the neurons of the feed-forward block at ${f.up.node} cannot be cut: ${e.node ? `at ${ix.label(e.node)}, ` : ''}${e.reason}`);
+      throw e;
+    }
+    f.unit = g;
     ffns.push(f);
     taken.add(f.up).add(f.down);
     if (f.gate) taken.add(f.gate);

@@ -5,7 +5,8 @@ import type { MeasuredShapes } from '../groups/shapes';
 import { unitSites } from '../groups/unitShapes';
 import { headOp, isFusedAttention } from '../groups/headOps';
 import type { ChannelGroup, Cut } from '../groups/types';
-import type { AttentionBlock, Linear } from './types';
+import type { AttentionBlock, AttentionSite, Linear } from './types';
+import { OptinError } from '../errors';
 import { nodeId } from './linear';
 
 /** Attention units found by the propagation: the group, its unit count, and how a unit lies in the start projection's output. */
@@ -52,6 +53,50 @@ function candidates(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): numbe
   return [...out].sort((a, b) => b - a);
 }
 
+/** Readings of ambiguous Reshapes tried before a one-unit closure is given up. */
+const READINGS = 16;
+
+/**
+ * The closure from `n` with `width` units of `block` entries in `parts` parts, or why the propagation
+ * stopped. With one unit, a Reshape may put it on several axes (a size-1 head axis, or heads folded
+ * into a batch axis of the same size): when the likeliest reading stops, the others are tried, the
+ * last choice first.
+ */
+function closure(ix: GraphIndex, shapes: MeasuredShapes, outputs: Set<string>, n: NodeProto, width: number, F: number, parts: number): HeadUnit | string | undefined {
+  const block = F / (width * parts);
+  if (!Number.isInteger(block) || block < 1) return undefined;
+  const choices = new Map<string, number>();
+  let why: string | undefined;
+  for (let reading = 0; reading < READINGS; reading++) {
+    const p = new Propagation(ix, shapes, width, outputs, true, choices);
+    try {
+      return { group: p.run(n, nodeId(n), block, parts), width, block, parts };
+    } catch (e) {
+      if (!(e instanceof GroupStop)) throw e;
+      why ??= e.node ? `at ${ix.label(e.node)}, ${e.reason}` : e.reason;
+      let at = p.ambiguous.length - 1;
+      while (at >= 0 && (choices.get(p.ambiguous[at]!.key) ?? 0) + 1 >= p.ambiguous[at]!.options) at--;
+      if (at < 0) return why;
+      for (const later of p.ambiguous.slice(at + 1)) choices.delete(later.key);
+      const next = p.ambiguous[at]!;
+      choices.set(next.key, (choices.get(next.key) ?? 0) + 1);
+    }
+  }
+  return why;
+}
+
+/** Every graph output but a key/value cache's presents (a graph input joined with the new keys or values), which carry the heads out. */
+function headOutputs(ix: GraphIndex): Set<string> {
+  const inputs = new Set(ix.graph.input.map((i) => i.name));
+  return new Set(ix.graph.output.map((o) => o.name).filter((o) => { const p = ix.producer.get(o); return !(p?.opType === 'Concat' && p.input.some((i) => inputs.has(i))); }));
+}
+
+/** Unit counts to try from `n`: what the Reshapes near it and near its sibling projections (those reading its input) suggest, largest first. */
+function unitCounts(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto, isLinear: (x: NodeProto) => boolean): number[] {
+  const siblings = ix.uses(n.input[0]!).filter((x) => x !== n && isLinear(x));
+  return [...new Set([n, ...siblings].flatMap((x) => candidates(ix, shapes, x)))].sort((a, b) => b - a);
+}
+
 /**
  * The attention units of a graph found by the channel propagation alone (docs/units.md, "Heads are
  * groups of d channels"): from every projection not in `taken` (and every fused Attention), each unit
@@ -66,36 +111,26 @@ export function findHeadUnits(ix: GraphIndex, shapes: MeasuredShapes, linears: L
   const fused = ix.graph.node.filter(isFusedAttention);
   // Projections, fused Attention nodes, and Einsums of an activation with a constant weight.
   const einsums = ix.graph.node.filter((n) => n.opType === 'Einsum' && n.input.length === 2 && ix.constant(n.input[1]!));
-  const isLinear = new Set([...linears.map((l) => l.node), ...[...fused, ...einsums].map(nodeId)]);
+  const linear = new Set([...linears.map((l) => l.node), ...[...fused, ...einsums].map(nodeId)]);
+  const isLinear = (x: NodeProto): boolean => linear.has(nodeId(x));
   const covered = new Set(taken);
-  // A key/value cache's present outputs (a graph input joined with the new keys or values) carry the heads out.
-  const inputs = new Set(ix.graph.input.map((i) => i.name));
-  const outputs = new Set(ix.graph.output.map((o) => o.name).filter((o) => { const p = ix.producer.get(o); return !(p?.opType === 'Concat' && p.input.some((i) => inputs.has(i))); }));
+  const outputs = headOutputs(ix);
   const units: HeadUnit[] = [];
   // onnxruntime's fused Attention is a projection of its own (its output: the context).
   const starts = [...linears.map((l) => ({ node: l.node, F: l.outFeatures })), ...fused.map((n) => ({ node: nodeId(n), F: shapes.get(n.output[0]!)?.at(-1) ?? 0 }))];
   for (const l of starts) {
     const n = nodes.get(l.node);
     if (!n || covered.has(l.node) || !shapes.has(n.output[0]!)) continue;
-    const F = l.F;
-    // The Reshapes near the projections reading the same input (key and value beside the query) say the unit counts too.
-    const siblings = ix.uses(n.input[0]!).filter((x) => x !== n && isLinear.has(nodeId(x)));
-    const widths = [...new Set([n, ...siblings].flatMap((x) => candidates(ix, shapes, x)))].sort((a, b) => b - a);
-    found: for (const width of widths) {
+    found: for (const width of unitCounts(ix, shapes, n, isLinear)) {
+      if (width < 2) continue;
       for (const parts of isFusedAttention(n) ? [1] : [1, 3]) {
-        const block = F / (width * parts);
-        if (!Number.isInteger(block) || block < 1 || width < 2) continue;
-        let group: ChannelGroup;
-        try {
-          group = new Propagation(ix, shapes, width, outputs, true).run(n, l.node, block, parts);
-        } catch (e) {
-          if (e instanceof GroupStop) continue;
-          throw e;
-        }
+        const u = closure(ix, shapes, outputs, n, width, l.F, parts);
+        if (!u || typeof u === 'string') continue;
+        const { group } = u;
         // Attention: a Softmax over the scores, or a fused attention op, on the way.
         const attends = group.slots.some((s) => { const p = ix.producer.get(s.value); return p && (p.opType === 'Softmax' || headOp(p) || isFusedAttention(p)); });
-        if (!attends || group.consumers.length !== 1 || !isLinear.has(group.consumers[0]!) || group.producers.some((p) => !isLinear.has(p))) continue;
-        units.push({ group, width, block, parts });
+        if (!attends || group.consumers.length !== 1 || !linear.has(group.consumers[0]!) || group.producers.some((p) => !linear.has(p))) continue;
+        units.push(u);
         for (const p of [...group.producers, ...group.consumers]) covered.add(p);
         break found;
       }
@@ -105,29 +140,127 @@ export function findHeadUnits(ix: GraphIndex, shapes: MeasuredShapes, linears: L
 }
 
 /**
- * An attention block's heads as a propagation group: the closure from its query (or packed)
- * projection with the block's unit count and layout, when it ends in the block's output projection
- * and names the block's projections, with the constants that hold its extent; otherwise why not
- * (docs/units.md).
+ * The heads of an attention site: the first closure of the propagation (docs/units.md) from its
+ * query projection (then key, value; the fused Attention node itself), for each unit count the
+ * Reshapes and head-count attributes near them suggest, largest first, then one unit (the whole
+ * attention: a layer already pruned to one head), that passes its core and ends in its output
+ * projection with only its projections as producers. Query heads sharing one key/value head whose
+ * output rows would split the output projection's quantization blocks give way to the group of that
+ * key/value head; any other unit that splits them is returned as it is, for the caller to refuse.
+ * Returns why none closes.
  */
-export function headGroup(ix: GraphIndex, shapes: MeasuredShapes, a: AttentionBlock, outputs: Set<string>): ChannelGroup | string {
-  // onnxruntime's fused Attention holds the Q/K/V projection itself.
-  const q = a.projections[0];
-  const first = q?.node ?? a.core;
-  const start = ix.graph.node.find((x) => nodeId(x) === first);
-  if (!start || !shapes.has(start.output[0]!)) return `no measured output for ${first}`;
-  const parts = a.projections.length === 1 ? 3 : 1;
+export function siteHeads(ix: GraphIndex, shapes: MeasuredShapes, site: AttentionSite): HeadUnit | string {
+  const nodes = new Map<string, NodeProto>(ix.graph.node.map((x) => [nodeId(x), x]));
+  const core = nodes.get(site.core)!;
+  const own = new Set([site.core, ...site.projections.map((p) => p.node)]);
+  const outputs = headOutputs(ix);
+  const starts = site.projections.length ? site.projections.map((p) => ({ n: nodes.get(p.node)!, F: p.outFeatures })) : [{ n: core, F: shapes.get(core.output[0]!)?.at(-1) ?? 0 }];
+  let stop: string | undefined, refused: string | undefined, split: HeadUnit | undefined;
+  for (const { n, F } of starts) {
+    for (const width of [...unitCounts(ix, shapes, n, (x) => own.has(nodeId(x))).filter((w) => w > 1), 1]) {
+      for (const parts of site.projections.length === 1 ? [1, 3] : [1]) {
+        const u = closure(ix, shapes, outputs, n, width, F, parts);
+        if (!u) continue;
+        if (typeof u === 'string') { stop ??= u; continue; }
+        const { group } = u;
+        if (!group.slots.some((s) => ix.producer.get(s.value) === core)) continue;
+        if (group.consumers.length !== 1 || group.consumers[0] !== site.output.node) { refused ??= `its heads are also read by ${group.consumers.filter((c) => c !== site.output.node).join(', ') || 'no output projection'}`; continue; }
+        if (group.producers.some((p) => !own.has(p))) { refused ??= `its heads are produced by ${group.producers.join(', ')}, not by its projections`; continue; }
+        // A key/value head shared by every unit (multi-query): the units are single query heads, as wide as that key head.
+        const [q, k] = site.projections;
+        if (q && k && !group.producers.includes(k.node) && slotOf(group, q.output).block !== k.outFeatures) continue;
+        const sited = withSites(ix, shapes, u);
+        if (typeof sited === 'string') { stop ??= sited; continue; }
+        if (site.output.blockSize && contextBlock(site, group) % site.output.blockSize) {
+          // Query heads sharing one key/value head give way to that head's group; anything coarser is not tried.
+          if (k && group.producers.includes(k.node)) return u;
+          split = u;
+          continue;
+        }
+        return u;
+      }
+    }
+  }
+  return split ?? refused ?? stop ?? 'no unit count splits its projections';
+}
+
+/** The unit with the constants that hold its extent attached, or why they cannot be rewritten. */
+function withSites(ix: GraphIndex, shapes: MeasuredShapes, u: HeadUnit): HeadUnit | string {
   try {
-    const group = new Propagation(ix, shapes, a.heads, outputs, true).run(start, first, q ? q.outFeatures / a.heads / parts : 1, q ? parts : 1);
-    const want = (q ? (a.sharedKv ? [q] : a.projections).map((p) => p.node) : [a.core]).sort().join();
-    if (group.consumers.length !== 1 || group.consumers[0] !== a.output.node) return `its heads are also read by ${group.consumers.filter((c) => c !== a.output.node).join(', ') || 'no output projection'}`;
-    if ([...group.producers].sort().join() !== want) return `its heads are produced by ${group.producers.join(', ')}, not by its projections`;
-    group.sites = unitSites(ix, shapes, group);
-    return group;
+    u.group.sites = unitSites(ix, shapes, u.group);
+    return u;
   } catch (e) {
     if (e instanceof GroupStop) return e.node ? `at ${ix.label(e.node)}, ${e.reason}` : e.reason;
     throw e;
   }
+}
+
+/**
+ * Why scoring could not mask a site's heads where they lie, or undefined: an unfused attention is
+ * masked on its per-head context [batch, heads, seq, d], so the unit must be its axis 1; heads folded
+ * into the batch axis other than as nn.MultiheadAttention does (the fold read back by a Transpose
+ * [1,0,2] right after: `folded`) put them elsewhere.
+ */
+export function unmaskable(ix: GraphIndex, shapes: MeasuredShapes, site: AttentionSite, group: ChannelGroup): string | undefined {
+  // One unit: masking it masks the whole context, wherever the axis.
+  if (!site.perHead || group.width === 1) return undefined;
+  const s = group.slots.find((x) => x.value === site.perHead);
+  if (s && s.axis === 1 && !s.parts) return undefined;
+  const core = ix.graph.node.find((x) => nodeId(x) === site.core)!;
+  const fold = group.slots.find((x) => x.parts && ix.producer.get(x.value)?.opType === 'Reshape');
+  const by = fold ? ix.producer.get(fold.value)! : undefined;
+  return by
+    ? `attention at ${ix.label(core)}: the query path folds the heads into the batch axis (${ix.label(by)} reshapes to ${shapes.get(fold!.value)?.length} dims, [seq, batch*heads, head_size]) but not as nn.MultiheadAttention does (read back by a Transpose [1,0,2] right after); where its heads lie cannot be told for scoring`
+    : `attention at ${ix.label(core)}: its heads are not on axis 1 of the per-head context "${site.perHead}", where scoring masks them`;
+}
+
+/** Entries per unit on the value a group reaches (its unit layout there). */
+function slotOf(group: ChannelGroup, value: string): { block: number; parts: number } {
+  const s = group.slots.find((x) => x.value === value);
+  if (!s) throw new OptinError('unsupported', `the heads' group does not reach "${value}"`);
+  return { block: s.block ?? 1, parts: s.parts ?? 1 };
+}
+
+/** Context columns (output projection rows) per unit. */
+function contextBlock(site: AttentionSite, group: ChannelGroup): number {
+  return slotOf(group, site.output.input).block;
+}
+
+/**
+ * The attention block of a site and its heads: unit count, head sizes, grouped-query group and
+ * shared key/value heads, all read from the unit's layout on the projections' outputs and on the
+ * context (docs/units.md).
+ */
+export function attentionBlock(site: AttentionSite, u: HeadUnit): AttentionBlock {
+  const { group } = u;
+  const [q, k, v] = site.projections;
+  let headSize: number, ratio = 1, sharedKv = false;
+  if (!q) {
+    const c = group.cuts.find((x) => x.node === site.core && x.input === 1 && !x.offset);
+    headSize = c?.block ?? 1;
+  } else if (!k) {
+    const s = slotOf(group, q.output);
+    headSize = s.parts === 3 ? s.block : s.block / 3;
+  } else if (!group.producers.includes(k.node)) {
+    sharedKv = true;
+    headSize = slotOf(group, q.output).block;
+  } else {
+    headSize = slotOf(group, k.output).block;
+    ratio = slotOf(group, q.output).block / headSize;
+  }
+  const layout = site.layout !== 'separate' ? site.layout : ratio > 1 ? 'grouped-query' : sharedKv ? 'multi-query' : 'separate';
+  const block: AttentionBlock = {
+    ...site, layout,
+    heads: u.width, headSize, vHeadSize: contextBlock(site, group),
+    ...(ratio > 1 ? { group: ratio } : {}), ...(sharedKv ? { sharedKv } : {}),
+    unit: group,
+  };
+  // Unfused grouped-query attention is masked on V (one key/value head per unit), not per query head.
+  if (ratio > 1 && site.perHead && v) {
+    delete block.perHead;
+    block.kvValue = v.output;
+  }
+  return block;
 }
 
 /** The cuts of a head unit's projection weights and biases (fused ops: the weights the node holds), what weight-based rankings sum per unit. */

@@ -24,43 +24,21 @@ export interface Linear {
   output: string;
 }
 
-/** One multi-head attention block. */
-export interface AttentionBlock {
-  heads: number;
-  /** Head size of Q and K. */
-  headSize: number;
-  /**
-   * Context columns per unit: the head size of V (equal to headSize except for qkv_hidden_sizes
-   * graphs); with grouped-query attention, group x the value head size.
-   */
-  vHeadSize: number;
-  /**
-   * Grouped-query attention: query heads sharing each key/value head. `heads` then counts key/value
-   * heads, each pruned with its query heads as one unit (docs/units.md). Absent: 1.
-   */
-  group?: number;
+/**
+ * Where an attention layer is, shape-free: its core (Softmax or fused op), the projections that
+ * produce its heads and the one that reads them back, and the values scoring masks. How many heads
+ * and how wide comes from the propagation ({@link AttentionBlock}).
+ */
+export interface AttentionSite {
   /**
    * Decoders exported with a key/value cache: the graph inputs (past) and outputs (present) that hold
    * this attention's keys and values, heads on axis 1; their head axis follows the kept key/value heads.
    */
   cache?: string[];
-  /**
-   * Multi-query attention: one key/value head shared by every query head; the units are the query
-   * heads, and the K/V projections are a fixed cost paid while any head is kept.
-   */
-  sharedKv?: boolean;
-  /** Grouped-query attention: the V projection's product [batch, seq, heads * value head size], where scoring masks a unit. */
-  kvValue?: string;
   /** How Q, K and V are produced ('separate', 'packed', 'fused-attention', 'mha', ...): shown, never branched on. */
   layout: string;
-  /** The Q/K/V projections (none when a fused node holds the weights). */
+  /** The Q/K/V projections, query first (none when a fused node holds the weights). */
   projections: Linear[];
-  /**
-   * The heads as a group of the channel propagation in units mode (docs/units.md, "Heads are groups
-   * of d channels"): every weight, bias and constant term cut with them, each with its unit layout.
-   * Set by detection (detectStructure), which refuses a block the propagation does not close over.
-   */
-  unit?: ChannelGroup;
   /** Output projection; `einsum` when the weight is [heads, headSize, hidden]. */
   output: Linear & { einsum?: boolean };
   /** Value entering the Q/K/V projections. */
@@ -80,6 +58,36 @@ export interface AttentionBlock {
   core: string;
 }
 
+/** One multi-head attention block: its site and its heads as the propagation found them (docs/units.md). */
+export interface AttentionBlock extends AttentionSite {
+  heads: number;
+  /** Head size of Q and K. */
+  headSize: number;
+  /**
+   * Context columns per unit: the head size of V (equal to headSize except for qkv_hidden_sizes
+   * graphs); with grouped-query attention, group x the value head size.
+   */
+  vHeadSize: number;
+  /**
+   * Grouped-query attention: query heads sharing each key/value head. `heads` then counts key/value
+   * heads, each pruned with its query heads as one unit (docs/units.md). Absent: 1.
+   */
+  group?: number;
+  /**
+   * Multi-query attention: one key/value head shared by every query head; the units are the query
+   * heads, and the K/V projections are a fixed cost paid while any head is kept.
+   */
+  sharedKv?: boolean;
+  /** Grouped-query attention: the V projection's product [batch, seq, heads * value head size], where scoring masks a unit. */
+  kvValue?: string;
+  /**
+   * The heads as a group of the channel propagation in units mode (docs/units.md, "Heads are groups
+   * of d channels"): every weight, bias and constant term cut with them, each with its unit layout.
+   * Set by detection (detectStructure), which refuses a block the propagation does not close over.
+   */
+  unit?: ChannelGroup;
+}
+
 /** Activation between the two FFN matrices. */
 export type Activation = 'gelu-erf' | 'gelu-tanh' | 'gelu' | 'fast-gelu' | 'bias-gelu' | 'relu' | 'silu' | 'quick-gelu' | 'unknown';
 
@@ -93,6 +101,11 @@ export interface FfnBlock {
   /** Neuron activations [batch, seq, I] right before the second matrix. */
   hidden: string;
   width: number;
+  /**
+   * The neurons as a group of the channel propagation (docs/units.md): every weight and bias cut
+   * with them, and the constants that hold their count (`sites`: shape entries, Split sizes).
+   */
+  unit?: ChannelGroup;
 }
 
 /** A LayerNorm, fused or decomposed. */
@@ -130,9 +143,9 @@ export interface LayerShape {
  * alone (`attention: null`: a layer whose attention an earlier pruning removed, or a second FFN in a
  * layer, as in Conformer's macaron FFNs).
  */
-export interface EncoderLayer {
+export interface EncoderLayer<A extends AttentionSite = AttentionBlock> {
   index: number;
-  attention: AttentionBlock | null;
+  attention: A | null;
   ffn: FfnBlock | null;
   /** Residual stream entering the layer. */
   input: string;
