@@ -10,6 +10,7 @@ import { materialize } from '../fixtures/materialize';
 import { layerMacs } from '../../src/engine/flops';
 import { findHeadUnits } from '../../src/engine/structure/headUnits';
 import { findLinears } from '../../src/engine/structure/linear';
+import { applyKeep } from '../../src/engine/prune/apply';
 import { expectOptinError, fixture } from './helpers';
 
 /**
@@ -123,6 +124,25 @@ describe('attention heads found by the channel propagation', function () {
         const u = units.find((x) => x.group.consumers[0] === a.output.node);
         assert.ok(u, `${rel}: a unit ends in ${a.output.node}`);
         assert.deepEqual([u.width, [...u.group.producers].sort()], [a.heads, [...a.unit!.producers].sort()], `${rel}: ${a.core}`);
+      }
+    }
+  });
+
+  it(`analysed again after pruning to one head, or none, in a layer: every layout and variant (${cases.length + variants.length} files), the kept counts`, async () => {
+    for (const rel of [...cases.map((c) => c[1]), ...variants]) {
+      const m = loadModel(rel.endsWith('.skeleton.onnx') ? materialize(fixture(rel)) : fixture(rel));
+      const { st } = await analyzeStructure(m);
+      for (const shift of [0, 1, 2]) {
+        // Per layer: one head (the last), none, or every other head; the first layer keeps one at least.
+        const heads = st.layers.map((l, i) => {
+          const H = l.attention?.heads ?? 0, r = (i + shift) % 3;
+          return r === 0 || (r === 1 && i === 0) ? (H ? [H - 1] : []) : r === 1 ? [] : Array.from({ length: H }, (_, j) => j).filter((j) => j % 2 === 0);
+        });
+        const neurons = st.layers.map((l) => Array.from({ length: l.ffn?.width ?? 0 }, (_, j) => j).filter((j) => l.ffn?.down.blockSize || j % 3 !== 1));
+        const again = (await analyzeStructure({ ...m, proto: applyKeep(m, st, { heads, neurons }) })).st;
+        // A key/value group left alone is multi-query attention: its query heads are the units.
+        const units = (l: (typeof st.layers)[number], k: number): number => k * (l.attention?.group ?? 1);
+        assert.deepEqual(again.layers.filter((l) => l.attention).map((l) => units(l, l.attention!.heads)), st.layers.map((l, i) => units(l, heads[i]!.length)).filter((k) => k > 0), `${rel}, keep ${JSON.stringify(heads.map((h) => h.length))}`);
       }
     }
   });
