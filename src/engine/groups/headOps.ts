@@ -31,10 +31,11 @@ const no = (why: string): HeadOpRefusal => ({ code: 'unsupported', why });
 /** com.microsoft MultiHeadAttention with separate Q/K/V (q and k may pass RotaryEmbedding); causal with `unidirectional=1` (decoders). */
 const MHA: HeadOp = {
   heads: [0, 1, 2], absent: [5, 6, 7], attrs: ['num_heads'], bias: 3, layout: 'mha',
-  refuse: (n) => n.input[6] || n.input[7]
-    ? no('MultiHeadAttention with a key/value cache (past_key/past_value inputs) is not supported yet; prune the model exported without a cache')
-    : n.input[5] ? no('MultiHeadAttention with an attention bias input (it has a head axis) is not supported yet; prune the model exported without it')
-      : attrInt(n, 'num_heads', 0) <= 0 ? no('MultiHeadAttention without num_heads is not supported') : undefined,
+  refuse: (n) => {
+    if (n.input[6] || n.input[7]) return no('MultiHeadAttention with a key/value cache (past_key/past_value inputs) is not supported yet; prune the model exported without a cache');
+    if (n.input[5]) return no('MultiHeadAttention with an attention bias input (it has a head axis) is not supported yet; prune the model exported without it');
+    return attrInt(n, 'num_heads', 0) <= 0 ? no('MultiHeadAttention without num_heads is not supported') : undefined;
+  },
 };
 
 /**
@@ -46,9 +47,10 @@ const MHA: HeadOp = {
  */
 const GQA: HeadOp = {
   heads: [0, 1, 2], absent: [3, 4], attrs: ['num_heads', 'kv_num_heads'], layout: 'ort-group-query',
-  refuse: (n) => n.input[3] || n.input[4]
-    ? no('GroupQueryAttention with a key/value cache (past_key/past_value inputs) is not supported yet; prune the model exported without a cache')
-    : !n.input[1] || !n.input[2] ? no('GroupQueryAttention on a packed Q/K/V input is not supported yet; expected separate query, key and value inputs') : undefined,
+  refuse: (n) => {
+    if (n.input[3] || n.input[4]) return no('GroupQueryAttention with a key/value cache (past_key/past_value inputs) is not supported yet; prune the model exported without a cache');
+    return !n.input[1] || !n.input[2] ? no('GroupQueryAttention on a packed Q/K/V input is not supported yet; expected separate query, key and value inputs') : undefined;
+  },
 };
 
 /**

@@ -133,13 +133,17 @@ export async function analyzeStructure(model: OnnxModel, opts: DetectOptions = {
     shapes = opts.shapes ?? await measureShapes(model, opts.size);
     attns = withHeads(pass.ix, shapes, pass.attns, model.path);
   } catch (e) {
-    if (pass.causal && e instanceof OptinError && (e.code === 'unsupported' || e.code === 'runtime')) {
-      throw new OptinError('decoder', `${model.path}: a decoder-only (causal) model (${pass.causal}) that cannot be pruned yet: ${e.message.replace(`${model.path}: `, '').replace(`${model.path} (shape probe): `, 'measuring its shapes on a synthetic batch failed: ')}`);
-    }
+    if (pass.causal && e instanceof OptinError && (e.code === 'unsupported' || e.code === 'runtime')) throw asDecoderRefusal(model.path, pass.causal, e);
     throw e;
   }
   const { ffns, notes } = feedForward(pass.ix, pass.li, attns, shapes);
   return { st: withMeasuredLayers(pass.ix, assemble(model, { ...pass, attns }, ffns, [...pass.notes, ...notes]), shapes, opts.size), shapes };
+}
+
+/** A refusal of a causal model, saying why in the words of the error that stopped its analysis. */
+function asDecoderRefusal(where: string, causal: string, e: OptinError): OptinError {
+  const why = e.message.replace(`${where}: `, '').replace(`${where} (shape probe): `, 'measuring its shapes on a synthetic batch failed: ');
+  return new OptinError('decoder', `${where}: a decoder-only (causal) model (${causal}) that cannot be pruned yet: ${why}`);
 }
 
 /**
@@ -149,10 +153,11 @@ export async function analyzeStructure(model: OnnxModel, opts: DetectOptions = {
  */
 function withHeads(ix: GraphIndex, shapes: MeasuredShapes, sites: AttentionSite[], where: string): AttentionBlock[] {
   return sites.map((site) => {
+    const at = ix.label(ix.graph.node.find((n) => nodeId(n) === site.core)!);
     const u = siteHeads(ix, shapes, site);
-    if (typeof u === 'string') throw new OptinError('unsupported', `${where}: the heads of the attention at ${ix.label(ix.graph.node.find((n) => nodeId(n) === site.core)!)} cannot be cut: ${u}`);
+    if (typeof u === 'string') throw new OptinError('unsupported', `${where}: the heads of the attention at ${at} cannot be cut: ${u}`);
     const odd = unmaskable(ix, shapes, site, u.group);
-    if (odd) throw new OptinError('unsupported', `${where}: ${odd}`);
+    if (odd) throw new OptinError('unsupported', `${where}: attention at ${at}: ${odd}`);
     const a = attentionBlock(site, u);
     const why = quantizedHeadRows(a);
     if (why) throw new OptinError('unsupported', `${where}: ${why}`);
@@ -201,7 +206,7 @@ function attentionPass(model: OnnxModel): AttentionPass {
       sequenceFirst = { transposes: flipped.transposes };
     } else {
       if (causal && e instanceof OptinError && (e.code === 'not-transformer' || e.code === 'unsupported')) {
-        throw new OptinError('decoder', `${where}: a decoder-only (causal) model (${causal}) that cannot be pruned yet: ${e.message.replace(`${where}: `, '')}`);
+        throw asDecoderRefusal(where, causal, e);
       }
       throw e;
     }

@@ -53,7 +53,7 @@ function candidates(ix: GraphIndex, shapes: MeasuredShapes, n: NodeProto): numbe
   return [...out].sort((a, b) => b - a);
 }
 
-/** Readings of ambiguous Reshapes tried before a one-unit closure is given up. */
+/** Readings of ambiguous steps (a Reshape, a size-1 axis) tried before a one-unit closure is given up. */
 const READINGS = 16;
 
 /**
@@ -206,12 +206,9 @@ export function unmaskable(ix: GraphIndex, shapes: MeasuredShapes, site: Attenti
   if (!site.perHead || group.width === 1) return undefined;
   const s = group.slots.find((x) => x.value === site.perHead);
   if (s && s.axis === 1 && !s.parts) return undefined;
-  const core = ix.graph.node.find((x) => nodeId(x) === site.core)!;
   const fold = group.slots.find((x) => x.parts && ix.producer.get(x.value)?.opType === 'Reshape');
-  const by = fold ? ix.producer.get(fold.value)! : undefined;
-  return by
-    ? `attention at ${ix.label(core)}: the query path folds the heads into the batch axis (${ix.label(by)} reshapes to ${shapes.get(fold!.value)?.length} dims, [seq, batch*heads, head_size]) but not as nn.MultiheadAttention does (read back by a Transpose [1,0,2] right after); where its heads lie cannot be told for scoring`
-    : `attention at ${ix.label(core)}: its heads are not on axis 1 of the per-head context "${site.perHead}", where scoring masks them`;
+  if (!fold) return `its heads are not on axis 1 of the per-head context "${site.perHead}", where scoring masks them`;
+  return `the query path folds the heads into the batch axis (${ix.label(ix.producer.get(fold.value)!)} reshapes to ${shapes.get(fold.value)?.length} dims, [seq, batch*heads, head_size]) but not as nn.MultiheadAttention does (read back by a Transpose [1,0,2] right after); where its heads lie cannot be told for scoring`;
 }
 
 /** Entries per unit on the value a group reaches (its unit layout there). */
